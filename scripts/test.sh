@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Every test: install what is missing, then
+#   1. release build (g++, -Werror): unit, end-to-end and cross-language tests, each
+#      benchmark once, the layering check;
+#   2. dev build (clang, ASan + UBSan): the same tests, then each libFuzzer target for a
+#      bounded time (POCKET_FUZZ_SECONDS, default 30).
+# POCKET_TEST_QUICK=1 skips the dev build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+JOBS=${JOBS:-$(nproc)}
+FUZZ_SECONDS=${POCKET_FUZZ_SECONDS:-30}
+
+bash scripts/deps.sh --with-node
+python3 scripts/check_layering.py
+
+echo "== release build" >&2
+cmake --preset release -DPOCKET_WERROR=ON >/dev/null
+cmake --build build/release -j "$JOBS"
+echo "== release tests" >&2
+ctest --test-dir build/release --output-on-failure -j "$JOBS"
+echo "== benchmarks, one pass each" >&2
+for b in build/release/src/*/pocket_*_bench; do
+  [ -x "$b" ] || continue
+  "$b" --benchmark_min_time=0.01 >/dev/null || { echo "benchmark failed: $b" >&2; exit 1; }
+done
+
+if [ "${POCKET_TEST_QUICK:-0}" = 1 ]; then exit 0; fi
+
+echo "== dev build (ASan + UBSan)" >&2
+cmake --preset dev >/dev/null
+cmake --build build/dev -j "$JOBS"
+echo "== dev tests" >&2
+ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build/dev --output-on-failure -j "$JOBS" -LE slow
+echo "== fuzz, ${FUZZ_SECONDS}s per target" >&2
+for f in $(find build/dev -name '*_fuzz' -type f -perm -u+x | sort); do
+  name=$(basename "$f")
+  corpus=build/dev/fuzz-corpus/$name
+  mkdir -p "$corpus"
+  seeds=testdata/fuzz/$name
+  [ -d "$seeds" ] || seeds=""
+  echo "fuzz: $name" >&2
+  "$f" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 -print_final_stats=0 \
+       "$corpus" $seeds 2>build/dev/$name.log || { tail -50 build/dev/$name.log; exit 1; }
+done
+echo "== all tests passed" >&2

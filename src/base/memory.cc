@@ -1,0 +1,33 @@
+#include "base/memory.h"
+
+#include <cstdio>
+#include <cstring>
+
+namespace pocket {
+namespace {
+
+// Reads "<key>:   <n> kB" from a /proc file.
+uint64_t ReadKb(const char* file, const char* key) {
+  FILE* f = std::fopen(file, "r");
+  if (!f) return 0;
+  char line[256];
+  uint64_t kb = 0;
+  const size_t key_len = std::strlen(key);
+  while (std::fgets(line, sizeof line, f)) {
+    if (std::strncmp(line, key, key_len) == 0 && line[key_len] == ':') {
+      unsigned long long v = 0;
+      if (std::sscanf(line + key_len + 1, "%llu", &v) == 1) kb = v;
+      break;
+    }
+  }
+  std::fclose(f);
+  return kb * 1024;
+}
+
+}  // namespace
+
+uint64_t CurrentRssBytes() { return ReadKb("/proc/self/status", "VmRSS"); }
+uint64_t PeakRssBytes() { return ReadKb("/proc/self/status", "VmHWM"); }
+uint64_t AvailableMemoryBytes() { return ReadKb("/proc/meminfo", "MemAvailable"); }
+
+}  // namespace pocket

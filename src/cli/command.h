@@ -1,0 +1,41 @@
+// The `pocket` binary's subcommand registry. Each subcommand lives in its own file in
+// src/cli/ and registers itself with POCKET_COMMAND; main.cc builds the CLI11 app from
+// the registry. A command's Configure adds its options to the given CLI11 subcommand and
+// returns the function to run once parsing succeeded; that function returns the exit code.
+// Only src/cli/ writes to stdout.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+
+namespace pocket::cli {
+
+using CommandMain = std::function<int()>;
+
+struct Command {
+  std::string name;
+  std::string summary;
+  std::function<CommandMain(CLI::App&)> configure;
+};
+
+std::vector<Command>& Registry();
+
+struct Registrar {
+  explicit Registrar(Command c) { Registry().push_back(std::move(c)); }
+};
+
+// Prints "pocket <command>: <message>" to stderr and returns exit code 1 (2 for bad usage).
+int Fail(const std::string& command, const Status& status);
+
+// The model used when none is given: the embedded default (see docs/models.md).
+std::string DefaultModelPath();
+
+}  // namespace pocket::cli
+
+#define POCKET_COMMAND(id, name, summary, configure) \
+  static ::pocket::cli::Registrar pk_command_##id({name, summary, configure})

@@ -1,0 +1,68 @@
+// `pocket`: one binary, one subcommand per file in this folder (see command.h).
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+
+#include "base/log.h"
+#include "cli/command.h"
+
+namespace pocket::cli {
+
+std::vector<Command>& Registry() {
+  static std::vector<Command> commands;
+  return commands;
+}
+
+int Fail(const std::string& command, const Status& status) {
+  std::fprintf(stderr, "pocket %s: %s\n", command.c_str(), status.message().c_str());
+  return status.code() == StatusCode::kInvalidArgument ? 2 : 1;
+}
+
+std::string DefaultModelPath() {
+  if (const char* env = std::getenv("POCKET_MODEL"); env && *env) return env;
+  // Beside the binary's source tree: build/<preset>/pocket -> ../../models/default.gguf,
+  // or installed: <prefix>/bin/pocket -> <prefix>/share/pocket/default.gguf.
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    for (auto dir = exe.parent_path(); !dir.empty() && dir != dir.root_path();
+         dir = dir.parent_path()) {
+      for (const char* rel : {"models/default.gguf", "share/pocket/default.gguf"}) {
+        auto p = dir / rel;
+        if (std::filesystem::exists(p, ec)) return p.string();
+      }
+    }
+  }
+  return "models/default.gguf";
+}
+
+}  // namespace pocket::cli
+
+int main(int argc, char** argv) {
+  using namespace pocket::cli;
+  pocket::SetLogSink([](pocket::LogLevel, std::string_view m) {
+    std::fprintf(stderr, "%.*s\n", static_cast<int>(m.size()), m.data());
+  });
+  CLI::App app{"pocket: local-first AI engine and toolkit"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "pocket 0.1.0");
+  auto& registry = Registry();
+  std::sort(registry.begin(), registry.end(),
+            [](const Command& a, const Command& b) { return a.name < b.name; });
+  std::vector<std::pair<CLI::App*, CommandMain>> mains;
+  for (auto& c : registry) {
+    CLI::App* sub = app.add_subcommand(c.name, c.summary);
+    mains.emplace_back(sub, c.configure(*sub));
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  for (auto& [sub, fn] : mains) {
+    if (sub->parsed()) return fn();
+  }
+  return 2;
+}
