@@ -1,0 +1,93 @@
+#include "router/router.h"
+
+#include "base/sha256.h"
+#include "router/http_client.h"
+
+namespace pocket::router {
+
+Result<std::unique_ptr<Router>> Router::Create(Policy policy,
+                                               const std::string& default_ledger_path) {
+  PK_ASSIGN_OR_RETURN(PrivacyClassifier classifier, PrivacyClassifier::Create(policy.privacy));
+  const std::string path = policy.ledger_path.empty() ? default_ledger_path : policy.ledger_path;
+  PK_ASSIGN_OR_RETURN(std::unique_ptr<Ledger> ledger, Ledger::Open(path));
+  return std::unique_ptr<Router>(
+      new Router(std::move(policy), std::move(classifier), std::move(ledger)));
+}
+
+Result<RoutePlan> Router::Plan(const RouteRequest& request, const std::string& api_key_name,
+                               double now_s) {
+  RoutePlan plan;
+  const std::string area =
+      request.area.empty() ? policy_.default_area : request.area;
+  const Area* a = policy_.FindArea(area);
+  if (!a) return Status::InvalidArgument("unknown feature area '" + area + "'");
+  std::vector<BudgetScope> scopes{{BudgetScope::Kind::kArea, a->name, a->budget}};
+  for (const auto& k : policy_.api_keys)
+    if (k.name == api_key_name) scopes.push_back({BudgetScope::Kind::kApiKey, k.name, k.budget});
+  const int64_t tokens = request.prompt_tokens + request.max_tokens;
+  auto reserve = [&](const Backend& b) -> Status {
+    const int64_t cost = CostMicros(b, request.prompt_tokens, request.max_tokens);
+    auto id = ledger_->Reserve(scopes, b.name, cost, tokens, now_s);
+    if (!id.ok()) return id.status();
+    plan.reservation_id = *id;
+    plan.reserved_micro_usd = cost;
+    return Status::Ok();
+  };
+  PK_ASSIGN_OR_RETURN(plan.decision, Decide(policy_, request, reserve));
+  plan.backend = policy_.FindBackend(plan.decision.backend);
+  return plan;
+}
+
+Result<RemoteReply> Router::CallRemote(const Backend& backend, const std::string& path,
+                                       nlohmann::json body) const {
+  body["model"] = backend.model;
+  body["stream"] = false;
+  body.erase("stream_options");
+  body.erase("pocket");
+  HttpRequest req;
+  req.method = "POST";
+  std::string base = backend.base_url;
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  req.url = base + path;
+  req.headers.emplace_back("content-type", "application/json");
+  if (!backend.api_key.empty()) req.headers.emplace_back("authorization", "Bearer " + backend.api_key);
+  req.body = body.dump();
+  req.timeout_ms = backend.timeout_ms;
+  PK_ASSIGN_OR_RETURN(HttpResponse res, HttpFetch(req));
+  if (res.status < 200 || res.status > 299)
+    return Status::IOError("http_" + std::to_string(res.status) + ": " + backend.name + " " +
+                           req.url + ": " + res.body.substr(0, 200));
+  RemoteReply reply;
+  reply.body = nlohmann::json::parse(res.body, nullptr, /*allow_exceptions=*/false);
+  if (reply.body.is_discarded() || !reply.body.is_object())
+    return Status::IOError("bad_response: " + backend.name + ": response is not a JSON object");
+  const auto& usage = reply.body.value("usage", nlohmann::json::object());
+  if (usage.is_object()) {
+    const auto pt = usage.find("prompt_tokens");
+    const auto ct = usage.find("completion_tokens");
+    if (pt != usage.end() && pt->is_number_integer()) reply.prompt_tokens = pt->get<int64_t>();
+    if (ct != usage.end() && ct->is_number_integer()) reply.completion_tokens = ct->get<int64_t>();
+  }
+  return reply;
+}
+
+Status Router::Settle(const RoutePlan& plan, int64_t prompt_tokens, int64_t completion_tokens) {
+  if (plan.reservation_id < 0 || !plan.backend) return Status::Ok();
+  return ledger_->Settle(plan.reservation_id,
+                         CostMicros(*plan.backend, prompt_tokens, completion_tokens),
+                         prompt_tokens + completion_tokens);
+}
+
+Status Router::Release(const RoutePlan& plan) {
+  if (plan.reservation_id < 0) return Status::Ok();
+  return ledger_->Release(plan.reservation_id);
+}
+
+const ApiKey* Router::FindApiKey(const std::string& bearer_token) const {
+  const std::string h = Sha256Hex(bearer_token);
+  for (const auto& k : policy_.api_keys)
+    if (k.sha256_hex == h) return &k;
+  return nullptr;
+}
+
+}  // namespace pocket::router

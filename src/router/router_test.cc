@@ -1,0 +1,434 @@
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <map>
+#include <thread>
+
+#include "router/decision.h"
+#include "router/http_client.h"
+#include "router/ledger.h"
+#include "router/policy.h"
+#include "router/privacy.h"
+#include "router/router.h"
+
+namespace pocket::router {
+namespace {
+
+EnvLookup FakeEnv(std::map<std::string, std::string> vars) {
+  return [vars](const std::string& n) -> std::optional<std::string> {
+    auto it = vars.find(n);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+constexpr const char* kPolicy = R"(
+default_area = "chat"
+hard_prompt_tokens = 1000
+[backends.local]
+kind = "local"
+tokens_per_s = 50
+[backends.cloud]
+kind = "openai"
+base_url = "${URL}"
+api_key = "${KEY}"
+model = "big"
+price_input_per_1k = 0.5
+price_output_per_1k = 1.5
+context_length = 8000
+[areas.chat]
+backends = ["local", "cloud"]
+latency_target_ms = 1000
+budget_day_usd = 1.0
+[areas.summarize]
+backends = ["local"]
+[privacy]
+mode = "local"
+[privacy.patterns]
+employee = "EMP-[0-9]{6}"
+)";
+
+Policy MustParse(const char* text, std::map<std::string, std::string> env = {
+                                       {"URL", "http://127.0.0.1:9/v1"}, {"KEY", "k"}}) {
+  auto p = ParsePolicy(text, FakeEnv(env));
+  EXPECT_TRUE(p.ok()) << p.status().ToString();
+  return p.ok() ? *p : Policy{};
+}
+
+TEST(ExpandEnvTest, SubstitutesDefaultsAndRejectsUnset) {
+  auto env = FakeEnv({{"A", "x"}});
+  EXPECT_EQ(*ExpandEnv("a${A}b", env), "axb");
+  EXPECT_EQ(*ExpandEnv("${B:-dflt}", env), "dflt");
+  EXPECT_EQ(*ExpandEnv("no vars $ {A}", env), "no vars $ {A}");
+  EXPECT_FALSE(ExpandEnv("${B}", env).ok());
+  EXPECT_FALSE(ExpandEnv("${A", env).ok());
+  EXPECT_FALSE(ExpandEnv("${}", env).ok());
+}
+
+TEST(PolicyTest, ParsesBackendsAreasPrivacy) {
+  Policy p = MustParse(kPolicy);
+  ASSERT_EQ(p.backends.size(), 2u);
+  const Backend* cloud = p.FindBackend("cloud");
+  ASSERT_NE(cloud, nullptr);
+  EXPECT_EQ(cloud->kind, BackendKind::kRemote);
+  EXPECT_EQ(cloud->base_url, "http://127.0.0.1:9/v1");
+  EXPECT_EQ(cloud->api_key, "k");
+  EXPECT_DOUBLE_EQ(cloud->price_output_per_1k, 1.5);
+  EXPECT_EQ(cloud->context_length, 8000);
+  EXPECT_EQ(p.FindBackendByModel("big"), cloud);
+  ASSERT_NE(p.FindArea("chat"), nullptr);
+  EXPECT_DOUBLE_EQ(p.FindArea("chat")->budget.day_usd, 1.0);
+  EXPECT_EQ(p.FindArea("summarize")->backends, std::vector<std::string>{"local"});
+  ASSERT_EQ(p.privacy.patterns.size(), 1u);
+  EXPECT_EQ(p.privacy.patterns[0].name, "employee");
+}
+
+TEST(PolicyTest, UnsetRemoteVariableDisablesBackendInsteadOfFailing) {
+  Policy p = MustParse(kPolicy, {});
+  ASSERT_NE(p.FindBackend("cloud"), nullptr);
+  EXPECT_NE(p.FindBackend("cloud")->disabled_reason.find("URL"), std::string::npos);
+}
+
+TEST(PolicyTest, RejectsBadInputWithWhere) {
+  auto env = FakeEnv({});
+  auto bad_syntax = ParsePolicy("[backends.x\n", env, "p.toml");
+  ASSERT_FALSE(bad_syntax.ok());
+  EXPECT_NE(bad_syntax.status().message().find("p.toml:1"), std::string::npos);
+  auto bad_type = ParsePolicy("[areas.chat]\nbudget_day_usd = \"lots\"\n", env);
+  ASSERT_FALSE(bad_type.ok());
+  EXPECT_NE(bad_type.status().message().find("areas.chat.budget_day_usd"), std::string::npos);
+  EXPECT_FALSE(ParsePolicy("[areas.chat]\nbackends = [\"nope\"]\n", env).ok());
+  EXPECT_FALSE(ParsePolicy("[backends.c]\nkind = \"ftp\"\n", env).ok());
+  EXPECT_FALSE(ParsePolicy("[backends.c]\nkind = \"openai\"\nmodel = \"m\"\n", env).ok());
+  EXPECT_FALSE(ParsePolicy("[privacy]\nmode = \"maybe\"\n", env).ok());
+  EXPECT_FALSE(ParsePolicy("[api_keys.ci]\nsha256 = \"abc\"\n", env).ok());
+  EXPECT_FALSE(ParsePolicy("[areas.chat]\nbudget_day_usd = -1\n", env).ok());
+}
+
+TEST(PolicyTest, EmptyPolicyHasLocalBackendAndDefaultArea) {
+  Policy p = DefaultPolicy();
+  ASSERT_EQ(p.backends.size(), 1u);
+  EXPECT_EQ(p.backends[0].kind, BackendKind::kLocal);
+  ASSERT_NE(p.FindArea("chat"), nullptr);
+}
+
+TEST(PolicyTest, ShippedExampleParses) {
+  auto p = LoadPolicy(std::string(POCKET_SOURCE_DIR) + "/docs/policy.example.toml",
+                      FakeEnv({{"POCKET_REMOTE_URL", "http://127.0.0.1:1/v1"},
+                               {"POCKET_REMOTE_KEY", "secret"}}));
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  auto c = PrivacyClassifier::Create(p->privacy);
+  EXPECT_TRUE(c.ok()) << c.status().ToString();
+}
+
+TEST(PrivacyTest, DefaultPatternsCatchCommonSecrets) {
+  auto c = PrivacyClassifier::Create(PrivacyRules{});
+  ASSERT_TRUE(c.ok());
+  auto hits = [&](std::string_view t) { return c->Scan(t); };
+  EXPECT_EQ(hits("mail me at jane.doe@example.com"), std::vector<std::string>{"email"});
+  EXPECT_EQ(hits("call +1 415 555 0100 now"), std::vector<std::string>{"phone"});
+  EXPECT_EQ(hits("key sk-abcdefghijklmnop1234 here"), std::vector<std::string>{"api_key"});
+  EXPECT_EQ(hits("AKIAABCDEFGHIJKLMNOP"), std::vector<std::string>{"api_key"});
+  // Grouped digits also look like a phone number; over-matching errs on the private side.
+  const auto card = hits("card 4111 1111 1111 1111 exp");
+  EXPECT_NE(std::find(card.begin(), card.end(), "card"), card.end());
+  EXPECT_EQ(hits("card 4111111111111111"), std::vector<std::string>{"card"});
+  EXPECT_EQ(hits("ssn 123-45-6789"), std::vector<std::string>{"us_ssn"});
+  EXPECT_TRUE(hits("Summarize the meeting of 2026-11-21 about 3 items.").empty());
+  EXPECT_TRUE(hits("order 4111111111111112").empty()) << "fails Luhn";
+  EXPECT_TRUE(hits("").empty());
+}
+
+TEST(PrivacyTest, InvalidUtf8StillScanned) {
+  auto c = PrivacyClassifier::Create(PrivacyRules{});
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->Scan("\xff\xfe bob@example.org"), std::vector<std::string>{"email"});
+}
+
+TEST(PrivacyTest, RedactReplacesEveryMatch) {
+  PrivacyRules rules;
+  rules.patterns.push_back({"employee", "EMP-[0-9]{6}"});
+  auto c = PrivacyClassifier::Create(rules);
+  ASSERT_TRUE(c.ok());
+  int n = 0;
+  const std::string out = c->Redact("a@b.io and EMP-123456 and c@d.io", &n);
+  EXPECT_EQ(out, "[REDACTED:email] and [REDACTED:employee] and [REDACTED:email]");
+  EXPECT_EQ(n, 3);
+  EXPECT_TRUE(c->Scan(out).empty());
+}
+
+TEST(PrivacyTest, BadCustomRegexNamesPattern) {
+  PrivacyRules rules;
+  rules.patterns.push_back({"broken", "(unclosed"});
+  auto c = PrivacyClassifier::Create(rules);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("broken"), std::string::npos);
+}
+
+TEST(LuhnTest, KnownNumbers) {
+  EXPECT_TRUE(LuhnValid("4111111111111111"));
+  EXPECT_TRUE(LuhnValid("5500 0000 0000 0004"));
+  EXPECT_FALSE(LuhnValid("4111111111111112"));
+  EXPECT_FALSE(LuhnValid("0000"));
+}
+
+// ---- Decision ----
+
+Status Fits(const Backend&) { return Status::Ok(); }
+Status Broke(const Backend&) { return Status::ResourceExhausted("area 'chat': daily budget"); }
+
+RouteRequest Req() {
+  RouteRequest r;
+  r.prompt_tokens = 10;
+  r.max_tokens = 16;
+  r.local_context_length = 2048;
+  return r;
+}
+
+TEST(DecideTest, DefaultStaysLocal) {
+  Policy p = MustParse(kPolicy);
+  auto d = Decide(p, Req(), Fits);
+  ASSERT_TRUE(d.ok());
+  EXPECT_FALSE(d->remote);
+  EXPECT_EQ(d->reason, "default");
+  EXPECT_EQ(d->Header(), "local; reason=default");
+}
+
+TEST(DecideTest, QualityHighGoesRemote) {
+  Policy p = MustParse(kPolicy);
+  auto r = Req();
+  r.quality_high = true;
+  auto d = Decide(p, r, Fits);
+  ASSERT_TRUE(d.ok());
+  EXPECT_TRUE(d->remote);
+  EXPECT_EQ(d->backend, "cloud");
+  EXPECT_EQ(d->Header(), "remote=cloud; reason=quality");
+}
+
+TEST(DecideTest, PrivateNeverRemoteWhateverElse) {
+  Policy p = MustParse(kPolicy);
+  for (bool pinned : {false, true}) {
+    auto r = Req();
+    r.quality_high = true;
+    r.prompt_tokens = 5000;
+    if (pinned) r.pinned = "cloud";
+    r.marked_private = true;
+    auto d = Decide(p, r, Fits);
+    ASSERT_TRUE(d.ok());
+    EXPECT_FALSE(d->remote);
+    EXPECT_EQ(d->reason, "private");
+    r.marked_private = false;
+    r.privacy_hits = {"email"};
+    d = Decide(p, r, Fits);
+    EXPECT_FALSE(d->remote);
+    EXPECT_EQ(d->reason, "privacy_pattern");
+  }
+}
+
+TEST(DecideTest, RedactModeSendsRedacted) {
+  Policy p = MustParse(kPolicy);
+  p.privacy.mode = PrivacyMode::kRedactThenSend;
+  auto r = Req();
+  r.quality_high = true;
+  r.privacy_hits = {"email"};
+  auto d = Decide(p, r, Fits);
+  ASSERT_TRUE(d.ok());
+  EXPECT_TRUE(d->remote);
+  EXPECT_TRUE(d->redact);
+  r.marked_private = true;  // an explicit mark still wins over redaction
+  EXPECT_FALSE(Decide(p, r, Fits)->remote);
+}
+
+TEST(DecideTest, ContextDifficultyLatencyReasons) {
+  Policy p = MustParse(kPolicy);
+  auto r = Req();
+  r.prompt_tokens = 3000;
+  r.local_context_length = 2048;
+  EXPECT_EQ(Decide(p, r, Fits)->reason, "context");
+  r.local_context_length = 8192;
+  EXPECT_EQ(Decide(p, r, Fits)->reason, "difficulty");
+  r = Req();
+  r.max_tokens = 100;  // 100 tokens at 50 tok/s = 2 s > 1 s target
+  EXPECT_EQ(Decide(p, r, Fits)->reason, "latency");
+  r.area = "summarize";  // no target and no remote allowed
+  EXPECT_EQ(Decide(p, r, Fits)->reason, "default");
+  r.quality_high = true;
+  auto d = Decide(p, r, Fits);
+  EXPECT_FALSE(d->remote);
+  EXPECT_EQ(d->reason, "no_remote");
+}
+
+TEST(DecideTest, RemoteContextTooSmallStaysLocal) {
+  Policy p = MustParse(kPolicy);
+  auto r = Req();
+  r.prompt_tokens = 9000;
+  auto d = Decide(p, r, Fits);
+  EXPECT_FALSE(d->remote);
+  EXPECT_NE(d->detail.find("context 8000"), std::string::npos);
+}
+
+TEST(DecideTest, BudgetExhaustedFallsBackLocal) {
+  Policy p = MustParse(kPolicy);
+  auto r = Req();
+  r.quality_high = true;
+  auto d = Decide(p, r, Broke);
+  EXPECT_FALSE(d->remote);
+  EXPECT_EQ(d->reason, "budget");
+  r.quality_high = false;
+  r.pinned = "cloud";
+  d = Decide(p, r, Broke);
+  EXPECT_FALSE(d->remote);
+  EXPECT_EQ(d->reason, "budget");
+}
+
+TEST(DecideTest, DisabledBackendAndUnknownArea) {
+  Policy p = MustParse(kPolicy, {});
+  auto r = Req();
+  r.quality_high = true;
+  EXPECT_FALSE(Decide(p, r, Fits)->remote);
+  r.area = "nope";
+  EXPECT_FALSE(Decide(p, r, Fits).ok());
+}
+
+TEST(DecideTest, PinnedRemoteNotAllowedInArea) {
+  Policy p = MustParse(kPolicy);
+  auto r = Req();
+  r.area = "summarize";
+  r.pinned = "cloud";
+  auto d = Decide(p, r, Fits);
+  EXPECT_FALSE(d->remote);
+  EXPECT_EQ(d->reason, "not_allowed");
+  r.pinned = "local";
+  EXPECT_EQ(Decide(p, r, Fits)->reason, "requested");
+}
+
+// ---- Ledger ----
+
+constexpr double kNow = 1.8e9;  // 2027-01-15
+
+TEST(LedgerTest, ReserveSettleReleaseAndLimits) {
+  auto l = Ledger::Open(":memory:");
+  ASSERT_TRUE(l.ok()) << l.status().ToString();
+  Budget b;
+  b.day_usd = 1.0;
+  std::vector<BudgetScope> scopes{{BudgetScope::Kind::kArea, "chat", b}};
+  auto id1 = (*l)->Reserve(scopes, "cloud", 600000, 10, kNow);
+  ASSERT_TRUE(id1.ok());
+  auto id2 = (*l)->Reserve(scopes, "cloud", 500000, 10, kNow);
+  EXPECT_EQ(id2.status().code(), StatusCode::kResourceExhausted);
+  ASSERT_TRUE((*l)->Settle(*id1, 100000, 5).ok());
+  EXPECT_FALSE((*l)->Settle(*id1, 1, 1).ok()) << "settled twice";
+  auto id3 = (*l)->Reserve(scopes, "cloud", 900000, 10, kNow);
+  ASSERT_TRUE(id3.ok());
+  ASSERT_TRUE((*l)->Release(*id3).ok());
+  auto sp = (*l)->SpendFor(BudgetScope::Kind::kArea, "chat", kNow);
+  ASSERT_TRUE(sp.ok());
+  EXPECT_EQ(sp->day_micro_usd, 100000);
+  EXPECT_EQ(sp->day_tokens, 5);
+  // The next day starts fresh; the month keeps counting.
+  auto tomorrow = (*l)->SpendFor(BudgetScope::Kind::kArea, "chat", kNow + 86400);
+  EXPECT_EQ(tomorrow->day_micro_usd, 0);
+  EXPECT_EQ(tomorrow->month_micro_usd, 100000);
+}
+
+TEST(LedgerTest, TokenAndKeyBudgets) {
+  auto l = Ledger::Open(":memory:");
+  ASSERT_TRUE(l.ok());
+  Budget area, key;
+  area.month_tokens = 100;
+  key.day_usd = 0.001;
+  std::vector<BudgetScope> scopes{{BudgetScope::Kind::kArea, "code", area},
+                                  {BudgetScope::Kind::kApiKey, "ci", key}};
+  EXPECT_FALSE((*l)->Reserve(scopes, "c", 0, 101, kNow).ok());
+  EXPECT_TRUE((*l)->Reserve(scopes, "c", 1000, 50, kNow).ok());
+  auto over = (*l)->Reserve(scopes, "c", 1, 1, kNow);
+  ASSERT_FALSE(over.ok());
+  EXPECT_NE(over.status().message().find("api key 'ci'"), std::string::npos);
+  auto all = (*l)->AllSpend(BudgetScope::Kind::kApiKey, kNow);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ((*all)[0].first, "ci");
+}
+
+TEST(LedgerTest, ConcurrentReservationsNeverExceedBudget) {
+  const std::string path = ::testing::TempDir() + "/ledger_concurrent.db";
+  std::filesystem::remove(path);
+  Budget b;
+  b.day_usd = 0.01;  // 10000 micro-USD; each reservation is 700 -> at most 14 fit
+  std::atomic<int> granted{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      auto l = Ledger::Open(path);  // one connection per thread, like separate processes
+      ASSERT_TRUE(l.ok()) << l.status().ToString();
+      for (int i = 0; i < 10; ++i) {
+        auto id = (*l)->Reserve({{BudgetScope::Kind::kArea, "chat", b}}, "cloud", 700, 1, kNow);
+        if (id.ok()) ++granted;
+        else EXPECT_EQ(id.status().code(), StatusCode::kResourceExhausted) << id.status().ToString();
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(granted.load(), 14);
+  auto l = Ledger::Open(path);
+  auto sp = (*l)->SpendFor(BudgetScope::Kind::kArea, "chat", kNow);
+  EXPECT_LE(sp->day_micro_usd, 10000);
+  std::filesystem::remove(path);
+}
+
+TEST(CostTest, RoundsUp) {
+  Backend b;
+  b.price_input_per_1k = 0.0005;   // 0.5 micro-USD per token
+  b.price_output_per_1k = 0.0015;  // 1.5 micro-USD per token
+  EXPECT_EQ(CostMicros(b, 1, 0), 1);
+  EXPECT_EQ(CostMicros(b, 2, 2), 4);
+  EXPECT_EQ(UsdToMicros(1.5), 1500000);
+}
+
+// ---- Router facade ----
+
+TEST(RouterTest, PlanReservesAndSettles) {
+  Policy p = MustParse(kPolicy);
+  auto router = Router::Create(p, ":memory:");
+  ASSERT_TRUE(router.ok()) << router.status().ToString();
+  auto r = Req();
+  r.quality_high = true;
+  auto plan = (*router)->Plan(r, "", kNow);
+  ASSERT_TRUE(plan.ok());
+  EXPECT_TRUE(plan->decision.remote);
+  EXPECT_GE(plan->reservation_id, 0);
+  // 10 in at 500 micro/token... 0.5/1k = 500 micro per token; 16 out at 1500.
+  EXPECT_EQ(plan->reserved_micro_usd, 10 * 500 + 16 * 1500);
+  ASSERT_TRUE((*router)->Settle(*plan, 4, 2).ok());
+  auto sp = (*router)->ledger().SpendFor(BudgetScope::Kind::kArea, "chat", kNow);
+  EXPECT_EQ(sp->day_micro_usd, 4 * 500 + 2 * 1500);
+}
+
+TEST(RouterTest, RemoteUnreachableIsIoError) {
+  Policy p = MustParse(kPolicy, {{"URL", "http://127.0.0.1:1/v1"}, {"KEY", "k"}});
+  auto router = Router::Create(p, ":memory:");
+  ASSERT_TRUE(router.ok());
+  auto reply = (*router)->CallRemote(*p.FindBackend("cloud"), "/chat/completions",
+                                     nlohmann::json::object());
+  ASSERT_FALSE(reply.ok());
+  EXPECT_EQ(reply.status().code(), StatusCode::kIOError);
+  EXPECT_EQ(reply.status().message().rfind("unreachable", 0), 0u) << reply.status().message();
+}
+
+TEST(UrlTest, Parses) {
+  auto u = ParseUrl("http://127.0.0.1:8080/v1");
+  ASSERT_TRUE(u.ok());
+  EXPECT_EQ(u->host, "127.0.0.1");
+  EXPECT_EQ(u->port, "8080");
+  EXPECT_EQ(u->path, "/v1");
+  EXPECT_EQ(ParseUrl("http://[::1]:9/x")->host, "::1");
+  EXPECT_EQ(ParseUrl("https://api.example.com/v1").status().code(), StatusCode::kNotSupported);
+  EXPECT_FALSE(ParseUrl("ftp://x").ok());
+  EXPECT_FALSE(ParseUrl("http://h:99999/").ok());
+  EXPECT_FALSE(ParseUrl("http://:80/").ok());
+}
+
+}  // namespace
+}  // namespace pocket::router
