@@ -1,0 +1,103 @@
+// LlamaModel: a Llama-family decoder (arch "llama": Llama 2/3/3.2, SmolLM/SmolLM2,
+// TinyLlama, Mistral with full attention; arch "qwen2": Qwen2/2.5 with QKV bias and NeoX
+// RoPE) loaded from GGUF and run on the CPU kernels. Weights stay views into the file's
+// memory map (never copied); activations live in workspaces allocated at load, so a decode
+// step allocates nothing. Several sequences run in one batched forward: their tokens are
+// stacked into one activation matrix for the matmuls, and attention runs per sequence on
+// its own KvCache. A sequence's results are bit-identical whether it runs alone or batched
+// (the kernels reduce in a fixed order per output element).
+//
+// Who calls: runtime (sessions, batching scheduler, prompt cache), server (embeddings),
+// train. Thread safety: config()/gguf()/weights() are immutable and safe from any thread;
+// Forward/ForwardHidden/NewKvCache use the model's workspaces and thread pool, so one
+// thread at a time calls them (runtime serialises them in its scheduler).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "model/config.h"
+#include "model/kv_cache.h"
+#include "model/weights.h"
+#include "tensor/dtype.h"
+
+namespace pocket::formats {
+class GgufFile;
+}  // namespace pocket::formats
+
+namespace pocket::model {
+
+struct LoadOptions {
+  int threads = 0;  // threads for the forward pass, the caller included; 0 = all cores
+  // Tokens one internal step processes (sum over the batch); longer batches run in several
+  // steps of this many tokens with identical results. Sizes the activation workspaces:
+  // about max_batch_tokens * (6 * d_model + 2 * d_ff) * 4 bytes.
+  int max_batch_tokens = 128;
+};
+
+// One sequence's slice of a batch. `tokens` continue the sequence at position start_pos.
+// REQUIRES (checked, InvalidArgument): start_pos == cache->num_tokens(); start_pos +
+// tokens.size() <= cache->capacity(); tokens non-empty and inside the vocabulary; each
+// cache appears once per batch and belongs to this model's shape.
+struct BatchEntry {
+  KvCache* cache = nullptr;
+  std::span<const int32_t> tokens;
+  int start_pos = 0;
+  bool all_logits = false;  // false: only the last token's row is returned
+};
+
+class LlamaModel {
+ public:
+  // Maps `gguf_path`, reads the config and binds the weights. IOError/Corruption from the
+  // reader; NotSupported naming an unsupported architecture or dtype; InvalidArgument or
+  // NotFound naming a tensor whose shape is wrong or which is missing.
+  static Result<std::unique_ptr<LlamaModel>> Load(const std::string& gguf_path,
+                                                  const LoadOptions& opts = {});
+  // Same over an already opened file (e.g. GgufFile::FromBytes in tests).
+  static Result<std::unique_ptr<LlamaModel>> FromGguf(formats::GgufFile gguf,
+                                                      const LoadOptions& opts = {});
+
+  ~LlamaModel();
+  LlamaModel(const LlamaModel&) = delete;
+  LlamaModel& operator=(const LlamaModel&) = delete;
+
+  const LlamaConfig& config() const { return config_; }
+  const formats::GgufFile& gguf() const { return *gguf_; }
+  const LlamaWeights& weights() const { return weights_; }
+  // Bytes of all weight tensors in the mapping (a tied output counted once).
+  uint64_t weight_bytes() const { return weight_bytes_; }
+  int threads() const;
+
+  // A cache for one sequence of up to capacity_tokens tokens; dtype F32 or F16.
+  // InvalidArgument for capacity <= 0, > config().context_length or another dtype;
+  // ResourceExhausted when the memory is not available. Not concurrently with Forward.
+  Result<KvCache> NewKvCache(int capacity_tokens, tensor::DType dtype) const;
+
+  // Runs every entry's tokens through the model, appending their K/V to each entry's cache
+  // (cache->num_tokens() grows by tokens.size()). `logits` is resized to
+  // [rows][vocab_size], rows in batch order: for each entry its last token's row, or one
+  // row per token when all_logits. On error nothing is written to any cache.
+  Status Forward(std::span<BatchEntry> batch, std::vector<float>* logits);
+
+  // Same as Forward but returns the final hidden state (after the output norm),
+  // [rows][d_model], instead of logits (embeddings; mean pooling is the caller's).
+  Status ForwardHidden(std::span<BatchEntry> batch, std::vector<float>* hidden);
+
+ private:
+  struct Impl;
+  LlamaModel(std::unique_ptr<formats::GgufFile> gguf, LlamaConfig config, LlamaWeights weights,
+             const LoadOptions& opts);
+  Status Run(std::span<BatchEntry> batch, bool want_logits, std::vector<float>* out);
+
+  std::unique_ptr<formats::GgufFile> gguf_;
+  LlamaConfig config_;
+  LlamaWeights weights_;
+  uint64_t weight_bytes_ = 0;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pocket::model
