@@ -1,0 +1,58 @@
+// Internal interface between the public kernel API (kernels.cc) and the per-target SIMD
+// bodies in kernels/cpu/*.cc (Highway foreach_target + HWY_DYNAMIC_DISPATCH). No Highway
+// types here, so kernels.cc and the tests stay free of Highway headers.
+// Thread safety: all functions are reentrant; SetTargetForTest is not (tests only).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "kernels/kernels.h"
+#include "tensor/tensor.h"
+
+namespace pocket::kernels::cpu {
+
+// Activations prepared once per MatMul input.
+//  kind 0 (float weights): f32 rows of `cols` floats, stride_bytes apart.
+//  kind 1 (Q8_0/Q4_0 weights): per token at q8 + t * stride_bytes: cols int8 quants, then
+//    cols / 32 float scales (ref::QuantizeActQ8 format).
+//  kind 2 (Q4_K/Q6_K weights): per token cols / 256 tensor::BlockQ8_K.
+struct Activations {
+  int kind = 0;
+  size_t cols = 0;
+  size_t num_tokens = 0;
+  size_t stride_bytes = 0;
+  const float* f32 = nullptr;
+  const uint8_t* q8 = nullptr;
+};
+
+// Same result bits as ref::QuantizeActQ8 on every target.
+void QuantizeActQ8(const float* x, size_t n, int8_t* q, float* d);
+
+// y[t][r] for rows [r0, r1) of w and every token of act; y is [num_tokens][w rows].
+// Each (r, t) is computed by the same sequence of operations whatever r0, r1 and
+// num_tokens (batch invariance).
+void MatMulRows(const tensor::TensorView& w, const Activations& act, size_t r0, size_t r1,
+                float* y);
+
+void RmsNorm(const float* x, const float* weight, float eps, size_t n, float* out);
+// Rotates one head in place with the table row for its position.
+void RopeHead(float* x, const float* cos, const float* sin, size_t rot_dims, bool neox);
+void Softmax(float* x, size_t n);
+void SwiGLU(const float* gate, const float* up, size_t n, float* out);
+void Add(const float* a, const float* b, size_t n, float* out);
+// One query head over cache positions [0, len) of kv head `kv_head`. scores: scratch of
+// at least len floats. out: [head_dim].
+void AttentionHead(const float* q, const KvView& kv, size_t kv_head, size_t len, float scale,
+                   float* scores, float* out);
+
+// Name of the target HWY_DYNAMIC_DISPATCH picks now.
+const char* TargetName();
+// Highway targets compiled into these kernels that this CPU supports (HWY_* bits).
+std::vector<int64_t> CompiledTargets();
+const char* TargetNameOf(int64_t target);
+// Makes dispatch use only `target` (0 restores normal dispatch). Tests only.
+void SetTargetForTest(int64_t target);
+
+}  // namespace pocket::kernels::cpu

@@ -1,0 +1,414 @@
+// MatMul bodies, compiled once per Highway target (foreach_target) and picked at run time.
+//
+// Q8_0 / Q4_0 weights on x86 (AVX2 and AVX-512 targets): integer block dot products with
+// vpmaddubsw (|w| as the unsigned operand, sign(x, w) as the signed one) and vpmaddwd,
+// converted to float and accumulated with FMA into 8 lanes per (row, token); the lanes
+// are summed in a fixed order at the end. Register tiles of RM rows x RN tokens share
+// each loaded weight block between RN tokens and each activation block between RM rows.
+// Every (row, token) accumulator sees exactly the same operations in the same order
+// whatever the tile shape, which is what makes the mat-mat bit-identical to the mat-vec
+// (batch invariance) and independent of the row split across threads.
+//
+// Other targets and other dtypes: portable loops per (row, token), integer within a block.
+#include <cstring>
+#include <type_traits>
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/cpu/matmul.cc"
+#include "kernels/cpu/hwy_targets.h"  // IWYU pragma: keep
+#include "hwy/foreach_target.h"       // IWYU pragma: keep
+#include "hwy/highway.h"
+#include "kernels/cpu/cpu.h"
+#include "tensor/dtype.h"
+#include "tensor/fp16.h"
+#include "tensor/quant.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace pocket::kernels::cpu {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+using tensor::DType;
+
+#undef PK_X86_INT8
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3
+#define PK_X86_INT8 1
+#else
+#define PK_X86_INT8 0
+#endif
+
+// ---------------------------------------------------------------------------------------
+// Portable per-(row, token) dot products.
+
+float DotQ8Portable(const uint8_t* wrow, bool q4, const int8_t* xq, const float* xd,
+                    size_t nb) {
+  float acc = 0.0f;
+  int8_t w[32];
+  for (size_t b = 0; b < nb; ++b) {
+    float dw;
+    if (q4) {
+      const auto* blk = reinterpret_cast<const tensor::BlockQ4_0*>(wrow) + b;
+      dw = tensor::F16ToF32(blk->d);
+      for (size_t i = 0; i < 16; ++i) {
+        w[i] = static_cast<int8_t>((blk->qs[i] & 0x0F) - 8);
+        w[i + 16] = static_cast<int8_t>((blk->qs[i] >> 4) - 8);
+      }
+    } else {
+      const auto* blk = reinterpret_cast<const tensor::BlockQ8_0*>(wrow) + b;
+      dw = tensor::F16ToF32(blk->d);
+      std::memcpy(w, blk->qs, 32);
+    }
+    int32_t isum = 0;
+    for (size_t i = 0; i < 32; ++i) isum += int32_t{w[i]} * xq[b * 32 + i];
+    const float scale = dw * xd[b];
+    acc += scale * static_cast<float>(isum);
+  }
+  return acc;
+}
+
+float DotQ4K(const uint8_t* wrow, const tensor::BlockQ8_K* x, size_t nb) {
+  float acc = 0.0f;
+  uint8_t q[256];
+  for (size_t b = 0; b < nb; ++b) {
+    const auto* blk = reinterpret_cast<const tensor::BlockQ4_K*>(wrow) + b;
+    for (size_t c = 0; c < 4; ++c) {
+      for (size_t l = 0; l < 32; ++l) {
+        q[64 * c + l] = blk->qs[32 * c + l] & 0x0F;
+        q[64 * c + 32 + l] = blk->qs[32 * c + l] >> 4;
+      }
+    }
+    int32_t sumi = 0, summ = 0;
+    for (int j = 0; j < 8; ++j) {
+      uint8_t sc, m;
+      tensor::GetScaleMinK4(j, blk->scales, &sc, &m);
+      int32_t s = 0;
+      for (size_t i = 0; i < 32; ++i) s += int32_t{q[32 * j + i]} * x[b].qs[32 * j + i];
+      sumi += int32_t{sc} * s;
+      summ += int32_t{m} * (x[b].bsums[2 * j] + x[b].bsums[2 * j + 1]);
+    }
+    const float d = tensor::F16ToF32(blk->d), dmin = tensor::F16ToF32(blk->dmin);
+    acc += x[b].d * (d * static_cast<float>(sumi) - dmin * static_cast<float>(summ));
+  }
+  return acc;
+}
+
+float DotQ6K(const uint8_t* wrow, const tensor::BlockQ8_K* x, size_t nb) {
+  float acc = 0.0f;
+  int8_t q[256];
+  for (size_t b = 0; b < nb; ++b) {
+    const auto* blk = reinterpret_cast<const tensor::BlockQ6_K*>(wrow) + b;
+    for (size_t half = 0; half < 2; ++half) {
+      const uint8_t* ql = blk->ql + 64 * half;
+      const uint8_t* qh = blk->qh + 32 * half;
+      int8_t* o = q + 128 * half;
+      for (size_t l = 0; l < 32; ++l) {
+        o[l] = static_cast<int8_t>(((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32);
+        o[l + 32] = static_cast<int8_t>(((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32);
+        o[l + 64] = static_cast<int8_t>(((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
+        o[l + 96] = static_cast<int8_t>(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
+      }
+    }
+    int32_t sumi = 0;
+    for (size_t j = 0; j < 16; ++j) {
+      int32_t s = 0;
+      for (size_t i = 0; i < 16; ++i) s += int32_t{q[16 * j + i]} * x[b].qs[16 * j + i];
+      sumi += int32_t{blk->scales[j]} * s;
+    }
+    acc += x[b].d * (tensor::F16ToF32(blk->d) * static_cast<float>(sumi));
+  }
+  return acc;
+}
+
+// F32 / F16 / BF16 weights: vector FMA over full vectors, then a fixed-order tail.
+template <typename T>
+float DotFloat(const T* w, const float* x, size_t n) {
+  const hn::ScalableTag<float> df;
+  const size_t N = hn::Lanes(df);
+  auto acc = hn::Zero(df);
+  size_t i = 0;
+  if constexpr (std::is_same_v<T, float>) {
+    for (; i + N <= n; i += N) acc = hn::MulAdd(hn::LoadU(df, w + i), hn::LoadU(df, x + i), acc);
+  } else {
+    const hn::Rebind<T, decltype(df)> dh;
+    for (; i + N <= n; i += N) {
+      acc = hn::MulAdd(hn::PromoteTo(df, hn::LoadU(dh, w + i)), hn::LoadU(df, x + i), acc);
+    }
+  }
+  float sum = hn::GetLane(hn::SumOfLanes(df, acc));
+  for (; i < n; ++i) {
+    float wi;
+    if constexpr (std::is_same_v<T, float>) {
+      wi = w[i];
+    } else if constexpr (std::is_same_v<T, hwy::float16_t>) {
+      uint16_t bits;
+      std::memcpy(&bits, &w[i], 2);
+      wi = tensor::F16ToF32(bits);
+    } else {
+      uint16_t bits;
+      std::memcpy(&bits, &w[i], 2);
+      wi = tensor::BF16ToF32(bits);
+    }
+    sum += wi * x[i];
+  }
+  return sum;
+}
+
+// ---------------------------------------------------------------------------------------
+// x86 int8 tiles.
+
+#if PK_X86_INT8
+
+HWY_INLINE float HorizontalSum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// Signed int8 weights of block b of a Q4_0 / Q8_0 row, and its scale.
+template <bool kQ4>
+HWY_INLINE __m256i LoadWeights(const uint8_t* wrow, size_t b, float* dw) {
+  if constexpr (kQ4) {
+    const uint8_t* blk = wrow + b * sizeof(tensor::BlockQ4_0);
+    uint16_t d;
+    std::memcpy(&d, blk, 2);
+    *dw = _cvtsh_ss(d);
+    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
+    const __m256i both = _mm256_set_m128i(_mm_srli_epi16(q, 4), q);
+    return _mm256_sub_epi8(_mm256_and_si256(both, _mm256_set1_epi8(0x0F)),
+                           _mm256_set1_epi8(8));
+  } else {
+    const uint8_t* blk = wrow + b * sizeof(tensor::BlockQ8_0);
+    uint16_t d;
+    std::memcpy(&d, blk, 2);
+    *dw = _cvtsh_ss(d);
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
+  }
+}
+
+// RM rows x RN tokens. y[t * y_stride + r].
+template <int RM, int RN, bool kQ4>
+HWY_INLINE void TileQ8(const uint8_t* w0, size_t w_stride, const uint8_t* a0, size_t a_stride,
+                       size_t cols, float* y, size_t y_stride) {
+  const size_t nb = cols / 32;
+  __m256 acc[RM][RN];
+  for (int r = 0; r < RM; ++r) {
+    for (int t = 0; t < RN; ++t) acc[r][t] = _mm256_setzero_ps();
+  }
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (size_t b = 0; b < nb; ++b) {
+    __m256i xq[RN];
+    float dx[RN];
+    for (int t = 0; t < RN; ++t) {
+      const uint8_t* at = a0 + t * a_stride;
+      xq[t] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(at + b * 32));
+      std::memcpy(&dx[t], at + cols + b * sizeof(float), sizeof(float));
+    }
+    for (int r = 0; r < RM; ++r) {
+      float dw;
+      const __m256i w = LoadWeights<kQ4>(w0 + r * w_stride, b, &dw);
+      const __m256i wabs = _mm256_sign_epi8(w, w);
+      for (int t = 0; t < RN; ++t) {
+        const __m256i p16 = _mm256_maddubs_epi16(wabs, _mm256_sign_epi8(xq[t], w));
+        const __m256i p32 = _mm256_madd_epi16(p16, ones);
+        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p32), _mm256_set1_ps(dw * dx[t]),
+                                    acc[r][t]);
+      }
+    }
+  }
+  for (int r = 0; r < RM; ++r) {
+    for (int t = 0; t < RN; ++t) y[t * y_stride + r] = HorizontalSum(acc[r][t]);
+  }
+}
+
+template <bool kQ4>
+void MatMulQ8X86(const tensor::TensorView& w, const Activations& act, size_t r0, size_t r1,
+                 float* y) {
+  const size_t rows = static_cast<size_t>(w.ne[1]);
+  const size_t w_stride = w.row_bytes(), a_stride = act.stride_bytes, cols = act.cols;
+  const auto* wbase = static_cast<const uint8_t*>(w.data);
+  // AVX-512 targets have 32 vector registers: a 4 x 4 tile fits; AVX2 has 16: 4 x 2.
+  constexpr int kRn = HWY_TARGET == HWY_AVX3 ? 4 : 2;
+  size_t r = r0;
+  for (; r + 4 <= r1; r += 4) {
+    size_t t = 0;
+    if (act.num_tokens > 1) {
+      for (; t + kRn <= act.num_tokens; t += kRn) {
+        TileQ8<4, kRn, kQ4>(wbase + r * w_stride, w_stride, act.q8 + t * a_stride, a_stride,
+                            cols, y + t * rows + r, rows);
+      }
+    }
+    for (; t < act.num_tokens; ++t) {
+      TileQ8<4, 1, kQ4>(wbase + r * w_stride, w_stride, act.q8 + t * a_stride, a_stride, cols,
+                        y + t * rows + r, rows);
+    }
+  }
+  for (; r < r1; ++r) {
+    size_t t = 0;
+    for (; t + kRn <= act.num_tokens; t += kRn) {
+      TileQ8<1, kRn, kQ4>(wbase + r * w_stride, w_stride, act.q8 + t * a_stride, a_stride,
+                          cols, y + t * rows + r, rows);
+    }
+    for (; t < act.num_tokens; ++t) {
+      TileQ8<1, 1, kQ4>(wbase + r * w_stride, w_stride, act.q8 + t * a_stride, a_stride, cols,
+                        y + t * rows + r, rows);
+    }
+  }
+}
+
+void QuantizeActQ8Impl(const float* x, size_t n, int8_t* q, float* d) {
+  const __m256 sign_mask = _mm256_set1_ps(-0.0f);
+  const __m256 half = _mm256_set1_ps(0.5f);
+  const __m256 one = _mm256_set1_ps(1.0f);
+  for (size_t b = 0; b < n / 32; ++b) {
+    __m256 v[4];
+    __m256 amax = _mm256_setzero_ps();
+    for (int k = 0; k < 4; ++k) {
+      v[k] = _mm256_loadu_ps(x + b * 32 + 8 * k);
+      amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign_mask, v[k]));
+    }
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    const float scale = _mm_cvtss_f32(m) / 127.0f;
+    const float inv = scale != 0.0f ? 1.0f / scale : 0.0f;
+    d[b] = scale;
+    const __m256 vinv = _mm256_set1_ps(inv);
+    __m256i qi[4];
+    for (int k = 0; k < 4; ++k) {
+      // round half away from zero, exactly like std::round: trunc, then add sign(v) when
+      // the (exact) fractional part has magnitude >= 0.5.
+      const __m256 s = _mm256_mul_ps(v[k], vinv);
+      const __m256 t = _mm256_round_ps(s, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+      const __m256 frac = _mm256_andnot_ps(sign_mask, _mm256_sub_ps(s, t));
+      const __m256 bump = _mm256_and_ps(_mm256_cmp_ps(frac, half, _CMP_GE_OQ),
+                                        _mm256_or_ps(one, _mm256_and_ps(s, sign_mask)));
+      qi[k] = _mm256_cvtps_epi32(_mm256_add_ps(t, bump));
+    }
+    const __m256i p01 = _mm256_packs_epi32(qi[0], qi[1]);
+    const __m256i p23 = _mm256_packs_epi32(qi[2], qi[3]);
+    __m256i p = _mm256_packs_epi16(p01, p23);
+    // packs works per 128-bit lane: restore element order.
+    p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + b * 32), p);
+  }
+}
+
+#else
+
+void QuantizeActQ8Impl(const float* x, size_t n, int8_t* q, float* d) {
+  for (size_t b = 0; b < n / 32; ++b) {
+    float amax = 0.0f;
+    for (size_t i = 0; i < 32; ++i) {
+      const float a = x[b * 32 + i] < 0 ? -x[b * 32 + i] : x[b * 32 + i];
+      amax = a > amax ? a : amax;
+    }
+    const float scale = amax / 127.0f;
+    const float inv = scale != 0.0f ? 1.0f / scale : 0.0f;
+    d[b] = scale;
+    for (size_t i = 0; i < 32; ++i) {
+      const float s = x[b * 32 + i] * inv;
+      const float t = static_cast<float>(static_cast<int32_t>(s));
+      const float frac = s - t;
+      float r = t;
+      if (frac >= 0.5f) r += 1.0f;
+      if (frac <= -0.5f) r -= 1.0f;
+      q[b * 32 + i] = static_cast<int8_t>(static_cast<int32_t>(r));
+    }
+  }
+}
+
+#endif  // PK_X86_INT8
+
+void MatMulRowsImpl(const tensor::TensorView& w, const Activations& act, size_t r0, size_t r1,
+                    float* y) {
+  const size_t rows = static_cast<size_t>(w.ne[1]);
+  const size_t cols = act.cols;
+  const auto* wbase = static_cast<const uint8_t*>(w.data);
+  const size_t w_stride = w.row_bytes();
+  switch (w.dtype) {
+    case DType::kQ8_0:
+    case DType::kQ4_0: {
+#if PK_X86_INT8
+      if (w.dtype == DType::kQ4_0) {
+        MatMulQ8X86<true>(w, act, r0, r1, y);
+      } else {
+        MatMulQ8X86<false>(w, act, r0, r1, y);
+      }
+#else
+      const bool q4 = w.dtype == DType::kQ4_0;
+      for (size_t r = r0; r < r1; ++r) {
+        for (size_t t = 0; t < act.num_tokens; ++t) {
+          const uint8_t* a = act.q8 + t * act.stride_bytes;
+          y[t * rows + r] = DotQ8Portable(wbase + r * w_stride, q4,
+                                          reinterpret_cast<const int8_t*>(a),
+                                          reinterpret_cast<const float*>(a + cols), cols / 32);
+        }
+      }
+#endif
+      return;
+    }
+    case DType::kQ4_K:
+    case DType::kQ6_K: {
+      const bool q4k = w.dtype == DType::kQ4_K;
+      for (size_t r = r0; r < r1; ++r) {
+        for (size_t t = 0; t < act.num_tokens; ++t) {
+          const auto* x = reinterpret_cast<const tensor::BlockQ8_K*>(act.q8 + t * act.stride_bytes);
+          y[t * rows + r] = q4k ? DotQ4K(wbase + r * w_stride, x, cols / 256)
+                                : DotQ6K(wbase + r * w_stride, x, cols / 256);
+        }
+      }
+      return;
+    }
+    case DType::kF32:
+    case DType::kF16:
+    case DType::kBF16: {
+      for (size_t r = r0; r < r1; ++r) {
+        const uint8_t* wr = wbase + r * w_stride;
+        for (size_t t = 0; t < act.num_tokens; ++t) {
+          const float* x = act.f32 + t * cols;
+          float v;
+          if (w.dtype == DType::kF32) {
+            v = DotFloat(reinterpret_cast<const float*>(wr), x, cols);
+          } else if (w.dtype == DType::kF16) {
+            v = DotFloat(reinterpret_cast<const hwy::float16_t*>(wr), x, cols);
+          } else {
+            v = DotFloat(reinterpret_cast<const hwy::bfloat16_t*>(wr), x, cols);
+          }
+          y[t * rows + r] = v;
+        }
+      }
+      return;
+    }
+    case DType::kQ8_K:
+      break;
+  }
+}
+
+const char* TargetNameImpl() { return hwy::TargetName(HWY_TARGET); }
+
+}  // namespace HWY_NAMESPACE
+}  // namespace pocket::kernels::cpu
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace pocket::kernels::cpu {
+
+HWY_EXPORT(MatMulRowsImpl);
+HWY_EXPORT(QuantizeActQ8Impl);
+HWY_EXPORT(TargetNameImpl);
+
+void MatMulRows(const tensor::TensorView& w, const Activations& act, size_t r0, size_t r1,
+                float* y) {
+  HWY_DYNAMIC_DISPATCH(MatMulRowsImpl)(w, act, r0, r1, y);
+}
+void QuantizeActQ8(const float* x, size_t n, int8_t* q, float* d) {
+  HWY_DYNAMIC_DISPATCH(QuantizeActQ8Impl)(x, n, q, d);
+}
+const char* TargetName() { return HWY_DYNAMIC_DISPATCH(TargetNameImpl)(); }
+
+std::vector<int64_t> CompiledTargets() { return hwy::SupportedAndGeneratedTargets(); }
+const char* TargetNameOf(int64_t target) { return hwy::TargetName(target); }
+void SetTargetForTest(int64_t target) { hwy::SetSupportedTargetsForTest(target); }
+
+}  // namespace pocket::kernels::cpu
+#endif  // HWY_ONCE

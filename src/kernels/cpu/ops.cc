@@ -1,0 +1,226 @@
+// Element-wise and attention bodies, compiled once per Highway target. F32 throughout;
+// exp from Highway's contrib math (max relative error a few ulp, see math-inl.h).
+#include <cmath>
+#include <cstring>
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/cpu/ops.cc"
+#include "kernels/cpu/hwy_targets.h"  // IWYU pragma: keep
+#include "hwy/foreach_target.h"       // IWYU pragma: keep
+#include "hwy/highway.h"
+#include "hwy/contrib/math/math-inl.h"
+#include "kernels/cpu/cpu.h"
+#include "tensor/fp16.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace pocket::kernels::cpu {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+using tensor::DType;
+
+void RmsNormImpl(const float* x, const float* weight, float eps, size_t n, float* out) {
+  const hn::ScalableTag<float> d;
+  const size_t N = hn::Lanes(d);
+  auto acc = hn::Zero(d);
+  size_t i = 0;
+  for (; i + N <= n; i += N) {
+    const auto v = hn::LoadU(d, x + i);
+    acc = hn::MulAdd(v, v, acc);
+  }
+  float ss = hn::GetLane(hn::SumOfLanes(d, acc));
+  for (; i < n; ++i) ss += x[i] * x[i];
+  const float scale = 1.0f / std::sqrt(ss / static_cast<float>(n) + eps);
+  const auto vs = hn::Set(d, scale);
+  i = 0;
+  for (; i + N <= n; i += N) {
+    hn::StoreU(hn::Mul(hn::Mul(hn::LoadU(d, x + i), vs), hn::LoadU(d, weight + i)), d, out + i);
+  }
+  for (; i < n; ++i) out[i] = x[i] * scale * weight[i];
+}
+
+void RopeHeadImpl(float* x, const float* cs, const float* sn, size_t rot_dims, bool neox) {
+  const size_t half = rot_dims / 2;
+  if (neox) {
+    const hn::ScalableTag<float> d;
+    const size_t N = hn::Lanes(d);
+    size_t i = 0;
+    for (; i + N <= half; i += N) {
+      const auto a = hn::LoadU(d, x + i), b = hn::LoadU(d, x + half + i);
+      const auto c = hn::LoadU(d, cs + i), s = hn::LoadU(d, sn + i);
+      hn::StoreU(hn::NegMulAdd(b, s, hn::Mul(a, c)), d, x + i);
+      hn::StoreU(hn::MulAdd(a, s, hn::Mul(b, c)), d, x + half + i);
+    }
+    for (; i < half; ++i) {
+      const float a = x[i], b = x[half + i];
+      x[i] = a * cs[i] - b * sn[i];
+      x[half + i] = a * sn[i] + b * cs[i];
+    }
+  } else {
+    for (size_t i = 0; i < half; ++i) {
+      const float a = x[2 * i], b = x[2 * i + 1];
+      x[2 * i] = a * cs[i] - b * sn[i];
+      x[2 * i + 1] = a * sn[i] + b * cs[i];
+    }
+  }
+}
+
+float MaxOf(const float* x, size_t n) {
+  const hn::ScalableTag<float> d;
+  const size_t N = hn::Lanes(d);
+  size_t i = 0;
+  float m = -INFINITY;
+  if (n >= N) {
+    auto vm = hn::LoadU(d, x);
+    for (i = N; i + N <= n; i += N) vm = hn::Max(vm, hn::LoadU(d, x + i));
+    m = hn::GetLane(hn::MaxOfLanes(d, vm));
+  }
+  for (; i < n; ++i) m = x[i] > m ? x[i] : m;
+  return m;
+}
+
+void SoftmaxImpl(float* x, size_t n) {
+  if (n == 0) return;
+  const hn::ScalableTag<float> d;
+  const size_t N = hn::Lanes(d);
+  const float m = MaxOf(x, n);
+  const auto vm = hn::Set(d, m);
+  auto vsum = hn::Zero(d);
+  size_t i = 0;
+  for (; i + N <= n; i += N) {
+    const auto e = hn::Exp(d, hn::Sub(hn::LoadU(d, x + i), vm));
+    hn::StoreU(e, d, x + i);
+    vsum = hn::Add(vsum, e);
+  }
+  float sum = hn::GetLane(hn::SumOfLanes(d, vsum));
+  for (; i < n; ++i) {
+    x[i] = std::exp(x[i] - m);
+    sum += x[i];
+  }
+  const float inv = 1.0f / sum;
+  const auto vinv = hn::Set(d, inv);
+  for (i = 0; i + N <= n; i += N) hn::StoreU(hn::Mul(hn::LoadU(d, x + i), vinv), d, x + i);
+  for (; i < n; ++i) x[i] *= inv;
+}
+
+void SwiGLUImpl(const float* gate, const float* up, size_t n, float* out) {
+  const hn::ScalableTag<float> d;
+  const size_t N = hn::Lanes(d);
+  const auto one = hn::Set(d, 1.0f);
+  size_t i = 0;
+  for (; i + N <= n; i += N) {
+    const auto g = hn::LoadU(d, gate + i);
+    const auto u = hn::LoadU(d, up + i);
+    const auto sig = hn::Div(one, hn::Add(one, hn::Exp(d, hn::Neg(g))));
+    hn::StoreU(hn::Mul(hn::Mul(g, sig), u), d, out + i);
+  }
+  for (; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
+void AddImpl(const float* a, const float* b, size_t n, float* out) {
+  const hn::ScalableTag<float> d;
+  const size_t N = hn::Lanes(d);
+  size_t i = 0;
+  for (; i + N <= n; i += N) {
+    hn::StoreU(hn::Add(hn::LoadU(d, a + i), hn::LoadU(d, b + i)), d, out + i);
+  }
+  for (; i < n; ++i) out[i] = a[i] + b[i];
+}
+
+template <typename T>
+HWY_INLINE auto LoadF32(hn::ScalableTag<float> d, const T* p) {
+  if constexpr (std::is_same_v<T, float>) {
+    return hn::LoadU(d, p);
+  } else {
+    const hn::Rebind<T, decltype(d)> dh;
+    return hn::PromoteTo(d, hn::LoadU(dh, p));
+  }
+}
+
+template <typename T>
+HWY_INLINE float ToF32(const T* p, size_t i) {
+  if constexpr (std::is_same_v<T, float>) {
+    return p[i];
+  } else {
+    uint16_t bits;
+    std::memcpy(&bits, p + i, 2);
+    return tensor::F16ToF32(bits);
+  }
+}
+
+template <typename T>
+void AttentionHeadT(const float* q, const T* k, const T* v, size_t row_stride, size_t hd,
+                    size_t len, float scale, float* scores, float* out) {
+  const hn::ScalableTag<float> d;
+  const size_t N = hn::Lanes(d);
+  for (size_t p = 0; p < len; ++p) {
+    const T* kp = k + p * row_stride;
+    auto acc = hn::Zero(d);
+    size_t i = 0;
+    for (; i + N <= hd; i += N) acc = hn::MulAdd(hn::LoadU(d, q + i), LoadF32(d, kp + i), acc);
+    float s = hn::GetLane(hn::SumOfLanes(d, acc));
+    for (; i < hd; ++i) s += q[i] * ToF32(kp, i);
+    scores[p] = s * scale;
+  }
+  SoftmaxImpl(scores, len);
+  size_t i = 0;
+  for (; i + N <= hd; i += N) {
+    auto acc = hn::Zero(d);
+    for (size_t p = 0; p < len; ++p) {
+      acc = hn::MulAdd(hn::Set(d, scores[p]), LoadF32(d, v + p * row_stride + i), acc);
+    }
+    hn::StoreU(acc, d, out + i);
+  }
+  for (; i < hd; ++i) {
+    float acc = 0.0f;
+    for (size_t p = 0; p < len; ++p) acc += scores[p] * ToF32(v + p * row_stride, i);
+    out[i] = acc;
+  }
+}
+
+void AttentionHeadImpl(const float* q, const KvView& kv, size_t kv_head, size_t len,
+                       float scale, float* scores, float* out) {
+  const size_t hd = kv.head_dim, stride = kv.num_kv_heads * hd, off = kv_head * hd;
+  if (kv.dtype == DType::kF16) {
+    AttentionHeadT(q, static_cast<const hwy::float16_t*>(kv.k) + off,
+                   static_cast<const hwy::float16_t*>(kv.v) + off, stride, hd, len, scale,
+                   scores, out);
+  } else {
+    AttentionHeadT(q, static_cast<const float*>(kv.k) + off,
+                   static_cast<const float*>(kv.v) + off, stride, hd, len, scale, scores, out);
+  }
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace pocket::kernels::cpu
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace pocket::kernels::cpu {
+
+HWY_EXPORT(RmsNormImpl);
+HWY_EXPORT(RopeHeadImpl);
+HWY_EXPORT(SoftmaxImpl);
+HWY_EXPORT(SwiGLUImpl);
+HWY_EXPORT(AddImpl);
+HWY_EXPORT(AttentionHeadImpl);
+
+void RmsNorm(const float* x, const float* weight, float eps, size_t n, float* out) {
+  HWY_DYNAMIC_DISPATCH(RmsNormImpl)(x, weight, eps, n, out);
+}
+void RopeHead(float* x, const float* cos, const float* sin, size_t rot_dims, bool neox) {
+  HWY_DYNAMIC_DISPATCH(RopeHeadImpl)(x, cos, sin, rot_dims, neox);
+}
+void Softmax(float* x, size_t n) { HWY_DYNAMIC_DISPATCH(SoftmaxImpl)(x, n); }
+void SwiGLU(const float* gate, const float* up, size_t n, float* out) {
+  HWY_DYNAMIC_DISPATCH(SwiGLUImpl)(gate, up, n, out);
+}
+void Add(const float* a, const float* b, size_t n, float* out) {
+  HWY_DYNAMIC_DISPATCH(AddImpl)(a, b, n, out);
+}
+void AttentionHead(const float* q, const KvView& kv, size_t kv_head, size_t len, float scale,
+                   float* scores, float* out) {
+  HWY_DYNAMIC_DISPATCH(AttentionHeadImpl)(q, kv, kv_head, len, scale, scores, out);
+}
+
+}  // namespace pocket::kernels::cpu
+#endif  // HWY_ONCE

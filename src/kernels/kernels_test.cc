@@ -1,0 +1,326 @@
+// Every kernel against its plain-loop reference (kernels/ref/) on every compiled Highway
+// target this CPU supports, on ragged and real model sizes; plus batch invariance.
+#include "kernels/kernels.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu/cpu.h"
+#include "kernels/ref/ref.h"
+#include "tensor/fp16.h"
+#include "tensor/quant.h"
+
+namespace pocket::kernels {
+namespace {
+
+using tensor::DType;
+
+std::vector<float> RandomNormal(size_t n, uint32_t seed, float stddev = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, stddev);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+// A weight matrix [rows][cols] of `dtype` made from random normals.
+struct Weight {
+  std::vector<uint8_t> bytes;
+  tensor::TensorView view;
+};
+Weight MakeWeight(DType dtype, size_t rows, size_t cols, uint32_t seed) {
+  Weight w;
+  const auto f = RandomNormal(rows * cols, seed, 0.05f);
+  const size_t row_bytes = tensor::RowBytes(dtype, cols);
+  w.bytes.resize(rows * row_bytes);
+  for (size_t r = 0; r < rows; ++r) {
+    tensor::QuantizeRow(dtype, f.data() + r * cols, w.bytes.data() + r * row_bytes, cols);
+  }
+  w.view.dtype = dtype;
+  w.view.ne = {static_cast<int64_t>(cols), static_cast<int64_t>(rows), 1, 1};
+  w.view.data = w.bytes.data();
+  return w;
+}
+
+// Runs `body` once per compiled+supported target, with dispatch forced to it.
+template <typename F>
+void ForEachTarget(const F& body) {
+  for (int64_t target : cpu::CompiledTargets()) {
+    cpu::SetTargetForTest(target);
+    SCOPED_TRACE(std::string("target ") + cpu::TargetNameOf(target));
+    body();
+  }
+  cpu::SetTargetForTest(0);
+}
+
+TEST(KernelsTest, SeveralTargetsAreCompiled) {
+  const auto targets = cpu::CompiledTargets();
+  EXPECT_GE(targets.size(), 2u);  // at least one SIMD target and the fallback
+  EXPECT_FALSE(ActiveTarget().empty());
+}
+
+TEST(KernelsTest, QuantizeActQ8MatchesReferenceBitForBit) {
+  ForEachTarget([] {
+    for (size_t n : {32u, 64u, 576u, 2048u}) {
+      auto x = RandomNormal(n, static_cast<uint32_t>(n));
+      // Exact ties and zeros: 0.5-steps of a block whose amax is 127 give x*id = k + 0.5.
+      for (size_t i = 0; i < 32; ++i) x[i] = static_cast<float>(i) - 15.5f;
+      x[31] = 127.0f;
+      for (size_t i = 32; i < 64 && i < n; ++i) x[i] = 0.0f;
+      std::vector<int8_t> q_ref(n), q(n);
+      std::vector<float> d_ref(n / 32), d(n / 32);
+      ref::QuantizeActQ8(x.data(), n, q_ref.data(), d_ref.data());
+      cpu::QuantizeActQ8(x.data(), n, q.data(), d.data());
+      EXPECT_EQ(q, q_ref) << "n=" << n;
+      EXPECT_EQ(d, d_ref) << "n=" << n;
+    }
+  });
+}
+
+// Error bound for MatMul against ref::MatMul (exact sum of the same dequantized products,
+// rounded once). The fast kernels compute each block's integer dot exactly, then round
+// the scale product once, the FMA once per block, and sum 8 lanes at the end: at most
+// about (cols / 32 + 8) roundings of 2^-24 relative to the sum of |products|. Float
+// weights: cols / lanes + lanes additions. K-quants subtract the min term from the scale
+// term inside a block (cancellation), so the bound is taken against a looser 2^-14.
+double Tolerance(DType dtype, size_t cols, double abs_sum) {
+  switch (dtype) {
+    case DType::kQ4_K: case DType::kQ6_K:
+      return std::ldexp(abs_sum, -14) + 1e-7;
+    case DType::kF32: case DType::kF16: case DType::kBF16:
+      return (static_cast<double>(cols) + 16.0) * std::ldexp(abs_sum, -23) + 1e-7;
+    default:
+      return (static_cast<double>(cols) / 32.0 + 8.0) * std::ldexp(abs_sum, -22) + 1e-7;
+  }
+}
+
+struct MatMulCase {
+  DType dtype;
+  std::vector<size_t> cols;
+};
+
+TEST(KernelsTest, MatMulMatchesReferenceOnAllDtypes) {
+  const std::vector<MatMulCase> cases = {
+      {DType::kQ8_0, {32, 64, 576, 1536, 2048}},
+      {DType::kQ4_0, {32, 96, 576, 1536, 2048}},
+      {DType::kQ4_K, {256, 1536, 2048}},
+      {DType::kQ6_K, {256, 1536, 2048}},
+      {DType::kF32, {1, 7, 15, 16, 17, 576}},
+      {DType::kF16, {1, 7, 15, 16, 17, 576}},
+      {DType::kBF16, {1, 7, 15, 16, 17, 576}},
+  };
+  ThreadPool pool(2);
+  Workspace ws;
+  ForEachTarget([&] {
+    for (const auto& c : cases) {
+      for (size_t cols : c.cols) {
+        for (size_t rows : {1u, 7u, 9u}) {
+          for (size_t tokens : {1u, 3u, 6u}) {
+            const Weight w = MakeWeight(c.dtype, rows, cols, static_cast<uint32_t>(rows + cols));
+            const auto x = RandomNormal(tokens * cols, static_cast<uint32_t>(cols + tokens));
+            std::vector<float> y(tokens * rows), want(tokens * rows), mag(tokens * rows);
+            MatMul(w.view, x.data(), tokens, y.data(), pool, ws);
+            ref::MatMul(w.view, x.data(), tokens, want.data());
+            ref::MatMulAbs(w.view, x.data(), tokens, mag.data());
+            for (size_t i = 0; i < y.size(); ++i) {
+              ASSERT_NEAR(y[i], want[i], Tolerance(c.dtype, cols, mag[i]))
+                  << tensor::DTypeName(c.dtype) << " rows=" << rows << " cols=" << cols
+                  << " tokens=" << tokens << " i=" << i;
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+TEST(KernelsTest, MatMulIsBatchInvariant) {
+  // Every output must be bit-identical whatever the batch size, the token's place in the
+  // batch and the thread count.
+  constexpr size_t kTokens = 11, kRows = 37;
+  Workspace ws;
+  ForEachTarget([&] {
+    for (DType dtype : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K, DType::kF16,
+                        DType::kF32}) {
+      const size_t cols = tensor::BlockElements(dtype) == 256 ? 512 : 576;
+      const Weight w = MakeWeight(dtype, kRows, cols, 5);
+      const auto x = RandomNormal(kTokens * cols, 6);
+      ThreadPool pool1(1), pool2(2), pool3(3);
+      std::vector<float> batched(kTokens * kRows), batched3(kTokens * kRows);
+      MatMul(w.view, x.data(), kTokens, batched.data(), pool2, ws);
+      MatMul(w.view, x.data(), kTokens, batched3.data(), pool3, ws);
+      EXPECT_EQ(0, std::memcmp(batched.data(), batched3.data(), batched.size() * 4))
+          << tensor::DTypeName(dtype);
+      for (size_t t = 0; t < kTokens; ++t) {
+        std::vector<float> single(kRows);
+        MatMul(w.view, x.data() + t * cols, 1, single.data(), pool1, ws);
+        EXPECT_EQ(0, std::memcmp(single.data(), batched.data() + t * kRows, kRows * 4))
+            << tensor::DTypeName(dtype) << " token " << t;
+      }
+      // Token 3 at the front of a batch of 2.
+      std::vector<float> pair(2 * kRows);
+      MatMul(w.view, x.data() + 3 * cols, 2, pair.data(), pool2, ws);
+      EXPECT_EQ(0, std::memcmp(pair.data(), batched.data() + 3 * kRows, kRows * 4));
+    }
+  });
+}
+
+TEST(KernelsTest, MatMulSharedEqualsSeparateMatMuls) {
+  ThreadPool pool(2);
+  Workspace ws;
+  const size_t cols = 576, tokens = 5;
+  const Weight q = MakeWeight(DType::kQ4_0, 576, cols, 1);
+  const Weight k = MakeWeight(DType::kQ8_0, 192, cols, 2);
+  const Weight v = MakeWeight(DType::kQ4_0, 190, cols, 3);
+  const auto x = RandomNormal(tokens * cols, 4);
+  std::vector<float> yq(tokens * 576), yk(tokens * 192), yv(tokens * 190);
+  const MatMulJob jobs[] = {{q.view, yq.data()}, {k.view, yk.data()}, {v.view, yv.data()}};
+  MatMulShared(jobs, x.data(), tokens, pool, ws);
+  for (const auto& j : jobs) {
+    std::vector<float> y(tokens * static_cast<size_t>(j.w.ne[1]));
+    MatMul(j.w, x.data(), tokens, y.data(), pool, ws);
+    EXPECT_EQ(0, std::memcmp(y.data(), j.y, y.size() * 4));
+  }
+}
+
+TEST(KernelsTest, RmsNormMatchesReference) {
+  ForEachTarget([] {
+    for (size_t n : {1u, 7u, 15u, 16u, 17u, 576u, 2048u}) {
+      const auto x = RandomNormal(3 * n, static_cast<uint32_t>(n)), w = RandomNormal(n, 9);
+      std::vector<float> want(3 * n), got(3 * n);
+      ref::RmsNorm(x.data(), w.data(), 1e-5f, n, 3, want.data());
+      RmsNorm(x.data(), w.data(), 1e-5f, n, 3, got.data());
+      // Single-precision sum of squares and scale: relative error ~n * 2^-24.
+      for (size_t i = 0; i < got.size(); ++i) {
+        ASSERT_NEAR(got[i], want[i], 1e-5 * (1 + std::fabs(want[i]))) << "n=" << n;
+      }
+    }
+  });
+}
+
+TEST(KernelsTest, RopeMatchesReferenceBothStylesWithScaling) {
+  ForEachTarget([] {
+    for (RopeStyle style : {RopeStyle::kNormal, RopeStyle::kNeox}) {
+      for (size_t head_dim : {64u, 128u}) {
+        RopeConfig c;
+        c.head_dim = head_dim;
+        c.freq_base = 500000.0f;
+        c.style = style;
+        c.freq_factors = Llama3RopeFreqFactors(head_dim, c.freq_base, 32.0f, 1.0f, 4.0f, 8192);
+        const RopeTable table = RopeTable::Create(c, 4096);
+        const size_t tokens = 3, heads = 5;
+        auto x = RandomNormal(tokens * heads * head_dim, 3);
+        auto want = x;
+        const int32_t pos[] = {0, 17, 4095};
+        ref::Rope(want.data(), tokens, heads, pos, table);
+        Rope(x.data(), tokens, heads, pos, table);
+        // Table cos/sin rounded to float (2^-24 relative) and theta up to 4095 rad: the
+        // double reference differs by ~|x| * 1e-6.
+        for (size_t i = 0; i < x.size(); ++i) ASSERT_NEAR(x[i], want[i], 2e-5) << i;
+      }
+    }
+  });
+}
+
+TEST(KernelsTest, RopePositionZeroIsIdentityAndPartialRotationKeepsTail) {
+  RopeConfig c;
+  c.head_dim = 8;
+  c.rot_dims = 4;
+  const RopeTable table = RopeTable::Create(c, 2);
+  auto x = RandomNormal(8, 1);
+  const auto orig = x;
+  const int32_t zero = 0, one = 1;
+  Rope(x.data(), 1, 1, &zero, table);
+  EXPECT_EQ(x, orig);
+  Rope(x.data(), 1, 1, &one, table);
+  for (size_t i = 4; i < 8; ++i) EXPECT_EQ(x[i], orig[i]);
+  EXPECT_NE(x[0], orig[0]);
+}
+
+TEST(KernelsTest, Llama3FreqFactorsMatchHfFormula) {
+  // Llama-3.2-1B: head_dim 64, theta 500000, factor 32, low 1, high 4, original 8192.
+  const auto f = Llama3RopeFreqFactors(64, 500000.0f, 32.0f, 1.0f, 4.0f, 8192);
+  ASSERT_EQ(f.size(), 32u);
+  EXPECT_EQ(f[0], 1.0f);     // highest frequency: unchanged
+  EXPECT_EQ(f[31], 32.0f);   // lowest frequency: divided by the factor
+  for (size_t i = 1; i < f.size(); ++i) EXPECT_GE(f[i], f[i - 1]);
+}
+
+TEST(KernelsTest, SoftmaxSwiGLUAddMatchReference) {
+  ForEachTarget([] {
+    for (size_t n : {1u, 7u, 15u, 16u, 17u, 1536u, 8192u}) {
+      auto x = RandomNormal(n, static_cast<uint32_t>(n), 4.0f);
+      x[0] = 80.0f;  // large logit: stability
+      auto want = x, got = x;
+      ref::Softmax(want.data(), n);
+      Softmax(got.data(), n);
+      for (size_t i = 0; i < n; ++i) ASSERT_NEAR(got[i], want[i], 1e-6 + 1e-5 * want[i]);
+
+      const auto g = RandomNormal(n, 1, 3.0f), u = RandomNormal(n, 2);
+      std::vector<float> sw(n), sg(n), aw(n), ag(n);
+      ref::SwiGLU(g.data(), u.data(), n, sw.data());
+      SwiGLU(g.data(), u.data(), n, sg.data());
+      // Highway's Exp: a few ulp; the division and products add a few more.
+      for (size_t i = 0; i < n; ++i) ASSERT_NEAR(sg[i], sw[i], 1e-5 * (1 + std::fabs(sw[i])));
+      ref::Add(g.data(), u.data(), n, aw.data());
+      Add(g.data(), u.data(), n, ag.data());
+      EXPECT_EQ(ag, aw);
+    }
+  });
+}
+
+TEST(KernelsTest, GetRowsDequantizesAnyDtype) {
+  for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0,
+                      DType::kQ4_K, DType::kQ6_K}) {
+    const Weight w = MakeWeight(dtype, 10, 256, 7);
+    const int32_t ids[] = {9, 0, 3, 3};
+    std::vector<float> got(4 * 256), want(4 * 256);
+    GetRows(w.view, ids, 4, got.data());
+    ref::GetRows(w.view, ids, 4, want.data());
+    EXPECT_EQ(got, want) << tensor::DTypeName(dtype);
+  }
+}
+
+TEST(KernelsTest, AttentionMatchesReferenceWithGqaAndF16Cache) {
+  ThreadPool pool(2);
+  Workspace ws;
+  ForEachTarget([&] {
+    for (DType cache : {DType::kF32, DType::kF16}) {
+      for (size_t head_dim : {64u, 7u}) {
+        const size_t heads = 6, kv_heads = 2, first = 5, tokens = 4, len = first + tokens;
+        const auto kf = RandomNormal(len * kv_heads * head_dim, 1);
+        const auto vf = RandomNormal(len * kv_heads * head_dim, 2);
+        std::vector<uint16_t> kh(kf.size()), vh(vf.size());
+        tensor::F32ToF16Row(kf.data(), kh.data(), kf.size());
+        tensor::F32ToF16Row(vf.data(), vh.data(), vf.size());
+        KvView kv;
+        kv.dtype = cache;
+        kv.k = cache == DType::kF16 ? static_cast<const void*>(kh.data()) : kf.data();
+        kv.v = cache == DType::kF16 ? static_cast<const void*>(vh.data()) : vf.data();
+        kv.num_kv_heads = kv_heads;
+        kv.head_dim = head_dim;
+        const auto q = RandomNormal(tokens * heads * head_dim, 3);
+        const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+        std::vector<float> want(q.size()), got(q.size());
+        ref::Attention(q.data(), tokens, heads, first, kv, scale, want.data());
+        Attention(q.data(), tokens, heads, first, kv, scale, got.data(), pool, ws);
+        for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], 2e-5) << i;
+        // Decode of the last token alone gives the same bits as inside the batch.
+        std::vector<float> one(heads * head_dim);
+        Attention(q.data() + (tokens - 1) * heads * head_dim, 1, heads, len - 1, kv, scale,
+                  one.data(), pool, ws);
+        EXPECT_EQ(0, std::memcmp(one.data(), got.data() + (tokens - 1) * heads * head_dim,
+                                 one.size() * 4));
+      }
+    }
+  });
+}
+
+}  // namespace
+}  // namespace pocket::kernels

@@ -1,0 +1,47 @@
+// Plain-loop scalar references for every kernel in kernels/kernels.h: the specification
+// the SIMD kernels (kernels/cpu/) are tested against. Same shapes and contracts as the
+// public functions, minus the thread pool and workspace. Slow on purpose: double
+// accumulation where it makes the spec exact, no SIMD, no threads.
+// Who calls: kernels tests and benches, model's reference forward pass.
+// Thread safety: pure functions over caller-owned buffers.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/kernels.h"
+#include "tensor/tensor.h"
+
+namespace pocket::kernels::ref {
+
+// Activation quantization used with Q8_0 / Q4_0 weights, per block of 32 floats:
+//   amax = max |x|, d = amax / 127 (float, kept as float), id = d != 0 ? 1 / d : 0,
+//   q[i] = round-half-away-from-zero(x[i] * id)  (== roundf; |q| <= 127).
+// x: [n] floats; q: [n] int8; d: [n / 32] floats. REQUIRES: n % 32 == 0.
+void QuantizeActQ8(const float* x, size_t n, int8_t* q, float* d);
+
+// The dequantized activation MatMul multiplies by for a weight of `dtype`: x itself for
+// F32/F16/BF16, d * q of QuantizeActQ8 for Q8_0/Q4_0, DequantizeRowQ8_K(QuantizeRowQ8_K(x))
+// for Q4_K/Q6_K. x, out: [n].
+void EffectiveActivation(tensor::DType dtype, const float* x, size_t n, float* out);
+
+// y[t][r] = sum_c deq(W)[r][c] * EffectiveActivation(x[t])[c], summed in double and
+// rounded once to float: the exact answer the fast kernels approximate up to float
+// rounding of their per-block scales and partial sums.
+void MatMul(const tensor::TensorView& w, const float* x, size_t num_tokens, float* y);
+// sum_c |deq(W)[r][c] * EffectiveActivation(x[t])[c]| (same shape as y): the scale of the
+// rounding error tests allow.
+void MatMulAbs(const tensor::TensorView& w, const float* x, size_t num_tokens, float* y);
+
+void RmsNorm(const float* x, const float* weight, float eps, size_t n, size_t num_rows,
+             float* out);
+void Rope(float* x, size_t num_tokens, size_t num_heads, const int32_t* positions,
+          const RopeTable& table);
+void Softmax(float* x, size_t n);
+void SwiGLU(const float* gate, const float* up, size_t n, float* out);
+void Add(const float* a, const float* b, size_t n, float* out);
+void GetRows(const tensor::TensorView& table, const int32_t* ids, size_t num_ids, float* out);
+void Attention(const float* q, size_t num_tokens, size_t num_heads, size_t first_position,
+               const KvView& kv, float scale, float* out);
+
+}  // namespace pocket::kernels::ref
