@@ -158,8 +158,9 @@ void MatMulShared(std::span<const MatMulJob> jobs, const float* x, size_t num_to
     act.f32 = x;
     act.stride_bytes = cols * sizeof(float);
   } else if (kind == ActKind::kQ8) {
-    // Per token: cols int8, then cols/32 float scales; 64-byte aligned stride.
-    act.stride_bytes = (cols + cols / 32 * sizeof(float) + 63) / 64 * 64;
+    // Per token: cols int8, cols/32 float scales, cols/32 int32 (-8 * block sum);
+    // 64-byte aligned stride.
+    act.stride_bytes = (cols + cols / 32 * (sizeof(float) + sizeof(int32_t)) + 63) / 64 * 64;
     auto* base = static_cast<uint8_t*>(ws.Get(kSlotAct, act.stride_bytes * num_tokens));
     act.q8 = base;
     const size_t tasks = num_tokens >= 8 ? pool.num_threads() : 1;
@@ -167,7 +168,8 @@ void MatMulShared(std::span<const MatMulJob> jobs, const float* x, size_t num_to
       for (size_t t = task * num_tokens / tasks; t < (task + 1) * num_tokens / tasks; ++t) {
         uint8_t* row = base + t * act.stride_bytes;
         cpu::QuantizeActQ8(x + t * cols, cols, reinterpret_cast<int8_t*>(row),
-                           reinterpret_cast<float*>(row + cols));
+                           reinterpret_cast<float*>(row + cols),
+                           reinterpret_cast<int32_t*>(row + cols + cols / 32 * sizeof(float)));
       }
     });
   } else {

@@ -75,10 +75,16 @@ TEST(KernelsTest, QuantizeActQ8MatchesReferenceBitForBit) {
       for (size_t i = 32; i < 64 && i < n; ++i) x[i] = 0.0f;
       std::vector<int8_t> q_ref(n), q(n);
       std::vector<float> d_ref(n / 32), d(n / 32);
+      std::vector<int32_t> neg8sum(n / 32);
       ref::QuantizeActQ8(x.data(), n, q_ref.data(), d_ref.data());
-      cpu::QuantizeActQ8(x.data(), n, q.data(), d.data());
+      cpu::QuantizeActQ8(x.data(), n, q.data(), d.data(), neg8sum.data());
       EXPECT_EQ(q, q_ref) << "n=" << n;
       EXPECT_EQ(d, d_ref) << "n=" << n;
+      for (size_t b = 0; b < n / 32; ++b) {
+        int32_t sum = 0;
+        for (size_t i = 0; i < 32; ++i) sum += q_ref[32 * b + i];
+        EXPECT_EQ(neg8sum[b], -8 * sum) << "n=" << n << " block " << b;
+      }
     }
   });
 }

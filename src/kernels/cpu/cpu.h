@@ -16,7 +16,8 @@ namespace pocket::kernels::cpu {
 // Activations prepared once per MatMul input.
 //  kind 0 (float weights): f32 rows of `cols` floats, stride_bytes apart.
 //  kind 1 (Q8_0/Q4_0 weights): per token at q8 + t * stride_bytes: cols int8 quants, then
-//    cols / 32 float scales (ref::QuantizeActQ8 format).
+//    cols / 32 float scales (ref::QuantizeActQ8 format), then cols / 32 int32 holding
+//    -8 * (sum of the block's quants) (folds Q4_0's offset of 8 into the integer dot).
 //  kind 2 (Q4_K/Q6_K weights): per token cols / 256 tensor::BlockQ8_K.
 struct Activations {
   int kind = 0;
@@ -27,8 +28,9 @@ struct Activations {
   const uint8_t* q8 = nullptr;
 };
 
-// Same result bits as ref::QuantizeActQ8 on every target.
-void QuantizeActQ8(const float* x, size_t n, int8_t* q, float* d);
+// Same q and d bits as ref::QuantizeActQ8 on every target; neg8sum[b] = -8 * sum of
+// q[32b .. 32b+31].
+void QuantizeActQ8(const float* x, size_t n, int8_t* q, float* d, int32_t* neg8sum);
 
 // y[t][r] for rows [r0, r1) of w and every token of act; y is [num_tokens][w rows].
 // Each (r, t) is computed by the same sequence of operations whatever r0, r1 and

@@ -164,29 +164,52 @@ HWY_INLINE float HorizontalSum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-// Signed int8 weights of block b of a Q4_0 / Q8_0 row, and its scale.
+// acc + (per 32-bit lane) the sum of four u8 x s8 products. With AVX512-VNNI one
+// vpdpbusd (inline asm: Highway 1.0.3's AVX3 target does not enable the VNNI intrinsics;
+// the caller checks the CPU at run time); else vpmaddubsw + vpmaddwd (no saturation here:
+// |u| <= 128, |s| <= 127 and one factor is <= 15 or the pair sum is <= 2 * 128 * 127).
+template <bool kVnni>
+HWY_INLINE __m256i DotAcc(__m256i acc, __m256i u, __m256i s) {
+#if HWY_TARGET == HWY_AVX3
+  if constexpr (kVnni) {
+    asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "v"(s));
+    return acc;
+  }
+#endif
+  const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+  return _mm256_add_epi32(acc, p);
+}
+
+// Block b of a weight row as the unsigned operand of DotAcc, plus its scale broadcast.
+// Q4_0: the nibbles 0..15 themselves (the -8 offset comes from the activation's neg8sum);
+// Q8_0: |w| (the sign moves onto the activation with vpsignb).
 template <bool kQ4>
-HWY_INLINE __m256i LoadWeights(const uint8_t* wrow, size_t b, float* dw) {
+HWY_INLINE __m256i LoadWeights(const uint8_t* wrow, size_t b, __m256i* signs, __m256* dw) {
+  constexpr size_t kBlockBytes = kQ4 ? sizeof(tensor::BlockQ4_0) : sizeof(tensor::BlockQ8_0);
+  const uint8_t* blk = wrow + b * kBlockBytes;
+  uint16_t d;
+  std::memcpy(&d, blk, 2);
+  *dw = _mm256_cvtph_ps(_mm_set1_epi16(static_cast<int16_t>(d)));
   if constexpr (kQ4) {
-    const uint8_t* blk = wrow + b * sizeof(tensor::BlockQ4_0);
-    uint16_t d;
-    std::memcpy(&d, blk, 2);
-    *dw = _cvtsh_ss(d);
-    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
-    const __m256i both = _mm256_set_m128i(_mm_srli_epi16(q, 4), q);
-    return _mm256_sub_epi8(_mm256_and_si256(both, _mm256_set1_epi8(0x0F)),
-                           _mm256_set1_epi8(8));
+    // Both 128-bit halves get the 16 bytes; the high half is shifted right by 4 so that
+    // elements 0..15 are the low nibbles and 16..31 the high ones.
+    const __m256i both =
+        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2)));
+    (void)signs;
+    return _mm256_and_si256(_mm256_srlv_epi64(both, _mm256_set_epi64x(4, 4, 0, 0)),
+                            _mm256_set1_epi8(0x0F));
   } else {
-    const uint8_t* blk = wrow + b * sizeof(tensor::BlockQ8_0);
-    uint16_t d;
-    std::memcpy(&d, blk, 2);
-    *dw = _cvtsh_ss(d);
-    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
+    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
+    *signs = w;
+    return _mm256_sign_epi8(w, w);
   }
 }
 
-// RM rows x RN tokens. y[t * y_stride + r].
-template <int RM, int RN, bool kQ4>
+// RM rows x RN tokens. y[t * y_stride + r]. Per (row, token) and block b, always:
+//   p = DotAcc(init, u_w, s_x)   (exact integer dot of the block, Q4_0 offset included)
+//   acc = fma(cvt(p) * dw, broadcast(dx), acc)
+// and at the end y = fixed-order sum of acc's 8 lanes.
+template <int RM, int RN, bool kQ4, bool kVnni>
 HWY_INLINE void TileQ8(const uint8_t* w0, size_t w_stride, const uint8_t* a0, size_t a_stride,
                        size_t cols, float* y, size_t y_stride) {
   const size_t nb = cols / 32;
@@ -194,24 +217,32 @@ HWY_INLINE void TileQ8(const uint8_t* w0, size_t w_stride, const uint8_t* a0, si
   for (int r = 0; r < RM; ++r) {
     for (int t = 0; t < RN; ++t) acc[r][t] = _mm256_setzero_ps();
   }
-  const __m256i ones = _mm256_set1_epi16(1);
   for (size_t b = 0; b < nb; ++b) {
     __m256i xq[RN];
-    float dx[RN];
+    __m256i init[RN];
+    const float* dx[RN];
     for (int t = 0; t < RN; ++t) {
       const uint8_t* at = a0 + t * a_stride;
       xq[t] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(at + b * 32));
-      std::memcpy(&dx[t], at + cols + b * sizeof(float), sizeof(float));
+      dx[t] = reinterpret_cast<const float*>(at + cols) + b;
+      if constexpr (kQ4) {
+        int32_t c;
+        std::memcpy(&c, at + cols + nb * sizeof(float) + b * sizeof(int32_t), sizeof(c));
+        init[t] = _mm256_castsi128_si256(_mm_cvtsi32_si128(c));
+        init[t] = _mm256_zextsi128_si256(_mm256_castsi256_si128(init[t]));
+      } else {
+        init[t] = _mm256_setzero_si256();
+      }
     }
     for (int r = 0; r < RM; ++r) {
-      float dw;
-      const __m256i w = LoadWeights<kQ4>(w0 + r * w_stride, b, &dw);
-      const __m256i wabs = _mm256_sign_epi8(w, w);
+      __m256i signs;
+      __m256 dw;
+      const __m256i u = LoadWeights<kQ4>(w0 + r * w_stride, b, &signs, &dw);
       for (int t = 0; t < RN; ++t) {
-        const __m256i p16 = _mm256_maddubs_epi16(wabs, _mm256_sign_epi8(xq[t], w));
-        const __m256i p32 = _mm256_madd_epi16(p16, ones);
-        acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p32), _mm256_set1_ps(dw * dx[t]),
-                                    acc[r][t]);
+        const __m256i s = kQ4 ? xq[t] : _mm256_sign_epi8(xq[t], signs);
+        const __m256i p = DotAcc<kVnni>(init[t], u, s);
+        acc[r][t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(p), dw),
+                                    _mm256_broadcast_ss(dx[t]), acc[r][t]);
       }
     }
   }
@@ -220,7 +251,7 @@ HWY_INLINE void TileQ8(const uint8_t* w0, size_t w_stride, const uint8_t* a0, si
   }
 }
 
-template <bool kQ4>
+template <bool kQ4, bool kVnni>
 void MatMulQ8X86(const tensor::TensorView& w, const Activations& act, size_t r0, size_t r1,
                  float* y) {
   const size_t rows = static_cast<size_t>(w.ne[1]);
@@ -231,31 +262,48 @@ void MatMulQ8X86(const tensor::TensorView& w, const Activations& act, size_t r0,
   size_t r = r0;
   for (; r + 4 <= r1; r += 4) {
     size_t t = 0;
-    if (act.num_tokens > 1) {
-      for (; t + kRn <= act.num_tokens; t += kRn) {
-        TileQ8<4, kRn, kQ4>(wbase + r * w_stride, w_stride, act.q8 + t * a_stride, a_stride,
-                            cols, y + t * rows + r, rows);
-      }
+    for (; t + kRn <= act.num_tokens; t += kRn) {
+      TileQ8<4, kRn, kQ4, kVnni>(wbase + r * w_stride, w_stride, act.q8 + t * a_stride,
+                                 a_stride, cols, y + t * rows + r, rows);
     }
     for (; t < act.num_tokens; ++t) {
-      TileQ8<4, 1, kQ4>(wbase + r * w_stride, w_stride, act.q8 + t * a_stride, a_stride, cols,
-                        y + t * rows + r, rows);
+      TileQ8<4, 1, kQ4, kVnni>(wbase + r * w_stride, w_stride, act.q8 + t * a_stride, a_stride,
+                               cols, y + t * rows + r, rows);
     }
   }
   for (; r < r1; ++r) {
     size_t t = 0;
     for (; t + kRn <= act.num_tokens; t += kRn) {
-      TileQ8<1, kRn, kQ4>(wbase + r * w_stride, w_stride, act.q8 + t * a_stride, a_stride,
-                          cols, y + t * rows + r, rows);
+      TileQ8<1, kRn, kQ4, kVnni>(wbase + r * w_stride, w_stride, act.q8 + t * a_stride,
+                                 a_stride, cols, y + t * rows + r, rows);
     }
     for (; t < act.num_tokens; ++t) {
-      TileQ8<1, 1, kQ4>(wbase + r * w_stride, w_stride, act.q8 + t * a_stride, a_stride, cols,
-                        y + t * rows + r, rows);
+      TileQ8<1, 1, kQ4, kVnni>(wbase + r * w_stride, w_stride, act.q8 + t * a_stride, a_stride,
+                               cols, y + t * rows + r, rows);
     }
   }
 }
 
-void QuantizeActQ8Impl(const float* x, size_t n, int8_t* q, float* d) {
+bool HasVnni() {
+#if HWY_TARGET == HWY_AVX3
+  static const bool vnni = __builtin_cpu_supports("avx512vnni");
+  return vnni;
+#else
+  return false;
+#endif
+}
+
+template <bool kQ4>
+void MatMulQ8Dispatch(const tensor::TensorView& w, const Activations& act, size_t r0,
+                      size_t r1, float* y) {
+  if (HasVnni()) {
+    MatMulQ8X86<kQ4, true>(w, act, r0, r1, y);
+  } else {
+    MatMulQ8X86<kQ4, false>(w, act, r0, r1, y);
+  }
+}
+
+void QuantizeActQ8Impl(const float* x, size_t n, int8_t* q, float* d, int32_t* neg8sum) {
   const __m256 sign_mask = _mm256_set1_ps(-0.0f);
   const __m256 half = _mm256_set1_ps(0.5f);
   const __m256 one = _mm256_set1_ps(1.0f);
@@ -284,6 +332,12 @@ void QuantizeActQ8Impl(const float* x, size_t n, int8_t* q, float* d) {
                                         _mm256_or_ps(one, _mm256_and_ps(s, sign_mask)));
       qi[k] = _mm256_cvtps_epi32(_mm256_add_ps(t, bump));
     }
+    const __m256i sum4 = _mm256_add_epi32(_mm256_add_epi32(qi[0], qi[1]),
+                                          _mm256_add_epi32(qi[2], qi[3]));
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum4), _mm256_extracti128_si256(sum4, 1));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+    neg8sum[b] = -8 * _mm_cvtsi128_si32(s4);
     const __m256i p01 = _mm256_packs_epi32(qi[0], qi[1]);
     const __m256i p23 = _mm256_packs_epi32(qi[2], qi[3]);
     __m256i p = _mm256_packs_epi16(p01, p23);
@@ -295,7 +349,7 @@ void QuantizeActQ8Impl(const float* x, size_t n, int8_t* q, float* d) {
 
 #else
 
-void QuantizeActQ8Impl(const float* x, size_t n, int8_t* q, float* d) {
+void QuantizeActQ8Impl(const float* x, size_t n, int8_t* q, float* d, int32_t* neg8sum) {
   for (size_t b = 0; b < n / 32; ++b) {
     float amax = 0.0f;
     for (size_t i = 0; i < 32; ++i) {
@@ -314,6 +368,9 @@ void QuantizeActQ8Impl(const float* x, size_t n, int8_t* q, float* d) {
       if (frac <= -0.5f) r -= 1.0f;
       q[b * 32 + i] = static_cast<int8_t>(static_cast<int32_t>(r));
     }
+    int32_t sum = 0;
+    for (size_t i = 0; i < 32; ++i) sum += q[b * 32 + i];
+    neg8sum[b] = -8 * sum;
   }
 }
 
@@ -330,9 +387,9 @@ void MatMulRowsImpl(const tensor::TensorView& w, const Activations& act, size_t 
     case DType::kQ4_0: {
 #if PK_X86_INT8
       if (w.dtype == DType::kQ4_0) {
-        MatMulQ8X86<true>(w, act, r0, r1, y);
+        MatMulQ8Dispatch<true>(w, act, r0, r1, y);
       } else {
-        MatMulQ8X86<false>(w, act, r0, r1, y);
+        MatMulQ8Dispatch<false>(w, act, r0, r1, y);
       }
 #else
       const bool q4 = w.dtype == DType::kQ4_0;
@@ -401,8 +458,8 @@ void MatMulRows(const tensor::TensorView& w, const Activations& act, size_t r0, 
                 float* y) {
   HWY_DYNAMIC_DISPATCH(MatMulRowsImpl)(w, act, r0, r1, y);
 }
-void QuantizeActQ8(const float* x, size_t n, int8_t* q, float* d) {
-  HWY_DYNAMIC_DISPATCH(QuantizeActQ8Impl)(x, n, q, d);
+void QuantizeActQ8(const float* x, size_t n, int8_t* q, float* d, int32_t* neg8sum) {
+  HWY_DYNAMIC_DISPATCH(QuantizeActQ8Impl)(x, n, q, d, neg8sum);
 }
 const char* TargetName() { return HWY_DYNAMIC_DISPATCH(TargetNameImpl)(); }
 
