@@ -18,11 +18,19 @@
 
 namespace pocket::model {
 
+struct ReferenceOptions {
+  // Multiply each weight by the activation the kernels effectively use (kernels.h MatMul:
+  // 8-bit blocks for Q8_0/Q4_0/Q4_K/Q6_K weights) instead of the float one. Lets tests
+  // separate the kernels' float rounding (tiny) from activation quantization (explainable).
+  bool emulate_activation_quant = false;
+};
+
 // Runs `tokens` (positions 0..n-1) from scratch. Fills `logits` with [n][vocab_size] and,
 // when non-null, `hidden` with [n][d_model] (after the output norm). InvalidArgument for a
 // token outside [0, vocab_size) or an empty sequence.
 Status ReferenceForward(const LlamaConfig& config, const LlamaWeights& weights,
                         std::span<const int32_t> tokens, std::vector<float>* logits,
-                        std::vector<float>* hidden = nullptr);
+                        std::vector<float>* hidden = nullptr,
+                        const ReferenceOptions& opts = {});
 
 }  // namespace pocket::model

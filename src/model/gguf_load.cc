@@ -1,0 +1,149 @@
+// Reading a Llama-family model out of a GGUF file: config from metadata, weights as views.
+#include <string>
+
+#include "formats/gguf.h"
+#include "model/config.h"
+#include "model/weights.h"
+
+namespace pocket::model {
+namespace {
+
+// Metadata int as a positive int, with a default when absent (or an error when required).
+Result<int> GetPositiveInt(const formats::GgufFile& f, const std::string& key,
+                           std::optional<int> fallback) {
+  if (!f.Has(key)) {
+    if (fallback.has_value()) return *fallback;
+    return Status::InvalidArgument("llama: gguf " + f.path() + ": missing key " + key);
+  }
+  PK_ASSIGN_OR_RETURN(uint64_t v, f.GetUint(key));
+  if (v == 0 || v > (1u << 30)) {
+    return Status::InvalidArgument("llama: gguf " + f.path() + ": " + key + " = " +
+                                   std::to_string(v) + " is out of range");
+  }
+  return static_cast<int>(v);
+}
+
+Result<float> GetFloatOr(const formats::GgufFile& f, const std::string& key, float fallback) {
+  if (!f.Has(key)) return fallback;
+  PK_ASSIGN_OR_RETURN(double v, f.GetFloat(key));
+  return static_cast<float>(v);
+}
+
+Result<tensor::TensorView> View(const formats::GgufFile& f, const std::string& name) {
+  const formats::TensorInfo* t = f.FindTensor(name);
+  if (t == nullptr) return Status::NotFound("llama: tensor " + name + " is missing");
+  if (t->ne.size() > 4) return Status::InvalidArgument("llama: " + name + " has > 4 dims");
+  tensor::TensorView v;
+  v.dtype = t->dtype;
+  for (size_t i = 0; i < t->ne.size(); ++i) v.ne[i] = static_cast<int64_t>(t->ne[i]);
+  v.data = f.TensorBytes(*t).data();
+  return v;
+}
+
+}  // namespace
+
+Result<LlamaConfig> LlamaConfig::FromGguf(const formats::GgufFile& f) {
+  LlamaConfig c;
+  PK_ASSIGN_OR_RETURN(c.arch, f.GetString("general.architecture"));
+  if (c.arch != "llama" && c.arch != "qwen2") {
+    return Status::NotSupported("llama: gguf " + f.path() + ": architecture '" + c.arch +
+                                "' is not supported (llama, qwen2)");
+  }
+  const std::string a = c.arch + ".";
+  PK_ASSIGN_OR_RETURN(c.d_model, GetPositiveInt(f, a + "embedding_length", std::nullopt));
+  PK_ASSIGN_OR_RETURN(c.num_layers, GetPositiveInt(f, a + "block_count", std::nullopt));
+  PK_ASSIGN_OR_RETURN(c.d_ff, GetPositiveInt(f, a + "feed_forward_length", std::nullopt));
+  PK_ASSIGN_OR_RETURN(c.num_heads, GetPositiveInt(f, a + "attention.head_count", std::nullopt));
+  PK_ASSIGN_OR_RETURN(c.num_kv_heads,
+                      GetPositiveInt(f, a + "attention.head_count_kv", c.num_heads));
+  PK_ASSIGN_OR_RETURN(c.context_length, GetPositiveInt(f, a + "context_length", std::nullopt));
+  const int default_head_dim = c.d_model / c.num_heads;
+  PK_ASSIGN_OR_RETURN(c.head_dim, GetPositiveInt(f, a + "attention.key_length", default_head_dim));
+  PK_ASSIGN_OR_RETURN(int value_length,
+                      GetPositiveInt(f, a + "attention.value_length", c.head_dim));
+  if (value_length != c.head_dim) {
+    return Status::NotSupported("llama: gguf " + f.path() + ": attention.value_length " +
+                                std::to_string(value_length) + " != key_length " +
+                                std::to_string(c.head_dim));
+  }
+  PK_ASSIGN_OR_RETURN(int rope_dim, GetPositiveInt(f, a + "rope.dimension_count", c.head_dim));
+  if (rope_dim != c.head_dim) {
+    return Status::NotSupported("llama: gguf " + f.path() + ": partial RoPE (" + a +
+                                "rope.dimension_count " + std::to_string(rope_dim) +
+                                ", head_dim " + std::to_string(c.head_dim) + ")");
+  }
+  PK_ASSIGN_OR_RETURN(c.rms_eps, GetFloatOr(f, a + "attention.layer_norm_rms_epsilon", 1e-5f));
+  PK_ASSIGN_OR_RETURN(c.rope_freq_base, GetFloatOr(f, a + "rope.freq_base", 10000.0f));
+  c.rope_neox = c.arch == "qwen2";
+
+  std::string scaling = "none";
+  if (f.Has(a + "rope.scaling.type")) {
+    PK_ASSIGN_OR_RETURN(scaling, f.GetString(a + "rope.scaling.type"));
+  }
+  PK_ASSIGN_OR_RETURN(c.rope_scaling_factor, GetFloatOr(f, a + "rope.scaling.factor", 1.0f));
+  if (scaling == "none" && f.Has(a + "rope.scale_linear")) {  // older files
+    scaling = "linear";
+    PK_ASSIGN_OR_RETURN(float scale, GetFloatOr(f, a + "rope.scale_linear", 1.0f));
+    c.rope_scaling_factor = scale;
+  }
+  if (scaling == "linear") {
+    c.rope_scaling = c.rope_scaling_factor == 1.0f ? RopeScaling::kNone : RopeScaling::kLinear;
+  } else if (scaling == "llama3") {
+    c.rope_scaling = RopeScaling::kLlama3;
+    PK_ASSIGN_OR_RETURN(c.rope_original_context,
+                        GetPositiveInt(f, a + "rope.scaling.original_context_length", 8192));
+    PK_ASSIGN_OR_RETURN(c.rope_low_freq_factor,
+                        GetFloatOr(f, a + "rope.scaling.low_freq_factor", 1.0f));
+    PK_ASSIGN_OR_RETURN(c.rope_high_freq_factor,
+                        GetFloatOr(f, a + "rope.scaling.high_freq_factor", 4.0f));
+  } else if (scaling != "none") {
+    return Status::NotSupported("llama: gguf " + f.path() + ": rope scaling '" + scaling +
+                                "' is not supported (none, linear, llama3)");
+  }
+
+  const formats::TensorInfo* embd = f.FindTensor("token_embd.weight");
+  if (embd == nullptr) return Status::NotFound("llama: tensor token_embd.weight is missing");
+  const int embd_rows = embd->ne.size() >= 2 ? static_cast<int>(embd->ne[1]) : 0;
+  PK_ASSIGN_OR_RETURN(c.vocab_size, GetPositiveInt(f, a + "vocab_size", embd_rows));
+  c.tied_output = f.FindTensor("output.weight") == nullptr;
+  c.qkv_bias = f.FindTensor("blk.0.attn_q.bias") != nullptr;
+  PK_RETURN_IF_ERROR(c.Validate());
+  return c;
+}
+
+Result<LlamaWeights> BindWeights(const formats::GgufFile& f, const LlamaConfig& c) {
+  LlamaWeights w;
+  PK_ASSIGN_OR_RETURN(w.token_embd, View(f, "token_embd.weight"));
+  PK_ASSIGN_OR_RETURN(w.output_norm, View(f, "output_norm.weight"));
+  if (c.tied_output) {
+    w.output = w.token_embd;
+  } else {
+    PK_ASSIGN_OR_RETURN(w.output, View(f, "output.weight"));
+  }
+  if (f.FindTensor("rope_freqs.weight") != nullptr) {
+    PK_ASSIGN_OR_RETURN(w.rope_freqs, View(f, "rope_freqs.weight"));
+  }
+  w.layers.resize(static_cast<size_t>(c.num_layers));
+  for (int i = 0; i < c.num_layers; ++i) {
+    LayerWeights& l = w.layers[static_cast<size_t>(i)];
+    const std::string p = "blk." + std::to_string(i) + ".";
+    PK_ASSIGN_OR_RETURN(l.attn_norm, View(f, p + "attn_norm.weight"));
+    PK_ASSIGN_OR_RETURN(l.wq, View(f, p + "attn_q.weight"));
+    PK_ASSIGN_OR_RETURN(l.wk, View(f, p + "attn_k.weight"));
+    PK_ASSIGN_OR_RETURN(l.wv, View(f, p + "attn_v.weight"));
+    PK_ASSIGN_OR_RETURN(l.wo, View(f, p + "attn_output.weight"));
+    if (c.qkv_bias) {
+      PK_ASSIGN_OR_RETURN(l.bq, View(f, p + "attn_q.bias"));
+      PK_ASSIGN_OR_RETURN(l.bk, View(f, p + "attn_k.bias"));
+      PK_ASSIGN_OR_RETURN(l.bv, View(f, p + "attn_v.bias"));
+    }
+    PK_ASSIGN_OR_RETURN(l.ffn_norm, View(f, p + "ffn_norm.weight"));
+    PK_ASSIGN_OR_RETURN(l.w_gate, View(f, p + "ffn_gate.weight"));
+    PK_ASSIGN_OR_RETURN(l.w_up, View(f, p + "ffn_up.weight"));
+    PK_ASSIGN_OR_RETURN(l.w_down, View(f, p + "ffn_down.weight"));
+  }
+  PK_RETURN_IF_ERROR(CheckWeights(w, c));
+  return w;
+}
+
+}  // namespace pocket::model
