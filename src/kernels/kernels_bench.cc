@@ -7,6 +7,7 @@
 // items_per_second counter is multiply-adds per second.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <random>
 #include <vector>
@@ -57,6 +58,9 @@ Bench Make(DType dtype, size_t rows, size_t cols, size_t tokens) {
 
 // POCKET_BENCH_THREADS (default 2, the machine's cores). With 1, the CPU column is the
 // single-core cost, which stays meaningful when other jobs share the machine.
+// Repetitions' minimum: the least disturbed run on a shared machine.
+double MinOf(const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); }
+
 ThreadPool& Pool() {
   static ThreadPool pool([] {
     const char* env = std::getenv("POCKET_BENCH_THREADS");
@@ -103,6 +107,7 @@ void BM_DecodeModel(benchmark::State& state, DType dtype, size_t d, size_t ffn, 
 #define PK_MATMUL_BENCH(name, dtype, rows, cols, tokens)                           \
   BENCHMARK_CAPTURE(BM_MatMul, name, dtype, (Shape{rows, cols}), tokens)           \
       ->UseRealTime()                                                              \
+      ->ComputeStatistics("min", MinOf)                                            \
       ->Unit(benchmark::kMicrosecond)
 
 // Llama-3.2-1B decode.
