@@ -55,11 +55,14 @@ LlamaConfig TinyConfig() {
   return c;
 }
 
-Result<std::string> RandomModelGguf(const RandomModelSpec& spec) {
+namespace {
+
+// Fills `w` with the model's metadata and tensors; with spec.cheap_values the matrices are
+// produced lazily at write time from a small pool of normals (for large models).
+Status Build(const RandomModelSpec& spec, Rng& rng, const std::vector<float>& pool,
+             formats::GgufWriter& w) {
   const LlamaConfig& c = spec.config;
   PK_RETURN_IF_ERROR(c.Validate());
-  Rng rng(spec.seed);
-  formats::GgufWriter w;
   const std::string a = c.arch + ".";
   w.SetString("general.architecture", c.arch);
   w.SetString("general.name", "pocket random test model");
@@ -89,11 +92,24 @@ Result<std::string> RandomModelGguf(const RandomModelSpec& spec) {
     w.SetFloat32(a + "rope.scaling.high_freq_factor", c.rope_high_freq_factor);
   }
 
+  uint64_t tensor_index = 0;
   auto matrix = [&](const std::string& name, int in, int out, float stddev) -> Status {
+    const std::vector<uint64_t> ne = {static_cast<uint64_t>(in), static_cast<uint64_t>(out)};
+    if (spec.cheap_values) {
+      const uint64_t offset = 977 * ++tensor_index;
+      const tensor::DType dtype = spec.matrix_dtype;
+      return w.AddTensorLazy(name, ne, dtype, [&pool, offset, in, out, stddev, dtype]() {
+        std::vector<float> v(static_cast<size_t>(in) * static_cast<size_t>(out));
+        for (size_t i = 0; i < v.size(); ++i) {
+          v[i] = stddev * pool[(offset + i * 7 + i / pool.size()) % pool.size()];
+        }
+        return Result<std::string>(Encode(dtype, v, static_cast<size_t>(in)));
+      });
+    }
     std::vector<float> v(static_cast<size_t>(in) * static_cast<size_t>(out));
     for (float& x : v) x = stddev * rng.Normal();
-    return w.AddTensor(name, {static_cast<uint64_t>(in), static_cast<uint64_t>(out)},
-                       spec.matrix_dtype, Encode(spec.matrix_dtype, v, static_cast<size_t>(in)));
+    return w.AddTensor(name, ne, spec.matrix_dtype,
+                       Encode(spec.matrix_dtype, v, static_cast<size_t>(in)));
   };
   auto vec = [&](const std::string& name, int n, float mean, float stddev) -> Status {
     std::vector<float> v(static_cast<size_t>(n));
@@ -136,14 +152,31 @@ Result<std::string> RandomModelGguf(const RandomModelSpec& spec) {
     PK_RETURN_IF_ERROR(matrix(p + "ffn_up.weight", c.d_model, c.d_ff, inv_sqrt(c.d_model)));
     PK_RETURN_IF_ERROR(matrix(p + "ffn_down.weight", c.d_ff, c.d_model, inv_sqrt(c.d_ff)));
   }
+  return Status::Ok();
+}
+
+std::vector<float> Pool(Rng& rng) {
+  std::vector<float> pool(4099);
+  for (float& x : pool) x = rng.Normal();
+  return pool;
+}
+
+}  // namespace
+
+Result<std::string> RandomModelGguf(const RandomModelSpec& spec) {
+  Rng rng(spec.seed);
+  const std::vector<float> pool = Pool(rng);
+  formats::GgufWriter w;
+  PK_RETURN_IF_ERROR(Build(spec, rng, pool, w));
   return w.Serialize();
 }
 
 Status WriteRandomModel(const RandomModelSpec& spec, const std::string& path) {
-  PK_ASSIGN_OR_RETURN(std::string bytes, RandomModelGguf(spec));
-  PK_ASSIGN_OR_RETURN(formats::GgufFile check, formats::GgufFile::FromBytes(bytes, path));
-  (void)check;
-  return WriteFileAtomic(path, bytes);
+  Rng rng(spec.seed);
+  const std::vector<float> pool = Pool(rng);
+  formats::GgufWriter w;
+  PK_RETURN_IF_ERROR(Build(spec, rng, pool, w));
+  return w.Write(path);
 }
 
 Result<std::unique_ptr<LlamaModel>> RandomModel(const RandomModelSpec& spec,

@@ -19,6 +19,9 @@ struct RandomModelSpec {
   tensor::DType matrix_dtype = tensor::DType::kF32;  // every 2-D weight, embeddings included
   uint64_t seed = 1;
   bool write_rope_freqs = false;  // llama3 scaling as a rope_freqs.weight tensor
+  // Matrices cycle through a small pool of normals and are produced while writing, one at
+  // a time: for large models (memory tests), where statistics do not matter.
+  bool cheap_values = false;
 };
 
 // A small config: arch "llama", d_model 64, 2 layers, 4 heads / 2 kv heads, d_ff 128,
