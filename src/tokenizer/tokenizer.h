@@ -29,6 +29,7 @@
 
 namespace pocket::formats {
 class GgufFile;
+class GgufWriter;
 }  // namespace pocket::formats
 
 namespace pocket::tokenizer {
@@ -75,6 +76,17 @@ void ApplyLlamaCppDefaults(Vocab& vocab);
 
 // Pre-tokenizer names this build understands (tokenizer.ggml.pre values).
 std::vector<std::string> SupportedPreTokenizers();
+
+// Writes `vocab` as tokenizer.ggml.* keys (model, pre, tokens, token_type, scores for llama,
+// merges for gpt2, special ids that are set, add_bos/add_eos, add_space_prefix for llama):
+// what FromGguf reads back and what llama.cpp loads.
+void AddVocabToGguf(const Vocab& vocab, formats::GgufWriter& writer);
+
+// Reads a vocabulary in the JSON form of testdata/tokenizer/*.json ({"model", "pre",
+// "tokens", "token_types", "scores"?, "merges", "bos_id"?, "eos_id"?, "unk_id"?, "add_bos",
+// "add_eos"}), starting from ApplyLlamaCppDefaults. InvalidArgument naming the field.
+Result<Vocab> VocabFromJson(std::string_view json);
+Result<Vocab> LoadVocabJson(const std::string& path);
 
 class Tokenizer {
  public:

@@ -15,21 +15,7 @@ Result<Golden> LoadGolden(const std::string& name) {
   Golden g;
   try {
     const auto j = nlohmann::json::parse(text);
-    Vocab& v = g.vocab;
-    v.model = j.at("model") == "llama" ? ModelKind::kLlama : ModelKind::kGpt2;
-    v.pre = j.at("pre").get<std::string>();
-    ApplyLlamaCppDefaults(v);
-    v.tokens = j.at("tokens").get<std::vector<std::string>>();
-    for (int t : j.at("token_types").get<std::vector<int>>()) {
-      v.token_types.push_back(static_cast<TokenType>(t));
-    }
-    if (j.contains("scores")) v.scores = j.at("scores").get<std::vector<float>>();
-    v.merges = j.at("merges").get<std::vector<std::string>>();
-    v.bos_id = j.value("bos_id", kNoToken);
-    v.eos_id = j.value("eos_id", kNoToken);
-    v.unk_id = j.value("unk_id", kNoToken);
-    v.add_bos = j.at("add_bos").get<bool>();
-    v.add_eos = j.at("add_eos").get<bool>();
+    PK_ASSIGN_OR_RETURN(g.vocab, VocabFromJson(text));
     for (const auto& c : j.at("cases")) {
       GoldenCase gc;
       gc.text = c.at("text").get<std::string>();
