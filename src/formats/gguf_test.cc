@@ -408,3 +408,21 @@ TEST(GgufWriterTest, CustomAlignmentAndReplacement) {
 
 }  // namespace
 }  // namespace pocket::formats
+
+namespace pocket::formats {
+namespace {
+TEST(GgufFileTest, FuzzSeedsAreValidFiles) {
+  const std::string dir = std::string(POCKET_SOURCE_DIR) + "/testdata/fuzz/gguf_fuzz/";
+  for (const char* name : {"header_only.gguf", "all_types.gguf", "tensors.gguf", "align64_v2.gguf"}) {
+    auto f = GgufFile::Open(dir + name);
+    EXPECT_TRUE(f.ok()) << name << ": " << f.status().ToString();
+  }
+  auto f = GgufFile::Open(dir + "align64_v2.gguf");
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ(f->version(), 2u);
+  float v[3];
+  std::memcpy(v, f->TensorBytes(*f->FindTensor("b")).data(), 12);
+  EXPECT_EQ(v[2], 6.0f);
+}
+}  // namespace
+}  // namespace pocket::formats
