@@ -1,0 +1,132 @@
+// `pocket collab serve`: the y-websocket-compatible collaboration server (src/sync) with
+// its editor page. See docs/collab.md.
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "cli/command.h"
+#include "sync/collab_server.h"
+
+namespace pocket::cli {
+namespace {
+
+// Walks up from the binary to find `rel` (the source tree holds web/ and tests/node/).
+std::string FindUpward(const std::string& rel) {
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return "";
+  for (auto dir = exe.parent_path(); !dir.empty() && dir != dir.root_path();
+       dir = dir.parent_path()) {
+    if (std::filesystem::exists(dir / rel, ec)) return (dir / rel).string();
+  }
+  return "";
+}
+
+// Tokens file: one "ROOM TOKEN" per line; ROOM "*" sets the token of every other room;
+// blank lines and lines starting with '#' are skipped.
+Status ReadTokens(const std::string& path, sync::SyncOptions& options) {
+  std::ifstream in(path);
+  if (!in) return Status::IOError("cannot read tokens file '" + path + "'");
+  std::string line;
+  int n = 0;
+  while (std::getline(in, line)) {
+    ++n;
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream ls(line);
+    std::string room, token, extra;
+    if (!(ls >> room >> token) || (ls >> extra)) {
+      return Status::InvalidArgument("tokens file '" + path + "' line " + std::to_string(n) +
+                                     ": expected 'ROOM TOKEN'");
+    }
+    if (room == "*") {
+      options.token = token;
+    } else {
+      options.room_tokens[room] = token;
+    }
+  }
+  return Status::Ok();
+}
+
+CommandMain Configure(CLI::App& app) {
+  app.require_subcommand(1);
+  CLI::App* serve = app.add_subcommand("serve", "Serve y-websocket rooms and the editor page");
+  struct Flags {
+    std::string dir = "pocket-collab-data";
+    std::string host = "127.0.0.1";
+    int port = 1234;
+    std::string token, tokens_file, web, node_modules;
+    bool memory = false;
+    size_t compact_every = 500;
+  };
+  auto f = std::make_shared<Flags>();
+  serve->add_option("--dir", f->dir, "Data directory: one folder per room")->capture_default_str();
+  serve->add_option("--host", f->host, "Address to bind (use 0.0.0.0 to accept remote peers)")
+      ->capture_default_str();
+  serve->add_option("--port", f->port, "TCP port (0: pick a free one)")
+      ->check(CLI::Range(0, 65535))
+      ->capture_default_str();
+  serve->add_option("--token", f->token, "Access token every room requires (?token=...)");
+  serve->add_option("--tokens", f->tokens_file, "File of 'ROOM TOKEN' lines ('*' = any room)");
+  serve->add_option("--web", f->web, "Folder of the editor page (default: web/collab)");
+  serve->add_option("--node-modules", f->node_modules,
+                    "node_modules holding yjs, y-websocket, y-protocols, lib0 for the page "
+                    "(default: tests/node/node_modules)");
+  serve->add_flag("--memory", f->memory, "Keep rooms in memory only (nothing persisted)");
+  serve->add_option("--compact-every", f->compact_every,
+                    "Compact a room's log after this many updates (0: never)")
+      ->capture_default_str();
+  return [f, serve]() -> int {
+    if (!serve->parsed()) return 2;
+    sync::CollabServerOptions o;
+    o.bind_address = f->host;
+    o.port = static_cast<uint16_t>(f->port);
+    o.web_root = f->web.empty() ? FindUpward("web/collab") : f->web;
+    o.node_modules =
+        f->node_modules.empty() ? FindUpward("tests/node/node_modules") : f->node_modules;
+    if (!f->memory) o.sync.data_dir = f->dir;
+    o.sync.token = f->token;
+    o.sync.store.compact_every_records = f->compact_every;
+    if (!f->tokens_file.empty()) {
+      if (Status s = ReadTokens(f->tokens_file, o.sync); !s.ok()) return Fail("collab", s);
+    }
+    if (!f->memory) {
+      std::error_code ec;
+      std::filesystem::create_directories(f->dir, ec);
+      if (ec) {
+        return Fail("collab", Status::IOError("cannot create data directory '" + f->dir +
+                                              "': " + ec.message()));
+      }
+    }
+    boost::asio::io_context io(1);
+    auto server = sync::CollabServer::Start(io, o);
+    if (!server.ok()) return Fail("collab", server.status());
+    std::printf("pocket collab: listening on ws://%s:%u (data: %s, page: %s)\n", f->host.c_str(),
+                (*server)->port(), f->memory ? "memory" : f->dir.c_str(),
+                o.web_root.empty() ? "none" : ("http://" + f->host + ":" +
+                                               std::to_string((*server)->port()) + "/").c_str());
+    std::fflush(stdout);
+    boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+    boost::asio::steady_timer grace(io);
+    signals.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      (*server)->Stop();
+      // Peers get two seconds to answer the close handshake.
+      grace.expires_after(std::chrono::seconds(2));
+      grace.async_wait([&](const boost::system::error_code&) { io.stop(); });
+    });
+    io.run();
+    return 0;
+  };
+}
+
+}  // namespace
+
+POCKET_COMMAND(collab, "collab", "Collaborative documents: y-websocket server and editor page",
+               Configure);
+
+}  // namespace pocket::cli

@@ -1,0 +1,55 @@
+// CollabServer: what `pocket collab serve` runs. One TCP listener that serves
+//   * WebSocket upgrades on any path: y-websocket rooms (handed to SyncService), and
+//   * GET/HEAD of static files: the editor page from `web_root` (web/collab/), and
+//     /vendor/<package>/<file> from `node_modules` for the four npm packages the page
+//     imports (yjs, y-websocket, y-protocols, lib0) through its import map.
+// Binds 127.0.0.1 unless told otherwise. Thread safety: Start() and Stop() from the thread
+// that runs the io_context (or before it runs); the io_context is meant to run on one thread.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "base/status.h"
+#include "sync/sync_service.h"
+
+namespace pocket::sync {
+
+struct CollabServerOptions {
+  std::string bind_address = "127.0.0.1";
+  uint16_t port = 1234;  // 0: an ephemeral port (see CollabServer::port())
+  std::string web_root;      // empty: no page
+  std::string node_modules;  // empty: no /vendor/
+  SyncOptions sync;
+};
+
+class CollabServer {
+ public:
+  // Binds and starts accepting. IOError naming the address when bind/listen fails.
+  static Result<std::unique_ptr<CollabServer>> Start(boost::asio::io_context& io,
+                                                     CollabServerOptions options);
+  ~CollabServer();
+  uint16_t port() const;
+  SyncService& service();
+  // Stops accepting and closes every connection; io.run() returns once they are gone.
+  void Stop();
+
+  class Impl;
+
+ private:
+  explicit CollabServer(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+  std::shared_ptr<Impl> impl_;
+};
+
+// Content-Type for a file name by extension ("application/octet-stream" when unknown).
+std::string_view MimeType(std::string_view path);
+
+// Maps a request path to a file under `web_root` / `node_modules`, or NotFound. Rejects
+// "..", backslashes and NULs; "/" maps to index.html.
+Result<std::string> ResolveStaticPath(std::string_view target, const std::string& web_root,
+                                      const std::string& node_modules);
+
+}  // namespace pocket::sync
