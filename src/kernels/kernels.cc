@@ -128,10 +128,10 @@ ActKind ActKindOf(DType d) {
 constexpr size_t kSlotAct = 0;
 constexpr size_t kSlotScores = 1;
 
-// Rows per task unit: every task handles whole units, so a row is always computed by the
-// same tile code path (the tile kernels are batch invariant anyway; this keeps the
-// partition simple). 4 = the mat-vec row tile.
-constexpr size_t kRowUnit = 4;
+// Rows per task unit: threads get whole units, so the int8 kernels' 8-row tiles are full
+// (results do not depend on it: every row's value is computed independently of the others
+// in its tile).
+constexpr size_t kRowUnit = 8;
 
 }  // namespace
 

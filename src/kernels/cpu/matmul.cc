@@ -10,6 +10,7 @@
 // (batch invariance) and independent of the row split across threads.
 //
 // Other targets and other dtypes: portable loops per (row, token), integer within a block.
+#include <algorithm>
 #include <cstring>
 #include <type_traits>
 
@@ -290,6 +291,153 @@ void MatMulQ8X86(const tensor::TensorView& w, const Activations& act, size_t r0,
   }
 }
 
+// ---- Interleaved 8-row tiles: 32-bit lane j of every vector belongs to row j. ----
+//
+// For block b, U[k] (k = 0..7) holds elements 4k..4k+3 of the 8 rows (lane j = row j),
+// as unsigned bytes: Q4_0 nibbles as they are, Q8_0 as w + 128. The activation's dword k
+// (elements 4k..4k+3) is broadcast, so one u8 x s8 dot per k accumulates all 8 rows at
+// once, and the int32 lanes end up holding the 8 rows' block dots with no horizontal
+// reduction. The offset (Q4_0: -8 * sum(x), Q8_0: -128 * sum(x)) is the accumulator's
+// initial value. Per (row, token) the sequence is fixed: two int32 chains (even and odd
+// k), their sum, then acc = fma(cvt(p) * dw, dx, acc); the tile shape only decides what is
+// shared, so the results are batch invariant. Weights are transposed on the fly from the
+// GGUF layout; prefill amortizes that over RN tokens.
+
+// The 8 rows' f16 scales of block b as floats. `offsets` are the rows' byte offsets from
+// row 0; blk0 is row 0's block b.
+HWY_INLINE __m256 GatherScales(const uint8_t* blk0, __m256i offsets) {
+  const __m256i g = _mm256_i32gather_epi32(reinterpret_cast<const int*>(blk0), offsets, 1);
+  // Low 16 bits of each dword -> the low 8 bytes of each 128-bit half, then join halves.
+  const __m256i packed = _mm256_shuffle_epi8(
+      g, _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1, 0, 1, 4, 5,
+                          8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1));
+  const __m256i joined = _mm256_permute4x64_epi64(packed, 0x08);
+  return _mm256_cvtph_ps(_mm256_castsi256_si128(joined));
+}
+
+template <bool kQ4>
+HWY_INLINE void LoadInterleaved(const uint8_t* const* row, size_t boff, __m256i* u) {
+  if constexpr (kQ4) {
+    __m256i yv[4];
+    for (int i = 0; i < 4; ++i) {
+      yv[i] = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(row[i + 4] + boff + 2),
+                                  reinterpret_cast<const __m128i*>(row[i] + boff + 2));
+    }
+    const __m256i t0 = _mm256_unpacklo_epi32(yv[0], yv[1]);
+    const __m256i t1 = _mm256_unpackhi_epi32(yv[0], yv[1]);
+    const __m256i t2 = _mm256_unpacklo_epi32(yv[2], yv[3]);
+    const __m256i t3 = _mm256_unpackhi_epi32(yv[2], yv[3]);
+    const __m256i d[4] = {_mm256_unpacklo_epi64(t0, t2), _mm256_unpackhi_epi64(t0, t2),
+                          _mm256_unpacklo_epi64(t1, t3), _mm256_unpackhi_epi64(t1, t3)};
+    const __m256i m = _mm256_set1_epi8(0x0F);
+    for (int k = 0; k < 4; ++k) {
+      u[k] = _mm256_and_si256(d[k], m);
+      u[k + 4] = _mm256_and_si256(_mm256_srli_epi16(d[k], 4), m);
+    }
+  } else {
+    __m256i r[8];
+    for (int j = 0; j < 8; ++j) {
+      r[j] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row[j] + boff + 2));
+    }
+    // 8 x 8 transpose of dwords.
+    __m256i a[8], c[8];
+    for (int j = 0; j < 8; j += 2) {
+      a[j] = _mm256_unpacklo_epi32(r[j], r[j + 1]);
+      a[j + 1] = _mm256_unpackhi_epi32(r[j], r[j + 1]);
+    }
+    for (int j = 0; j < 8; j += 4) {
+      c[j] = _mm256_unpacklo_epi64(a[j], a[j + 2]);
+      c[j + 1] = _mm256_unpackhi_epi64(a[j], a[j + 2]);
+      c[j + 2] = _mm256_unpacklo_epi64(a[j + 1], a[j + 3]);
+      c[j + 3] = _mm256_unpackhi_epi64(a[j + 1], a[j + 3]);
+    }
+    // c[0..3]: dwords 0..3 of rows 0-3 (low half) and 0..3 of rows 0-3 from the high
+    // half (dwords 4..7); c[4..7] likewise for rows 4-7.
+    const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+    for (int k = 0; k < 4; ++k) {
+      u[k] = _mm256_xor_si256(_mm256_permute2x128_si256(c[k], c[k + 4], 0x20), flip);
+      u[k + 4] = _mm256_xor_si256(_mm256_permute2x128_si256(c[k], c[k + 4], 0x31), flip);
+    }
+  }
+}
+
+template <int RN, bool kQ4, bool kVnni>
+HWY_INLINE void TileX8(const uint8_t* w0, size_t w_stride, size_t valid_rows, const uint8_t* a0,
+                       size_t a_stride, size_t cols, float* y, size_t y_stride) {
+  constexpr size_t kBlockBytes = kQ4 ? sizeof(tensor::BlockQ4_0) : sizeof(tensor::BlockQ8_0);
+  const size_t nb = cols / 32;
+  const size_t sum_off = cols + nb * sizeof(float);
+  const uint8_t* row[8];
+  alignas(32) int32_t off[8];
+  for (size_t j = 0; j < 8; ++j) {
+    const size_t jj = j < valid_rows ? j : valid_rows - 1;  // missing rows repeat the last
+    row[j] = w0 + jj * w_stride;
+    off[j] = static_cast<int32_t>(jj * w_stride);
+  }
+  const __m256i offsets = _mm256_load_si256(reinterpret_cast<const __m256i*>(off));
+  __m256 acc[RN];
+  for (int t = 0; t < RN; ++t) acc[t] = _mm256_setzero_ps();
+  for (size_t b = 0; b < nb; ++b) {
+    const size_t boff = b * kBlockBytes;
+    for (int j = 0; j < 8; ++j) {
+      _mm_prefetch(reinterpret_cast<const char*>(row[j] + boff) + kPrefetchBytes, _MM_HINT_T0);
+    }
+    const __m256 dw = GatherScales(w0 + boff, offsets);
+    __m256i u[8];
+    LoadInterleaved<kQ4>(row, boff, u);
+    for (int t = 0; t < RN; ++t) {
+      const uint8_t* at = a0 + t * a_stride;
+      int32_t s;
+      std::memcpy(&s, at + sum_off + b * sizeof(int32_t), sizeof(s));
+      __m256i p0 = _mm256_set1_epi32(kQ4 ? s : s * 16);
+      __m256i p1 = _mm256_setzero_si256();
+      const uint8_t* xb = at + b * 32;
+      for (int k = 0; k < 8; k += 2) {
+        int32_t x0, x1;
+        std::memcpy(&x0, xb + 4 * k, 4);
+        std::memcpy(&x1, xb + 4 * k + 4, 4);
+        p0 = DotAcc<kVnni>(p0, u[k], _mm256_set1_epi32(x0));
+        p1 = DotAcc<kVnni>(p1, u[k + 1], _mm256_set1_epi32(x1));
+      }
+      const __m256i p = _mm256_add_epi32(p0, p1);
+      acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(p), dw),
+                               _mm256_broadcast_ss(reinterpret_cast<const float*>(at + cols) + b),
+                               acc[t]);
+    }
+  }
+  for (int t = 0; t < RN; ++t) {
+    if (valid_rows == 8) {
+      _mm256_storeu_ps(y + t * y_stride, acc[t]);
+    } else {
+      alignas(32) float tmp[8];
+      _mm256_store_ps(tmp, acc[t]);
+      for (size_t j = 0; j < valid_rows; ++j) y[t * y_stride + j] = tmp[j];
+    }
+  }
+}
+
+template <bool kQ4, bool kVnni>
+void MatMulX8(const tensor::TensorView& w, const Activations& act, size_t r0, size_t r1,
+              float* y) {
+  const size_t rows = static_cast<size_t>(w.ne[1]);
+  const size_t w_stride = w.row_bytes(), a_stride = act.stride_bytes, cols = act.cols;
+  const auto* wbase = static_cast<const uint8_t*>(w.data);
+  // Registers: 8 weight vectors + RN accumulators + temporaries; AVX-512 has 32.
+  constexpr int kRn = HWY_TARGET == HWY_AVX3 ? 8 : 4;
+  for (size_t r = r0; r < r1; r += 8) {
+    const size_t valid = std::min<size_t>(8, r1 - r);
+    size_t t = 0;
+    for (; t + kRn <= act.num_tokens; t += kRn) {
+      TileX8<kRn, kQ4, kVnni>(wbase + r * w_stride, w_stride, valid, act.q8 + t * a_stride,
+                              a_stride, cols, y + t * rows + r, rows);
+    }
+    for (; t < act.num_tokens; ++t) {
+      TileX8<1, kQ4, kVnni>(wbase + r * w_stride, w_stride, valid, act.q8 + t * a_stride,
+                            a_stride, cols, y + t * rows + r, rows);
+    }
+  }
+}
+
 bool HasVnni() {
 #if HWY_TARGET == HWY_AVX3
   static const bool vnni = __builtin_cpu_supports("avx512vnni");
@@ -299,13 +447,17 @@ bool HasVnni() {
 #endif
 }
 
+// Q4_0: interleaved 8-row tiles everywhere. Q8_0: interleaved with VNNI; without it
+// w + 128 would saturate vpmaddubsw, so Q8_0 keeps the 4-row sign-trick tiles there.
 template <bool kQ4>
 void MatMulQ8Dispatch(const tensor::TensorView& w, const Activations& act, size_t r0,
                       size_t r1, float* y) {
   if (HasVnni()) {
-    MatMulQ8X86<kQ4, true>(w, act, r0, r1, y);
+    MatMulX8<kQ4, true>(w, act, r0, r1, y);
+  } else if constexpr (kQ4) {
+    MatMulX8<true, false>(w, act, r0, r1, y);
   } else {
-    MatMulQ8X86<kQ4, false>(w, act, r0, r1, y);
+    MatMulQ8X86<false, false>(w, act, r0, r1, y);
   }
 }
 
