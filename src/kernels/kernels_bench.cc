@@ -120,8 +120,9 @@ PK_MATMUL_BENCH(q8_0_1b_ffn_down_8192x2048_t1, DType::kQ8_0, 2048, 8192, 1);
 PK_MATMUL_BENCH(q4_0_135m_ffn_up_576x1536_t1, DType::kQ4_0, 1536, 576, 1);
 PK_MATMUL_BENCH(q8_0_135m_ffn_up_576x1536_t1, DType::kQ8_0, 1536, 576, 1);
 PK_MATMUL_BENCH(q8_0_135m_output_576x49152_t1, DType::kQ8_0, 49152, 576, 1);
-// K-quants and F16 (correct, portable: not tuned yet).
+// K-quants (x86: per-row vpmaddubsw, no tiles yet) and F16 (Highway, portable).
 PK_MATMUL_BENCH(q6_k_1b_ffn_up_2048x8192_t1, DType::kQ6_K, 8192, 2048, 1);
+PK_MATMUL_BENCH(q4_k_1b_ffn_up_2048x8192_t1, DType::kQ4_K, 8192, 2048, 1);
 PK_MATMUL_BENCH(f16_135m_ffn_up_576x1536_t1, DType::kF16, 1536, 576, 1);
 // Prefill.
 PK_MATMUL_BENCH(q4_0_1b_ffn_up_2048x8192_t64, DType::kQ4_0, 8192, 2048, 64);

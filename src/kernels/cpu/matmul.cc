@@ -438,6 +438,81 @@ void MatMulX8(const tensor::TensorView& w, const Activations& act, size_t r0, si
   }
 }
 
+// ---- K-quants on x86: per (row, token), vpmaddubsw against Q8_K, scales via vpmaddwd. ----
+
+// Q4_K: nibbles (unsigned) x Q8_K int8; the 6-bit sub-block scales multiply the int16
+// pair sums (vpmaddwd), the mins fold in through Q8_K's bsums. Exact integers per block.
+float DotQ4KX86(const uint8_t* wrow, const tensor::BlockQ8_K* x, size_t nb) {
+  __m256 acc = _mm256_setzero_ps();
+  float mins = 0.0f;
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  for (size_t b = 0; b < nb; ++b) {
+    const auto* blk = reinterpret_cast<const tensor::BlockQ4_K*>(wrow) + b;
+    uint8_t sc[8], mn[8];
+    for (int j = 0; j < 8; ++j) tensor::GetScaleMinK4(j, blk->scales, &sc[j], &mn[j]);
+    __m256i sumi = _mm256_setzero_si256();
+    for (int c = 0; c < 4; ++c) {
+      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qs + 32 * c));
+      const __m256i lo = _mm256_and_si256(q, m4);
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+      const __m256i plo = _mm256_maddubs_epi16(
+          lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs + 64 * c)));
+      const __m256i phi = _mm256_maddubs_epi16(
+          hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs + 64 * c + 32)));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, _mm256_set1_epi16(sc[2 * c])));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, _mm256_set1_epi16(sc[2 * c + 1])));
+    }
+    int32_t summ = 0;
+    for (int j = 0; j < 8; ++j) summ += int32_t{mn[j]} * (x[b].bsums[2 * j] + x[b].bsums[2 * j + 1]);
+    const float d = x[b].d * tensor::F16ToF32(blk->d);
+    const float dmin = x[b].d * tensor::F16ToF32(blk->dmin);
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(d), acc);
+    mins += dmin * static_cast<float>(summ);
+  }
+  return HorizontalSum(acc) - mins;
+}
+
+// Q6_K: 6-bit values 0..63 (unsigned) x Q8_K; the -32 offset is folded in with the bsums
+// (exact, in the int32 lanes).
+float DotQ6KX86(const uint8_t* wrow, const tensor::BlockQ8_K* x, size_t nb) {
+  __m256 acc = _mm256_setzero_ps();
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
+  for (size_t b = 0; b < nb; ++b) {
+    const auto* blk = reinterpret_cast<const tensor::BlockQ6_K*>(wrow) + b;
+    __m256i sumi = _mm256_setzero_si256();
+    for (int half = 0; half < 2; ++half) {
+      const uint8_t* ql = blk->ql + 64 * half;
+      const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
+      const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 32));
+      const __m256i h =
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qh + 32 * half));
+      __m256i q[4];
+      q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4),
+                             _mm256_slli_epi16(_mm256_and_si256(h, m2), 4));
+      q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), m2), 4));
+      q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), m2), 4));
+      q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), m2), 4));
+      const int8_t* sc = blk->scales + 8 * half;
+      for (int k = 0; k < 4; ++k) {
+        const __m256i p = _mm256_maddubs_epi16(
+            q[k], _mm256_loadu_si256(
+                      reinterpret_cast<const __m256i*>(x[b].qs + 128 * half + 32 * k)));
+        const __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[2 * k + 1]), _mm_set1_epi16(sc[2 * k]));
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, s));
+      }
+    }
+    int32_t corr = 0;
+    for (int j = 0; j < 16; ++j) corr += int32_t{blk->scales[j]} * x[b].bsums[j];
+    sumi = _mm256_sub_epi32(sumi, _mm256_zextsi128_si256(_mm_cvtsi32_si128(32 * corr)));
+    const float d = x[b].d * tensor::F16ToF32(blk->d);
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(d), acc);
+  }
+  return HorizontalSum(acc);
+}
+
 bool HasVnni() {
 #if HWY_TARGET == HWY_AVX3
   static const bool vnni = __builtin_cpu_supports("avx512vnni");
@@ -568,8 +643,13 @@ void MatMulRowsImpl(const tensor::TensorView& w, const Activations& act, size_t 
       for (size_t r = r0; r < r1; ++r) {
         for (size_t t = 0; t < act.num_tokens; ++t) {
           const auto* x = reinterpret_cast<const tensor::BlockQ8_K*>(act.q8 + t * act.stride_bytes);
+#if PK_X86_INT8
+          y[t * rows + r] = q4k ? DotQ4KX86(wbase + r * w_stride, x, cols / 256)
+                                : DotQ6KX86(wbase + r * w_stride, x, cols / 256);
+#else
           y[t * rows + r] = q4k ? DotQ4K(wbase + r * w_stride, x, cols / 256)
                                 : DotQ6K(wbase + r * w_stride, x, cols / 256);
+#endif
         }
       }
       return;
