@@ -9,7 +9,7 @@ APT_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libhwy-dev libboost-dev nlohmann-json3-dev libcli11-dev libtomlplusplus-dev
   libsqlite3-dev libssl-dev libsodium-dev libzstd-dev zlib1g-dev libpcre2-dev
-  python3 nodejs npm
+  python3 nodejs npm chromium chromium-driver
 )
 
 missing=()
