@@ -404,6 +404,11 @@ class Parser {
   // tokens in stmt_toks_) or the end of the template.
   Status ParseBody(std::vector<Node>& out, const std::vector<std::string_view>& stops,
                    std::string* stop) {
+    if (++depth_ > kMaxDepth) return ParseError(line_, "blocks nested too deeply");
+    struct Leave {
+      int& d;
+      ~Leave() { --d; }
+    } leave{depth_};
     while (seg_ < segs_.size()) {
       const Segment& seg = segs_[seg_++];
       line_ = seg.line;
@@ -646,6 +651,12 @@ class Parser {
   }
 
   Result<ExprPtr> ParseUnary(bool with_filter) {
+    // Bounded recursion: untrusted templates must not overflow the stack.
+    if (++depth_ > kMaxDepth) return ParseError(line_, "expression nested too deeply");
+    struct Leave {
+      int& d;
+      ~Leave() { --d; }
+    } leave{depth_};
     ExprPtr e;
     if (Accept("-")) {
       e = MakeExpr(Expr::Kind::kNeg);
@@ -896,6 +907,8 @@ class Parser {
     return e;
   }
 
+  static constexpr int kMaxDepth = 200;
+  int depth_ = 0;
   std::vector<Segment> segs_;
   size_t seg_ = 0;
   std::vector<Tok> toks_;
@@ -996,6 +1009,11 @@ class Renderer {
 
  private:
   Result<Flow> ExecOne(const Node& n) {
+    // A budget instead of a timeout: real chat templates take a few thousand steps.
+    if (++steps_ > kMaxSteps || out_->size() > kMaxStringBytes) {
+      return Status::ResourceExhausted("chat template: line " + std::to_string(n.line) +
+                                       ": rendering exceeds the step or output budget");
+    }
     switch (n.kind) {
       case Node::Kind::kText: out_->append(n.text); return Flow::kNormal;
       case Node::Kind::kOutput: {
@@ -1069,6 +1087,10 @@ class Renderer {
     std::vector<Value> items;
     if (n.filter) {
       for (const Value& item : all) {
+        if (++steps_ > kMaxSteps) {
+          return Status::ResourceExhausted("chat template: line " + std::to_string(n.line) +
+                                           ": rendering exceeds the step budget");
+        }
         scopes_.emplace_back();
         Status s = bind(item);
         Result<Value> keep = s.ok() ? Eval(*n.filter) : Result<Value>(s);
@@ -1085,6 +1107,10 @@ class Renderer {
     }
     const auto count = static_cast<int64_t>(items.size());
     for (int64_t k = 0; k < count; ++k) {
+      if (++steps_ > kMaxSteps) {
+        return Status::ResourceExhausted("chat template: line " + std::to_string(n.line) +
+                                         ": rendering exceeds the step budget");
+      }
       scopes_.emplace_back();
       Value loop = Value::Dict();
       loop.obj->Set("index", Value::Int(k + 1));
@@ -1785,13 +1811,16 @@ class Renderer {
     PK_ASSIGN_OR_RETURN(Value l, Eval(*e.args[0]));
     PK_ASSIGN_OR_RETURN(Value r, Eval(*e.args[1]));
     const std::string& op = e.name;
-    if (op == "~") return Value::Str(jinja::ToString(l) + jinja::ToString(r));
+    if (op == "~" || (op == "+" && l.is_string() && r.is_string())) {
+      std::string a = jinja::ToString(l), b = jinja::ToString(r);
+      if (a.size() + b.size() > kMaxStringBytes) return RenderError(e.line, "string too long");
+      return Value::Str(a + b);
+    }
     if (l.is_undefined() || r.is_undefined()) {
       const Value& u = l.is_undefined() ? l : r;
       return RenderError(e.line, "'" + (u.s.empty() ? std::string("value") : u.s) + "' is undefined");
     }
     if (op == "+") {
-      if (l.is_string() && r.is_string()) return Value::Str(l.s + r.s);
       if (l.is_array() && r.is_array()) {
         Array items = *l.arr;
         items.insert(items.end(), r.arr->begin(), r.arr->end());
@@ -1802,7 +1831,7 @@ class Renderer {
       const std::string& s = l.is_string() ? l.s : r.s;
       const int64_t n = l.is_string() ? r.i : l.i;
       std::string out;
-      for (int64_t k = 0; k < n && out.size() < (1u << 24); ++k) out += s;
+      for (int64_t k = 0; k < n && out.size() < kMaxStringBytes; ++k) out += s;
       return Value::Str(out);
     }
     if (!l.is_number() || !r.is_number()) {
@@ -1839,6 +1868,9 @@ class Renderer {
     return Value::Int(a - q * b);
   }
 
+  static constexpr uint64_t kMaxSteps = 2'000'000;
+  static constexpr size_t kMaxStringBytes = 16u << 20;
+  uint64_t steps_ = 0;
   std::string* out_;
   std::vector<std::unordered_map<std::string, Value>> scopes_;
 };

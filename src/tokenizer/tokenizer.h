@@ -106,7 +106,8 @@ class Tokenizer {
   // Concatenated TokenToPiece of every token. Skips nothing: control tokens render as their
   // text (unless render_special is false: then they render as nothing). For the llama model
   // the space that add_space_prefix put in front of the first piece is removed, so
-  // Decode(Encode(x, false, false)) == x for any valid UTF-8 x.
+  // Decode(Encode(x, false, false)) == x for any bytes x (llama: unless x contains U+2581
+  // "▁", which decodes as a space, as in HF and llama.cpp).
   std::string Decode(std::span<const int32_t> tokens) const { return Decode(tokens, true); }
   std::string Decode(std::span<const int32_t> tokens, bool render_special) const;
   // The bytes of one token (may be a partial UTF-8 sequence). Out-of-range ids give "".
