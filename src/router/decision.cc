@@ -90,9 +90,11 @@ Result<RouteDecision> Decide(const Policy& policy, const RouteRequest& req,
 
   // (3) Auto: is there a reason to go remote?
   std::string want, want_detail;
-  if (req.local_context_length > 0 && need > req.local_context_length) {
+  const int64_t local_need =
+      (req.local_prompt_tokens > 0 ? req.local_prompt_tokens : req.prompt_tokens) + req.max_tokens;
+  if (req.local_context_length > 0 && local_need > req.local_context_length) {
     want = "context";
-    want_detail = std::to_string(need) + " tokens > local context " +
+    want_detail = std::to_string(local_need) + " tokens > local context " +
                   std::to_string(req.local_context_length);
   } else if (req.quality_high) {
     want = "quality";

@@ -27,7 +27,8 @@ struct RouteRequest {
   std::optional<std::string> pinned;       // a backend name the client asked for by model
   bool marked_private = false;             // header or body said private
   std::vector<std::string> privacy_hits;   // pattern names that matched the text
-  int64_t prompt_tokens = 0;               // estimate
+  int64_t prompt_tokens = 0;               // upper bound (budget reservation, difficulty)
+  int64_t local_prompt_tokens = 0;         // the local tokenizer's count; 0 = use prompt_tokens
   int64_t max_tokens = 0;
   bool quality_high = false;
   int64_t local_context_length = 0;        // the local model's context (0 = unknown)

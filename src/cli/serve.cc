@@ -1,0 +1,156 @@
+// `pocket serve`: the OpenAI-compatible local AI server (src/server), with the router's
+// policy (src/router). Prints one JSON line per request to stderr; stops on SIGINT/SIGTERM.
+#include <signal.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "base/file.h"
+#include "base/log.h"
+#include "cli/command.h"
+#include "router/policy.h"
+#include "server/fake_model.h"
+#include "server/runtime_model.h"
+#include "server/server.h"
+
+namespace pocket::cli {
+namespace {
+
+struct ServeFlags {
+  std::vector<std::string> models;
+  std::vector<std::string> fake_models;
+  int fake_delay_ms = 0;
+  int fake_context = 2048;
+  std::string policy;
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  std::string port_file;
+  std::string ledger = "pocket-ledger.db";
+  int threads = 0;
+  int context = 0;
+  int max_active = 8;
+  int max_queue = 32;
+  uint64_t max_body_bytes = 4ull << 20;
+  int64_t read_timeout_ms = 15000;
+  bool quiet = false;
+};
+
+bool IsLoopback(const std::string& host) {
+  return host == "127.0.0.1" || host == "::1" || host == "localhost" || host.rfind("127.", 0) == 0;
+}
+
+int RunServe(const ServeFlags& f) {
+  SetLogLevel(f.quiet ? LogLevel::kWarning : LogLevel::kInfo);
+  // JSON lines on stderr: request records are JSON already; other messages are wrapped.
+  SetLogSink([](LogLevel level, std::string_view m) {
+    if (!m.empty() && m.front() == '{') {
+      std::fprintf(stderr, "%.*s\n", static_cast<int>(m.size()), m.data());
+      return;
+    }
+    std::string esc;
+    for (char c : m) {
+      if (c == '"' || c == '\\') esc += '\\';
+      if (static_cast<unsigned char>(c) < 0x20) continue;
+      esc += c;
+    }
+    const char* lv = level == LogLevel::kError ? "error" : level == LogLevel::kWarning ? "warning" : "info";
+    std::fprintf(stderr, "{\"level\":\"%s\",\"msg\":\"%s\"}\n", lv, esc.c_str());
+  });
+
+  router::Policy policy = router::DefaultPolicy();
+  if (!f.policy.empty()) {
+    auto p = router::LoadPolicy(f.policy, router::ProcessEnv());
+    if (!p.ok()) return Fail("serve", p.status());
+    policy = std::move(*p);
+  }
+  for (const auto& b : policy.backends) {
+    if (!b.disabled_reason.empty())
+      std::fprintf(stderr, "pocket serve: backend '%s' disabled: %s\n", b.name.c_str(),
+                   b.disabled_reason.c_str());
+  }
+  if (!IsLoopback(f.host) && policy.api_keys.empty()) {
+    std::fprintf(stderr,
+                 "pocket serve: WARNING: listening on %s without API keys: anyone who can reach "
+                 "this address can use the model and the remote budget. Configure [api_keys] in "
+                 "the policy.\n",
+                 f.host.c_str());
+  }
+
+  std::vector<std::shared_ptr<server::Model>> models;
+  for (const auto& id : f.fake_models)
+    models.push_back(std::make_shared<server::FakeModel>(id, f.fake_context, f.fake_delay_ms));
+  std::vector<std::string> paths = f.models;
+  if (paths.empty() && models.empty()) paths.push_back(DefaultModelPath());
+  for (const auto& path : paths) {
+    auto m = server::LoadRuntimeModel(path, f.threads, f.context);
+    if (!m.ok()) return Fail("serve", m.status());
+    models.push_back(std::move(*m));
+  }
+
+  server::ServerOptions opts;
+  opts.http.host = f.host;
+  opts.http.port = static_cast<uint16_t>(f.port);
+  opts.http.max_body_bytes = f.max_body_bytes;
+  opts.http.read_timeout_ms = f.read_timeout_ms;
+  opts.max_active = f.max_active;
+  opts.max_queue = f.max_queue;
+  opts.default_ledger_path = f.ledger;
+  auto server = server::Server::Create(opts, models, std::move(policy));
+  if (!server.ok()) return Fail("serve", server.status());
+
+  // Block the signals before the server starts its threads, then wait for one here.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  if (Status s = (*server)->Start(); !s.ok()) return Fail("serve", s);
+  const uint16_t port = (*server)->port();
+  if (!f.port_file.empty()) {
+    if (Status s = WriteFileAtomic(f.port_file, std::to_string(port) + "\n"); !s.ok())
+      return Fail("serve", s);
+  }
+  std::string ids;
+  for (const auto& m : models) ids += (ids.empty() ? "" : ", ") + m->id();
+  std::fprintf(stderr, "pocket serve: listening on http://%s:%u/v1 (models: %s)\n", f.host.c_str(),
+               port, ids.c_str());
+  int sig = 0;
+  sigwait(&set, &sig);
+  std::fprintf(stderr, "pocket serve: stopping (signal %d)\n", sig);
+  (*server)->Stop();
+  return 0;
+}
+
+CommandMain Configure(CLI::App& app) {
+  auto f = std::make_shared<ServeFlags>();
+  app.add_option("--model", f->models, "GGUF model file (repeatable); id = file name without .gguf")
+      ->check(CLI::ExistingFile);
+  app.add_option("--fake-model", f->fake_models,
+                 "serve a deterministic fake model with this id (for tests; repeatable)");
+  app.add_option("--fake-delay-ms", f->fake_delay_ms, "per-token delay of fake models");
+  app.add_option("--fake-context", f->fake_context, "context length of fake models")
+      ->check(CLI::Range(16, 1 << 20));
+  app.add_option("--policy", f->policy, "router policy (TOML; see docs/policy.example.toml)");
+  app.add_option("--host", f->host, "address to listen on (default loopback)");
+  app.add_option("--port", f->port, "port (0: any free port; see --port-file)")
+      ->check(CLI::Range(0, 65535));
+  app.add_option("--port-file", f->port_file, "write the bound port to this file once listening");
+  app.add_option("--ledger", f->ledger, "SQLite ledger of remote spend (unless the policy names one)");
+  app.add_option("--threads", f->threads, "compute threads (0: all cores)");
+  app.add_option("--context", f->context, "context length (0: the model's, capped at 4096)");
+  app.add_option("--max-active", f->max_active, "requests generating at once")
+      ->check(CLI::Range(1, 256));
+  app.add_option("--max-queue", f->max_queue, "requests waiting; beyond this: 429")
+      ->check(CLI::Range(0, 4096));
+  app.add_option("--max-body-bytes", f->max_body_bytes, "request body limit (413 beyond)");
+  app.add_option("--read-timeout-ms", f->read_timeout_ms, "time to receive a whole request (408)");
+  app.add_flag("--quiet", f->quiet, "no per-request log lines");
+  return [f] { return RunServe(*f); };
+}
+
+POCKET_COMMAND(serve, "serve", "OpenAI-compatible HTTP server with the local/remote router", Configure);
+
+}  // namespace
+}  // namespace pocket::cli

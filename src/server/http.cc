@@ -1,0 +1,367 @@
+#include "server/http.h"
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <thread>
+
+namespace pocket::server {
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+std::string HttpRequest::Header(const std::string& lower_name) const {
+  for (const auto& [k, v] : headers)
+    if (k == lower_name) return v;
+  return "";
+}
+
+namespace {
+
+std::string Lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+std::string Head(int status, const Headers& headers, bool keep_alive,
+                 std::optional<size_t> content_length) {
+  std::string h = "HTTP/1.1 " + std::to_string(status) + " " +
+                  std::string(http::obsolete_reason(static_cast<http::status>(status))) + "\r\n";
+  for (const auto& [k, v] : headers) {
+    // Header values come from our own code, but never let one smuggle a line break.
+    if (k.find_first_of("\r\n") != std::string::npos || v.find_first_of("\r\n") != std::string::npos)
+      continue;
+    h += k + ": " + v + "\r\n";
+  }
+  if (content_length) h += "Content-Length: " + std::to_string(*content_length) + "\r\n";
+  else h += "Transfer-Encoding: chunked\r\n";
+  h += keep_alive ? "Connection: keep-alive\r\n" : "Connection: close\r\n";
+  return h + "\r\n";
+}
+
+std::string Chunk(const std::string& data) {
+  char len[32];
+  std::snprintf(len, sizeof(len), "%zx\r\n", data.size());
+  return len + data + "\r\n";
+}
+
+}  // namespace
+
+class Connection;
+
+struct HttpServer::Impl {
+  HttpOptions opts;
+  Handler handler;
+  ErrorBodyFn error_body;
+  net::io_context ioc;
+  tcp::acceptor acceptor{ioc};
+  std::vector<std::thread> threads;
+  std::atomic<int> connections{0};
+  std::atomic<bool> stopping{false};
+  std::mutex mu;
+  std::set<std::shared_ptr<Connection>> live;  // for Stop(); removed on close
+  explicit Impl(int n) : ioc(n) {}
+  void Accept();
+};
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(tcp::socket socket, HttpServer::Impl* impl) : stream_(std::move(socket)), impl_(impl) {
+    ++impl_->connections;
+  }
+  ~Connection() { --impl_->connections; }
+
+  void Start(bool over_limit) {
+    auto self = shared_from_this();
+    net::dispatch(stream_.get_executor(), [self, over_limit] {
+      if (over_limit) return self->SendError(503, "too many open connections");
+      self->DoRead();
+    });
+  }
+  void CloseFromServer() {
+    auto self = shared_from_this();
+    net::post(stream_.get_executor(), [self] { self->Close(); });
+  }
+
+  // --- called by ExchangeImpl through the strand ---
+  void QueueWrite(std::string bytes, bool last) {
+    auto self = shared_from_this();
+    net::post(stream_.get_executor(), [self, b = std::move(bytes), last]() mutable {
+      if (self->closed_) return;
+      self->outq_.push_back(std::move(b));
+      if (last) self->finishing_ = true;
+      if (!self->writing_) self->DoWrite();
+    });
+  }
+  bool keep_alive() const { return keep_alive_; }
+  std::atomic<bool> cancelled_{false};
+
+ private:
+  void DoRead() {
+    if (closed_) return;
+    parser_.emplace();
+    parser_->header_limit(impl_->opts.max_header_bytes);
+    parser_->body_limit(impl_->opts.max_body_bytes);
+    stream_.expires_after(std::chrono::milliseconds(impl_->opts.read_timeout_ms));
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+  }
+
+  void OnRead(beast::error_code ec) {
+    if (ec == http::error::end_of_stream) return Close();
+    if (ec == beast::error::timeout) {
+      if (parser_->got_some() || buffer_.size() > 0)
+        return SendError(408, "request not received within " +
+                                  std::to_string(impl_->opts.read_timeout_ms) + " ms");
+      return Close();
+    }
+    if (ec == http::error::body_limit)
+      return SendError(413, "request body over the limit of " +
+                                std::to_string(impl_->opts.max_body_bytes) + " bytes");
+    if (ec == http::error::header_limit)
+      return SendError(431, "request headers over the limit of " +
+                                std::to_string(impl_->opts.max_header_bytes) + " bytes");
+    if (ec) {
+      if (parser_->got_some() && ec != net::error::connection_reset && ec != net::error::eof)
+        return SendError(400, "malformed HTTP request: " + ec.message());
+      return Close();
+    }
+    auto& msg = parser_->get();
+    HttpRequest req;
+    req.method = std::string(msg.method_string());
+    req.target = std::string(msg.target());
+    req.path = req.target.substr(0, req.target.find('?'));
+    for (const auto& f : msg) req.headers.emplace_back(Lower(std::string(f.name_string())), std::string(f.value()));
+    req.body = std::move(msg.body());
+    beast::error_code ignored;
+    auto ep = stream_.socket().remote_endpoint(ignored);
+    req.remote = ignored ? "" : ep.address().to_string();
+    keep_alive_ = msg.keep_alive() && !impl_->stopping;
+    handling_ = true;
+    stream_.expires_never();
+    StartWatch();
+    impl_->handler(std::move(req), MakeExchange());
+  }
+
+  // Reads while the handler works: EOF or a reset means the client has gone.
+  void StartWatch() {
+    watching_ = true;
+    auto buf = buffer_.prepare(4096);
+    stream_.socket().async_read_some(
+        buf, [self = shared_from_this()](beast::error_code ec, size_t n) { self->OnWatch(ec, n); });
+  }
+  void OnWatch(beast::error_code ec, size_t n) {
+    watching_ = false;
+    if (!ec) {
+      buffer_.commit(n);  // a pipelined next request: keep it for DoRead
+      if (want_next_) {
+        want_next_ = false;
+        DoRead();
+      }
+      return;
+    }
+    if (ec == net::error::operation_aborted && want_next_) {
+      want_next_ = false;
+      return DoRead();
+    }
+    if (handling_) cancelled_ = true;
+    Close();
+  }
+
+  void DoWrite() {
+    writing_ = true;
+    stream_.expires_after(std::chrono::milliseconds(impl_->opts.write_timeout_ms));
+    net::async_write(stream_, net::buffer(outq_.front()),
+                     [self = shared_from_this()](beast::error_code ec, size_t) { self->OnWrite(ec); });
+  }
+  void OnWrite(beast::error_code ec) {
+    if (ec) {
+      cancelled_ = true;
+      return Close();
+    }
+    outq_.pop_front();
+    if (!outq_.empty()) return DoWrite();
+    writing_ = false;
+    stream_.expires_never();
+    if (finishing_) Finish();
+  }
+  void Finish() {
+    finishing_ = false;
+    handling_ = false;
+    if (!keep_alive_ || close_after_) {
+      beast::error_code ignored;
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      return Close();
+    }
+    if (watching_) {
+      want_next_ = true;
+      beast::error_code ignored;
+      stream_.socket().cancel(ignored);
+    } else {
+      DoRead();
+    }
+  }
+
+  void SendError(int status, const std::string& message) {
+    keep_alive_ = false;
+    close_after_ = true;
+    const std::string body = impl_->error_body ? impl_->error_body(status, message) : message;
+    Headers h{{"Content-Type", "application/json"}};
+    outq_.push_back(Head(status, h, false, body.size()) + body);
+    finishing_ = true;
+    if (!writing_) DoWrite();
+  }
+
+  void Close() {
+    if (closed_) return;
+    closed_ = true;
+    cancelled_ = true;
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.close();
+    std::lock_guard<std::mutex> l(impl_->mu);
+    impl_->live.erase(shared_from_this());
+  }
+
+  std::shared_ptr<Exchange> MakeExchange();
+
+  beast::tcp_stream stream_;
+  HttpServer::Impl* impl_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::deque<std::string> outq_;
+  bool writing_ = false, finishing_ = false, handling_ = false, watching_ = false;
+  bool want_next_ = false, keep_alive_ = true, close_after_ = false, closed_ = false;
+};
+
+namespace {
+
+class ExchangeImpl : public Exchange {
+ public:
+  explicit ExchangeImpl(std::shared_ptr<Connection> c) : conn_(std::move(c)) {}
+  ~ExchangeImpl() override {
+    // A handler that forgot to answer must not leave the client hanging.
+    if (!done_) Respond(500, {{"Content-Type", "text/plain"}}, "internal error: no response");
+  }
+  void Respond(int status, Headers headers, std::string body) override {
+    std::lock_guard<std::mutex> l(mu_);
+    if (done_ || started_) return;
+    done_ = true;
+    conn_->QueueWrite(Head(status, headers, conn_->keep_alive(), body.size()) + body, true);
+  }
+  void StartStream(int status, Headers headers) override {
+    std::lock_guard<std::mutex> l(mu_);
+    if (done_ || started_) return;
+    started_ = true;
+    conn_->QueueWrite(Head(status, headers, conn_->keep_alive(), std::nullopt), false);
+  }
+  bool Write(std::string data) override {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!started_ || done_ || conn_->cancelled_) return false;
+    if (!data.empty()) conn_->QueueWrite(Chunk(data), false);
+    return true;
+  }
+  void End() override {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!started_ || done_) return;
+    done_ = true;
+    conn_->QueueWrite("0\r\n\r\n", true);
+  }
+  bool cancelled() const override { return conn_->cancelled_; }
+
+ private:
+  std::mutex mu_;
+  std::shared_ptr<Connection> conn_;
+  bool started_ = false, done_ = false;
+};
+
+}  // namespace
+
+std::shared_ptr<Exchange> Connection::MakeExchange() {
+  return std::make_shared<ExchangeImpl>(shared_from_this());
+}
+
+void HttpServer::Impl::Accept() {
+  acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+    if (ec) {
+      if (stopping || ec == net::error::operation_aborted) return;
+      return Accept();
+    }
+    const bool over = connections.load() >= opts.max_connections;
+    auto c = std::make_shared<Connection>(std::move(socket), this);
+    {
+      std::lock_guard<std::mutex> l(mu);
+      live.insert(c);
+    }
+    c->Start(over);
+    Accept();
+  });
+}
+
+HttpServer::HttpServer(HttpOptions options, Handler handler, ErrorBodyFn error_body)
+    : impl_(std::make_unique<Impl>(std::max(1, options.io_threads))) {
+  impl_->opts = std::move(options);
+  impl_->handler = std::move(handler);
+  impl_->error_body = std::move(error_body);
+}
+
+HttpServer::~HttpServer() { Stop(); }
+
+Status HttpServer::Start() {
+  const auto& o = impl_->opts;
+  beast::error_code ec;
+  auto addr = net::ip::make_address(o.host, ec);
+  if (ec) return Status::InvalidArgument("--host '" + o.host + "' is not an IP address");
+  tcp::endpoint ep(addr, o.port);
+  const std::string where = o.host + ":" + std::to_string(o.port);
+  impl_->acceptor.open(ep.protocol(), ec);
+  if (!ec) impl_->acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) impl_->acceptor.bind(ep, ec);
+  if (!ec) impl_->acceptor.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) return Status::IOError("cannot listen on " + where + ": " + ec.message());
+  bound_port_ = impl_->acceptor.local_endpoint(ec).port();
+  impl_->Accept();
+  for (int i = 0; i < std::max(1, o.io_threads); ++i)
+    impl_->threads.emplace_back([this] { impl_->ioc.run(); });
+  return Status::Ok();
+}
+
+void HttpServer::Stop() {
+  if (!impl_ || impl_->threads.empty()) return;
+  impl_->stopping = true;
+  net::post(impl_->ioc, [this] {
+    beast::error_code ignored;
+    impl_->acceptor.close(ignored);
+  });
+  std::vector<std::shared_ptr<Connection>> conns;
+  {
+    std::lock_guard<std::mutex> l(impl_->mu);
+    conns.assign(impl_->live.begin(), impl_->live.end());
+  }
+  for (auto& c : conns) c->CloseFromServer();
+  conns.clear();
+  // Handlers still holding an exchange see it cancelled and finish soon; give them a
+  // bounded time before the I/O threads go.
+  for (int i = 0; i < 500 && impl_->connections.load() > 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  impl_->ioc.stop();
+  for (auto& t : impl_->threads) t.join();
+  impl_->threads.clear();
+}
+
+int HttpServer::open_connections() const { return impl_->connections.load(); }
+
+}  // namespace pocket::server

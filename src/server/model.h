@@ -1,0 +1,44 @@
+// What the server needs from a local model, so the HTTP layer can be tested without
+// one: generation with streaming and cancellation, prompt token counts (to refuse a
+// prompt over the context before queueing it), embeddings, and memory figures.
+// Implementations: RuntimeModel (runtime::Engine; the real thing) and FakeModel (a
+// deterministic stand-in for tests of the HTTP/router layers, `pocket serve --fake-model`).
+// Thread safety: every method may be called from many threads at once; an implementation
+// serialises or batches internally.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+#include "runtime/engine.h"
+
+namespace pocket::server {
+
+struct GenerationStats {
+  double queue_wait_s = 0;  // from Generate() until the model started on this request
+};
+
+class Model {
+ public:
+  virtual ~Model() = default;
+  virtual const std::string& id() const = 0;
+  virtual int context_length() const = 0;
+  // Tokens of the prompt this request would evaluate (chat template applied).
+  virtual Result<int> CountPromptTokens(const runtime::GenerateRequest& request) const = 0;
+  // Blocking. on_text returns false to cancel. The result's finish_reason is "stop",
+  // "length" or "cancelled". InvalidArgument when the prompt does not fit.
+  virtual Result<runtime::GenerateResult> Generate(
+      const runtime::GenerateRequest& request,
+      const std::function<bool(std::string_view)>& on_text, GenerationStats* stats) = 0;
+  // A unit-length embedding of `text` (mean-pooled final hidden state); `*tokens` gets
+  // the token count.
+  virtual Result<std::vector<float>> Embed(std::string_view text, int* tokens) = 0;
+  // Bytes held by KV caches now (0 when unknown).
+  virtual uint64_t kv_cache_bytes() const { return 0; }
+};
+
+}  // namespace pocket::server

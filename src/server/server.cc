@@ -1,0 +1,918 @@
+#include "server/server.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/memory.h"
+#include "server/errors.h"
+
+namespace pocket::server {
+namespace {
+
+using nlohmann::json;
+
+double Seconds(uint64_t from_ns, uint64_t to_ns) {
+  return to_ns > from_ns ? static_cast<double>(to_ns - from_ns) / 1e9 : 0.0;
+}
+
+std::string Base64(const void* data, size_t n) {
+  static const char* kAlphabet =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const auto* p = static_cast<const unsigned char*>(data);
+  std::string out;
+  out.reserve((n + 2) / 3 * 4);
+  for (size_t i = 0; i < n; i += 3) {
+    const uint32_t v = (p[i] << 16) | ((i + 1 < n ? p[i + 1] : 0) << 8) | (i + 2 < n ? p[i + 2] : 0);
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += i + 1 < n ? kAlphabet[(v >> 6) & 63] : '=';
+    out += i + 2 < n ? kAlphabet[v & 63] : '=';
+  }
+  return out;
+}
+
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+// A field error: InvalidArgument whose param names the field.
+struct FieldError {
+  Status status;
+  std::string param;
+};
+
+}  // namespace
+
+// One HTTP exchange as it moves through the server.
+struct Server::Call {
+  HttpRequest req;
+  std::shared_ptr<Exchange> ex;
+  std::string endpoint;  // "chat", "completions", "embeddings", ...
+  uint64_t start_ns = 0;
+  std::string id;
+  json body;
+  // Parsed generation request.
+  runtime::GenerateRequest gen;
+  bool stream = false, include_usage = false;
+  std::string model_name;  // as requested
+  Model* model = nullptr;  // the local model to use
+  router::RouteRequest route_req;
+  router::RoutePlan plan;
+  std::string route_header;
+  std::string api_key_name;
+  bool truncate = false;
+  json truncated;  // set when messages were dropped
+  // Outcome.
+  int http_status = 0;
+  int prompt_tokens = 0, completion_tokens = 0;
+  uint64_t first_token_ns = 0, gen_start_ns = 0;
+  double queue_wait_s = 0, cost_usd = 0;
+  std::string finish_reason, route = "local", reason, error;
+  bool admitted = false;
+};
+
+Result<std::unique_ptr<Server>> Server::Create(ServerOptions options,
+                                               std::vector<std::shared_ptr<Model>> models,
+                                               router::Policy policy) {
+  if (models.empty()) return Status::InvalidArgument("server: no local model");
+  if (options.max_active < 1 || options.max_queue < 0)
+    return Status::InvalidArgument("server: max_active must be >= 1 and max_queue >= 0");
+  PK_ASSIGN_OR_RETURN(auto router,
+                      router::Router::Create(std::move(policy), options.default_ledger_path));
+  return std::unique_ptr<Server>(new Server(std::move(options), std::move(models), std::move(router)));
+}
+
+Server::Server(ServerOptions options, std::vector<std::shared_ptr<Model>> models,
+               std::unique_ptr<router::Router> router)
+    : options_(std::move(options)), models_(std::move(models)), router_(std::move(router)) {
+  free_slots_ = options_.max_active;
+  metrics_.DeclareCounter("pocket_http_requests_total", "HTTP requests by endpoint and status.");
+  metrics_.DeclareHistogram("pocket_request_duration_seconds",
+                            "Time from request received to response complete.",
+                            Metrics::LatencyBuckets());
+  metrics_.DeclareHistogram("pocket_time_to_first_token_seconds",
+                            "Time from request received to the first generated text.",
+                            Metrics::LatencyBuckets());
+  metrics_.DeclareHistogram("pocket_queue_wait_seconds",
+                            "Time an admitted request waited for a generation slot.",
+                            Metrics::LatencyBuckets());
+  metrics_.DeclareHistogram("pocket_generation_tokens_per_second",
+                            "Decode speed per request (completion tokens / generation time).",
+                            {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000});
+  metrics_.DeclareCounter("pocket_prompt_tokens_total", "Prompt tokens by route.");
+  metrics_.DeclareCounter("pocket_completion_tokens_total", "Completion tokens by route.");
+  metrics_.DeclareCounter("pocket_route_decisions_total", "Routing decisions by route and reason.");
+  metrics_.DeclareCounter("pocket_remote_fallbacks_total",
+                          "Remote calls that failed and ran locally instead, by reason.");
+  metrics_.DeclareCounter("pocket_remote_cost_usd_total", "Settled remote spend in USD.");
+  metrics_.DeclareCounter("pocket_rejected_requests_total", "Requests refused before running.");
+  metrics_.DeclareCounter("pocket_cancelled_requests_total", "Requests whose client went away.");
+  metrics_.DeclareGauge("pocket_requests_active", "Requests generating now.");
+  metrics_.DeclareGauge("pocket_requests_queued", "Admitted requests waiting for a slot.");
+  metrics_.DeclareGauge("pocket_process_resident_memory_bytes", "Resident set size.");
+  metrics_.DeclareGauge("pocket_process_peak_resident_memory_bytes", "Peak resident set size.");
+  metrics_.DeclareGauge("pocket_kv_cache_bytes", "Bytes held by KV caches.");
+  metrics_.DeclareGauge("pocket_budget_spent_usd", "Remote spend in the current period.");
+  metrics_.DeclareGauge("pocket_budget_limit_usd", "Remote budget of the period (0: none).");
+  HttpOptions http = options_.http;
+  http_ = std::make_unique<HttpServer>(
+      http, [this](HttpRequest r, std::shared_ptr<Exchange> e) { Handle(std::move(r), std::move(e)); },
+      HttpLayerErrorBody);
+}
+
+Server::~Server() { Stop(); }
+
+Status Server::Start() {
+  const int threads = options_.max_active + options_.max_queue;
+  for (int i = 0; i < threads; ++i) workers_.emplace_back([this] { Worker(); });
+  return http_->Start();
+}
+
+void Server::Stop() {
+  if (workers_.empty()) return;
+  http_->Stop();
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  slot_cv_.notify_all();
+  for (auto& t : workers_) t.join();
+  workers_.clear();
+}
+
+void Server::Worker() {
+  for (;;) {
+    std::function<void()> task;
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      cv_.wait(l, [&] { return stopping_ || !tasks_.empty(); });
+      if (tasks_.empty()) return;
+      task = std::move(tasks_.front());
+      tasks_.pop_front();
+    }
+    task();
+  }
+}
+
+bool Server::Submit(std::function<void()> task) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (stopping_) return false;
+    tasks_.push_back(std::move(task));
+  }
+  cv_.notify_one();
+  return true;
+}
+
+Model* Server::FindModel(const std::string& id) const {
+  for (const auto& m : models_)
+    if (m->id() == id) return m.get();
+  return nullptr;
+}
+
+void Server::Reply(Call& call, int status, std::string body, Headers extra) {
+  call.http_status = status;
+  extra.emplace_back("Content-Type", "application/json");
+  if (!call.route_header.empty()) extra.emplace_back("x-pocket-route", call.route_header);
+  if (!call.id.empty()) extra.emplace_back("x-request-id", call.id);
+  call.ex->Respond(status, std::move(extra), std::move(body));
+}
+
+void Server::Fail(Call& call, const Status& status, const std::string& code,
+                  const std::string& param) {
+  HttpError e = ToHttpError(status, code, param);
+  call.error = status.message();
+  Headers extra;
+  if (e.status == 429 && code != "budget_exceeded")
+    extra.emplace_back("Retry-After", std::to_string(options_.retry_after_s));
+  Reply(call, e.status, e.body, std::move(extra));
+}
+
+void Server::Handle(HttpRequest request, std::shared_ptr<Exchange> exchange) {
+  auto call = std::make_shared<Call>();
+  call->start_ns = MonotonicNs();
+  call->req = std::move(request);
+  call->ex = std::move(exchange);
+  const std::string& path = call->req.path;
+  const std::string& method = call->req.method;
+  auto done = [&] {
+    metrics_.Add("pocket_http_requests_total",
+                 {{"endpoint", call->endpoint}, {"status", std::to_string(call->http_status)}});
+  };
+  if (path == "/health") {
+    call->endpoint = "health";
+    Reply(*call, 200, Dump(json{{"status", "ok"}, {"model", models_[0]->id()}}));
+    return done();
+  }
+  // API keys: when the policy configures any, every /v1 and /metrics call needs one.
+  if (!router_->policy().api_keys.empty() && path != "/health") {
+    std::string auth = call->req.Header("authorization");
+    const std::string bearer = "Bearer ";
+    const router::ApiKey* key =
+        auth.rfind(bearer, 0) == 0 ? router_->FindApiKey(auth.substr(bearer.size())) : nullptr;
+    if (!key) {
+      call->endpoint = "auth";
+      Fail(*call, Status::InvalidArgument("missing or unknown API key"), "invalid_api_key");
+      return done();
+    }
+    call->api_key_name = key->name;
+  }
+  if (path == "/metrics") {
+    call->endpoint = "metrics";
+    call->http_status = 200;
+    done();
+    call->ex->Respond(200, {{"Content-Type", "text/plain; version=0.0.4; charset=utf-8"}},
+                      RenderMetrics());
+    return;
+  }
+  if (path == "/v1/models") {
+    call->endpoint = "models";
+    HandleModels(*call);
+    return done();
+  }
+  const bool is_chat = path == "/v1/chat/completions";
+  const bool is_completion = path == "/v1/completions";
+  const bool is_embed = path == "/v1/embeddings";
+  if (!is_chat && !is_completion && !is_embed) {
+    call->endpoint = "other";
+    Fail(*call, Status::NotFound("no endpoint " + method + " " + path), "not_found");
+    return done();
+  }
+  call->endpoint = is_chat ? "chat" : is_completion ? "completions" : "embeddings";
+  if (method != "POST") {
+    Fail(*call, Status::InvalidArgument(path + " takes POST"), "method_not_allowed");
+    return done();
+  }
+  call->body = json::parse(call->req.body, nullptr, /*allow_exceptions=*/false);
+  if (call->body.is_discarded()) {
+    Fail(*call, Status::InvalidArgument("request body is not valid JSON"), "invalid_json");
+    return done();
+  }
+  if (!call->body.is_object()) {
+    Fail(*call, Status::InvalidArgument("request body must be a JSON object"), "invalid_json");
+    return done();
+  }
+  if (is_embed) {
+    HandleEmbeddings(*call);
+    return done();
+  }
+  HandleGeneration(call);
+}
+
+void Server::HandleModels(Call& call) {
+  json data = json::array();
+  const auto created = static_cast<int64_t>(WallSeconds());
+  for (const auto& m : models_)
+    data.push_back({{"id", m->id()}, {"object", "model"}, {"created", created}, {"owned_by", "pocket"},
+                    {"context_length", m->context_length()}});
+  for (const auto& b : router_->policy().backends) {
+    if (b.kind != router::BackendKind::kRemote || !b.disabled_reason.empty()) continue;
+    data.push_back({{"id", b.name}, {"object", "model"}, {"created", created},
+                    {"owned_by", "remote:" + b.model}});
+  }
+  data.push_back({{"id", "auto"}, {"object", "model"}, {"created", created}, {"owned_by", "pocket-router"}});
+  Reply(call, 200, Dump(json{{"object", "list"}, {"data", data}}));
+}
+
+namespace {
+
+// Parses the request fields shared by chat and completions into `call.gen`.
+std::optional<FieldError> ParseCommon(const json& b, runtime::GenerateRequest* gen, bool* stream,
+                                      bool* include_usage) {
+  auto bad = [](const std::string& param, const std::string& what) {
+    return FieldError{Status::InvalidArgument("'" + param + "' " + what), param};
+  };
+  gen->sampling.temperature = 1.0f;  // OpenAI's default
+  gen->sampling.top_p = 1.0f;
+  gen->sampling.top_k = 0;
+  gen->sampling.min_p = 0.0f;
+  for (const char* key : {"max_tokens", "max_completion_tokens"}) {
+    if (auto it = b.find(key); it != b.end() && !it->is_null()) {
+      if (!it->is_number_integer() || it->get<int64_t>() < 1 || it->get<int64_t>() > (1 << 24))
+        return bad(key, "must be a positive integer");
+      gen->max_tokens = static_cast<int>(it->get<int64_t>());
+    }
+  }
+  if (auto it = b.find("temperature"); it != b.end() && !it->is_null()) {
+    if (!it->is_number() || it->get<double>() < 0 || it->get<double>() > 2)
+      return bad("temperature", "must be a number between 0 and 2");
+    gen->sampling.temperature = it->get<float>();
+  }
+  if (auto it = b.find("top_p"); it != b.end() && !it->is_null()) {
+    if (!it->is_number() || it->get<double>() <= 0 || it->get<double>() > 1)
+      return bad("top_p", "must be a number in (0, 1]");
+    gen->sampling.top_p = it->get<float>();
+  }
+  if (auto it = b.find("seed"); it != b.end() && !it->is_null()) {
+    if (!it->is_number_integer()) return bad("seed", "must be an integer");
+    gen->sampling.seed = static_cast<uint64_t>(it->get<int64_t>());
+  }
+  if (auto it = b.find("n"); it != b.end() && !it->is_null()) {
+    if (!it->is_number_integer()) return bad("n", "must be an integer");
+    if (it->get<int64_t>() != 1) return bad("n", "only n=1 is supported");
+  }
+  if (auto it = b.find("stop"); it != b.end() && !it->is_null()) {
+    if (it->is_string()) {
+      gen->stop.push_back(it->get<std::string>());
+    } else if (it->is_array() && it->size() <= 4) {
+      for (const auto& s : *it) {
+        if (!s.is_string()) return bad("stop", "must be a string or up to 4 strings");
+        gen->stop.push_back(s.get<std::string>());
+      }
+    } else {
+      return bad("stop", "must be a string or up to 4 strings");
+    }
+  }
+  if (auto it = b.find("stream"); it != b.end() && !it->is_null()) {
+    if (!it->is_boolean()) return bad("stream", "must be a boolean");
+    *stream = it->get<bool>();
+  }
+  if (auto it = b.find("stream_options"); it != b.end() && !it->is_null()) {
+    if (!it->is_object()) return bad("stream_options", "must be an object");
+    if (auto u = it->find("include_usage"); u != it->end()) {
+      if (!u->is_boolean()) return bad("stream_options.include_usage", "must be a boolean");
+      *include_usage = u->get<bool>();
+    }
+  }
+  if (auto it = b.find("response_format"); it != b.end() && !it->is_null()) {
+    if (!it->is_object() || !it->contains("type") || !(*it)["type"].is_string())
+      return bad("response_format", "must be an object with a type");
+    if ((*it)["type"] != "text")
+      return FieldError{Status::NotSupported("response_format '" +
+                                             (*it)["type"].get<std::string>() +
+                                             "' is not supported yet; only 'text'"),
+                        "response_format"};
+  }
+  return std::nullopt;
+}
+
+std::optional<FieldError> ParseMessages(const json& b, std::vector<runtime::ChatMessage>* out) {
+  auto it = b.find("messages");
+  if (it == b.end() || !it->is_array() || it->empty())
+    return FieldError{Status::InvalidArgument("'messages' must be a non-empty array"), "messages"};
+  for (size_t i = 0; i < it->size(); ++i) {
+    const json& m = (*it)[i];
+    const std::string where = "messages[" + std::to_string(i) + "]";
+    if (!m.is_object() || !m.contains("role") || !m["role"].is_string())
+      return FieldError{Status::InvalidArgument("'" + where + "' needs a string role"), where};
+    runtime::ChatMessage msg;
+    msg.role = m["role"].get<std::string>();
+    const json content = m.value("content", json());
+    if (content.is_string()) {
+      msg.content = content.get<std::string>();
+    } else if (content.is_array()) {
+      for (const auto& part : content) {
+        if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
+            !part["text"].is_string())
+          return FieldError{Status::InvalidArgument("'" + where +
+                                                    ".content' parts must be {type: text, text}"),
+                            where + ".content"};
+        msg.content += part["text"].get<std::string>();
+      }
+    } else if (!content.is_null()) {
+      return FieldError{Status::InvalidArgument("'" + where + ".content' must be a string"),
+                        where + ".content"};
+    }
+    out->push_back(std::move(msg));
+  }
+  return std::nullopt;
+}
+
+std::string Lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+}  // namespace
+
+void Server::HandleGeneration(std::shared_ptr<Call> call) {
+  Call& c = *call;
+  const json& b = c.body;
+  const bool chat = c.endpoint == "chat";
+  c.id = (chat ? "chatcmpl-" : "cmpl-") + std::to_string(next_id_.fetch_add(1));
+  auto done = [&] {
+    metrics_.Add("pocket_http_requests_total",
+                 {{"endpoint", c.endpoint}, {"status", std::to_string(c.http_status)}});
+    LogCall(c);
+  };
+  // model
+  c.model_name = "auto";
+  if (auto it = b.find("model"); it != b.end() && !it->is_null()) {
+    if (!it->is_string()) {
+      Fail(c, Status::InvalidArgument("'model' must be a string"), "", "model");
+      return done();
+    }
+    c.model_name = it->get<std::string>();
+  }
+  if (auto f = ParseCommon(b, &c.gen, &c.stream, &c.include_usage)) {
+    Fail(c, f->status, "", f->param);
+    return done();
+  }
+  if (chat) {
+    if (auto f = ParseMessages(b, &c.gen.messages)) {
+      Fail(c, f->status, "", f->param);
+      return done();
+    }
+  } else {
+    auto it = b.find("prompt");
+    if (it != b.end() && it->is_array() && it->size() == 1 && (*it)[0].is_string()) {
+      c.gen.prompt = (*it)[0].get<std::string>();
+    } else if (it != b.end() && it->is_string()) {
+      c.gen.prompt = it->get<std::string>();
+    } else {
+      Fail(c, Status::InvalidArgument("'prompt' must be a string"), "", "prompt");
+      return done();
+    }
+  }
+  // Pocket extensions.
+  json pocket = b.value("pocket", json::object());
+  if (!pocket.is_object()) {
+    Fail(c, Status::InvalidArgument("'pocket' must be an object"), "", "pocket");
+    return done();
+  }
+  auto ext = [&](const char* key, const std::string& header) -> std::string {
+    if (auto it = pocket.find(key); it != pocket.end()) {
+      if (it->is_string()) return it->get<std::string>();
+      if (it->is_boolean()) return it->get<bool>() ? "true" : "false";
+    }
+    return c.req.Header(header);
+  };
+  c.route_req.marked_private = Lower(ext("privacy", "x-pocket-privacy")) == "private" ||
+                               pocket.value("private", false) == true;
+  c.route_req.area = ext("area", "x-pocket-area");
+  c.route_req.quality_high = Lower(ext("quality", "x-pocket-quality")) == "high";
+  c.truncate = ext("truncate", "x-pocket-truncate") == "true";
+
+  // Which model or backend?
+  const router::Policy& policy = router_->policy();
+  c.model = models_[0].get();
+  if (c.model_name != "auto" && !c.model_name.empty()) {
+    if (Model* m = FindModel(c.model_name)) {
+      c.model = m;
+      c.route_req.pinned = router::LocalBackendName(policy);
+    } else if (const router::Backend* rb = policy.FindBackendByModel(c.model_name)) {
+      c.route_req.pinned = rb->name;
+    } else {
+      Fail(c, Status::NotFound("model '" + c.model_name + "' does not exist"), "model_not_found",
+           "model");
+      return done();
+    }
+  }
+  if (!c.route_req.area.empty() && !policy.FindArea(c.route_req.area)) {
+    Fail(c, Status::InvalidArgument("unknown feature area '" + c.route_req.area + "'"), "",
+         "pocket.area");
+    return done();
+  }
+
+  // Admission: bounded queue.
+  const int limit = options_.max_active + options_.max_queue;
+  if (inflight_.fetch_add(1) >= limit) {
+    inflight_.fetch_sub(1);
+    metrics_.Add("pocket_rejected_requests_total", {{"reason", "queue_full"}});
+    Fail(c, Status::ResourceExhausted("server busy: " + std::to_string(limit) +
+                                      " requests in flight; retry later"),
+         "rate_limit_exceeded");
+    return done();
+  }
+  c.admitted = true;
+  if (!Submit([this, call] {
+        RunGeneration(call);
+        inflight_.fetch_sub(1);
+      })) {
+    inflight_.fetch_sub(1);
+    Fail(c, Status::ResourceExhausted("server is shutting down"), "server_overloaded");
+    return done();
+  }
+}
+
+void Server::RunGeneration(std::shared_ptr<Call> call) {
+  Call& c = *call;
+  // Facts for the router.
+  std::string text = c.gen.prompt;
+  for (const auto& m : c.gen.messages) text += m.content + "\n";
+  c.route_req.privacy_hits = router_->classifier().Scan(text);
+  c.route_req.prompt_tokens = router::UpperBoundTokens(text.size() + 16 * c.gen.messages.size());
+  c.route_req.max_tokens =
+      c.gen.max_tokens > 0 ? c.gen.max_tokens : options_.default_remote_max_tokens;
+  c.route_req.local_context_length = c.model->context_length();
+  if (auto n = c.model->CountPromptTokens(c.gen); n.ok()) c.route_req.local_prompt_tokens = *n;
+  auto plan = router_->Plan(c.route_req, c.api_key_name, WallSeconds());
+  if (!plan.ok()) {
+    Fail(c, plan.status(), "", "pocket.area");
+  } else {
+    c.plan = std::move(*plan);
+    c.route_header = c.plan.decision.Header();
+    c.reason = c.plan.decision.reason;
+    bool served = false;
+    if (c.plan.decision.remote) served = RunRemote(c);
+    if (!served) RunLocal(c);
+  }
+  metrics_.Add("pocket_route_decisions_total", {{"route", c.route}, {"reason", c.reason}});
+  metrics_.Add("pocket_http_requests_total",
+               {{"endpoint", c.endpoint}, {"status", std::to_string(c.http_status)}});
+  const double total = Seconds(c.start_ns, MonotonicNs());
+  metrics_.Observe("pocket_request_duration_seconds", {{"endpoint", c.endpoint}}, total);
+  LogCall(c);
+}
+
+namespace {
+
+json ChunkJson(const std::string& id, bool chat, const std::string& model, int64_t created,
+               const json& delta_or_text, const json& finish) {
+  json choice = {{"index", 0}, {"finish_reason", finish}};
+  if (chat) choice["delta"] = delta_or_text;
+  else {
+    choice["text"] = delta_or_text;
+    choice["logprobs"] = nullptr;
+  }
+  return {{"id", id},
+          {"object", chat ? "chat.completion.chunk" : "text_completion"},
+          {"created", created},
+          {"model", model},
+          {"choices", json::array({choice})}};
+}
+
+json Usage(int prompt, int completion) {
+  return {{"prompt_tokens", prompt},
+          {"completion_tokens", completion},
+          {"total_tokens", prompt + completion}};
+}
+
+std::string Sse(const json& j) { return "data: " + Dump(j) + "\n\n"; }
+
+}  // namespace
+
+bool Server::RunRemote(Call& c) {
+  const router::Backend& backend = *c.plan.backend;
+  json body = c.body;
+  body.erase("pocket");
+  if (c.plan.decision.redact) {
+    if (c.endpoint == "chat") {
+      for (auto& m : body["messages"]) {
+        if (m.contains("content") && m["content"].is_string())
+          m["content"] = router_->classifier().Redact(m["content"].get<std::string>());
+        else if (m.contains("content") && m["content"].is_array()) {
+          for (auto& part : m["content"]) {
+            if (part.contains("text") && part["text"].is_string())
+              part["text"] = router_->classifier().Redact(part["text"].get<std::string>());
+          }
+        }
+      }
+    } else {
+      body["prompt"] = router_->classifier().Redact(c.gen.prompt);
+    }
+    // Defence in depth: if anything sensitive survived redaction, stay local.
+    if (!router_->classifier().Scan(Dump(body.contains("messages") ? body["messages"] : body["prompt"])).empty()) {
+      (void)router_->Release(c.plan);
+      c.route_header = "local; reason=privacy_pattern; redaction incomplete";
+      c.reason = "privacy_pattern";
+      return false;
+    }
+  }
+  if (!body.contains("max_tokens") && !body.contains("max_completion_tokens"))
+    body["max_tokens"] = c.route_req.max_tokens;
+  const uint64_t t0 = MonotonicNs();
+  auto reply = router_->CallRemote(backend, c.endpoint == "chat" ? "/chat/completions" : "/completions",
+                                   body);
+  if (!reply.ok()) {
+    const std::string& msg = reply.status().message();
+    const std::string kind = msg.substr(0, msg.find(':'));
+    (void)router_->Release(c.plan);
+    metrics_.Add("pocket_remote_fallbacks_total", {{"backend", backend.name}, {"reason", kind}});
+    c.route_header = "local; reason=fallback; remote=" + backend.name + "; error=" + kind;
+    c.reason = "fallback_" + kind;
+    c.error = msg;
+    PK_LOG(kWarning) << "remote " << backend.name << " failed, running locally: " << msg;
+    return false;
+  }
+  c.route = "remote";
+  c.prompt_tokens = static_cast<int>(reply->prompt_tokens);
+  c.completion_tokens = static_cast<int>(reply->completion_tokens);
+  if (Status s = router_->Settle(c.plan, reply->prompt_tokens, reply->completion_tokens); !s.ok()) {
+    PK_LOG(kError) << "ledger: " << s.ToString();
+  }
+  c.cost_usd = router::MicrosToUsd(
+      router::CostMicros(backend, reply->prompt_tokens, reply->completion_tokens));
+  const std::string area = c.route_req.area.empty() ? router_->policy().default_area : c.route_req.area;
+  metrics_.Add("pocket_remote_cost_usd_total", {{"area", area}, {"backend", backend.name}},
+               c.cost_usd);
+  metrics_.Add("pocket_prompt_tokens_total", {{"route", "remote"}}, c.prompt_tokens);
+  metrics_.Add("pocket_completion_tokens_total", {{"route", "remote"}}, c.completion_tokens);
+  c.first_token_ns = MonotonicNs();
+  c.gen_start_ns = t0;
+  const bool chat = c.endpoint == "chat";
+  json& rb = reply->body;
+  std::string text;
+  try {
+    const json& choice = rb.at("choices").at(0);
+    text = chat ? choice.at("message").value("content", "") : choice.value("text", "");
+    c.finish_reason = choice.value("finish_reason", "stop");
+  } catch (const std::exception&) {
+    text.clear();
+  }
+  if (!c.stream) {
+    Reply(c, 200, Dump(rb));
+    return true;
+  }
+  // The remote was called without streaming (so a failure can still fall back); replay
+  // its answer as a stream.
+  const int64_t created = static_cast<int64_t>(WallSeconds());
+  const std::string model = rb.value("model", backend.model);
+  c.http_status = 200;
+  c.ex->StartStream(200, {{"Content-Type", "text/event-stream"},
+                          {"Cache-Control", "no-cache"},
+                          {"x-pocket-route", c.route_header},
+                          {"x-request-id", c.id}});
+  if (chat) c.ex->Write(Sse(ChunkJson(c.id, true, model, created, {{"role", "assistant"}, {"content", ""}}, nullptr)));
+  c.ex->Write(Sse(ChunkJson(c.id, chat, model, created, chat ? json{{"content", text}} : json(text), nullptr)));
+  c.ex->Write(Sse(ChunkJson(c.id, chat, model, created, chat ? json::object() : json(""), c.finish_reason)));
+  if (c.include_usage) {
+    json u = ChunkJson(c.id, chat, model, created, json::object(), nullptr);
+    u["choices"] = json::array();
+    u["usage"] = Usage(c.prompt_tokens, c.completion_tokens);
+    c.ex->Write(Sse(u));
+  }
+  c.ex->Write("data: [DONE]\n\n");
+  c.ex->End();
+  return true;
+}
+
+void Server::RunLocal(Call& c) {
+  c.route = "local";
+  const bool chat = c.endpoint == "chat";
+  Model& model = *c.model;
+  const int ctx = model.context_length();
+  auto count = model.CountPromptTokens(c.gen);
+  if (!count.ok()) return Fail(c, count.status());
+  int prompt_tokens = *count;
+  const int reserve = c.gen.max_tokens > 0 ? c.gen.max_tokens : 1;
+  if (prompt_tokens + reserve > ctx) {
+    if (!c.truncate || !chat) {
+      return Fail(c,
+                  Status::InvalidArgument(
+                      "This model's maximum context length is " + std::to_string(ctx) +
+                      " tokens. However, you requested " + std::to_string(prompt_tokens + reserve) +
+                      " tokens (" + std::to_string(prompt_tokens) + " in the messages, " +
+                      std::to_string(reserve) + " in the completion). Please reduce the length "
+                      "of the messages or completion" +
+                      (chat ? ", or ask for truncation with {\"pocket\": {\"truncate\": true}}." : ".")),
+                  "context_length_exceeded", chat ? "messages" : "prompt");
+    }
+    // Drop the oldest non-system messages (never the last one) until the rest fits.
+    const int original = prompt_tokens;
+    int dropped = 0;
+    auto& msgs = c.gen.messages;
+    while (prompt_tokens + reserve > ctx) {
+      auto victim = std::find_if(msgs.begin(), msgs.end() - 1,
+                                 [](const runtime::ChatMessage& m) { return m.role != "system"; });
+      if (victim == msgs.end() - 1) break;
+      msgs.erase(victim);
+      ++dropped;
+      auto n = model.CountPromptTokens(c.gen);
+      if (!n.ok()) return Fail(c, n.status());
+      prompt_tokens = *n;
+    }
+    if (prompt_tokens + reserve > ctx)
+      return Fail(c,
+                  Status::InvalidArgument("even after dropping " + std::to_string(dropped) +
+                                          " earlier messages the prompt needs " +
+                                          std::to_string(prompt_tokens + reserve) +
+                                          " tokens; the context is " + std::to_string(ctx)),
+                  "context_length_exceeded", "messages");
+    c.truncated = {{"dropped_messages", dropped},
+                   {"original_prompt_tokens", original},
+                   {"prompt_tokens", prompt_tokens}};
+  }
+
+  // Wait for a generation slot; a client that leaves while queued frees its place.
+  const uint64_t wait_start = MonotonicNs();
+  metrics_.Set("pocket_requests_queued", {}, std::max(0, inflight_.load() - active_.load() - 1));
+  {
+    std::unique_lock<std::mutex> l(slot_mu_);
+    while (free_slots_ == 0 && !c.ex->cancelled()) {
+      slot_cv_.wait_for(l, std::chrono::milliseconds(50));
+    }
+    if (c.ex->cancelled()) {
+      metrics_.Add("pocket_cancelled_requests_total", {{"stage", "queued"}});
+      c.finish_reason = "cancelled";
+      c.http_status = 499;
+      return;
+    }
+    --free_slots_;
+  }
+  struct SlotRelease {
+    Server* s;
+    ~SlotRelease() {
+      {
+        std::lock_guard<std::mutex> l(s->slot_mu_);
+        ++s->free_slots_;
+      }
+      s->slot_cv_.notify_one();
+      s->active_.fetch_sub(1);
+      s->metrics_.Set("pocket_requests_active", {}, s->active_.load());
+    }
+  } release{this};
+  active_.fetch_add(1);
+  metrics_.Set("pocket_requests_active", {}, active_.load());
+  c.queue_wait_s = Seconds(wait_start, MonotonicNs());
+
+  const int64_t created = static_cast<int64_t>(WallSeconds());
+  const std::string model_id = model.id();
+  if (c.stream) {
+    Headers h{{"Content-Type", "text/event-stream"}, {"Cache-Control", "no-cache"},
+              {"x-pocket-route", c.route_header}, {"x-request-id", c.id}};
+    if (!c.truncated.is_null()) h.emplace_back("x-pocket-truncated", Dump(c.truncated));
+    c.http_status = 200;
+    c.ex->StartStream(200, std::move(h));
+    if (chat)
+      c.ex->Write(Sse(ChunkJson(c.id, true, model_id, created,
+                                {{"role", "assistant"}, {"content", ""}}, nullptr)));
+  }
+  c.gen_start_ns = MonotonicNs();
+  auto on_text = [&](std::string_view piece) -> bool {
+    if (c.first_token_ns == 0) c.first_token_ns = MonotonicNs();
+    if (c.ex->cancelled()) return false;
+    if (!c.stream) return true;
+    const std::string p(piece);
+    return c.ex->Write(Sse(ChunkJson(c.id, chat, model_id, created,
+                                     chat ? json{{"content", p}} : json(p), nullptr)));
+  };
+  GenerationStats stats;
+  auto result = model.Generate(c.gen, on_text, &stats);
+  c.queue_wait_s += stats.queue_wait_s;
+  metrics_.Observe("pocket_queue_wait_seconds", {}, c.queue_wait_s);
+  if (!result.ok()) {
+    if (c.stream) {
+      HttpError e = ToHttpError(result.status());
+      c.ex->Write("data: " + e.body + "\n\n");
+      c.ex->Write("data: [DONE]\n\n");
+      c.ex->End();
+      c.error = result.status().message();
+      return;
+    }
+    return Fail(c, result.status(),
+                result.status().code() == StatusCode::kInvalidArgument ? "context_length_exceeded" : "");
+  }
+  const auto& r = *result;
+  c.prompt_tokens = r.prompt_tokens;
+  c.completion_tokens = r.completion_tokens;
+  c.finish_reason = r.finish_reason;
+  metrics_.Add("pocket_prompt_tokens_total", {{"route", "local"}}, r.prompt_tokens);
+  metrics_.Add("pocket_completion_tokens_total", {{"route", "local"}}, r.completion_tokens);
+  if (c.first_token_ns) {
+    metrics_.Observe("pocket_time_to_first_token_seconds", {{"route", "local"}},
+                     Seconds(c.start_ns, c.first_token_ns));
+  }
+  const double gen_s = Seconds(c.gen_start_ns, MonotonicNs());
+  if (gen_s > 0 && r.completion_tokens > 0)
+    metrics_.Observe("pocket_generation_tokens_per_second", {}, r.completion_tokens / gen_s);
+  if (r.finish_reason == "cancelled") {
+    metrics_.Add("pocket_cancelled_requests_total", {{"stage", "generating"}});
+    if (c.http_status == 0) c.http_status = 499;
+    if (c.stream) c.ex->End();
+    return;
+  }
+  const std::string finish = r.finish_reason;
+  if (c.stream) {
+    c.ex->Write(Sse(ChunkJson(c.id, chat, model_id, created, chat ? json::object() : json(""), finish)));
+    if (c.include_usage) {
+      json u = ChunkJson(c.id, chat, model_id, created, json::object(), nullptr);
+      u["choices"] = json::array();
+      u["usage"] = Usage(r.prompt_tokens, r.completion_tokens);
+      c.ex->Write(Sse(u));
+    }
+    c.ex->Write("data: [DONE]\n\n");
+    c.ex->End();
+    return;
+  }
+  json choice = {{"index", 0}, {"finish_reason", finish}, {"logprobs", nullptr}};
+  if (chat) choice["message"] = {{"role", "assistant"}, {"content", r.text}};
+  else choice["text"] = r.text;
+  json out = {{"id", c.id},
+              {"object", chat ? "chat.completion" : "text_completion"},
+              {"created", created},
+              {"model", model_id},
+              {"choices", json::array({choice})},
+              {"usage", Usage(r.prompt_tokens, r.completion_tokens)},
+              {"system_fingerprint", "pocket"}};
+  if (!c.truncated.is_null()) out["pocket"] = {{"truncated", c.truncated}};
+  Reply(c, 200, Dump(out));
+}
+
+void Server::HandleEmbeddings(Call& c) {
+  const json& b = c.body;
+  c.id = "emb-" + std::to_string(next_id_.fetch_add(1));
+  Model* model = models_[0].get();
+  if (auto it = b.find("model"); it != b.end() && !it->is_null()) {
+    if (!it->is_string()) return Fail(c, Status::InvalidArgument("'model' must be a string"), "", "model");
+    const std::string name = it->get<std::string>();
+    if (name != "auto" && !name.empty()) {
+      model = FindModel(name);
+      if (!model)
+        return Fail(c, Status::NotFound("model '" + name + "' does not exist (embeddings are "
+                                        "computed by local models only)"),
+                    "model_not_found", "model");
+    }
+  }
+  std::vector<std::string> inputs;
+  auto it = b.find("input");
+  if (it != b.end() && it->is_string()) {
+    inputs.push_back(it->get<std::string>());
+  } else if (it != b.end() && it->is_array() && !it->empty() && it->size() <= 2048) {
+    for (const auto& s : *it) {
+      if (!s.is_string())
+        return Fail(c, Status::InvalidArgument("'input' must be a string or an array of strings "
+                                               "(token arrays are not supported)"),
+                    "", "input");
+      inputs.push_back(s.get<std::string>());
+    }
+  } else {
+    return Fail(c, Status::InvalidArgument("'input' must be a string or a non-empty array of strings"),
+                "", "input");
+  }
+  std::string format = "float";
+  if (auto f = b.find("encoding_format"); f != b.end() && !f->is_null()) {
+    if (!f->is_string() || (*f != "float" && *f != "base64"))
+      return Fail(c, Status::InvalidArgument("'encoding_format' must be 'float' or 'base64'"), "",
+                  "encoding_format");
+    format = f->get<std::string>();
+  }
+  c.route_header = "local; reason=embeddings";
+  json data = json::array();
+  int total_tokens = 0;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    int tokens = 0;
+    auto v = model->Embed(inputs[i], &tokens);
+    if (!v.ok())
+      return Fail(c, v.status(),
+                  v.status().code() == StatusCode::kInvalidArgument ? "context_length_exceeded" : "",
+                  "input");
+    total_tokens += tokens;
+    json e = {{"object", "embedding"}, {"index", i}};
+    if (format == "base64") e["embedding"] = Base64(v->data(), v->size() * sizeof(float));
+    else e["embedding"] = *v;
+    data.push_back(std::move(e));
+  }
+  c.prompt_tokens = total_tokens;
+  Reply(c, 200, Dump(json{{"object", "list"},
+                          {"data", data},
+                          {"model", model->id()},
+                          {"usage", {{"prompt_tokens", total_tokens}, {"total_tokens", total_tokens}}}}));
+}
+
+std::string Server::RenderMetrics() {
+  metrics_.Set("pocket_process_resident_memory_bytes", {}, static_cast<double>(CurrentRssBytes()));
+  metrics_.Set("pocket_process_peak_resident_memory_bytes", {}, static_cast<double>(PeakRssBytes()));
+  uint64_t kv = 0;
+  for (const auto& m : models_) kv += m->kv_cache_bytes();
+  metrics_.Set("pocket_kv_cache_bytes", {}, static_cast<double>(kv));
+  metrics_.Set("pocket_requests_queued", {}, std::max(0, inflight_.load() - active_.load()));
+  const double now = WallSeconds();
+  for (const auto& a : router_->policy().areas) {
+    auto sp = router_->ledger().SpendFor(router::BudgetScope::Kind::kArea, a.name, now);
+    if (!sp.ok()) continue;
+    metrics_.Set("pocket_budget_spent_usd", {{"area", a.name}, {"period", "day"}},
+                 router::MicrosToUsd(sp->day_micro_usd));
+    metrics_.Set("pocket_budget_spent_usd", {{"area", a.name}, {"period", "month"}},
+                 router::MicrosToUsd(sp->month_micro_usd));
+    metrics_.Set("pocket_budget_limit_usd", {{"area", a.name}, {"period", "day"}}, a.budget.day_usd);
+    metrics_.Set("pocket_budget_limit_usd", {{"area", a.name}, {"period", "month"}},
+                 a.budget.month_usd);
+  }
+  return metrics_.RenderPrometheus();
+}
+
+void Server::LogCall(const Call& c) {
+  if (!LogEnabled(LogLevel::kInfo)) return;
+  const uint64_t now = MonotonicNs();
+  const double total_s = Seconds(c.start_ns, now);
+  const double gen_s = c.gen_start_ns ? Seconds(c.gen_start_ns, now) : 0;
+  json j = {{"ts", WallSeconds()},
+            {"level", "info"},
+            {"event", "request"},
+            {"id", c.id},
+            {"endpoint", c.endpoint},
+            {"model", c.model_name},
+            {"status", c.http_status},
+            {"stream", c.stream},
+            {"route", c.route},
+            {"reason", c.reason},
+            {"route_header", c.route_header},
+            {"prompt_tokens", c.prompt_tokens},
+            {"completion_tokens", c.completion_tokens},
+            {"queue_wait_ms", c.queue_wait_s * 1000},
+            {"total_ms", total_s * 1000},
+            {"cost_usd", c.cost_usd},
+            {"finish_reason", c.finish_reason}};
+  if (c.first_token_ns) j["ttft_ms"] = Seconds(c.start_ns, c.first_token_ns) * 1000;
+  if (gen_s > 0 && c.completion_tokens > 0) j["tokens_per_s"] = c.completion_tokens / gen_s;
+  if (!c.error.empty()) j["error"] = c.error;
+  PK_LOG(kInfo) << Dump(j);
+}
+
+}  // namespace pocket::server

@@ -1,0 +1,96 @@
+// The OpenAI-compatible local AI server behind `pocket serve`:
+//   GET  /health, /metrics (Prometheus text), /v1/models
+//   POST /v1/chat/completions, /v1/completions (streaming SSE or not), /v1/embeddings
+// Each generation request is admitted into a bounded queue (429 + Retry-After when full),
+// routed by router::Router (local model or remote backend, privacy, budgets, fallback to
+// local when the remote fails; the decision goes into x-pocket-route), and measured (time
+// to first token, tokens/s, queue wait, cost) into metrics and one JSON log line.
+// Request extensions: header x-pocket-privacy: private | x-pocket-area: NAME |
+// x-pocket-quality: high, or the same in the body as {"pocket": {"privacy": "private",
+// "area": "...", "quality": "high", "truncate": true}}.
+// Thread safety: Start/Stop from one thread; requests are served on the server's threads.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/status.h"
+#include "router/router.h"
+#include "server/http.h"
+#include "server/metrics.h"
+#include "server/model.h"
+
+namespace pocket::server {
+
+struct ServerOptions {
+  HttpOptions http;
+  int max_active = 8;  // requests generating at once (local slots)
+  int max_queue = 32;  // admitted requests waiting for a slot; beyond: 429
+  std::string default_ledger_path = "pocket-ledger.db";
+  int retry_after_s = 1;
+  int default_remote_max_tokens = 1024;  // sent to a remote when the request sets none
+};
+
+class Server {
+ public:
+  // `models`: the local models, the first is the default for model "auto". The router's
+  // policy decides about remote backends.
+  static Result<std::unique_ptr<Server>> Create(ServerOptions options,
+                                                std::vector<std::shared_ptr<Model>> models,
+                                                router::Policy policy);
+  ~Server();
+  Status Start();
+  void Stop();
+  uint16_t port() const { return http_->port(); }
+  Metrics& metrics() { return metrics_; }
+  router::Router& router() { return *router_; }
+
+ private:
+  struct Call;
+  Server(ServerOptions options, std::vector<std::shared_ptr<Model>> models,
+         std::unique_ptr<router::Router> router);
+  void Handle(HttpRequest request, std::shared_ptr<Exchange> exchange);
+  void Fail(Call& call, const Status& status, const std::string& code = "",
+            const std::string& param = "");
+  void Reply(Call& call, int status, std::string body, Headers extra = {});
+  void HandleGeneration(std::shared_ptr<Call> call);
+  void RunGeneration(std::shared_ptr<Call> call);
+  void RunLocal(Call& call);
+  bool RunRemote(Call& call);
+  void HandleEmbeddings(Call& call);
+  void HandleModels(Call& call);
+  std::string RenderMetrics();
+  Model* FindModel(const std::string& id) const;
+  void LogCall(const Call& call);
+  void Worker();
+  bool Submit(std::function<void()> task);
+
+  ServerOptions options_;
+  std::vector<std::shared_ptr<Model>> models_;
+  std::unique_ptr<router::Router> router_;
+  Metrics metrics_;
+  std::unique_ptr<HttpServer> http_;
+  std::atomic<uint64_t> next_id_{1};
+  std::atomic<int> inflight_{0};  // admitted generation requests (queued + active)
+  std::atomic<int> active_{0};
+
+  // Worker pool: one thread per admissible request, so a task never waits for a thread;
+  // local slots are a separate gate (slots_).
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> tasks_;
+  bool stopping_ = false;
+  std::vector<std::thread> workers_;
+  std::mutex slot_mu_;
+  std::condition_variable slot_cv_;
+  int free_slots_ = 0;
+};
+
+}  // namespace pocket::server
