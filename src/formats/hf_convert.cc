@@ -241,6 +241,51 @@ std::string EncodeTensor(const float* data, size_t n, uint64_t row_len, DType dt
   return out;
 }
 
+std::vector<float> Llama3RopeFactors(int64_t head_dim, double rope_theta, double factor,
+                                     double low, double high, double old_ctx) {
+  const double low_wavelen = old_ctx / low, high_wavelen = old_ctx / high;
+  std::vector<float> factors;
+  for (int64_t i = 0; i < head_dim; i += 2) {
+    // The base frequency in float32, as torch computes it in the converter.
+    const float freq = 1.0f / std::pow(static_cast<float>(rope_theta),
+                                       static_cast<float>(i) / static_cast<float>(head_dim));
+    const double wavelen = 2 * M_PI / freq;
+    if (wavelen < high_wavelen) {
+      factors.push_back(1.0f);
+    } else if (wavelen > low_wavelen) {
+      factors.push_back(static_cast<float>(factor));
+    } else {
+      const double smooth = (old_ctx / wavelen - low) / (high - low);
+      factors.push_back(static_cast<float>(1 / ((1 - smooth) / factor + smooth)));
+    }
+  }
+  return factors;
+}
+
+void AddLlamaMetadata(const LlamaHparams& h, const std::string& name, DType weight_type,
+                      GgufWriter* w) {
+  const std::string& a = h.arch;
+  w->SetString("general.architecture", a);
+  w->SetString("general.type", "model");
+  w->SetString("general.name", name);
+  w->SetUint32(a + ".block_count", static_cast<uint32_t>(h.num_layers));
+  w->SetUint32(a + ".context_length", static_cast<uint32_t>(h.context_length));
+  w->SetUint32(a + ".embedding_length", static_cast<uint32_t>(h.d_model));
+  w->SetUint32(a + ".feed_forward_length", static_cast<uint32_t>(h.d_ff));
+  w->SetUint32(a + ".attention.head_count", static_cast<uint32_t>(h.num_heads));
+  w->SetUint32(a + ".attention.head_count_kv", static_cast<uint32_t>(h.num_kv_heads));
+  w->SetFloat32(a + ".rope.freq_base", static_cast<float>(h.rope_freq_base));
+  w->SetFloat32(a + ".attention.layer_norm_rms_epsilon", static_cast<float>(h.rms_norm_eps));
+  if (h.head_dim != h.d_model / h.num_heads) {
+    w->SetUint32(a + ".attention.key_length", static_cast<uint32_t>(h.head_dim));
+    w->SetUint32(a + ".attention.value_length", static_cast<uint32_t>(h.head_dim));
+  }
+  w->SetUint32(a + ".rope.dimension_count", static_cast<uint32_t>(h.head_dim));
+  w->SetUint32(a + ".vocab_size", static_cast<uint32_t>(h.vocab_size));
+  w->SetUint32("general.file_type", LlamaFileType(weight_type));
+  if (tensor::BlockElements(weight_type) > 1) w->SetUint32("general.quantization_version", 2);
+}
+
 namespace {
 
 struct HfConfig {
@@ -298,32 +343,6 @@ Result<HfConfig> ReadConfig(const std::string& dir) {
   return c;
 }
 
-// llama3 rope scaling: per-frequency divisors of the rotation frequencies, as
-// convert_hf_to_gguf.py computes them (stored as rope_freqs.weight, F32, head_dim/2).
-std::vector<float> Llama3RopeFactors(const HfConfig& c) {
-  const json& rs = c.rope_scaling;
-  const double factor = rs.value("factor", 8.0);
-  const double low = rs.value("low_freq_factor", 1.0);
-  const double high = rs.value("high_freq_factor", 4.0);
-  const double old_ctx = rs.value("original_max_position_embeddings", 8192.0);
-  const double low_wavelen = old_ctx / low, high_wavelen = old_ctx / high;
-  std::vector<float> factors;
-  for (int64_t i = 0; i < c.head_dim; i += 2) {
-    const float freq = 1.0f / std::pow(static_cast<float>(c.rope_theta),
-                                       static_cast<float>(i) / static_cast<float>(c.head_dim));
-    const double wavelen = 2 * M_PI / freq;
-    if (wavelen < high_wavelen) {
-      factors.push_back(1.0f);
-    } else if (wavelen > low_wavelen) {
-      factors.push_back(static_cast<float>(factor));
-    } else {
-      const double smooth = (old_ctx / wavelen - low) / (high - low);
-      factors.push_back(static_cast<float>(1 / ((1 - smooth) / factor + smooth)));
-    }
-  }
-  return factors;
-}
-
 struct Source {
   std::shared_ptr<SafetensorsFile> file;
   const SafetensorsTensor* tensor;
@@ -372,32 +391,29 @@ Result<GgufWriter> BuildGgufFromHf(const std::string& dir, const ConvertOptions&
   std::string name = options.name;
   if (name.empty()) name = std::filesystem::path(dir).lexically_normal().filename().string();
   if (name.empty() || name == ".") name = std::filesystem::path(dir).parent_path().filename().string();
-  w.SetString("general.architecture", a);
-  w.SetString("general.type", "model");
-  w.SetString("general.name", name);
-  w.SetUint32(a + ".block_count", static_cast<uint32_t>(c.num_layers));
-  w.SetUint32(a + ".context_length", static_cast<uint32_t>(c.context));
-  w.SetUint32(a + ".embedding_length", static_cast<uint32_t>(c.d_model));
-  w.SetUint32(a + ".feed_forward_length", static_cast<uint32_t>(c.d_ff));
-  w.SetUint32(a + ".attention.head_count", static_cast<uint32_t>(c.num_heads));
-  w.SetUint32(a + ".attention.head_count_kv", static_cast<uint32_t>(c.num_kv_heads));
-  w.SetFloat32(a + ".rope.freq_base", static_cast<float>(c.rope_theta));
-  w.SetFloat32(a + ".attention.layer_norm_rms_epsilon", static_cast<float>(c.rms_eps));
-  if (c.head_dim != c.d_model / c.num_heads) {
-    w.SetUint32(a + ".attention.key_length", static_cast<uint32_t>(c.head_dim));
-    w.SetUint32(a + ".attention.value_length", static_cast<uint32_t>(c.head_dim));
-  }
-  w.SetUint32(a + ".rope.dimension_count", static_cast<uint32_t>(c.head_dim));
-  w.SetUint32(a + ".vocab_size", static_cast<uint32_t>(c.vocab));
-  w.SetUint32("general.file_type", LlamaFileType(options.weight_type));
-  const bool quantized = tensor::BlockElements(options.weight_type) > 1;
-  if (quantized) w.SetUint32("general.quantization_version", 2);
+  LlamaHparams h;
+  h.arch = a;
+  h.d_model = c.d_model;
+  h.num_layers = c.num_layers;
+  h.num_heads = c.num_heads;
+  h.num_kv_heads = c.num_kv_heads;
+  h.d_ff = c.d_ff;
+  h.vocab_size = c.vocab;
+  h.head_dim = c.head_dim;
+  h.context_length = c.context;
+  h.rms_norm_eps = c.rms_eps;
+  h.rope_freq_base = c.rope_theta;
+  AddLlamaMetadata(h, name, options.weight_type, &w);
 
   std::vector<float> rope_factors;
   if (c.rope_scaling.is_object()) {
     const std::string type = c.rope_scaling.value("rope_type", c.rope_scaling.value("type", ""));
     if (type == "llama3") {
-      rope_factors = Llama3RopeFactors(c);
+      const json& rs = c.rope_scaling;
+      rope_factors = Llama3RopeFactors(c.head_dim, c.rope_theta, rs.value("factor", 8.0),
+                                       rs.value("low_freq_factor", 1.0),
+                                       rs.value("high_freq_factor", 4.0),
+                                       rs.value("original_max_position_embeddings", 8192.0));
     } else if (type == "linear" || type == "yarn") {
       w.SetString(a + ".rope.scaling.type", type);
       w.SetFloat32(a + ".rope.scaling.factor", c.rope_scaling.value("factor", 1.0f));

@@ -61,6 +61,23 @@ uint32_t LlamaFileType(tensor::DType weight_type);
 // Encodes `n` floats (row-major, rows of `row_len`) in `dtype`, row by row.
 std::string EncodeTensor(const float* data, size_t n, uint64_t row_len, tensor::DType dtype);
 
+// Architecture hyper-parameters as GGUF stores them.
+struct LlamaHparams {
+  std::string arch;  // "llama" or "qwen2"
+  int64_t d_model = 0, num_layers = 0, num_heads = 0, num_kv_heads = 0, d_ff = 0;
+  int64_t vocab_size = 0, head_dim = 0, context_length = 0;
+  double rms_norm_eps = 1e-5, rope_freq_base = 10000.0;
+};
+// general.* and {arch}.* keys exactly as convert_hf_to_gguf.py writes them.
+void AddLlamaMetadata(const LlamaHparams& h, const std::string& name, tensor::DType weight_type,
+                      GgufWriter* writer);
+
+// Llama 3 RoPE scaling as per-frequency divisors (the `rope_freqs.weight` tensor, F32,
+// head_dim/2 values), computed like convert_hf_to_gguf.py from the HF rope_scaling fields.
+std::vector<float> Llama3RopeFactors(int64_t head_dim, double rope_theta, double factor,
+                                     double low_freq_factor, double high_freq_factor,
+                                     double original_context_length);
+
 struct ConvertOptions {
   tensor::DType weight_type = tensor::DType::kF16;
   std::string name;  // general.name; default: the folder's name
