@@ -25,8 +25,11 @@ int ActivationKind(tensor::DType t) {
   }
 }
 
-// Uninitialised float buffer: pages become resident only when a step touches them.
-std::unique_ptr<float[]> Floats(size_t n) { return std::unique_ptr<float[]>(new float[n]); }
+// Uninitialised float buffer: pages become resident only when a step touches them. Null
+// when the memory is not there (checked once after construction).
+std::unique_ptr<float[]> Floats(size_t n) {
+  return std::unique_ptr<float[]>(new (std::nothrow) float[n]);
+}
 
 // RoPE positions the table covers before any cache asks for more.
 constexpr int kInitialRopePositions = 4096;
@@ -47,6 +50,7 @@ struct LlamaModel::Impl {
     v = Floats(t * static_cast<size_t>(c.kv_dim()));
     gate = Floats(t * static_cast<size_t>(c.d_ff));
     up = Floats(t * static_cast<size_t>(c.d_ff));
+    allocated = x && xn && o && q && att && k && v && gate && up;
     ids.resize(t);
     positions.resize(t);
     out_rows.resize(t);
@@ -84,6 +88,7 @@ struct LlamaModel::Impl {
 
   ThreadPool pool;
   kernels::Workspace ws;
+  bool allocated = false;
   size_t max_tokens;
   std::unique_ptr<float[]> x, xn, o, q, att, k, v, gate, up;
   std::vector<int32_t> ids, positions;
@@ -112,8 +117,10 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::Load(const std::string& gguf_pat
 
 Result<std::unique_ptr<LlamaModel>> LlamaModel::FromGguf(formats::GgufFile gguf,
                                                          const LoadOptions& opts) {
-  if (opts.threads < 0 || opts.max_batch_tokens <= 0) {
-    return Status::InvalidArgument("llama: threads must be >= 0 and max_batch_tokens > 0");
+  if (opts.threads < 0 || opts.threads > 1024 || opts.max_batch_tokens <= 0 ||
+      opts.max_batch_tokens > 65536) {
+    return Status::InvalidArgument("llama: threads must be in [0, 1024] and max_batch_tokens "
+                                   "in [1, 65536]");
   }
   auto file = std::make_unique<formats::GgufFile>(std::move(gguf));
   PK_ASSIGN_OR_RETURN(LlamaConfig config, LlamaConfig::FromGguf(*file));
@@ -130,8 +137,13 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::FromGguf(formats::GgufFile gguf,
     return Status::NotSupported("llama: output matmul over " +
                                 std::string(tensor::DTypeName(weights.output.dtype)));
   }
-  return std::unique_ptr<LlamaModel>(
+  std::unique_ptr<LlamaModel> model(
       new LlamaModel(std::move(file), std::move(config), std::move(weights), opts));
+  if (!model->impl_->allocated) {
+    return Status::ResourceExhausted("llama: cannot allocate activation workspaces for " +
+                                     std::to_string(opts.max_batch_tokens) + " tokens");
+  }
+  return model;
 }
 
 Result<KvCache> LlamaModel::NewKvCache(int capacity_tokens, tensor::DType dtype) const {
