@@ -95,6 +95,7 @@ class Text {
 
  private:
   friend class internal::DocImpl;
+  friend class Doc;
   Text(internal::DocImpl* doc, uint32_t type) : doc_(doc), type_(type) {}
   internal::DocImpl* doc_;
   uint32_t type_;
@@ -115,6 +116,7 @@ class Map {
 
  private:
   friend class internal::DocImpl;
+  friend class Doc;
   Map(internal::DocImpl* doc, uint32_t type) : doc_(doc), type_(type) {}
   internal::DocImpl* doc_;
   uint32_t type_;
@@ -135,6 +137,7 @@ class Array {
 
  private:
   friend class internal::DocImpl;
+  friend class Doc;
   Array(internal::DocImpl* doc, uint32_t type) : doc_(doc), type_(type) {}
   internal::DocImpl* doc_;
   uint32_t type_;

@@ -1,0 +1,267 @@
+// Unit tests of the CRDT layer. Cross-language checks against real Yjs live in
+// tests/crdt/ (node); the bytes here come from Yjs too (testdata/crdt, see its README).
+#include <gtest/gtest.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "base/file.h"
+#include "crdt/doc.h"
+#include "crdt/lib0.h"
+#include "crdt/trace.h"
+#include "crdt/update.h"
+
+namespace pocket::crdt {
+namespace {
+
+std::vector<uint8_t> ReadFixture(const std::string& name) {
+  auto s = ReadFile(std::string(POCKET_SOURCE_DIR) + "/testdata/crdt/" + name);
+  EXPECT_TRUE(s.ok()) << name;
+  return s.ok() ? std::vector<uint8_t>(s->begin(), s->end()) : std::vector<uint8_t>{};
+}
+
+std::vector<uint8_t> Update(Doc& doc, std::span<const uint8_t> sv = {}) {
+  auto r = doc.EncodeStateAsUpdate(sv);
+  EXPECT_TRUE(r.ok());
+  return r.ok() ? *r : std::vector<uint8_t>{};
+}
+
+TEST(Lib0Test, VarUintAndVarIntRoundTrip) {
+  for (uint64_t v : {0ull, 1ull, 127ull, 128ull, 300ull, 0xffffffffull, (1ull << 53) - 1}) {
+    lib0::Encoder e;
+    e.VarUint(v);
+    lib0::Decoder d(e.buf());
+    EXPECT_EQ(d.VarUint(), v);
+    EXPECT_TRUE(d.ok() && d.AtEnd());
+  }
+  for (int64_t v : {0ll, 1ll, -1ll, 63ll, 64ll, -64ll, 2147483647ll, -2147483647ll}) {
+    lib0::Encoder e;
+    e.VarInt(v);
+    lib0::Decoder d(e.buf());
+    EXPECT_EQ(d.VarInt(), v);
+    EXPECT_TRUE(d.ok() && d.AtEnd());
+  }
+}
+
+TEST(Lib0Test, RejectsOverlongVarUint) {
+  std::vector<uint8_t> b(11, 0xff);
+  lib0::Decoder d(b);
+  d.VarUint();
+  EXPECT_FALSE(d.ok());
+}
+
+TEST(Lib0Test, AnyMatchesLib0Encoding) {
+  // lib0 writeAny: 125 = varInt, 124 = float32, 123 = float64, 119 = string.
+  lib0::Encoder e;
+  e.Any(nlohmann::json::array({42, 1.5, 0.1, "x", nullptr, true}));
+  const std::vector<uint8_t> want = {117, 6,   125, 42,  124, 0x3f, 0xc0, 0,    0,    123, 0x3f,
+                                     0xb9, 0x99, 0x99, 0x99, 0x99, 0x99, 0x9a, 119, 1,   'x', 126,
+                                     120};
+  EXPECT_EQ(e.buf(), want);
+  lib0::Decoder d(e.buf());
+  EXPECT_EQ(d.Any(), nlohmann::json::array({42, 1.5, 0.1, "x", nullptr, true}));
+}
+
+TEST(Lib0Test, SanitizeUtf8ReplacesLoneSurrogatesAndBadBytes) {
+  std::string out;
+  EXPECT_TRUE(lib0::SanitizeUtf8("h\xC3\xA9 \xF0\x9F\x98\x80", &out));
+  EXPECT_FALSE(lib0::SanitizeUtf8("a\xED\xA0\x80z", &out));  // encoded lone surrogate
+  EXPECT_EQ(out, "a\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBDz");
+}
+
+TEST(DocTest, DecodesWireNoteExample) {
+  Doc doc(99);
+  ASSERT_TRUE(doc.ApplyUpdate(ReadFixture("hello.bin")).ok());
+  EXPECT_EQ(doc.GetText("content").ToString(), "Hello, world  ok");
+  EXPECT_FALSE(doc.HasPending());
+}
+
+TEST(DocTest, LocalEditsEncodeExactlyLikeYjs) {
+  Doc doc(1);
+  Text t = doc.GetText("content");
+  doc.Transact([&](Transaction& x) { t.Insert(x, 0, "hello world"); });
+  doc.Transact([&](Transaction& x) { t.Insert(x, 5, ","); });
+  doc.Transact([&](Transaction& x) {
+    t.Delete(x, 0, 1);
+    t.Insert(x, 0, "H");
+  });
+  doc.Transact([&](Transaction& x) { t.Insert(x, t.Length(), " \xF0\x9F\x98\x80 ok"); });
+  EXPECT_EQ(t.Length(), 18u);  // the emoji is 2 UTF-16 units
+  doc.Transact([&](Transaction& x) { t.Delete(x, 13, 2); });
+  EXPECT_EQ(Update(doc), ReadFixture("hello.bin"));
+}
+
+TEST(DocTest, UpdatesOutOfOrderStayPendingThenConverge) {
+  std::vector<std::vector<uint8_t>> ups;
+  for (int i = 0; i < 5; ++i) ups.push_back(ReadFixture("hello." + std::to_string(i) + ".bin"));
+  Doc doc(5);
+  for (int i : {4, 3, 2, 0}) ASSERT_TRUE(doc.ApplyUpdate(ups[i]).ok());
+  EXPECT_TRUE(doc.HasPending());
+  ASSERT_TRUE(doc.ApplyUpdate(ups[1]).ok());
+  EXPECT_FALSE(doc.HasPending());
+  EXPECT_EQ(doc.GetText("content").ToString(), "Hello, world  ok");
+}
+
+TEST(DocTest, ConcurrentInsertsOrderByClientIdAndConverge) {
+  Doc a(1), b(2);
+  Text ta = a.GetText("t"), tb = b.GetText("t");
+  a.Transact([&](Transaction& x) { ta.Insert(x, 0, "aaa"); });
+  b.Transact([&](Transaction& x) { tb.Insert(x, 0, "bbb"); });
+  const auto ua = Update(a), ub = Update(b);
+  ASSERT_TRUE(a.ApplyUpdate(ub).ok());
+  ASSERT_TRUE(b.ApplyUpdate(ua).ok());
+  EXPECT_EQ(ta.ToString(), "aaabbb");  // lower client id goes left
+  EXPECT_EQ(tb.ToString(), "aaabbb");
+}
+
+TEST(DocTest, UpdateObserverSeesEachTransaction) {
+  Doc a(1), b(2);
+  std::vector<std::vector<uint8_t>> seen;
+  a.ObserveUpdates([&](std::span<const uint8_t> u, const void*) { seen.emplace_back(u.begin(), u.end()); });
+  Text t = a.GetText("content");
+  for (char c : std::string("typing")) {
+    a.Transact([&](Transaction& x) { t.Insert(x, t.Length(), std::string(1, c)); });
+  }
+  a.Transact([&](Transaction& x) { t.Delete(x, 1, 2); });
+  ASSERT_EQ(seen.size(), 7u);
+  for (auto it = seen.rbegin(); it != seen.rend(); ++it) ASSERT_TRUE(b.ApplyUpdate(*it).ok());
+  EXPECT_EQ(b.GetText("content").ToString(), "ting");
+  EXPECT_FALSE(b.HasPending());
+}
+
+TEST(DocTest, StateVectorDiffSendsOnlyWhatIsMissing) {
+  Doc a(1), b(2);
+  Text ta = a.GetText("content");
+  a.Transact([&](Transaction& x) { ta.Insert(x, 0, "first "); });
+  ASSERT_TRUE(b.ApplyUpdate(Update(a)).ok());
+  a.Transact([&](Transaction& x) { ta.Insert(x, 6, "second"); });
+  const auto diff = Update(a, b.EncodeStateVector());
+  EXPECT_LT(diff.size(), Update(a).size());
+  ASSERT_TRUE(b.ApplyUpdate(diff).ok());
+  EXPECT_EQ(b.GetText("content").ToString(), "first second");
+}
+
+TEST(DocTest, MapAndArrayRoundTrip) {
+  Doc a(3), b(4);
+  Map m = a.GetMap("m");
+  Array arr = a.GetArray("a");
+  a.Transact([&](Transaction& x) {
+    m.Set(x, "queue", nlohmann::json::array({"r1", "r2"}));
+    m.Set(x, "n", 1);
+    m.Set(x, "n", 2);
+    arr.Insert(x, 0, {1, "two"});
+    arr.Push(x, nlohmann::json{{"k", 3}});
+    arr.Delete(x, 0, 1);
+  });
+  ASSERT_TRUE(b.ApplyUpdate(Update(a)).ok());
+  EXPECT_EQ(b.GetMap("m").Get("n"), nlohmann::json(2));
+  EXPECT_EQ(b.GetMap("m").Keys(), (std::vector<std::string>{"n", "queue"}));
+  EXPECT_EQ(b.GetArray("a").ToJson(), nlohmann::json::parse(R"(["two", {"k": 3}])"));
+  b.Transact([&](Transaction& x) { b.GetMap("m").Delete(x, "n"); });
+  EXPECT_FALSE(b.GetMap("m").Has("n"));
+}
+
+TEST(DocTest, FormattingRoundTripsThroughDelta) {
+  Doc a(1), b(2);
+  Text t = a.GetText("content");
+  const Attributes bold = {{"bold", true}};
+  a.Transact([&](Transaction& x) {
+    t.Insert(x, 0, "plain bold");
+    t.Format(x, 6, 4, bold);
+  });
+  ASSERT_TRUE(b.ApplyUpdate(Update(a)).ok());
+  EXPECT_EQ(b.GetText("content").ToDelta(),
+            nlohmann::json::parse(R"([{"insert":"plain "},{"insert":"bold","attributes":{"bold":true}}])"));
+}
+
+TEST(DocTest, SplittingASurrogatePairGivesReplacementCharacters) {
+  Doc a(1);
+  Text t = a.GetText("content");
+  a.Transact([&](Transaction& x) { t.Insert(x, 0, "a\xF0\x9F\x98\x80" "b"); });
+  a.Transact([&](Transaction& x) { t.Insert(x, 2, "-"); });  // inside the pair, like Yjs
+  EXPECT_EQ(t.ToString(), "a\xEF\xBF\xBD-\xEF\xBF\xBD" "b");
+  EXPECT_EQ(t.Length(), 5u);
+}
+
+TEST(DocTest, RelativePositionFollowsEdits) {
+  Doc a(1);
+  Text t = a.GetText("content");
+  a.Transact([&](Transaction& x) { t.Insert(x, 0, "hello world"); });
+  const RelativePosition rp = t.RelativePositionAt(6);
+  auto decoded = DecodeRelativePosition(EncodeRelativePosition(rp));
+  ASSERT_TRUE(decoded.ok());
+  a.Transact([&](Transaction& x) { t.Insert(x, 0, ">> "); });
+  EXPECT_EQ(a.ResolveRelativePosition(*decoded), std::optional<size_t>(9));
+}
+
+TEST(DocTest, MalformedUpdatesAreRejectedAndChangeNothing) {
+  Doc doc(9);
+  const auto good = ReadFixture("rich.bin");
+  ASSERT_TRUE(doc.ApplyUpdate(good).ok());
+  const auto before = Update(doc);
+  for (size_t cut = 0; cut < good.size(); ++cut) {
+    Status s = doc.ApplyUpdate(std::span<const uint8_t>(good.data(), cut));
+    (void)s;
+  }
+  std::mt19937 rng(7);
+  for (int i = 0; i < 2000; ++i) {
+    auto bad = good;
+    bad[rng() % bad.size()] = static_cast<uint8_t>(rng());
+    Doc other(10);
+    Status s = other.ApplyUpdate(bad);
+    if (!s.ok()) {
+      EXPECT_EQ(Update(other), std::vector<uint8_t>({0, 0}));
+    }
+  }
+  EXPECT_EQ(Update(doc), before);
+  // Huge counts and lengths.
+  EXPECT_FALSE(doc.ApplyUpdate(std::vector<uint8_t>{0xff, 0xff, 0xff, 0xff, 0x0f}).ok());
+  EXPECT_FALSE(doc.ApplyUpdate(std::vector<uint8_t>{1, 1, 5, 0, 1, 0xff, 0xff, 0xff, 0xff, 0x0f, 0}).ok());
+  // A struct whose origin is itself (a cycle).
+  EXPECT_FALSE(doc.ApplyUpdate(std::vector<uint8_t>{1, 1, 5, 0, 0x84, 5, 0, 1, 'x', 0}).ok());
+  EXPECT_EQ(Update(doc), before);
+}
+
+TEST(DocTest, GcOffKeepsDeletedContent) {
+  Doc a(1, DocOptions{.gc = false}), b(2, DocOptions{.gc = true});
+  Text t = a.GetText("content");
+  a.Transact([&](Transaction& x) { t.Insert(x, 0, "abcdef"); });
+  a.Transact([&](Transaction& x) { t.Delete(x, 1, 3); });
+  const auto kept = Update(a);
+  ASSERT_TRUE(b.ApplyUpdate(kept).ok());
+  EXPECT_EQ(b.GetText("content").ToString(), "aef");
+  EXPECT_NE(std::string(kept.begin(), kept.end()).find("bcd"), std::string::npos);
+  const auto collected = Update(b);
+  EXPECT_EQ(std::string(collected.begin(), collected.end()).find("bcd"), std::string::npos);
+}
+
+TEST(UpdatesTest, MergeDiffAndStateVectorWithoutDoc) {
+  std::vector<std::vector<uint8_t>> ups;
+  for (int i = 0; i < 5; ++i) ups.push_back(ReadFixture("hello." + std::to_string(i) + ".bin"));
+  std::vector<std::span<const uint8_t>> spans(ups.begin(), ups.end());
+  auto merged = MergeUpdates(spans);
+  ASSERT_TRUE(merged.ok());
+  Doc doc(3);
+  ASSERT_TRUE(doc.ApplyUpdate(*merged).ok());
+  EXPECT_EQ(doc.GetText("content").ToString(), "Hello, world  ok");
+  auto sv = EncodeStateVectorFromUpdate(*merged);
+  ASSERT_TRUE(sv.ok());
+  EXPECT_EQ(*sv, doc.EncodeStateVector());
+  auto diff = DiffUpdate(*merged, *sv);
+  ASSERT_TRUE(diff.ok());
+  Doc empty(4);
+  ASSERT_TRUE(empty.ApplyUpdate(*diff).ok());
+  EXPECT_EQ(empty.GetText("content").ToString(), "");
+}
+
+TEST(TraceTest, ReplaysSmallTraceWithAstralCharacters) {
+  auto trace = LoadEditingTrace(std::string(POCKET_SOURCE_DIR) + "/testdata/crdt/small-trace.json");
+  ASSERT_TRUE(trace.ok()) << trace.status().ToString();
+  Doc doc(1);
+  ASSERT_TRUE(ReplayTrace(*trace, doc).ok());
+  EXPECT_EQ(doc.GetText("content").ToString(), trace->end_content);
+}
+
+}  // namespace
+}  // namespace pocket::crdt

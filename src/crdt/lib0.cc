@@ -1,0 +1,241 @@
+// lib0 writeAny/readAny and UTF-8 sanitising; see lib0.h.
+#include "crdt/lib0.h"
+
+#include <cmath>
+
+namespace pocket::crdt::lib0 {
+namespace {
+
+constexpr int kMaxAnyDepth = 256;
+
+void PutBigEndian(std::vector<uint8_t>& buf, uint64_t bits, int n) {
+  for (int i = n - 1; i >= 0; --i) buf.push_back(static_cast<uint8_t>(bits >> (8 * i)));
+}
+
+// lib0 writeAny for a JS number.
+void WriteNumber(Encoder& e, double d) {
+  if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) <= 2147483647.0) {
+    e.Byte(125);
+    if (d == 0 && std::signbit(d)) {
+      e.Byte(0x40);  // -0 keeps its sign in lib0's varInt
+    } else {
+      e.VarInt(static_cast<int64_t>(d));
+    }
+    return;
+  }
+  const float f = static_cast<float>(d);
+  if (static_cast<double>(f) == d || std::isnan(d)) {
+    uint32_t bits;
+    std::memcpy(&bits, &f, 4);
+    e.Byte(124);
+    PutBigEndian(e.buf(), bits, 4);
+  } else {
+    uint64_t bits;
+    std::memcpy(&bits, &d, 8);
+    e.Byte(123);
+    PutBigEndian(e.buf(), bits, 8);
+  }
+}
+
+}  // namespace
+
+void Encoder::Any(const nlohmann::json& v) {
+  using T = nlohmann::json::value_t;
+  switch (v.type()) {
+    case T::null:
+      Byte(126);
+      break;
+    case T::boolean:
+      Byte(v.get<bool>() ? 120 : 121);
+      break;
+    case T::number_integer: {
+      const int64_t i = v.get<int64_t>();
+      if (i >= -2147483647 && i <= 2147483647) {
+        Byte(125);
+        VarInt(i);
+      } else {
+        WriteNumber(*this, static_cast<double>(i));
+      }
+      break;
+    }
+    case T::number_unsigned: {
+      const uint64_t u = v.get<uint64_t>();
+      if (u <= 2147483647u) {
+        Byte(125);
+        VarInt(static_cast<int64_t>(u));
+      } else {
+        WriteNumber(*this, static_cast<double>(u));
+      }
+      break;
+    }
+    case T::number_float:
+      WriteNumber(*this, v.get<double>());
+      break;
+    case T::string:
+      Byte(119);
+      String(v.get_ref<const std::string&>());
+      break;
+    case T::array:
+      Byte(117);
+      VarUint(v.size());
+      for (const auto& e : v) Any(e);
+      break;
+    case T::object:
+      Byte(118);
+      VarUint(v.size());
+      for (auto it = v.begin(); it != v.end(); ++it) {
+        String(it.key());
+        Any(it.value());
+      }
+      break;
+    case T::binary: {
+      const auto& b = v.get_binary();
+      Byte(116);
+      VarUint(b.size());
+      Raw(b.data(), b.size());
+      break;
+    }
+    case T::discarded:
+      Byte(127);
+      break;
+  }
+}
+
+nlohmann::json Decoder::Any(int depth) {
+  if (depth > kMaxAnyDepth) {
+    Fail();
+    return nullptr;
+  }
+  const uint8_t type = Byte();
+  if (!ok_) return nullptr;
+  switch (type) {
+    case 127:  // undefined
+    case 126:
+      return nullptr;
+    case 125:
+      return VarInt();
+    case 124: {
+      const std::string_view b = Bytes(4);
+      if (!ok_) return nullptr;
+      uint32_t bits = 0;
+      for (char c : b) bits = (bits << 8) | static_cast<uint8_t>(c);
+      float f;
+      std::memcpy(&f, &bits, 4);
+      return static_cast<double>(f);
+    }
+    case 123:
+    case 122: {
+      const std::string_view b = Bytes(8);
+      if (!ok_) return nullptr;
+      uint64_t bits = 0;
+      for (char c : b) bits = (bits << 8) | static_cast<uint8_t>(c);
+      if (type == 122) return static_cast<int64_t>(bits);
+      double d;
+      std::memcpy(&d, &bits, 8);
+      return d;
+    }
+    case 121:
+      return false;
+    case 120:
+      return true;
+    case 119: {
+      const std::string_view s = String();
+      std::string clean;
+      if (!SanitizeUtf8(s, &clean)) return clean;
+      return std::string(s);
+    }
+    case 118: {
+      const uint64_t n = VarUint();
+      if (!ok_ || n > Remaining() / 2) {
+        Fail();
+        return nullptr;
+      }
+      nlohmann::json obj = nlohmann::json::object();
+      for (uint64_t i = 0; i < n && ok_; ++i) {
+        const std::string_view key = String();
+        nlohmann::json value = Any(depth + 1);
+        if (!ok_) return nullptr;
+        std::string clean;
+        obj[SanitizeUtf8(key, &clean) ? std::string(key) : clean] = std::move(value);
+      }
+      return obj;
+    }
+    case 117: {
+      const uint64_t n = VarUint();
+      if (!ok_ || n > Remaining()) {
+        Fail();
+        return nullptr;
+      }
+      nlohmann::json arr = nlohmann::json::array();
+      for (uint64_t i = 0; i < n && ok_; ++i) arr.push_back(Any(depth + 1));
+      return ok_ ? arr : nlohmann::json();
+    }
+    case 116: {
+      const std::string_view s = String();
+      if (!ok_) return nullptr;
+      return nlohmann::json::binary(std::vector<uint8_t>(s.begin(), s.end()));
+    }
+    default:
+      Fail();
+      return nullptr;
+  }
+}
+
+// The WHATWG UTF-8 decoder (what TextDecoder does): each maximal invalid subpart becomes
+// one U+FFFD, so lengths agree with a JS peer even on hostile bytes.
+bool SanitizeUtf8(std::string_view s, std::string* out) {
+  size_t i = 0;
+  while (i < s.size() && static_cast<unsigned char>(s[i]) < 0x80) ++i;
+  if (i == s.size()) return true;
+  std::string res(s.substr(0, i));
+  bool changed = false;
+  static constexpr char kFffd[] = "\xEF\xBF\xBD";
+  while (i < s.size()) {
+    const unsigned char b = static_cast<unsigned char>(s[i]);
+    if (b < 0x80) {
+      res.push_back(static_cast<char>(b));
+      ++i;
+      continue;
+    }
+    int need = 0;
+    unsigned lower = 0x80, upper = 0xBF;
+    if (b >= 0xC2 && b <= 0xDF) {
+      need = 1;
+    } else if (b >= 0xE0 && b <= 0xEF) {
+      need = 2;
+      if (b == 0xE0) lower = 0xA0;
+      if (b == 0xED) upper = 0x9F;
+    } else if (b >= 0xF0 && b <= 0xF4) {
+      need = 3;
+      if (b == 0xF0) lower = 0x90;
+      if (b == 0xF4) upper = 0x8F;
+    } else {
+      res.append(kFffd, 3);
+      changed = true;
+      ++i;
+      continue;
+    }
+    size_t j = i + 1;
+    int seen = 0;
+    while (seen < need && j < s.size()) {
+      const unsigned char c = static_cast<unsigned char>(s[j]);
+      if (c < lower || c > upper) break;
+      lower = 0x80;
+      upper = 0xBF;
+      ++seen;
+      ++j;
+    }
+    if (seen == need) {
+      res.append(s.substr(i, j - i));
+    } else {
+      res.append(kFffd, 3);
+      changed = true;
+    }
+    i = j;
+  }
+  if (!changed) return true;
+  *out = std::move(res);
+  return false;
+}
+
+}  // namespace pocket::crdt::lib0
