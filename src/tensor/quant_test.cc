@@ -164,13 +164,14 @@ TEST(QuantTest, RoundTripErrorBounds) {
       }
     }
   }
-  // The rest: relative RMS error, thresholds a little above the values measured on this
-  // input (Q4_0 0.098, Q4_K 0.085, Q6_K 0.019); a layout bug gives errors near 1.
-  EXPECT_LT(RelativeRmse(x, RoundTrip(DType::kQ4_0, x)), 0.12);
-  EXPECT_LT(RelativeRmse(x, RoundTrip(DType::kQ4_K, x)), 0.11);
-  EXPECT_LT(RelativeRmse(x, RoundTrip(DType::kQ6_K, x)), 0.03);
-  EXPECT_LT(RelativeRmse(x, RoundTrip(DType::kF16, x)), 1e-3);
-  EXPECT_LT(RelativeRmse(x, RoundTrip(DType::kBF16, x)), 5e-3);
+  // The rest: relative RMS error, thresholds about 20% above the values measured on this
+  // input (Q4_0 0.086, Q4_K 0.072, Q6_K 0.018, F16 0.0002, BF16 0.0017); a layout or
+  // scale bug gives errors near 1.
+  EXPECT_LT(RelativeRmse(x, RoundTrip(DType::kQ4_0, x)), 0.10);
+  EXPECT_LT(RelativeRmse(x, RoundTrip(DType::kQ4_K, x)), 0.085);
+  EXPECT_LT(RelativeRmse(x, RoundTrip(DType::kQ6_K, x)), 0.022);
+  EXPECT_LT(RelativeRmse(x, RoundTrip(DType::kF16, x)), 3e-4);
+  EXPECT_LT(RelativeRmse(x, RoundTrip(DType::kBF16, x)), 2.5e-3);
   EXPECT_EQ(RoundTrip(DType::kF32, x), x);
 }
 
