@@ -4,6 +4,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
@@ -79,7 +80,8 @@ struct HttpServer::Impl {
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(tcp::socket socket, HttpServer::Impl* impl) : stream_(std::move(socket)), impl_(impl) {
+  Connection(tcp::socket socket, HttpServer::Impl* impl)
+      : stream_(std::move(socket)), read_timer_(stream_.get_executor()), impl_(impl) {
     ++impl_->connections;
   }
   ~Connection() { --impl_->connections; }
@@ -115,12 +117,28 @@ class Connection : public std::enable_shared_from_this<Connection> {
     parser_.emplace();
     parser_->header_limit(impl_->opts.max_header_bytes);
     parser_->body_limit(impl_->opts.max_body_bytes);
-    stream_.expires_after(std::chrono::milliseconds(impl_->opts.read_timeout_ms));
+    // Our own timer rather than tcp_stream's expiry: that one closes the socket, and a
+    // slow client should still receive its 408.
+    stream_.expires_never();
+    reading_ = true;
+    read_timer_.expires_after(std::chrono::milliseconds(impl_->opts.read_timeout_ms));
+    read_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec || !self->reading_) return;
+      self->read_timed_out_ = true;
+      beast::error_code ignored;
+      self->stream_.socket().cancel(ignored);
+    });
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
   }
 
   void OnRead(beast::error_code ec) {
+    reading_ = false;
+    read_timer_.cancel();
+    if (read_timed_out_) {
+      read_timed_out_ = false;
+      ec = beast::error::timeout;
+    }
     if (ec == http::error::end_of_stream) return Close();
     if (ec == beast::error::timeout) {
       if (parser_->got_some() || buffer_.size() > 0)
@@ -230,6 +248,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     closed_ = true;
     cancelled_ = true;
     beast::error_code ignored;
+    read_timer_.cancel();
     stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
     stream_.close();
     std::lock_guard<std::mutex> l(impl_->mu);
@@ -239,12 +258,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::shared_ptr<Exchange> MakeExchange();
 
   beast::tcp_stream stream_;
+  net::steady_timer read_timer_;
   HttpServer::Impl* impl_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::deque<std::string> outq_;
   bool writing_ = false, finishing_ = false, handling_ = false, watching_ = false;
   bool want_next_ = false, keep_alive_ = true, close_after_ = false, closed_ = false;
+  bool reading_ = false, read_timed_out_ = false;
 };
 
 namespace {
