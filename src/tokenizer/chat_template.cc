@@ -1868,7 +1868,7 @@ class Renderer {
     return Value::Int(a - q * b);
   }
 
-  static constexpr uint64_t kMaxSteps = 2'000'000;
+  static constexpr uint64_t kMaxSteps = 500'000;
   static constexpr size_t kMaxStringBytes = 16u << 20;
   uint64_t steps_ = 0;
   std::string* out_;

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "formats/gguf.h"
+#include "tokenizer/chat_template.h"
 #include "tokenizer/pre_tokenizer.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/tokenizer_testutil.h"
@@ -112,6 +113,52 @@ TEST(TokenizerGgufTest, ErrorsNameTheKey) {
     ASSERT_FALSE(tok.ok()) << c.key;
     EXPECT_THAT(tok.status().message(), HasSubstr(c.key));
   }
+}
+
+TEST(ChatTemplateGgufTest, ReadsTokenizerChatTemplate) {
+  formats::GgufWriter w;
+  w.SetString("general.architecture", "llama");
+  auto f = ToGguf(w);
+  ASSERT_TRUE(f.ok());
+  auto none = ChatTemplate::FromGguf(*f);
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.status().code(), StatusCode::kNotFound);
+  EXPECT_THAT(none.status().message(), HasSubstr("tokenizer.chat_template"));
+  EXPECT_THAT(none.status().message(), HasSubstr("--chat-template"));
+
+  w.SetString("tokenizer.chat_template", std::string(ChatTemplate::BuiltinSource("zephyr")));
+  f = ToGguf(w);
+  ASSERT_TRUE(f.ok());
+  auto tmpl = ChatTemplate::FromGguf(*f);
+  ASSERT_TRUE(tmpl.ok()) << tmpl.status().ToString();
+  const std::vector<ChatMessage> conv = {{"user", "Hi"}};
+  EXPECT_EQ(*tmpl->Apply(conv, true, "<s>", "</s>"), "<|user|>\nHi</s>\n<|assistant|>\n");
+
+  w.SetString("tokenizer.chat_template", "{% macro m() %}{% endmacro %}");
+  f = ToGguf(w);
+  ASSERT_TRUE(f.ok());
+  auto bad = ChatTemplate::FromGguf(*f);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(), HasSubstr("tokenizer.chat_template"));
+  EXPECT_THAT(bad.status().message(), HasSubstr("--chat-template"));
+}
+
+TEST(ChatTemplateTest, HostileTemplatesHitTheBudget) {
+  const std::vector<ChatMessage> conv = {{"user", "x"}};
+  for (const char* src : {
+           "{% for a in range(99999) %}{% for b in range(99999) %}{% endfor %}{% endfor %}",
+           "{% set ns = namespace(s='ab') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+           "{% for i in range(99999) %}{{ 'x' * 99999 }}{% endfor %}"}) {
+    auto t = ChatTemplate::Parse(src);
+    ASSERT_TRUE(t.ok()) << src;
+    auto out = t->Apply(conv, false, "", "");
+    EXPECT_FALSE(out.ok()) << src;
+  }
+  std::string deep(5000, '(');
+  EXPECT_FALSE(ChatTemplate::Parse("{{ " + deep + " }}").ok());
+  std::string nested;
+  for (int k = 0; k < 1000; ++k) nested += "{% if true %}";
+  EXPECT_FALSE(ChatTemplate::Parse(nested).ok());
 }
 
 TEST(TokenizerTest, SpecialTokensAndEndOfGeneration) {
