@@ -31,7 +31,7 @@ std::unique_ptr<float[]> Floats(size_t n) {
   return std::unique_ptr<float[]>(new (std::nothrow) float[n]);
 }
 
-// RoPE positions the table covers before any cache asks for more.
+// RoPE positions the table covers before a forward pass reaches further.
 constexpr int kInitialRopePositions = 4096;
 
 }  // namespace
@@ -152,10 +152,7 @@ Result<KvCache> LlamaModel::NewKvCache(int capacity_tokens, tensor::DType dtype)
                                    " outside [1, context_length " +
                                    std::to_string(config_.context_length) + "]");
   }
-  PK_ASSIGN_OR_RETURN(KvCache cache,
-                      KvCache::Create(config_.num_layers, config_.kv_dim(), capacity_tokens, dtype));
-  impl_->GrowRope(capacity_tokens);
-  return cache;
+  return KvCache::Create(config_.num_layers, config_.kv_dim(), capacity_tokens, dtype);
 }
 
 Status LlamaModel::Forward(std::span<BatchEntry> batch, std::vector<float>* logits) {
@@ -170,7 +167,7 @@ Status LlamaModel::Run(std::span<BatchEntry> batch, bool want_logits, std::vecto
   const LlamaConfig& c = config_;
   Impl& s = *impl_;
   // Validate everything first, so that an error leaves every cache untouched.
-  size_t total_rows = 0;
+  size_t total_rows = 0, max_end = 0;
   for (size_t e = 0; e < batch.size(); ++e) {
     const BatchEntry& b = batch[e];
     // Built only on error: a decode step must not allocate.
@@ -191,10 +188,12 @@ Status LlamaModel::Run(std::span<BatchEntry> batch, bool want_logits, std::vecto
                                      " tokens exceed the cache capacity " +
                                      std::to_string(b.cache->capacity()));
     }
-    if (end > s.rope_table.max_positions()) {
+    if (end > static_cast<size_t>(c.context_length)) {
       return Status::InvalidArgument(where() + "position " + std::to_string(end) +
-                                     " beyond the RoPE table (make caches with NewKvCache)");
+                                     " beyond the context length " +
+                                     std::to_string(c.context_length));
     }
+    max_end = std::max(max_end, end);
     for (size_t i = 0; i < b.tokens.size(); ++i) {
       if (b.tokens[i] < 0 || b.tokens[i] >= c.vocab_size) {
         return Status::InvalidArgument(where() + "token " + std::to_string(b.tokens[i]) +
@@ -207,6 +206,14 @@ Status LlamaModel::Run(std::span<BatchEntry> batch, bool want_logits, std::vecto
       }
     }
     total_rows += b.all_logits ? b.tokens.size() : 1;
+  }
+  // The RoPE table covers positions up to the furthest seen, doubling when outgrown: a
+  // table for a 128k context (32 MiB at head_dim 64) is only built if it is used, and a
+  // long decode reallocates it log2(context / 4096) times, never per token.
+  if (max_end > s.rope_table.max_positions()) {
+    s.GrowRope(static_cast<int>(std::min<size_t>(
+        std::max(max_end, 2 * s.rope_table.max_positions()),
+        static_cast<size_t>(c.context_length))));
   }
   const size_t width = static_cast<size_t>(want_logits ? c.vocab_size : c.d_model);
   out->resize(total_rows * width);  // no allocation when the caller reuses the vector

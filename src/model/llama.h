@@ -9,8 +9,8 @@
 //
 // Who calls: runtime (sessions, batching scheduler, prompt cache), server (embeddings),
 // train. Thread safety: config()/gguf()/weights() are immutable and safe from any thread;
-// Forward/ForwardHidden/NewKvCache use the model's workspaces and thread pool, so one
-// thread at a time calls them (runtime serialises them in its scheduler).
+// Forward/ForwardHidden use the model's workspaces and thread pool, so one thread at a time
+// calls them (runtime serialises them in its scheduler); NewKvCache is thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -74,7 +74,8 @@ class LlamaModel {
 
   // A cache for one sequence of up to capacity_tokens tokens; dtype F32 or F16.
   // InvalidArgument for capacity <= 0, > config().context_length or another dtype;
-  // ResourceExhausted when the memory is not available. Not concurrently with Forward.
+  // ResourceExhausted when the memory is not available. Safe to call concurrently with
+  // Forward (it only reads the config).
   Result<KvCache> NewKvCache(int capacity_tokens, tensor::DType dtype) const;
 
   // Runs every entry's tokens through the model, appending their K/V to each entry's cache
