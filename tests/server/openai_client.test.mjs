@@ -94,7 +94,7 @@ try {
   }
   try {
     await client.chat.completions.create({ ...req, max_tokens: 16,
-                                           messages: [{ role: 'user', content: 'x'.repeat(400) }] });
+                                           messages: [{ role: 'user', content: Array.from({ length: 400 }, (_, i) => `w${i}`).join(' ') }] });
     check(false, 'long prompt rejected');
   } catch (e) {
     check(e.status === 400 && e.code === 'context_length_exceeded', `over context -> ${e.status} ${e.code}`);
