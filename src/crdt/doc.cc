@@ -535,7 +535,8 @@ Status DocImpl::ApplyUpdate(std::span<const uint8_t> update, const void* origin)
   bool progress = true;
   while (progress) {
     progress = false;
-    for (auto& [client, list] : work) {
+    for (auto& [client_id, list] : work) {
+      const uint32_t client = client_id;
       size_t& i = pos[client];
       while (i < list.size()) {
         WireStruct* s = list[i];

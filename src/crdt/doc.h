@@ -153,7 +153,7 @@ class Transaction {
   friend class internal::DocImpl;
   Transaction(internal::DocImpl* doc, const void* origin, bool local)
       : doc_(doc), origin_(origin), local_(local) {}
-  internal::DocImpl* doc_;
+  [[maybe_unused]] internal::DocImpl* doc_;
   const void* origin_;
   bool local_;
 };
