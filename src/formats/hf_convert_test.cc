@@ -303,3 +303,20 @@ TEST(SafetensorsTest, ValidatesHeaderAndBounds) {
 
 }  // namespace
 }  // namespace pocket::formats
+
+namespace pocket::formats {
+namespace {
+TEST(SafetensorsTest, FuzzSeedsAreValidFiles) {
+  const std::string dir = std::string(POCKET_SOURCE_DIR) + "/testdata/fuzz/safetensors_fuzz/";
+  auto a = SafetensorsFile::Open(dir + "f32.safetensors");
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_EQ(a->metadata().at("format"), "pt");
+  EXPECT_EQ(a->ReadF32(*a->Find("w"))[3], 4.0f);
+  auto b = SafetensorsFile::Open(dir + "mixed.safetensors");
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  EXPECT_EQ(b->ReadF32(*b->Find("a")), (std::vector<float>{1.0f, -2.0f}));
+  EXPECT_EQ(b->ReadF32(*b->Find("b")), (std::vector<float>{1.0f, 2.0f}));
+  EXPECT_EQ(b->ReadF32(*b->Find("c")), (std::vector<float>{5.0f}));
+}
+}  // namespace
+}  // namespace pocket::formats
