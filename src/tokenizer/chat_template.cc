@@ -47,7 +47,9 @@ struct Segment {
   int line;
 };
 
-bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+bool IsSpace(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
 
 Result<std::vector<Segment>> LexTemplate(std::string_view raw) {
   // Jinja normalizes newlines to \n and drops one trailing newline (keep_trailing_newline
@@ -263,17 +265,49 @@ Result<std::vector<Tok>> LexExpr(std::string_view s, int line) {
             return v;
           };
           switch (x) {
-            case 'n': out.push_back('\n'); e += 2; break;
-            case 't': out.push_back('\t'); e += 2; break;
-            case 'r': out.push_back('\r'); e += 2; break;
-            case '\\': out.push_back('\\'); e += 2; break;
-            case '\'': out.push_back('\''); e += 2; break;
-            case '"': out.push_back('"'); e += 2; break;
-            case 'a': out.push_back('\a'); e += 2; break;
-            case 'b': out.push_back('\b'); e += 2; break;
-            case 'f': out.push_back('\f'); e += 2; break;
-            case 'v': out.push_back('\v'); e += 2; break;
-            case '\n': e += 2; break;  // line continuation
+            case 'n':
+              out.push_back('\n');
+              e += 2;
+              break;
+            case 't':
+              out.push_back('\t');
+              e += 2;
+              break;
+            case 'r':
+              out.push_back('\r');
+              e += 2;
+              break;
+            case '\\':
+              out.push_back('\\');
+              e += 2;
+              break;
+            case '\'':
+              out.push_back('\'');
+              e += 2;
+              break;
+            case '"':
+              out.push_back('"');
+              e += 2;
+              break;
+            case 'a':
+              out.push_back('\a');
+              e += 2;
+              break;
+            case 'b':
+              out.push_back('\b');
+              e += 2;
+              break;
+            case 'f':
+              out.push_back('\f');
+              e += 2;
+              break;
+            case 'v':
+              out.push_back('\v');
+              e += 2;
+              break;
+            case '\n':
+              e += 2;
+              break;  // line continuation
             case 'x': {
               PK_ASSIGN_OR_RETURN(uint32_t v, hex(2));
               AppendCodePoint(v, out);
@@ -340,8 +374,23 @@ Result<std::vector<Tok>> LexExpr(std::string_view s, int line) {
 
 struct Expr {
   enum class Kind : uint8_t {
-    kLiteral, kName, kAttr, kItem, kSlice, kCall, kFilter, kTest, kNeg, kNot, kAnd, kOr,
-    kBinary, kCompare, kCond, kList, kDict
+    kLiteral,
+    kName,
+    kAttr,
+    kItem,
+    kSlice,
+    kCall,
+    kFilter,
+    kTest,
+    kNeg,
+    kNot,
+    kAnd,
+    kOr,
+    kBinary,
+    kCompare,
+    kCond,
+    kList,
+    kDict
   };
   Kind kind;
   int line = 0;
@@ -357,34 +406,42 @@ struct Node {
   enum class Kind : uint8_t { kText, kOutput, kIf, kFor, kSet, kSetBlock, kBreak, kContinue };
   Kind kind;
   int line = 0;
-  std::string text;                    // kText
-  ExprPtr expr;                        // output, for-iterable, set value
-  std::vector<ExprPtr> conds;          // if/elif conditions
+  std::string text;                       // kText
+  ExprPtr expr;                           // output, for-iterable, set value
+  std::vector<ExprPtr> conds;             // if/elif conditions
   std::vector<std::vector<Node>> bodies;  // one per cond, then the else body (maybe empty)
-  std::vector<std::string> targets;    // for loop variables, or the set name
-  std::string attr;                    // set ns.attr
-  ExprPtr filter;                      // for ... if filter
+  std::vector<std::string> targets;       // for loop variables, or the set name
+  std::string attr;                       // set ns.attr
+  ExprPtr filter;                         // for ... if filter
 
   Node(Kind k, int l, std::string t = {}) : kind(k), line(l), text(std::move(t)) {}
 };
 
 const std::vector<std::string_view>& KnownFilters() {
   static const std::vector<std::string_view> names = {
-      "trim", "length", "count", "upper", "lower", "capitalize", "title", "tojson", "string",
-      "int", "float", "default", "d", "first", "last", "join", "list", "replace", "items",
-      "reverse", "safe", "abs", "selectattr", "rejectattr", "map", "unique", "round", "wordcount",
-      "e", "escape", "indent", "sum", "min", "max", "sort", "batch", "dictsort", "center",
-      "truncate", "striptags", "xmlattr", "urlencode", "filesizeformat", "format", "pprint",
-      "random", "slice", "attr", "groupby", "forceescape", "wordwrap", "urlize", "select", "reject",
-      "tojson"};
+      "trim",     "length",      "count",          "upper",
+      "lower",    "capitalize",  "title",          "tojson",
+      "string",   "int",         "float",          "default",
+      "d",        "first",       "last",           "join",
+      "list",     "replace",     "items",          "reverse",
+      "safe",     "abs",         "selectattr",     "rejectattr",
+      "map",      "unique",      "round",          "wordcount",
+      "e",        "escape",      "indent",         "sum",
+      "min",      "max",         "sort",           "batch",
+      "dictsort", "center",      "truncate",       "striptags",
+      "xmlattr",  "urlencode",   "filesizeformat", "format",
+      "pprint",   "random",      "slice",          "attr",
+      "groupby",  "forceescape", "wordwrap",       "urlize",
+      "select",   "reject",      "tojson"};
   return names;
 }
 
 const std::vector<std::string_view>& KnownTests() {
   static const std::vector<std::string_view> names = {
-      "defined", "undefined", "none", "string", "number", "integer", "float", "mapping",
-      "iterable", "sequence", "boolean", "true", "false", "even", "odd", "divisibleby", "eq",
-      "equalto", "==", "ne", "!=", "in", "lower", "upper", "callable", "sameas"};
+      "defined", "undefined",   "none",     "string",   "number", "integer", "float",
+      "mapping", "iterable",    "sequence", "boolean",  "true",   "false",   "even",
+      "odd",     "divisibleby", "eq",       "equalto",  "==",     "ne",      "!=",
+      "in",      "lower",       "upper",    "callable", "sameas"};
   return names;
 }
 
@@ -592,9 +649,8 @@ class Parser {
     while (true) {
       std::string op;
       const Tok& t = Peek();
-      if (t.kind == TokKind::kOp &&
-          (t.text == "==" || t.text == "!=" || t.text == "<" || t.text == ">" || t.text == "<=" ||
-           t.text == ">=")) {
+      if (t.kind == TokKind::kOp && (t.text == "==" || t.text == "!=" || t.text == "<" ||
+                                     t.text == ">" || t.text == "<=" || t.text == ">=")) {
         op = Next().text;
       } else if (AcceptName("in")) {
         op = "in";
@@ -632,8 +688,8 @@ class Parser {
 
   Result<ExprPtr> ParseMath2() {
     PK_ASSIGN_OR_RETURN(ExprPtr e, ParsePow());
-    while (Peek().kind == TokKind::kOp &&
-           (Peek().text == "*" || Peek().text == "/" || Peek().text == "//" || Peek().text == "%")) {
+    while (Peek().kind == TokKind::kOp && (Peek().text == "*" || Peek().text == "/" ||
+                                           Peek().text == "//" || Peek().text == "%")) {
       const std::string op = Next().text;
       PK_ASSIGN_OR_RETURN(ExprPtr r, ParsePow());
       e = Binary(Expr::Kind::kBinary, op, std::move(e), std::move(r));
@@ -685,9 +741,12 @@ class Parser {
         e->name = t.text;
         return e;
       }
-      case TokKind::kString: return Literal(Value::Str(t.text));
-      case TokKind::kInt: return Literal(Value::Int(t.i));
-      case TokKind::kFloat: return Literal(Value::Float(t.f));
+      case TokKind::kString:
+        return Literal(Value::Str(t.text));
+      case TokKind::kInt:
+        return Literal(Value::Int(t.i));
+      case TokKind::kFloat:
+        return Literal(Value::Float(t.f));
       case TokKind::kOp:
         if (t.text == "(") {
           PK_ASSIGN_OR_RETURN(ExprPtr first, ParseExpression());
@@ -727,7 +786,8 @@ class Parser {
           return dict;
         }
         break;
-      default: break;
+      default:
+        break;
     }
     return ParseError(line_, "unexpected '" + t.text + "' in expression");
   }
@@ -784,7 +844,8 @@ class Parser {
       if (!first) PK_RETURN_IF_ERROR(Expect(","));
       first = false;
       if (Accept(")")) break;
-      if (Peek().kind == TokKind::kName && PeekAt(1).kind == TokKind::kOp && PeekAt(1).text == "=") {
+      if (Peek().kind == TokKind::kName && PeekAt(1).kind == TokKind::kOp &&
+          PeekAt(1).text == "=") {
         std::string key = Next().text;
         Next();
         PK_ASSIGN_OR_RETURN(ExprPtr v, ParseExpression());
@@ -850,7 +911,8 @@ class Parser {
 
   bool StartsPrimary() const {
     const Tok& t = Peek();
-    if (t.kind == TokKind::kString || t.kind == TokKind::kInt || t.kind == TokKind::kFloat) return true;
+    if (t.kind == TokKind::kString || t.kind == TokKind::kInt || t.kind == TokKind::kFloat)
+      return true;
     if (t.kind == TokKind::kName) {
       static constexpr std::string_view kStop[] = {"and", "or", "if", "else", "in", "not", "is"};
       return std::find(std::begin(kStop), std::end(kStop), t.text) == std::end(kStop);
@@ -920,8 +982,9 @@ class Parser {
 // Evaluation.
 
 int64_t AsInt(const Value& v) {
-  return v.kind == Value::Kind::kInt ? v.i : v.kind == Value::Kind::kBool ? (v.b ? 1 : 0)
-                                                                          : static_cast<int64_t>(v.f);
+  return v.kind == Value::Kind::kInt    ? v.i
+         : v.kind == Value::Kind::kBool ? (v.b ? 1 : 0)
+                                        : static_cast<int64_t>(v.f);
 }
 double AsDouble(const Value& v) {
   return v.kind == Value::Kind::kFloat ? v.f : static_cast<double>(AsInt(v));
@@ -929,15 +992,24 @@ double AsDouble(const Value& v) {
 
 std::string TypeName(const Value& v) {
   switch (v.kind) {
-    case Value::Kind::kUndefined: return "undefined";
-    case Value::Kind::kNone: return "NoneType";
-    case Value::Kind::kBool: return "bool";
-    case Value::Kind::kInt: return "int";
-    case Value::Kind::kFloat: return "float";
-    case Value::Kind::kString: return "str";
-    case Value::Kind::kArray: return "list";
-    case Value::Kind::kObject: return "dict";
-    case Value::Kind::kFunction: return "function";
+    case Value::Kind::kUndefined:
+      return "undefined";
+    case Value::Kind::kNone:
+      return "NoneType";
+    case Value::Kind::kBool:
+      return "bool";
+    case Value::Kind::kInt:
+      return "int";
+    case Value::Kind::kFloat:
+      return "float";
+    case Value::Kind::kString:
+      return "str";
+    case Value::Kind::kArray:
+      return "list";
+    case Value::Kind::kObject:
+      return "dict";
+    case Value::Kind::kFunction:
+      return "function";
   }
   return "?";
 }
@@ -973,8 +1045,10 @@ std::vector<std::string> Utf8Chars(const std::string& s) {
 
 Result<std::vector<Value>> Iterate(const Value& v, int line) {
   switch (v.kind) {
-    case Value::Kind::kUndefined: return std::vector<Value>{};
-    case Value::Kind::kArray: return *v.arr;
+    case Value::Kind::kUndefined:
+      return std::vector<Value>{};
+    case Value::Kind::kArray:
+      return *v.arr;
     case Value::Kind::kObject: {
       std::vector<Value> keys;
       for (const auto& [k, item] : v.obj->items) keys.push_back(Value::Str(k));
@@ -985,15 +1059,14 @@ Result<std::vector<Value>> Iterate(const Value& v, int line) {
       for (auto& c : Utf8Chars(v.s)) chars.push_back(Value::Str(std::move(c)));
       return chars;
     }
-    default: return RenderError(line, "'" + TypeName(v) + "' object is not iterable");
+    default:
+      return RenderError(line, "'" + TypeName(v) + "' object is not iterable");
   }
 }
 
 class Renderer {
  public:
-  explicit Renderer(std::string* out) : out_(out) {
-    scopes_.emplace_back();
-  }
+  explicit Renderer(std::string* out) : out_(out) { scopes_.emplace_back(); }
 
   void SetGlobal(std::string name, Value v) { scopes_.front()[std::move(name)] = std::move(v); }
 
@@ -1015,7 +1088,9 @@ class Renderer {
                                        ": rendering exceeds the step or output budget");
     }
     switch (n.kind) {
-      case Node::Kind::kText: out_->append(n.text); return Flow::kNormal;
+      case Node::Kind::kText:
+        out_->append(n.text);
+        return Flow::kNormal;
       case Node::Kind::kOutput: {
         PK_ASSIGN_OR_RETURN(Value v, Eval(*n.expr));
         out_->append(jinja::ToString(v));
@@ -1029,7 +1104,8 @@ class Renderer {
         if (n.bodies.size() > n.conds.size()) return Exec(n.bodies.back());
         return Flow::kNormal;
       }
-      case Node::Kind::kFor: return ExecFor(n);
+      case Node::Kind::kFor:
+        return ExecFor(n);
       case Node::Kind::kSet: {
         PK_ASSIGN_OR_RETURN(Value v, Eval(*n.expr));
         if (!n.attr.empty()) {
@@ -1062,8 +1138,10 @@ class Renderer {
         scopes_.back()[n.targets[0]] = Value::Str(std::move(captured));
         return Flow::kNormal;
       }
-      case Node::Kind::kBreak: return Flow::kBreak;
-      case Node::Kind::kContinue: return Flow::kContinue;
+      case Node::Kind::kBreak:
+        return Flow::kBreak;
+      case Node::Kind::kContinue:
+        return Flow::kContinue;
     }
     return Flow::kNormal;
   }
@@ -1142,8 +1220,10 @@ class Renderer {
 
   Result<Value> Eval(const Expr& e) {
     switch (e.kind) {
-      case Expr::Kind::kLiteral: return e.literal;
-      case Expr::Kind::kName: return Lookup(e.name);
+      case Expr::Kind::kLiteral:
+        return e.literal;
+      case Expr::Kind::kName:
+        return Lookup(e.name);
       case Expr::Kind::kAttr: {
         PK_ASSIGN_OR_RETURN(Value obj, Eval(*e.args[0]));
         return GetAttr(obj, e.name, e.line);
@@ -1153,9 +1233,12 @@ class Renderer {
         PK_ASSIGN_OR_RETURN(Value key, Eval(*e.args[1]));
         return GetItem(obj, key, e.line);
       }
-      case Expr::Kind::kSlice: return EvalSlice(e);
-      case Expr::Kind::kCall: return EvalCall(e);
-      case Expr::Kind::kFilter: return EvalFilter(e);
+      case Expr::Kind::kSlice:
+        return EvalSlice(e);
+      case Expr::Kind::kCall:
+        return EvalCall(e);
+      case Expr::Kind::kFilter:
+        return EvalFilter(e);
       case Expr::Kind::kTest: {
         PK_ASSIGN_OR_RETURN(bool r, EvalTest(e));
         return Value::Bool(e.negated ? !r : r);
@@ -1180,8 +1263,10 @@ class Renderer {
         if (jinja::Truthy(l)) return l;
         return Eval(*e.args[1]);
       }
-      case Expr::Kind::kBinary: return EvalBinary(e);
-      case Expr::Kind::kCompare: return EvalCompare(e);
+      case Expr::Kind::kBinary:
+        return EvalBinary(e);
+      case Expr::Kind::kCompare:
+        return EvalCompare(e);
       case Expr::Kind::kCond: {
         PK_ASSIGN_OR_RETURN(Value c, Eval(*e.args[1]));
         if (jinja::Truthy(c)) return Eval(*e.args[0]);
@@ -1310,7 +1395,8 @@ class Renderer {
     }
     if (callee.kind != Value::Kind::kFunction) {
       return RenderError(e.line, "'" + (callee.is_undefined() ? callee.s : TypeName(callee)) +
-                                     "' is " + (callee.is_undefined() ? "undefined" : "not callable"));
+                                     "' is " +
+                                     (callee.is_undefined() ? "undefined" : "not callable"));
     }
     auto r = (*callee.fn)(args, kwargs);
     if (!r.ok()) return RenderError(e.line, r.status().message());
@@ -1323,7 +1409,8 @@ class Renderer {
       const std::string s = self.s;
       auto strip = [s](bool l, bool r) {
         return Value::Fn([s, l, r](std::vector<Value>& a, KwArgs&) -> Result<Value> {
-          return Value::Str(Strip(s, a.empty() || a[0].is_none() ? "" : jinja::ToString(a[0]), l, r));
+          return Value::Str(
+              Strip(s, a.empty() || a[0].is_none() ? "" : jinja::ToString(a[0]), l, r));
         });
       };
       if (name == "strip") return strip(true, true);
@@ -1333,8 +1420,9 @@ class Renderer {
         const bool up = name == "upper";
         return Value::Fn([s, up](std::vector<Value>&, KwArgs&) -> Result<Value> {
           std::string r = s;
-          for (char& c : r) c = static_cast<char>(up ? std::toupper(static_cast<unsigned char>(c))
-                                                     : std::tolower(static_cast<unsigned char>(c)));
+          for (char& c : r)
+            c = static_cast<char>(up ? std::toupper(static_cast<unsigned char>(c))
+                                     : std::tolower(static_cast<unsigned char>(c)));
           return Value::Str(r);
         });
       }
@@ -1495,7 +1583,8 @@ class Renderer {
     if (f == "default" || f == "d") {
       const Value* def = arg(0, "default_value");
       const Value* boolean = arg(1, "boolean");
-      const bool use_default = v.is_undefined() || (boolean && jinja::Truthy(*boolean) && !jinja::Truthy(v));
+      const bool use_default =
+          v.is_undefined() || (boolean && jinja::Truthy(*boolean) && !jinja::Truthy(v));
       if (use_default) return def ? *def : Value::Str("");
       return v;
     }
@@ -1505,20 +1594,32 @@ class Renderer {
       std::string s = jinja::ToString(v), out;
       for (char c : s) {
         switch (c) {
-          case '&': out += "&amp;"; break;
-          case '<': out += "&lt;"; break;
-          case '>': out += "&gt;"; break;
-          case '"': out += "&#34;"; break;
-          case '\'': out += "&#39;"; break;
-          default: out += c;
+          case '&':
+            out += "&amp;";
+            break;
+          case '<':
+            out += "&lt;";
+            break;
+          case '>':
+            out += "&gt;";
+            break;
+          case '"':
+            out += "&#34;";
+            break;
+          case '\'':
+            out += "&#39;";
+            break;
+          default:
+            out += c;
         }
       }
       return Value::Str(out);
     }
     if (f == "tojson") {
       const Value* indent = arg(0, "indent");
-      PK_ASSIGN_OR_RETURN(std::string json,
-                          jinja::ToJson(v, indent && indent->is_number() ? static_cast<int>(AsInt(*indent)) : -1));
+      PK_ASSIGN_OR_RETURN(
+          std::string json,
+          jinja::ToJson(v, indent && indent->is_number() ? static_cast<int>(AsInt(*indent)) : -1));
       return Value::Str(std::move(json));
     }
     if (v.is_undefined() && f != "length" && f != "count" && f != "list" && f != "string") {
@@ -1526,7 +1627,8 @@ class Renderer {
     }
     if (f == "trim") {
       const Value* chars = arg(0, "chars");
-      return Value::Str(Strip(jinja::ToString(v), chars ? jinja::ToString(*chars) : "", true, true));
+      return Value::Str(
+          Strip(jinja::ToString(v), chars ? jinja::ToString(*chars) : "", true, true));
     }
     if (f == "length" || f == "count") {
       if (v.is_string()) return Value::Int(static_cast<int64_t>(Utf8Chars(v.s).size()));
@@ -1537,8 +1639,9 @@ class Renderer {
     }
     if (f == "upper" || f == "lower") {
       std::string s = jinja::ToString(v);
-      for (char& c : s) c = static_cast<char>(f == "upper" ? std::toupper(static_cast<unsigned char>(c))
-                                                          : std::tolower(static_cast<unsigned char>(c)));
+      for (char& c : s)
+        c = static_cast<char>(f == "upper" ? std::toupper(static_cast<unsigned char>(c))
+                                           : std::tolower(static_cast<unsigned char>(c)));
       return Value::Str(s);
     }
     if (f == "capitalize") return Value::Str(Capitalize(jinja::ToString(v)));
@@ -1599,7 +1702,8 @@ class Renderer {
     }
     if (f == "replace") {
       if (args.size() < 2) return RenderError(e.line, "replace needs two arguments");
-      return Value::Str(ReplaceAll(jinja::ToString(v), jinja::ToString(args[0]), jinja::ToString(args[1])));
+      return Value::Str(
+          ReplaceAll(jinja::ToString(v), jinja::ToString(args[0]), jinja::ToString(args[1])));
     }
     if (f == "items") {
       if (!v.is_object()) return RenderError(e.line, "items needs a mapping");
@@ -1611,7 +1715,8 @@ class Renderer {
       PK_ASSIGN_OR_RETURN(std::vector<Value> items, Iterate(v, e.line));
       Array out;
       for (const Value& x : items) {
-        if (std::none_of(out.begin(), out.end(), [&](const Value& y) { return jinja::Equals(x, y); })) {
+        if (std::none_of(out.begin(), out.end(),
+                         [&](const Value& y) { return jinja::Equals(x, y); })) {
           out.push_back(x);
         }
       }
@@ -1631,8 +1736,10 @@ class Renderer {
         }
         bool pass;
         if (args.size() > first_test_arg) {
-          std::vector<Value> test_args(args.begin() + static_cast<ptrdiff_t>(first_test_arg) + 1, args.end());
-          PK_ASSIGN_OR_RETURN(pass, RunTest(jinja::ToString(args[first_test_arg]), subject, test_args, e.line));
+          std::vector<Value> test_args(args.begin() + static_cast<ptrdiff_t>(first_test_arg) + 1,
+                                       args.end());
+          PK_ASSIGN_OR_RETURN(
+              pass, RunTest(jinja::ToString(args[first_test_arg]), subject, test_args, e.line));
         } else {
           pass = jinja::Truthy(subject);
         }
@@ -1646,7 +1753,8 @@ class Renderer {
       Array out;
       for (const Value& item : items) {
         if (attribute) {
-          PK_ASSIGN_OR_RETURN(Value x, GetAttrOrUndefined(item, jinja::ToString(*attribute), e.line));
+          PK_ASSIGN_OR_RETURN(Value x,
+                              GetAttrOrUndefined(item, jinja::ToString(*attribute), e.line));
           if (x.is_undefined()) {
             if (const Value* def = Kwarg(kwargs, "default")) x = *def;
           }
@@ -1676,8 +1784,11 @@ class Renderer {
       const Value* width = arg(0, "width");
       const Value* first = arg(1, "first");
       const Value* blank = arg(2, "blank");
-      const std::string pad = width && width->is_string() ? width->s
-                              : std::string(static_cast<size_t>(width ? std::max<int64_t>(0, AsInt(*width)) : 4), ' ');
+      const std::string pad =
+          width && width->is_string()
+              ? width->s
+              : std::string(static_cast<size_t>(width ? std::max<int64_t>(0, AsInt(*width)) : 4),
+                            ' ');
       const std::string s = jinja::ToString(v);
       std::string out;
       size_t k = 0;
@@ -1704,7 +1815,8 @@ class Renderer {
     size_t k = 0;
     while (k <= path.size()) {
       const size_t dot = path.find('.', k);
-      const std::string part = path.substr(k, dot == std::string::npos ? std::string::npos : dot - k);
+      const std::string part =
+          path.substr(k, dot == std::string::npos ? std::string::npos : dot - k);
       if (cur.is_undefined()) return cur;
       PK_ASSIGN_OR_RETURN(cur, GetItem(cur, Value::Str(part), line));
       if (dot == std::string::npos) break;
@@ -1723,7 +1835,8 @@ class Renderer {
     return RunTest(e.name, v, args, e.line);
   }
 
-  Result<bool> RunTest(const std::string& t, const Value& v, const std::vector<Value>& args, int line) {
+  Result<bool> RunTest(const std::string& t, const Value& v, const std::vector<Value>& args,
+                       int line) {
     using K = Value::Kind;
     if (t == "defined") return !v.is_undefined();
     if (t == "undefined") return v.is_undefined();
@@ -1744,7 +1857,8 @@ class Renderer {
       return (AsInt(v) % 2 == 0) == (t == "even");
     }
     if (t == "divisibleby") {
-      if (args.empty() || AsInt(args[0]) == 0) return RenderError(line, "divisibleby needs a nonzero number");
+      if (args.empty() || AsInt(args[0]) == 0)
+        return RenderError(line, "divisibleby needs a nonzero number");
       return AsInt(v) % AsInt(args[0]) == 0;
     }
     if (t == "lower" || t == "upper") {
@@ -1759,9 +1873,9 @@ class Renderer {
     if (t == "eq" || t == "equalto" || t == "==") return jinja::Equals(v, args[0]);
     if (t == "ne" || t == "!=") return !jinja::Equals(v, args[0]);
     if (t == "sameas") {
-      return v.kind == args[0].kind && (v.is_none() || v.is_undefined() ||
-                                        (v.kind == K::kBool && v.b == args[0].b) ||
-                                        (v.obj && v.obj == args[0].obj) || (v.arr && v.arr == args[0].arr));
+      return v.kind == args[0].kind &&
+             (v.is_none() || v.is_undefined() || (v.kind == K::kBool && v.b == args[0].b) ||
+              (v.obj && v.obj == args[0].obj) || (v.arr && v.arr == args[0].arr));
     }
     if (t == "in") return Contains(args[0], v, line);
     return RenderError(line, "test '" + t + "' is not supported");
@@ -1769,7 +1883,8 @@ class Renderer {
 
   Result<bool> Contains(const Value& container, const Value& item, int line) {
     if (container.is_string()) {
-      if (!item.is_string()) return RenderError(line, "'in <string>' requires string as left operand");
+      if (!item.is_string())
+        return RenderError(line, "'in <string>' requires string as left operand");
       return container.s.find(item.s) != std::string::npos;
     }
     if (container.is_array()) {
@@ -1818,7 +1933,8 @@ class Renderer {
     }
     if (l.is_undefined() || r.is_undefined()) {
       const Value& u = l.is_undefined() ? l : r;
-      return RenderError(e.line, "'" + (u.s.empty() ? std::string("value") : u.s) + "' is undefined");
+      return RenderError(e.line,
+                         "'" + (u.s.empty() ? std::string("value") : u.s) + "' is undefined");
     }
     if (op == "+") {
       if (l.is_array() && r.is_array()) {
@@ -1827,7 +1943,8 @@ class Renderer {
         return Value::List(std::move(items));
       }
     }
-    if (op == "*" && ((l.is_string() && r.kind == Value::Kind::kInt) || (r.is_string() && l.kind == Value::Kind::kInt))) {
+    if (op == "*" && ((l.is_string() && r.kind == Value::Kind::kInt) ||
+                      (r.is_string() && l.kind == Value::Kind::kInt))) {
       const std::string& s = l.is_string() ? l.s : r.s;
       const int64_t n = l.is_string() ? r.i : l.i;
       std::string out;
@@ -1920,49 +2037,51 @@ Result<std::string> ChatTemplate::Apply(std::span<const ChatMessage> messages,
   r.SetGlobal("bos_token", Value::Str(std::string(bos_token)));
   r.SetGlobal("eos_token", Value::Str(std::string(eos_token)));
   r.SetGlobal("raise_exception", Value::Fn([](std::vector<Value>& a, KwArgs&) -> Result<Value> {
-    return Status::InvalidArgument("raise_exception: " + (a.empty() ? std::string() : jinja::ToString(a[0])));
-  }));
+                return Status::InvalidArgument("raise_exception: " +
+                                               (a.empty() ? std::string() : jinja::ToString(a[0])));
+              }));
   r.SetGlobal("namespace", Value::Fn([](std::vector<Value>& a, KwArgs& kw) -> Result<Value> {
-    Value ns = Value::Dict();
-    ns.obj->is_namespace = true;
-    if (!a.empty() && a[0].is_object()) {
-      for (const auto& [k, v] : a[0].obj->items) ns.obj->Set(k, v);
-    }
-    for (auto& [k, v] : kw) ns.obj->Set(k, v);
-    return ns;
-  }));
+                Value ns = Value::Dict();
+                ns.obj->is_namespace = true;
+                if (!a.empty() && a[0].is_object()) {
+                  for (const auto& [k, v] : a[0].obj->items) ns.obj->Set(k, v);
+                }
+                for (auto& [k, v] : kw) ns.obj->Set(k, v);
+                return ns;
+              }));
   r.SetGlobal("range", Value::Fn([](std::vector<Value>& a, KwArgs&) -> Result<Value> {
-    if (a.empty() || a.size() > 3) return Status::InvalidArgument("range expects 1 to 3 arguments");
-    int64_t start = 0, stop, step = 1;
-    if (a.size() == 1) {
-      stop = AsInt(a[0]);
-    } else {
-      start = AsInt(a[0]);
-      stop = AsInt(a[1]);
-      if (a.size() == 3) step = AsInt(a[2]);
-    }
-    if (step == 0) return Status::InvalidArgument("range step must not be zero");
-    Array values;
-    for (int64_t k = start; step > 0 ? k < stop : k > stop; k += step) {
-      if (values.size() >= 100000) return Status::InvalidArgument("range too large");
-      values.push_back(Value::Int(k));
-    }
-    return Value::List(std::move(values));
-  }));
+                if (a.empty() || a.size() > 3)
+                  return Status::InvalidArgument("range expects 1 to 3 arguments");
+                int64_t start = 0, stop, step = 1;
+                if (a.size() == 1) {
+                  stop = AsInt(a[0]);
+                } else {
+                  start = AsInt(a[0]);
+                  stop = AsInt(a[1]);
+                  if (a.size() == 3) step = AsInt(a[2]);
+                }
+                if (step == 0) return Status::InvalidArgument("range step must not be zero");
+                Array values;
+                for (int64_t k = start; step > 0 ? k < stop : k > stop; k += step) {
+                  if (values.size() >= 100000) return Status::InvalidArgument("range too large");
+                  values.push_back(Value::Int(k));
+                }
+                return Value::List(std::move(values));
+              }));
   const std::optional<int64_t> now = options.now_unix_s;
   r.SetGlobal("strftime_now", Value::Fn([now](std::vector<Value>& a, KwArgs&) -> Result<Value> {
-    const std::string fmt = a.empty() ? std::string("%Y-%m-%d") : jinja::ToString(a[0]);
-    const std::time_t t = now ? static_cast<std::time_t>(*now) : std::time(nullptr);
-    std::tm tm{};
-    if (now) {
-      gmtime_r(&t, &tm);
-    } else {
-      localtime_r(&t, &tm);
-    }
-    char buf[256];
-    const size_t n = std::strftime(buf, sizeof(buf), fmt.c_str(), &tm);
-    return Value::Str(std::string(buf, n));
-  }));
+                const std::string fmt = a.empty() ? std::string("%Y-%m-%d") : jinja::ToString(a[0]);
+                const std::time_t t = now ? static_cast<std::time_t>(*now) : std::time(nullptr);
+                std::tm tm{};
+                if (now) {
+                  gmtime_r(&t, &tm);
+                } else {
+                  localtime_r(&t, &tm);
+                }
+                char buf[256];
+                const size_t n = std::strftime(buf, sizeof(buf), fmt.c_str(), &tm);
+                return Value::Str(std::string(buf, n));
+              }));
   for (const auto& [k, v] : options.extra_vars) r.SetGlobal(k, Value::Str(v));
   auto flow = r.Exec(program_->nodes);
   if (!flow.ok()) return flow.status();

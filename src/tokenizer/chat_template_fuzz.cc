@@ -13,8 +13,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view source(reinterpret_cast<const char*>(data), size);
   auto t = ChatTemplate::Parse(source);
   if (!t.ok()) return 0;
-  const std::vector<ChatMessage> messages = {{"system", "S"}, {"user", "hi {{ x }}"},
-                                             {"assistant", "ok"}, {"user", "again"}};
+  const std::vector<ChatMessage> messages = {
+      {"system", "S"}, {"user", "hi {{ x }}"}, {"assistant", "ok"}, {"user", "again"}};
   auto out = t->Apply(messages, true, "<s>", "</s>");
   (void)out;
   return 0;

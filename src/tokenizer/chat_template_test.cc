@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
-
 #include <string>
 #include <vector>
 
@@ -97,17 +96,21 @@ std::string Render(std::string_view source, std::vector<ChatMessage> messages = 
 
 // Expected strings below were checked with jinja2 3.1.6 (trim_blocks, lstrip_blocks).
 TEST(ChatTemplateTest, Expressions) {
-  EXPECT_EQ(Render("{{ 1 + 2 * 3 }} {{ 7 // 2 }} {{ -7 // 2 }} {{ -7 % 3 }} {{ 7 / 2 }} {{ 2 ** 10 }}"),
-            "7 3 -4 2 3.5 1024");
-  EXPECT_EQ(Render("{{ 'a' ~ 1 ~ none }} {{ 'ab' * 3 }} {{ [1, 2] + [3] }}"), "a1None ababab [1, 2, 3]");
+  EXPECT_EQ(
+      Render("{{ 1 + 2 * 3 }} {{ 7 // 2 }} {{ -7 // 2 }} {{ -7 % 3 }} {{ 7 / 2 }} {{ 2 ** 10 }}"),
+      "7 3 -4 2 3.5 1024");
+  EXPECT_EQ(Render("{{ 'a' ~ 1 ~ none }} {{ 'ab' * 3 }} {{ [1, 2] + [3] }}"),
+            "a1None ababab [1, 2, 3]");
   EXPECT_EQ(Render("{{ 'x' if false else 'y' }}{{ 'z' if true }}"), "yz");
   EXPECT_EQ(Render("{{ not 1 == 2 and 'b' in 'abc' and 3 not in [1, 2] }}"), "True");
   EXPECT_EQ(Render("{{ messages[0]['role'] }} {{ messages[0].content }} {{ messages[-1].role }}"),
             "user hi user");
   EXPECT_EQ(Render("{{ 'hello'[1:3] }} {{ [1,2,3,4][::2] }} {{ [1,2,3][::-1] }}"),
             "el [1, 3] [3, 2, 1]");
-  EXPECT_EQ(Render("{{ '  pad  ' | trim }}|{{ 'Ab' | upper }}{{ 'Ab' | lower }}|{{ 'a\\tb\\n' | length }}"),
-            "pad|ABab|4");
+  EXPECT_EQ(
+      Render(
+          "{{ '  pad  ' | trim }}|{{ 'Ab' | upper }}{{ 'Ab' | lower }}|{{ 'a\\tb\\n' | length }}"),
+      "pad|ABab|4");
   EXPECT_EQ(Render("{{ {'a': [1, 'x'], 'b': none, 'c': true} | tojson }}"),
             "{\"a\": [1, \"x\"], \"b\": null, \"c\": true}");
   EXPECT_EQ(Render("{{ {'a': [1]} | tojson(indent=2) }}"), "{\n  \"a\": [\n    1\n  ]\n}");
@@ -118,19 +121,23 @@ TEST(ChatTemplateTest, Expressions) {
   EXPECT_EQ(Render("{{ \"it's\" }} {{ ['it\\'s', \"q\\\"\"] }} {{ '\\u00e9\\x41' }}"),
             "it's [\"it's\", 'q\"'] éA");
   EXPECT_EQ(Render("{{ strftime_now('%d %b %Y') }}"), "26 Jul 2024");
-  EXPECT_EQ(Render("{{ range(3) | list }} {{ [3, 1, 3] | unique | list }} {{ [1, 2] | join('-') }}"),
-            "[0, 1, 2] [3, 1] 1-2");
+  EXPECT_EQ(
+      Render("{{ range(3) | list }} {{ [3, 1, 3] | unique | list }} {{ [1, 2] | join('-') }}"),
+      "[0, 1, 2] [3, 1] 1-2");
 }
 
 TEST(ChatTemplateTest, StatementsAndWhitespaceControl) {
-  EXPECT_EQ(Render("{% for i in [1, 2, 3] %}{{ loop.index }}{{ loop.index0 }}{{ loop.first }}{{ loop.last }}"
-                   "{{ loop.length }}{{ loop.revindex }};{% endfor %}"),
-            "10TrueFalse33;21FalseFalse32;32FalseTrue31;");
+  EXPECT_EQ(
+      Render(
+          "{% for i in [1, 2, 3] %}{{ loop.index }}{{ loop.index0 }}{{ loop.first }}{{ loop.last }}"
+          "{{ loop.length }}{{ loop.revindex }};{% endfor %}"),
+      "10TrueFalse33;21FalseFalse32;32FalseTrue31;");
   EXPECT_EQ(Render("{% for i in [] %}x{% else %}empty{% endfor %}"), "empty");
   EXPECT_EQ(Render("{% for i in range(10) if i is odd %}{% if i > 6 %}{% break %}{% endif %}"
                    "{% if i == 3 %}{% continue %}{% endif %}{{ i }}{% endfor %}"),
             "15");
-  EXPECT_EQ(Render("{% for k, v in {'a': 1, 'b': 2}.items() %}{{ k }}={{ v }} {% endfor %}"), "a=1 b=2 ");
+  EXPECT_EQ(Render("{% for k, v in {'a': 1, 'b': 2}.items() %}{{ k }}={{ v }} {% endfor %}"),
+            "a=1 b=2 ");
   EXPECT_EQ(Render("{% set ns = namespace(n=0) %}{% for m in [1, 2, 3] %}{% set ns.n = ns.n + m %}"
                    "{% set local = 5 %}{% endfor %}{{ ns.n }}{{ local is defined }}"),
             "6False");
@@ -156,8 +163,9 @@ TEST(ChatTemplateTest, RendersConversationForEachFamily) {
   const std::vector<ChatMessage> conv = {{"system", "S"}, {"user", "U"}};
   auto qwen = ChatTemplate::Builtin("qwen2.5");
   ASSERT_TRUE(qwen.ok());
-  EXPECT_EQ(*qwen->Apply(conv, true, "", ""),
-            "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\n");
+  EXPECT_EQ(
+      *qwen->Apply(conv, true, "", ""),
+      "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\n");
   auto llama3 = ChatTemplate::Builtin("llama3");
   ASSERT_TRUE(llama3.ok());
   EXPECT_EQ(*llama3->Apply(conv, true, "<|begin_of_text|>", "<|eot_id|>"),

@@ -8,14 +8,22 @@ namespace pocket::tokenizer::jinja {
 bool Truthy(const Value& v) {
   switch (v.kind) {
     case Value::Kind::kUndefined:
-    case Value::Kind::kNone: return false;
-    case Value::Kind::kBool: return v.b;
-    case Value::Kind::kInt: return v.i != 0;
-    case Value::Kind::kFloat: return v.f != 0;
-    case Value::Kind::kString: return !v.s.empty();
-    case Value::Kind::kArray: return !v.arr->empty();
-    case Value::Kind::kObject: return v.obj->is_namespace || !v.obj->items.empty();
-    case Value::Kind::kFunction: return true;
+    case Value::Kind::kNone:
+      return false;
+    case Value::Kind::kBool:
+      return v.b;
+    case Value::Kind::kInt:
+      return v.i != 0;
+    case Value::Kind::kFloat:
+      return v.f != 0;
+    case Value::Kind::kString:
+      return !v.s.empty();
+    case Value::Kind::kArray:
+      return !v.arr->empty();
+    case Value::Kind::kObject:
+      return v.obj->is_namespace || !v.obj->items.empty();
+    case Value::Kind::kFunction:
+      return true;
   }
   return false;
 }
@@ -67,13 +75,27 @@ void JsonString(const std::string& s, std::string& out) {
   out += '"';
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       default:
         if (c < 0x20) {
           static constexpr char kHex[] = "0123456789abcdef";
@@ -98,9 +120,15 @@ Status JsonValue(const Value& v, int indent, int depth, std::string& out) {
   switch (v.kind) {
     case Value::Kind::kUndefined:
       return Status::InvalidArgument("tojson: '" + v.s + "' is undefined");
-    case Value::Kind::kNone: out += "null"; break;
-    case Value::Kind::kBool: out += v.b ? "true" : "false"; break;
-    case Value::Kind::kInt: out += std::to_string(v.i); break;
+    case Value::Kind::kNone:
+      out += "null";
+      break;
+    case Value::Kind::kBool:
+      out += v.b ? "true" : "false";
+      break;
+    case Value::Kind::kInt:
+      out += std::to_string(v.i);
+      break;
     case Value::Kind::kFloat:
       if (std::isnan(v.f)) {
         out += "NaN";
@@ -110,7 +138,9 @@ Status JsonValue(const Value& v, int indent, int depth, std::string& out) {
         out += FloatRepr(v.f);
       }
       break;
-    case Value::Kind::kString: JsonString(v.s, out); break;
+    case Value::Kind::kString:
+      JsonString(v.s, out);
+      break;
     case Value::Kind::kArray: {
       if (v.arr->empty()) {
         out += "[]";
@@ -155,7 +185,8 @@ Status JsonValue(const Value& v, int indent, int depth, std::string& out) {
 
 std::string Repr(const Value& v) {
   switch (v.kind) {
-    case Value::Kind::kString: return StrRepr(v.s);
+    case Value::Kind::kString:
+      return StrRepr(v.s);
     case Value::Kind::kArray: {
       std::string out = "[";
       for (size_t k = 0; k < v.arr->size(); ++k) {
@@ -175,21 +206,30 @@ std::string Repr(const Value& v) {
       }
       return out + "}";
     }
-    default: return ToString(v);
+    default:
+      return ToString(v);
   }
 }
 
 std::string ToString(const Value& v) {
   switch (v.kind) {
-    case Value::Kind::kUndefined: return "";
-    case Value::Kind::kNone: return "None";
-    case Value::Kind::kBool: return v.b ? "True" : "False";
-    case Value::Kind::kInt: return std::to_string(v.i);
-    case Value::Kind::kFloat: return FloatRepr(v.f);
-    case Value::Kind::kString: return v.s;
+    case Value::Kind::kUndefined:
+      return "";
+    case Value::Kind::kNone:
+      return "None";
+    case Value::Kind::kBool:
+      return v.b ? "True" : "False";
+    case Value::Kind::kInt:
+      return std::to_string(v.i);
+    case Value::Kind::kFloat:
+      return FloatRepr(v.f);
+    case Value::Kind::kString:
+      return v.s;
     case Value::Kind::kArray:
-    case Value::Kind::kObject: return Repr(v);
-    case Value::Kind::kFunction: return "<function>";
+    case Value::Kind::kObject:
+      return Repr(v);
+    case Value::Kind::kFunction:
+      return "<function>";
   }
   return "";
 }
@@ -199,10 +239,12 @@ bool Equals(const Value& a, const Value& b) {
     const auto num = [](const Value& x) {
       return x.kind == Value::Kind::kFloat ? x.f
              : x.kind == Value::Kind::kInt ? static_cast<double>(x.i)
-                                            : (x.b ? 1.0 : 0.0);
+                                           : (x.b ? 1.0 : 0.0);
     };
     if (a.kind != Value::Kind::kFloat && b.kind != Value::Kind::kFloat) {
-      const auto as_int = [](const Value& x) { return x.kind == Value::Kind::kInt ? x.i : (x.b ? 1 : 0); };
+      const auto as_int = [](const Value& x) {
+        return x.kind == Value::Kind::kInt ? x.i : (x.b ? 1 : 0);
+      };
       return as_int(a) == as_int(b);
     }
     return num(a) == num(b);
@@ -210,8 +252,10 @@ bool Equals(const Value& a, const Value& b) {
   if (a.kind != b.kind) return false;
   switch (a.kind) {
     case Value::Kind::kUndefined:
-    case Value::Kind::kNone: return true;
-    case Value::Kind::kString: return a.s == b.s;
+    case Value::Kind::kNone:
+      return true;
+    case Value::Kind::kString:
+      return a.s == b.s;
     case Value::Kind::kArray:
       if (a.arr->size() != b.arr->size()) return false;
       for (size_t k = 0; k < a.arr->size(); ++k) {
@@ -227,8 +271,10 @@ bool Equals(const Value& a, const Value& b) {
         if (other == nullptr || !Equals(item, *other)) return false;
       }
       return true;
-    case Value::Kind::kFunction: return a.fn == b.fn;
-    default: return false;
+    case Value::Kind::kFunction:
+      return a.fn == b.fn;
+    default:
+      return false;
   }
 }
 

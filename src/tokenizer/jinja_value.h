@@ -22,7 +22,17 @@ using KwArgs = std::vector<std::pair<std::string, Value>>;
 using Function = std::function<Result<Value>(std::vector<Value>& args, KwArgs& kwargs)>;
 
 struct Value {
-  enum class Kind : uint8_t { kUndefined, kNone, kBool, kInt, kFloat, kString, kArray, kObject, kFunction };
+  enum class Kind : uint8_t {
+    kUndefined,
+    kNone,
+    kBool,
+    kInt,
+    kFloat,
+    kString,
+    kArray,
+    kObject,
+    kFunction
+  };
   Kind kind = Kind::kUndefined;
   bool b = false;
   int64_t i = 0;
@@ -37,11 +47,35 @@ struct Value {
     v.s = std::move(name);
     return v;
   }
-  static Value None() { Value v; v.kind = Kind::kNone; return v; }
-  static Value Bool(bool x) { Value v; v.kind = Kind::kBool; v.b = x; return v; }
-  static Value Int(int64_t x) { Value v; v.kind = Kind::kInt; v.i = x; return v; }
-  static Value Float(double x) { Value v; v.kind = Kind::kFloat; v.f = x; return v; }
-  static Value Str(std::string x) { Value v; v.kind = Kind::kString; v.s = std::move(x); return v; }
+  static Value None() {
+    Value v;
+    v.kind = Kind::kNone;
+    return v;
+  }
+  static Value Bool(bool x) {
+    Value v;
+    v.kind = Kind::kBool;
+    v.b = x;
+    return v;
+  }
+  static Value Int(int64_t x) {
+    Value v;
+    v.kind = Kind::kInt;
+    v.i = x;
+    return v;
+  }
+  static Value Float(double x) {
+    Value v;
+    v.kind = Kind::kFloat;
+    v.f = x;
+    return v;
+  }
+  static Value Str(std::string x) {
+    Value v;
+    v.kind = Kind::kString;
+    v.s = std::move(x);
+    return v;
+  }
   static Value List(Array a = {}) {
     Value v;
     v.kind = Kind::kArray;
@@ -59,7 +93,9 @@ struct Value {
   bool is_undefined() const { return kind == Kind::kUndefined; }
   bool is_none() const { return kind == Kind::kNone; }
   bool is_string() const { return kind == Kind::kString; }
-  bool is_number() const { return kind == Kind::kInt || kind == Kind::kFloat || kind == Kind::kBool; }
+  bool is_number() const {
+    return kind == Kind::kInt || kind == Kind::kFloat || kind == Kind::kBool;
+  }
   bool is_array() const { return kind == Kind::kArray; }
   bool is_object() const { return kind == Kind::kObject; }
 };

@@ -90,14 +90,15 @@ Result<std::unique_ptr<PreTokenizer>> PreTokenizer::Create(std::string_view pre)
                               "' (supported: " + names + ")");
 }
 
-Result<std::unique_ptr<PreTokenizer>> PreTokenizer::FromPatterns(std::vector<std::string> patterns) {
+Result<std::unique_ptr<PreTokenizer>> PreTokenizer::FromPatterns(
+    std::vector<std::string> patterns) {
   std::unique_ptr<PreTokenizer> p(new PreTokenizer());
   for (const std::string& pattern : patterns) {
     int error = 0;
     PCRE2_SIZE offset = 0;
-    pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
-                                     PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &error,
-                                     &offset, nullptr);
+    pcre2_code* code =
+        pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
+                      PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &error, &offset, nullptr);
     if (code == nullptr) {
       PCRE2_UCHAR message[256];
       pcre2_get_error_message(error, message, sizeof(message));

@@ -67,12 +67,18 @@ size_t Utf8Len(std::string_view s, size_t i) {
 
 // Decodes one code point at s[i] (REQUIRES: Utf8Len(s, i) == n > 1 or ASCII).
 uint32_t DecodeCodePoint(std::string_view s, size_t i, size_t n) {
-  const auto b = [&](size_t k) { return static_cast<uint32_t>(static_cast<unsigned char>(s[i + k])); };
+  const auto b = [&](size_t k) {
+    return static_cast<uint32_t>(static_cast<unsigned char>(s[i + k]));
+  };
   switch (n) {
-    case 1: return b(0);
-    case 2: return ((b(0) & 0x1F) << 6) | (b(1) & 0x3F);
-    case 3: return ((b(0) & 0x0F) << 12) | ((b(1) & 0x3F) << 6) | (b(2) & 0x3F);
-    default: return ((b(0) & 0x07) << 18) | ((b(1) & 0x3F) << 12) | ((b(2) & 0x3F) << 6) | (b(3) & 0x3F);
+    case 1:
+      return b(0);
+    case 2:
+      return ((b(0) & 0x1F) << 6) | (b(1) & 0x3F);
+    case 3:
+      return ((b(0) & 0x0F) << 12) | ((b(1) & 0x3F) << 6) | (b(2) & 0x3F);
+    default:
+      return ((b(0) & 0x07) << 18) | ((b(1) & 0x3F) << 12) | ((b(2) & 0x3F) << 6) | (b(3) & 0x3F);
   }
 }
 
@@ -80,12 +86,13 @@ constexpr std::string_view kSpmSpace = "\xE2\x96\x81";  // U+2581 LOWER ONE EIGH
 
 // Token texts llama.cpp treats as end of generation (llama-vocab.cpp, special_eog_ids).
 constexpr std::string_view kEogTexts[] = {
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|eom_id|>",
-    "<EOT>", "_<EOT>", "<|end_of_text|>", "<end_of_utterance>", "<|return|>", "<|call|>"};
+    "<|eot_id|>",      "<|im_end|>",         "<|end|>",    "<end_of_turn>",
+    "<|endoftext|>",   "<|eom_id|>",         "<EOT>",      "_<EOT>",
+    "<|end_of_text|>", "<end_of_utterance>", "<|return|>", "<|call|>"};
 // The subset (in this order) llama.cpp picks the EOT id from when the file names none.
-constexpr std::string_view kEotTexts[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>",
-                                          "<|endoftext|>", "<|end_of_text|>", "<EOT>", "_<EOT>",
-                                          "<end_of_utterance>"};
+constexpr std::string_view kEotTexts[] = {"<|eot_id|>",    "<|im_end|>",    "<|end|>",
+                                          "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>",
+                                          "<EOT>",         "_<EOT>",        "<end_of_utterance>"};
 
 }  // namespace
 
@@ -245,7 +252,8 @@ void Tokenizer::Impl::SpmFragment(std::string_view text, std::vector<int32_t>& o
   for (size_t i = 0; i < text.size();) {
     const size_t n = Utf8Len(text, i);
     const uint32_t cp = CodePointKey(text, i, n);
-    if (i > 0 && !spm_inner_pairs.contains(PairKey(static_cast<int32_t>(prev), static_cast<int32_t>(cp)))) {
+    if (i > 0 &&
+        !spm_inner_pairs.contains(PairKey(static_cast<int32_t>(prev), static_cast<int32_t>(cp)))) {
       SpmChunk(text.substr(chunk_start, i - chunk_start), out);
       chunk_start = i;
     }
@@ -385,8 +393,8 @@ std::string Tokenizer::Decode(std::span<const int32_t> tokens, bool render_speci
     if (t < 0 || static_cast<size_t>(t) >= m.pieces.size()) continue;
     if (!render_special && m.is_control[t]) continue;
     const std::string& piece = m.pieces[t];
-    if (first && m.vocab.model == ModelKind::kLlama && m.vocab.add_space_prefix &&
-        !piece.empty() && piece[0] == ' ' && !m.is_control[t]) {
+    if (first && m.vocab.model == ModelKind::kLlama && m.vocab.add_space_prefix && !piece.empty() &&
+        piece[0] == ' ' && !m.is_control[t]) {
       out.append(piece, 1);
     } else {
       out.append(piece);
@@ -468,8 +476,10 @@ Result<Tokenizer> Tokenizer::FromVocab(Vocab vocab) {
                                    " scores for " + std::to_string(n) + " tokens");
   }
   for (auto [name, id] : {std::pair<const char*, int32_t*>{"bos", &vocab.bos_id},
-                          {"eos", &vocab.eos_id}, {"eot", &vocab.eot_id},
-                          {"unk", &vocab.unk_id}, {"pad", &vocab.pad_id}}) {
+                          {"eos", &vocab.eos_id},
+                          {"eot", &vocab.eot_id},
+                          {"unk", &vocab.unk_id},
+                          {"pad", &vocab.pad_id}}) {
     if (*id != kNoToken && (*id < 0 || static_cast<size_t>(*id) >= n)) {
       return Status::InvalidArgument(std::string("tokenizer: ") + name + " id " +
                                      std::to_string(*id) + " outside the vocabulary of " +

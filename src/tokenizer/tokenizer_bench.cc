@@ -25,7 +25,8 @@ std::string Corpus() {
 }
 
 Tokenizer Load(const std::string& name) {
-  auto vocab = LoadVocabJson(std::string(POCKET_SOURCE_DIR) + "/testdata/tokenizer/" + name + ".json");
+  auto vocab =
+      LoadVocabJson(std::string(POCKET_SOURCE_DIR) + "/testdata/tokenizer/" + name + ".json");
   PK_CHECK(vocab.ok());
   auto tok = Tokenizer::FromVocab(*vocab);
   PK_CHECK(tok.ok());
@@ -66,7 +67,8 @@ void BM_ChatTemplateApply(benchmark::State& state) {
   auto tmpl = ChatTemplate::Builtin("qwen2.5");
   PK_CHECK(tmpl.ok());
   std::vector<ChatMessage> conv;
-  for (int k = 0; k < 16; ++k) conv.push_back({k % 2 ? "assistant" : "user", "message number " + std::to_string(k)});
+  for (int k = 0; k < 16; ++k)
+    conv.push_back({k % 2 ? "assistant" : "user", "message number " + std::to_string(k)});
   for (auto _ : state) {
     auto out = tmpl->Apply(conv, true, "", "");
     benchmark::DoNotOptimize(out.ok());

@@ -143,7 +143,8 @@ Result<Vocab> VocabFromJson(std::string_view json) {
     v.tokens = j.at("tokens").get<std::vector<std::string>>();
     if (j.contains("token_types")) {
       for (int t : j.at("token_types").get<std::vector<int>>()) {
-        v.token_types.push_back(t >= 0 && t <= 6 ? static_cast<TokenType>(t) : TokenType::kUndefined);
+        v.token_types.push_back(t >= 0 && t <= 6 ? static_cast<TokenType>(t)
+                                                 : TokenType::kUndefined);
       }
     }
     if (j.contains("scores")) v.scores = j.at("scores").get<std::vector<float>>();

@@ -64,8 +64,10 @@ TEST(TokenizerGgufTest, LlamaCppDefaultsWhenFlagsAbsent) {
   EXPECT_EQ(tok->bos(), 1);
   EXPECT_THAT(tok->Encode("", true, true), ElementsAre(1));
 
-  for (auto [pre, add_bos] : {std::pair<const char*, bool>{"llama-bpe", true}, {"qwen2", false},
-                              {"smollm", false}, {"gpt-2", false}}) {
+  for (auto [pre, add_bos] : {std::pair<const char*, bool>{"llama-bpe", true},
+                              {"qwen2", false},
+                              {"smollm", false},
+                              {"gpt-2", false}}) {
     auto g = testing::LoadGolden("gpt2");
     ASSERT_TRUE(g.ok());
     formats::GgufWriter w2;
@@ -89,12 +91,17 @@ TEST(TokenizerGgufTest, ErrorsNameTheKey) {
   };
   const std::vector<Case> cases = {
       {[](formats::GgufWriter& w) { w.Remove("tokenizer.ggml.model"); }, "tokenizer.ggml.model"},
-      {[](formats::GgufWriter& w) { w.SetString("tokenizer.ggml.model", "bert"); }, "tokenizer.ggml.model"},
-      {[](formats::GgufWriter& w) { w.SetUint32("tokenizer.ggml.model", 3); }, "tokenizer.ggml.model"},
-      {[](formats::GgufWriter& w) { w.SetString("tokenizer.ggml.pre", "klingon"); }, "tokenizer.ggml.pre"},
+      {[](formats::GgufWriter& w) { w.SetString("tokenizer.ggml.model", "bert"); },
+       "tokenizer.ggml.model"},
+      {[](formats::GgufWriter& w) { w.SetUint32("tokenizer.ggml.model", 3); },
+       "tokenizer.ggml.model"},
+      {[](formats::GgufWriter& w) { w.SetString("tokenizer.ggml.pre", "klingon"); },
+       "tokenizer.ggml.pre"},
       {[](formats::GgufWriter& w) { w.Remove("tokenizer.ggml.tokens"); }, "tokenizer.ggml.tokens"},
       {[](formats::GgufWriter& w) { w.Remove("tokenizer.ggml.merges"); }, "tokenizer.ggml.merges"},
-      {[](formats::GgufWriter& w) { w.SetInt32Array("tokenizer.ggml.token_type", {1, 1}); },
+      {[](formats::GgufWriter& w) {
+         w.SetInt32Array("tokenizer.ggml.token_type", {1, 1});
+       },
        "tokenizer.ggml.token_type"},
       {[](formats::GgufWriter& w) { w.SetUint32("tokenizer.ggml.bos_token_id", 100000); },
        "tokenizer.ggml.bos_token_id"},
@@ -145,10 +152,11 @@ TEST(ChatTemplateGgufTest, ReadsTokenizerChatTemplate) {
 
 TEST(ChatTemplateTest, HostileTemplatesHitTheBudget) {
   const std::vector<ChatMessage> conv = {{"user", "x"}};
-  for (const char* src : {
-           "{% for a in range(99999) %}{% for b in range(99999) %}{% endfor %}{% endfor %}",
-           "{% set ns = namespace(s='ab') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
-           "{% for i in range(99999) %}{{ 'x' * 99999 }}{% endfor %}"}) {
+  for (const char* src :
+       {"{% for a in range(99999) %}{% for b in range(99999) %}{% endfor %}{% endfor %}",
+        "{% set ns = namespace(s='ab') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% "
+        "endfor %}",
+        "{% for i in range(99999) %}{{ 'x' * 99999 }}{% endfor %}"}) {
     auto t = ChatTemplate::Parse(src);
     ASSERT_TRUE(t.ok()) << src;
     auto out = t->Apply(conv, false, "", "");

@@ -12,11 +12,11 @@ namespace pocket::tokenizer::testing {
 
 struct GoldenCase {
   std::string text;
-  std::vector<int32_t> ids;                  // add_special=false, specials parsed
-  std::vector<int32_t> ids_add_special;      // add_special_tokens=True
-  std::vector<int32_t> ids_no_parse_special; // encode_special_tokens=True (may be empty)
+  std::vector<int32_t> ids;                   // add_special=false, specials parsed
+  std::vector<int32_t> ids_add_special;       // add_special_tokens=True
+  std::vector<int32_t> ids_no_parse_special;  // encode_special_tokens=True (may be empty)
   bool has_no_parse_special = false;
-  std::string decoded;                       // HF decode(ids, skip_special_tokens=False)
+  std::string decoded;  // HF decode(ids, skip_special_tokens=False)
 };
 
 struct Golden {
