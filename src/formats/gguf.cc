@@ -539,6 +539,14 @@ std::span<const std::byte> GgufFile::TensorBytes(const TensorInfo& t) const {
   return bytes_.subspan(data_offset_ + t.offset, t.size_bytes);
 }
 
+tensor::TensorView GgufFile::View(const TensorInfo& t) const {
+  tensor::TensorView v;
+  v.dtype = t.dtype;
+  for (size_t d = 0; d < t.ne.size() && d < 4; ++d) v.ne[d] = static_cast<int64_t>(t.ne[d]);
+  v.data = TensorBytes(t).data();
+  return v;
+}
+
 // ---------------------------------------------------------------------------- writer
 
 namespace {
@@ -629,7 +637,7 @@ size_t GgufWriter::Alignment() const {
     if (e.key == "general.alignment" && e.type == GgufType::kU32) {
       uint32_t a;
       std::memcpy(&a, e.encoded.data(), 4);
-      return a;
+      if (a != 0 && std::has_single_bit(a)) return a;
     }
   }
   return kGgufDefaultAlignment;

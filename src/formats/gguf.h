@@ -28,6 +28,7 @@
 
 #include "base/status.h"
 #include "tensor/dtype.h"
+#include "tensor/tensor.h"
 
 namespace pocket::formats {
 
@@ -140,6 +141,8 @@ class GgufFile {
   // The tensor's bytes inside the mapping; valid while *this (or a copy) lives.
   // REQUIRES: `t` is one of tensors().
   std::span<const std::byte> TensorBytes(const TensorInfo& t) const;
+  // The tensor as a TensorView over the mapping (missing dims are 1); same lifetime.
+  tensor::TensorView View(const TensorInfo& t) const;
 
  private:
   friend class GgufParser;

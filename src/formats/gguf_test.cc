@@ -87,6 +87,10 @@ TEST(GgufFileTest, AcceptsHandMadeValidFile) {
   EXPECT_EQ(f->FindTensor("b")->size_bytes, 32u);
   EXPECT_EQ(f->FindTensor("c"), nullptr);
   EXPECT_EQ(f->TensorBytes(*f->FindTensor("b")).size(), 32u);
+  const tensor::TensorView v = f->View(*f->FindTensor("b"));
+  EXPECT_EQ(v.ne, (std::array<int64_t, 4>{4, 2, 1, 1}));
+  EXPECT_EQ(v.size_bytes(), 32u);
+  EXPECT_EQ(v.data, f->TensorBytes(*f->FindTensor("b")).data());
 }
 
 TEST(GgufFileTest, AcceptsVersion2) {

@@ -322,13 +322,27 @@ Result<HfConfig> ReadConfig(const std::string& dir) {
     c.d_ff = j.at("intermediate_size").get<int64_t>();
     c.vocab = j.at("vocab_size").get<int64_t>();
     c.rms_eps = j.value("rms_norm_eps", 1e-6);
-    c.rope_theta = j.contains("rope_theta") && j["rope_theta"].is_number() ? j["rope_theta"].get<double>() : 10000.0;
+    // transformers 5 writes `rope_parameters` {rope_theta, rope_type, scaling fields}
+    // instead of transformers 4's `rope_theta` + `rope_scaling`; read either.
+    const json rp = j.contains("rope_parameters") && j["rope_parameters"].is_object()
+                        ? j["rope_parameters"]
+                        : json::object();
+    if (j.contains("rope_theta") && j["rope_theta"].is_number()) {
+      c.rope_theta = j["rope_theta"].get<double>();
+    } else if (rp.contains("rope_theta") && rp["rope_theta"].is_number()) {
+      c.rope_theta = rp["rope_theta"].get<double>();
+    }
     c.context = j.value("max_position_embeddings", int64_t{2048});
     c.tied = j.value("tie_word_embeddings", false);
     c.head_dim = j.contains("head_dim") && j["head_dim"].is_number_integer()
                      ? j["head_dim"].get<int64_t>()
                      : (c.num_heads > 0 ? c.d_model / c.num_heads : 0);
-    if (j.contains("rope_scaling") && j["rope_scaling"].is_object()) c.rope_scaling = j["rope_scaling"];
+    if (j.contains("rope_scaling") && j["rope_scaling"].is_object()) {
+      c.rope_scaling = j["rope_scaling"];
+    } else if (rp.value("rope_type", "default") != "default") {
+      c.rope_scaling = rp;
+      c.rope_scaling.erase("rope_theta");
+    }
     c.name_or_path = j.value("_name_or_path", "");
   } catch (const std::exception& e) {
     return Status::Corruption(path + ": " + e.what());

@@ -209,6 +209,24 @@ TEST_F(HfConvertTest, Llama3RopeScalingBecomesRopeFreqsTensor) {
   EXPECT_NEAR(freqs[1], 1 / ((1 - s) / 32 + s), 1e-4);
 }
 
+TEST_F(HfConvertTest, ReadsTransformers5RopeParameters) {
+  // transformers 5 config.json: no rope_theta / rope_scaling, a rope_parameters object.
+  WriteModel("LlamaForCausalLM", true, false,
+             {{"rope_parameters", {{"rope_type", "llama3"}, {"factor", 32.0}, {"low_freq_factor", 1.0},
+                                   {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 8192},
+                                   {"rope_theta", 500000.0}}}});
+  json cfg = json::parse(ReadFile(Path("config.json")).value());
+  cfg.erase("rope_theta");
+  ASSERT_TRUE(WriteFileAtomic(Path("config.json"), cfg.dump()).ok());
+  auto f = Convert();
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  EXPECT_EQ(f->GetFloat("llama.rope.freq_base").value(), 500000.0);
+  const auto freqs = Floats(*f, "rope_freqs.weight");
+  ASSERT_EQ(freqs.size(), 2u);
+  const double s = (8192.0 / (2 * M_PI * std::sqrt(500000.0)) - 1) / 3;
+  EXPECT_NEAR(freqs[1], 1 / ((1 - s) / 32 + s), 1e-4);
+}
+
 TEST_F(HfConvertTest, WritesTokenizerSection) {
   WriteModel("LlamaForCausalLM", true, false);
   json tok = {{"model", {{"type", "BPE"},
