@@ -203,6 +203,22 @@ TEST(TokenizerTest, SpecialTokensAndEndOfGeneration) {
   EXPECT_TRUE(t3->IsEndOfGeneration(t3->eos()));
 }
 
+// HF: decode(skip_special_tokens=False) keeps "<s>" and the space after it; with
+// skip_special_tokens=True the Strip decoder removes the prefix space of "▁Hello".
+TEST(TokenizerTest, SentencePieceDecodeStripsThePrefixSpaceOnce) {
+  auto golden = testing::LoadGolden("spm");
+  ASSERT_TRUE(golden.ok());
+  auto tok = Tokenizer::FromVocab(golden->vocab);
+  ASSERT_TRUE(tok.ok());
+  const auto ids = tok->Encode("Hello world", true, true);
+  ASSERT_EQ(ids.front(), tok->bos());
+  EXPECT_EQ(tok->Decode(ids), "<s> Hello world");
+  EXPECT_EQ(tok->Decode(ids, /*render_special=*/false), "Hello world");
+  EXPECT_EQ(tok->Decode(std::vector<int32_t>(ids.begin() + 1, ids.end())), "Hello world");
+  // A piece on its own keeps its space (streaming concatenates pieces after the first).
+  EXPECT_EQ(tok->TokenToPiece(ids[1]).front(), ' ');
+}
+
 TEST(TokenizerTest, PiecesMayBePartialUtf8) {
   auto golden = testing::LoadGolden("gpt2");
   ASSERT_TRUE(golden.ok());
