@@ -163,6 +163,28 @@ try {
   const top = await runPocket(['top', '--url', local2.url, '--once']);
   check(top.code === 0 && top.stdout.includes('capped') && top.stdout.includes('ttft'), 'pocket top --once');
   await local2.stop();
+
+  // Redact-then-send: sensitive spans are replaced before the request leaves.
+  const redactPolicy = path.join(dir, 'redact.toml');
+  fs.writeFileSync(redactPolicy, fs.readFileSync(policyFile, 'utf8')
+    .replace('mode = "local"', 'mode = "redact"').replace(ledger, path.join(dir, 'ledger2.db')));
+  const local3 = await startServer(['--fake-model', 'tiny', '--policy', redactPolicy, '--quiet'], { env: env2 });
+  const client3 = new OpenAI({ baseURL: `${local3.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+  proxy2.clearLog();
+  const { response: rr } = await client3.chat.completions.create({
+    model: 'auto', max_tokens: 5, pocket: { quality: 'high' },
+    messages: [{ role: 'user', content: 'Mail bob.secret@example.com about PROJECT-ZEUS' }] }).withResponse();
+  const sent = proxy2.log().map((e) => e.body).join('\n');
+  check(rr.headers.get('x-pocket-route') === 'remote=cloud; reason=quality; redacted',
+        `redact mode -> ${rr.headers.get('x-pocket-route')}`);
+  check(sent.includes('[REDACTED:email]') && sent.includes('[REDACTED:project]') &&
+        !sent.includes('bob.secret') && !sent.includes('PROJECT-ZEUS'), 'only redacted text left the machine');
+  const { response: rp } = await client3.chat.completions.create({
+    model: 'auto', max_tokens: 5, messages: [{ role: 'user', content: 'SECRET-MARKER-11' }] },
+    { headers: { 'x-pocket-privacy': 'private', 'x-pocket-quality': 'high' } }).withResponse();
+  check(rp.headers.get('x-pocket-route') === 'local; reason=private' &&
+        !proxy2.log().some((e) => e.body.includes('SECRET-MARKER')), 'marked private still stays local in redact mode');
+  await local3.stop();
   await proxy2.close();
 } finally {
   await local.stop();
