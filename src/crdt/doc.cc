@@ -94,6 +94,16 @@ uint32_t DocImpl::NextInClockOrder(const ClientState& cs, uint32_t x, size_t* ru
 
 uint32_t DocImpl::FindItem(Id id) {
   ClientState& cs = Client(id.client);
+  if (cs.last_found != kNil) {
+    uint32_t c = cs.last_found;
+    for (int k = 0; k < 2 && c != kNil; ++k, c = items_[c].split_next) {
+      const Item& ci = items_[c];
+      if (ci.client == id.client && ci.clock <= id.clock && id.clock < ci.clock + ci.len) {
+        cs.last_found = c;
+        return c;
+      }
+    }
+  }
   auto it = std::upper_bound(cs.runs.begin(), cs.runs.end(), id.clock,
                              [&](uint32_t clock, uint32_t r) { return clock < items_[r].clock; });
   PK_CHECK(it != cs.runs.begin());
@@ -104,6 +114,7 @@ uint32_t DocImpl::FindItem(Id id) {
     ++steps;
   }
   if (steps > kMaxChainWalk) RebuildRuns(cs);
+  cs.last_found = x;
   return x;
 }
 
@@ -282,7 +293,7 @@ void DocImpl::Integrate(uint32_t idx) {
   if (it->ref == kRefDeleted) {
     // ContentDeleted.integrate: arrives deleted.
     it->flags |= kDeleted;
-    txn_->ds.Add(it->client, it->clock, it->len);
+    txn_->AddDelete(it->client, it->clock, it->len);
   }
   MarkChanged(it->parent, it->parent_sub);
   if (!txn_->local) types_[it->parent].cursor_item = kNil;
@@ -300,7 +311,7 @@ void DocImpl::DeleteItem(uint32_t idx) {
     types_[it.parent].length -= it.len;
   }
   it.flags |= kDeleted;
-  txn_->ds.Add(it.client, it.clock, it.len);
+  txn_->AddDelete(it.client, it.clock, it.len);
   MarkChanged(it.parent, it.parent_sub);
   if (it.parent != kNil && !txn_->local) types_[it.parent].cursor_item = kNil;
   if (it.ref == kRefType) {
@@ -321,7 +332,7 @@ void DocImpl::DeleteItem(uint32_t idx) {
         if (!ci.deleted()) {
           if (ci.parent_sub == kNil && ci.visible()) types_[t].length -= ci.len;
           ci.flags |= kDeleted;
-          txn_->ds.Add(ci.client, ci.clock, ci.len);
+          txn_->AddDelete(ci.client, ci.clock, ci.len);
         }
         if (ci.ref == kRefType) stack.push_back(ci.content);
         if (opts_.gc) ci.ref = kRefGc;
@@ -358,6 +369,8 @@ bool DocImpl::TryMergeDeleted(uint32_t left, uint32_t right) {
   l.split_next = r.split_next;
   TypeInfo& t = types_[l.parent];
   if (t.cursor_item == right) t.cursor_item = kNil;
+  items_[right].len = 0;  // stale for FindItem's cache until reused
+  items_[right].client = 0;
   free_items_.push_back(right);
   return true;
 }
@@ -367,7 +380,7 @@ uint32_t DocImpl::InsertLocal(uint32_t type, uint32_t parent_sub, uint32_t left,
   const uint32_t idx = AllocItem();
   Item& it = items_[idx];
   it.client = client_id_;
-  it.clock = NextClock(client_id_);
+  it.clock = OwnClient().next_clock;
   it.len = len;
   it.ref = ref;
   it.parent = type;
@@ -508,11 +521,17 @@ void DocImpl::ApplyDeleteRange(uint32_t client, uint32_t clock, uint32_t len, De
 Status DocImpl::ApplyUpdate(std::span<const uint8_t> update, const void* origin) {
   DecodedUpdate u;
   PK_RETURN_IF_ERROR(DecodeUpdateV1(update, &u));
-  TxnState txn;
-  txn.origin = origin;
-  txn.local = false;
   TxnState* outer = txn_;
-  txn_ = outer ? outer : &txn;
+  std::unique_ptr<TxnState> own_txn;
+  if (!outer) {
+    own_txn = TakeTxn(origin, /*local=*/false);
+    txn_ = own_txn.get();
+  }
+  {
+    size_t n = 0;
+    for (const auto& c : u.clients) n += c.structs.size();
+    items_.reserve(items_.size() + n + n / 4);
+  }
 
   // Work queue per client: pending structs first, then this update's, by clock.
   std::map<uint32_t, std::vector<WireStruct*>> work;
@@ -600,7 +619,8 @@ Status DocImpl::ApplyUpdate(std::span<const uint8_t> update, const void* origin)
 
   if (!outer) {
     txn_ = nullptr;
-    FinishTransaction(txn);
+    FinishTransaction(*own_txn);
+    txn_free_.push_back(std::move(own_txn));
   }
   return Status::Ok();
 }
@@ -612,19 +632,36 @@ void DocImpl::Transact(const std::function<void(Transaction&)>& fn, const void* 
     fn(handle);
     return;
   }
-  TxnState txn;
-  txn.origin = origin;
-  txn.local = local;
-  txn_ = &txn;
+  std::unique_ptr<TxnState> txn = TakeTxn(origin, local);
+  txn_ = txn.get();
   fn(handle);
   txn_ = nullptr;
-  FinishTransaction(txn);
+  FinishTransaction(*txn);
+  txn_free_.push_back(std::move(txn));
+}
+
+std::unique_ptr<TxnState> DocImpl::TakeTxn(const void* origin, bool local) {
+  std::unique_ptr<TxnState> txn;
+  if (txn_free_.empty()) {
+    txn = std::make_unique<TxnState>();
+  } else {
+    txn = std::move(txn_free_.back());
+    txn_free_.pop_back();
+    txn->Clear();
+  }
+  txn->origin = origin;
+  txn->local = local;
+  return txn;
 }
 
 void DocImpl::FinishTransaction(TxnState& txn) {
-  if (txn.before.empty() && txn.ds.empty() && txn.changed.empty()) return;
-  txn.ds.Normalize();
-  if (!update_observers_.empty() && (!txn.before.empty() || !txn.ds.empty())) {
+  if (txn.before.empty() && txn.deletes.empty() && txn.changed.empty()) return;
+  if (!update_observers_.empty() && (!txn.before.empty() || !txn.deletes.empty())) {
+    DeleteSet ds;
+    for (size_t i = 0; i < txn.deletes.size(); ++i) {
+      ds.Add(txn.delete_clients[i], txn.deletes[i].clock, txn.deletes[i].len);
+    }
+    ds.Normalize();
     lib0::Encoder e;
     std::sort(txn.before.begin(), txn.before.end(),
               [](const auto& a, const auto& b) { return a.first > b.first; });
@@ -641,14 +678,10 @@ void DocImpl::FinishTransaction(TxnState& txn) {
       e.VarUint(before);
       e.Raw(body.buf().data(), body.size());
     }
-    WriteDeleteSet(e, txn.ds);
+    WriteDeleteSet(e, ds);
     const std::vector<uint8_t> bytes = e.Take();
     auto observers = update_observers_;
     for (auto& [id, fn] : observers) fn(bytes, txn.origin);
-  }
-  for (const auto& [type, key] : txn.changed) {
-    if (type >= types_.size() || types_[type].observers.empty()) continue;
-    (void)key;
   }
   // One event per changed type, with all changed keys.
   std::vector<uint32_t> seen;
@@ -973,7 +1006,7 @@ void DocImpl::TextInsert(uint32_t type, uint64_t index, std::string_view utf8,
     // the transaction), so sequential typing allocates nothing.
     if (left != kNil) {
       Item& l = items_[left];
-      const ClientState& own = Client(client_id_);
+      const ClientState& own = OwnClient();
       if (l.client == client_id_ && l.ref == kRefString && !l.deleted() &&
           l.clock + l.len == own.next_clock && l.content + l.aux == text_.size() &&
           l.parent_sub == kNil &&
@@ -983,7 +1016,7 @@ void DocImpl::TextInsert(uint32_t type, uint64_t index, std::string_view utf8,
         text_.append(utf8);
         l.aux += static_cast<uint32_t>(utf8.size());
         l.len += len;
-        Client(client_id_).next_clock += len;
+        OwnClient().next_clock += len;
         t.length += len;
         t.cursor_item = left;
         t.cursor_pos = index + len - l.len;

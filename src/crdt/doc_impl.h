@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -58,14 +59,26 @@ struct ClientState {
   uint32_t client = 0;
   uint32_t next_clock = 0;
   std::vector<uint32_t> runs;  // item indices, ascending clock; chains via split_next
+  uint32_t last_found = kNil;  // FindItem cache: lookups cluster (origins of a run)
 };
 
 struct TxnState {
   const void* origin = nullptr;
   bool local = true;
   std::vector<std::pair<uint32_t, uint32_t>> before;  // client -> clock before the txn
-  DeleteSet ds;
+  std::vector<DeleteRange> deletes;       // clock ranges deleted, with...
+  std::vector<uint32_t> delete_clients;   // ...their clients
   std::vector<std::pair<uint32_t, uint32_t>> changed;  // (type, key or kNil)
+  void AddDelete(uint32_t client, uint32_t clock, uint32_t len) {
+    deletes.push_back({clock, len});
+    delete_clients.push_back(client);
+  }
+  void Clear() {
+    before.clear();
+    deletes.clear();
+    delete_clients.clear();
+    changed.clear();
+  }
 };
 
 // A position in a list while walking (Yjs ItemTextListPosition).
@@ -165,6 +178,16 @@ class DocImpl {
   DecodedUpdate pending_;
   DeleteSet pending_ds_;
   TxnState* txn_ = nullptr;
+  std::vector<std::unique_ptr<TxnState>> txn_free_;  // reused, so a transaction allocates nothing
+  uint32_t own_slot_ = kNil;
+  std::unique_ptr<TxnState> TakeTxn(const void* origin, bool local);
+  ClientState& OwnClient() {
+    if (own_slot_ == kNil) {
+      Client(client_id_);
+      own_slot_ = client_slot_.at(client_id_);
+    }
+    return clients_[own_slot_];
+  }
   friend class ::pocket::crdt::Doc;
 };
 
