@@ -1,4 +1,5 @@
 // Reading a Llama-family model out of a GGUF file: config from metadata, weights as views.
+#include <cstdint>
 #include <string>
 
 #include "formats/gguf.h"
@@ -37,6 +38,13 @@ Result<tensor::TensorView> View(const formats::GgufFile& f, const std::string& n
   v.dtype = t->dtype;
   for (size_t i = 0; i < t->ne.size(); ++i) v.ne[i] = static_cast<int64_t>(t->ne[i]);
   v.data = f.TensorBytes(*t).data();
+  // Float rows are read as float/uint16 arrays: a file whose alignment or offsets leave
+  // them misaligned is refused rather than read with undefined behaviour.
+  const size_t need = t->dtype == tensor::DType::kF32 ? 4 : 2;
+  if (reinterpret_cast<uintptr_t>(v.data) % need != 0) {
+    return Status::InvalidArgument("llama: tensor " + name + " data is not " +
+                                   std::to_string(need) + "-byte aligned in the file");
+  }
   return v;
 }
 

@@ -5,7 +5,6 @@
 #include <cstring>
 #include <new>
 #include <string>
-#include <thread>
 
 #include "base/thread_pool.h"
 #include "formats/gguf.h"
@@ -30,9 +29,6 @@ int ActivationKind(tensor::DType t) {
 std::unique_ptr<float[]> Floats(size_t n) {
   return std::unique_ptr<float[]>(new (std::nothrow) float[n]);
 }
-
-// RoPE positions the table covers before a forward pass reaches further.
-constexpr int kInitialRopePositions = 4096;
 
 }  // namespace
 
@@ -70,7 +66,7 @@ struct LlamaModel::Impl {
     } else if (c.rope_scaling == RopeScaling::kLinear) {
       rope.freq_scale = 1.0f / c.rope_scaling_factor;
     }
-    GrowRope(std::min(c.context_length, kInitialRopePositions));
+    GrowRope(std::min(c.context_length, std::max(1, opts.rope_positions)));
   }
 
   void GrowRope(int positions_needed) {
@@ -118,9 +114,9 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::Load(const std::string& gguf_pat
 Result<std::unique_ptr<LlamaModel>> LlamaModel::FromGguf(formats::GgufFile gguf,
                                                          const LoadOptions& opts) {
   if (opts.threads < 0 || opts.threads > 1024 || opts.max_batch_tokens <= 0 ||
-      opts.max_batch_tokens > 65536) {
-    return Status::InvalidArgument("llama: threads must be in [0, 1024] and max_batch_tokens "
-                                   "in [1, 65536]");
+      opts.max_batch_tokens > 65536 || opts.rope_positions <= 0) {
+    return Status::InvalidArgument("llama: threads must be in [0, 1024], max_batch_tokens "
+                                   "in [1, 65536] and rope_positions positive");
   }
   auto file = std::make_unique<formats::GgufFile>(std::move(gguf));
   PK_ASSIGN_OR_RETURN(LlamaConfig config, LlamaConfig::FromGguf(*file));

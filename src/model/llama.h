@@ -37,6 +37,9 @@ struct LoadOptions {
   // steps of this many tokens with identical results. Sizes the activation workspaces:
   // about max_batch_tokens * (6 * d_model + 2 * d_ff) * 4 bytes.
   int max_batch_tokens = 128;
+  // Positions of the RoPE cos/sin table built at load; it doubles (up to context_length)
+  // when a forward pass reaches further, so a long context costs table memory only if used.
+  int rope_positions = 4096;
 };
 
 // One sequence's slice of a batch. `tokens` continue the sequence at position start_pos.

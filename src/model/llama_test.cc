@@ -319,6 +319,27 @@ TEST(LlamaModelTest, DecodeEqualsPrefillBitForBit) {
   EXPECT_EQ(all, prefill);
 }
 
+// The RoPE table starts small and doubles while a sequence grows past it: results equal a
+// model whose table covered every position from the start.
+TEST(LlamaModelTest, RopeTableGrowthKeepsResults) {
+  RandomModelSpec spec;
+  spec.config = TinyConfig();
+  auto grown = RandomModel(spec, {.threads = 1, .rope_positions = 3});
+  auto full = RandomModel(spec, {.threads = 1});
+  ASSERT_TRUE(grown.ok() && full.ok());
+  const auto tokens = Tokens(40, spec.config.vocab_size, 12);
+  auto cache = (*grown)->NewKvCache(40, DType::kF32);
+  ASSERT_TRUE(cache.ok());
+  std::vector<float> all, step;
+  for (size_t i = 0; i < tokens.size(); i += 5) {  // steps cross 3, 6, 12, 24, 40
+    BatchEntry e{&*cache, std::span(tokens).subspan(i, 5), static_cast<int>(i), true};
+    ASSERT_TRUE((*grown)->Forward({&e, 1}, &step).ok());
+    all.insert(all.end(), step.begin(), step.end());
+  }
+  EXPECT_EQ(all, FastLogits(**full, tokens));
+  EXPECT_LT(MaxRelError(all, RefLogits(**full, tokens)), 1e-4);
+}
+
 TEST(LlamaModelTest, BatchedSequencesEqualSolo) {
   RandomModelSpec spec;
   spec.config = Shapes()[4].config;  // qwen2 with bias
