@@ -1014,20 +1014,77 @@ std::string TypeName(const Value& v) {
   return "?";
 }
 
-bool IsWs(char c) { return IsSpace(c); }
+// Python's str.isspace() code points: what str.strip(), str.split() and Jinja's trim remove.
+bool IsPyWhitespace(uint32_t cp) {
+  return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 || cp == 0xA0 ||
+         cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 ||
+         cp == 0x202F || cp == 0x205F || cp == 0x3000;
+}
+
+// Decodes the code point starting at s[k] (an invalid byte decodes as itself, length 1).
+uint32_t CodePointAt(std::string_view s, size_t k, size_t* len) {
+  const auto c = static_cast<unsigned char>(s[k]);
+  size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 1;
+  if (k + n > s.size()) n = 1;
+  for (size_t j = 1; j < n; ++j) {
+    if ((static_cast<unsigned char>(s[k + j]) & 0xC0) != 0x80) n = 1;
+  }
+  *len = n;
+  if (n == 1) return c;
+  uint32_t cp = c & (0xFF >> (n + 1));
+  for (size_t j = 1; j < n; ++j) cp = (cp << 6) | (static_cast<unsigned char>(s[k + j]) & 0x3F);
+  return cp;
+}
+
+// Length of the whitespace character ending at s[e-1], or 0.
+size_t TrailingWhitespace(std::string_view s, size_t b, size_t e) {
+  for (size_t n = 1; n <= 4 && n <= e - b; ++n) {
+    if (n < 4 && (static_cast<unsigned char>(s[e - n]) & 0xC0) == 0x80) continue;
+    size_t len = 0;
+    const uint32_t cp = CodePointAt(s, e - n, &len);
+    if (len == n) return IsPyWhitespace(cp) ? n : 0;
+  }
+  return 0;
+}
 
 std::string Strip(std::string_view s, std::string_view chars, bool left, bool right) {
-  auto strip_char = [&](char c) {
-    return chars.empty() ? IsWs(c) : chars.find(c) != std::string_view::npos;
-  };
   size_t b = 0, e = s.size();
-  if (left) {
-    while (b < e && strip_char(s[b])) ++b;
+  if (!chars.empty()) {
+    auto strip_char = [&](char c) { return chars.find(c) != std::string_view::npos; };
+    while (left && b < e && strip_char(s[b])) ++b;
+    while (right && e > b && strip_char(s[e - 1])) --e;
+    return std::string(s.substr(b, e - b));
   }
-  if (right) {
-    while (e > b && strip_char(s[e - 1])) --e;
+  while (left && b < e) {
+    size_t len = 0;
+    if (!IsPyWhitespace(CodePointAt(s, b, &len))) break;
+    b += len;
+  }
+  while (right && e > b) {
+    const size_t n = TrailingWhitespace(s, b, e);
+    if (n == 0) break;
+    e -= n;
   }
   return std::string(s.substr(b, e - b));
+}
+
+// Splits on runs of whitespace (Python's str.split() without arguments).
+std::vector<std::string> SplitWhitespace(std::string_view s) {
+  std::vector<std::string> parts;
+  size_t k = 0, start = std::string::npos;
+  while (k < s.size()) {
+    size_t len = 0;
+    const bool ws = IsPyWhitespace(CodePointAt(s, k, &len));
+    if (ws && start != std::string::npos) {
+      parts.emplace_back(s.substr(start, k - start));
+      start = std::string::npos;
+    } else if (!ws && start == std::string::npos) {
+      start = k;
+    }
+    k += len;
+  }
+  if (start != std::string::npos) parts.emplace_back(s.substr(start));
+  return parts;
 }
 
 // UTF-8 characters of a string (iteration and length count code points, as Python does).
@@ -1442,14 +1499,7 @@ class Renderer {
         return Value::Fn([s](std::vector<Value>& a, KwArgs&) -> Result<Value> {
           Array parts;
           if (a.empty() || a[0].is_none()) {
-            size_t k = 0;
-            while (k < s.size()) {
-              while (k < s.size() && IsWs(s[k])) ++k;
-              size_t e = k;
-              while (e < s.size() && !IsWs(s[e])) ++e;
-              if (e > k) parts.push_back(Value::Str(s.substr(k, e - k)));
-              k = e;
-            }
+            for (auto& p : SplitWhitespace(s)) parts.push_back(Value::Str(std::move(p)));
             return Value::List(std::move(parts));
           }
           const std::string sep = jinja::ToString(a[0]);

@@ -121,6 +121,10 @@ TEST(ChatTemplateTest, Expressions) {
   EXPECT_EQ(Render("{{ \"it's\" }} {{ ['it\\'s', \"q\\\"\"] }} {{ '\\u00e9\\x41' }}"),
             "it's [\"it's\", 'q\"'] éA");
   EXPECT_EQ(Render("{{ strftime_now('%d %b %Y') }}"), "26 Jul 2024");
+  // Python's whitespace is Unicode-aware (trim on a message ending in U+3000 or NBSP).
+  EXPECT_EQ(Render("[{{ '\u3000 x\u00a0\u2003' | trim }}] {{ 'a\u3000b  c'.split() }} "
+                   "[{{ 'xx\u00e9yy'.strip('xy') }}]"),
+            "[x] ['a', 'b', 'c'] [\u00e9]");
   EXPECT_EQ(
       Render("{{ range(3) | list }} {{ [3, 1, 3] | unique | list }} {{ [1, 2] | join('-') }}"),
       "[0, 1, 2] [3, 1] 1-2");
