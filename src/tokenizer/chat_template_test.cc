@@ -57,6 +57,39 @@ TEST(ChatTemplateTest, MatchesJinja2Goldens) {
   EXPECT_EQ(checked, 80);
 }
 
+// More template styles and feature mixes (tests/golden/tokenizer/make_chat_extra.py, jinja2
+// 3.1.6 in transformers' configuration).
+TEST(ChatTemplateTest, MatchesJinja2OnMoreTemplates) {
+  const auto golden = nlohmann::json::parse(ReadTestdata("chat_golden_extra.json"));
+  std::vector<std::vector<ChatMessage>> conversations;
+  for (const auto& conv : golden.at("conversations")) {
+    std::vector<ChatMessage> messages;
+    for (const auto& m : conv) messages.push_back({m.at("role"), m.at("content")});
+    conversations.push_back(std::move(messages));
+  }
+  ChatOptions options;
+  options.now_unix_s = 1721995200;  // 2024-07-26 12:00 UTC, as in the script
+  int checked = 0;
+  for (const auto& c : golden.at("cases")) {
+    const std::string where = c.at("name").get<std::string>() + " conversation " +
+                              c.at("conversation").dump() + " add_generation_prompt=" +
+                              c.at("add_generation_prompt").dump();
+    auto tmpl = ChatTemplate::Parse(c.at("source").get<std::string>());
+    ASSERT_TRUE(tmpl.ok()) << where << ": " << tmpl.status().ToString();
+    auto out = tmpl->Apply(conversations.at(c.at("conversation").get<size_t>()),
+                           c.at("add_generation_prompt").get<bool>(), "<s>", "</s>", options);
+    if (c.contains("error")) {
+      ASSERT_FALSE(out.ok()) << where;
+      EXPECT_THAT(out.status().message(), HasSubstr(c.at("error").get<std::string>())) << where;
+    } else {
+      ASSERT_TRUE(out.ok()) << where << ": " << out.status().ToString();
+      EXPECT_EQ(*out, c.at("rendered").get<std::string>()) << where;
+    }
+    ++checked;
+  }
+  EXPECT_EQ(checked, 36);
+}
+
 TEST(ChatTemplateTest, BuiltinsAreTheTestdataTemplates) {
   for (const std::string& name : ChatTemplate::BuiltinNames()) {
     EXPECT_EQ(ChatTemplate::BuiltinSource(name), ReadTestdata("templates/" + name + ".jinja"))
