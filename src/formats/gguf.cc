@@ -209,10 +209,17 @@ class GgufParser {
     return Status::Ok();
   }
   Status ReadString(std::string_view* s, const std::string& what) {
-    uint64_t len;
-    PK_RETURN_IF_ERROR(ReadU64(&len, what + " (length)"));
+    return ReadStringLazy(s, [&] { return what; });
+  }
+  // `what()` describes the string for an error message; it is only called on failure, so
+  // the hot loop over a vocabulary's strings builds no message strings.
+  template <typename What>
+  Status ReadStringLazy(std::string_view* s, const What& what) {
+    if (Remaining() < 8) return Truncated(what() + " (length)");
+    const uint64_t len = Load<uint64_t>(data_.data() + pos_);
+    pos_ += 8;
     if (len > Remaining()) {
-      return Err(what + ": string length " + std::to_string(len) + " at offset " +
+      return Err(what() + ": string length " + std::to_string(len) + " at offset " +
                  std::to_string(pos_ - 8) + " runs past the end of the file (" +
                  std::to_string(size_) + " bytes)");
     }
@@ -266,7 +273,8 @@ class GgufParser {
         out->strings.reserve(count);
         for (uint64_t i = 0; i < count; ++i) {
           std::string_view s;
-          PK_RETURN_IF_ERROR(ReadString(&s, "element " + std::to_string(i) + " of key '" + k + "'"));
+          PK_RETURN_IF_ERROR(ReadStringLazy(
+              &s, [&] { return "element " + std::to_string(i) + " of key '" + k + "'"; }));
           out->strings.push_back(s);
         }
       } else {  // array of arrays
