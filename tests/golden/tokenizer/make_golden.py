@@ -253,7 +253,8 @@ def write_one(name, tok, data, ids, long_text, report):
                                                 if c["decoded"] != c["text"]][:8]
         with open(os.path.join(OUT, name + ".json"), "w", encoding="utf-8") as f:
             json.dump(data, f, ensure_ascii=False, separators=(",", ":"))
-        tok.save(os.path.join(OUT, name + ".tokenizer.json"))
+        os.makedirs(os.path.join(OUT, "hf", name), exist_ok=True)
+        tok.save(os.path.join(OUT, "hf", name, "tokenizer.json"))
         report[name] = {"vocab_size": len(data["tokens"]), "merges": len(data["merges"]),
                         "cases": len(data["cases"])}
 
