@@ -403,14 +403,24 @@ struct Expr {
 using ExprPtr = std::unique_ptr<Expr>;
 
 struct Node {
-  enum class Kind : uint8_t { kText, kOutput, kIf, kFor, kSet, kSetBlock, kBreak, kContinue };
+  enum class Kind : uint8_t {
+    kText,
+    kOutput,
+    kIf,
+    kFor,
+    kSet,
+    kSetBlock,
+    kBreak,
+    kContinue,
+    kMacro
+  };
   Kind kind;
   int line = 0;
   std::string text;                       // kText
   ExprPtr expr;                           // output, for-iterable, set value
-  std::vector<ExprPtr> conds;             // if/elif conditions
+  std::vector<ExprPtr> conds;             // if/elif conditions; macro defaults (or null)
   std::vector<std::vector<Node>> bodies;  // one per cond, then the else body (maybe empty)
-  std::vector<std::string> targets;       // for loop variables, or the set name
+  std::vector<std::string> targets;       // for loop variables, set name, macro name + params
   std::string attr;                       // set ns.attr
   ExprPtr filter;                         // for ... if filter
 
@@ -497,6 +507,8 @@ class Parser {
       } else if (word == "break" || word == "continue") {
         PK_RETURN_IF_ERROR(ExpectEnd());
         out.push_back(Node(word == "break" ? Node::Kind::kBreak : Node::Kind::kContinue, line_));
+      } else if (word == "macro") {
+        PK_RETURN_IF_ERROR(ParseMacro(out));
       } else if (word == "generation" || word == "endgeneration") {
         // transformers' assistant-mask markers: no output of their own.
         PK_RETURN_IF_ERROR(ExpectEnd());
@@ -563,6 +575,35 @@ class Parser {
       PK_RETURN_IF_ERROR(ExpectEnd());
       n.bodies.push_back(std::move(else_body));
     }
+    out.push_back(std::move(n));
+    return Status::Ok();
+  }
+
+  // {% macro name(a, b='x') %}...{% endmacro %}: no caller, varargs or kwargs.
+  Status ParseMacro(std::vector<Node>& out) {
+    Node n(Node::Kind::kMacro, line_);
+    if (Peek().kind != TokKind::kName) return ParseError(line_, "expected a macro name");
+    n.targets.push_back(Next().text);
+    PK_RETURN_IF_ERROR(Expect("("));
+    bool first = true;
+    while (!Accept(")")) {
+      if (!first) PK_RETURN_IF_ERROR(Expect(","));
+      first = false;
+      if (Accept(")")) break;
+      if (Peek().kind != TokKind::kName) return ParseError(line_, "expected a parameter name");
+      n.targets.push_back(Next().text);
+      ExprPtr def;
+      if (Accept("=")) {
+        PK_ASSIGN_OR_RETURN(def, ParseExpression());
+      }
+      n.conds.push_back(std::move(def));
+    }
+    PK_RETURN_IF_ERROR(ExpectEnd());
+    std::vector<Node> body;
+    std::string stop;
+    PK_RETURN_IF_ERROR(ParseBody(body, {"endmacro"}, &stop));
+    PK_RETURN_IF_ERROR(ExpectEnd());
+    n.bodies.push_back(std::move(body));
     out.push_back(std::move(n));
     return Status::Ok();
   }
@@ -1195,12 +1236,54 @@ class Renderer {
         scopes_.back()[n.targets[0]] = Value::Str(std::move(captured));
         return Flow::kNormal;
       }
+      case Node::Kind::kMacro:
+        scopes_.back()[n.targets[0]] = MakeMacro(n);
+        return Flow::kNormal;
       case Node::Kind::kBreak:
         return Flow::kBreak;
       case Node::Kind::kContinue:
         return Flow::kContinue;
     }
     return Flow::kNormal;
+  }
+
+  // A macro is a function rendering its body in a fresh scope with its parameters bound.
+  // The Renderer outlives every value made during its render, so capturing it is safe.
+  Value MakeMacro(const Node& n) {
+    return Value::Fn([this, &n](std::vector<Value>& args, KwArgs& kwargs) -> Result<Value> {
+      if (macro_depth_ >= kMaxMacroDepth) {
+        return Status::ResourceExhausted("macro '" + n.targets[0] + "' recursion too deep");
+      }
+      const size_t num_params = n.targets.size() - 1;
+      if (args.size() > num_params) {
+        return Status::InvalidArgument("macro '" + n.targets[0] + "' takes " +
+                                       std::to_string(num_params) + " arguments");
+      }
+      std::unordered_map<std::string, Value> frame;
+      for (size_t k = 0; k < num_params; ++k) {
+        const std::string& param = n.targets[k + 1];
+        if (k < args.size()) {
+          frame[param] = args[k];
+        } else if (const Value* kw = Kwarg(kwargs, param)) {
+          frame[param] = *kw;
+        } else if (n.conds[k]) {
+          PK_ASSIGN_OR_RETURN(frame[param], Eval(*n.conds[k]));
+        } else {
+          frame[param] = Value::Undefined(param);
+        }
+      }
+      std::string captured;
+      std::string* saved = out_;
+      out_ = &captured;
+      scopes_.push_back(std::move(frame));
+      ++macro_depth_;
+      auto flow = Exec(n.bodies[0]);
+      --macro_depth_;
+      scopes_.pop_back();
+      out_ = saved;
+      if (!flow.ok()) return flow.status();
+      return Value::Str(std::move(captured));
+    });
   }
 
   Result<Flow> ExecFor(const Node& n) {
@@ -2036,6 +2119,8 @@ class Renderer {
   }
 
   static constexpr uint64_t kMaxSteps = 500'000;
+  static constexpr int kMaxMacroDepth = 50;
+  int macro_depth_ = 0;
   static constexpr size_t kMaxStringBytes = 16u << 20;
   uint64_t steps_ = 0;
   std::string* out_;

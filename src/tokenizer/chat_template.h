@@ -10,8 +10,9 @@
 // and/or/not, comparisons, in / not in, is [not] tests, + - * / // % **, ~, a if b else c,
 // attribute / item / slice access, filters (trim, length, upper, lower, tojson, default,
 // join, first, last, list, replace, string, int, items, selectattr, map, ...), string and
-// dict methods (strip, startswith, split, items, get, ...), namespace(), range(). Macros,
-// includes and other tags are a parse error that names the fallback flag --chat-template.
+// dict methods (strip, startswith, split, items, get, ...), namespace(), range(), macros
+// (with default arguments; no call blocks). Includes, call/raw/filter blocks and other tags
+// are a parse error that names the fallback flag --chat-template.
 //
 // Users: runtime/server/cli (chat prompts). Thread safety: ChatTemplate is immutable after
 // Parse()/Builtin(); Apply is const and may run on many threads at once.

@@ -141,7 +141,7 @@ TEST(ChatTemplateGgufTest, ReadsTokenizerChatTemplate) {
   const std::vector<ChatMessage> conv = {{"user", "Hi"}};
   EXPECT_EQ(*tmpl->Apply(conv, true, "<s>", "</s>"), "<|user|>\nHi</s>\n<|assistant|>\n");
 
-  w.SetString("tokenizer.chat_template", "{% macro m() %}{% endmacro %}");
+  w.SetString("tokenizer.chat_template", "{% call m() %}{% endcall %}");
   f = ToGguf(w);
   ASSERT_TRUE(f.ok());
   auto bad = ChatTemplate::FromGguf(*f);

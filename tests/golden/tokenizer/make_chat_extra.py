@@ -68,6 +68,13 @@ T["mistral_v3ish"] = """{%- if messages[0]["role"] == "system" %}
     {%- endif %}
 {%- endfor %}
 """
+T["macros"] = """{%- macro render(m, prefix='<', suffix='>') -%}
+{{ prefix }}{{ m.role }}{{ suffix }}{{ m.content | trim }}
+{%- endmacro -%}
+{%- macro count_users(msgs) -%}{{ msgs | selectattr('role', 'equalto', 'user') | list | length }}{%- endmacro -%}
+{% for m in messages %}{{ render(m) }}{% if not loop.last %}|{% endif %}{% endfor %}
+users={{ count_users(messages) }} {{ render(messages[0], suffix='] ') }}
+{%- if add_generation_prompt %}{{ render({'role': 'assistant', 'content': ''}, prefix='[') }}{% endif %}"""
 convs = [
   [{"role":"user","content":"Hello!"}],
   [{"role":"system","content":"Sys"},{"role":"user","content":" Q1 "},{"role":"assistant","content":"<think>hmm</think> A1\n"},{"role":"user","content":"Q2"}],
