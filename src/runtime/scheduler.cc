@@ -1,0 +1,361 @@
+#include "runtime/scheduler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <optional>
+
+#include "base/clock.h"
+#include "runtime/engine_impl.h"
+#include "runtime/sampling.h"
+#include "runtime/text_stream.h"
+
+namespace pocket::runtime {
+namespace {
+
+double MsSince(uint64_t t0_ns) { return static_cast<double>(MonotonicNs() - t0_ns) * 1e-6; }
+
+}  // namespace
+
+struct Scheduler::Request {
+  GenerateRequest req;
+  std::vector<int32_t> prompt;
+  std::function<bool(std::string_view)> on_text;
+  uint64_t enqueued_ns = 0;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  Result<GenerateResult> result{Status::Internal("scheduler: not finished")};
+  SchedulerStats stats;
+};
+
+struct Scheduler::Slot {
+  std::optional<model::KvCache> cache;
+  std::vector<int32_t> tokens;  // exactly what the cache holds, position by position
+  std::shared_ptr<Request> req;  // null: free
+  size_t prompt_pos = 0;         // next prompt token to evaluate
+  std::optional<Sampler> sampler;
+  std::optional<StopMatcher> stops;
+  Utf8Assembler utf8;
+  std::vector<int32_t> history;
+  GenerateResult result;
+  bool cancelled = false;
+  int32_t next_token = -1;
+  uint64_t t_start = 0, t_gen = 0;
+};
+
+Scheduler::Scheduler(std::shared_ptr<Engine> engine, SchedulerOptions options)
+    : engine_(std::move(engine)), options_(options) {
+  PK_CHECK(engine_ != nullptr);
+  options_.max_sequences = std::max(1, options_.max_sequences);
+  options_.prefill_chunk = std::max(1, options_.prefill_chunk);
+  for (int i = 0; i < options_.max_sequences; ++i) slots_.push_back(std::make_unique<Slot>());
+  thread_ = std::thread([this] { Loop(); });
+}
+
+Scheduler::~Scheduler() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+  for (auto& s : slots_)
+    if (s->req) Finish(*s, Status::Cancelled("scheduler stopped"));
+  for (auto& r : waiting_) {
+    std::lock_guard<std::mutex> l(r->mu);
+    r->result = Status::Cancelled("scheduler stopped");
+    r->done = true;
+    r->cv.notify_all();
+  }
+}
+
+Result<std::vector<int32_t>> Scheduler::Tokenize(const GenerateRequest& req) const {
+  EngineImpl& eng = engine_->impl();
+  const tokenizer::Tokenizer& tok = *eng.tokenizer;
+  std::vector<int32_t> prompt;
+  // The same rules as Session::Generate, so both give the same tokens for a request.
+  if (!req.messages.empty()) {
+    PK_ASSIGN_OR_RETURN(std::string text, engine_->ApplyChatTemplate(req.messages, true));
+    prompt = tok.Encode(text, req.add_special, /*parse_special=*/true);
+    if (prompt.size() >= 2 && prompt[0] == tok.bos() && prompt[1] == tok.bos())
+      prompt.erase(prompt.begin());
+  } else {
+    prompt = tok.Encode(req.prompt, req.add_special, /*parse_special=*/true);
+  }
+  if (prompt.empty()) return Status::InvalidArgument("generate: the prompt is empty");
+  return prompt;
+}
+
+Result<GenerateResult> Scheduler::Generate(const GenerateRequest& request,
+                                           const std::function<bool(std::string_view)>& on_text,
+                                           SchedulerStats* stats) {
+  auto r = std::make_shared<Request>();
+  PK_ASSIGN_OR_RETURN(r->prompt, Tokenize(request));
+  const int ctx = engine_->context_length();
+  if (r->prompt.size() >= static_cast<size_t>(ctx))
+    return Status::InvalidArgument("generate: the prompt is " + std::to_string(r->prompt.size()) +
+                                   " tokens; the context holds " + std::to_string(ctx));
+  r->req = request;
+  r->on_text = on_text;
+  r->enqueued_ns = MonotonicNs();
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (stopping_) return Status::Cancelled("scheduler stopped");
+    waiting_.push_back(r);
+  }
+  cv_.notify_all();
+  std::unique_lock<std::mutex> l(r->mu);
+  r->cv.wait(l, [&] { return r->done; });
+  if (stats) *stats = r->stats;
+  return std::move(r->result);
+}
+
+void Scheduler::Loop() {
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      cv_.wait(l, [&] { return stopping_ || !waiting_.empty() || active_ > 0; });
+      if (stopping_) return;
+      Admit();
+    }
+    if (active_ > 0) Step();
+    UpdateKvBytes();
+  }
+}
+
+// REQUIRES: mu_ held. Fills free slots from the queue, FIFO. A request takes the free slot
+// whose cached tokens share the longest prefix with its prompt.
+void Scheduler::Admit() {
+  EngineImpl& eng = engine_->impl();
+  while (!waiting_.empty()) {
+    const auto& r = waiting_.front();
+    Slot* best = nullptr;
+    size_t best_lcp = 0;
+    for (auto& s : slots_) {
+      if (s->req) continue;
+      size_t lcp = 0;
+      while (lcp < s->tokens.size() && lcp < r->prompt.size() && s->tokens[lcp] == r->prompt[lcp]) ++lcp;
+      if (!best || lcp > best_lcp) {
+        best = s.get();
+        best_lcp = lcp;
+      }
+    }
+    if (!best) return;
+    std::shared_ptr<Request> req = r;
+    waiting_.pop_front();
+    Slot& s = *best;
+    if (!s.cache) {
+      auto cache = eng.model->NewKvCache(eng.context_length, kKvDType);
+      if (!cache.ok()) {
+        std::lock_guard<std::mutex> l(req->mu);
+        req->result = cache.status();
+        req->done = true;
+        req->cv.notify_all();
+        continue;
+      }
+      s.cache.emplace(std::move(*cache));
+      s.tokens.clear();
+      best_lcp = 0;
+    }
+    // At least the last prompt token is evaluated again, for logits to sample from.
+    const size_t reuse = std::min(best_lcp, req->prompt.size() - 1);
+    if (!s.cache->Truncate(static_cast<int>(reuse)).ok()) {
+      s.cache->Clear();
+      s.tokens.clear();
+    } else {
+      s.tokens.resize(reuse);
+    }
+    s.req = req;
+    s.prompt_pos = s.tokens.size();
+    s.sampler.emplace(req->req.sampling);
+    s.stops.emplace(req->req.stop);
+    s.utf8 = Utf8Assembler();
+    s.history = req->prompt;
+    s.result = GenerateResult();
+    s.result.prompt_tokens = static_cast<int>(req->prompt.size());
+    s.result.reused_prompt_tokens = static_cast<int>(s.prompt_pos);
+    s.result.seed = s.sampler->seed();
+    s.cancelled = false;
+    s.t_start = MonotonicNs();
+    req->stats.queue_wait_s = static_cast<double>(s.t_start - req->enqueued_ns) * 1e-9;
+    req->stats.reused_prompt_tokens = static_cast<int>(s.prompt_pos);
+    ++active_;
+  }
+}
+
+void Scheduler::Finish(Slot& s, Status status) {
+  std::shared_ptr<Request> req = std::move(s.req);
+  s.req = nullptr;
+  if (status.ok()) {
+    if (s.cancelled) {
+      s.result.finish_reason = "cancelled";
+    } else if (!s.stops->stopped()) {
+      // Ended for another reason: text held back for a possible stop string is real text.
+      auto emit = [&](const std::string& t) {
+        if (t.empty()) return;
+        s.result.text += t;
+        if (req->on_text) req->on_text(t);
+      };
+      const StopMatcher::Output out = s.stops->Push(s.utf8.Flush());
+      emit(out.text);
+      if (!out.stopped) emit(s.stops->Flush());
+    }
+    s.result.generate_ms = s.t_gen ? MsSince(s.t_gen) : 0;
+  } else {
+    if (s.cache) s.cache->Clear();
+    s.tokens.clear();
+  }
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    --active_;
+  }
+  std::lock_guard<std::mutex> l(req->mu);
+  if (status.ok()) req->result = std::move(s.result);
+  else req->result = std::move(status);
+  req->done = true;
+  req->cv.notify_all();
+}
+
+void Scheduler::Step() {
+  EngineImpl& eng = engine_->impl();
+  const tokenizer::Tokenizer& tok = *eng.tokenizer;
+  const int ctx = eng.context_length;
+  const size_t vocab = static_cast<size_t>(eng.model->config().vocab_size);
+  std::vector<model::BatchEntry> batch;
+  std::vector<Slot*> owners;
+  std::vector<size_t> chunk;  // prompt tokens per entry (0: a decode token)
+  for (auto& sp : slots_) {
+    Slot& s = *sp;
+    if (!s.req) continue;
+    model::BatchEntry e;
+    e.cache = &*s.cache;
+    e.start_pos = static_cast<int>(s.tokens.size());
+    const auto& prompt = s.req->prompt;
+    if (s.prompt_pos < prompt.size()) {
+      const size_t n = std::min(prompt.size() - s.prompt_pos, static_cast<size_t>(options_.prefill_chunk));
+      e.tokens = std::span<const int32_t>(prompt).subspan(s.prompt_pos, n);
+      chunk.push_back(n);
+    } else {
+      e.tokens = std::span<const int32_t>(&s.next_token, 1);
+      chunk.push_back(0);
+    }
+    batch.push_back(e);
+    owners.push_back(&s);
+  }
+  if (batch.empty()) return;
+  std::vector<float> logits;
+  if (Status st = eng.Forward(batch, &logits); !st.ok()) {
+    for (Slot* s : owners) Finish(*s, st);
+    return;
+  }
+  for (size_t i = 0; i < owners.size(); ++i) {
+    Slot& s = *owners[i];
+    const auto& prompt = s.req->prompt;
+    if (chunk[i] > 0) {
+      s.tokens.insert(s.tokens.end(), prompt.begin() + static_cast<std::ptrdiff_t>(s.prompt_pos),
+                      prompt.begin() + static_cast<std::ptrdiff_t>(s.prompt_pos + chunk[i]));
+      s.prompt_pos += chunk[i];
+      if (s.prompt_pos < prompt.size()) continue;  // more prompt next step
+      s.result.prompt_ms = MsSince(s.t_start);
+      s.t_gen = MonotonicNs();
+    } else {
+      s.tokens.push_back(s.next_token);
+    }
+    // The same loop body as Session::Generate, one token per step.
+    const GenerateRequest& req = s.req->req;
+    if (req.max_tokens >= 0 && s.result.completion_tokens >= req.max_tokens) {
+      s.result.finish_reason = "length";
+      Finish(s, Status::Ok());
+      continue;
+    }
+    const auto row = std::span<const float>(logits).subspan(i * vocab, vocab);
+    const int32_t next = s.sampler->Sample(row, s.history);
+    if (tok.IsEndOfGeneration(next)) {
+      s.result.finish_reason = "stop";
+      Finish(s, Status::Ok());
+      continue;
+    }
+    ++s.result.completion_tokens;
+    s.history.push_back(next);
+    const std::string piece = tok.IsControl(next) ? std::string() : tok.TokenToPiece(next);
+    const StopMatcher::Output out = s.stops->Push(s.utf8.Push(piece));
+    if (!out.text.empty()) {
+      s.result.text += out.text;
+      if (s.req->on_text && !s.req->on_text(out.text)) s.cancelled = true;
+    }
+    if (out.stopped) {
+      s.result.finish_reason = "stop";
+      Finish(s, Status::Ok());
+      continue;
+    }
+    if (s.cancelled) {
+      Finish(s, Status::Ok());
+      continue;
+    }
+    if (s.tokens.size() >= static_cast<size_t>(ctx)) {
+      s.result.finish_reason = "length";
+      Finish(s, Status::Ok());
+      continue;
+    }
+    s.next_token = next;
+  }
+}
+
+Result<std::vector<float>> Scheduler::Embed(std::string_view text, int* tokens) {
+  EngineImpl& eng = engine_->impl();
+  std::vector<int32_t> ids = eng.tokenizer->Encode(text, /*add_special=*/true, /*parse_special=*/false);
+  if (tokens) *tokens = static_cast<int>(ids.size());
+  if (ids.empty()) return Status::InvalidArgument("embeddings: the input is empty");
+  if (ids.size() > static_cast<size_t>(eng.context_length))
+    return Status::InvalidArgument("embeddings: the input is " + std::to_string(ids.size()) +
+                                   " tokens; the context holds " + std::to_string(eng.context_length));
+  PK_ASSIGN_OR_RETURN(model::KvCache cache,
+                      eng.model->NewKvCache(static_cast<int>(ids.size()), kKvDType));
+  model::BatchEntry e;
+  e.cache = &cache;
+  e.tokens = ids;
+  e.start_pos = 0;
+  e.all_logits = true;
+  std::vector<float> hidden;
+  {
+    std::lock_guard<std::mutex> l(eng.forward_mu);
+    PK_RETURN_IF_ERROR(eng.model->ForwardHidden(std::span<model::BatchEntry>(&e, 1), &hidden));
+  }
+  const size_t d = static_cast<size_t>(eng.model->config().d_model);
+  std::vector<double> sum(d, 0.0);  // double: mean over up to context_length rows
+  for (size_t t = 0; t < ids.size(); ++t)
+    for (size_t j = 0; j < d; ++j) sum[j] += hidden[t * d + j];
+  double norm = 0;
+  for (double& x : sum) {
+    x /= static_cast<double>(ids.size());
+    norm += x * x;
+  }
+  norm = std::sqrt(norm);
+  std::vector<float> out(d);
+  for (size_t j = 0; j < d; ++j) out[j] = static_cast<float>(norm > 0 ? sum[j] / norm : 0.0);
+  return out;
+}
+
+void Scheduler::UpdateKvBytes() {
+  uint64_t reserved = 0, used = 0;
+  for (const auto& sl : slots_) {
+    if (!sl->cache) continue;
+    reserved += sl->cache->size_bytes();
+    used += 2ull * sl->cache->row_bytes() * static_cast<uint64_t>(sl->cache->num_layers()) *
+            static_cast<uint64_t>(sl->cache->num_tokens());
+  }
+  kv_reserved_bytes_ = reserved;
+  kv_used_bytes_ = used;
+}
+
+int Scheduler::active() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return active_;
+}
+
+int Scheduler::waiting() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return static_cast<int>(waiting_.size());
+}
+
+}  // namespace pocket::runtime

@@ -1,0 +1,256 @@
+// End-to-end tests of `pocket run`, `pocket chat`, `pocket perplexity` and `pocket bench`:
+// each test spawns the built binary through the shell with stdout and stderr captured
+// separately, on tiny random models written at test time by `pocket make-model`.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <string>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Output {
+  int rc = -1;
+  std::string out, err;
+};
+
+std::string Slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string Quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) {
+    if (c == '\'') {
+      q += "'\\''";
+    } else {
+      q += c;
+    }
+  }
+  return q + "'";
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new fs::path(fs::temp_directory_path() /
+                        ("pocket_cli_test." + std::to_string(getpid())));
+    fs::create_directories(*dir_);
+    model_ = new std::string((*dir_ / "tiny.gguf").string());
+    const Output o = Pocket("make-model --shape tiny --vocab 512 --type f32 --seed 3 --out " +
+                            Quote(*model_));
+    ASSERT_EQ(o.rc, 0) << o.err;
+  }
+  static void TearDownTestSuite() {
+    std::error_code ec;
+    fs::remove_all(*dir_, ec);
+    delete dir_;
+    delete model_;
+  }
+
+  // Runs `pocket ARGS` with `stdin_text` on stdin.
+  static Output Pocket(const std::string& args, const std::string& stdin_text = "") {
+    static int counter = 0;
+    const fs::path base = *dir_ / ("run" + std::to_string(counter++));
+    const fs::path in = base.string() + ".in", out = base.string() + ".out",
+                   err = base.string() + ".err";
+    std::ofstream(in, std::ios::binary) << stdin_text;
+    const std::string cmd = std::string(POCKET_BIN) + " " + args + " <" + Quote(in.string()) +
+                            " >" + Quote(out.string()) + " 2>" + Quote(err.string());
+    const int status = std::system(cmd.c_str());
+    Output o;
+    o.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    o.out = Slurp(out);
+    o.err = Slurp(err);
+    return o;
+  }
+
+  static std::string Model() { return Quote(*model_); }
+
+  static fs::path* dir_;
+  static std::string* model_;
+};
+
+fs::path* CliTest::dir_ = nullptr;
+std::string* CliTest::model_ = nullptr;
+
+TEST_F(CliTest, RunWithEmbeddedDefaultModel) {
+  // No MODEL: the embedded default (found beside the build tree) is used.
+  const Output a = Pocket("run 'Once upon a time' -n 8 --temp 0");
+  ASSERT_EQ(a.rc, 0) << a.err;
+  EXPECT_EQ(a.err, "");
+  const Output b = Pocket("run -m " + Quote(std::string(POCKET_SOURCE_DIR) +
+                                            "/models/default.gguf") +
+                          " -p 'Once upon a time' -n 8 --temp 0");
+  ASSERT_EQ(b.rc, 0) << b.err;
+  EXPECT_EQ(a.out, b.out);
+}
+
+TEST_F(CliTest, RunPromptFromArgumentStdinAndFileAgree) {
+  const Output arg = Pocket("run " + Model() + " 'Hello world' -n 12 --temp 0");
+  ASSERT_EQ(arg.rc, 0) << arg.err;
+  EXPECT_FALSE(arg.out.empty());
+  const Output in = Pocket("run " + Model() + " -n 12 --temp 0", "Hello world");
+  ASSERT_EQ(in.rc, 0) << in.err;
+  EXPECT_EQ(in.out, arg.out);
+  std::ofstream(*dir_ / "prompt.txt") << "Hello world";
+  const Output file =
+      Pocket("run -m " + Model() + " -f " + Quote((*dir_ / "prompt.txt").string()) +
+             " -n 12 --temp 0");
+  ASSERT_EQ(file.rc, 0) << file.err;
+  EXPECT_EQ(file.out, arg.out);
+}
+
+TEST_F(CliTest, RunWritesOnlyGeneratedTextToStdout) {
+  const Output quiet = Pocket("run " + Model() + " 'abc' -n 10 --seed 5");
+  const Output verbose = Pocket("run " + Model() + " 'abc' -n 10 --seed 5 --verbose");
+  ASSERT_EQ(quiet.rc, 0) << quiet.err;
+  ASSERT_EQ(verbose.rc, 0) << verbose.err;
+  EXPECT_EQ(quiet.out, verbose.out);
+  EXPECT_NE(verbose.err.find("pocket run: prompt"), std::string::npos) << verbose.err;
+  EXPECT_NE(verbose.err.find("generated 10 tokens"), std::string::npos) << verbose.err;
+}
+
+TEST_F(CliTest, SameSeedSameOutput) {
+  const std::string args = " 'The cat' -n 24 --temp 1.0 --top-k 0 --top-p 1 --min-p 0";
+  const Output a = Pocket("run " + Model() + args + " --seed 42");
+  const Output b = Pocket("run " + Model() + args + " --seed 42");
+  const Output c = Pocket("run " + Model() + args + " --seed 43");
+  ASSERT_EQ(a.rc, 0) << a.err;
+  EXPECT_EQ(a.out, b.out);
+  EXPECT_NE(a.out, c.out);
+}
+
+TEST_F(CliTest, StopStringEndsOutputBeforeIt) {
+  const Output full = Pocket("run " + Model() + " 'x' -n 24 --temp 0");
+  ASSERT_EQ(full.rc, 0) << full.err;
+  // Pick an ASCII letter that occurs after the start of the greedy output.
+  size_t pos = std::string::npos;
+  for (size_t i = 1; i < full.out.size(); ++i) {
+    if (std::isalpha(static_cast<unsigned char>(full.out[i]))) {
+      pos = i;
+      break;
+    }
+  }
+  if (pos == std::string::npos) GTEST_SKIP() << "no ASCII letter in: " << full.out;
+  const std::string stop(1, full.out[pos]);
+  const Output cut = Pocket("run " + Model() + " 'x' -n 24 --temp 0 --stop " + Quote(stop));
+  ASSERT_EQ(cut.rc, 0) << cut.err;
+  EXPECT_EQ(cut.out, full.out.substr(0, full.out.find(stop)));
+}
+
+TEST_F(CliTest, BadModelPathIsOneLineErrorAndNonZeroExit) {
+  const Output o = Pocket("run /nonexistent/model.gguf 'hi'");
+  EXPECT_NE(o.rc, 0);
+  EXPECT_EQ(o.out, "");
+  EXPECT_EQ(o.err.rfind("pocket run: ", 0), 0u) << o.err;
+  EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << o.err;
+  EXPECT_NE(o.err.find("/nonexistent/model.gguf"), std::string::npos) << o.err;
+
+  std::ofstream(*dir_ / "garbage.gguf") << "GGUF but not really";
+  const Output g = Pocket("run " + Quote((*dir_ / "garbage.gguf").string()) + " 'hi'");
+  EXPECT_NE(g.rc, 0);
+  EXPECT_EQ(std::count(g.err.begin(), g.err.end(), '\n'), 1) << g.err;
+}
+
+TEST_F(CliTest, UnknownFlagIsUsageError) {
+  const Output o = Pocket("run --no-such-flag");
+  EXPECT_NE(o.rc, 0);
+  EXPECT_EQ(o.out, "");
+  EXPECT_FALSE(o.err.empty());
+}
+
+TEST_F(CliTest, EveryModelCommandHasHelp) {
+  for (const char* cmd : {"run", "chat", "perplexity", "bench"}) {
+    const Output o = Pocket(std::string(cmd) + " --help");
+    EXPECT_EQ(o.rc, 0) << cmd;
+    EXPECT_NE(o.out.find("Usage"), std::string::npos) << cmd;
+  }
+}
+
+TEST_F(CliTest, ChatKeepsCacheAcrossTurnsAndResets) {
+  const Output o = Pocket("chat " + Model() + " --temp 0 -n 6 --verbose",
+                          "Hi there\nTell me more\n/reset\nHi there\n/exit\nignored\n");
+  ASSERT_EQ(o.rc, 0) << o.err;
+  std::vector<int> reused;
+  const std::regex turn("turn: prompt (\\d+) tokens, (\\d+) reused");
+  for (auto it = std::sregex_iterator(o.err.begin(), o.err.end(), turn);
+       it != std::sregex_iterator(); ++it) {
+    reused.push_back(std::stoi((*it)[2]));
+  }
+  ASSERT_EQ(reused.size(), 3u) << o.err;
+  EXPECT_EQ(reused[0], 0);
+  EXPECT_GT(reused[1], 0);   // the second turn evaluates only its new tokens
+  EXPECT_EQ(reused[2], 0);   // after /reset
+  EXPECT_NE(o.err.find("conversation reset"), std::string::npos);
+  // Same first message after /reset, greedy: the same reply.
+  const Output first = Pocket("chat " + Model() + " --temp 0 -n 6", "Hi there\n");
+  ASSERT_EQ(first.rc, 0) << first.err;
+  EXPECT_EQ(o.out.substr(0, first.out.size()), first.out);
+  EXPECT_NE(o.out.find(first.out, first.out.size()), std::string::npos);
+}
+
+TEST_F(CliTest, PerplexityPrintsLlamaCppFormat) {
+  std::string text;
+  for (int i = 0; i < 400; ++i) text += "the cat sat on the mat and the dog ran far away. ";
+  std::ofstream(*dir_ / "text.txt") << text;
+  const Output o = Pocket("perplexity " + Model() + " " + Quote((*dir_ / "text.txt").string()) +
+                          " -c 64 --chunks 3");
+  ASSERT_EQ(o.rc, 0) << o.err;
+  EXPECT_TRUE(std::regex_search(
+      o.out, std::regex("^\\[1\\][0-9]+\\.[0-9]{4},\\[2\\][0-9]+\\.[0-9]{4},\\[3\\][0-9]+\\.[0-9]{4},\n")))
+      << o.out;
+  EXPECT_TRUE(std::regex_search(
+      o.out, std::regex("\nFinal estimate: PPL = [0-9]+\\.[0-9]{4} \\+/- [0-9]+\\.[0-9]{5}\n$")))
+      << o.out;
+}
+
+TEST_F(CliTest, PerplexityRejectsTooShortText) {
+  std::ofstream(*dir_ / "short.txt") << "too short";
+  const Output o = Pocket("perplexity " + Model() + " " + Quote((*dir_ / "short.txt").string()) +
+                          " -c 64");
+  EXPECT_NE(o.rc, 0);
+  EXPECT_NE(o.err.find("at least 128 tokens"), std::string::npos) << o.err;
+}
+
+TEST_F(CliTest, BenchJsonLinesAndTable) {
+  const Output o = Pocket("bench " + Model() + " -p 8 -n 4 -r 2 -t 1 --bandwidth-mib 8 --json");
+  ASSERT_EQ(o.rc, 0) << o.err;
+  std::istringstream lines(o.out);
+  std::string line;
+  std::vector<nlohmann::json> rows;
+  while (std::getline(lines, line)) rows.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(rows.size(), 2u) << o.out;
+  EXPECT_EQ(rows[0]["test"], "pp8");
+  EXPECT_EQ(rows[1]["test"], "tg4");
+  for (const auto& r : rows) {
+    EXPECT_GT(r["avg_ts"].get<double>(), 0);
+    EXPECT_EQ(r["samples_ts"].size(), 2u);
+    EXPECT_EQ(r["n_threads"], 1);
+    EXPECT_GT(r["bandwidth_bytes_per_s"].get<double>(), 0);
+    EXPECT_NE(r["bandwidth_method"].get<std::string>().find("STREAM"), std::string::npos);
+  }
+  EXPECT_TRUE(rows[0]["roofline_fraction"].is_null());
+  EXPECT_GT(rows[1]["roofline_fraction"].get<double>(), 0);
+
+  const Output table = Pocket("bench " + Model() + " -p 8 -n 4 -r 2 -t 1 --bandwidth-mib 8");
+  ASSERT_EQ(table.rc, 0) << table.err;
+  EXPECT_NE(table.out.find("pp8 |"), std::string::npos);
+  EXPECT_NE(table.out.find("tg4 roofline:"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("memory read bandwidth:"), std::string::npos);
+}
+
+}  // namespace
