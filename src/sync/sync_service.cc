@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "base/log.h"
+#include "crdt/doc.h"
 #include "sync/awareness.h"
 #include "sync/protocol.h"
 
@@ -67,6 +68,14 @@ Frame MakeMessage(Bytes bytes) { return std::make_shared<const Bytes>(std::move(
 constexpr uint16_t kClosePermissionDenied = 4401;
 
 }  // namespace
+
+Result<Bytes> MergeUpdatesWithCrdt(const std::vector<Bytes>& updates) {
+  std::vector<std::span<const uint8_t>> spans(updates.begin(), updates.end());
+  PK_ASSIGN_OR_RETURN(Bytes merged, crdt::MergeUpdates(spans));
+  crdt::Doc check(/*client_id=*/1);
+  PK_RETURN_IF_ERROR(check.ApplyUpdate(merged).WithContext("merged update does not load"));
+  return merged;
+}
 
 Result<RoomTarget> ParseRoomTarget(std::string_view target) {
   RoomTarget out;
@@ -349,7 +358,8 @@ Result<Room*> SyncService::Impl::Join(const std::shared_ptr<Connection>& conn, u
     r->name = name;
     std::string dir;
     if (!options_.data_dir.empty()) dir = options_.data_dir + "/" + EscapeRoomName(name);
-    auto store = RoomStore::Open(dir, options_.store, options_.merge);
+    auto store = RoomStore::Open(dir, options_.store,
+                                 options_.merge ? options_.merge : MergeUpdatesWithCrdt);
     if (!store.ok()) return store.status().WithContext("room '" + name + "'");
     r->store.emplace(std::move(store).value());
     room = r.get();

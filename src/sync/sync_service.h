@@ -50,7 +50,7 @@ struct SyncOptions {
   // Directory holding one folder per room (room_store.h). Empty: rooms live in memory only.
   std::string data_dir;
   RoomStoreOptions store;
-  // Merges updates for compaction (crdt::MergeUpdates); without it the log only grows.
+  // Merges updates for compaction; null: MergeUpdatesWithCrdt.
   MergeUpdatesFn merge;
   // A token every room requires (empty: none), and per-room tokens that override it.
   std::string token;
@@ -59,6 +59,10 @@ struct SyncOptions {
   size_t max_queued_bytes = 64u << 20;
   int idle_timeout_s = 60;
 };
+
+// crdt::MergeUpdates (Yjs mergeUpdates), checked by loading the result into a scratch Doc
+// so a merge problem leaves the log as it is instead of replacing it with a bad snapshot.
+Result<Bytes> MergeUpdatesWithCrdt(const std::vector<Bytes>& updates);
 
 // Room name and token from a request target "/room/path?token=t&x=y". InvalidArgument for
 // a bad percent escape.
