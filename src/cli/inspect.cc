@@ -108,7 +108,9 @@ std::string WithCommas(uint64_t v) {
 }
 
 int InspectMain(const InspectFlags& f) {
-  auto opened = formats::GgufFile::Open(f.path);
+  formats::GgufOpenOptions options;
+  options.allow_unsupported_types = true;  // list them; the model loader refuses them
+  auto opened = formats::GgufFile::Open(f.path, options);
   if (!opened.ok()) return Fail("inspect", opened.status());
   const formats::GgufFile& g = *opened;
   std::printf("* File: %s\n", g.path().c_str());
@@ -133,9 +135,10 @@ int InspectMain(const InspectFlags& f) {
     }
   }
   std::printf("* Dumping %zu tensor(s)\n", g.tensors().size());
-  std::printf("%7s  %12s | %-27s | %-5s | %12s | %12s | %s\n", "#", "elements", "shape", "type",
+  std::printf("%7s  %12s | %-27s | %-7s | %12s | %12s | %s\n", "#", "elements", "shape", "type",
               "offset", "bytes", "name");
   uint64_t total_elements = 0, total_bytes = 0;
+  size_t unsupported = 0;
   int t_index = 1;
   for (const auto& t : g.tensors()) {
     std::string shape;
@@ -149,10 +152,17 @@ int InspectMain(const InspectFlags& f) {
     const uint64_t elements = t.num_elements();
     total_elements += elements;
     total_bytes += t.size_bytes;
-    std::printf("%7d: %12" PRIu64 " | %-27s | %-5s | %12" PRIu64 " | %12" PRIu64 " | %s\n",
+    if (!t.supported) ++unsupported;
+    std::printf("%7d: %12" PRIu64 " | %-27s | %-7s | %12" PRIu64 " | %12" PRIu64 " | %s%s\n",
                 t_index++, elements, shape.c_str(),
-                std::string(tensor::DTypeName(t.dtype)).c_str(), g.data_offset() + t.offset,
-                t.size_bytes, t.name.c_str());
+                std::string(t.supported ? tensor::DTypeName(t.dtype)
+                                        : formats::GgmlTypeName(t.ggml_type)).c_str(),
+                g.data_offset() + t.offset,
+                t.size_bytes, t.name.c_str(), t.supported ? "" : " *");
+  }
+  if (unsupported) {
+    std::printf("* Note: %zu tensor(s) (marked *) use ggml types Pocket cannot run; the model "
+                "will not load\n", unsupported);
   }
   std::printf("* Totals: %zu tensors, %s parameters, %s bytes of tensor data (%.2f MiB), %.3f bits per weight\n",
               g.tensors().size(), WithCommas(total_elements).c_str(),

@@ -59,15 +59,35 @@ T Load(const std::byte* p) {
   return v;
 }
 
-// Names of ggml types Pocket does not implement, for a helpful NotSupported message.
-std::string GgmlTypeName(uint32_t id) {
-  static constexpr const char* kNames[] = {
-      "F32",  "F16",  "Q4_0",    "Q4_1",    "Q4_2", "Q4_3",   "Q5_0",   "Q5_1",
-      "Q8_0", "Q8_1", "Q2_K",    "Q3_K",    "Q4_K", "Q5_K",   "Q6_K",   "Q8_K",
-      "IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ4_NL", "IQ3_S", "IQ2_S", "IQ4_XS",
-      "I8",   "I16",  "I32",     "I64",     "F64",  "IQ1_M",  "BF16"};
-  if (id < std::size(kNames)) return kNames[id];
-  return "type " + std::to_string(id);
+// Every ggml type id with its name and block geometry (ggml's type_traits: elements per
+// block, bytes per block), so that files with types Pocket cannot compute with can still be
+// bounds-checked and listed by `pocket inspect`. Ids 4, 5 (removed Q4_2/Q4_3) and 31..33,
+// 36..38 (removed/experimental) are absent.
+struct GgmlTypeInfo {
+  uint32_t id;
+  const char* name;
+  uint32_t block_elements;
+  uint32_t block_bytes;
+};
+constexpr GgmlTypeInfo kGgmlTypes[] = {
+    {0, "F32", 1, 4},          {1, "F16", 1, 2},          {2, "Q4_0", 32, 18},
+    {3, "Q4_1", 32, 20},       {6, "Q5_0", 32, 22},       {7, "Q5_1", 32, 24},
+    {8, "Q8_0", 32, 34},       {9, "Q8_1", 32, 36},       {10, "Q2_K", 256, 84},
+    {11, "Q3_K", 256, 110},    {12, "Q4_K", 256, 144},    {13, "Q5_K", 256, 176},
+    {14, "Q6_K", 256, 210},    {15, "Q8_K", 256, 292},    {16, "IQ2_XXS", 256, 66},
+    {17, "IQ2_XS", 256, 74},   {18, "IQ3_XXS", 256, 98},  {19, "IQ1_S", 256, 50},
+    {20, "IQ4_NL", 32, 18},    {21, "IQ3_S", 256, 110},   {22, "IQ2_S", 256, 82},
+    {23, "IQ4_XS", 256, 136},  {24, "I8", 1, 1},          {25, "I16", 1, 2},
+    {26, "I32", 1, 4},         {27, "I64", 1, 8},         {28, "F64", 1, 8},
+    {29, "IQ1_M", 256, 56},    {30, "BF16", 1, 2},        {34, "TQ1_0", 256, 54},
+    {35, "TQ2_0", 256, 66},    {39, "MXFP4", 32, 17},
+};
+
+const GgmlTypeInfo* FindGgmlType(uint32_t id) {
+  for (const auto& t : kGgmlTypes) {
+    if (t.id == id) return &t;
+  }
+  return nullptr;
 }
 
 }  // namespace
@@ -133,7 +153,8 @@ uint64_t TensorInfo::num_elements() const {
 
 class GgufParser {
  public:
-  GgufParser(GgufFile& f) : f_(f), data_(f.bytes_), size_(f.bytes_.size()) {}  // NOLINT
+  GgufParser(GgufFile& f, GgufOpenOptions options)
+      : f_(f), data_(f.bytes_), size_(f.bytes_.size()), options_(options) {}
 
   Status Parse() {
     if (size_ < 4) return Err("file is " + std::to_string(size_) + " bytes, too short for a GGUF header");
@@ -338,21 +359,22 @@ class GgufParser {
     uint32_t type;
     PK_RETURN_IF_ERROR(ReadU32(&type, "type of tensor '" + n + "'"));
     PK_RETURN_IF_ERROR(ReadU64(&t.offset, "data offset of tensor '" + n + "'"));
+    t.ggml_type = type;
+    const GgmlTypeInfo* info = FindGgmlType(type);
+    if (!info) return Err("tensor '" + n + "' has unknown ggml type " + std::to_string(type));
     const auto dtype = tensor::DTypeFromGgml(type);
-    if (!dtype) {
-      if (type < 64) {
-        return NotSupported("tensor '" + n + "' has ggml type " + GgmlTypeName(type) + " (" +
-                            std::to_string(type) + "), which Pocket does not support");
-      }
-      return Err("tensor '" + n + "' has unknown ggml type " + std::to_string(type));
+    if (!dtype && !options_.allow_unsupported_types) {
+      return NotSupported("tensor '" + n + "' has ggml type " + info->name + " (" +
+                          std::to_string(type) + "), which Pocket does not support");
     }
-    t.dtype = *dtype;
+    t.supported = dtype.has_value();
+    t.dtype = dtype.value_or(tensor::DType::kF32);
     const uint64_t row_len = n_dims ? t.ne[0] : 1;
-    const uint64_t block = tensor::BlockElements(t.dtype);
+    const uint64_t block = info->block_elements;
     if (row_len % block != 0) {
-      return Err("tensor '" + n + "' (" + std::string(tensor::DTypeName(t.dtype)) +
-                 ") has row length " + std::to_string(row_len) +
-                 ", not a multiple of the block size " + std::to_string(block));
+      return Err("tensor '" + n + "' (" + info->name + ") has row length " +
+                 std::to_string(row_len) + ", not a multiple of the block size " +
+                 std::to_string(block));
     }
     // size = row_len / block * block_bytes * ne[1] * ne[2] * ne[3], each step checked.
     uint64_t size = row_len / block;
@@ -361,7 +383,7 @@ class GgufParser {
       size *= m;
       return true;
     };
-    bool ok = mul(tensor::BlockBytes(t.dtype));
+    bool ok = mul(info->block_bytes);
     for (uint32_t d = 1; d < n_dims && ok; ++d) ok = mul(t.ne[d]);
     if (!ok || size > (uint64_t{1} << 62)) {
       return Err("tensor '" + n + "' size overflows (dimensions too large)");
@@ -406,10 +428,16 @@ class GgufParser {
   GgufFile& f_;
   std::span<const std::byte> data_;
   uint64_t size_;
+  GgufOpenOptions options_;
   uint64_t pos_ = 0;
 };
 
-Result<GgufFile> GgufFile::Open(const std::string& path) {
+std::string_view GgmlTypeName(uint32_t ggml_type) {
+  const GgmlTypeInfo* info = FindGgmlType(ggml_type);
+  return info ? info->name : "?";
+}
+
+Result<GgufFile> GgufFile::Open(const std::string& path, GgufOpenOptions options) {
   auto mapped = MappedFile::Open(path);
   if (!mapped.ok()) return mapped.status();
   auto holder = std::make_shared<MappedFile>(std::move(mapped).value());
@@ -417,17 +445,18 @@ Result<GgufFile> GgufFile::Open(const std::string& path) {
   f.bytes_ = holder->bytes();
   f.holder_ = std::move(holder);
   f.path_ = path;
-  PK_RETURN_IF_ERROR(GgufParser(f).Parse());
+  PK_RETURN_IF_ERROR(GgufParser(f, options).Parse());
   return f;
 }
 
-Result<GgufFile> GgufFile::FromBytes(std::string bytes, std::string name) {
+Result<GgufFile> GgufFile::FromBytes(std::string bytes, std::string name,
+                                     GgufOpenOptions options) {
   auto holder = std::make_shared<const std::string>(std::move(bytes));
   GgufFile f;
   f.bytes_ = {reinterpret_cast<const std::byte*>(holder->data()), holder->size()};
   f.holder_ = std::move(holder);
   f.path_ = std::move(name);
-  PK_RETURN_IF_ERROR(GgufParser(f).Parse());
+  PK_RETURN_IF_ERROR(GgufParser(f, options).Parse());
   return f;
 }
 

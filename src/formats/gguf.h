@@ -97,7 +97,21 @@ struct TensorInfo {
   tensor::DType dtype;
   uint64_t offset;      // from the start of the data section
   uint64_t size_bytes;  // RowBytes(dtype, ne[0]) × ne[1] × ...
+  uint32_t ggml_type = 0;  // the type id as stored (== dtype when supported)
+  // False only with GgufOpenOptions::allow_unsupported_types for a ggml type Pocket does
+  // not implement (Q5_K, IQ4_NL, ...); dtype is then meaningless (kF32).
+  bool supported = true;
   uint64_t num_elements() const;
+};
+
+// ggml's name of a type id ("Q5_K", "IQ4_XS", ...), "?" when unknown.
+std::string_view GgmlTypeName(uint32_t ggml_type);
+
+struct GgufOpenOptions {
+  // Accept tensors of known ggml types Pocket cannot compute with (for listing them in
+  // `pocket inspect`); their TensorInfo::supported is false. Sizes and bounds are still
+  // checked with ggml's block geometry.
+  bool allow_unsupported_types = false;
 };
 
 class GgufFile {
@@ -108,9 +122,10 @@ class GgufFile {
   // tensor types Pocket does not implement; Corruption for anything malformed. Every
   // message starts with "gguf <path>:" and names the key or tensor. Never aborts, never
   // allocates from an unchecked length.
-  static Result<GgufFile> Open(const std::string& path);
+  static Result<GgufFile> Open(const std::string& path, GgufOpenOptions options = {});
   // Same validation over bytes held in memory (tests, fuzzing); `name` is used in messages.
-  static Result<GgufFile> FromBytes(std::string bytes, std::string name);
+  static Result<GgufFile> FromBytes(std::string bytes, std::string name,
+                                    GgufOpenOptions options = {});
 
   uint32_t version() const { return version_; }
   size_t alignment() const { return alignment_; }
@@ -142,6 +157,7 @@ class GgufFile {
   // REQUIRES: `t` is one of tensors().
   std::span<const std::byte> TensorBytes(const TensorInfo& t) const;
   // The tensor as a TensorView over the mapping (missing dims are 1); same lifetime.
+  // REQUIRES: t.supported.
   tensor::TensorView View(const TensorInfo& t) const;
 
  private:

@@ -198,6 +198,27 @@ TEST(GgufFileTest, RejectsUnknownAndUnsupportedTensorTypes) {
               StatusCode::kNotSupported, "Q5_K");
 }
 
+TEST(GgufFileTest, ListsUnsupportedTypesWhenAsked) {
+  Bytes b;
+  b.Header(2, 0).TensorInfo("q5k", {256, 2}, 13, 0).TensorInfo("f", {8}, 0, 352).Pad(32).Zeros(384);
+  EXPECT_EQ(Parse(b.str()).code(), StatusCode::kNotSupported);
+  GgufOpenOptions lenient;
+  lenient.allow_unsupported_types = true;
+  auto f = GgufFile::FromBytes(b.str(), "test.gguf", lenient);
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  const TensorInfo* t = f->FindTensor("q5k");
+  EXPECT_FALSE(t->supported);
+  EXPECT_EQ(t->ggml_type, 13u);
+  EXPECT_EQ(t->size_bytes, 352u);  // 2 rows × one 176-byte Q5_K block
+  EXPECT_EQ(GgmlTypeName(t->ggml_type), "Q5_K");
+  EXPECT_TRUE(f->FindTensor("f")->supported);
+  // Bounds are still checked with the real block size.
+  Bytes short_data;
+  short_data.Header(1, 0).TensorInfo("q5k", {256, 2}, 13, 0).Pad(32).Zeros(300);
+  EXPECT_EQ(GgufFile::FromBytes(short_data.str(), "t", lenient).status().code(),
+            StatusCode::kCorruption);
+}
+
 TEST(GgufFileTest, RejectsPartialBlocks) {
   ExpectError(Bytes().Header(1, 0).TensorInfo("t", {33}, 8, 0).Pad(32).Zeros(64),
               StatusCode::kCorruption, "not a multiple of the block size 32");
