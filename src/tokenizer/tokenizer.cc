@@ -82,6 +82,21 @@ uint32_t DecodeCodePoint(std::string_view s, size_t i, size_t n) {
   }
 }
 
+// The byte of a "<0xNN>" token, or -1 (no exceptions: the text is untrusted).
+int ParseByteToken(std::string_view text) {
+  if (text.size() != 6 || !text.starts_with("<0x") || text[5] != '>') return -1;
+  int value = 0;
+  for (char c : text.substr(3, 2)) {
+    const int digit = c >= '0' && c <= '9'   ? c - '0'
+                      : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                      : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                             : -1;
+    if (digit < 0) return -1;
+    value = value * 16 + digit;
+  }
+  return value;
+}
+
 constexpr std::string_view kSpmSpace = "\xE2\x96\x81";  // U+2581 LOWER ONE EIGHTH BLOCK
 
 // Token texts llama.cpp treats as end of generation (llama-vocab.cpp, special_eog_ids).
@@ -604,8 +619,8 @@ Result<Tokenizer> Tokenizer::FromVocab(Vocab vocab) {
         }
         k += len;
       }
-    } else if (type == TokenType::kByte && text.size() == 6 && text.starts_with("<0x")) {
-      piece.push_back(static_cast<char>(std::stoi(text.substr(3, 2), nullptr, 16)));
+    } else if (int byte = ParseByteToken(text); type == TokenType::kByte && byte >= 0) {
+      piece.push_back(static_cast<char>(byte));
     } else {
       for (size_t k = 0; k < text.size();) {
         if (text.compare(k, kSpmSpace.size(), kSpmSpace) == 0) {

@@ -252,6 +252,15 @@ TEST(TokenizerTest, FromVocabRejectsInconsistentVocab) {
   EXPECT_FALSE(Tokenizer::FromVocab(v).ok());
   v.merges = {"a b"};  // "ab" is not a token: the merge can never fire
   EXPECT_TRUE(Tokenizer::FromVocab(v).ok());
+  // A byte-typed token that is not "<0xNN>" decodes as its text instead of throwing.
+  Vocab odd;
+  odd.model = ModelKind::kLlama;
+  odd.tokens = {"<0xZZ>", "<0x4A>", "x"};
+  odd.token_types = {TokenType::kByte, TokenType::kByte, TokenType::kNormal};
+  auto odd_tok = Tokenizer::FromVocab(odd);
+  ASSERT_TRUE(odd_tok.ok());
+  EXPECT_EQ(odd_tok->TokenToPiece(0), "<0xZZ>");
+  EXPECT_EQ(odd_tok->TokenToPiece(1), "J");
   v.pre = "no-such-pre";
   auto bad = Tokenizer::FromVocab(v);
   ASSERT_FALSE(bad.ok());
