@@ -146,7 +146,8 @@ uint32_t DocImpl::Split(uint32_t idx, uint32_t offset) {
     case kRefString: {
       bool mid = false;
       const std::string_view s = Str(a);
-      const size_t pos = Utf8PosOfUtf16(s, offset, &mid);
+      // One byte per UTF-16 unit means all ASCII: no scan needed.
+      const size_t pos = a.aux == a.len ? offset : Utf8PosOfUtf16(s, offset, &mid);
       if (!mid) {
         b.content = a.content + static_cast<uint32_t>(pos);
         b.aux = a.aux - static_cast<uint32_t>(pos);
@@ -522,10 +523,10 @@ Status DocImpl::ApplyUpdate(std::span<const uint8_t> update, const void* origin)
   DecodedUpdate u;
   PK_RETURN_IF_ERROR(DecodeUpdateV1(update, &u));
   TxnState* outer = txn_;
-  std::unique_ptr<TxnState> own_txn;
+  TxnState* own_txn = nullptr;
   if (!outer) {
     own_txn = TakeTxn(origin, /*local=*/false);
-    txn_ = own_txn.get();
+    txn_ = own_txn;
   }
   {
     size_t n = 0;
@@ -620,7 +621,7 @@ Status DocImpl::ApplyUpdate(std::span<const uint8_t> update, const void* origin)
   if (!outer) {
     txn_ = nullptr;
     FinishTransaction(*own_txn);
-    txn_free_.push_back(std::move(own_txn));
+    --txn_depth_;
   }
   return Status::Ok();
 }
@@ -632,23 +633,18 @@ void DocImpl::Transact(const std::function<void(Transaction&)>& fn, const void* 
     fn(handle);
     return;
   }
-  std::unique_ptr<TxnState> txn = TakeTxn(origin, local);
-  txn_ = txn.get();
+  TxnState* txn = TakeTxn(origin, local);
+  txn_ = txn;
   fn(handle);
   txn_ = nullptr;
   FinishTransaction(*txn);
-  txn_free_.push_back(std::move(txn));
+  --txn_depth_;
 }
 
-std::unique_ptr<TxnState> DocImpl::TakeTxn(const void* origin, bool local) {
-  std::unique_ptr<TxnState> txn;
-  if (txn_free_.empty()) {
-    txn = std::make_unique<TxnState>();
-  } else {
-    txn = std::move(txn_free_.back());
-    txn_free_.pop_back();
-    txn->Clear();
-  }
+TxnState* DocImpl::TakeTxn(const void* origin, bool local) {
+  if (txn_depth_ == txn_pool_.size()) txn_pool_.push_back(std::make_unique<TxnState>());
+  TxnState* txn = txn_pool_[txn_depth_++].get();
+  txn->Clear();
   txn->origin = origin;
   txn->local = local;
   return txn;

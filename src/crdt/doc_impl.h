@@ -178,9 +178,12 @@ class DocImpl {
   DecodedUpdate pending_;
   DeleteSet pending_ds_;
   TxnState* txn_ = nullptr;
-  std::vector<std::unique_ptr<TxnState>> txn_free_;  // reused, so a transaction allocates nothing
+  // Transaction states by nesting depth (observers may start one while another finishes),
+  // reused so a transaction allocates nothing.
+  std::vector<std::unique_ptr<TxnState>> txn_pool_;
+  size_t txn_depth_ = 0;
   uint32_t own_slot_ = kNil;
-  std::unique_ptr<TxnState> TakeTxn(const void* origin, bool local);
+  TxnState* TakeTxn(const void* origin, bool local);
   ClientState& OwnClient() {
     if (own_slot_ == kNil) {
       Client(client_id_);

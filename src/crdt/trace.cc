@@ -119,16 +119,25 @@ Status ReplayTrace(const EditingTrace& trace, Doc& doc, std::string_view field) 
   }
   if (!trace.has_astral) {
     // Code points == UTF-16 units: apply directly.
+    // The lambda captures one pointer so std::function stores it inline (no allocation
+    // per transaction).
+    struct Ctx {
+      Text& text;
+      Status& status;
+      const std::vector<TracePatch>* patches;
+    } ctx{text, status, nullptr};
     for (const auto& patches : trace.txns) {
-      doc.Transact([&](Transaction& txn) {
-        for (const auto& p : patches) {
-          if (p.pos + size_t{p.deleted} > text.Length()) {
-            status = Status::InvalidArgument("trace patch at " + std::to_string(p.pos) +
+      ctx.patches = &patches;
+      doc.Transact([c = &ctx](Transaction& txn) {
+        Text& t = c->text;
+        for (const auto& p : *c->patches) {
+          if (p.pos + size_t{p.deleted} > t.Length()) {
+            c->status = Status::InvalidArgument("trace patch at " + std::to_string(p.pos) +
                                              " lies outside the text");
             return;
           }
-          if (p.deleted) text.Delete(txn, p.pos, p.deleted);
-          if (!p.text.empty()) text.Insert(txn, p.pos, p.text);
+          if (p.deleted) t.Delete(txn, p.pos, p.deleted);
+          if (!p.text.empty()) t.Insert(txn, p.pos, p.text);
         }
       });
       PK_RETURN_IF_ERROR(status);
