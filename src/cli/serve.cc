@@ -34,6 +34,8 @@ struct ServeFlags {
   uint64_t max_body_bytes = 4ull << 20;
   int64_t read_timeout_ms = 15000;
   bool quiet = false;
+  bool collab = false;
+  std::string collab_dir;
 };
 
 bool IsLoopback(const std::string& host) {
@@ -83,7 +85,7 @@ int RunServe(const ServeFlags& f) {
   std::vector<std::string> paths = f.models;
   if (paths.empty() && models.empty()) paths.push_back(DefaultModelPath());
   for (const auto& path : paths) {
-    auto m = server::LoadRuntimeModel(path, f.threads, f.context);
+    auto m = server::LoadRuntimeModel(path, f.threads, f.context, f.max_active);
     if (!m.ok()) return Fail("serve", m.status());
     models.push_back(std::move(*m));
   }
@@ -96,6 +98,8 @@ int RunServe(const ServeFlags& f) {
   opts.max_active = f.max_active;
   opts.max_queue = f.max_queue;
   opts.default_ledger_path = f.ledger;
+  opts.collab = f.collab || !f.collab_dir.empty();
+  opts.collab_dir = f.collab_dir;
   auto server = server::Server::Create(opts, models, std::move(policy));
   if (!server.ok()) return Fail("serve", server.status());
 
@@ -147,6 +151,8 @@ CommandMain Configure(CLI::App& app) {
   app.add_option("--max-body-bytes", f->max_body_bytes, "request body limit (413 beyond)");
   app.add_option("--read-timeout-ms", f->read_timeout_ms, "time to receive a whole request (408)");
   app.add_flag("--quiet", f->quiet, "no per-request log lines");
+  app.add_flag("--collab", f->collab, "serve y-websocket rooms on ws://HOST:PORT/collab/<room> (in memory)");
+  app.add_option("--collab-dir", f->collab_dir, "like --collab, rooms persisted in this directory");
   return [f] { return RunServe(*f); };
 }
 

@@ -9,6 +9,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -67,6 +68,8 @@ struct HttpServer::Impl {
   HttpOptions opts;
   Handler handler;
   ErrorBodyFn error_body;
+  std::string upgrade_prefix;
+  UpgradeHandler upgrade;
   net::io_context ioc;
   tcp::acceptor acceptor{ioc};
   std::vector<std::thread> threads;
@@ -158,6 +161,19 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return Close();
     }
     auto& msg = parser_->get();
+    if (impl_->upgrade && beast::websocket::is_upgrade(msg) &&
+        std::string(msg.target()).rfind(impl_->upgrade_prefix, 0) == 0) {
+      // Hand the connection over; this object is done with it.
+      auto m = parser_->release();
+      m.target(std::string(m.target()).substr(impl_->upgrade_prefix.size() - 1));
+      closed_ = true;
+      {
+        std::lock_guard<std::mutex> l(impl_->mu);
+        impl_->live.erase(shared_from_this());
+      }
+      impl_->upgrade(std::move(stream_), std::move(m));
+      return;
+    }
     HttpRequest req;
     req.method = std::string(msg.method_string());
     req.target = std::string(msg.target());
@@ -340,6 +356,13 @@ HttpServer::HttpServer(HttpOptions options, Handler handler, ErrorBodyFn error_b
 }
 
 HttpServer::~HttpServer() { Stop(); }
+
+void HttpServer::SetUpgradeHandler(std::string path_prefix, UpgradeHandler handler) {
+  impl_->upgrade_prefix = std::move(path_prefix);
+  impl_->upgrade = std::move(handler);
+}
+
+net::io_context& HttpServer::io_context() { return impl_->ioc; }
 
 Status HttpServer::Start() {
   const auto& o = impl_->opts;

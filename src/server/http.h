@@ -8,6 +8,11 @@
 // one thread; Exchange methods from any thread.
 #pragma once
 
+#include <boost/asio/io_context.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -66,10 +71,20 @@ struct HttpOptions {
 // installed by the API layer so they are OpenAI-style.
 using ErrorBodyFn = std::function<std::string(int status, const std::string& message)>;
 
+// Takes over a connection whose request is a WebSocket upgrade (the stream and the
+// request, target with the mount prefix removed: "/collab/room" -> "/room").
+using UpgradeHandler = std::function<void(
+    boost::beast::tcp_stream, boost::beast::http::request<boost::beast::http::string_body>)>;
+
 class HttpServer {
  public:
   HttpServer(HttpOptions options, Handler handler, ErrorBodyFn error_body);
   ~HttpServer();
+  // WebSocket upgrades whose path starts with `path_prefix` ("/collab/") go to `handler`.
+  // Call before Start().
+  void SetUpgradeHandler(std::string path_prefix, UpgradeHandler handler);
+  // The I/O context the connections run on (for services that share it).
+  boost::asio::io_context& io_context();
   // Binds and starts the I/O threads. IOError naming host:port when binding fails.
   Status Start();
   // Stops accepting, closes connections and joins the threads. Idempotent.

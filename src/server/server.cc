@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "base/memory.h"
 #include "server/errors.h"
+#include "sync/sync_service.h"
 
 namespace pocket::server {
 namespace {
@@ -127,6 +128,16 @@ Server::Server(ServerOptions options, std::vector<std::shared_ptr<Model>> models
 Server::~Server() { Stop(); }
 
 Status Server::Start() {
+  if (options_.collab) {
+    sync::SyncOptions so;
+    so.data_dir = options_.collab_dir;
+    collab_ = sync::SyncService::Create(http_->io_context(), so);
+    http_->SetUpgradeHandler(
+        "/collab/", [svc = collab_](boost::beast::tcp_stream stream,
+                                    boost::beast::http::request<boost::beast::http::string_body> req) {
+          svc->HandleUpgrade(std::move(stream), std::move(req));
+        });
+  }
   const int threads = options_.max_active + options_.max_queue;
   for (int i = 0; i < threads; ++i) workers_.emplace_back([this] { Worker(); });
   return http_->Start();
@@ -134,6 +145,7 @@ Status Server::Start() {
 
 void Server::Stop() {
   if (workers_.empty()) return;
+  if (collab_) collab_->Shutdown();
   http_->Stop();
   {
     std::lock_guard<std::mutex> l(mu_);

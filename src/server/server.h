@@ -27,6 +27,10 @@
 #include "server/metrics.h"
 #include "server/model.h"
 
+namespace pocket::sync {
+class SyncService;
+}  // namespace pocket::sync
+
 namespace pocket::server {
 
 struct ServerOptions {
@@ -36,6 +40,9 @@ struct ServerOptions {
   std::string default_ledger_path = "pocket-ledger.db";
   int retry_after_s = 1;
   int default_remote_max_tokens = 1024;  // sent to a remote when the request sets none
+  // Mount y-websocket collaboration rooms (sync::SyncService) on ws://host/collab/<room>.
+  bool collab = false;
+  std::string collab_dir;  // "" = rooms in memory
 };
 
 class Server {
@@ -77,6 +84,7 @@ class Server {
   std::unique_ptr<router::Router> router_;
   Metrics metrics_;
   std::unique_ptr<HttpServer> http_;
+  std::shared_ptr<sync::SyncService> collab_;
   std::atomic<uint64_t> next_id_{1};
   std::atomic<int> inflight_{0};  // admitted generation requests (queued + active)
   std::atomic<int> active_{0};
