@@ -152,6 +152,10 @@ int BenchMain(BenchFlags& f) {
                 "of the measured bandwidth\n",
                 t.name.c_str(), HumanBytes(weight_bytes).c_str(), t.ts.mean, achieved / 1e9,
                 100.0 * achieved / bw->bytes_per_s);
+    if (achieved > bw->bytes_per_s) {
+      std::printf("  (above 100%%: the weights fit in the CPU caches, so DRAM bandwidth does not "
+                  "bound this model)\n");
+    }
   }
   return 0;
 }
