@@ -203,7 +203,9 @@ void MatMulShared(std::span<const MatMulJob> jobs, const float* x, size_t num_to
       const size_t rows = static_cast<size_t>(jobs[j].w.ne[1]);
       const size_t r0 = (a - units_before[j]) * kRowUnit;
       const size_t r1 = std::min(rows, (b - units_before[j]) * kRowUnit);
-      cpu::MatMulRows(jobs[j].w, act, r0, r1, jobs[j].y);
+      const PackedWeight* pw = jobs[j].packed;
+      cpu::MatMulRows(jobs[j].w, pw != nullptr && pw->packed() ? pw->data() : nullptr, act, r0,
+                      r1, jobs[j].y);
     }
   });
 }
@@ -212,6 +214,49 @@ void MatMul(const tensor::TensorView& w, const float* x, size_t num_tokens, floa
             ThreadPool& pool, Workspace& ws) {
   const MatMulJob job{w, y};
   MatMulShared(std::span<const MatMulJob>(&job, 1), x, num_tokens, pool, ws);
+}
+
+void MatMul(const PackedWeight& w, const float* x, size_t num_tokens, float* y,
+            ThreadPool& pool, Workspace& ws) {
+  const MatMulJob job{w.view(), y, &w};
+  MatMulShared(std::span<const MatMulJob>(&job, 1), x, num_tokens, pool, ws);
+}
+
+void PackedWeight::Free::operator()(uint8_t* p) const { std::free(p); }
+
+PackedWeight PackedWeight::Pack(const tensor::TensorView& w) {
+  PackedWeight p;
+  p.view_ = w;
+  const bool q4 = w.dtype == DType::kQ4_0;
+  if ((!q4 && w.dtype != DType::kQ8_0) || !cpu::UsesPackedLayout(w.dtype)) return p;
+  PK_CHECK(w.ne[2] == 1 && w.ne[3] == 1 && w.ne[0] % 32 == 0);
+  const size_t rows = static_cast<size_t>(w.ne[1]), nb = static_cast<size_t>(w.ne[0]) / 32;
+  const size_t pb = q4 ? cpu::kPackedQ4Bytes : cpu::kPackedQ8Bytes;
+  const size_t block_bytes = tensor::BlockBytes(w.dtype);
+  const size_t groups = (rows + 7) / 8;
+  p.size_bytes_ = groups * nb * pb;
+  auto* out = static_cast<uint8_t*>(std::aligned_alloc(64, (p.size_bytes_ + 63) / 64 * 64));
+  PK_CHECK(out != nullptr);
+  p.data_.reset(out);
+  for (size_t g = 0; g < groups; ++g) {
+    for (size_t j = 0; j < 8; ++j) {
+      const auto* row = reinterpret_cast<const uint8_t*>(
+          w.row(static_cast<int64_t>(std::min(8 * g + j, rows - 1))));
+      for (size_t b = 0; b < nb; ++b) {
+        const uint8_t* blk = row + b * block_bytes;
+        uint8_t* dst = out + (g * nb + b) * pb;
+        std::memcpy(dst + 2 * j, blk, 2);
+        if (q4) {
+          for (size_t k = 0; k < 4; ++k) std::memcpy(dst + 16 + 32 * k + 4 * j, blk + 2 + 4 * k, 4);
+        } else {
+          for (size_t k = 0; k < 8; ++k) {
+            for (size_t i = 0; i < 4; ++i) dst[16 + 32 * k + 4 * j + i] = blk[2 + 4 * k + i] ^ 0x80;
+          }
+        }
+      }
+    }
+  }
+  return p;
 }
 
 // ---------------------------------------------------------------------------------------

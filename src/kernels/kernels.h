@@ -68,13 +68,45 @@ bool MatMulSupports(tensor::DType dtype);
 void MatMul(const tensor::TensorView& w, const float* x, size_t num_tokens, float* y,
             ThreadPool& pool, Workspace& ws);
 
+// A weight matrix re-laid out once, at load time, for the int8 kernels: 8 rows interleaved
+// per 32-block with their scales side by side, so decode streams one contiguous array and
+// the kernel skips the per-call transposition (see cpu/cpu.h for the layout). Used for
+// Q4_0 on x86 (AVX2/AVX-512) and Q8_0 on CPUs with AVX512-VNNI; for anything else Pack()
+// keeps only the view and MatMul reads it as is. Results are bit-identical to MatMul on
+// the plain view. Costs a copy of the matrix (the original bytes stay in the GGUF mapping:
+// GetRows and the fallback read them, so they must outlive this object).
+// Immutable after Pack(); share it between threads freely.
+class PackedWeight {
+ public:
+  PackedWeight() = default;
+  static PackedWeight Pack(const tensor::TensorView& w);
+  const tensor::TensorView& view() const { return view_; }
+  bool packed() const { return data_ != nullptr; }
+  const uint8_t* data() const { return data_.get(); }
+  size_t size_bytes() const { return size_bytes_; }
+
+ private:
+  struct Free {
+    void operator()(uint8_t* p) const;
+  };
+  tensor::TensorView view_;
+  std::unique_ptr<uint8_t, Free> data_;
+  size_t size_bytes_ = 0;
+};
+
+// Same as MatMul(w.view(), ...), reading the packed layout when there is one.
+void MatMul(const PackedWeight& w, const float* x, size_t num_tokens, float* y,
+            ThreadPool& pool, Workspace& ws);
+
 // Several weights that share one input (Q, K, V; or gate, up): x is quantized once and all
 // rows of all weights are computed in one dispatch. Each job's y is [num_tokens][its rows].
+// `packed`, when set, is PackedWeight::Pack(w) (same bits, faster).
 // REQUIRES: all jobs have the same cols and the same activation kind (Q8_0/Q4_0 together,
 // Q4_K/Q6_K together, or float types); at most 8 jobs.
 struct MatMulJob {
   tensor::TensorView w;
   float* y;
+  const PackedWeight* packed = nullptr;
 };
 void MatMulShared(std::span<const MatMulJob> jobs, const float* x, size_t num_tokens,
                   ThreadPool& pool, Workspace& ws);

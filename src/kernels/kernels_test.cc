@@ -177,6 +177,35 @@ TEST(KernelsTest, MatMulIsBatchInvariant) {
   });
 }
 
+TEST(KernelsTest, PackedWeightGivesTheSameBitsAsThePlainView) {
+  ThreadPool pool(2);
+  Workspace ws;
+  ForEachTarget([&] {
+    for (DType dtype : {DType::kQ4_0, DType::kQ8_0, DType::kF16, DType::kQ6_K}) {
+      const size_t cols = tensor::BlockElements(dtype) == 256 ? 512 : 576;
+      for (size_t rows : {1u, 37u, 64u}) {
+        const Weight w = MakeWeight(dtype, rows, cols, static_cast<uint32_t>(rows));
+        const PackedWeight packed = PackedWeight::Pack(w.view);
+        if (dtype == DType::kF16 || dtype == DType::kQ6_K) {
+          EXPECT_FALSE(packed.packed());
+        }
+        for (size_t tokens : {1u, 11u}) {
+          const auto x = RandomNormal(tokens * cols, 3);
+          std::vector<float> plain(tokens * rows), fast(tokens * rows), shared(tokens * rows);
+          MatMul(w.view, x.data(), tokens, plain.data(), pool, ws);
+          MatMul(packed, x.data(), tokens, fast.data(), pool, ws);
+          const MatMulJob job{w.view, shared.data(), &packed};
+          MatMulShared(std::span<const MatMulJob>(&job, 1), x.data(), tokens, pool, ws);
+          EXPECT_EQ(0, std::memcmp(plain.data(), fast.data(), plain.size() * 4))
+              << tensor::DTypeName(dtype) << " rows=" << rows << " tokens=" << tokens
+              << " packed=" << packed.packed();
+          EXPECT_EQ(0, std::memcmp(plain.data(), shared.data(), plain.size() * 4));
+        }
+      }
+    }
+  });
+}
+
 TEST(KernelsTest, MatMulSharedEqualsSeparateMatMuls) {
   ThreadPool pool(2);
   Workspace ws;
