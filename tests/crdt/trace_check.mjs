@@ -1,5 +1,5 @@
 // `pocket doc replay` against Yjs replaying the same trace as the same client: Yjs loads
-// the C++ document to the same text (nothing pending), the C++ encoding is no larger than
+// the C++ document to the same text (nothing pending), the C++ encoding is byte-identical to
 // Yjs's, and `pocket doc text/merge/info` agree.
 //   node trace_check.mjs PATH/TO/pocket TRACE.json[.gz]
 import { execFileSync } from 'node:child_process'
@@ -23,6 +23,8 @@ assertEq(yjsView(y), yjsView(ref), 'Yjs reads the C++ document as its own replay
 if (ours.length > theirs.length) {
   console.error(`C++ v1 size ${ours.length} > Yjs ${theirs.length}`); process.exit(1)
 }
+// One client's edits merge into runs exactly as Yjs merges them, so the bytes match too.
+assertEq(Buffer.from(ours).toString('hex'), Buffer.from(theirs).toString('hex'), 'C++ bytes equal Yjs bytes')
 const printed = execFileSync(pocket, ['doc', 'text', out]).toString()
 assertEq(printed.replace(/\n$/, ''), trace.endContent.replace(/\n$/, ''), 'pocket doc text')
 // merge: our file + Yjs's file of the same edits by the same client = the same text.
