@@ -175,8 +175,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
       res.set(http::field::server, "pocket-collab");
     }));
-    auto target = ParseRoomTarget(std::string_view(request_.target().data(),
-                                                   request_.target().size()));
+    std::string_view raw(request_.target().data(), request_.target().size());
+    const std::string& prefix = o.path_prefix;
+    if (!prefix.empty() && raw.substr(0, prefix.size()) == prefix) raw.remove_prefix(prefix.size());
+    auto target = ParseRoomTarget(raw);
     const bool ok = target.ok();
     if (ok) target_ = std::move(target).value();
     const bool authorized = ok && service_->Authorized(target_);

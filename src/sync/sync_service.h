@@ -55,6 +55,9 @@ struct SyncOptions {
   // A token every room requires (empty: none), and per-room tokens that override it.
   std::string token;
   std::map<std::string, std::string> room_tokens;
+  // Stripped from the request target before the room is read ("/collab" makes
+  // "/collab/notes" room "notes"), for servers that mount rooms under a path.
+  std::string path_prefix;
   size_t max_message_bytes = 16u << 20;
   size_t max_queued_bytes = 64u << 20;
   int idle_timeout_s = 60;

@@ -1,0 +1,153 @@
+// In-process tests of the server and the agent over real sockets on 127.0.0.1, all on one
+// io_context driven by the test thread (the agent's worker thread posts into it).
+#include <gtest/gtest.h>
+
+#include <chrono>
+
+#include "crdt/doc.h"
+#include "sync/agent.h"
+#include "sync/collab_server.h"
+#include "sync/protocol.h"
+#include "sync/ws_client.h"
+
+namespace pocket::sync {
+namespace {
+
+namespace asio = boost::asio;
+
+template <typename Pred>
+bool RunUntil(asio::io_context& io, Pred pred, int timeout_ms = 10000) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    io.run_one_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
+
+const int kRemote = 0;
+
+// A minimal C++ y-websocket peer: a crdt::Doc synced through WsClient.
+struct Peer {
+  Peer(asio::io_context& io, uint16_t port, const std::string& room, uint32_t client_id)
+      : doc(client_id) {
+    doc.ObserveUpdates([this](std::span<const uint8_t> u, const void* origin) {
+      if (origin != &kRemote && ws->open()) ws->Send(EncodeSyncUpdate(u));
+    });
+    WsClient::Handlers h;
+    h.on_open = [this] { ws->Send(EncodeSyncStep1(doc.EncodeStateVector())); };
+    h.on_message = [this](ByteSpan bytes) {
+      raw.emplace_back(bytes.begin(), bytes.end());
+      auto m = DecodeMessage(bytes);
+      if (!m.ok() || m->type != MessageType::kSync) return;
+      if (m->sync_type == SyncType::kStep1) {
+        ws->Send(EncodeSyncStep2(*doc.EncodeStateAsUpdate(m->payload)));
+      } else {
+        EXPECT_TRUE(doc.ApplyUpdate(m->payload, &kRemote).ok());
+        if (m->sync_type == SyncType::kStep2) synced = true;
+      }
+    };
+    h.on_close = [this](const Status&, int code) {
+      closed = true;
+      close_code = code;
+    };
+    ws = WsClient::Create(io, std::move(h));
+    ws->Connect(*ParseWsUrl("ws://127.0.0.1:" + std::to_string(port) + "/" + room));
+  }
+  std::string Text() { return doc.GetText("content").ToString(); }
+  void Insert(size_t index, std::string_view s) {
+    auto text = doc.GetText("content");
+    doc.Transact([&](crdt::Transaction& txn) { text.Insert(txn, index, s); });
+  }
+
+  crdt::Doc doc;
+  std::shared_ptr<WsClient> ws;
+  std::vector<Bytes> raw;
+  bool synced = false;
+  bool closed = false;
+  int close_code = 0;
+};
+
+std::unique_ptr<CollabServer> StartServer(asio::io_context& io) {
+  CollabServerOptions o;
+  o.port = 0;
+  auto s = CollabServer::Start(io, o);
+  EXPECT_TRUE(s.ok()) << s.status().ToString();
+  return std::move(s).value();
+}
+
+TEST(PeerTest, CppPeersConvergeThroughServer) {
+  asio::io_context io;
+  auto server = StartServer(io);
+  Peer a(io, server->port(), "room", 101), b(io, server->port(), "room", 202);
+  ASSERT_TRUE(RunUntil(io, [&] { return a.synced && b.synced; }));
+  // The server's first message is SyncStep1 with an empty state vector.
+  ASSERT_FALSE(a.raw.empty());
+  EXPECT_EQ(a.raw[0], EncodeSyncStep1(EmptyStateVector()));
+  for (int i = 0; i < 20; ++i) {
+    a.Insert(0, "a");
+    b.Insert(b.doc.GetText("content").Length(), "b");
+  }
+  ASSERT_TRUE(RunUntil(io, [&] { return a.Text().size() == 40 && a.Text() == b.Text(); }));
+  // A late joiner gets the stored updates and then an empty SyncStep2.
+  Peer c(io, server->port(), "room", 303);
+  ASSERT_TRUE(RunUntil(io, [&] { return c.synced; }));
+  EXPECT_EQ(c.Text(), a.Text());
+  EXPECT_EQ(c.raw.back(), EncodeSyncStep2(EmptyUpdate()));
+  server->Stop();
+  io.run_for(std::chrono::milliseconds(200));
+}
+
+TEST(PeerTest, GarbageClosesOnlyThatConnection) {
+  asio::io_context io;
+  auto server = StartServer(io);
+  Peer good(io, server->port(), "r", 1), bad(io, server->port(), "r", 2);
+  ASSERT_TRUE(RunUntil(io, [&] { return good.synced && bad.synced; }));
+  bad.ws->Send(Bytes{0, 7, 1, 2});  // unknown sync type
+  ASSERT_TRUE(RunUntil(io, [&] { return bad.closed; }));
+  EXPECT_EQ(bad.close_code, 1008);
+  Peer other(io, server->port(), "r", 3);
+  ASSERT_TRUE(RunUntil(io, [&] { return other.synced; }));
+  good.Insert(0, "still here");
+  ASSERT_TRUE(RunUntil(io, [&] { return other.Text() == "still here"; }));
+  EXPECT_FALSE(good.closed);
+  server->Stop();
+  io.run_for(std::chrono::milliseconds(200));
+}
+
+TEST(PeerTest, AgentReplacesAiLineWhileOthersEdit) {
+  asio::io_context io;
+  auto server = StartServer(io);
+  Peer human(io, server->port(), "ai", 7);
+  ASSERT_TRUE(RunUntil(io, [&] { return human.synced; }));
+  AgentOptions o;
+  o.server_url = "ws://127.0.0.1:" + std::to_string(server->port()) + "/ai";
+  o.generator = std::make_shared<ScriptedGenerator>("one two three four five six");
+  o.token_delay_ms = 20;
+  auto agent = Agent::Start(io, o);
+  ASSERT_TRUE(agent.ok());
+  ASSERT_TRUE(RunUntil(io, [&] { return (*agent)->stats().synced; }));
+  human.Insert(0, "top\n/ai count\nbottom\n");
+  // Keep typing at the start while the agent streams its answer.
+  int typed = 0;
+  ASSERT_TRUE(RunUntil(io, [&] {
+    if ((*agent)->stats().tokens_written > 0 && (*agent)->stats().requests_done == 0 &&
+        typed < 10) {
+      human.Insert(0, "x");
+      ++typed;
+    }
+    return (*agent)->stats().requests_done == 1;
+  }));
+  ASSERT_TRUE(RunUntil(io, [&] {
+    return human.Text() == std::string(typed, 'x') + "top\none two three four five six\nbottom\n";
+  })) << human.Text();
+  EXPECT_GT(typed, 0);
+  bool stopped = false;
+  (*agent)->Stop([&] { stopped = true; });
+  ASSERT_TRUE(RunUntil(io, [&] { return stopped; }));
+  server->Stop();
+  io.run_for(std::chrono::milliseconds(200));
+}
+
+}  // namespace
+}  // namespace pocket::sync
