@@ -11,7 +11,7 @@ namespace pocket::crdt::internal {
 namespace {
 
 constexpr char kFffd[] = "\xEF\xBF\xBD";
-constexpr int kMaxChainWalk = 32;
+constexpr int kMaxChainWalk = 8;
 
 bool SameId(bool a_has, Id a, bool b_has, Id b) { return a_has == b_has && (!a_has || a == b); }
 
@@ -46,11 +46,13 @@ const ClientState* DocImpl::FindClient(uint32_t client) const {
 }
 
 ClientState& DocImpl::Client(uint32_t client) {
+  if (last_slot_ != kNil && clients_[last_slot_].client == client) return clients_[last_slot_];
   auto [it, inserted] = client_slot_.emplace(client, static_cast<uint32_t>(clients_.size()));
   if (inserted) {
     clients_.emplace_back();
     clients_.back().client = client;
   }
+  last_slot_ = it->second;
   return clients_[it->second];
 }
 

@@ -183,6 +183,7 @@ class DocImpl {
   std::vector<std::unique_ptr<TxnState>> txn_pool_;
   size_t txn_depth_ = 0;
   uint32_t own_slot_ = kNil;
+  uint32_t last_slot_ = kNil;  // Client() cache
   TxnState* TakeTxn(const void* origin, bool local);
   ClientState& OwnClient() {
     if (own_slot_ == kNil) {

@@ -178,7 +178,7 @@ Status DecodeUpdateV1(std::span<const uint8_t> update, DecodedUpdate* out) {
       s.client = client;
       if (clock > kMaxClock) return Corrupt("clock past 2^32");
       s.clock = static_cast<uint32_t>(clock);
-      const std::string where = "client " + std::to_string(client) + " clock " + std::to_string(clock);
+      auto where = [&] { return "client " + std::to_string(client) + " clock " + std::to_string(clock); };
       if (s.ref == kRefGc || s.ref == kRefSkip) {
         s.len = d.VarUint32();
       } else {
@@ -209,20 +209,20 @@ Status DecodeUpdateV1(std::span<const uint8_t> update, DecodedUpdate* out) {
             }
           }
         }
-        if (!d.ok()) return Corrupt(where + ": truncated struct header");
+        if (!d.ok()) return Corrupt(where() + ": truncated struct header");
         if (!ReadContent(d, &s, &out->owned)) {
-          return Corrupt(where + ": bad content (ref " + std::to_string(s.ref) + ")");
+          return Corrupt(where() + ": bad content (ref " + std::to_string(s.ref) + ")");
         }
         auto self_ref = [&](Id id) { return id.client == client && id.clock >= s.clock; };
         if ((s.has_origin && self_ref(s.origin)) ||
             (s.has_right_origin && self_ref(s.right_origin)) ||
             (s.parent_kind == 2 && self_ref(s.parent_id))) {
-          return Corrupt(where + ": references its own client at or after itself");
+          return Corrupt(where() + ": references its own client at or after itself");
         }
       }
-      if (!d.ok()) return Corrupt(where + ": truncated");
-      if (s.len == 0) return Corrupt(where + ": zero-length struct");
-      if (clock + s.len > kMaxClock) return Corrupt(where + ": length past 2^32");
+      if (!d.ok()) return Corrupt(where() + ": truncated");
+      if (s.len == 0) return Corrupt(where() + ": zero-length struct");
+      if (clock + s.len > kMaxClock) return Corrupt(where() + ": length past 2^32");
       clock += s.len;
       cs.structs.push_back(std::move(s));
     }
