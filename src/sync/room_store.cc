@@ -51,6 +51,16 @@ size_t ParseRecords(ByteSpan data, uint32_t max_record_bytes, std::vector<Bytes>
   return pos;
 }
 
+// Makes a newly created entry in `dir` durable (the file data alone is not enough).
+Status SyncDirectory(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Errno("open directory", dir);
+  const int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) return Errno("fsync directory", dir);
+  return Status::Ok();
+}
+
 ByteSpan AsBytes(const std::string& s) {
   return ByteSpan(reinterpret_cast<const uint8_t*>(s.data()), s.size());
 }
@@ -109,7 +119,7 @@ RoomStore::~RoomStore() {
 Status RoomStore::Recover() {
   if (dir_.empty()) return Status::Ok();
   std::error_code ec;
-  std::filesystem::create_directories(dir_, ec);
+  const bool created = std::filesystem::create_directories(dir_, ec);
   if (ec) return Status::IOError("room store: create '" + dir_ + "': " + ec.message());
   const std::string snapshot_path = dir_ + "/snapshot";
   if (std::filesystem::exists(snapshot_path, ec)) {
@@ -123,8 +133,16 @@ Status RoomStore::Recover() {
     updates_.push_back(std::move(recs[0]));
   }
   const std::string log_path = dir_ + "/log";
+  const bool log_existed = std::filesystem::exists(log_path, ec);
   log_fd_ = ::open(log_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (log_fd_ < 0) return Errno("open", log_path);
+  if (options_.fsync && !log_existed) {
+    PK_RETURN_IF_ERROR(SyncDirectory(dir_));
+    if (created) {
+      const std::string parent = std::filesystem::path(dir_).parent_path().string();
+      PK_RETURN_IF_ERROR(SyncDirectory(parent.empty() ? "." : parent));
+    }
+  }
   PK_ASSIGN_OR_RETURN(std::string log, ReadFile(log_path));
   const size_t before = updates_.size();
   const size_t end = ParseRecords(AsBytes(log), options_.max_record_bytes, updates_);
