@@ -43,6 +43,38 @@ std::string Quote(const std::string& s) {
   return q + "'";
 }
 
+// Well-formed UTF-8 (no overlongs, surrogates or truncated sequences).
+bool IsValidUtf8(const std::string& s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    size_t n;
+    unsigned char lo = 0x80, hi = 0xBF;  // range of the second byte
+    if (b < 0x80) {
+      n = 0;
+    } else if (b >= 0xC2 && b <= 0xDF) {
+      n = 1;
+    } else if (b >= 0xE0 && b <= 0xEF) {
+      n = 2;
+      if (b == 0xE0) lo = 0xA0;
+      if (b == 0xED) hi = 0x9F;
+    } else if (b >= 0xF0 && b <= 0xF4) {
+      n = 3;
+      if (b == 0xF0) lo = 0x90;
+      if (b == 0xF4) hi = 0x8F;
+    } else {
+      return false;
+    }
+    for (size_t k = 1; k <= n; ++k) {
+      if (i + k >= s.size()) return false;
+      const auto c = static_cast<unsigned char>(s[i + k]);
+      if (c < (k == 1 ? lo : 0x80) || c > (k == 1 ? hi : 0xBF)) return false;
+    }
+    i += n + 1;
+  }
+  return true;
+}
+
 class CliTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -122,6 +154,17 @@ TEST_F(CliTest, RunWritesOnlyGeneratedTextToStdout) {
   EXPECT_EQ(quiet.out, verbose.out);
   EXPECT_NE(verbose.err.find("pocket run: prompt"), std::string::npos) << verbose.err;
   EXPECT_NE(verbose.err.find("generated 10 tokens"), std::string::npos) << verbose.err;
+}
+
+TEST_F(CliTest, StreamedOutputIsAlwaysValidUtf8) {
+  // Random byte-level tokens often form partial or malformed UTF-8: the stream must hold
+  // back split sequences and replace malformed bytes, never print them raw.
+  for (int seed = 1; seed <= 4; ++seed) {
+    const Output o = Pocket("run " + Model() + " 'z' -n 48 --temp 1.5 --top-k 0 --top-p 1 "
+                            "--min-p 0 --seed " + std::to_string(seed));
+    ASSERT_EQ(o.rc, 0) << o.err;
+    EXPECT_TRUE(IsValidUtf8(o.out)) << "seed " << seed;
+  }
 }
 
 TEST_F(CliTest, SameSeedSameOutput) {
