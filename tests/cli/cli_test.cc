@@ -261,6 +261,30 @@ TEST_F(CliTest, PerplexityPrintsLlamaCppFormat) {
       << o.out;
 }
 
+TEST_F(CliTest, PerplexityWithOnlyTextFileUsesDefaultModel) {
+  std::string text;
+  for (int i = 0; i < 200; ++i) text += "a short default model check. ";
+  std::ofstream(*dir_ / "default.txt") << text;
+  const Output o =
+      Pocket("perplexity " + Quote((*dir_ / "default.txt").string()) + " -c 32 --chunks 1");
+  ASSERT_EQ(o.rc, 0) << o.err;
+  EXPECT_NE(o.out.find("Final estimate: PPL = "), std::string::npos) << o.out;
+  EXPECT_NE(o.err.find("default.gguf"), std::string::npos) << o.err;
+}
+
+TEST_F(CliTest, UnknownChatTemplateNameIsOneLineError) {
+  const Output o = Pocket("chat " + Model() + " --chat-template no-such-template", "hi\n");
+  EXPECT_NE(o.rc, 0);
+  EXPECT_EQ(o.out, "");
+  EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << o.err;
+  EXPECT_NE(o.err.find("no-such-template"), std::string::npos) << o.err;
+}
+
+TEST_F(CliTest, ChatTemplateOverrideByName) {
+  const Output o = Pocket("chat " + Model() + " --chat-template llama3 --temp 0 -n 4", "hi\n");
+  EXPECT_EQ(o.rc, 0) << o.err;
+}
+
 TEST_F(CliTest, PerplexityRejectsTooShortText) {
   std::ofstream(*dir_ / "short.txt") << "too short";
   const Output o = Pocket("perplexity " + Model() + " " + Quote((*dir_ / "short.txt").string()) +
