@@ -717,7 +717,7 @@ size_t DocImpl::WriteStructs(lib0::Encoder& e, const ClientState& cs, uint32_t s
   size_t run = 0;
   uint32_t x = FindItemConst({cs.client, start}, &run);
   size_t count = 0;
-  std::string str;
+  std::vector<uint32_t> group;  // the runs written as one struct
   while (x != kNil) {
     const Item& first = items_[x];
     const uint32_t offset = start > first.clock ? start - first.clock : 0;
@@ -727,6 +727,8 @@ size_t DocImpl::WriteStructs(lib0::Encoder& e, const ClientState& cs, uint32_t s
     uint32_t group_len = first.len - offset;
     uint32_t next = NextInClockOrder(cs, x, &run);
     size_t group_items = 1;
+    group.clear();
+    group.push_back(x);
     while (next != kNil) {
       const Item& l = items_[last];
       const Item& n = items_[next];
@@ -745,6 +747,7 @@ size_t DocImpl::WriteStructs(lib0::Encoder& e, const ClientState& cs, uint32_t s
       group_len += n.len;
       last = next;
       ++group_items;
+      group.push_back(next);
       next = NextInClockOrder(cs, next, &run);
     }
     ++count;
@@ -774,39 +777,29 @@ size_t DocImpl::WriteStructs(lib0::Encoder& e, const ClientState& cs, uint32_t s
         e.VarUint(group_len);
         break;
       case kRefString: {
-        str.clear();
-        uint32_t y = x;
-        for (size_t k = 0; k < group_items; ++k) {
-          const Item& yi = items_[y];
-          std::string_view s = Str(yi);
-          if (k == 0 && offset > 0) {
-            bool mid = false;
-            const size_t p = Utf8PosOfUtf16(s, offset, &mid);
-            if (mid) {
-              str += kFffd;
-              s = s.substr(p + 4);
-            } else {
-              s = s.substr(p);
-            }
-          }
-          str.append(s);
-          size_t dummy = 0;
-          if (k + 1 < group_items) {
-            // Same-group items are consecutive in clock order.
-            y = FindItemConst({yi.client, yi.clock + yi.len}, &dummy);
-          }
+        // Byte length first, then the bytes of each run straight into the output.
+        std::string_view head = Str(first);
+        bool mid = false;
+        if (offset > 0) {
+          const size_t p = first.aux == first.len ? offset : Utf8PosOfUtf16(head, offset, &mid);
+          head = mid ? head.substr(p + 4) : head.substr(p);
         }
-        e.String(str);
+        size_t bytes = head.size() + (mid ? 3 : 0);
+        for (size_t k = 1; k < group_items; ++k) bytes += items_[group[k]].aux;
+        e.VarUint(bytes);
+        if (mid) e.Raw(kFffd, 3);
+        e.Raw(head.data(), head.size());
+        for (size_t k = 1; k < group_items; ++k) {
+          const std::string_view s = Str(items_[group[k]]);
+          e.Raw(s.data(), s.size());
+        }
         break;
       }
       case kRefAny: {
         e.VarUint(group_len);
-        uint32_t y = x;
         for (size_t k = 0; k < group_items; ++k) {
-          const Item& yi = items_[y];
+          const Item& yi = items_[group[k]];
           for (uint32_t v = (k == 0 ? offset : 0); v < yi.len; ++v) e.Any(values_[yi.content + v]);
-          size_t dummy = 0;
-          if (k + 1 < group_items) y = FindItemConst({yi.client, yi.clock + yi.len}, &dummy);
         }
         break;
       }
@@ -878,6 +871,7 @@ Result<std::vector<uint8_t>> DocImpl::EncodeStateAsUpdate(std::span<const uint8_
   for (const auto& [client, have] : todo) {
     const ClientState& cs = *FindClient(client);
     lib0::Encoder body;
+    body.buf().reserve(text_.size() + 12 * cs.runs.size() + 64);
     const size_t count = WriteStructs(body, cs, have);
     e.VarUint(count);
     e.VarUint(client);
