@@ -106,6 +106,12 @@ TEST(PeerTest, GarbageClosesOnlyThatConnection) {
   bad.ws->Send(Bytes{0, 7, 1, 2});  // unknown sync type
   ASSERT_TRUE(RunUntil(io, [&] { return bad.closed; }));
   EXPECT_EQ(bad.close_code, 1008);
+  // Good framing, broken Yjs update (claims one client, then ends): refused, not stored.
+  Peer bad_update(io, server->port(), "r", 4);
+  ASSERT_TRUE(RunUntil(io, [&] { return bad_update.synced; }));
+  bad_update.ws->Send(EncodeSyncUpdate(Bytes{1, 5, 9}));
+  ASSERT_TRUE(RunUntil(io, [&] { return bad_update.closed; }));
+  EXPECT_EQ(bad_update.close_code, 1008);
   Peer other(io, server->port(), "r", 3);
   ASSERT_TRUE(RunUntil(io, [&] { return other.synced; }));
   good.Insert(0, "still here");

@@ -408,6 +408,14 @@ void SyncService::Impl::OnUpdate(Connection& conn, const std::string& name, Byte
       std::equal(update.begin(), update.end(), EmptyUpdate().begin())) {
     return;  // a client with nothing to add answering our SyncStep1
   }
+  // A well-framed message can still carry a broken update; stored and relayed, it would
+  // make every Yjs client in the room throw, now and after each restart. Decode it first.
+  if (auto sv = crdt::EncodeStateVectorFromUpdate(update); !sv.ok()) {
+    ++stats_.messages_rejected;
+    PK_LOG(kWarning) << "sync: room '" << name << "': rejecting update: " << sv.status().message();
+    conn.Close(websocket::close_code::policy_error);
+    return;
+  }
   ++stats_.updates_received;
   Status s = room->store->Append(update);
   if (!s.ok()) {

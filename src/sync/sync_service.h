@@ -20,7 +20,8 @@
 //  * Access: when a token is configured for the room (or a global one), `?token=` must
 //    match; otherwise the server sends Auth permission-denied and closes with code 4401,
 //    which y-websocket 3.x treats as permanent (no reconnect loop).
-//  * Limits: text frames, undecodable messages, or messages over max_message_bytes close
+//  * Limits: text frames, undecodable messages (including a Yjs update that does not
+//    decode: it would break every client of the room), or messages over max_message_bytes close
 //    that connection only. A peer that does not read (queued bytes over
 //    max_queued_bytes) is closed. WebSocket pings keep idle connections alive; a peer
 //    silent for idle_timeout_s is dropped.

@@ -55,6 +55,11 @@ main('sync_test', async () => {
     const closed2 = new Promise((resolve) => raw2.on('close', (code) => resolve(code)))
     raw2.send('text frames are not y-protocols')
     assert.equal(await closed2, 1008)
+    const raw3 = new WebSocket(server.url + '/notes')
+    await new Promise((resolve) => raw3.on('open', resolve))
+    const closed3 = new Promise((resolve) => raw3.on('close', (code) => resolve(code)))
+    raw3.send(Buffer.from([0, 2, 3, 1, 5, 9])) // a well-framed Update whose Yjs bytes are cut short
+    assert.equal(await closed3, 1008)
     b.text.insert(0, '!')
     await waitFor('server alive after bad frames', () => late.text.toString() === b.text.toString())
     const final = b.text.toString()
