@@ -51,7 +51,7 @@ Status Engine::SetChatTemplate(const std::string& name_or_jinja) {
                           name_or_jinja.find("{{") == std::string::npos;
   auto t = is_builtin ? tokenizer::ChatTemplate::Builtin(name_or_jinja)
                       : tokenizer::ChatTemplate::Parse(name_or_jinja);
-  if (!t.ok()) return t.status().WithContext("chat template");
+  if (!t.ok()) return t.status();  // the tokenizer names the template and the choices
   impl_->chat_template = std::move(*t);
   return Status::Ok();
 }
