@@ -125,14 +125,27 @@ class Connection : public std::enable_shared_from_this<Connection> {
     stream_.expires_never();
     reading_ = true;
     read_timer_.expires_after(std::chrono::milliseconds(impl_->opts.read_timeout_ms));
+    idle_waited_ms_ = 0;
+    ArmReadTimer();
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+  }
+
+  void ArmReadTimer() {
     read_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
       if (ec || !self->reading_) return;
+      const int64_t step = self->impl_->opts.read_timeout_ms;
+      if (!self->parser_->got_some() && self->buffer_.size() == 0 &&
+          self->idle_waited_ms_ + step < self->impl_->opts.idle_timeout_ms) {
+        // Idle between requests: keep waiting, up to idle_timeout_ms in all.
+        self->idle_waited_ms_ += step;
+        self->read_timer_.expires_after(std::chrono::milliseconds(step));
+        return self->ArmReadTimer();
+      }
       self->read_timed_out_ = true;
       beast::error_code ignored;
       self->stream_.socket().cancel(ignored);
     });
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
   }
 
   void OnRead(beast::error_code ec) {
@@ -282,6 +295,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool writing_ = false, finishing_ = false, handling_ = false, watching_ = false;
   bool want_next_ = false, keep_alive_ = true, close_after_ = false, closed_ = false;
   bool reading_ = false, read_timed_out_ = false;
+  int64_t idle_waited_ms_ = 0;
 };
 
 namespace {

@@ -63,6 +63,10 @@ struct HttpOptions {
   // From when the server waits for a request until its body is complete: 408 when some
   // of it arrived, a silent close for an idle keep-alive connection.
   int64_t read_timeout_ms = 15000;
+  // A keep-alive connection on which no byte of a next request has arrived is closed after
+  // this long (longer than clients' own idle timeouts, so they close first and never reuse
+  // a socket the server is closing).
+  int64_t idle_timeout_ms = 60000;
   int64_t write_timeout_ms = 60000;  // a client that stops reading the response
   int max_connections = 512;         // more are accepted and answered 503 at once
 };
