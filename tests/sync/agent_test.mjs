@@ -37,10 +37,11 @@ function agentState (client) {
 }
 
 main('agent_test', async () => {
-  const server = await startServer(pocket, ['--memory'])
+  let server = null
   const agents = []
   const clients = []
   try {
+    server = await startServer(pocket, ['--memory'])
     const agent = startAgent(`${server.url}/ai-room`, ['--temperature', '0', '--seed', '1',
       '--max-tokens', '16', '--token-delay-ms', '40'])
     agents.push(agent)
@@ -115,6 +116,6 @@ main('agent_test', async () => {
   } finally {
     for (const a of agents) await a.stop()
     close(...clients)
-    await server.stop()
+    if (server) await server.stop()
   }
 }, 100000)

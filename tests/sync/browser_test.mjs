@@ -17,10 +17,11 @@ const { chromium } = await import(pathToFileURL(path.join(nodeModules, 'playwrig
 main('browser_test', async () => {
   const dir = tempDir('browser')
   const profile = tempDir('chromium-profile')
-  const server = await startServer(pocket, ['--dir', dir])
+  let server = null
   let browser = null
   let agent = null
   try {
+    server = await startServer(pocket, ['--dir', dir])
     // A fresh profile per run (playwright passes it as --user-data-dir).
     browser = await chromium.launchPersistentContext(profile, {
       executablePath: '/usr/bin/chromium',
@@ -97,7 +98,7 @@ main('browser_test', async () => {
   } finally {
     if (agent) agent.kill('SIGTERM')
     if (browser) await browser.close()
-    await server.stop()
+    if (server) await server.stop()
     fs.rmSync(dir, { recursive: true, force: true })
     fs.rmSync(profile, { recursive: true, force: true })
   }

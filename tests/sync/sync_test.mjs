@@ -9,8 +9,9 @@ const pocket = process.argv[2]
 
 main('sync_test', async () => {
   const dir = tempDir('sync')
-  let server = await startServer(pocket, ['--dir', dir])
+  let server = null
   try {
+    server = await startServer(pocket, ['--dir', dir])
     // Two clients type concurrently in one room and converge.
     const a = connect(server.url, 'notes')
     const b = connect(server.url, 'notes')
@@ -87,7 +88,7 @@ main('sync_test', async () => {
     close(allowed)
     await sleep(50)
   } finally {
-    await server.stop()
+    if (server) await server.stop()
     fs.rmSync(dir, { recursive: true, force: true })
   }
 })
