@@ -3,6 +3,8 @@
 
 #include <cmath>
 
+#include "base/utf8.h"
+
 namespace pocket::crdt::lib0 {
 namespace {
 
@@ -191,47 +193,15 @@ bool SanitizeUtf8(std::string_view s, std::string* out) {
   bool changed = false;
   static constexpr char kFffd[] = "\xEF\xBF\xBD";
   while (i < s.size()) {
-    const unsigned char b = static_cast<unsigned char>(s[i]);
-    if (b < 0x80) {
-      res.push_back(static_cast<char>(b));
-      ++i;
-      continue;
-    }
-    int need = 0;
-    unsigned lower = 0x80, upper = 0xBF;
-    if (b >= 0xC2 && b <= 0xDF) {
-      need = 1;
-    } else if (b >= 0xE0 && b <= 0xEF) {
-      need = 2;
-      if (b == 0xE0) lower = 0xA0;
-      if (b == 0xED) upper = 0x9F;
-    } else if (b >= 0xF0 && b <= 0xF4) {
-      need = 3;
-      if (b == 0xF0) lower = 0x90;
-      if (b == 0xF4) upper = 0x8F;
-    } else {
-      res.append(kFffd, 3);
-      changed = true;
-      ++i;
-      continue;
-    }
-    size_t j = i + 1;
-    int seen = 0;
-    while (seen < need && j < s.size()) {
-      const unsigned char c = static_cast<unsigned char>(s[j]);
-      if (c < lower || c > upper) break;
-      lower = 0x80;
-      upper = 0xBF;
-      ++seen;
-      ++j;
-    }
-    if (seen == need) {
-      res.append(s.substr(i, j - i));
+    // An incomplete sequence at the end is ill-formed here too: one U+FFFD, as TextDecoder.
+    const Utf8Step step = DecodeUtf8Step(s, i);
+    if (step.kind == Utf8Kind::kValid) {
+      res.append(s.substr(i, step.length));
     } else {
       res.append(kFffd, 3);
       changed = true;
     }
-    i = j;
+    i += step.length;
   }
   if (!changed) return true;
   *out = std::move(res);

@@ -3,60 +3,28 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "base/utf8.h"
+
 namespace pocket::runtime {
 namespace {
 
 constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
-
-enum class Kind { kValid, kInvalid, kIncomplete };
-struct Step {
-  Kind kind;
-  size_t len;  // bytes consumed: the character, or the maximal malformed subpart
-};
-
-// One step of UTF-8 decoding at `i` (Unicode 15, table 3-7 well-formed byte sequences).
-Step DecodeAt(std::string_view s, size_t i) {
-  const auto b0 = static_cast<uint8_t>(s[i]);
-  if (b0 < 0x80) return {Kind::kValid, 1};
-  size_t need;
-  uint8_t lo = 0x80, hi = 0xBF;  // range of the second byte
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    need = 1;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    need = 2;
-    if (b0 == 0xE0) lo = 0xA0;
-    if (b0 == 0xED) hi = 0x9F;
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    need = 3;
-    if (b0 == 0xF0) lo = 0x90;
-    if (b0 == 0xF4) hi = 0x8F;
-  } else {
-    return {Kind::kInvalid, 1};
-  }
-  for (size_t k = 1; k <= need; ++k) {
-    if (i + k >= s.size()) return {Kind::kIncomplete, k};
-    const auto b = static_cast<uint8_t>(s[i + k]);
-    const bool ok = k == 1 ? (b >= lo && b <= hi) : (b >= 0x80 && b <= 0xBF);
-    if (!ok) return {Kind::kInvalid, k};
-  }
-  return {Kind::kValid, need + 1};
-}
 
 // Appends the well-formed rendering of s[0, end) to `out`; returns where an incomplete
 // trailing sequence starts (s.size() when there is none).
 size_t Render(std::string_view s, std::string* out) {
   size_t i = 0;
   while (i < s.size()) {
-    const Step step = DecodeAt(s, i);
-    if (step.kind == Kind::kIncomplete) return i;
+    const Utf8Step step = DecodeUtf8Step(s, i);
+    if (step.kind == Utf8Kind::kIncomplete) return i;
     if (out) {
-      if (step.kind == Kind::kValid) {
-        out->append(s.substr(i, step.len));
+      if (step.kind == Utf8Kind::kValid) {
+        out->append(s.substr(i, step.length));
       } else {
         out->append(kReplacement);
       }
     }
-    i += step.len;
+    i += step.length;
   }
   return s.size();
 }

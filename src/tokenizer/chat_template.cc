@@ -14,6 +14,7 @@
 #include <optional>
 #include <unordered_map>
 
+#include "base/utf8.h"
 #include "tokenizer/jinja_value.h"
 
 namespace pocket::tokenizer {
@@ -178,24 +179,6 @@ struct Tok {
 };
 
 // Python/Jinja string escapes: \n \t \r \\ \' \" \xNN \uNNNN \UNNNNNNNN; others stay.
-void AppendCodePoint(uint32_t cp, std::string& out) {
-  if (cp < 0x80) {
-    out.push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
-
 Result<std::vector<Tok>> LexExpr(std::string_view s, int line) {
   std::vector<Tok> toks;
   size_t k = 0;
@@ -310,20 +293,20 @@ Result<std::vector<Tok>> LexExpr(std::string_view s, int line) {
               break;  // line continuation
             case 'x': {
               PK_ASSIGN_OR_RETURN(uint32_t v, hex(2));
-              AppendCodePoint(v, out);
+              AppendUtf8(v, out);
               e += 4;
               break;
             }
             case 'u': {
               PK_ASSIGN_OR_RETURN(uint32_t v, hex(4));
-              AppendCodePoint(v, out);
+              AppendUtf8(v, out);
               e += 6;
               break;
             }
             case 'U': {
               PK_ASSIGN_OR_RETURN(uint32_t v, hex(8));
               if (v > 0x10FFFF) return ParseError(line, "bad \\U escape in string literal");
-              AppendCodePoint(v, out);
+              AppendUtf8(v, out);
               e += 10;
               break;
             }
