@@ -65,12 +65,15 @@ std::string Chunk(const std::string& data) {
 class Connection;
 
 struct HttpServer::Impl {
+  // First, so it is destroyed last: handlers it still holds, and the upgrade handler's
+  // service (a collab room service owning strands of this io_context), must go before
+  // its strand service does.
+  net::io_context ioc;
   HttpOptions opts;
   Handler handler;
   ErrorBodyFn error_body;
   std::string upgrade_prefix;
   UpgradeHandler upgrade;
-  net::io_context ioc;
   tcp::acceptor acceptor{ioc};
   std::vector<std::thread> threads;
   std::atomic<int> connections{0};
