@@ -1033,30 +1033,8 @@ void DocImpl::TextInsert(uint32_t type, uint64_t index, std::string_view utf8,
   for (auto it = p.attrs.begin(); it != p.attrs.end(); ++it) {
     if (!want.contains(it.key())) want[it.key()] = nullptr;
   }
-  while (p.right != kNil) {
-    const Item& r = items_[p.right];
-    if (r.deleted()) {
-      Forward(p);
-      continue;
-    }
-    if (r.ref == kRefFormat) {
-      const std::string& key = formats_[r.content].first;
-      const JsonValue w = want.contains(key) ? want[key] : JsonValue();
-      if (w == FormatValue(r)) {
-        Forward(p);
-        continue;
-      }
-    }
-    break;
-  }
-  JsonValue negated = JsonValue::object();
-  for (auto it = want.begin(); it != want.end(); ++it) {
-    const JsonValue cur = p.attrs.contains(it.key()) ? p.attrs[it.key()] : JsonValue();
-    if (cur != it.value()) {
-      negated[it.key()] = cur;
-      InsertFormatAt(type, p, it.key(), it.value());
-    }
-  }
+  MinimizeAttributeChanges(p, want);
+  JsonValue negated = InsertAttributes(type, p, want);
   const uint32_t content = static_cast<uint32_t>(text_.size());
   text_.append(utf8);
   const uint32_t idx = InsertLocal(type, kNil, p.left, p.right, kRefString, len, content,
@@ -1084,12 +1062,9 @@ void DocImpl::TextInsert(uint32_t type, uint64_t index, std::string_view utf8,
   }
 }
 
-void DocImpl::TextFormat(uint32_t type, uint64_t index, uint64_t length, const Attributes& attrs) {
-  if (!attrs.is_object() || attrs.empty()) return;
-  types_[type].cursor_item = kNil;
-  ListPos p = FindPosFull(type, index);
-  if (p.right == kNil) return;
-  // minimizeAttributeChanges
+// Yjs minimizeAttributeChanges: step over deleted items and format marks that already
+// set what `attrs` asks for.
+void DocImpl::MinimizeAttributeChanges(ListPos& p, const JsonValue& attrs) {
   while (p.right != kNil) {
     const Item& r = items_[p.right];
     if (r.deleted()) {
@@ -1106,6 +1081,11 @@ void DocImpl::TextFormat(uint32_t type, uint64_t index, uint64_t length, const A
     }
     break;
   }
+}
+
+// Yjs insertAttributes: inserts a mark for every attribute that differs from the current
+// ones at `p`; returns the previous values, to be restored after the formatted range.
+JsonValue DocImpl::InsertAttributes(uint32_t type, ListPos& p, const JsonValue& attrs) {
   JsonValue negated = JsonValue::object();
   for (auto it = attrs.begin(); it != attrs.end(); ++it) {
     const JsonValue cur = p.attrs.contains(it.key()) ? p.attrs[it.key()] : JsonValue();
@@ -1114,6 +1094,16 @@ void DocImpl::TextFormat(uint32_t type, uint64_t index, uint64_t length, const A
       InsertFormatAt(type, p, it.key(), it.value());
     }
   }
+  return negated;
+}
+
+void DocImpl::TextFormat(uint32_t type, uint64_t index, uint64_t length, const Attributes& attrs) {
+  if (!attrs.is_object() || attrs.empty()) return;
+  types_[type].cursor_item = kNil;
+  ListPos p = FindPosFull(type, index);
+  if (p.right == kNil) return;
+  MinimizeAttributeChanges(p, attrs);
+  JsonValue negated = InsertAttributes(type, p, attrs);
   while (p.right != kNil &&
          (length > 0 || (!negated.empty() && (items_[p.right].deleted() ||
                                               items_[p.right].ref == kRefFormat)))) {

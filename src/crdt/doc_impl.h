@@ -153,6 +153,8 @@ class DocImpl {
   std::pair<uint32_t, uint32_t> FindPos(uint32_t type, uint64_t index);
   void Forward(ListPos& p) const;
   void InsertFormatAt(uint32_t type, ListPos& p, const std::string& key, const JsonValue& v);
+  void MinimizeAttributeChanges(ListPos& p, const JsonValue& attrs);
+  JsonValue InsertAttributes(uint32_t type, ListPos& p, const JsonValue& attrs);
   JsonValue FormatValue(const Item& it) const;
   JsonValue ItemValue(const Item& it, uint32_t offset) const;
   void ApplyDeleteRange(uint32_t client, uint32_t clock, uint32_t len, DeleteSet* pending);
