@@ -3,12 +3,14 @@
 #   1. release build (g++, -Werror): unit, end-to-end and cross-language tests, each
 #      benchmark once, the layering check;
 #   2. dev build (clang, ASan + UBSan): the same tests, then each libFuzzer target for a
-#      bounded time (POCKET_FUZZ_SECONDS, default 30).
+#      fixed, seeded number of runs (POCKET_FUZZ_RUNS, default 20000; POCKET_FUZZ_SEED,
+#      default 1), so a CI result is reproducible; longer exploratory runs: raise both.
 # POCKET_TEST_QUICK=1 skips the dev build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS=${JOBS:-$(nproc)}
-FUZZ_SECONDS=${POCKET_FUZZ_SECONDS:-30}
+FUZZ_RUNS=${POCKET_FUZZ_RUNS:-20000}
+FUZZ_SEED=${POCKET_FUZZ_SEED:-1}
 
 bash scripts/deps.sh --with-node
 python3 scripts/check_layering.py
@@ -31,7 +33,7 @@ cmake --preset dev >/dev/null
 cmake --build build/dev -j "$JOBS"
 echo "== dev tests" >&2
 ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build/dev --output-on-failure -j "$JOBS" -LE slow
-echo "== fuzz, ${FUZZ_SECONDS}s per target" >&2
+echo "== fuzz, ${FUZZ_RUNS} runs per target, seed ${FUZZ_SEED}" >&2
 for f in $(find build/dev -name '*_fuzz' -type f -perm -u+x | sort); do
   name=$(basename "$f")
   corpus=build/dev/fuzz-corpus/$name
@@ -39,7 +41,7 @@ for f in $(find build/dev -name '*_fuzz' -type f -perm -u+x | sort); do
   seeds=testdata/fuzz/$name
   [ -d "$seeds" ] || seeds=""
   echo "fuzz: $name" >&2
-  "$f" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 -print_final_stats=0 \
+  "$f" -seed="$FUZZ_SEED" -runs="$FUZZ_RUNS" -max_total_time=300 -rss_limit_mb=2048 -print_final_stats=0 \
        "$corpus" $seeds 2>build/dev/$name.log || { tail -50 build/dev/$name.log; exit 1; }
 done
 echo "== all tests passed" >&2
