@@ -4,16 +4,17 @@
 #      benchmark once, the layering check;
 #   2. dev build (clang, ASan + UBSan): the same tests, then each libFuzzer target for a
 #      fixed, seeded number of runs (POCKET_FUZZ_RUNS, default 100000; POCKET_FUZZ_SEED,
-#      default 1), so a CI result is reproducible; longer exploratory runs: raise both.
+#      default 1), so a CI result is reproducible; longer exploratory runs: raise both;
+#      then the update_fuzz corpus is replayed against real Yjs (tests/crdt/fuzz_diff.mjs).
 # POCKET_TEST_QUICK=1 skips the dev build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS=${JOBS:-$(nproc)}
 FUZZ_RUNS=${POCKET_FUZZ_RUNS:-100000}
 FUZZ_SEED=${POCKET_FUZZ_SEED:-1}
-# Targets with an open, reproduced failure (input kept in testdata/crdt/known-bugs/): they
-# are built and can be run by hand, but are not run here until the bug is fixed.
-FUZZ_KNOWN_FAILING=${POCKET_FUZZ_KNOWN_FAILING:-update_fuzz}
+# Targets with an open, reproduced failure (names, space-separated): built, runnable by
+# hand, not run here until the bug is fixed. None at present.
+FUZZ_KNOWN_FAILING=${POCKET_FUZZ_KNOWN_FAILING:-}
 
 bash scripts/deps.sh --with-node
 python3 scripts/check_layering.py
@@ -40,7 +41,7 @@ echo "== fuzz, ${FUZZ_RUNS} runs per target, seed ${FUZZ_SEED}" >&2
 for f in $(find build/dev -name '*_fuzz' -type f -perm -u+x | sort); do
   name=$(basename "$f")
   if [[ " $FUZZ_KNOWN_FAILING " == *" $name "* ]]; then
-    echo "fuzz: $name SKIPPED (known failure, see testdata/crdt/known-bugs/README.md)" >&2
+    echo "fuzz: $name SKIPPED (POCKET_FUZZ_KNOWN_FAILING)" >&2
     continue
   fi
   corpus=build/dev/fuzz-corpus/$name
@@ -51,4 +52,6 @@ for f in $(find build/dev -name '*_fuzz' -type f -perm -u+x | sort); do
   "$f" -seed="$FUZZ_SEED" -runs="$FUZZ_RUNS" -max_total_time=300 -rss_limit_mb=2048 -print_final_stats=0 \
        "$corpus" $seeds 2>build/dev/$name.log || { tail -50 build/dev/$name.log; exit 1; }
 done
+# What the update fuzzer's corpus does to a doc, checked against real Yjs.
+node tests/crdt/fuzz_diff.mjs build/release/tests/crdt/crdt_peer build/dev/fuzz-corpus/update_fuzz
 echo "== all tests passed" >&2

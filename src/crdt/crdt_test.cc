@@ -103,6 +103,44 @@ TEST(DocTest, UpdatesOutOfOrderStayPendingThenConverge) {
   EXPECT_EQ(doc.GetText("content").ToString(), "Hello, world  ok");
 }
 
+// A remote update that writes structs under this doc's own client id (found by
+// update_fuzz). Expected values from real Yjs: testdata/crdt/make_fixtures.mjs, fixture 4.
+TEST(DocTest, RemoteUseOfOwnClientIdMatchesYjs) {
+  const auto expect = nlohmann::json::parse(ReadFixture("collision.json"));
+  Doc doc(7);
+  Text t = doc.GetText("content");
+  doc.Transact([&](Transaction& x) { t.Insert(x, 0, "seed text \xF0\x9F\x98\x80"); });
+  doc.Transact([&](Transaction& x) { t.Delete(x, 2, 3); });
+  ASSERT_TRUE(doc.ApplyUpdate(ReadFixture("collision-input.bin")).ok());
+  EXPECT_EQ(t.ToString(), expect["text"].get<std::string>());
+  EXPECT_EQ(t.ToDelta(), expect["delta"]);
+  EXPECT_EQ(doc.GetMap("m").ToJson(), expect["map"]);
+  EXPECT_EQ(doc.GetArray("a").ToJson(), expect["array"]);
+  EXPECT_TRUE(doc.HasPending());
+  // The state update carries the pending structs and deletes too, as Yjs's does. The
+  // structs match Yjs's exactly. The delete sets differ in one place, where Yjs is wrong:
+  // the input deletes client 11's [10,19) and [13,15) (unsorted, overlapping); Yjs keeps
+  // both as its pending delete set and encodes them unsorted through its v2 delta encoder,
+  // so [13,15) comes out as [141,143). We send the normalized [10,19).
+  const auto state = Update(doc);
+  auto ours = DecodeUpdateToJson(state);
+  auto yjs = DecodeUpdateToJson(ReadFixture("collision.bin"));
+  ASSERT_TRUE(ours.ok() && yjs.ok());
+  EXPECT_EQ((*ours)["structs"], (*yjs)["structs"]);
+  EXPECT_EQ((*yjs)["ds"]["11"], nlohmann::json::parse("[[10,9],[141,2]]"));
+  (*yjs)["ds"]["11"] = nlohmann::json::parse("[[10,9]]");
+  EXPECT_EQ((*ours)["ds"], (*yjs)["ds"]);
+  // Yjs takes a new client id, so later local edits do not collide.
+  ASSERT_TRUE(expect["clientIdChanged"].get<bool>());
+  EXPECT_NE(doc.client_id(), 7u);
+  doc.Transact([&](Transaction& x) { t.Insert(x, 0, "!"); });
+  EXPECT_EQ(t.ToString(), "!" + expect["text"].get<std::string>());
+  // Reloading gives Yjs's (different: ids were reused) text.
+  Doc reloaded(8);
+  ASSERT_TRUE(reloaded.ApplyUpdate(state).ok());
+  EXPECT_EQ(reloaded.GetText("content").ToString(), expect["reloadedText"].get<std::string>());
+}
+
 TEST(DocTest, ConcurrentInsertsOrderByClientIdAndConverge) {
   Doc a(1), b(2);
   Text ta = a.GetText("t"), tb = b.GetText("t");
@@ -221,6 +259,27 @@ TEST(DocTest, MalformedUpdatesAreRejectedAndChangeNothing) {
   // A struct whose origin is itself (a cycle).
   EXPECT_FALSE(doc.ApplyUpdate(std::vector<uint8_t>{1, 1, 5, 0, 0x84, 5, 0, 1, 'x', 0}).ok());
   EXPECT_EQ(Update(doc), before);
+}
+
+// lib0 reads strings with a fatal TextDecoder, so Yjs rejects an update holding ill-formed
+// UTF-8 (this one: "\x93\x93ain" in a string item; Yjs 13.6.33 throws "The encoded data
+// was not valid for encoding utf-8"). So do we, and the doc stays as it was.
+TEST(DocTest, IllFormedUtf8IsRejectedLikeYjs) {
+  Doc doc(7);
+  Text t = doc.GetText("content");
+  doc.Transact([&](Transaction& x) { t.Insert(x, 0, "seed"); });
+  const auto before = Update(doc);
+  const Status st = doc.ApplyUpdate(ReadFixture("bad-utf8-input.bin"));
+  EXPECT_FALSE(st.ok());
+  EXPECT_EQ(Update(doc), before);
+  const std::vector<uint8_t> surrogate = {3, 'a', 0xED, 0xA0};  // cut-off surrogate bytes
+  lib0::Decoder d(surrogate);
+  EXPECT_TRUE(d.String().empty());
+  EXPECT_FALSE(d.ok());
+  const std::vector<uint8_t> binary = {3, 0xFF, 0x00, 0x80};
+  lib0::Decoder b(binary);
+  EXPECT_EQ(b.Buffer().size(), 3u);  // readVarUint8Array takes any bytes
+  EXPECT_TRUE(b.ok());
 }
 
 TEST(DocTest, GcOffKeepsDeletedContent) {

@@ -5,7 +5,12 @@
 #include "crdt/doc_impl.h"
 
 #include <algorithm>
+#include <map>
+#include <optional>
+#include <random>
 #include <unordered_set>
+
+#include "base/log.h"
 
 namespace pocket::crdt::internal {
 namespace {
@@ -404,36 +409,50 @@ uint32_t DocImpl::InsertLocal(uint32_t type, uint32_t parent_sub, uint32_t left,
   return idx;
 }
 
-void DocImpl::IntegrateWire(const WireStruct& s) {
-  if (s.ref == kRefSkip) return;
+void DocImpl::IntegrateWire(const WireStruct& wire, uint32_t offset, std::deque<std::string>* scratch) {
+  if (wire.ref == kRefSkip) return;
+  // Yjs Item.getMissing then Item.integrate(transaction, offset): the origins are resolved
+  // (splitting items) and the parent taken before the first `offset` units are cut off,
+  // and only then does the cut struct get its new left (origin) item. The order matters
+  // when the right origin lies inside the item the cut-off part ends.
   uint32_t left = kNil, right = kNil;
-  if (s.ref != kRefGc) {
-    if (s.has_origin) left = CleanEnd(s.origin);
-    if (s.has_right_origin) right = CleanStart(s.right_origin);
+  if (wire.ref != kRefGc) {
+    if (wire.has_origin) left = CleanEnd(wire.origin);
+    if (wire.has_right_origin) right = CleanStart(wire.right_origin);
   }
-  bool gc = s.ref == kRefGc || (left != kNil && items_[left].ref == kRefGc) ||
+  bool gc = wire.ref == kRefGc || (left != kNil && items_[left].ref == kRefGc) ||
             (right != kNil && items_[right].ref == kRefGc);
   uint32_t parent = kNil, parent_sub = kNil;
+  const WireStruct* cut = &wire;
+  WireStruct sliced;
+  auto cut_off = [&] {
+    if (offset == 0) return;
+    sliced = SliceStruct(wire, offset, scratch);
+    cut = &sliced;
+    if (wire.ref != kRefGc) left = CleanEnd(sliced.origin);
+  };
   if (!gc) {
-    if (s.parent_kind == 0) {
+    if (wire.parent_kind == 0) {
       const uint32_t src = left != kNil ? left : right;
       parent = items_[src].parent;
       parent_sub = items_[src].parent_sub;
     } else {
-      if (s.parent_kind == 1) {
-        parent = RootType(s.parent_name, 255);
+      if (wire.parent_kind == 1) {
+        parent = RootType(wire.parent_name, 255);
       } else {
-        const Item& p = items_[FindItem(s.parent_id)];
+        const Item& p = items_[FindItem(wire.parent_id)];
         if (p.ref == kRefType) {
           parent = p.content;
         } else {
           gc = true;
         }
       }
-      if (s.parent_sub_bit) parent_sub = KeyIndex(s.parent_sub);
+      if (wire.parent_sub_bit) parent_sub = KeyIndex(wire.parent_sub);
     }
     if (parent == kNil) gc = true;
   }
+  cut_off();
+  const WireStruct& s = *cut;
   const uint32_t idx = AllocItem();
   {
     Item& it = items_[idx];
@@ -530,85 +549,45 @@ Status DocImpl::ApplyUpdate(std::span<const uint8_t> update, const void* origin)
     own_txn = TakeTxn(origin, /*local=*/false);
     txn_ = own_txn;
   }
+  ApplyDecoded(u);
+  if (!outer) {
+    txn_ = nullptr;
+    FinishTransaction(*own_txn);
+    --txn_depth_;
+  }
+  return Status::Ok();
+}
+
+// Yjs readUpdateV2: integrate this update's structs, fold what cannot integrate into the
+// pending update, apply the delete set (and the pending one again), then, if the new
+// structs supplied something a pending struct was missing, apply the pending update too.
+void DocImpl::ApplyDecoded(DecodedUpdate& u) {
   {
     size_t n = 0;
     for (const auto& c : u.clients) n += c.structs.size();
     items_.reserve(items_.size() + n + n / 4);
   }
-
-  // Work queue per client: pending structs first, then this update's, by clock.
-  std::map<uint32_t, std::vector<WireStruct*>> work;
-  for (auto& c : pending_.clients) {
-    for (auto& s : c.structs) work[c.client].push_back(&s);
-  }
-  for (auto& c : u.clients) {
-    auto& w = work[c.client];
-    const bool had = !w.empty();
-    for (auto& s : c.structs) {
-      if (s.ref != kRefSkip) w.push_back(&s);
+  std::map<uint32_t, uint32_t> missing;
+  std::vector<uint8_t> rest = IntegrateStructs(u, &missing);
+  bool retry = false;
+  if (!pending_.empty()) {
+    for (const auto& [client, clock] : pending_missing_) {
+      if (clock < NextClock(client)) retry = true;
     }
-    if (had) {
-      std::stable_sort(w.begin(), w.end(),
-                       [](const WireStruct* a, const WireStruct* b) { return a->clock < b->clock; });
-    }
-  }
-  std::map<uint32_t, size_t> pos;
-  std::deque<std::string> scratch;
-  bool progress = true;
-  while (progress) {
-    progress = false;
-    for (auto& [client_id, list] : work) {
-      const uint32_t client = client_id;
-      size_t& i = pos[client];
-      while (i < list.size()) {
-        WireStruct* s = list[i];
-        const uint32_t state = NextClock(client);
-        if (uint64_t{s->clock} + s->len <= state) {
-          ++i;
-          continue;
-        }
-        if (s->clock > state) break;
-        auto missing = [&](Id id) { return id.client != client && id.clock >= NextClock(id.client); };
-        if (s->ref != kRefGc && ((s->has_origin && missing(s->origin)) ||
-                                 (s->has_right_origin && missing(s->right_origin)) ||
-                                 (s->parent_kind == 2 && missing(s->parent_id)))) {
-          break;
-        }
-        if (s->clock < state) {
-          WireStruct sliced = SliceStruct(*s, state - s->clock, &scratch);
-          IntegrateWire(sliced);
-        } else {
-          IntegrateWire(*s);
-        }
-        ++i;
-        progress = true;
+    if (!rest.empty()) {
+      for (const auto& [client, clock] : missing) {
+        auto it = pending_missing_.find(client);
+        if (it == pending_missing_.end() || it->second > clock) pending_missing_[client] = clock;
       }
+      const std::span<const uint8_t> both[2] = {pending_, rest};
+      auto merged = MergeUpdates(both);
+      PK_CHECK(merged.ok());  // both were written by us from decoded structs
+      pending_ = std::move(*merged);
     }
+  } else {
+    pending_ = std::move(rest);
+    pending_missing_ = std::move(missing);
   }
-  // Whatever could not integrate stays pending, with its bytes copied.
-  DecodedUpdate still;
-  for (auto& [client, list] : work) {
-    const size_t i = pos[client];
-    if (i >= list.size()) continue;
-    ClientStructs cs;
-    cs.client = client;
-    for (size_t k = i; k < list.size(); ++k) {
-      WireStruct s = *list[k];
-      auto own = [&](std::string_view& v) {
-        if (v.empty()) return;
-        still.owned.emplace_back(v);
-        v = still.owned.back();
-      };
-      own(s.str);
-      own(s.str2);
-      own(s.parent_name);
-      own(s.parent_sub);
-      cs.structs.push_back(std::move(s));
-    }
-    still.clients.push_back(std::move(cs));
-  }
-  pending_ = std::move(still);
-
   DeleteSet ds = std::move(pending_ds_);
   for (const auto& [client, ranges] : u.ds.clients) {
     for (auto r : ranges) ds.Add(client, r.clock, r.len);
@@ -619,13 +598,119 @@ Status DocImpl::ApplyUpdate(std::span<const uint8_t> update, const void* origin)
   }
   new_pending.Normalize();
   pending_ds_ = std::move(new_pending);
-
-  if (!outer) {
-    txn_ = nullptr;
-    FinishTransaction(*own_txn);
-    --txn_depth_;
+  if (retry) {
+    const std::vector<uint8_t> bytes = std::move(pending_);
+    pending_.clear();
+    pending_missing_.clear();
+    DecodedUpdate again;
+    PK_CHECK(DecodeUpdateV1(bytes, &again).ok());
+    ApplyDecoded(again);
   }
-  return Status::Ok();
+}
+
+// Yjs integrateStructs, step for step: clients from the highest id down; a struct whose
+// origin, right origin or parent is missing goes on a stack while the structs of the
+// client it waits for are tried; when a dependency is nowhere in the update, the stack
+// and the rest of those clients' structs become the returned (encoded) pending update,
+// and `missing` notes the first clock each waits for.
+std::vector<uint8_t> DocImpl::IntegrateStructs(DecodedUpdate& u, std::map<uint32_t, uint32_t>* missing) {
+  struct Refs {
+    std::vector<const WireStruct*> refs;
+    size_t i = 0;
+  };
+  std::map<uint32_t, Refs> refs;
+  for (const auto& c : u.clients) {
+    Refs& r = refs[c.client];
+    for (const auto& st : c.structs) r.refs.push_back(&st);
+  }
+  std::vector<uint32_t> ids;  // ascending; the next target is the last
+  for (const auto& [client, r] : refs) ids.push_back(client);
+  auto next_target = [&]() -> Refs* {
+    while (!ids.empty()) {
+      Refs& t = refs.at(ids.back());
+      if (t.i < t.refs.size()) return &t;
+      ids.pop_back();
+    }
+    return nullptr;
+  };
+  Refs* cur = next_target();
+  if (!cur) return {};
+  std::map<uint32_t, std::vector<const WireStruct*>> rest;
+  std::vector<const WireStruct*> stack;
+  auto note_missing = [&](uint32_t client, uint32_t clock) {
+    auto it = missing->find(client);
+    if (it == missing->end() || it->second > clock) (*missing)[client] = clock;
+  };
+  auto stack_to_rest = [&] {
+    for (const WireStruct* item : stack) {
+      const uint32_t client = item->client;
+      auto it = refs.find(client);
+      if (it != refs.end() && !it->second.refs.empty()) {
+        Refs& r = it->second;
+        --r.i;  // the stacked struct was taken but not applied
+        rest[client].assign(r.refs.begin() + static_cast<std::ptrdiff_t>(r.i), r.refs.end());
+        r.refs.clear();
+        r.i = 0;
+      } else {
+        rest[client] = {item};
+      }
+      ids.erase(std::remove(ids.begin(), ids.end(), client), ids.end());
+    }
+    stack.clear();
+  };
+  auto missing_dep = [&](const WireStruct& st) -> std::optional<uint32_t> {
+    if (st.ref == kRefGc) return std::nullopt;
+    auto gone = [&](Id id) { return id.client != st.client && id.clock >= NextClock(id.client); };
+    if (st.has_origin && gone(st.origin)) return st.origin.client;
+    if (st.has_right_origin && gone(st.right_origin)) return st.right_origin.client;
+    if (st.parent_kind == 2 && gone(st.parent_id)) return st.parent_id.client;
+    return std::nullopt;
+  };
+  std::deque<std::string> scratch;
+  const WireStruct* head = cur->refs[cur->i++];
+  while (true) {
+    if (head->ref != kRefSkip) {
+      const uint32_t local = NextClock(head->client);
+      if (head->clock > local) {
+        stack.push_back(head);
+        note_missing(head->client, head->clock - 1);
+        stack_to_rest();
+      } else if (const auto dep = missing_dep(*head)) {
+        stack.push_back(head);
+        auto it = refs.find(*dep);
+        if (it == refs.end() || it->second.i == it->second.refs.size()) {
+          note_missing(*dep, NextClock(*dep));
+          stack_to_rest();
+        } else {
+          head = it->second.refs[it->second.i++];
+          continue;
+        }
+      } else if (uint64_t{local} < uint64_t{head->clock} + head->len) {
+        IntegrateWire(*head, local - head->clock, &scratch);
+      }
+    }
+    if (!stack.empty()) {
+      head = stack.back();
+      stack.pop_back();
+    } else if (cur && cur->i < cur->refs.size()) {
+      head = cur->refs[cur->i++];
+    } else {
+      cur = next_target();
+      if (!cur) break;
+      head = cur->refs[cur->i++];
+    }
+  }
+  if (rest.empty()) return {};
+  lib0::Encoder e;
+  e.VarUint(rest.size());
+  for (auto it = rest.rbegin(); it != rest.rend(); ++it) {  // descending client, like Yjs
+    e.VarUint(it->second.size());
+    e.VarUint(it->first);
+    e.VarUint(it->second.front()->clock);
+    for (const WireStruct* st : it->second) WriteStruct(e, *st);
+  }
+  e.VarUint(0);  // no deletes
+  return e.Take();
 }
 
 void DocImpl::Transact(const std::function<void(Transaction&)>& fn, const void* origin,
@@ -695,6 +780,21 @@ void DocImpl::FinishTransaction(TxnState& txn) {
     }
     auto observers = types_[type].observers;
     for (auto& [id, fn] : observers) fn(ev);
+  }
+  // A remote update that advanced this doc's own clock means another peer uses our client
+  // id; like Yjs, take a fresh random one so later local edits cannot collide.
+  if (!txn.local) {
+    for (const auto& [client, before] : txn.before) {
+      if (client != client_id_ || NextClock(client) == before) continue;
+      uint32_t fresh = client_id_;
+      std::random_device rd;
+      while (fresh == client_id_ || FindClient(fresh) != nullptr) fresh = rd();
+      PK_LOG(kWarning) << "crdt: changed the client id because another peer uses " << client_id_
+                       << "; now " << fresh;
+      client_id_ = fresh;
+      own_slot_ = kNil;
+      break;
+    }
   }
 }
 
@@ -879,7 +979,22 @@ Result<std::vector<uint8_t>> DocImpl::EncodeStateAsUpdate(std::span<const uint8_
     e.Raw(body.buf().data(), body.size());
   }
   WriteDeleteSet(e, StoreDeleteSet());
-  return e.Take();
+  if (!HasPending()) return e.Take();
+  // Like Yjs, the pending structs (those past `sv`) and the pending delete set travel too,
+  // merged into one update, so a peer that has the missing dependencies can use them.
+  const std::vector<uint8_t> main = e.Take();
+  lib0::Encoder ds_update;
+  ds_update.VarUint(0);
+  WriteDeleteSet(ds_update, pending_ds_);
+  const std::vector<uint8_t> pending_ds_bytes = ds_update.Take();
+  std::vector<uint8_t> rest;
+  if (!pending_.empty()) {
+    PK_ASSIGN_OR_RETURN(rest, DiffUpdate(pending_, sv_bytes));
+  }
+  std::vector<std::span<const uint8_t>> parts = {main};
+  if (!pending_ds_.empty()) parts.emplace_back(pending_ds_bytes);
+  if (!pending_.empty()) parts.emplace_back(rest);
+  return MergeUpdates(parts);
 }
 
 // ---- Lists ----

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -120,7 +121,7 @@ class DocImpl {
   std::vector<std::string> MapKeys(uint32_t type) const;
 
   DocInfo Info() const;
-  bool HasPending() const { return !pending_.clients.empty() || !pending_ds_.empty(); }
+  bool HasPending() const { return !pending_.empty() || !pending_ds_.empty(); }
 
   uint32_t client_id_;
   DocOptions opts_;
@@ -142,7 +143,8 @@ class DocImpl {
   void NoteClock(uint32_t client, uint32_t before);
   void AddStruct(uint32_t idx);
   void Integrate(uint32_t idx);
-  void IntegrateWire(const WireStruct& s);
+  // Integrates `s` minus its first `offset` clock units (those are already here).
+  void IntegrateWire(const WireStruct& s, uint32_t offset, std::deque<std::string>* scratch);
   void DeleteItem(uint32_t idx);
   void MarkChanged(uint32_t type, uint32_t key);
   bool TryMergeDeleted(uint32_t left, uint32_t right);
@@ -158,6 +160,8 @@ class DocImpl {
   JsonValue FormatValue(const Item& it) const;
   JsonValue ItemValue(const Item& it, uint32_t offset) const;
   void ApplyDeleteRange(uint32_t client, uint32_t clock, uint32_t len, DeleteSet* pending);
+  void ApplyDecoded(DecodedUpdate& u);
+  std::vector<uint8_t> IntegrateStructs(DecodedUpdate& u, std::map<uint32_t, uint32_t>* missing);
   void FinishTransaction(TxnState& txn);
   // Writes the structs of `cs` from `start` into e (merging adjacent runs like Yjs's
   // mergeWith); returns how many.
@@ -177,7 +181,10 @@ class DocImpl {
   std::unordered_map<std::string, uint32_t> key_index_;
   std::vector<ClientState> clients_;
   std::unordered_map<uint32_t, uint32_t> client_slot_;
-  DecodedUpdate pending_;
+  // Yjs store.pendingStructs: an update of the structs that wait for others, and the first
+  // clock each waits for; and the deletes of clocks not seen yet.
+  std::vector<uint8_t> pending_;
+  std::map<uint32_t, uint32_t> pending_missing_;
   DeleteSet pending_ds_;
   TxnState* txn_ = nullptr;
   // Transaction states by nesting depth (observers may start one while another finishes),

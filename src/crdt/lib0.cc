@@ -142,8 +142,7 @@ nlohmann::json Decoder::Any(int depth) {
       return true;
     case 119: {
       const std::string_view s = String();
-      std::string clean;
-      if (!SanitizeUtf8(s, &clean)) return clean;
+      if (!ok_) return nullptr;
       return std::string(s);
     }
     case 118: {
@@ -157,8 +156,7 @@ nlohmann::json Decoder::Any(int depth) {
         const std::string_view key = String();
         nlohmann::json value = Any(depth + 1);
         if (!ok_) return nullptr;
-        std::string clean;
-        obj[SanitizeUtf8(key, &clean) ? std::string(key) : clean] = std::move(value);
+        obj[std::string(key)] = std::move(value);
       }
       return obj;
     }
@@ -173,7 +171,7 @@ nlohmann::json Decoder::Any(int depth) {
       return ok_ ? arr : nlohmann::json();
     }
     case 116: {
-      const std::string_view s = String();
+      const std::string_view s = Buffer();
       if (!ok_) return nullptr;
       return nlohmann::json::binary(std::vector<uint8_t>(s.begin(), s.end()));
     }
@@ -185,6 +183,20 @@ nlohmann::json Decoder::Any(int depth) {
 
 // The WHATWG UTF-8 decoder (what TextDecoder does): each maximal invalid subpart becomes
 // one U+FFFD, so lengths agree with a JS peer even on hostile bytes.
+bool IsValidUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    if (static_cast<unsigned char>(s[i]) < 0x80) {
+      ++i;
+      continue;
+    }
+    const Utf8Step step = DecodeUtf8Step(s, i);
+    if (step.kind != Utf8Kind::kValid) return false;
+    i += step.length;
+  }
+  return true;
+}
+
 bool SanitizeUtf8(std::string_view s, std::string* out) {
   size_t i = 0;
   while (i < s.size() && static_cast<unsigned char>(s[i]) < 0x80) ++i;

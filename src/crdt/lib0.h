@@ -54,6 +54,9 @@ class Encoder {
   std::vector<uint8_t> buf_;
 };
 
+// Whether `s` is well-formed UTF-8 (no surrogates, overlongs or truncated sequences).
+bool IsValidUtf8(std::string_view s);
+
 class Decoder {
  public:
   static constexpr uint64_t kMaxSafeInteger = (uint64_t{1} << 53) - 1;
@@ -117,7 +120,8 @@ class Decoder {
     }
     return neg ? -static_cast<int64_t>(num) : static_cast<int64_t>(num);
   }
-  std::string_view String() {
+  // lib0 readVarUint8Array: length-prefixed raw bytes.
+  std::string_view Buffer() {
     const uint64_t n = VarUint();
     if (!ok_ || n > Remaining()) {
       Fail();
@@ -126,6 +130,13 @@ class Decoder {
     std::string_view s(reinterpret_cast<const char*>(p_), n);
     p_ += n;
     return s;
+  }
+  // lib0 readVarString: like Buffer(), and ill-formed UTF-8 fails the decoder, as lib0's
+  // fatal TextDecoder throws.
+  std::string_view String() {
+    const std::string_view s = Buffer();
+    if (ok_ && !IsValidUtf8(s)) Fail();
+    return ok_ ? s : std::string_view();
   }
   std::string_view Bytes(size_t n) {
     if (n > Remaining()) {

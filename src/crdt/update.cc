@@ -5,6 +5,8 @@
 #include "crdt/update.h"
 
 #include <algorithm>
+#include <deque>
+#include <optional>
 #include <string>
 
 namespace pocket::crdt::internal {
@@ -15,13 +17,7 @@ constexpr uint64_t kMaxClock = 0xffffffffull;
 Status Corrupt(const std::string& what) { return Status::Corruption("yjs update: " + what); }
 
 // Reads the content of an Item with ref `ref` into s; sets s->len.
-bool ReadContent(lib0::Decoder& d, WireStruct* s, std::deque<std::string>* owned) {
-  auto clean = [&](std::string_view v) -> std::string_view {
-    std::string fixed;
-    if (lib0::SanitizeUtf8(v, &fixed)) return v;
-    owned->push_back(std::move(fixed));
-    return owned->back();
-  };
+bool ReadContent(lib0::Decoder& d, WireStruct* s) {
   switch (s->ref) {
     case kRefDeleted:
       s->len = d.VarUint32();
@@ -50,11 +46,11 @@ bool ReadContent(lib0::Decoder& d, WireStruct* s, std::deque<std::string>* owned
       return d.ok();
     }
     case kRefBinary:
-      s->str = d.String();
+      s->str = d.Buffer();
       s->len = 1;
       return d.ok();
     case kRefString:
-      s->str = clean(d.String());
+      s->str = d.String();
       s->len = lib0::Utf16Length(s->str);
       return d.ok();
     case kRefEmbed:
@@ -62,21 +58,22 @@ bool ReadContent(lib0::Decoder& d, WireStruct* s, std::deque<std::string>* owned
       s->len = 1;
       return d.ok() && nlohmann::json::accept(s->str);
     case kRefFormat:
-      s->str = clean(d.String());
+      s->str = d.String();
       s->str2 = d.String();
       s->len = 1;
       return d.ok() && nlohmann::json::accept(s->str2);
     case kRefType:
       s->type_ref = d.VarUint32();
       if (!d.ok() || s->type_ref > 6) return false;
-      if (s->type_ref == 3 || s->type_ref == 5) s->str = clean(d.String());
+      if (s->type_ref == 3 || s->type_ref == 5) s->str = d.String();
       s->len = 1;
       return d.ok();
     case kRefDoc:
-      s->str = clean(d.String());
+      s->str = d.String();
       s->values.push_back(d.Any());
       s->len = 1;
-      return d.ok();
+      // Yjs createDocFromOpts reads opts.shouldLoad: null or undefined options throw.
+      return d.ok() && !s->values.back().is_null();
     default:
       return false;
   }
@@ -146,6 +143,11 @@ Status ReadDeleteSet(lib0::Decoder& d, DeleteSet* ds) {
       const uint32_t len = d.VarUint32();
       if (!d.ok()) return Corrupt("delete set: truncated range");
       if (uint64_t{clock} + len > kMaxClock) return Corrupt("delete set: range past 2^32");
+      // Yjs never writes one, and throws applying one it cannot apply yet (writeDsLen(0)).
+      if (len == 0) {
+        return Corrupt("delete set: zero-length range at " + std::to_string(client) + ":" +
+                       std::to_string(clock));
+      }
       ds->Add(client, clock, len);
     }
   }
@@ -191,26 +193,16 @@ Status DecodeUpdateV1(std::span<const uint8_t> update, DecodedUpdate* out) {
           if (d.VarUint() == 1) {
             s.parent_kind = 1;
             s.parent_name = d.String();
-            std::string fixed;
-            if (!lib0::SanitizeUtf8(s.parent_name, &fixed)) {
-              out->owned.push_back(std::move(fixed));
-              s.parent_name = out->owned.back();
-            }
           } else {
             s.parent_kind = 2;
             s.parent_id = {d.VarUint32(), d.VarUint32()};
           }
           if (s.parent_sub_bit) {
             s.parent_sub = d.String();
-            std::string fixed;
-            if (!lib0::SanitizeUtf8(s.parent_sub, &fixed)) {
-              out->owned.push_back(std::move(fixed));
-              s.parent_sub = out->owned.back();
-            }
           }
         }
         if (!d.ok()) return Corrupt(where() + ": truncated struct header");
-        if (!ReadContent(d, &s, &out->owned)) {
+        if (!ReadContent(d, &s)) {
           return Corrupt(where() + ": bad content (ref " + std::to_string(s.ref) + ")");
         }
         auto self_ref = [&](Id id) { return id.client == client && id.clock >= s.clock; };
@@ -383,56 +375,142 @@ std::vector<uint8_t> EncodeStateVectorV1(const std::map<uint32_t, uint32_t>& sv)
 namespace pocket::crdt {
 using namespace internal;  // NOLINT: .cc file
 
+// Yjs mergeUpdatesV2 (utils/updates.js), step for step, so the bytes match: each update is
+// a stream of its structs (Skips dropped); repeatedly take the stream whose next struct
+// has the highest client and lowest clock (earlier update first on ties), skip what is
+// already written, slice overlaps, fill gaps with Skips, merge adjacent GCs and Skips.
 Result<std::vector<uint8_t>> MergeUpdates(std::span<const std::span<const uint8_t>> updates) {
   std::vector<DecodedUpdate> decoded(updates.size());
   for (size_t i = 0; i < updates.size(); ++i) {
     Status st = DecodeUpdateV1(updates[i], &decoded[i]);
     if (!st.ok()) return st.WithContext("update " + std::to_string(i));
   }
-  DecodedUpdate out;
-  std::map<uint32_t, std::vector<const WireStruct*>> by_client;
-  for (auto& u : decoded) {
-    for (auto& c : u.clients) {
-      for (auto& s : c.structs) {
-        if (s.ref != kRefSkip) by_client[c.client].push_back(&s);
+  if (updates.size() == 1) return std::vector<uint8_t>(updates[0].begin(), updates[0].end());
+  struct Stream {
+    std::vector<const WireStruct*> structs;
+    size_t next = 0;
+    const WireStruct* curr() const { return next < structs.size() ? structs[next] : nullptr; }
+  };
+  std::vector<Stream> all(decoded.size());
+  for (size_t i = 0; i < decoded.size(); ++i) {
+    for (const auto& c : decoded[i].clients) {
+      for (const auto& st : c.structs) {
+        if (st.ref != kRefSkip) all[i].structs.push_back(&st);
       }
     }
-    for (auto& [client, ranges] : u.ds.clients) {
-      for (auto r : ranges) out.ds.Add(client, r.clock, r.len);
-    }
   }
-  out.ds.Normalize();
-  for (auto& [client, list] : by_client) {
-    // Longest struct first at equal clocks; Items before GC so content survives.
-    std::stable_sort(list.begin(), list.end(), [](const WireStruct* a, const WireStruct* b) {
-      if (a->clock != b->clock) return a->clock < b->clock;
-      if (a->len != b->len) return a->len > b->len;
-      return (a->ref != kRefGc) > (b->ref != kRefGc);
+  std::deque<std::string> owned;
+  lib0::Encoder body;           // the client blocks
+  size_t blocks = 0;
+  lib0::Encoder block;          // the block being written
+  size_t written = 0;
+  uint32_t block_client = 0;
+  auto flush = [&] {
+    if (written == 0) return;
+    body.VarUint(written);
+    body.Raw(block.buf().data(), block.size());
+    block = lib0::Encoder();
+    written = 0;
+    ++blocks;
+  };
+  auto write = [&](const WireStruct& st) {
+    if (written > 0 && block_client != st.client) flush();
+    if (written == 0) {
+      block_client = st.client;
+      block.VarUint(st.client);
+      block.VarUint(st.clock);
+    }
+    WriteStruct(block, st);
+    ++written;
+  };
+  auto end_of = [](const WireStruct& st) { return uint64_t{st.clock} + st.len; };
+  std::optional<WireStruct> cw;  // Yjs currWrite
+  std::vector<Stream*> order;
+  while (true) {
+    order.clear();
+    for (auto& st : all) {
+      if (st.curr()) order.push_back(&st);
+    }
+    if (order.empty()) break;
+    // Stable, like Array.prototype.sort: earlier updates first on ties.
+    std::stable_sort(order.begin(), order.end(), [](const Stream* a, const Stream* b) {
+      const WireStruct& x = *a->curr();
+      const WireStruct& y = *b->curr();
+      if (x.client != y.client) return x.client > y.client;
+      return x.clock < y.clock;
     });
-    ClientStructs cs;
-    cs.client = client;
-    uint64_t next = list.empty() ? 0 : list[0]->clock;
-    for (const WireStruct* s : list) {
-      const uint64_t end = uint64_t{s->clock} + s->len;
-      if (end <= next) continue;
-      if (s->clock > next) {
-        WireStruct skip;
-        skip.ref = kRefSkip;
-        skip.client = client;
-        skip.clock = static_cast<uint32_t>(next);
-        skip.len = static_cast<uint32_t>(s->clock - next);
-        cs.structs.push_back(std::move(skip));
-        cs.structs.push_back(*s);
-      } else if (s->clock < next) {
-        cs.structs.push_back(SliceStruct(*s, static_cast<uint32_t>(next - s->clock), &out.owned));
-      } else {
-        cs.structs.push_back(*s);
+    Stream& dec = *order[0];
+    const uint32_t first_client = dec.curr()->client;
+    if (cw) {
+      const WireStruct* curr = dec.curr();
+      bool iterated = false;
+      while (curr && end_of(*curr) <= end_of(*cw) && curr->client >= cw->client) {
+        ++dec.next;
+        curr = dec.curr();
+        iterated = true;
       }
-      next = end;
+      if (!curr || curr->client != first_client || (iterated && curr->clock > end_of(*cw))) continue;
+      if (first_client != cw->client) {
+        write(*cw);
+        cw = *curr;
+        ++dec.next;
+      } else if (end_of(*cw) < curr->clock) {
+        if (cw->ref == kRefSkip) {
+          cw->len = static_cast<uint32_t>(end_of(*curr) - cw->clock);
+        } else {
+          write(*cw);
+          WireStruct skip;
+          skip.ref = kRefSkip;
+          skip.client = first_client;
+          skip.clock = static_cast<uint32_t>(end_of(*cw));
+          skip.len = static_cast<uint32_t>(curr->clock - end_of(*cw));
+          cw = std::move(skip);
+        }
+      } else {
+        WireStruct next = *curr;
+        const uint64_t diff = end_of(*cw) - curr->clock;
+        if (diff > 0) {
+          if (cw->ref == kRefSkip) {
+            cw->len -= static_cast<uint32_t>(diff);
+          } else {
+            next = SliceStruct(*curr, static_cast<uint32_t>(diff), &owned);
+          }
+        }
+        const bool merges = (cw->ref == kRefGc || cw->ref == kRefSkip) && cw->ref == next.ref;
+        if (merges) {
+          cw->len += next.len;
+        } else {
+          write(*cw);
+          cw = std::move(next);
+          ++dec.next;
+        }
+      }
+    } else {
+      cw = *dec.curr();
+      ++dec.next;
     }
-    out.clients.push_back(std::move(cs));
+    for (const WireStruct* n = dec.curr(); n && n->client == first_client &&
+                                           uint64_t{n->clock} == end_of(*cw) && n->ref != kRefSkip;
+         n = dec.curr()) {
+      write(*cw);
+      cw = *n;
+      ++dec.next;
+    }
   }
-  return EncodeUpdateV1(out);
+  if (cw) write(*cw);
+  flush();
+  DeleteSet ds;
+  for (auto& u : decoded) {
+    for (auto& [client, ranges] : u.ds.clients) {
+      for (auto r : ranges) ds.Add(client, r.clock, r.len);
+    }
+  }
+  ds.Normalize();
+  lib0::Encoder e;
+  e.VarUint(blocks);
+  e.Raw(body.buf().data(), body.size());
+  WriteDeleteSet(e, ds);
+  return e.Take();
 }
 
 Result<std::vector<uint8_t>> EncodeStateVectorFromUpdate(std::span<const uint8_t> update) {

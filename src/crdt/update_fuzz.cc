@@ -1,17 +1,20 @@
 // libFuzzer target over the Yjs v1 update decoder and integration. Invariants: no crash,
 // hang or leak; a rejected update leaves the doc byte-for-byte unchanged; an accepted one
-// re-encodes to an update that a fresh doc loads to the same text; the Doc-less functions
-// accept exactly what the decoder accepts. Seeds: testdata/fuzz/update_fuzz (Yjs output).
+// re-encodes to an update a fresh doc accepts; the Doc-less functions accept exactly what
+// the decoder accepts. What the doc ends up holding is checked against real Yjs by
+// tests/crdt/fuzz_diff.mjs over the corpus. Seeds: testdata/fuzz/update_fuzz.
 #include <cstddef>
 #include <cstdint>
 #include <span>
 #include <vector>
 
 #include "base/check.h"
+#include "base/log.h"
 #include "crdt/doc.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using pocket::crdt::Doc;
+  pocket::SetLogLevel(pocket::LogLevel::kError);  // the client-id warning, once per input
   std::span<const uint8_t> input(data, size);
   // A doc with some state of its own, so references into existing items are exercised.
   Doc doc(7);
@@ -26,9 +29,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!st.ok()) {
     PK_CHECK(*after == *before);
   } else {
+    // What the doc now holds must load into a fresh doc. (It need not load to the same
+    // text: an input can describe a history no peer could make, and then Yjs's result
+    // depends on integration order too; tests/crdt/fuzz_diff.mjs checks this target's
+    // corpus against real Yjs instead.)
     Doc copy(8);
     PK_CHECK(copy.ApplyUpdate(*after).ok());
-    PK_CHECK(copy.GetText("content").ToString() == doc.GetText("content").ToString());
     // Halves in reverse order must not crash either.
     Doc halves(9);
     const size_t mid = size / 2;

@@ -69,3 +69,21 @@ const save = (name, doc, updates) => {
   t.insert(4, 'slow ')
   save('keystrokes', doc, updates)
 }
+// 4. A remote update that reuses this doc's client id (7) for structs of its own, some of
+//    them pending. Yjs integrates what it can, keeps the rest pending (and sends it on in
+//    encodeStateAsUpdate), and changes its own client id. Input: collision-input.bin (found
+//    by update_fuzz).
+{
+  const doc = new Y.Doc(); doc.clientID = 7
+  const t = doc.getText('content')
+  t.insert(0, 'seed text 😀')
+  t.delete(2, 3)
+  Y.applyUpdate(doc, fs.readFileSync(path.join(out, 'collision-input.bin')))
+  save('collision', doc)
+  const reloaded = new Y.Doc()
+  Y.applyUpdate(reloaded, Y.encodeStateAsUpdate(doc))
+  const meta = JSON.parse(fs.readFileSync(path.join(out, 'collision.json')))
+  meta.clientIdChanged = doc.clientID !== 7
+  meta.reloadedText = reloaded.getText('content').toString()
+  fs.writeFileSync(path.join(out, 'collision.json'), JSON.stringify(meta, null, 1) + '\n')
+}

@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "base/log.h"
 #include "crdt/doc.h"
 
 namespace {
@@ -58,6 +59,7 @@ struct Peer {
 
 int main() {
   std::ios::sync_with_stdio(false);
+  pocket::SetLogLevel(pocket::LogLevel::kError);  // client-id changes are expected here
   std::map<std::string, Peer> peers;
   std::string line;
   while (std::getline(std::cin, line)) {
