@@ -31,6 +31,11 @@ class MappedFile {
   const std::byte* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  // Drops the pages lying wholly inside [p, p + n) from this process's resident memory
+  // (madvise MADV_DONTNEED); touching them again reads them back from the file. For bytes
+  // that were copied elsewhere (repacked weights), so RSS counts them once. No-op for a
+  // range outside the mapping.
+  void Release(const void* p, size_t n) const;
 
  private:
   const std::byte* data_ = nullptr;

@@ -26,6 +26,9 @@ void AddModelFlags(CLI::App& app, ModelFlags* flags, bool with_ctx, bool with_te
                    "chat template to use instead of the model's: a builtin name (chatml, "
                    "llama3, ...) or Jinja source");
   }
+  app.add_flag("--no-repack", flags->no_repack,
+               "read every weight in place from the file instead of re-laying Q4_0/Q8_0 "
+               "matrices out for the CPU kernels at load (slower generation)");
   app.add_flag("-v,--verbose", flags->verbose, "print load and timing details to stderr");
 }
 
@@ -90,6 +93,7 @@ Result<std::shared_ptr<runtime::Engine>> LoadEngine(const std::string& model_pat
   runtime::EngineOptions opts;
   opts.threads = flags.threads;
   opts.context_length = flags.ctx_size;
+  opts.repack = !flags.no_repack;
   PK_ASSIGN_OR_RETURN(auto engine, runtime::Engine::Load(model_path, opts));
   if (!flags.chat_template.empty()) {
     PK_RETURN_IF_ERROR(engine->SetChatTemplate(flags.chat_template));

@@ -21,9 +21,10 @@ struct ModelFlags {
   int ctx_size = 0;           // -c/--ctx-size; 0 = the model's, capped at 4096
   std::string chat_template;  // --chat-template: builtin name or Jinja source
   bool verbose = false;       // -v/--verbose
+  bool no_repack = false;     // --no-repack
 };
-// Adds -m/--model, -t/--threads, -c/--ctx-size (unless `with_ctx` is false), -v/--verbose
-// and, when `with_template`, --chat-template.
+// Adds -m/--model, -t/--threads, -c/--ctx-size (unless `with_ctx` is false), --no-repack,
+// -v/--verbose and, when `with_template`, --chat-template.
 void AddModelFlags(CLI::App& app, ModelFlags* flags, bool with_ctx = true,
                    bool with_template = false);
 

@@ -443,10 +443,15 @@ Result<GgufFile> GgufFile::Open(const std::string& path, GgufOpenOptions options
   auto holder = std::make_shared<MappedFile>(std::move(mapped).value());
   GgufFile f;
   f.bytes_ = holder->bytes();
+  f.mapping_ = holder.get();
   f.holder_ = std::move(holder);
   f.path_ = path;
   PK_RETURN_IF_ERROR(GgufParser(f, options).Parse());
   return f;
+}
+
+void GgufFile::ReleasePages(const void* p, size_t n) const {
+  if (mapping_ != nullptr) mapping_->Release(p, n);
 }
 
 Result<GgufFile> GgufFile::FromBytes(std::string bytes, std::string name,

@@ -30,6 +30,10 @@
 #include "tensor/dtype.h"
 #include "tensor/tensor.h"
 
+namespace pocket {
+class MappedFile;
+}  // namespace pocket
+
 namespace pocket::formats {
 
 enum class GgufType : uint32_t {
@@ -159,10 +163,15 @@ class GgufFile {
   // The tensor as a TensorView over the mapping (missing dims are 1); same lifetime.
   // REQUIRES: t.supported.
   tensor::TensorView View(const TensorInfo& t) const;
+  // Lets the OS drop the resident pages of [p, p + n) when the file is memory-mapped (they
+  // are read back from the file if touched); no-op for FromBytes files. For tensors whose
+  // bytes were copied into another layout.
+  void ReleasePages(const void* p, size_t n) const;
 
  private:
   friend class GgufParser;
   std::shared_ptr<const void> holder_;  // owns the mapping or the in-memory bytes
+  const MappedFile* mapping_ = nullptr;  // holder_'s mapping when the file is mapped
   std::span<const std::byte> bytes_;
   std::string path_;
   uint32_t version_ = 0;

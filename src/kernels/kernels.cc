@@ -224,7 +224,8 @@ void MatMul(const PackedWeight& w, const float* x, size_t num_tokens, float* y,
 
 void PackedWeight::Free::operator()(uint8_t* p) const { std::free(p); }
 
-PackedWeight PackedWeight::Pack(const tensor::TensorView& w) {
+PackedWeight PackedWeight::Pack(const tensor::TensorView& w,
+                                const std::function<void(const void*, size_t)>& consumed) {
   PackedWeight p;
   p.view_ = w;
   const bool q4 = w.dtype == DType::kQ4_0;
@@ -238,7 +239,14 @@ PackedWeight PackedWeight::Pack(const tensor::TensorView& w) {
   auto* out = static_cast<uint8_t*>(std::aligned_alloc(64, (p.size_bytes_ + 63) / 64 * 64));
   PK_CHECK(out != nullptr);
   p.data_.reset(out);
+  const size_t row_bytes = nb * block_bytes;
+  const size_t release_groups = std::max<size_t>(1, (size_t{4} << 20) / (8 * row_bytes));
+  size_t released_rows = 0;
   for (size_t g = 0; g < groups; ++g) {
+    if (consumed && g > 0 && (g % release_groups == 0)) {
+      consumed(w.row(static_cast<int64_t>(released_rows)), (8 * g - released_rows) * row_bytes);
+      released_rows = 8 * g;
+    }
     for (size_t j = 0; j < 8; ++j) {
       const auto* row = reinterpret_cast<const uint8_t*>(
           w.row(static_cast<int64_t>(std::min(8 * g + j, rows - 1))));
@@ -255,6 +263,9 @@ PackedWeight PackedWeight::Pack(const tensor::TensorView& w) {
         }
       }
     }
+  }
+  if (consumed && released_rows < rows) {
+    consumed(w.row(static_cast<int64_t>(released_rows)), (rows - released_rows) * row_bytes);
   }
   return p;
 }

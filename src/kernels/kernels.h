@@ -20,6 +20,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -79,7 +80,10 @@ void MatMul(const tensor::TensorView& w, const float* x, size_t num_tokens, floa
 class PackedWeight {
  public:
   PackedWeight() = default;
-  static PackedWeight Pack(const tensor::TensorView& w);
+  // `consumed`, when set, is called with each stretch of w's bytes once it has been copied
+  // (a few MiB at a time, in order), so the caller can release the source as packing goes.
+  static PackedWeight Pack(const tensor::TensorView& w,
+                           const std::function<void(const void*, size_t)>& consumed = {});
   const tensor::TensorView& view() const { return view_; }
   bool packed() const { return data_ != nullptr; }
   const uint8_t* data() const { return data_.get(); }

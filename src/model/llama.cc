@@ -82,6 +82,27 @@ struct LlamaModel::Impl {
     int start_pos;
   };
 
+  // Packed copies of the matrices (LoadOptions::repack); a matrix that the kernels read
+  // in place has no packed data, and the forward pass reads its view then.
+  struct LayerPacked {
+    kernels::PackedWeight wq, wk, wv, wo, gate, up, down;
+  };
+  void Pack(const LlamaWeights& w, const formats::GgufFile& gguf, bool repack) {
+    auto pack = [&](const tensor::TensorView& m) {
+      if (!repack) return kernels::PackedWeight();
+      return kernels::PackedWeight::Pack(
+          m, [&](const void* p, size_t n) { gguf.ReleasePages(p, n); });
+    };
+    packed.reserve(w.layers.size());
+    for (const LayerWeights& l : w.layers) {
+      packed.push_back({pack(l.wq), pack(l.wk), pack(l.wv), pack(l.wo), pack(l.w_gate),
+                        pack(l.w_up), pack(l.w_down)});
+    }
+    output = pack(w.output);
+  }
+  std::vector<LayerPacked> packed;
+  kernels::PackedWeight output;
+
   ThreadPool pool;
   kernels::Workspace ws;
   bool allocated = false;
@@ -99,6 +120,7 @@ LlamaModel::LlamaModel(std::unique_ptr<formats::GgufFile> gguf, LlamaConfig conf
     : gguf_(std::move(gguf)), config_(std::move(config)), weights_(std::move(weights)) {
   weight_bytes_ = weights_.size_bytes();
   impl_ = std::make_unique<Impl>(config_, weights_, opts);
+  impl_->Pack(weights_, *gguf_, opts.repack);
 }
 
 LlamaModel::~LlamaModel() = default;
@@ -245,19 +267,31 @@ Status LlamaModel::Run(std::span<BatchEntry> batch, bool want_logits, std::vecto
     }
 
     kernels::GetRows(weights_.token_embd, s.ids.data(), rows, s.x.get());
+    // A matrix's packed copy when it has one, else its view in the mapping.
+    auto packed = [](const kernels::PackedWeight& p) { return p.packed() ? &p : nullptr; };
+    auto matmul = [&](const tensor::TensorView& w, const kernels::PackedWeight& p,
+                      const float* x, size_t n, float* y) {
+      if (p.packed()) {
+        kernels::MatMul(p, x, n, y, s.pool, s.ws);
+      } else {
+        kernels::MatMul(w, x, n, y, s.pool, s.ws);
+      }
+    };
     for (int l = 0; l < c.num_layers; ++l) {
       const LayerWeights& lw = weights_.layers[static_cast<size_t>(l)];
+      const Impl::LayerPacked& lp = s.packed[static_cast<size_t>(l)];
       kernels::RmsNorm(s.x.get(), static_cast<const float*>(lw.attn_norm.data), c.rms_eps, d,
                        rows, s.xn.get());
       if (ActivationKind(lw.wq.dtype) == ActivationKind(lw.wk.dtype) &&
           ActivationKind(lw.wq.dtype) == ActivationKind(lw.wv.dtype)) {
-        const kernels::MatMulJob jobs[] = {{lw.wq, s.q.get()}, {lw.wk, s.k.get()},
-                                           {lw.wv, s.v.get()}};
+        const kernels::MatMulJob jobs[] = {{lw.wq, s.q.get(), packed(lp.wq)},
+                                           {lw.wk, s.k.get(), packed(lp.wk)},
+                                           {lw.wv, s.v.get(), packed(lp.wv)}};
         kernels::MatMulShared(jobs, s.xn.get(), rows, s.pool, s.ws);
       } else {
-        kernels::MatMul(lw.wq, s.xn.get(), rows, s.q.get(), s.pool, s.ws);
-        kernels::MatMul(lw.wk, s.xn.get(), rows, s.k.get(), s.pool, s.ws);
-        kernels::MatMul(lw.wv, s.xn.get(), rows, s.v.get(), s.pool, s.ws);
+        matmul(lw.wq, lp.wq, s.xn.get(), rows, s.q.get());
+        matmul(lw.wk, lp.wk, s.xn.get(), rows, s.k.get());
+        matmul(lw.wv, lp.wv, s.xn.get(), rows, s.v.get());
       }
       if (c.qkv_bias) {
         for (size_t r = 0; r < rows; ++r) {
@@ -297,20 +331,21 @@ Status LlamaModel::Run(std::span<BatchEntry> batch, bool want_logits, std::vecto
                            static_cast<size_t>(c.num_heads), static_cast<size_t>(seg.start_pos),
                            kv, scale, s.att.get() + seg.first_row * q_dim, s.pool, s.ws);
       }
-      kernels::MatMul(lw.wo, s.att.get(), rows, s.o.get(), s.pool, s.ws);
+      matmul(lw.wo, lp.wo, s.att.get(), rows, s.o.get());
       kernels::Add(s.x.get(), s.o.get(), rows * d, s.x.get());
 
       kernels::RmsNorm(s.x.get(), static_cast<const float*>(lw.ffn_norm.data), c.rms_eps, d,
                        rows, s.xn.get());
       if (ActivationKind(lw.w_gate.dtype) == ActivationKind(lw.w_up.dtype)) {
-        const kernels::MatMulJob jobs[] = {{lw.w_gate, s.gate.get()}, {lw.w_up, s.up.get()}};
+        const kernels::MatMulJob jobs[] = {{lw.w_gate, s.gate.get(), packed(lp.gate)},
+                                           {lw.w_up, s.up.get(), packed(lp.up)}};
         kernels::MatMulShared(jobs, s.xn.get(), rows, s.pool, s.ws);
       } else {
-        kernels::MatMul(lw.w_gate, s.xn.get(), rows, s.gate.get(), s.pool, s.ws);
-        kernels::MatMul(lw.w_up, s.xn.get(), rows, s.up.get(), s.pool, s.ws);
+        matmul(lw.w_gate, lp.gate, s.xn.get(), rows, s.gate.get());
+        matmul(lw.w_up, lp.up, s.xn.get(), rows, s.up.get());
       }
       kernels::SwiGLU(s.gate.get(), s.up.get(), rows * ff, s.gate.get());
-      kernels::MatMul(lw.w_down, s.gate.get(), rows, s.o.get(), s.pool, s.ws);
+      matmul(lw.w_down, lp.down, s.gate.get(), rows, s.o.get());
       kernels::Add(s.x.get(), s.o.get(), rows * d, s.x.get());
     }
     for (const Impl::Segment& seg : s.segments) {
@@ -331,8 +366,7 @@ Status LlamaModel::Run(std::span<BatchEntry> batch, bool want_logits, std::vecto
     kernels::RmsNorm(s.xn.get(), static_cast<const float*>(weights_.output_norm.data), c.rms_eps,
                      d, n_out, dst);
     if (want_logits) {
-      kernels::MatMul(weights_.output, s.o.get(), n_out, out->data() + first_out * width,
-                      s.pool, s.ws);
+      matmul(weights_.output, s.output, s.o.get(), n_out, out->data() + first_out * width);
     }
   }
   return Status::Ok();

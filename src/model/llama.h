@@ -1,7 +1,8 @@
 // LlamaModel: a Llama-family decoder (arch "llama": Llama 2/3/3.2, SmolLM/SmolLM2,
 // TinyLlama, Mistral with full attention; arch "qwen2": Qwen2/2.5 with QKV bias and NeoX
-// RoPE) loaded from GGUF and run on the CPU kernels. Weights stay views into the file's
-// memory map (never copied); activations live in workspaces allocated at load, so a decode
+// RoPE) loaded from GGUF and run on the CPU kernels. Weights are views into the file's
+// memory map, except the matrices LoadOptions::repack re-lays out once at load (their file
+// pages are then released); activations live in workspaces allocated at load, so a decode
 // step allocates nothing. Several sequences run in one batched forward: their tokens are
 // stacked into one activation matrix for the matmuls, and attention runs per sequence on
 // its own KvCache. A sequence's results are bit-identical whether it runs alone or batched
@@ -40,6 +41,12 @@ struct LoadOptions {
   // Positions of the RoPE cos/sin table built at load; it doubles (up to context_length)
   // when a forward pass reaches further, so a long context costs table memory only if used.
   int rope_positions = 4096;
+  // Re-lay the Q4_0 matrices (and Q8_0 ones on CPUs with AVX512-VNNI) once at load into the
+  // kernels' interleaved layout (kernels::PackedWeight; llama.cpp repacks the same way),
+  // which decode streams faster. The file pages they were copied from are released as
+  // packing goes, so resident memory still holds each weight byte about once. false: every
+  // matrix is read in place from the mapping. Results are bit-identical either way.
+  bool repack = true;
 };
 
 // One sequence's slice of a batch. `tokens` continue the sequence at position start_pos.

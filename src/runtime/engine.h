@@ -63,6 +63,7 @@ struct GenerateResult {
 struct EngineOptions {
   int threads = 0;         // 0 = all cores
   int context_length = 0;  // 0 = the model's, capped at 4096
+  bool repack = true;      // model::LoadOptions::repack
 };
 
 class Session;
