@@ -9,6 +9,7 @@ APT_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libhwy-dev libboost-dev nlohmann-json3-dev libcli11-dev libtomlplusplus-dev
   libsqlite3-dev libssl-dev libsodium-dev libzstd-dev zlib1g-dev libpcre2-dev
+  openssl ca-certificates
   python3 chromium chromium-driver
 )
 # Node.js and npm: Debian's nodejs + npm unless a node with npm is already installed (the

@@ -1,10 +1,15 @@
 // A small blocking HTTP/1.1 client (Boost.Beast) for OpenAI-compatible remote backends
-// and for `pocket top`. Plain http:// only: https:// URLs return NotSupported (TLS is
-// left out for now; put a TLS-terminating proxy on loopback in front of a cloud API).
-// One deadline covers connect, write and the whole response, so a slow or stalled peer
-// costs at most timeout_ms. Errors are IOError whose message starts with one of
-// "timeout", "unreachable", "reset", "bad_response" (the router uses it as the
-// fallback reason). Thread safety: each call is independent (own io_context).
+// and for `pocket top`. http:// over plain TCP, https:// over TLS (Boost.Asio SSL on
+// OpenSSL): TLS 1.2 or newer, the peer's certificate chain verified against the system's
+// trust store (or `ca_file`), the certificate checked against the URL's host name or IP
+// address, SNI sent for host names. Both schemes share one request/response path.
+// One deadline covers connect, TLS handshake, write and the whole response, so a slow or
+// stalled peer costs at most timeout_ms. Errors are IOError whose message starts with one
+// of "timeout", "unreachable", "reset", "bad_response", "tls" (handshake failed: protocol,
+// version, a CA file that does not load) or "tls_verify" (the certificate was refused:
+// untrusted chain, wrong host, expired); the router uses that word as the fallback reason.
+// Thread safety: calls may run on any threads at once; each has its own io_context and
+// connection, and TLS contexts (trust stores) are loaded once and shared read-only.
 #pragma once
 
 #include <cstdint>
@@ -17,12 +22,14 @@
 namespace pocket::router {
 
 struct Url {
-  std::string host;
-  std::string port = "80";
+  bool tls = false;        // https://
+  std::string host;        // without brackets for IPv6 literals
+  std::string port = "80";  // "443" by default for https
   std::string path = "/";  // path prefix, never empty
 };
 
-// Parses "http://host[:port][/path]". NotSupported for https, InvalidArgument otherwise.
+// Parses "http://host[:port][/path]" and "https://host[:port][/path]" (IPv6 literals as
+// [::1]). InvalidArgument naming the URL for anything else.
 Result<Url> ParseUrl(const std::string& url);
 
 struct HttpResponse {
@@ -39,8 +46,17 @@ struct HttpRequest {
   std::string body;
   int64_t timeout_ms = 30000;
   uint64_t max_response_bytes = 64ull << 20;
+  // https only: a PEM file of CA certificates to trust instead of the system's store.
+  // "" = the system's default verify paths, which OpenSSL lets SSL_CERT_FILE and
+  // SSL_CERT_DIR override.
+  std::string ca_file;
 };
 
 Result<HttpResponse> HttpFetch(const HttpRequest& request);
+
+// Loads `ca_file` the way an https call would, so a bad path or a file with no PEM
+// certificate is reported at start-up rather than as a fallback on every request.
+// InvalidArgument "ca_file '<path>': <reason>".
+Status CheckCaFile(const std::string& ca_file);
 
 }  // namespace pocket::router

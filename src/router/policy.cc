@@ -137,6 +137,7 @@ Status ParseBackend(const std::string& name, const toml::table& t, const Ctx& ct
   PK_RETURN_IF_ERROR(soft("model", &b->model));
   PK_RETURN_IF_ERROR(soft("base_url", &b->base_url));
   PK_RETURN_IF_ERROR(soft("api_key", &b->api_key));
+  PK_RETURN_IF_ERROR(soft("ca_file", &b->ca_file));
   PK_RETURN_IF_ERROR(ReadNumber(t, "price_input_per_1k", ctx, &b->price_input_per_1k));
   PK_RETURN_IF_ERROR(ReadNumber(t, "price_output_per_1k", ctx, &b->price_output_per_1k));
   PK_RETURN_IF_ERROR(ReadInt(t, "context_length", ctx, &b->context_length));

@@ -25,6 +25,9 @@ struct Backend {
   std::string model;             // local: model file (or "" = the default); remote: model id sent
   std::string base_url;          // remote: "http://host:port/v1"
   std::string api_key;           // remote: bearer token ("" = none sent)
+  // remote, https only: PEM file of the CAs to trust instead of the system's store
+  // ("" = the system's, which honours SSL_CERT_FILE / SSL_CERT_DIR).
+  std::string ca_file;
   double price_input_per_1k = 0;   // USD per 1000 prompt tokens
   double price_output_per_1k = 0;  // USD per 1000 completion tokens
   int64_t context_length = 0;      // tokens; 0 = unknown (local: the model's own)

@@ -8,6 +8,13 @@ namespace pocket::router {
 Result<std::unique_ptr<Router>> Router::Create(Policy policy,
                                                const std::string& default_ledger_path) {
   PK_ASSIGN_OR_RETURN(PrivacyClassifier classifier, PrivacyClassifier::Create(policy.privacy));
+  // A CA file that does not load would fail every https call of that backend; say so at
+  // start-up instead of as a fallback on each request.
+  for (const Backend& b : policy.backends) {
+    if (b.kind != BackendKind::kRemote || !b.disabled_reason.empty() || b.ca_file.empty()) continue;
+    if (Status s = CheckCaFile(b.ca_file); !s.ok())
+      return s.WithContext("backend '" + b.name + "'");
+  }
   const std::string path = policy.ledger_path.empty() ? default_ledger_path : policy.ledger_path;
   PK_ASSIGN_OR_RETURN(std::unique_ptr<Ledger> ledger, Ledger::Open(path));
   return std::unique_ptr<Router>(
@@ -53,6 +60,7 @@ Result<RemoteReply> Router::CallRemote(const Backend& backend, const std::string
   if (!backend.api_key.empty()) req.headers.emplace_back("authorization", "Bearer " + backend.api_key);
   req.body = body.dump();
   req.timeout_ms = backend.timeout_ms;
+  req.ca_file = backend.ca_file;
   PK_ASSIGN_OR_RETURN(HttpResponse res, HttpFetch(req));
   if (res.status < 200 || res.status > 299)
     return Status::IOError("http_" + std::to_string(res.status) + ": " + backend.name + " " +

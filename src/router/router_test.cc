@@ -1,8 +1,19 @@
 #include <gtest/gtest.h>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <functional>
+#include <future>
 #include <map>
 #include <thread>
 
@@ -420,14 +431,185 @@ TEST(RouterTest, RemoteUnreachableIsIoError) {
 TEST(UrlTest, Parses) {
   auto u = ParseUrl("http://127.0.0.1:8080/v1");
   ASSERT_TRUE(u.ok());
+  EXPECT_FALSE(u->tls);
   EXPECT_EQ(u->host, "127.0.0.1");
   EXPECT_EQ(u->port, "8080");
   EXPECT_EQ(u->path, "/v1");
+  EXPECT_EQ(ParseUrl("http://example.com")->port, "80");
+  EXPECT_EQ(ParseUrl("http://example.com")->path, "/");
   EXPECT_EQ(ParseUrl("http://[::1]:9/x")->host, "::1");
-  EXPECT_EQ(ParseUrl("https://api.example.com/v1").status().code(), StatusCode::kNotSupported);
   EXPECT_FALSE(ParseUrl("ftp://x").ok());
   EXPECT_FALSE(ParseUrl("http://h:99999/").ok());
   EXPECT_FALSE(ParseUrl("http://:80/").ok());
+}
+
+TEST(UrlTest, ParsesHttpsWithDefaultPort443) {
+  auto u = ParseUrl("https://api.example.com/v1");
+  ASSERT_TRUE(u.ok()) << u.status().ToString();
+  EXPECT_TRUE(u->tls);
+  EXPECT_EQ(u->host, "api.example.com");
+  EXPECT_EQ(u->port, "443");
+  EXPECT_EQ(u->path, "/v1");
+  auto p = ParseUrl("https://localhost:8443");
+  ASSERT_TRUE(p.ok());
+  EXPECT_TRUE(p->tls);
+  EXPECT_EQ(p->port, "8443");
+  EXPECT_EQ(p->path, "/");
+  auto v6 = ParseUrl("https://[::1]/v1");
+  ASSERT_TRUE(v6.ok());
+  EXPECT_EQ(v6->host, "::1");
+  EXPECT_EQ(v6->port, "443");
+  EXPECT_FALSE(ParseUrl("https://").ok());
+  EXPECT_FALSE(ParseUrl("https://h:/v1").ok());
+  EXPECT_FALSE(ParseUrl("https:/h/v1").ok());
+}
+
+TEST(PolicyTest, ParsesCaFileWithEnv) {
+  auto p = ParsePolicy("[backends.cloud]\nkind = \"openai\"\nbase_url = \"https://gw:8443/v1\"\n"
+                       "model = \"m\"\nca_file = \"${DIR}/ca.pem\"\n",
+                       FakeEnv({{"DIR", "/etc/pocket"}}));
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->FindBackend("cloud")->ca_file, "/etc/pocket/ca.pem");
+}
+
+TEST(RouterTest, MissingCaFileFailsAtStartNamingIt) {
+  Policy p = MustParse(kPolicy, {{"URL", "https://127.0.0.1:1/v1"}, {"KEY", "k"}});
+  for (auto& b : p.backends)
+    if (b.name == "cloud") b.ca_file = "/nonexistent/pocket-ca.pem";
+  auto router = Router::Create(p, ":memory:");
+  ASSERT_FALSE(router.ok());
+  EXPECT_NE(router.status().message().find("backend 'cloud'"), std::string::npos)
+      << router.status().message();
+  EXPECT_NE(router.status().message().find("/nonexistent/pocket-ca.pem"), std::string::npos)
+      << router.status().message();
+}
+
+TEST(RouterTest, CaFileWithoutCertificatesIsRejected) {
+  const std::string path = ::testing::TempDir() + "/pocket-not-a-ca.pem";
+  { std::ofstream(path) << "not a certificate\n"; }
+  const Status s = CheckCaFile(path);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find(path), std::string::npos) << s.message();
+  std::filesystem::remove(path);
+}
+
+// A self-signed certificate made in memory (never written to the repository), PEM.
+std::string SelfSignedCertPem() {
+  EVP_PKEY* key = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256");
+  X509* cert = X509_new();
+  X509_set_version(cert, 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
+  X509_gmtime_adj(X509_getm_notBefore(cert), 0);
+  X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
+  X509_set_pubkey(cert, key);
+  X509_NAME* name = X509_get_subject_name(cert);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>("pocket test"), -1, -1, 0);
+  X509_set_issuer_name(cert, name);
+  X509_sign(cert, key, EVP_sha256());
+  BIO* bio = BIO_new(BIO_s_mem());
+  PEM_write_bio_X509(bio, cert);
+  char* data = nullptr;
+  const long size = BIO_get_mem_data(bio, &data);
+  std::string pem(data, static_cast<size_t>(size));
+  BIO_free(bio);
+  X509_free(cert);
+  EVP_PKEY_free(key);
+  return pem;
+}
+
+TEST(RouterTest, CaFileIsLoadedAgainWhenItChanges) {
+  const std::string path = ::testing::TempDir() + "/pocket-rotating-ca.pem";
+  { std::ofstream(path) << SelfSignedCertPem(); }
+  EXPECT_TRUE(CheckCaFile(path).ok()) << CheckCaFile(path).ToString();
+  { std::ofstream(path) << "rotated to garbage\n"; }
+  std::filesystem::last_write_time(
+      path, std::filesystem::last_write_time(path) + std::chrono::seconds(2));
+  const Status s = CheckCaFile(path);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << "the cached context was reused";
+  std::filesystem::remove(path);
+}
+
+// A loopback TCP listener that accepts one connection and hands it to `serve` on its
+// own thread: peers that misbehave at the TLS layer, without certificates.
+class OneShotServer {
+ public:
+  explicit OneShotServer(std::function<void(boost::asio::ip::tcp::socket&)> serve)
+      : acceptor_(ioc_, {boost::asio::ip::make_address("127.0.0.1"), 0}) {
+    thread_ = std::thread([this, serve = std::move(serve)] {
+      boost::system::error_code ec;
+      boost::asio::ip::tcp::socket socket(ioc_);
+      acceptor_.accept(socket, ec);
+      if (!ec) serve(socket);
+    });
+  }
+  ~OneShotServer() { thread_.join(); }
+  std::string port() const { return std::to_string(acceptor_.local_endpoint().port()); }
+
+ private:
+  boost::asio::io_context ioc_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::thread thread_;
+};
+
+TEST(HttpsTest, PlainHttpPeerFailsTheHandshakeAsTls) {
+  OneShotServer server([](boost::asio::ip::tcp::socket& s) {
+    char buf[512];
+    boost::system::error_code ec;
+    s.read_some(boost::asio::buffer(buf), ec);  // the ClientHello
+    const std::string_view reply = "HTTP/1.1 400 Bad Request\r\n\r\n";
+    boost::asio::write(s, boost::asio::buffer(reply), ec);
+  });
+  HttpRequest req;
+  req.url = "https://127.0.0.1:" + server.port() + "/v1/models";
+  req.timeout_ms = 5000;
+  auto res = HttpFetch(req);
+  ASSERT_FALSE(res.ok());
+  EXPECT_EQ(res.status().code(), StatusCode::kIOError);
+  EXPECT_EQ(res.status().message().rfind("tls: GET " + req.url + ": TLS handshake failed", 0), 0u)
+      << res.status().message();
+}
+
+TEST(HttpsTest, SilentPeerTimesOutDuringHandshake) {
+  std::promise<void> client_done;
+  auto finished = client_done.get_future();
+  OneShotServer server([&](boost::asio::ip::tcp::socket&) { finished.wait(); });
+  HttpRequest req;
+  req.url = "https://127.0.0.1:" + server.port() + "/v1/models";
+  req.timeout_ms = 300;
+  auto res = HttpFetch(req);
+  client_done.set_value();
+  ASSERT_FALSE(res.ok());
+  EXPECT_EQ(res.status().message().rfind("timeout", 0), 0u) << res.status().message();
+}
+
+TEST(HttpsTest, PeerClosingDuringHandshakeIsReset) {
+  OneShotServer server([](boost::asio::ip::tcp::socket& s) {
+    char buf[512];
+    boost::system::error_code ec;
+    s.read_some(boost::asio::buffer(buf), ec);
+    s.close(ec);
+  });
+  HttpRequest req;
+  req.url = "https://127.0.0.1:" + server.port() + "/";
+  req.timeout_ms = 5000;
+  auto res = HttpFetch(req);
+  ASSERT_FALSE(res.ok());
+  EXPECT_EQ(res.status().message().rfind("reset", 0), 0u) << res.status().message();
+}
+
+TEST(HttpsTest, UnreachableAndBadCaFileAreClassified) {
+  HttpRequest req;
+  req.url = "https://127.0.0.1:1/v1";
+  req.timeout_ms = 2000;
+  auto down = HttpFetch(req);
+  ASSERT_FALSE(down.ok());
+  EXPECT_EQ(down.status().message().rfind("unreachable", 0), 0u) << down.status().message();
+  req.ca_file = "/nonexistent/ca.pem";
+  auto bad_ca = HttpFetch(req);
+  ASSERT_FALSE(bad_ca.ok());
+  EXPECT_EQ(bad_ca.status().message().rfind("tls: ", 0), 0u) << bad_ca.status().message();
+  EXPECT_NE(bad_ca.status().message().find("/nonexistent/ca.pem"), std::string::npos);
 }
 
 }  // namespace
