@@ -7,8 +7,9 @@
 // (by host name and by IP literal, ca_file or SSL_CERT_FILE); (b) a CA the router does not
 // trust makes the call fail verification and fall back locally, the reason in
 // x-pocket-route and the log; (c) a certificate for another host name / address is
-// refused the same way; (d) private requests never reach the TLS endpoint; a stalled
-// remote behind TLS times out like a plain one; a bad ca_file stops start-up naming it.
+// refused the same way; (d) private requests never reach the TLS endpoint; a remote
+// behind TLS that stalls, drops the connection or answers 500 falls back like a plain one;
+// a bad ca_file stops start-up naming it.
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadOpenAI, startServer, check, eq, done, tmpDir } from './lib.mjs';
@@ -30,6 +31,9 @@ const cloud = await startServer(['--fake-model', 'big', '--quiet']);
 const proxy = await startFaultProxy(cloud.url);
 const tlsGood = await startTlsProxy(proxy.url, { key: good.key, cert: good.cert });
 const tlsWrong = await startTlsProxy(proxy.url, { key: wrong.key, cert: wrong.cert });
+// Offers TLS 1.0-1.1 only (SECLEVEL=0 lets node's OpenSSL 3 speak them at all).
+const tlsOld = await startTlsProxy(proxy.url, { key: good.key, cert: good.cert, minVersion: 'TLSv1',
+                                               maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' });
 
 function backend(name, url, caFile) {
   return `[backends.${name}]
@@ -72,6 +76,7 @@ const policy = writePolicy('main', [
 const local = await startServer(['--fake-model', 'tiny', '--policy', policy]);
 const client = new OpenAI({ baseURL: `${local.url}/v1`, apiKey: 'unused', maxRetries: 0 });
 let extra = null;
+const eq1 = (list, x) => list.length === 1 && list[0] === x;
 
 async function ask(content, { headers = {}, pocket, model = 'auto', stream = false, via = client } = {}) {
   const body = { model, messages: [{ role: 'user', content }], max_tokens: 10, seed: 1 };
@@ -153,10 +158,14 @@ try {
   check(proxy.log().length === seen && !proxy.log().some((e) => e.body.includes('SECRET-MARKER')),
         'no private text got through');
 
-  // The plain path's deadline holds behind TLS: a stalled remote falls back as a timeout.
-  await proxy.set({ mode: 'delay', delay_ms: 3000 });
-  const r7 = await ask('Explain gravity.', { model: 'cloud' });
-  check(r7.route === 'local; reason=fallback; remote=cloud; error=timeout', `stalled https remote -> ${r7.route}`);
+  // The plain path's failure handling holds behind TLS: a stalled remote is a timeout (one
+  // deadline), a connection dropped mid-request (no close_notify) a reset, a 500 a 500.
+  for (const [mode, want] of [['delay', 'timeout'], ['reset', 'reset'], ['error500', 'http_500']]) {
+    await proxy.set({ mode, delay_ms: 3000 });
+    const r = await ask('Explain gravity.', { model: 'cloud' });
+    check(r.route === `local; reason=fallback; remote=cloud; error=${want}` && r.text.length > 0,
+          `${mode} behind https -> ${r.route}`);
+  }
   await proxy.set({ mode: 'pass' });
 
   // SSL_CERT_FILE replaces the system store for backends without ca_file (OpenSSL's own
@@ -167,6 +176,23 @@ try {
   const r8 = await ask('Hi', { model: 'cloud',
                                via: new OpenAI({ baseURL: `${extra.url}/v1`, apiKey: 'unused', maxRetries: 0 }) });
   check(r8.route?.startsWith('remote=cloud') && r8.model === 'big', `SSL_CERT_FILE trusts the CA -> ${r8.route}`);
+  await extra.stop();
+  extra = null;
+
+  // TLS 1.2 is the floor, set by the client itself: with OPENSSL_CONF=/dev/null the
+  // system's openssl.cnf (Debian: MinProtocol = TLSv1.2) is not read, so only Pocket's own
+  // minimum keeps TLS 1.0/1.1 out of the ClientHello; the endpoint then finds no common
+  // version (ERR_SSL_UNSUPPORTED_PROTOCOL; without the floor it would get as far as
+  // OpenSSL's refusal of TLS 1.1's legacy signature, an internal_error alert).
+  const oldPolicy = writePolicy('old', [['cloud', `https://localhost:${tlsOld.port}/v1`, ca.caFile]]);
+  extra = await startServer(['--fake-model', 'tiny', '--policy', oldPolicy],
+                            { env: { OPENSSL_CONF: '/dev/null' } });
+  const r9 = await ask('Hi', { model: 'cloud',
+                               via: new OpenAI({ baseURL: `${extra.url}/v1`, apiKey: 'unused', maxRetries: 0 }) });
+  check(r9.route === 'local; reason=fallback; remote=cloud; error=tls', `TLS 1.1 endpoint refused -> ${r9.route}`);
+  check(extra.log().includes('TLS handshake failed: tlsv1 alert protocol version') &&
+        tlsOld.handshakes().length === 0 && eq1(tlsOld.failures(), 'ERR_SSL_UNSUPPORTED_PROTOCOL'),
+        `TLS 1.0/1.1 never offered (${tlsOld.failures().join(', ')})`);
   await extra.stop();
   extra = null;
 
@@ -186,6 +212,7 @@ try {
   await local.stop();
   await tlsGood.close();
   await tlsWrong.close();
+  await tlsOld.close();
   await proxy.close();
   await cloud.stop();
 }
