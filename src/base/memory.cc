@@ -1,6 +1,9 @@
 #include "base/memory.h"
 
+#include <sys/mman.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 namespace pocket {
@@ -29,5 +32,18 @@ uint64_t ReadKb(const char* file, const char* key) {
 uint64_t CurrentRssBytes() { return ReadKb("/proc/self/status", "VmRSS"); }
 uint64_t PeakRssBytes() { return ReadKb("/proc/self/status", "VmHWM"); }
 uint64_t AvailableMemoryBytes() { return ReadKb("/proc/meminfo", "MemAvailable"); }
+
+void* AllocateLarge(size_t bytes) {
+  constexpr size_t kHuge = size_t{2} << 20;
+  const size_t align = bytes >= kHuge ? kHuge : 64;
+  const size_t rounded = (bytes + align - 1) / align * align;
+  if (rounded < bytes) return nullptr;
+  void* p = std::aligned_alloc(align, rounded);
+  // Only a hint: with THP off the pages stay 4 KiB and everything still works.
+  if (p != nullptr && align == kHuge) ::madvise(p, rounded, MADV_HUGEPAGE);
+  return p;
+}
+
+void FreeLarge(void* p) { std::free(p); }
 
 }  // namespace pocket

@@ -9,6 +9,7 @@
 #include <numbers>
 
 #include "base/check.h"
+#include "base/memory.h"
 #include "kernels/cpu/cpu.h"
 #include "kernels/ref/ref.h"
 #include "tensor/quant.h"
@@ -222,7 +223,7 @@ void MatMul(const PackedWeight& w, const float* x, size_t num_tokens, float* y,
   MatMulShared(std::span<const MatMulJob>(&job, 1), x, num_tokens, pool, ws);
 }
 
-void PackedWeight::Free::operator()(uint8_t* p) const { std::free(p); }
+void PackedWeight::Free::operator()(uint8_t* p) const { FreeLarge(p); }
 
 PackedWeight PackedWeight::Pack(const tensor::TensorView& w,
                                 const std::function<void(const void*, size_t)>& consumed) {
@@ -236,7 +237,7 @@ PackedWeight PackedWeight::Pack(const tensor::TensorView& w,
   const size_t block_bytes = tensor::BlockBytes(w.dtype);
   const size_t groups = (rows + 7) / 8;
   p.size_bytes_ = groups * nb * pb;
-  auto* out = static_cast<uint8_t*>(std::aligned_alloc(64, (p.size_bytes_ + 63) / 64 * 64));
+  auto* out = static_cast<uint8_t*>(AllocateLarge(p.size_bytes_));
   PK_CHECK(out != nullptr);
   p.data_.reset(out);
   const size_t row_bytes = nb * block_bytes;

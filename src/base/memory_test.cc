@@ -1,0 +1,32 @@
+#include "base/memory.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstring>
+
+namespace pocket {
+namespace {
+
+TEST(MemoryTest, RssFiguresAreKnownOnLinux) {
+  EXPECT_GT(CurrentRssBytes(), 0u);
+  EXPECT_GE(PeakRssBytes(), CurrentRssBytes());
+  EXPECT_GT(AvailableMemoryBytes(), 0u);
+}
+
+TEST(MemoryTest, AllocateLargeAlignsAndIsWritable) {
+  for (size_t bytes : {size_t{1}, size_t{4096}, (size_t{2} << 20) - 1, size_t{2} << 20,
+                       (size_t{5} << 20) + 3}) {
+    auto* p = static_cast<uint8_t*>(AllocateLarge(bytes));
+    ASSERT_NE(p, nullptr) << bytes;
+    const uintptr_t align = bytes >= (size_t{2} << 20) ? (uintptr_t{2} << 20) : 64;
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % align, 0u) << bytes;
+    std::memset(p, 0xA5, bytes);
+    EXPECT_EQ(p[bytes - 1], 0xA5);
+    FreeLarge(p);
+  }
+  EXPECT_EQ(AllocateLarge(SIZE_MAX - 5), nullptr);
+}
+
+}  // namespace
+}  // namespace pocket
