@@ -205,8 +205,9 @@ void MatMulShared(std::span<const MatMulJob> jobs, const float* x, size_t num_to
       const size_t r0 = (a - units_before[j]) * kRowUnit;
       const size_t r1 = std::min(rows, (b - units_before[j]) * kRowUnit);
       const PackedWeight* pw = jobs[j].packed;
-      cpu::MatMulRows(jobs[j].w, pw != nullptr && pw->packed() ? pw->data() : nullptr, act, r0,
-                      r1, jobs[j].y);
+      const bool use = pw != nullptr && pw->packed();
+      cpu::MatMulRows(jobs[j].w, use ? pw->data() : nullptr, use ? pw->layout() : 0, act, r0, r1,
+                      jobs[j].y);
     }
   });
 }
@@ -230,7 +231,9 @@ PackedWeight PackedWeight::Pack(const tensor::TensorView& w,
   PackedWeight p;
   p.view_ = w;
   const bool q4 = w.dtype == DType::kQ4_0;
-  if ((!q4 && w.dtype != DType::kQ8_0) || !cpu::UsesPackedLayout(w.dtype)) return p;
+  const int layout = (q4 || w.dtype == DType::kQ8_0) ? cpu::PackedLayout(w.dtype) : 0;
+  if (layout == cpu::kPackedNone) return p;
+  p.layout_ = layout;
   PK_CHECK(w.ne[2] == 1 && w.ne[3] == 1 && w.ne[0] % 32 == 0);
   const size_t rows = static_cast<size_t>(w.ne[1]), nb = static_cast<size_t>(w.ne[0]) / 32;
   const size_t pb = q4 ? cpu::kPackedQ4Bytes : cpu::kPackedQ8Bytes;
@@ -255,11 +258,13 @@ PackedWeight PackedWeight::Pack(const tensor::TensorView& w,
         const uint8_t* blk = row + b * block_bytes;
         uint8_t* dst = out + (g * nb + b) * pb;
         std::memcpy(dst + 2 * j, blk, 2);
-        if (q4) {
-          for (size_t k = 0; k < 4; ++k) std::memcpy(dst + 16 + 32 * k + 4 * j, blk + 2 + 4 * k, 4);
-        } else {
-          for (size_t k = 0; k < 8; ++k) {
-            for (size_t i = 0; i < 4; ++i) dst[16 + 32 * k + 4 * j + i] = blk[2 + 4 * k + i] ^ 0x80;
+        // Lane width: 4 bytes per row per vector (32-byte vectors) or 8 (64-byte vectors).
+        const size_t lane = layout == cpu::kPackedLanes ? 4 : 8, vec = 8 * lane;
+        const size_t quant_bytes = q4 ? 16 : 32;
+        for (size_t k = 0; k < quant_bytes / lane; ++k) {
+          for (size_t i = 0; i < lane; ++i) {
+            const uint8_t v = blk[2 + lane * k + i];
+            dst[16 + vec * k + lane * j + i] = q4 ? v : static_cast<uint8_t>(v ^ 0x80);
           }
         }
       }

@@ -87,6 +87,7 @@ class PackedWeight {
   const tensor::TensorView& view() const { return view_; }
   bool packed() const { return data_ != nullptr; }
   const uint8_t* data() const { return data_.get(); }
+  int layout() const { return layout_; }  // cpu::kPacked*
   size_t size_bytes() const { return size_bytes_; }
 
  private:
@@ -96,6 +97,7 @@ class PackedWeight {
   tensor::TensorView view_;
   std::unique_ptr<uint8_t, Free> data_;
   size_t size_bytes_ = 0;
+  int layout_ = 0;
 };
 
 // Same as MatMul(w.view(), ...), reading the packed layout when there is one.

@@ -206,6 +206,28 @@ TEST(KernelsTest, PackedWeightGivesTheSameBitsAsThePlainView) {
   });
 }
 
+// A weight packed in one target's layout and run under another (tests force targets; a
+// process could in principle change dispatch) is read through its plain view instead.
+TEST(KernelsTest, PackedForAnotherTargetFallsBackToTheView) {
+  ThreadPool pool(2);
+  Workspace ws;
+  for (DType dtype : {DType::kQ4_0, DType::kQ8_0}) {
+    const Weight w = MakeWeight(dtype, 40, 256, 7);
+    std::vector<PackedWeight> packs;
+    ForEachTarget([&] { packs.push_back(PackedWeight::Pack(w.view)); });
+    const auto x = RandomNormal(3 * 256, 4);
+    ForEachTarget([&] {
+      std::vector<float> plain(3 * 40), fast(3 * 40);
+      MatMul(w.view, x.data(), 3, plain.data(), pool, ws);
+      for (const PackedWeight& p : packs) {
+        MatMul(p, x.data(), 3, fast.data(), pool, ws);
+        EXPECT_EQ(0, std::memcmp(plain.data(), fast.data(), plain.size() * 4))
+            << tensor::DTypeName(dtype) << " layout " << p.layout();
+      }
+    });
+  }
+}
+
 TEST(KernelsTest, MatMulSharedEqualsSeparateMatMuls) {
   ThreadPool pool(2);
   Workspace ws;

@@ -34,20 +34,26 @@ void QuantizeActQ8(const float* x, size_t n, int8_t* q, float* d, int32_t* neg8s
 
 // y[t][r] for rows [r0, r1) of w and every token of act; y is [num_tokens][w rows].
 // Each (r, t) is computed by the same sequence of operations whatever r0, r1 and
-// num_tokens (batch invariance). `packed`: PackedWeight's bytes or nullptr (ignored when
-// this target does not use the layout); with it, r0 must be a multiple of 8. Packed and
-// unpacked give the same bits.
-void MatMulRows(const tensor::TensorView& w, const uint8_t* packed, const Activations& act,
-                size_t r0, size_t r1, float* y);
+// num_tokens (batch invariance). `packed`: PackedWeight's bytes in layout
+// `packed_layout`, or nullptr; ignored when this target reads another layout; with it, r0
+// must be a multiple of 8. Packed and unpacked give the same bits.
+void MatMulRows(const tensor::TensorView& w, const uint8_t* packed, int packed_layout,
+                const Activations& act, size_t r0, size_t r1, float* y);
 
-// PackedWeight layout, per group of 8 rows (the last group repeats its last row), per
-// 32-block: the 8 rows' f16 scales (16 bytes), then vectors k = 0..3 (Q4_0) or 0..7
-// (Q8_0) of 32 bytes whose 4-byte lane j holds row j's quant bytes 4k..4k+3 (Q8_0: each
-// byte XOR 0x80, i.e. w + 128 as unsigned).
+// PackedWeight layouts, per group of 8 rows (the last group repeats its last row), per
+// 32-block: the 8 rows' f16 scales (16 bytes), then the quants (Q8_0's bytes XOR 0x80,
+// i.e. w + 128 as unsigned):
+//  kPackedLanes (256-bit tiles): vectors k = 0..3 (Q4_0) or 0..7 (Q8_0) of 32 bytes whose
+//    4-byte lane j holds row j's quant bytes 4k..4k+3.
+//  kPackedLanePairs (512-bit VNNI tiles): vectors k = 0..1 (Q4_0) or 0..3 (Q8_0) of 64
+//    bytes whose 8-byte lane pair j holds row j's quant bytes 8k..8k+7.
+// Same block size either way.
+constexpr int kPackedNone = 0, kPackedLanes = 1, kPackedLanePairs = 2;
 constexpr size_t kPackedQ4Bytes = 16 + 4 * 32;
 constexpr size_t kPackedQ8Bytes = 16 + 8 * 32;
-// Whether the dispatched MatMul reads the packed layout for `dtype` on this CPU.
-bool UsesPackedLayout(tensor::DType dtype);
+// The layout the dispatched MatMul reads for `dtype` on this CPU (kPackedNone: it reads
+// the GGUF rows as they are).
+int PackedLayout(tensor::DType dtype);
 
 void RmsNorm(const float* x, const float* weight, float eps, size_t n, float* out);
 // Rotates one head in place with the table row for its position.

@@ -476,6 +476,170 @@ void MatMulX8(const tensor::TensorView& w, const uint8_t* packed, const Activati
   }
 }
 
+#if HWY_TARGET == HWY_AVX3
+// ---- 512-bit VNNI tiles over PackedWeight's kPackedLanePairs layout. ----
+//
+// A 64-byte weight vector holds 8 quant bytes of each of the 8 rows (lane pair j = row
+// j), so one vpdpbusd against a broadcast qword of the activation does the work of two
+// 256-bit ones: 4 (Q4_0) / 4 (Q8_0) per block and token instead of 8. The pair's two int32
+// halves are then added (exact), giving the same per-row block dot as TileX8, and the same
+// float steps follow (cvt, * dw, fma with dx) on lanes whose odd half is ignored: the
+// results are bit-identical to TileX8's and to the unpacked path.
+HWY_INLINE __m512i DotAcc512(__m512i acc, __m512i u, __m512i s) {
+  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "v"(s));
+  return acc;
+}
+
+template <int RN, bool kQ4>
+HWY_INLINE void TilePairs(const uint8_t* pk, size_t valid_rows, const uint8_t* a0,
+                          size_t a_stride, size_t cols, float* y, size_t y_stride) {
+  constexpr size_t kPackedBytes = PackedBlockBytes(kQ4);
+  const size_t nb = cols / 32;
+  const size_t sum_off = cols + nb * sizeof(float);
+  // Row j's scale in both lanes of pair j.
+  const __m512i dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+  __m512 acc[RN];
+  for (int t = 0; t < RN; ++t) acc[t] = _mm512_setzero_ps();
+  for (size_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = pk + b * kPackedBytes;
+    for (size_t line = 0; line < kPackedBytes; line += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(blk) + kPrefetchBytes + line, _MM_HINT_T1);
+    }
+    const __m512 dw = _mm512_permutexvar_ps(
+        dup, _mm512_castps256_ps512(
+                 _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)))));
+    __m512i u[4];  // u[k]: quant bytes 8k..8k+7 of each row
+    if constexpr (kQ4) {
+      // Q4_0: byte i holds element i (low nibble) and element i + 16 (high nibble).
+      const __m512i m = _mm512_set1_epi8(0x0F);
+      const __m512i lo = _mm512_loadu_si512(blk + 16), hi = _mm512_loadu_si512(blk + 80);
+      u[0] = _mm512_and_si512(lo, m);
+      u[1] = _mm512_and_si512(hi, m);
+      u[2] = _mm512_and_si512(_mm512_srli_epi16(lo, 4), m);
+      u[3] = _mm512_and_si512(_mm512_srli_epi16(hi, 4), m);
+    } else {
+      for (int k = 0; k < 4; ++k) u[k] = _mm512_loadu_si512(blk + 16 + 64 * k);
+    }
+    for (int t = 0; t < RN; ++t) {
+      const uint8_t* at = a0 + t * a_stride;
+      int32_t s;
+      std::memcpy(&s, at + sum_off + b * sizeof(int32_t), sizeof(s));
+      const uint8_t* xb = at + b * 32;
+      int64_t x0, x1, x2, x3;
+      std::memcpy(&x0, xb, 8);
+      std::memcpy(&x1, xb + 8, 8);
+      std::memcpy(&x2, xb + 16, 8);
+      std::memcpy(&x3, xb + 24, 8);
+      __m512i p0 = DotAcc512(_mm512_setzero_si512(), u[0], _mm512_set1_epi64(x0));
+      __m512i p1 = DotAcc512(_mm512_setzero_si512(), u[1], _mm512_set1_epi64(x1));
+      p0 = DotAcc512(p0, u[2], _mm512_set1_epi64(x2));
+      p1 = DotAcc512(p1, u[3], _mm512_set1_epi64(x3));
+      __m512i p = _mm512_add_epi32(p0, p1);
+      p = _mm512_add_epi32(p, _mm512_srli_epi64(p, 32));  // lane 2j: row j's block dot
+      p = _mm512_add_epi32(p, _mm512_set1_epi32(kQ4 ? s : s * 16));
+      acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(p), dw),
+                               _mm512_set1_ps(reinterpret_cast<const float*>(at + cols)[b]),
+                               acc[t]);
+    }
+  }
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 0, 0, 0, 0, 0, 0, 0, 0);
+  for (int t = 0; t < RN; ++t) {
+    const __m256 r = _mm512_castps512_ps256(_mm512_permutexvar_ps(even, acc[t]));
+    if (valid_rows == 8) {
+      _mm256_storeu_ps(y + t * y_stride, r);
+    } else {
+      alignas(32) float tmp[8];
+      _mm256_store_ps(tmp, r);
+      for (size_t j = 0; j < valid_rows; ++j) y[t * y_stride + j] = tmp[j];
+    }
+  }
+}
+
+// One token over the same layout with 256-bit vectors (rows 0-3 in the low 32 bytes of
+// each 64-byte vector, rows 4-7 in the high): what decode runs. Heavy 512-bit integer ops
+// cost this CPU clock speed, and decode waits on memory anyway (1B Q4_0 tg128: 38.7 tok/s
+// with TilePairs<1>, 41.6 with this). Same integers, same float steps: same bits.
+template <bool kQ4>
+HWY_INLINE void TilePairs256(const uint8_t* pk, size_t valid_rows, const uint8_t* a0,
+                             size_t cols, float* y) {
+  constexpr size_t kPackedBytes = PackedBlockBytes(kQ4);
+  const size_t nb = cols / 32;
+  const size_t sum_off = cols + nb * sizeof(float);
+  const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+  __m256 acc = _mm256_setzero_ps();
+  for (size_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = pk + b * kPackedBytes;
+    for (size_t line = 0; line < kPackedBytes; line += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(blk) + kPrefetchBytes + line, _MM_HINT_T1);
+    }
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
+    int32_t s;
+    std::memcpy(&s, a0 + sum_off + b * sizeof(int32_t), sizeof(s));
+    const uint8_t* xb = a0 + b * 32;
+    __m256i x[4];
+    for (int k = 0; k < 4; ++k) {
+      int64_t v;
+      std::memcpy(&v, xb + 8 * k, 8);
+      x[k] = _mm256_set1_epi64x(v);
+    }
+    __m256i ph[2];
+    for (int h = 0; h < 2; ++h) {
+      __m256i u[4];
+      if constexpr (kQ4) {
+        const __m256i m = _mm256_set1_epi8(0x0F);
+        const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * h));
+        const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 80 + 32 * h));
+        u[0] = _mm256_and_si256(lo, m);
+        u[1] = _mm256_and_si256(hi, m);
+        u[2] = _mm256_and_si256(_mm256_srli_epi16(lo, 4), m);
+        u[3] = _mm256_and_si256(_mm256_srli_epi16(hi, 4), m);
+      } else {
+        for (int k = 0; k < 4; ++k) {
+          u[k] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 64 * k + 32 * h));
+        }
+      }
+      __m256i p0 = DotAcc<true>(_mm256_setzero_si256(), u[0], x[0]);
+      __m256i p1 = DotAcc<true>(_mm256_setzero_si256(), u[1], x[1]);
+      p0 = DotAcc<true>(p0, u[2], x[2]);
+      p1 = DotAcc<true>(p1, u[3], x[3]);
+      const __m256i p = _mm256_add_epi32(p0, p1);
+      ph[h] = _mm256_add_epi32(p, _mm256_srli_epi64(p, 32));  // lane 2r: row 4h + r
+    }
+    __m256i p = _mm256_permutex2var_epi32(ph[0], even, ph[1]);
+    p = _mm256_add_epi32(p, _mm256_set1_epi32(kQ4 ? s : s * 16));
+    acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(p), dw),
+                          _mm256_broadcast_ss(reinterpret_cast<const float*>(a0 + cols) + b), acc);
+  }
+  if (valid_rows == 8) {
+    _mm256_storeu_ps(y, acc);
+  } else {
+    alignas(32) float tmp[8];
+    _mm256_store_ps(tmp, acc);
+    for (size_t j = 0; j < valid_rows; ++j) y[j] = tmp[j];
+  }
+}
+
+template <bool kQ4>
+void MatMulPairs(const uint8_t* packed, const Activations& act, size_t rows, size_t r0,
+                 size_t r1, float* y) {
+  const size_t a_stride = act.stride_bytes, cols = act.cols;
+  const size_t group_bytes = cols / 32 * PackedBlockBytes(kQ4);
+  constexpr int kRn = 8;
+  for (size_t r = r0; r < r1; r += 8) {
+    const size_t valid = std::min<size_t>(8, r1 - r);
+    const uint8_t* pk = packed + r / 8 * group_bytes;
+    size_t t = 0;
+    for (; t + kRn <= act.num_tokens; t += kRn) {
+      TilePairs<kRn, kQ4>(pk, valid, act.q8 + t * a_stride, a_stride, cols, y + t * rows + r,
+                          rows);
+    }
+    for (; t < act.num_tokens; ++t) {
+      TilePairs256<kQ4>(pk, valid, act.q8 + t * a_stride, cols, y + t * rows + r);
+    }
+  }
+}
+#endif  // HWY_TARGET == HWY_AVX3
+
 // ---- K-quants on x86: per (row, token), vpmaddubsw against Q8_K, scales via vpmaddwd. ----
 
 // Q4_K: nibbles (unsigned) x Q8_K int8; the 6-bit sub-block scales multiply the int16
@@ -566,11 +730,13 @@ template <bool kQ4>
 void MatMulQ8Dispatch(const tensor::TensorView& w, const uint8_t* packed,
                       const Activations& act, size_t r0, size_t r1, float* y) {
   if (HasVnni()) {
+#if HWY_TARGET == HWY_AVX3
     if (packed != nullptr) {
-      MatMulX8<kQ4, true, true>(w, packed, act, r0, r1, y);
-    } else {
-      MatMulX8<kQ4, true, false>(w, packed, act, r0, r1, y);
+      MatMulPairs<kQ4>(packed, act, static_cast<size_t>(w.ne[1]), r0, r1, y);
+      return;
     }
+#endif
+    MatMulX8<kQ4, true, false>(w, packed, act, r0, r1, y);
   } else if constexpr (kQ4) {
     if (packed != nullptr) {
       MatMulX8<true, false, true>(w, packed, act, r0, r1, y);
@@ -582,9 +748,12 @@ void MatMulQ8Dispatch(const tensor::TensorView& w, const uint8_t* packed,
   }
 }
 
-// Whether this target's MatMul reads PackedWeight's layout for `dtype`.
-bool UsesPackedLayoutImpl(DType dtype) {
-  return dtype == DType::kQ4_0 || (dtype == DType::kQ8_0 && HasVnni());
+// The PackedWeight layout this target's MatMul reads for `dtype`.
+int PackedLayoutImpl(DType dtype) {
+  if (HasVnni()) {
+    return dtype == DType::kQ4_0 || dtype == DType::kQ8_0 ? kPackedLanePairs : kPackedNone;
+  }
+  return dtype == DType::kQ4_0 ? kPackedLanes : kPackedNone;
 }
 
 void QuantizeActQ8Impl(const float* x, size_t n, int8_t* q, float* d, int32_t* neg8sum) {
@@ -633,7 +802,7 @@ void QuantizeActQ8Impl(const float* x, size_t n, int8_t* q, float* d, int32_t* n
 
 #else
 
-bool UsesPackedLayoutImpl(DType) { return false; }
+int PackedLayoutImpl(DType) { return kPackedNone; }
 
 void QuantizeActQ8Impl(const float* x, size_t n, int8_t* q, float* d, int32_t* neg8sum) {
   for (size_t b = 0; b < n / 32; ++b) {
@@ -662,8 +831,8 @@ void QuantizeActQ8Impl(const float* x, size_t n, int8_t* q, float* d, int32_t* n
 
 #endif  // PK_X86_INT8
 
-void MatMulRowsImpl(const tensor::TensorView& w, const uint8_t* packed, const Activations& act,
-                    size_t r0, size_t r1, float* y) {
+void MatMulRowsImpl(const tensor::TensorView& w, const uint8_t* packed, int packed_layout,
+                    const Activations& act, size_t r0, size_t r1, float* y) {
   const size_t rows = static_cast<size_t>(w.ne[1]);
   const size_t cols = act.cols;
   const auto* wbase = static_cast<const uint8_t*>(w.data);
@@ -672,7 +841,7 @@ void MatMulRowsImpl(const tensor::TensorView& w, const uint8_t* packed, const Ac
     case DType::kQ8_0:
     case DType::kQ4_0: {
 #if PK_X86_INT8
-      if (!UsesPackedLayoutImpl(w.dtype)) packed = nullptr;  // packed for another target
+      if (PackedLayoutImpl(w.dtype) != packed_layout) packed = nullptr;  // another target's
       if (w.dtype == DType::kQ4_0) {
         MatMulQ8Dispatch<true>(w, packed, act, r0, r1, y);
       } else {
@@ -680,6 +849,7 @@ void MatMulRowsImpl(const tensor::TensorView& w, const uint8_t* packed, const Ac
       }
 #else
       (void)packed;
+      (void)packed_layout;
       const bool q4 = w.dtype == DType::kQ4_0;
       for (size_t r = r0; r < r1; ++r) {
         for (size_t t = 0; t < act.num_tokens; ++t) {
@@ -746,15 +916,13 @@ namespace pocket::kernels::cpu {
 HWY_EXPORT(MatMulRowsImpl);
 HWY_EXPORT(QuantizeActQ8Impl);
 HWY_EXPORT(TargetNameImpl);
-HWY_EXPORT(UsesPackedLayoutImpl);
+HWY_EXPORT(PackedLayoutImpl);
 
-void MatMulRows(const tensor::TensorView& w, const uint8_t* packed, const Activations& act,
-                size_t r0, size_t r1, float* y) {
-  HWY_DYNAMIC_DISPATCH(MatMulRowsImpl)(w, packed, act, r0, r1, y);
+void MatMulRows(const tensor::TensorView& w, const uint8_t* packed, int packed_layout,
+                const Activations& act, size_t r0, size_t r1, float* y) {
+  HWY_DYNAMIC_DISPATCH(MatMulRowsImpl)(w, packed, packed_layout, act, r0, r1, y);
 }
-bool UsesPackedLayout(tensor::DType dtype) {
-  return HWY_DYNAMIC_DISPATCH(UsesPackedLayoutImpl)(dtype);
-}
+int PackedLayout(tensor::DType dtype) { return HWY_DYNAMIC_DISPATCH(PackedLayoutImpl)(dtype); }
 void QuantizeActQ8(const float* x, size_t n, int8_t* q, float* d, int32_t* neg8sum) {
   HWY_DYNAMIC_DISPATCH(QuantizeActQ8Impl)(x, n, q, d, neg8sum);
 }
