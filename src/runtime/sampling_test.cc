@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <vector>
@@ -148,6 +149,56 @@ TEST(SamplerTest, DistributionFollowsSoftmaxWithTemperature) {
   const int n = 20000;
   for (int i = 0; i < n; ++i) ones += s.Sample(logits, {});
   EXPECT_NEAR(ones / static_cast<double>(n), std::sqrt(3.0) / (1 + std::sqrt(3.0)), 0.015);
+}
+
+// A vocabulary-sized distribution, where top-p and min-p sort only a growing prefix:
+// every draw must come from the set a full sort keeps, in proportion to its softmax.
+TEST(SamplerTest, LargeVocabularyTruncationMatchesFullSortReference) {
+  const size_t vocab = 50000;
+  std::vector<float> logits(vocab);
+  Rng r(77);
+  for (float& l : logits) l = static_cast<float>(8.0 * r.NextDouble());
+  logits[123] = 14.0f;  // a clear favourite
+  std::vector<size_t> order(vocab);
+  for (size_t i = 0; i < vocab; ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+  });
+  const float max_logit = logits[order[0]];
+  double total = 0;
+  for (float l : logits) total += std::exp(l - max_logit);
+  for (const auto& [top_p, min_p] : {std::pair{0.5f, 0.0f}, std::pair{1.0f, 0.01f},
+                                     std::pair{0.3f, 0.001f}}) {
+    size_t keep = 0;
+    double cum = 0;
+    while (keep < vocab && (keep == 0 || cum < top_p) &&
+           logits[order[keep]] >= max_logit + std::log(min_p > 0 ? min_p : 0.0f)) {
+      cum += std::exp(logits[order[keep]] - max_logit) / total;
+      ++keep;
+    }
+    std::vector<bool> kept(vocab, false);
+    double kept_mass = 0;
+    for (size_t i = 0; i < keep; ++i) {
+      kept[order[i]] = true;
+      kept_mass += std::exp(logits[order[i]] - max_logit);
+    }
+    SamplingParams p;
+    p.top_k = 0;
+    p.top_p = top_p;
+    p.min_p = min_p;
+    p.temperature = 1;
+    p.seed = 3;
+    Sampler sampler(p);
+    int favourite = 0;
+    const int draws = 3000;
+    for (int i = 0; i < draws; ++i) {
+      const int32_t t = sampler.Sample(logits, {});
+      ASSERT_TRUE(kept[static_cast<size_t>(t)]) << "top_p " << top_p << " min_p " << min_p;
+      favourite += t == 123;
+    }
+    EXPECT_NEAR(favourite / static_cast<double>(draws), 1.0 / kept_mass, 0.03)
+        << "top_p " << top_p << " min_p " << min_p << " kept " << keep;
+  }
 }
 
 TEST(RepetitionPenaltyTest, FollowsLlamaCppRule) {
