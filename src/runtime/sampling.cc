@@ -6,6 +6,7 @@
 #include <unordered_set>
 
 #include "base/check.h"
+#include "kernels/kernels.h"
 
 namespace pocket::runtime {
 namespace {
@@ -93,20 +94,16 @@ int32_t Sampler::Sample(std::span<const float> logits, std::span<const int32_t> 
     // default, and the whole cost of sampling a 128k vocabulary per token).
     const int32_t best = ArgMax(work_);
     const float inv_temp = 1.0f / params_.temperature;
-    const float max_scaled = work_[static_cast<size_t>(best)] * inv_temp;
-    if (!std::isfinite(max_scaled)) return best;  // all -inf (or +inf): nothing to weigh
-    double sum = 0;
-    for (float& l : work_) {
-      l = std::exp(l * inv_temp - max_scaled);  // work_ now holds the weights
-      sum += l;
-    }
-    const double u = rng_.NextDouble() * sum;
+    if (!std::isfinite(work_[static_cast<size_t>(best)] * inv_temp)) return best;  // +-inf only
+    for (float& l : work_) l *= inv_temp;
+    kernels::Softmax(work_.data(), vocab);  // vectorised exp: work_ holds probabilities now
+    const double u = rng_.NextDouble();
     double cum = 0;
     for (size_t i = 0; i < vocab; ++i) {
       cum += work_[i];
       if (u < cum) return static_cast<int32_t>(i);
     }
-    return best;
+    return best;  // u beyond the float sum's rounding
   }
 
   candidates_.resize(vocab);
