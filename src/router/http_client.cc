@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -167,36 +168,79 @@ Status BindHost(TlsStream& stream, const std::string& host) {
   return Status::Ok();
 }
 
-// Connect, (TLS handshake,) write, read: one chain under one deadline for both schemes.
-// Returns the chain's outcome (an empty error_code on success) with *step naming where it
-// ended; nullopt when the chain never completed.
+// Connect, (TLS handshake,) write, read: one chain for both schemes. Every step must
+// finish by `deadline` and, with an idle limit, make progress within idle_ms (a stream
+// that stalls between events). The body is read piece by piece into a buffer_body:
+// pieces go to `on_body` when it is set and the status is 2xx (a stream), else into
+// `whole` (error bodies, ordinary calls). Returns the chain's outcome (an empty
+// error_code on success, also when `on_body` stopped it: *stopped is then true) with
+// *step naming where it ended; nullopt when the chain never completed.
 template <class Stream>
 std::optional<beast::error_code> Exchange(net::io_context& ioc, Stream& stream,
                            const tcp::resolver::results_type& endpoints,
                            http::request<http::string_body>& req, beast::flat_buffer& buffer,
-                           http::response_parser<http::string_body>& parser,
-                           std::chrono::steady_clock::time_point deadline, const char** step) {
+                           http::response_parser<http::buffer_body>& parser,
+                           std::chrono::steady_clock::time_point deadline, int64_t idle_ms,
+                           const BodyChunkFn* on_body, std::string* whole, bool* stopped,
+                           const char** step) {
   constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
   auto& tcp_layer = beast::get_lowest_layer(stream);
   std::optional<beast::error_code> result;
   auto finish = [&](beast::error_code e) { result = e; };
+  auto arm = [&] {
+    auto at = deadline;
+    if (idle_ms > 0)
+      at = std::min(at, std::chrono::steady_clock::now() + std::chrono::milliseconds(idle_ms));
+    tcp_layer.expires_at(at);
+  };
+  char piece[16 * 1024];
+  bool to_callback = false;
+  std::function<void()> read_body = [&] {
+    if (parser.is_done()) return finish({});
+    parser.get().body().data = piece;
+    parser.get().body().size = sizeof(piece);
+    arm();
+    // read_some, not read: a stream must be handed on as it arrives, not when 16 KiB
+    // have gathered.
+    http::async_read_some(stream, buffer, parser, [&](beast::error_code e, size_t) {
+      if (e == http::error::need_buffer) e = {};
+      if (e) return finish(e);
+      const size_t got = sizeof(piece) - parser.get().body().size;
+      if (got > 0) {
+        if (to_callback) {
+          if (!(*on_body)(std::string_view(piece, got))) {
+            *stopped = true;
+            return finish({});
+          }
+        } else {
+          whole->append(piece, got);
+        }
+      }
+      read_body();
+    });
+  };
   auto write_then_read = [&] {
     *step = "write";
-    tcp_layer.expires_at(deadline);
+    arm();
     http::async_write(stream, req, [&](beast::error_code e, size_t) {
       if (e) return finish(e);
       *step = "read";
-      tcp_layer.expires_at(deadline);
-      http::async_read(stream, buffer, parser, [&](beast::error_code e2, size_t) { finish(e2); });
+      arm();
+      http::async_read_header(stream, buffer, parser, [&](beast::error_code e2, size_t) {
+        if (e2) return finish(e2);
+        const unsigned status = parser.get().result_int();
+        to_callback = on_body != nullptr && status >= 200 && status <= 299;
+        read_body();
+      });
     });
   };
   *step = "connect";
-  tcp_layer.expires_at(deadline);
+  arm();
   tcp_layer.async_connect(endpoints, [&](beast::error_code e, const tcp::endpoint&) {
     if (e) return finish(e);
     if constexpr (kTls) {
       *step = "handshake";
-      tcp_layer.expires_at(deadline);
+      arm();
       stream.async_handshake(ssl::stream_base::client, [&](beast::error_code e2) {
         if (e2) return finish(e2);
         write_then_read();
@@ -219,7 +263,9 @@ Status CheckCaFile(const std::string& ca_file) {
   }
 }
 
-Result<HttpResponse> HttpFetch(const HttpRequest& request) {
+namespace {
+
+Result<HttpResponse> Fetch(const HttpRequest& request, const BodyChunkFn* on_body) {
   PK_ASSIGN_OR_RETURN(Url u, ParseUrl(request.url));
   try {
     net::io_context ioc;
@@ -250,10 +296,12 @@ Result<HttpResponse> HttpFetch(const HttpRequest& request) {
     }
 
     beast::flat_buffer buffer;
-    http::response_parser<http::string_body> parser;
+    http::response_parser<http::buffer_body> parser;
     parser.body_limit(request.max_response_bytes);
     parser.header_limit(64 * 1024);
     const char* step = "connect";
+    HttpResponse out;
+    bool stopped = false;
     std::optional<beast::error_code> failure;
     std::shared_ptr<ssl::context> tls_ctx;
     std::optional<TlsStream> tls_stream;
@@ -267,10 +315,12 @@ Result<HttpResponse> HttpFetch(const HttpRequest& request) {
       tls_stream.emplace(ioc, *tls_ctx);
       if (Status s = BindHost(*tls_stream, u.host); !s.ok())
         return Status::IOError("tls: " + request.method + " " + request.url + ": " + s.message());
-      failure = Exchange(ioc, *tls_stream, endpoints, req, buffer, parser, deadline, &step);
+      failure = Exchange(ioc, *tls_stream, endpoints, req, buffer, parser, deadline,
+                         request.idle_timeout_ms, on_body, &out.body, &stopped, &step);
     } else {
       tcp_stream.emplace(ioc);
-      failure = Exchange(ioc, *tcp_stream, endpoints, req, buffer, parser, deadline, &step);
+      failure = Exchange(ioc, *tcp_stream, endpoints, req, buffer, parser, deadline,
+                         request.idle_timeout_ms, on_body, &out.body, &stopped, &step);
     }
     if (!failure) return Status::Internal("http client: no completion");
     if (*failure) {
@@ -288,10 +338,8 @@ Result<HttpResponse> HttpFetch(const HttpRequest& request) {
       }
       return Status::IOError(kind + ": " + request.method + " " + request.url + ": " + reason);
     }
-    HttpResponse out;
     auto& res = parser.get();
     out.status = static_cast<int>(res.result_int());
-    out.body = std::move(res.body());
     for (const auto& f : res)
       out.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
     // No TLS close_notify exchange: the response was framed by Content-Length or chunked
@@ -300,10 +348,21 @@ Result<HttpResponse> HttpFetch(const HttpRequest& request) {
     auto& socket = tls_stream ? beast::get_lowest_layer(*tls_stream).socket()
                               : tcp_stream->socket();
     socket.shutdown(tcp::socket::shutdown_both, ec);
+    if (stopped)
+      return Status::Cancelled("cancelled: " + request.method + " " + request.url +
+                               ": the body handler stopped reading");
     return out;
   } catch (const std::exception& e) {
     return Status::IOError("bad_response: " + request.url + ": " + e.what());
   }
+}
+
+}  // namespace
+
+Result<HttpResponse> HttpFetch(const HttpRequest& request) { return Fetch(request, nullptr); }
+
+Result<HttpResponse> HttpFetchStream(const HttpRequest& request, const BodyChunkFn& on_body) {
+  return Fetch(request, &on_body);
 }
 
 }  // namespace pocket::router

@@ -4,16 +4,22 @@
 // trust store (or `ca_file`), the certificate checked against the URL's host name or IP
 // address, SNI sent for host names. Both schemes share one request/response path.
 // One deadline covers connect, TLS handshake, write and the whole response, so a slow or
-// stalled peer costs at most timeout_ms. Errors are IOError whose message starts with one
-// of "timeout", "unreachable", "reset", "bad_response", "tls" (handshake failed: protocol,
-// version, a CA file that does not load) or "tls_verify" (the certificate was refused:
-// untrusted chain, wrong host, expired); the router uses that word as the fallback reason.
+// stalled peer costs at most timeout_ms; an optional idle limit also bounds each step and
+// each wait for more of the body (a stream that stalls). HttpFetchStream hands a 2xx
+// body on piece by piece as it arrives (Server-Sent Events, chunked or not).
+// Errors are IOError whose message starts with one of "timeout", "unreachable", "reset",
+// "bad_response", "tls" (handshake failed: protocol, version, a CA file that does not
+// load) or "tls_verify" (the certificate was refused: untrusted chain, wrong host,
+// expired); the router uses that word as the fallback reason.
+// A stream stopped by its body handler is Cancelled.
 // Thread safety: calls may run on any threads at once; each has its own io_context and
 // connection, and TLS contexts (trust stores) are loaded once and shared read-only.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -45,6 +51,9 @@ struct HttpRequest {
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
   int64_t timeout_ms = 30000;
+  // > 0: each step (connect, handshake, write) and each read of the response must make
+  // progress within this long, on top of timeout_ms for the whole exchange.
+  int64_t idle_timeout_ms = 0;
   uint64_t max_response_bytes = 64ull << 20;
   // https only: a PEM file of CA certificates to trust instead of the system's store.
   // "" = the system's default verify paths, which OpenSSL lets SSL_CERT_FILE and
@@ -53,6 +62,16 @@ struct HttpRequest {
 };
 
 Result<HttpResponse> HttpFetch(const HttpRequest& request);
+
+// Called with each piece of a streamed body, in order, as it arrives (any size, cut
+// anywhere); return false to stop reading.
+using BodyChunkFn = std::function<bool(std::string_view piece)>;
+
+// Like HttpFetch, but the body of a 2xx response goes to `on_body` as it arrives and
+// HttpResponse::body stays empty; other statuses are read whole into body, as by
+// HttpFetch. Errors as HttpFetch's, also after some pieces were delivered (the caller
+// knows how far it got); Cancelled "cancelled: ..." when `on_body` returned false.
+Result<HttpResponse> HttpFetchStream(const HttpRequest& request, const BodyChunkFn& on_body);
 
 // Loads `ca_file` the way an https call would, so a bad path or a file with no PEM
 // certificate is reported at start-up rather than as a fallback on every request.

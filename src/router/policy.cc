@@ -142,6 +142,7 @@ Status ParseBackend(const std::string& name, const toml::table& t, const Ctx& ct
   PK_RETURN_IF_ERROR(ReadNumber(t, "price_output_per_1k", ctx, &b->price_output_per_1k));
   PK_RETURN_IF_ERROR(ReadInt(t, "context_length", ctx, &b->context_length));
   PK_RETURN_IF_ERROR(ReadInt(t, "timeout_ms", ctx, &b->timeout_ms));
+  PK_RETURN_IF_ERROR(ReadInt(t, "stream_timeout_ms", ctx, &b->stream_timeout_ms));
   PK_RETURN_IF_ERROR(ReadNumber(t, "tokens_per_s", ctx, &b->tokens_per_s));
   if (b->kind == BackendKind::kRemote) {
     if (b->base_url.empty() && b->disabled_reason.empty())
@@ -149,6 +150,8 @@ Status ParseBackend(const std::string& name, const toml::table& t, const Ctx& ct
     if (b->model.empty() && b->disabled_reason.empty())
       return Status::InvalidArgument(ctx.where + ": a remote backend needs model");
     if (b->timeout_ms <= 0) return Status::InvalidArgument(ctx.where + ".timeout_ms: must be > 0");
+    if (b->stream_timeout_ms <= 0)
+      return Status::InvalidArgument(ctx.where + ".stream_timeout_ms: must be > 0");
   }
   return Status::Ok();
 }

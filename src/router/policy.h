@@ -32,6 +32,9 @@ struct Backend {
   double price_output_per_1k = 0;  // USD per 1000 completion tokens
   int64_t context_length = 0;      // tokens; 0 = unknown (local: the model's own)
   int64_t timeout_ms = 30000;      // whole remote call, connect to last byte
+  // A streamed call: timeout_ms bounds each step and each wait for more of the stream
+  // (the first event included); this bounds the whole stream.
+  int64_t stream_timeout_ms = 600000;
   double tokens_per_s = 0;         // local: expected decode speed for the latency estimate
   // Non-empty when the backend cannot be used (e.g. an unset ${VAR} in its URL or key);
   // the router then never picks it and says why.

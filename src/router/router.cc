@@ -1,7 +1,11 @@
 #include "router/router.h"
 
+#include <algorithm>
+#include <string_view>
+
 #include "base/sha256.h"
 #include "router/http_client.h"
+#include "router/sse.h"
 
 namespace pocket::router {
 
@@ -45,12 +49,22 @@ Result<RoutePlan> Router::Plan(const RouteRequest& request, const std::string& a
   return plan;
 }
 
-Result<RemoteReply> Router::CallRemote(const Backend& backend, const std::string& path,
-                                       nlohmann::json body) const {
-  body["model"] = backend.model;
-  body["stream"] = false;
-  body.erase("stream_options");
-  body.erase("pocket");
+bool ReadUsage(const nlohmann::json& body, int64_t* prompt_tokens, int64_t* completion_tokens) {
+  const auto it = body.find("usage");
+  if (it == body.end() || !it->is_object()) return false;
+  const auto pt = it->find("prompt_tokens");
+  const auto ct = it->find("completion_tokens");
+  if (pt == it->end() || !pt->is_number_integer() || ct == it->end() || !ct->is_number_integer())
+    return false;
+  *prompt_tokens = pt->get<int64_t>();
+  *completion_tokens = ct->get<int64_t>();
+  return true;
+}
+
+namespace {
+
+HttpRequest RemoteRequest(const Backend& backend, const std::string& path,
+                          const nlohmann::json& body) {
   HttpRequest req;
   req.method = "POST";
   std::string base = backend.base_url;
@@ -61,22 +75,89 @@ Result<RemoteReply> Router::CallRemote(const Backend& backend, const std::string
   req.body = body.dump();
   req.timeout_ms = backend.timeout_ms;
   req.ca_file = backend.ca_file;
+  return req;
+}
+
+Status HttpStatusError(const Backend& backend, const HttpRequest& req, const HttpResponse& res) {
+  return Status::IOError("http_" + std::to_string(res.status) + ": " + backend.name + " " +
+                         req.url + ": " + res.body.substr(0, 200));
+}
+
+}  // namespace
+
+Result<RemoteReply> Router::CallRemote(const Backend& backend, const std::string& path,
+                                       nlohmann::json body) const {
+  body["model"] = backend.model;
+  body["stream"] = false;
+  body.erase("stream_options");
+  body.erase("pocket");
+  const HttpRequest req = RemoteRequest(backend, path, body);
   PK_ASSIGN_OR_RETURN(HttpResponse res, HttpFetch(req));
-  if (res.status < 200 || res.status > 299)
-    return Status::IOError("http_" + std::to_string(res.status) + ": " + backend.name + " " +
-                           req.url + ": " + res.body.substr(0, 200));
+  if (res.status < 200 || res.status > 299) return HttpStatusError(backend, req, res);
   RemoteReply reply;
   reply.body = nlohmann::json::parse(res.body, nullptr, /*allow_exceptions=*/false);
   if (reply.body.is_discarded() || !reply.body.is_object())
     return Status::IOError("bad_response: " + backend.name + ": response is not a JSON object");
-  const auto& usage = reply.body.value("usage", nlohmann::json::object());
-  if (usage.is_object()) {
-    const auto pt = usage.find("prompt_tokens");
-    const auto ct = usage.find("completion_tokens");
-    if (pt != usage.end() && pt->is_number_integer()) reply.prompt_tokens = pt->get<int64_t>();
-    if (ct != usage.end() && ct->is_number_integer()) reply.completion_tokens = ct->get<int64_t>();
-  }
+  ReadUsage(reply.body, &reply.prompt_tokens, &reply.completion_tokens);
   return reply;
+}
+
+Status Router::CallRemoteStream(const Backend& backend, const std::string& path,
+                                nlohmann::json body, const RemoteEventFn& on_event) const {
+  body["model"] = backend.model;
+  body["stream"] = true;
+  body["stream_options"] = {{"include_usage", true}};
+  body.erase("pocket");
+  HttpRequest req = RemoteRequest(backend, path, body);
+  req.idle_timeout_ms = backend.timeout_ms;
+  req.timeout_ms = std::max(backend.stream_timeout_ms, backend.timeout_ms);
+  SseParser parser;
+  bool done = false;
+  Status failure;  // why the event handler stopped the stream, if it was not on_event
+  auto on_data = [&](std::string_view data) -> bool {
+    if (done) return true;  // nothing may follow [DONE]; ignore what does
+    if (data == "[DONE]") {
+      done = true;
+      return true;
+    }
+    nlohmann::json event = nlohmann::json::parse(data, nullptr, /*allow_exceptions=*/false);
+    if (event.is_discarded() || !event.is_object()) {
+      failure = Status::IOError("bad_response: " + backend.name + " " + req.url +
+                                ": a stream event is not a JSON object");
+      return false;
+    }
+    if (auto err = event.find("error"); err != event.end() && !err->is_null()) {
+      std::string message = err->is_object() ? err->value("message", "") : err->dump();
+      failure = Status::IOError("bad_response: " + backend.name + " " + req.url +
+                                ": error event: " + message.substr(0, 200));
+      return false;
+    }
+    if (!on_event(event)) {
+      failure = Status::Cancelled("cancelled: " + backend.name + ": the stream's reader stopped");
+      return false;
+    }
+    return true;
+  };
+  auto on_body = [&](std::string_view piece) -> bool {
+    Status s = parser.Feed(piece, on_data);
+    if (s.ok()) return true;
+    if (failure.ok())
+      failure = Status::IOError("bad_response: " + backend.name + " " + req.url + ": " +
+                                s.message());
+    return false;
+  };
+  auto res = HttpFetchStream(req, on_body);
+  if (!failure.ok()) return failure;
+  if (!res.ok()) return res.status();
+  if (res->status < 200 || res->status > 299) return HttpStatusError(backend, req, *res);
+  // A body that ends without a line end still completes its last event.
+  if (Status s = parser.Feed("\n\n", on_data); !s.ok() && failure.ok())
+    return Status::IOError("bad_response: " + backend.name + ": " + s.message());
+  if (!failure.ok()) return failure;
+  if (!done)
+    return Status::IOError("bad_response: " + backend.name + " " + req.url +
+                           ": the stream ended without data: [DONE]");
+  return Status::Ok();
 }
 
 Status Router::Settle(const RoutePlan& plan, int64_t prompt_tokens, int64_t completion_tokens) {

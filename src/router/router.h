@@ -1,14 +1,16 @@
 // The router facade the server uses per request: privacy scan, the local/remote decision
 // with an atomic budget reservation, the remote call, and settlement. Owns the policy,
 // the privacy classifier and the ledger.
-// Flow per request: Plan() -> if remote: CallRemote() -> Settle() (or Release() and run
-// locally: the fallback) -> the decision's Header() goes into x-pocket-route.
+// Flow per request: Plan() -> if remote: CallRemote() (or CallRemoteStream() when the
+// client streams) -> Settle() (or Release() and run locally: the fallback) -> the
+// decision's Header() goes into x-pocket-route.
 // Thread safety: all methods are thread-safe.
 #pragma once
 
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -33,6 +35,14 @@ struct RemoteReply {
   int64_t completion_tokens = 0;
 };
 
+// Reads usage.prompt_tokens / usage.completion_tokens of an OpenAI response or stream
+// chunk; false (outputs untouched) when `body` has no such usage.
+bool ReadUsage(const nlohmann::json& body, int64_t* prompt_tokens, int64_t* completion_tokens);
+
+// Called with each event of a remote stream as it arrives (a JSON object, not [DONE]);
+// return false to stop the stream.
+using RemoteEventFn = std::function<bool(nlohmann::json& event)>;
+
 class Router {
  public:
   // Compiles the privacy patterns and opens the ledger (policy.ledger_path, else
@@ -56,6 +66,17 @@ class Router {
   // unreachable, reset, bad_response) or "http_<code>" for a non-2xx answer.
   Result<RemoteReply> CallRemote(const Backend& backend, const std::string& path,
                                  nlohmann::json body) const;
+
+  // Like CallRemote, but streamed: "stream" true and stream_options.include_usage true
+  // (so the last event carries the usage that settles the ledger), each `data:` event
+  // handed to `on_event` as it arrives. The backend's timeout_ms bounds each step and
+  // each wait for the next bytes (so a remote that does not start answering is a
+  // timeout), stream_timeout_ms the whole stream. Ok once `data: [DONE]` arrived.
+  // IOError as CallRemote's, whether or not events were delivered before it: also
+  // "bad_response" for an event that is not a JSON object, an `{"error": ...}` event or
+  // a stream that ends without [DONE]. Cancelled when `on_event` returned false.
+  Status CallRemoteStream(const Backend& backend, const std::string& path, nlohmann::json body,
+                          const RemoteEventFn& on_event) const;
 
   // Records the real cost of a remote call (from its usage) and closes the reservation.
   Status Settle(const RoutePlan& plan, int64_t prompt_tokens, int64_t completion_tokens);

@@ -23,6 +23,7 @@
 #include "router/policy.h"
 #include "router/privacy.h"
 #include "router/router.h"
+#include "router/sse.h"
 
 namespace pocket::router {
 namespace {
@@ -610,6 +611,221 @@ TEST(HttpsTest, UnreachableAndBadCaFileAreClassified) {
   ASSERT_FALSE(bad_ca.ok());
   EXPECT_EQ(bad_ca.status().message().rfind("tls: ", 0), 0u) << bad_ca.status().message();
   EXPECT_NE(bad_ca.status().message().find("/nonexistent/ca.pem"), std::string::npos);
+}
+
+
+// Feeds `bytes` to a parser in pieces of `piece` bytes; returns the events' data.
+std::vector<std::string> ParseSse(std::string_view bytes, size_t piece) {
+  SseParser parser;
+  std::vector<std::string> events;
+  for (size_t i = 0; i < bytes.size(); i += piece) {
+    Status s = parser.Feed(bytes.substr(i, piece), [&](std::string_view d) {
+      events.emplace_back(d);
+      return true;
+    });
+    EXPECT_TRUE(s.ok()) << s.ToString();
+  }
+  return events;
+}
+
+TEST(SseTest, EventsAreTheSameWhereverTheBytesAreCut) {
+  // LF, CRLF and bare CR line ends; a comment; a field that is not data; a multi-line event.
+  const std::string stream =
+      ": keep-alive\r\n"
+      "data: {\"a\":1}\r\n\r\n"
+      "event: message\n"
+      "data: {\"b\":\n"
+      "data:2}\n\n"
+      "id: 7\r"
+      "data: [DONE]\r\r";
+  const std::vector<std::string> want = {"{\"a\":1}", "{\"b\":\n2}", "[DONE]"};
+  for (size_t piece = 1; piece <= stream.size(); ++piece)
+    EXPECT_EQ(ParseSse(stream, piece), want) << "pieces of " << piece << " bytes";
+  // Every single cut point, CRLF split between the two pieces included.
+  for (size_t cut = 0; cut <= stream.size(); ++cut) {
+    SseParser parser;
+    std::vector<std::string> got;
+    auto keep = [&](std::string_view d) {
+      got.emplace_back(d);
+      return true;
+    };
+    ASSERT_TRUE(parser.Feed(std::string_view(stream).substr(0, cut), keep).ok());
+    ASSERT_TRUE(parser.Feed(std::string_view(stream).substr(cut), keep).ok());
+    EXPECT_EQ(got, want) << "cut at " << cut;
+  }
+}
+
+TEST(SseTest, BlankLinesWithoutDataAndCommentsMakeNoEvent) {
+  EXPECT_TRUE(ParseSse("\n\n: ping\n\n:another\r\n\r\nevent: x\n\n", 3).empty());
+  // "data" with no colon is an empty data line; one space after the colon is dropped, not two.
+  EXPECT_EQ(ParseSse("data\n\ndata:  x\n\n", 1), (std::vector<std::string>{"", " x"}));
+}
+
+TEST(SseTest, HandlerCanStopAndOversizedEventsAreCorruption) {
+  SseParser parser;
+  int seen = 0;
+  Status s = parser.Feed("data: 1\n\ndata: 2\n\n", [&](std::string_view) { return ++seen < 1; });
+  EXPECT_EQ(s.code(), StatusCode::kCancelled);
+  EXPECT_EQ(seen, 1);
+  SseParser small(16);
+  auto ignore = [](std::string_view) { return true; };
+  EXPECT_EQ(small.Feed(std::string(40, 'x'), ignore).code(), StatusCode::kCorruption);
+  SseParser small_event(16);
+  EXPECT_EQ(small_event.Feed("data: 0123456789\ndata: 0123456789\n", ignore).code(),
+            StatusCode::kCorruption);
+}
+
+// Reads one request's head from `s` (the client's request fits one read on loopback).
+void ReadRequest(boost::asio::ip::tcp::socket& s) {
+  std::string got;
+  char buf[4096];
+  boost::system::error_code ec;
+  while (got.find("\r\n\r\n") == std::string::npos && !ec) {
+    const size_t n = s.read_some(boost::asio::buffer(buf), ec);
+    got.append(buf, n);
+  }
+}
+
+void WriteAll(boost::asio::ip::tcp::socket& s, const std::string& bytes) {
+  boost::system::error_code ec;
+  boost::asio::write(s, boost::asio::buffer(bytes), ec);
+}
+
+std::string Chunk(const std::string& data) {
+  char size[32];
+  std::snprintf(size, sizeof(size), "%zx\r\n", data.size());
+  return size + data + "\r\n";
+}
+
+TEST(HttpStreamTest, ChunkedBodyIsHandedOnAsItArrives) {
+  // The server sends its second chunk only after the client has reported the first, so
+  // the test passes only if pieces are delivered before the body is complete.
+  std::promise<void> first_seen;
+  auto first = first_seen.get_future();
+  OneShotServer server([&](boost::asio::ip::tcp::socket& s) {
+    ReadRequest(s);
+    WriteAll(s, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                "Transfer-Encoding: chunked\r\n\r\n" + Chunk("data: one\n\n"));
+    if (first.wait_for(std::chrono::seconds(10)) != std::future_status::ready) return;
+    WriteAll(s, Chunk("data: two\n\n") + "0\r\n\r\n");
+  });
+  HttpRequest req;
+  req.method = "POST";
+  req.url = "http://127.0.0.1:" + server.port() + "/v1/chat/completions";
+  req.timeout_ms = 10000;
+  std::string body;
+  bool reported = false;
+  auto res = HttpFetchStream(req, [&](std::string_view piece) {
+    body.append(piece);
+    if (!reported && body.find("one") != std::string::npos) {
+      reported = true;
+      first_seen.set_value();
+    }
+    return true;
+  });
+  if (!reported) first_seen.set_value();
+  ASSERT_TRUE(res.ok()) << res.status().ToString();
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(body, "data: one\n\ndata: two\n\n");
+  EXPECT_TRUE(res->body.empty());
+}
+
+TEST(HttpStreamTest, StallAfterFirstPieceIsAnIdleTimeout) {
+  std::promise<void> client_done;
+  auto finished = client_done.get_future();
+  OneShotServer server([&](boost::asio::ip::tcp::socket& s) {
+    ReadRequest(s);
+    WriteAll(s, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + Chunk("data: one\n\n"));
+    finished.wait();
+  });
+  HttpRequest req;
+  req.url = "http://127.0.0.1:" + server.port() + "/";
+  req.timeout_ms = 60000;
+  req.idle_timeout_ms = 200;
+  std::string body;
+  auto res = HttpFetchStream(req, [&](std::string_view piece) {
+    body.append(piece);
+    return true;
+  });
+  client_done.set_value();
+  ASSERT_FALSE(res.ok());
+  EXPECT_EQ(res.status().message().rfind("timeout", 0), 0u) << res.status().message();
+  EXPECT_EQ(body, "data: one\n\n");
+}
+
+TEST(HttpStreamTest, ErrorStatusBodyIsReadWholeAndHandlerCanStop) {
+  {
+    OneShotServer server([](boost::asio::ip::tcp::socket& s) {
+      ReadRequest(s);
+      WriteAll(s, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy");
+    });
+    HttpRequest req;
+    req.url = "http://127.0.0.1:" + server.port() + "/";
+    int calls = 0;
+    auto res = HttpFetchStream(req, [&](std::string_view) { return ++calls > 0; });
+    ASSERT_TRUE(res.ok()) << res.status().ToString();
+    EXPECT_EQ(res->status, 503);
+    EXPECT_EQ(res->body, "busy");
+    EXPECT_EQ(calls, 0);
+  }
+  OneShotServer server([](boost::asio::ip::tcp::socket& s) {
+    ReadRequest(s);
+    WriteAll(s, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nabcdef");
+  });
+  HttpRequest req;
+  req.url = "http://127.0.0.1:" + server.port() + "/";
+  auto res = HttpFetchStream(req, [](std::string_view) { return false; });
+  EXPECT_EQ(res.status().code(), StatusCode::kCancelled) << res.status().ToString();
+}
+
+// A remote that streams `body` (raw bytes after the headers, chunked).
+Status StreamFrom(const std::string& body, std::vector<nlohmann::json>* events) {
+  OneShotServer server([&](boost::asio::ip::tcp::socket& s) {
+    ReadRequest(s);
+    std::string out = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                      "Transfer-Encoding: chunked\r\n\r\n";
+    // Cut the body into 7-byte chunks so events and CRLFs straddle chunk boundaries.
+    for (size_t i = 0; i < body.size(); i += 7) out += Chunk(body.substr(i, 7));
+    WriteAll(s, out + "0\r\n\r\n");
+  });
+  Policy p =
+      MustParse(kPolicy, {{"URL", "http://127.0.0.1:" + server.port() + "/v1"}, {"KEY", "k"}});
+  auto router = Router::Create(p, ":memory:");
+  if (!router.ok()) return router.status();
+  return (*router)->CallRemoteStream(*p.FindBackend("cloud"), "/chat/completions",
+                                     nlohmann::json::object(), [&](nlohmann::json& e) {
+                                       events->push_back(e);
+                                       return true;
+                                     });
+}
+
+TEST(RouterTest, CallRemoteStreamDeliversEventsUntilDone) {
+  std::vector<nlohmann::json> events;
+  Status s = StreamFrom(
+      "data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\r\n\r\n: ping\r\n\r\n"
+      "data: {\"choices\":[{\"delta\":{\"content\":\"lo\"}}]}\r\n\r\n"
+      "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2}}\r\n\r\n"
+      "data: [DONE]\r\n\r\n",
+      &events);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[1]["choices"][0]["delta"]["content"], "lo");
+  int64_t prompt = 0, completion = 0;
+  ASSERT_TRUE(ReadUsage(events[2], &prompt, &completion));
+  EXPECT_EQ(prompt, 3);
+  EXPECT_EQ(completion, 2);
+}
+
+TEST(RouterTest, CallRemoteStreamFailuresAreBadResponse) {
+  for (const std::string body :
+       {"data: {\"choices\":[]}\n\n",                              // no [DONE]
+        "data: {\"error\":{\"message\":\"overloaded\"}}\n\n",       // an error event
+        "data: not json\n\ndata: [DONE]\n\n"}) {                    // an event that is not JSON
+    std::vector<nlohmann::json> events;
+    Status s = StreamFrom(body, &events);
+    ASSERT_FALSE(s.ok()) << body;
+    EXPECT_EQ(s.message().rfind("bad_response: cloud", 0), 0u) << s.message();
+  }
 }
 
 }  // namespace

@@ -6,6 +6,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "base/clock.h"
 #include "base/log.h"
@@ -110,6 +112,8 @@ Server::Server(ServerOptions options, std::vector<std::shared_ptr<Model>> models
   metrics_.DeclareCounter("pocket_remote_fallbacks_total",
                           "Remote calls that failed and ran locally instead, by reason.");
   metrics_.DeclareCounter("pocket_remote_cost_usd_total", "Settled remote spend in USD.");
+  metrics_.DeclareCounter("pocket_remote_stream_failures_total",
+                          "Remote streams that broke after text was sent (no fallback then).");
   metrics_.DeclareCounter("pocket_rejected_requests_total", "Requests refused before running.");
   metrics_.DeclareCounter("pocket_cancelled_requests_total", "Requests whose client went away.");
   metrics_.DeclareGauge("pocket_requests_active", "Requests generating now.");
@@ -588,18 +592,12 @@ bool Server::RunRemote(Call& c) {
   }
   if (!body.contains("max_tokens") && !body.contains("max_completion_tokens"))
     body["max_tokens"] = c.route_req.max_tokens;
+  if (c.stream) return RunRemoteStream(c, body);
   const uint64_t t0 = MonotonicNs();
   auto reply = router_->CallRemote(backend, c.endpoint == "chat" ? "/chat/completions" : "/completions",
                                    body);
   if (!reply.ok()) {
-    const std::string& msg = reply.status().message();
-    const std::string kind = msg.substr(0, msg.find(':'));
-    (void)router_->Release(c.plan);
-    metrics_.Add("pocket_remote_fallbacks_total", {{"backend", backend.name}, {"reason", kind}});
-    c.route_header = "local; reason=fallback; remote=" + backend.name + "; error=" + kind;
-    c.reason = "fallback_" + kind;
-    c.error = msg;
-    PK_LOG(kWarning) << "remote " << backend.name << " failed, running locally: " << msg;
+    RecordFallback(c, reply.status());
     return false;
   }
   c.route = "remote";
@@ -617,37 +615,153 @@ bool Server::RunRemote(Call& c) {
   metrics_.Add("pocket_completion_tokens_total", {{"route", "remote"}}, c.completion_tokens);
   c.first_token_ns = MonotonicNs();
   c.gen_start_ns = t0;
-  const bool chat = c.endpoint == "chat";
-  json& rb = reply->body;
-  std::string text;
   try {
-    const json& choice = rb.at("choices").at(0);
-    text = chat ? choice.at("message").value("content", "") : choice.value("text", "");
-    c.finish_reason = choice.value("finish_reason", "stop");
+    c.finish_reason = reply->body.at("choices").at(0).value("finish_reason", "stop");
   } catch (const std::exception&) {
-    text.clear();
+    c.finish_reason.clear();
   }
-  if (!c.stream) {
-    Reply(c, 200, Dump(rb));
+  Reply(c, 200, Dump(reply->body));
+  return true;
+}
+
+void Server::RecordFallback(Call& c, const Status& status) {
+  const router::Backend& backend = *c.plan.backend;
+  const std::string& msg = status.message();
+  const std::string kind = msg.substr(0, msg.find(':'));
+  (void)router_->Release(c.plan);
+  metrics_.Add("pocket_remote_fallbacks_total", {{"backend", backend.name}, {"reason", kind}});
+  c.route_header = "local; reason=fallback; remote=" + backend.name + "; error=" + kind;
+  c.reason = "fallback_" + kind;
+  c.error = msg;
+  PK_LOG(kWarning) << "remote " << backend.name << " failed, running locally: " << msg;
+}
+
+// Streams the remote's answer through as it arrives. Events are held back until the first
+// one that carries text, a finish_reason or usage: until then nothing has reached the
+// client, so a failing remote can still fall back to the local model (false). After it,
+// a failure ends the client's stream with an error event, as a failing local stream does.
+// Each forwarded chunk keeps the remote's fields (model: the model that answered, as in a
+// non-streamed remote answer) but takes this request's id and created time, so the
+// client sees one stream shaped like a local one.
+bool Server::RunRemoteStream(Call& c, const json& body) {
+  const router::Backend& backend = *c.plan.backend;
+  const bool chat = c.endpoint == "chat";
+  const int64_t created = static_cast<int64_t>(WallSeconds());
+  std::vector<std::string> held;  // serialized events not yet sent
+  bool started = false, client_gone = false, have_usage = false;
+  int64_t usage_prompt = 0, usage_completion = 0;
+  int content_chunks = 0;
+  auto start = [&] {
+    c.http_status = 200;
+    c.ex->StartStream(200, {{"Content-Type", "text/event-stream"},
+                            {"Cache-Control", "no-cache"},
+                            {"x-pocket-route", c.route_header},
+                            {"x-request-id", c.id}});
+    started = true;
+    for (auto& e : held) c.ex->Write(std::move(e));
+    held.clear();
+  };
+  auto on_event = [&](json& ev) -> bool {
+    if (c.ex->cancelled()) {
+      client_gone = true;
+      return false;
+    }
+    const bool has_usage = router::ReadUsage(ev, &usage_prompt, &usage_completion);
+    have_usage = have_usage || has_usage;
+    bool carries = has_usage;
+    if (auto ch = ev.find("choices"); ch != ev.end() && ch->is_array() && !ch->empty()) {
+      const json& choice = (*ch)[0];
+      std::string piece;
+      if (chat) {
+        if (auto d = choice.find("delta"); d != choice.end() && d->is_object()) {
+          if (auto t = d->find("content"); t != d->end() && t->is_string())
+            piece = t->get<std::string>();
+        }
+      } else if (auto t = choice.find("text"); t != choice.end() && t->is_string()) {
+        piece = t->get<std::string>();
+      }
+      if (!piece.empty()) {
+        ++content_chunks;
+        if (c.first_token_ns == 0) c.first_token_ns = MonotonicNs();
+      }
+      if (auto f = choice.find("finish_reason"); f != choice.end() && f->is_string())
+        c.finish_reason = f->get<std::string>();
+      carries = carries || !piece.empty() || !c.finish_reason.empty();
+    } else if (!has_usage || !c.include_usage) {
+      return true;  // no choice to show: the usage chunk the client did not ask for, or noise
+    }
+    // Local chunks carry no "usage": null (some remotes put it on every chunk).
+    if (!c.include_usage || !has_usage) ev.erase("usage");
+    ev["id"] = c.id;
+    ev["created"] = created;
+    if (!ev.contains("model")) ev["model"] = backend.model;
+    if (!ev.contains("object")) ev["object"] = chat ? "chat.completion.chunk" : "text_completion";
+    std::string sse = Sse(ev);
+    if (started) {
+      if (!c.ex->Write(std::move(sse))) {
+        client_gone = true;
+        return false;
+      }
+      return true;
+    }
+    held.push_back(std::move(sse));
+    if (carries) start();
+    return true;
+  };
+  c.gen_start_ns = MonotonicNs();
+  Status s = router_->CallRemoteStream(
+      backend, chat ? "/chat/completions" : "/completions", body, on_event);
+  if (!s.ok() && !started && !client_gone) {
+    RecordFallback(c, s);
+    c.first_token_ns = 0;
+    c.finish_reason.clear();
+    return false;
+  }
+  c.route = "remote";
+  // Settle with the remote's usage; without it (the stream broke before its last event,
+  // the client left, or the remote ignores include_usage) settle the reserved worst case
+  // (prompt upper bound + max_tokens): the remote may have billed tokens it never sent,
+  // and a budget must not be under-counted.
+  int64_t prompt = usage_prompt, completion = usage_completion;
+  if (!have_usage) {
+    prompt = c.route_req.prompt_tokens;
+    completion = c.route_req.max_tokens;
+  }
+  if (Status ls = router_->Settle(c.plan, prompt, completion); !ls.ok()) {
+    PK_LOG(kError) << "ledger: " << ls.ToString();
+  }
+  c.prompt_tokens = static_cast<int>(have_usage ? usage_prompt : 0);
+  c.completion_tokens = static_cast<int>(have_usage ? usage_completion : content_chunks);
+  c.cost_usd = router::MicrosToUsd(router::CostMicros(backend, prompt, completion));
+  const std::string area = c.route_req.area.empty() ? router_->policy().default_area : c.route_req.area;
+  metrics_.Add("pocket_remote_cost_usd_total", {{"area", area}, {"backend", backend.name}},
+               c.cost_usd);
+  metrics_.Add("pocket_prompt_tokens_total", {{"route", "remote"}}, c.prompt_tokens);
+  metrics_.Add("pocket_completion_tokens_total", {{"route", "remote"}}, c.completion_tokens);
+  if (c.first_token_ns)
+    metrics_.Observe("pocket_time_to_first_token_seconds", {{"route", "remote"}},
+                     Seconds(c.start_ns, c.first_token_ns));
+  if (client_gone || c.ex->cancelled()) {
+    metrics_.Add("pocket_cancelled_requests_total", {{"stage", "generating"}});
+    c.finish_reason = "cancelled";
+    if (!started) c.http_status = 499;
+    else c.ex->End();
     return true;
   }
-  // The remote was called without streaming (so a failure can still fall back); replay
-  // its answer as a stream.
-  const int64_t created = static_cast<int64_t>(WallSeconds());
-  const std::string model = rb.value("model", backend.model);
-  c.http_status = 200;
-  c.ex->StartStream(200, {{"Content-Type", "text/event-stream"},
-                          {"Cache-Control", "no-cache"},
-                          {"x-pocket-route", c.route_header},
-                          {"x-request-id", c.id}});
-  if (chat) c.ex->Write(Sse(ChunkJson(c.id, true, model, created, {{"role", "assistant"}, {"content", ""}}, nullptr)));
-  c.ex->Write(Sse(ChunkJson(c.id, chat, model, created, chat ? json{{"content", text}} : json(text), nullptr)));
-  c.ex->Write(Sse(ChunkJson(c.id, chat, model, created, chat ? json::object() : json(""), c.finish_reason)));
-  if (c.include_usage) {
-    json u = ChunkJson(c.id, chat, model, created, json::object(), nullptr);
-    u["choices"] = json::array();
-    u["usage"] = Usage(c.prompt_tokens, c.completion_tokens);
-    c.ex->Write(Sse(u));
+  if (!started) start();  // an answer with no text at all
+  if (!s.ok()) {
+    // Headers and text are out: no fallback now. End the stream the way a failing local
+    // stream ends.
+    const std::string kind = s.message().substr(0, s.message().find(':'));
+    metrics_.Add("pocket_remote_stream_failures_total",
+                 {{"backend", backend.name}, {"reason", kind}});
+    c.error = s.message();
+    c.finish_reason = "error";
+    PK_LOG(kWarning) << "remote " << backend.name << " failed mid-stream: " << s.message();
+    HttpError e = ToHttpError(Status::IOError("remote backend '" + backend.name +
+                                              "' failed mid-stream: " + s.message()),
+                              "remote_stream_failed");
+    c.ex->Write("data: " + e.body + "\n\n");
   }
   c.ex->Write("data: [DONE]\n\n");
   c.ex->End();

@@ -71,6 +71,8 @@ class Server {
   void RunGeneration(std::shared_ptr<Call> call);
   void RunLocal(Call& call);
   bool RunRemote(Call& call);
+  bool RunRemoteStream(Call& call, const nlohmann::json& body);
+  void RecordFallback(Call& call, const Status& status);
   void HandleEmbeddings(Call& call);
   void HandleModels(Call& call);
   std::string RenderMetrics();

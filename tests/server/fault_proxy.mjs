@@ -3,12 +3,16 @@
 // assert what left the machine. The fault mode is set per test through
 // POST /__control {"mode": ...}; GET /__log returns the log.
 // Modes: pass | delay (waits delay_ms before forwarding) | reset (destroys the socket) |
-// error500 | slow_body (sends headers, then dribbles the body over delay_ms) | garbage.
+// error500 | slow_body (sends headers, then dribbles the body over delay_ms) | garbage |
+// cut_after (forwards cut_bytes of the body as they come, then destroys the socket) |
+// stall_after (forwards cut_bytes of the body, then sends nothing more).
+// In pass, delay and the cut modes the upstream body is forwarded as it arrives, so a
+// streamed (SSE) answer stays a stream through the proxy.
 import http from 'node:http';
 
 export async function startFaultProxy(upstreamUrl) {
   const upstream = new URL(upstreamUrl);
-  const state = { mode: 'pass', delay_ms: 2000, log: [] };
+  const state = { mode: 'pass', delay_ms: 2000, cut_bytes: 0, log: [] };
   const server = http.createServer((req, res) => {
     let body = '';
     req.on('data', (d) => { body += d; });
@@ -37,22 +41,34 @@ export async function startFaultProxy(upstreamUrl) {
       const up = http.request({ host: upstream.hostname, port: upstream.port, method: req.method,
                                 path: req.url, headers: { ...req.headers, host: upstream.host } },
                               (ur) => {
+        if (mode !== 'slow_body') {
+          res.writeHead(ur.statusCode, ur.headers);
+          let sent = 0;
+          const cut = mode === 'cut_after' || mode === 'stall_after';
+          ur.on('data', (d) => {
+            if (res.destroyed || (cut && sent >= state.cut_bytes)) return;
+            const part = cut ? d.subarray(0, state.cut_bytes - sent) : d;
+            sent += part.length;
+            res.write(part);
+            if (cut && sent >= state.cut_bytes && mode === 'cut_after') {
+              // Let the last bytes leave before the connection drops.
+              setTimeout(() => res.socket?.destroy(), 50);
+            }
+          });
+          ur.on('end', () => { if (!cut) res.end(); });
+          return;
+        }
         let ubody = '';
         ur.on('data', (d) => { ubody += d; });
         ur.on('end', async () => {
-          if (mode === 'slow_body') {
-            res.writeHead(ur.statusCode, { 'content-type': 'application/json',
-                                            'content-length': Buffer.byteLength(ubody) });
-            for (const ch of ubody) {
-              if (res.destroyed) return;
-              res.write(ch);
-              await new Promise((r) => setTimeout(r, state.delay_ms / Math.max(1, ubody.length) * 4));
-            }
-            res.end();
-            return;
+          res.writeHead(ur.statusCode, { 'content-type': 'application/json',
+                                          'content-length': Buffer.byteLength(ubody) });
+          for (const ch of ubody) {
+            if (res.destroyed) return;
+            res.write(ch);
+            await new Promise((r) => setTimeout(r, state.delay_ms / Math.max(1, ubody.length) * 4));
           }
-          res.writeHead(ur.statusCode, ur.headers);
-          res.end(ubody);
+          res.end();
         });
       });
       up.on('error', () => { res.statusCode = 502; res.end(); });

@@ -82,7 +82,8 @@ try {
   const expected = (r1.usage.prompt_tokens + r1.usage.completion_tokens) * 0.001;
   check(Math.abs(s1 - expected) < 1e-6, `settled cost ${s1} = usage x price ${expected}`);
 
-  // Pinned by model name; streaming replays the remote answer.
+  // Pinned by model name; a stream is passed through from the remote (router_stream.test.mjs
+  // checks the chunks and their timing).
   const r2 = await ask('Hi', { model: 'cloud', stream: true });
   check(r2.route?.startsWith('remote=cloud') && r2.text.length > 0, `pinned cloud, streamed -> ${r2.route}`);
   const r3 = await ask('Hi', { model: 'big' });

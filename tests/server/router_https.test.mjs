@@ -110,7 +110,8 @@ try {
   check(hs.length === 1 && hs[0].servername === 'localhost', `SNI sent: ${JSON.stringify(hs)}`);
   check(['TLSv1.2', 'TLSv1.3'].includes(hs[0]?.protocol), `TLS 1.2+ (${hs[0]?.protocol})`);
 
-  // Streaming replays the https answer; an IP literal verifies against the IP SAN, no SNI.
+  // A stream is passed through over https as well; an IP literal verifies against the IP
+  // SAN, no SNI.
   const r2 = await ask('Hi', { model: 'cloud', stream: true });
   check(r2.route?.startsWith('remote=cloud') && r2.text.length > 0, `streamed over https -> ${r2.route}`);
   const r3 = await ask('Hi', { model: 'cloud_ip' });
