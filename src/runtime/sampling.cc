@@ -129,10 +129,15 @@ int32_t Sampler::Sample(std::span<const float> logits, std::span<const int32_t> 
       for (const Candidate& c : candidates_) total += std::exp(c.logit - max_logit);
     }
     const float threshold = min_p_on ? max_logit + std::log(params_.min_p) : -INFINITY;
-    for (size_t k = std::min<size_t>(64, vocab);; k = std::min(vocab, k * 8)) {
+    for (size_t k = std::min<size_t>(64, vocab);; k = k * 8 >= vocab / 4 ? vocab : k * 8) {
+      // partial_sort is a heap: past a quarter of the vocabulary a full sort is faster.
+      if (k == vocab) {
+        std::sort(candidates_.begin(), candidates_.end(), before);
+        break;
+      }
       std::partial_sort(candidates_.begin(), candidates_.begin() + static_cast<ptrdiff_t>(k),
                         candidates_.end(), before);
-      if (k == vocab || candidates_[k - 1].logit < threshold) break;
+      if (candidates_[k - 1].logit < threshold) break;
       if (params_.top_p < 1.0f) {
         double cum = 0;
         size_t i = 0;
