@@ -5,7 +5,8 @@
 #   2. dev build (clang, ASan + UBSan): the same tests, then each libFuzzer target for a
 #      fixed, seeded number of runs (POCKET_FUZZ_RUNS, default 100000; POCKET_FUZZ_SEED,
 #      default 1), so a CI result is reproducible; longer exploratory runs: raise both;
-#      then the update_fuzz corpus is replayed against real Yjs (tests/crdt/fuzz_diff.mjs).
+#      then the update_fuzz corpus is replayed against real Yjs (tests/crdt/fuzz_diff.mjs,
+#      reported only: the grown corpus is not reproducible).
 # POCKET_TEST_QUICK=1 skips the dev build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,6 +53,11 @@ for f in $(find build/dev -name '*_fuzz' -type f -perm -u+x | sort); do
   "$f" -seed="$FUZZ_SEED" -runs="$FUZZ_RUNS" -max_total_time=300 -rss_limit_mb=2048 -print_final_stats=0 \
        "$corpus" $seeds 2>build/dev/$name.log || { tail -50 build/dev/$name.log; exit 1; }
 done
-# What the update fuzzer's corpus does to a doc, checked against real Yjs.
-node tests/crdt/fuzz_diff.mjs build/release/tests/crdt/crdt_peer build/dev/fuzz-corpus/update_fuzz
+# What the update fuzzer's corpus does to a doc, checked against real Yjs. Reported, not
+# gating: the corpus libFuzzer grows differs from run to run even with a fixed seed, so a
+# rare divergence would make CI flaky. Each one found is triaged by hand and its input
+# committed to testdata/fuzz/update_fuzz, whose replay (CTest crdt_yjs_fuzz_seeds) gates.
+node tests/crdt/fuzz_diff.mjs --keep-going build/release/tests/crdt/crdt_peer \
+    build/dev/fuzz-corpus/update_fuzz ||
+  echo "fuzz_diff: the differences above are not gating; triage them (docs/crdt.md)" >&2
 echo "== all tests passed" >&2
