@@ -687,6 +687,11 @@ std::vector<uint8_t> DocImpl::IntegrateStructs(DecodedUpdate& u, std::map<uint32
         }
       } else if (uint64_t{local} < uint64_t{head->clock} + head->len) {
         IntegrateWire(*head, local - head->clock, &scratch);
+      } else if (head->ref != kRefGc) {
+        // Already here. Yjs's getMissing still splits the items at its origins, and a split
+        // through a surrogate pair turns both halves into U+FFFD: the text changes.
+        if (head->has_origin) CleanEnd(head->origin);
+        if (head->has_right_origin) CleanStart(head->right_origin);
       }
     }
     if (!stack.empty()) {

@@ -41,7 +41,19 @@ const quiet = (fn) => { // Yjs logs each client-id change to the console
   try { return fn() } finally { console.log = log }
 }
 
-let n = 0; let accepted = 0; let halfApplied = 0; let strict = 0
+// Whether every client's delete ranges in `update` come in ascending, disjoint order.
+const sortedDeleteSet = (update) => {
+  let ds
+  try { ds = Y.decodeUpdate(update).ds } catch { return false } // lib0 reads some differently
+  for (const [, ranges] of ds.clients) {
+    for (let i = 1; i < ranges.length; i++) {
+      if (ranges[i].clock < ranges[i - 1].clock + ranges[i - 1].len) return false
+    }
+  }
+  return true
+}
+
+let n = 0; let accepted = 0; let halfApplied = 0; let strict = 0; let yjsPendingDs = 0
 for (const dir of dirs) {
   for (const name of fs.readdirSync(dir).sort()) {
     const input = new Uint8Array(fs.readFileSync(path.join(dir, name)))
@@ -96,9 +108,16 @@ for (const dir of dirs) {
     const yState = Y.encodeStateAsUpdate(y)
     if (!same(structs(cState), structs(yState), `${what}: state structs`)) continue
     const reload = (u) => { const d = new Y.Doc(); quiet(() => Y.applyUpdate(d, u)); return d.getText('content').toString() }
+    // Yjs keeps a pending delete set in input order and writes it through its v2 delta
+    // encoder, which gets the clocks of out-of-order ranges wrong (docs/crdt.md); its own
+    // state is then no reference for what a reload should give.
+    if (y.store.pendingDs !== null && !sortedDeleteSet(input)) {
+      yjsPendingDs++
+      continue
+    }
     same(reload(cState), reload(yState), `${what}: Yjs reloads the C++ state`)
   }
 }
 peer.close()
 if (failures) { console.error(`fuzz_diff: ${failures} of ${n} inputs differ from Yjs`); process.exit(1) }
-console.log(`fuzz_diff: ${n} inputs agree with Yjs (${accepted} accepted; ${halfApplied} that Yjs half-applies and throws on, and ${strict} malformed ones we reject and Yjs takes, skipped)`)
+console.log(`fuzz_diff: ${n} inputs agree with Yjs (${accepted} accepted; ${halfApplied} that Yjs half-applies and throws on, and ${strict} malformed ones we reject and Yjs takes, skipped; reload not compared for ${yjsPendingDs} with an unsorted pending delete set)`)
