@@ -88,3 +88,21 @@ export function runPocket(args, env = {}) {
     p.on('exit', (code) => resolve({ code, stdout: out, stderr: err }));
   });
 }
+
+// One chat request through the openai client: the text (streamed or not), the route the
+// router took (x-pocket-route), and for non-streamed answers the model and usage.
+export async function askChat(client, content, { headers = {}, pocket, model = 'auto', stream = false,
+                                                 max_tokens = 10 } = {}) {
+  const body = { model, messages: [{ role: 'user', content }], max_tokens, seed: 1 };
+  if (pocket) body.pocket = pocket;
+  if (stream) {
+    const { data, response } = await client.chat.completions.create({ ...body, stream: true },
+                                                                     { headers }).withResponse();
+    let text = '';
+    for await (const c of data) text += c.choices[0]?.delta?.content ?? '';
+    return { text, route: response.headers.get('x-pocket-route'), model: null };
+  }
+  const { data, response } = await client.chat.completions.create(body, { headers }).withResponse();
+  return { text: data.choices[0].message.content, route: response.headers.get('x-pocket-route'),
+           model: data.model, usage: data.usage };
+}

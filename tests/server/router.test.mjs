@@ -7,7 +7,7 @@
 // /metrics and `pocket top`.
 import fs from 'node:fs';
 import path from 'node:path';
-import { loadOpenAI, startServer, check, eq, done, runPocket, tmpDir } from './lib.mjs';
+import { askChat, loadOpenAI, startServer, check, eq, done, runPocket, tmpDir } from './lib.mjs';
 import { startFaultProxy } from './fault_proxy.mjs';
 
 const OpenAI = loadOpenAI();
@@ -49,20 +49,7 @@ const local = await startServer(['--fake-model', 'tiny', '--policy', policyFile,
                                  '--max-active', '8', '--max-queue', '64'], { env });
 const client = new OpenAI({ baseURL: `${local.url}/v1`, apiKey: 'unused', maxRetries: 0 });
 
-async function ask(content, { headers = {}, pocket, model = 'auto', stream = false, max_tokens = 10 } = {}) {
-  const body = { model, messages: [{ role: 'user', content }], max_tokens, seed: 1 };
-  if (pocket) body.pocket = pocket;
-  if (stream) {
-    const { data, response } = await client.chat.completions.create({ ...body, stream: true },
-                                                                     { headers }).withResponse();
-    let text = '';
-    for await (const c of data) text += c.choices[0]?.delta?.content ?? '';
-    return { text, route: response.headers.get('x-pocket-route'), model: null };
-  }
-  const { data, response } = await client.chat.completions.create(body, { headers }).withResponse();
-  return { text: data.choices[0].message.content, route: response.headers.get('x-pocket-route'),
-           model: data.model, usage: data.usage };
-}
+const ask = (content, opts) => askChat(client, content, opts);
 
 async function spend(area) {
   const r = await runPocket(['budget', '--policy', policyFile, '--json'], env);

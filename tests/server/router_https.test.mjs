@@ -12,7 +12,7 @@
 // a bad ca_file stops start-up naming it.
 import fs from 'node:fs';
 import path from 'node:path';
-import { loadOpenAI, startServer, check, eq, done, sleep, tmpDir } from './lib.mjs';
+import { askChat, loadOpenAI, startServer, check, eq, done, sleep, tmpDir } from './lib.mjs';
 import { startFaultProxy } from './fault_proxy.mjs';
 import { startTlsProxy } from './tls_proxy.mjs';
 import { makeCa } from './test_pki.mjs';
@@ -84,20 +84,7 @@ async function until(cond) {
   return cond();
 }
 
-async function ask(content, { headers = {}, pocket, model = 'auto', stream = false, via = client } = {}) {
-  const body = { model, messages: [{ role: 'user', content }], max_tokens: 10, seed: 1 };
-  if (pocket) body.pocket = pocket;
-  if (stream) {
-    const { data, response } = await via.chat.completions.create({ ...body, stream: true },
-                                                                  { headers }).withResponse();
-    let text = '';
-    for await (const c of data) text += c.choices[0]?.delta?.content ?? '';
-    return { text, route: response.headers.get('x-pocket-route'), model: null };
-  }
-  const { data, response } = await via.chat.completions.create(body, { headers }).withResponse();
-  return { text: data.choices[0].message.content, route: response.headers.get('x-pocket-route'),
-           model: data.model };
-}
+const ask = (content, { via = client, ...opts } = {}) => askChat(via, content, opts);
 
 try {
   // (a) Remote over https by host name: the cloud answers, SNI names the host, TLS >= 1.2.
