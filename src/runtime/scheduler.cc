@@ -243,7 +243,7 @@ void Scheduler::Step() {
     owners.push_back(&s);
   }
   if (batch.empty()) return;
-  std::vector<float> logits;
+  std::vector<float>& logits = logits_;  // reused: vocab floats per sequence, every step
   if (Status st = eng.Forward(batch, &logits); !st.ok()) {
     for (Slot* s : owners) Finish(*s, st);
     return;

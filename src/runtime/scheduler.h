@@ -87,6 +87,7 @@ class Scheduler {
   std::vector<std::unique_ptr<Slot>> slots_;
   bool stopping_ = false;
   int active_ = 0;
+  std::vector<float> logits_;  // scheduler thread only
   std::atomic<uint64_t> kv_reserved_bytes_{0}, kv_used_bytes_{0};
   std::thread thread_;
 };
