@@ -299,6 +299,15 @@ void Rope(float* x, size_t num_tokens, size_t num_heads, const int32_t* position
 
 void Softmax(float* x, size_t n) { cpu::Softmax(x, n); }
 
+size_t ArgMax(const float* x, size_t n) {
+  PK_CHECK(n > 0);
+  return cpu::ArgMax(x, n);
+}
+
+void ScaledExp(const float* x, size_t n, float scale, float offset, float* out) {
+  cpu::ScaledExp(x, n, scale, offset, out);
+}
+
 void SwiGLU(const float* gate, const float* up, size_t n, float* out) {
   cpu::SwiGLU(gate, up, n, out);
 }

@@ -170,6 +170,15 @@ void Rope(float* x, size_t num_tokens, size_t num_heads, const int32_t* position
 // Numerically stable softmax in place over x[0..n): exp(x - max) / sum.
 void Softmax(float* x, size_t n);
 
+// Index of the largest element of x[0..n), the lowest index among equal ones. NaN
+// entries are skipped; 0 when every entry is NaN. REQUIRES: n > 0.
+size_t ArgMax(const float* x, size_t n);
+
+// out[i] = exp(x[i] * scale - offset), 0 where x[i] is NaN (the sampler's tempered,
+// unnormalised probabilities). An entry's result depends only on that entry (not on n or
+// its position) for a given SIMD target. In place allowed (out == x).
+void ScaledExp(const float* x, size_t n, float scale, float offset, float* out);
+
 // out[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + exp(-g)). In place allowed (out ==
 // gate or out == up).
 void SwiGLU(const float* gate, const float* up, size_t n, float* out);

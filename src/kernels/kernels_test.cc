@@ -332,6 +332,38 @@ TEST(KernelsTest, SoftmaxSwiGLUAddMatchReference) {
   });
 }
 
+TEST(KernelsTest, ArgMaxAndScaledExpMatchReference) {
+  ForEachTarget([] {
+    for (size_t n : {1u, 7u, 15u, 16u, 17u, 33u, 1536u, 128256u}) {
+      auto x = RandomNormal(n, static_cast<uint32_t>(n) + 5, 4.0f);
+      EXPECT_EQ(ArgMax(x.data(), n), ref::ArgMax(x.data(), n)) << n;
+      // Ties: the lowest index wins; NaN never wins, not even at index 0.
+      x[n / 2] = 100.0f;
+      x[n - 1] = 100.0f;
+      x[0] = NAN;
+      if (n > 2) {
+        EXPECT_EQ(ArgMax(x.data(), n), n / 2) << n;
+      }
+      EXPECT_EQ(ArgMax(x.data(), n), ref::ArgMax(x.data(), n)) << n;
+      std::vector<float> want(n), got(n);
+      const float scale = 1.0f / 0.7f, offset = 100.0f * scale;
+      ref::ScaledExp(x.data(), n, scale, offset, want.data());
+      ScaledExp(x.data(), n, scale, offset, got.data());
+      EXPECT_EQ(got[0], 0.0f);
+      for (size_t i = 0; i < n; ++i) ASSERT_NEAR(got[i], want[i], 1e-30 + 2e-6 * want[i]) << i;
+      auto inplace = x;
+      ScaledExp(inplace.data(), n, scale, offset, inplace.data());
+      EXPECT_EQ(inplace, got);
+    }
+    const std::vector<float> all_nan(37, NAN);
+    EXPECT_EQ(ArgMax(all_nan.data(), all_nan.size()), 0u);
+    EXPECT_EQ(ref::ArgMax(all_nan.data(), all_nan.size()), 0u);
+    std::vector<float> infs(40, -INFINITY);
+    infs[33] = INFINITY;
+    EXPECT_EQ(ArgMax(infs.data(), infs.size()), 33u);
+  });
+}
+
 TEST(KernelsTest, GetRowsDequantizesAnyDtype) {
   for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0,
                       DType::kQ4_K, DType::kQ6_K}) {

@@ -50,11 +50,7 @@ double Rng::NextDouble() { return static_cast<double>(NextU64() >> 11) * 0x1.0p-
 
 int32_t ArgMax(std::span<const float> logits) {
   PK_CHECK(!logits.empty());
-  size_t best = 0;
-  for (size_t i = 1; i < logits.size(); ++i) {
-    if (logits[i] > logits[best]) best = i;
-  }
-  return static_cast<int32_t>(best);
+  return static_cast<int32_t>(kernels::ArgMax(logits.data(), logits.size()));
 }
 
 void ApplyRepetitionPenalty(std::span<float> logits, std::span<const int32_t> history,
@@ -79,46 +75,54 @@ Sampler::Sampler(const SamplingParams& params)
 int32_t Sampler::Sample(std::span<const float> logits, std::span<const int32_t> history) {
   PK_CHECK(!logits.empty());
   const size_t vocab = logits.size();
-  work_.assign(logits.begin(), logits.end());
-  // NaN would break the strict weak order the sorts below need.
-  for (float& l : work_) {
-    if (std::isnan(l)) l = -INFINITY;
+  // Every pass below is over the whole vocabulary (128k for Llama 3), once per token: the
+  // logits are copied only when the repetition penalty changes them.
+  std::span<const float> l = logits;
+  if (params_.repeat_penalty != 1.0f && params_.repeat_last_n != 0 && !history.empty()) {
+    work_.assign(logits.begin(), logits.end());
+    ApplyRepetitionPenalty(work_, history, params_.repeat_penalty, params_.repeat_last_n);
+    l = work_;
   }
-  ApplyRepetitionPenalty(work_, history, params_.repeat_penalty, params_.repeat_last_n);
-  if (params_.temperature <= 0.0f) return ArgMax(work_);
+  const int32_t best = ArgMax(l);  // NaN logits never win, here or below
+  if (params_.temperature <= 0.0f) return best;
   const bool min_p_on = params_.min_p > 0.0f && params_.min_p <= 1.0f;
   const bool top_k_on = params_.top_k > 0 && static_cast<size_t>(params_.top_k) < vocab;
   if (!top_k_on && params_.top_p >= 1.0f && !min_p_on) {
-    // No truncation: a draw from the tempered softmax may walk the tokens in any fixed
-    // order, so id order, with no sort and no candidate list (this is the OpenAI API's
-    // default, and the whole cost of sampling a 128k vocabulary per token).
-    const int32_t best = ArgMax(work_);
+    // No truncation (the OpenAI API's default): a draw from the tempered softmax may walk
+    // the tokens in any fixed order, so id order, with no sort and no candidate list.
     const float inv_temp = 1.0f / params_.temperature;
-    if (!std::isfinite(work_[static_cast<size_t>(best)] * inv_temp)) return best;  // +-inf only
-    for (float& l : work_) l *= inv_temp;
-    kernels::Softmax(work_.data(), vocab);  // vectorised exp: work_ holds probabilities now
-    const double u = rng_.NextDouble();
-    double cum = 0;
-    for (size_t i = 0; i < vocab; ++i) {
-      cum += work_[i];
-      if (u < cum) return static_cast<int32_t>(i);
-    }
-    return best;  // u beyond the float sum's rounding
+    const float top = l[static_cast<size_t>(best)] * inv_temp;
+    if (!std::isfinite(top)) return best;  // +-inf only
+    work_.resize(vocab);
+    kernels::ScaledExp(l.data(), vocab, inv_temp, top, work_.data());
+    return Draw(work_, best);
   }
 
-  candidates_.resize(vocab);
-  for (size_t i = 0; i < vocab; ++i) candidates_[i] = {static_cast<int32_t>(i), work_[i], 0.0f};
-
   // A total order (ties broken by id) makes the result independent of the sort algorithm.
+  // NaN would break it: a NaN logit counts as -inf.
   const auto before = [](const Candidate& a, const Candidate& b) {
     return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
   };
+  const auto logit_at = [&](size_t i) { return std::isnan(l[i]) ? -INFINITY : l[i]; };
   size_t n = vocab;
   if (top_k_on) {
+    // The k best in one pass with a bounded heap whose top is the worst kept: a later
+    // token enters only with a strictly higher logit (at equal logits the lower id wins).
     n = static_cast<size_t>(params_.top_k);
-    std::partial_sort(candidates_.begin(), candidates_.begin() + static_cast<ptrdiff_t>(n),
-                      candidates_.end(), before);
+    candidates_.resize(n);
+    for (size_t i = 0; i < n; ++i) candidates_[i] = {static_cast<int32_t>(i), logit_at(i), 0.0f};
+    std::make_heap(candidates_.begin(), candidates_.end(), before);
+    for (size_t i = n; i < vocab; ++i) {
+      const float v = logit_at(i);
+      if (!(v > candidates_.front().logit)) continue;
+      std::pop_heap(candidates_.begin(), candidates_.end(), before);
+      candidates_.back() = {static_cast<int32_t>(i), v, 0.0f};
+      std::push_heap(candidates_.begin(), candidates_.end(), before);
+    }
+    std::sort_heap(candidates_.begin(), candidates_.end(), before);
   } else {
+    candidates_.resize(vocab);
+    for (size_t i = 0; i < vocab; ++i) candidates_[i] = {static_cast<int32_t>(i), logit_at(i), 0.0f};
     // top-p and min-p keep a prefix of the sorted order, usually a short one: sort a
     // growing prefix until the cut falls inside it, instead of all of a 128k vocabulary
     // (a full sort was ~10 ms a token, a third of a 1B model's decode step).
@@ -188,6 +192,48 @@ int32_t Sampler::Sample(std::span<const float> logits, std::span<const int32_t> 
     if (u < cum) return candidates_[i].id;
   }
   return candidates_[n - 1].id;
+}
+
+int32_t Sampler::Draw(std::span<const float> p, int32_t fallback) {
+  // Block sums in a fixed order (16 running float sums per block, then in double), so the
+  // token drawn does not depend on the compiler's or the CPU's vector width; then one walk
+  // over the block sums and one inside the chosen block.
+  constexpr size_t kBlock = 1024, kLanes = 16;
+  const size_t n = p.size(), num_blocks = (n + kBlock - 1) / kBlock;
+  block_sums_.resize(num_blocks);
+  double total = 0;
+  for (size_t b = 0; b < num_blocks; ++b) {
+    const size_t i1 = std::min(n, (b + 1) * kBlock);
+    size_t i = b * kBlock;
+    float acc[kLanes] = {};
+    for (; i + kLanes <= i1; i += kLanes) {
+      for (size_t j = 0; j < kLanes; ++j) acc[j] += p[i + j];
+    }
+    double s = 0;
+    for (; i < i1; ++i) s += p[i];
+    for (float a : acc) s += a;
+    block_sums_[b] = s;
+    total += s;
+  }
+  const double u = rng_.NextDouble() * total;
+  double cum = 0;
+  for (size_t b = 0; b < num_blocks; ++b) {
+    if (u >= cum + block_sums_[b] && b + 1 < num_blocks) {
+      cum += block_sums_[b];
+      continue;
+    }
+    // The walk inside sums in another order than the block sum; past its end (rounding),
+    // the block's last token with a non-zero probability is the draw.
+    int32_t last = fallback;
+    for (size_t i = b * kBlock; i < std::min(n, (b + 1) * kBlock); ++i) {
+      if (p[i] <= 0.0f) continue;
+      cum += p[i];
+      last = static_cast<int32_t>(i);
+      if (u < cum) return last;
+    }
+    return last;
+  }
+  return fallback;
 }
 
 }  // namespace pocket::runtime

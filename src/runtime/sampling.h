@@ -2,8 +2,11 @@
 // then a draw from a seeded portable RNG (or argmax when temperature <= 0). The order is
 // llama.cpp's default chain (penalties -> top_k -> top_p -> min_p -> temperature -> dist),
 // so the same flags mean the same thing here and there.
-// Determinism: same SamplingParams (with a fixed seed) and same logits => same tokens, on
-// any platform: the RNG is our own xoshiro256** and every ordering breaks ties by token id.
+// Determinism: same SamplingParams (with a fixed seed) and same logits => same tokens: the
+// RNG is our own xoshiro256**, every ordering breaks ties by token id and every sum has a
+// fixed order. Across CPUs whose kernels run another SIMD target, the exp of a logit may
+// differ in its last bit (kernels::ScaledExp), which can move a draw that falls exactly on
+// a boundary.
 // Called by runtime::Session and by tests. Thread safety: a Sampler is not thread-safe
 // (it owns RNG state); use one per session.
 #pragma once
@@ -59,10 +62,15 @@ class Sampler {
     float logit;
     float p;
   };
+  // A token drawn with probability proportional to p[i] (p >= 0, not normalised);
+  // `fallback` when every p is 0.
+  int32_t Draw(std::span<const float> p, int32_t fallback);
+
   SamplingParams params_;
   uint64_t seed_;
   Rng rng_;
   std::vector<float> work_;            // scratch, reused across calls
+  std::vector<double> block_sums_;     // scratch for Draw
   std::vector<Candidate> candidates_;  // scratch
 };
 

@@ -201,6 +201,67 @@ TEST(SamplerTest, LargeVocabularyTruncationMatchesFullSortReference) {
   }
 }
 
+// The untruncated draw sums probabilities per block of 1024 tokens: across many blocks
+// every token keeps its softmax share, and tokens with probability 0 (NaN, -inf) never come.
+TEST(SamplerTest, UntruncatedDrawFollowsSoftmaxAcrossBlocks) {
+  const size_t vocab = 5000;
+  std::vector<float> logits(vocab, 0.0f);
+  const size_t heavy[] = {3, 1023, 1024, 2047, 4999};  // block edges and the ragged tail
+  for (size_t h : heavy) logits[h] = std::log(400.0f);
+  logits[10] = NAN;
+  logits[2048] = -INFINITY;
+  SamplingParams p;
+  p.top_k = 0;
+  p.top_p = 1;
+  p.min_p = 0;
+  p.temperature = 1;
+  p.seed = 11;
+  Sampler s(p);
+  const double total = 5 * 400.0 + (vocab - 5 - 2);
+  std::vector<int> count(vocab, 0);
+  const int draws = 40000;
+  for (int i = 0; i < draws; ++i) ++count[static_cast<size_t>(s.Sample(logits, {}))];
+  EXPECT_EQ(count[10], 0);
+  EXPECT_EQ(count[2048], 0);
+  for (size_t h : heavy) EXPECT_NEAR(count[h] / static_cast<double>(draws), 400.0 / total, 0.01) << h;
+}
+
+// top-k picks the k best in one pass with a heap: the kept set must be the one a full sort
+// with ties broken by id keeps, also when many logits are equal.
+TEST(SamplerTest, TopKHeapKeepsTheFullSortSet) {
+  const size_t vocab = 3000;
+  std::vector<float> logits(vocab);
+  Rng r(5);
+  for (float& l : logits) l = static_cast<float>(static_cast<int>(8.0 * r.NextDouble()));  // ties
+  logits[7] = NAN;
+  std::vector<size_t> order(vocab);
+  for (size_t i = 0; i < vocab; ++i) order[i] = i;
+  const auto key = [&](size_t i) { return std::isnan(logits[i]) ? -INFINITY : logits[i]; };
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return key(a) > key(b) || (key(a) == key(b) && a < b);
+  });
+  for (int k : {1, 5, 50, 400}) {
+    std::vector<bool> kept(vocab, false);
+    for (int i = 0; i < k; ++i) kept[order[static_cast<size_t>(i)]] = true;
+    SamplingParams p;
+    p.top_k = k;
+    p.top_p = 1;
+    p.min_p = 0;
+    p.temperature = 1.5f;
+    p.seed = static_cast<uint64_t>(k);
+    Sampler s(p);
+    std::vector<bool> seen(vocab, false);
+    for (int i = 0; i < 3000; ++i) {
+      const auto t = static_cast<size_t>(s.Sample(logits, {}));
+      ASSERT_TRUE(kept[t]) << "k " << k << " token " << t;
+      seen[t] = true;
+    }
+    if (k <= 50) {
+      for (int i = 0; i < k; ++i) EXPECT_TRUE(seen[order[static_cast<size_t>(i)]]) << k;
+    }
+  }
+}
+
 TEST(RepetitionPenaltyTest, FollowsLlamaCppRule) {
   std::vector<float> logits = {2, -2, 4, 1};
   const std::vector<int32_t> history = {0, 1, 0, 3};

@@ -59,6 +59,8 @@ void RmsNorm(const float* x, const float* weight, float eps, size_t n, float* ou
 // Rotates one head in place with the table row for its position.
 void RopeHead(float* x, const float* cos, const float* sin, size_t rot_dims, bool neox);
 void Softmax(float* x, size_t n);
+size_t ArgMax(const float* x, size_t n);
+void ScaledExp(const float* x, size_t n, float scale, float offset, float* out);
 void SwiGLU(const float* gate, const float* up, size_t n, float* out);
 void Add(const float* a, const float* b, size_t n, float* out);
 // One query head over cache positions [0, len) of kv head `kv_head`. scores: scratch of

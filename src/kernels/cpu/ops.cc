@@ -102,6 +102,48 @@ void SoftmaxImpl(float* x, size_t n) {
   for (; i < n; ++i) x[i] *= inv;
 }
 
+size_t ArgMaxImpl(const float* x, size_t n) {
+  const hn::ScalableTag<float> d;
+  const size_t N = hn::Lanes(d);
+  // Pass 1: the maximum over non-NaN entries; pass 2: its first index.
+  const auto neg_inf = hn::Set(d, -INFINITY);
+  auto vm = neg_inf;
+  size_t i = 0;
+  for (; i + N <= n; i += N) {
+    const auto v = hn::LoadU(d, x + i);
+    vm = hn::Max(vm, hn::IfThenElse(hn::IsNaN(v), neg_inf, v));
+  }
+  float m = hn::GetLane(hn::MaxOfLanes(d, vm));
+  for (; i < n; ++i) m = x[i] > m ? x[i] : m;
+  const auto vmax = hn::Set(d, m);
+  for (i = 0; i + N <= n; i += N) {
+    const intptr_t k = hn::FindFirstTrue(d, hn::Eq(hn::LoadU(d, x + i), vmax));
+    if (k >= 0) return i + static_cast<size_t>(k);
+  }
+  for (; i < n; ++i) {
+    if (x[i] == m) return i;
+  }
+  return 0;  // every entry NaN
+}
+
+void ScaledExpImpl(const float* x, size_t n, float scale, float offset, float* out) {
+  const hn::ScalableTag<float> d;
+  const size_t N = hn::Lanes(d);
+  const auto vs = hn::Set(d, scale), vo = hn::Set(d, offset);
+  const auto one = [&](const float* in, float* o) {
+    const auto v = hn::LoadU(d, in);
+    hn::StoreU(hn::IfThenZeroElse(hn::IsNaN(v), hn::Exp(d, hn::MulSub(v, vs, vo))), d, o);
+  };
+  size_t i = 0;
+  for (; i + N <= n; i += N) one(x + i, out + i);
+  if (i < n) {  // the tail through the same vector code, so no entry depends on n
+    HWY_ALIGN float buf[hn::MaxLanes(d)] = {};
+    std::memcpy(buf, x + i, (n - i) * sizeof(float));
+    one(buf, buf);
+    std::memcpy(out + i, buf, (n - i) * sizeof(float));
+  }
+}
+
 void SwiGLUImpl(const float* gate, const float* up, size_t n, float* out) {
   const hn::ScalableTag<float> d;
   const size_t N = hn::Lanes(d);
@@ -200,6 +242,8 @@ namespace pocket::kernels::cpu {
 HWY_EXPORT(RmsNormImpl);
 HWY_EXPORT(RopeHeadImpl);
 HWY_EXPORT(SoftmaxImpl);
+HWY_EXPORT(ArgMaxImpl);
+HWY_EXPORT(ScaledExpImpl);
 HWY_EXPORT(SwiGLUImpl);
 HWY_EXPORT(AddImpl);
 HWY_EXPORT(AttentionHeadImpl);
@@ -211,6 +255,10 @@ void RopeHead(float* x, const float* cos, const float* sin, size_t rot_dims, boo
   HWY_DYNAMIC_DISPATCH(RopeHeadImpl)(x, cos, sin, rot_dims, neox);
 }
 void Softmax(float* x, size_t n) { HWY_DYNAMIC_DISPATCH(SoftmaxImpl)(x, n); }
+size_t ArgMax(const float* x, size_t n) { return HWY_DYNAMIC_DISPATCH(ArgMaxImpl)(x, n); }
+void ScaledExp(const float* x, size_t n, float scale, float offset, float* out) {
+  HWY_DYNAMIC_DISPATCH(ScaledExpImpl)(x, n, scale, offset, out);
+}
 void SwiGLU(const float* gate, const float* up, size_t n, float* out) {
   HWY_DYNAMIC_DISPATCH(SwiGLUImpl)(gate, up, n, out);
 }

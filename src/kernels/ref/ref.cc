@@ -146,6 +146,23 @@ void Softmax(float* x, size_t n) {
   }
 }
 
+size_t ArgMax(const float* x, size_t n) {
+  size_t best = n;
+  for (size_t i = 0; i < n; ++i) {
+    if (std::isnan(x[i])) continue;
+    if (best == n || x[i] > x[best]) best = i;
+  }
+  return best == n ? 0 : best;
+}
+
+void ScaledExp(const float* x, size_t n, float scale, float offset, float* out) {
+  for (size_t i = 0; i < n; ++i) {
+    out[i] = std::isnan(x[i]) ? 0.0f
+                              : static_cast<float>(std::exp(static_cast<double>(x[i]) * scale -
+                                                            static_cast<double>(offset)));
+  }
+}
+
 void SwiGLU(const float* gate, const float* up, size_t n, float* out) {
   for (size_t i = 0; i < n; ++i) {
     const double g = gate[i];

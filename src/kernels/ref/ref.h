@@ -38,6 +38,8 @@ void RmsNorm(const float* x, const float* weight, float eps, size_t n, size_t nu
 void Rope(float* x, size_t num_tokens, size_t num_heads, const int32_t* positions,
           const RopeTable& table);
 void Softmax(float* x, size_t n);
+size_t ArgMax(const float* x, size_t n);
+void ScaledExp(const float* x, size_t n, float scale, float offset, float* out);
 void SwiGLU(const float* gate, const float* up, size_t n, float* out);
 void Add(const float* a, const float* b, size_t n, float* out);
 void GetRows(const tensor::TensorView& table, const int32_t* ids, size_t num_ids, float* out);
