@@ -1,15 +1,25 @@
 #!/usr/bin/env node
-// Load benchmark for `pocket serve` (continuous batching): starts the server on a model,
-// then measures (1) one stream alone, (2) C concurrent streams, each generating N tokens
-// with a fixed seed and ignore-EOS-free prompts, and prints one JSON line per result:
-//   single:    tokens/s of one stream (client side: completion_tokens / (last - first token))
-//   aggregate: sum of tokens / wall time with C streams; speedup = aggregate / single
-//   ttft:      time to first token p50/p99 over the C concurrent requests (and alone)
-//   overhead:  1 - server single-stream decode tokens/s / `pocket bench -n N` tokens/s
+// Load benchmark for `pocket serve` (continuous batching), optionally side by side with
+// llama.cpp's llama-server under the same load. Prints one JSON line per result:
+//   single:    one stream alone; decode tokens/s = (tokens - 1) / (last - first token),
+//              end to end = tokens / (request to last token); TTFT
+//   aggregate: C concurrent streams arriving at once (best of --rounds):
+//              tokens_per_s = all tokens / wall time (prefill of the C prompts included),
+//              decode_tokens_per_s = tokens after each stream's first / (last token of all -
+//              last first token), i.e. while all C streams generate; speedups vs single;
+//              TTFT p50/p99
+//   overhead:  1 - server decode tokens/s / `pocket bench -p 0 -n N` tokens/s, measured in
+//              --rounds interleaved pairs (server stream, then bench) so that drift of the
+//              machine hits both; the median pair is reported, and every pair.
+// The client is node:http with timestamps taken per received chunk and JSON parsed after
+// the response ends: on a 2-core machine the client shares the cores with the server, and
+// a heavier client (fetch + per-event parsing) costs the server's compute threads ~2 %.
 // Usage: node bench/server/load.mjs --bin build/release/pocket --model M.gguf
-//          [--tokens 64] [--concurrency 8] [--rounds 2] [--threads 0] [--context 1024]
+//          [--tokens 64] [--concurrency 8] [--rounds 3] [--threads 0] [--context 1024]
+//          [--peer /path/to/llama-server]   (never committed; built from a llama.cpp snapshot)
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -21,84 +31,151 @@ const bin = args.bin || 'build/release/pocket';
 const model = args.model || 'models/default.gguf';
 const tokens = Number(args.tokens || 64);
 const conc = Number(args.concurrency || 8);
-const rounds = Number(args.rounds || 2);
+const rounds = Number(args.rounds || 3);
 const threads = args.threads || '0';
-const context = args.context || '1024';
+const context = Number(args.context || 1024);
+const peer = args.peer;
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pocket-bench-'));
-const portFile = path.join(dir, 'port');
-const server = spawn(bin, ['serve', '--model', model, '--port', '0', '--port-file', portFile,
-                           '--threads', threads, '--context', context, '--max-active', String(conc),
-                           '--max-queue', String(4 * conc), '--quiet', '--ledger', path.join(dir, 'l.db')],
-                     { stdio: ['ignore', 'ignore', 'inherit'] });
-process.on('exit', () => server.kill('SIGKILL'));
-for (let i = 0; i < 1200 && !fs.existsSync(portFile); ++i) await new Promise((r) => setTimeout(r, 50));
-if (!fs.existsSync(portFile)) { console.error('server did not start'); process.exit(1); }
-const url = `http://127.0.0.1:${fs.readFileSync(portFile, 'utf8').trim()}/v1/completions`;
+const children = [];
+process.on('exit', () => { for (const c of children) c.kill('SIGKILL'); });
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function one(i) {
-  const t0 = performance.now();
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ prompt: `Request ${i}: the history of the river and the town`, max_tokens: tokens,
-                           temperature: 0.8, seed: 1000 + i, stream: true,
-                           stream_options: { include_usage: true } }) });
-  const reader = res.body.getReader();
-  const dec = new TextDecoder();
-  let first = 0, last = 0, usage = null, buf = '';
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buf += dec.decode(value, { stream: true });
-    let k;
-    while ((k = buf.indexOf('\n\n')) >= 0) {
-      const ev = buf.slice(0, k); buf = buf.slice(k + 2);
-      if (!ev.startsWith('data: ') || ev === 'data: [DONE]') continue;
-      const j = JSON.parse(ev.slice(6));
-      if (j.usage) usage = j.usage;
-      if (j.choices?.[0]?.text) { last = performance.now(); if (!first) first = last; }
-    }
+async function startPocket() {
+  const portFile = path.join(dir, 'port');
+  const child = spawn(bin, ['serve', '--model', model, '--port', '0', '--port-file', portFile,
+                            '--threads', threads, '--context', String(context), '--max-active', String(conc),
+                            '--max-queue', String(4 * conc), '--quiet', '--ledger', path.join(dir, 'l.db')],
+                      { stdio: ['ignore', 'ignore', 'inherit'] });
+  children.push(child);
+  for (let i = 0; i < 1200 && !fs.existsSync(portFile); ++i) await sleep(50);
+  if (!fs.existsSync(portFile)) throw new Error('pocket serve did not start');
+  return { child, port: Number(fs.readFileSync(portFile, 'utf8').trim()) };
+}
+
+async function startPeer() {
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const env = { ...process.env, LD_LIBRARY_PATH: path.dirname(peer) };
+  // One KV slot of --context tokens per stream, as `pocket serve --context` gives each.
+  const child = spawn(peer, ['-m', model, '--port', String(port), '-t', threads === '0' ? String(os.cpus().length) : threads,
+                             '-c', String(context * conc), '-np', String(conc), '-cb'],
+                      { stdio: ['ignore', 'ignore', process.env.PEER_LOG ? 'inherit' : 'ignore'], env });
+  children.push(child);
+  for (let i = 0; i < 1200; ++i) {
+    const ok = await new Promise((res) => {
+      http.get({ host: '127.0.0.1', port, path: '/health', agent: false }, (r) => { r.resume(); res(r.statusCode === 200); })
+        .on('error', () => res(false));
+    });
+    if (ok) return { child, port };
+    await sleep(100);
   }
-  const n = usage ? usage.completion_tokens : 0;
-  return { ttft_ms: first - t0, total_ms: performance.now() - t0, tokens: n,
-           decode_tps: n > 1 && last > first ? (n - 1) / ((last - first) / 1000) : 0 };
+  throw new Error('llama-server did not start');
+}
+
+// One streamed /v1/completions request; timestamps per chunk, parsing at the end.
+function one(port, i) {
+  return new Promise((resolve, reject) => {
+    const body = JSON.stringify({ prompt: `Request ${i}: the history of the river and the town`,
+                                  max_tokens: tokens, temperature: 0.8, seed: 1000 + i, stream: true,
+                                  stream_options: { include_usage: true } });
+    const t0 = performance.now();
+    const chunks = [];
+    const req = http.request({ host: '127.0.0.1', port, path: '/v1/completions', method: 'POST', agent: false,
+                               headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+                             (res) => {
+      res.on('data', (d) => chunks.push([performance.now(), d]));
+      res.on('end', () => {
+        const end = performance.now();
+        let first = 0, last = 0, n = 0, buf = '', usage = null;
+        for (const [t, d] of chunks) {
+          buf += d.toString('utf8');
+          let k;
+          while ((k = buf.indexOf('\n\n')) >= 0) {
+            const ev = buf.slice(0, k); buf = buf.slice(k + 2);
+            if (!ev.startsWith('data: ') || ev === 'data: [DONE]') continue;
+            const j = JSON.parse(ev.slice(6));
+            if (j.usage) usage = j.usage;
+            // An event per token that completed text; the final one carries finish_reason.
+            if (j.choices?.[0] && !j.choices[0].finish_reason) { ++n; last = t; if (!first) first = t; }
+          }
+        }
+        if (usage?.completion_tokens) n = usage.completion_tokens;
+        resolve({ t0, first, last, tokens: n, ttft_ms: first - t0, total_ms: end - t0,
+                  decode_tps: n > 1 && last > first ? (n - 1) / ((last - first) / 1000) : 0 });
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 const pct = (xs, q) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(q * s.length))]; };
-await one(0);  // warm-up: pages the weights in
-const singles = [];
-for (let r = 0; r < rounds; ++r) singles.push(await one(r));
-const single_tps = Math.max(...singles.map((s) => s.decode_tps));
-const single_e2e = Math.max(...singles.map((s) => s.tokens / (s.total_ms / 1000)));
-let best = null;
-for (let r = 0; r < rounds; ++r) {
-  const t0 = performance.now();
-  const res = await Promise.all(Array.from({ length: conc }, (_, i) => one(100 * r + i)));
-  const wall = (performance.now() - t0) / 1000;
-  const agg = res.reduce((s, x) => s + x.tokens, 0) / wall;
-  if (!best || agg > best.agg) best = { agg, res };
-}
-const base = { model: path.basename(model), tokens, threads: Number(threads), cpus: os.cpus().length,
-               loadavg_1m: os.loadavg()[0] };
-console.log(JSON.stringify({ ...base, test: 'single', decode_tokens_per_s: single_tps,
-                             end_to_end_tokens_per_s: single_e2e,
-                             ttft_ms: pct(singles.map((s) => s.ttft_ms), 0.5) }));
-console.log(JSON.stringify({ ...base, test: 'aggregate', concurrency: conc, tokens_per_s: best.agg,
-                             speedup_vs_single: best.agg / single_e2e,
-                             ttft_p50_ms: pct(best.res.map((x) => x.ttft_ms), 0.5),
-                             ttft_p99_ms: pct(best.res.map((x) => x.ttft_ms), 0.99) }));
-server.kill('SIGTERM');
-// The same model through `pocket bench` (no HTTP, no scheduler) for the overhead figure.
-const b = spawnSync(bin, ['bench', model, '-p', '0', '-n', String(tokens), '-r', String(rounds), '--json',
-                          '-t', threads], { encoding: 'utf8' });
-const line = (b.stdout || '').split('\n').find((l) => l.includes('"tg'));
-if (b.status === 0 && line) {
+const median = (xs) => pct(xs, 0.5);
+
+function benchOnce() {
+  const b = spawnSync(bin, ['bench', model, '-p', '0', '-n', String(tokens), '-r', '3', '--json', '-t', threads,
+                            '--bandwidth-mib', '64'], { encoding: 'utf8' });
+  const line = (b.stdout || '').split('\n').find((l) => l.includes('"tg'));
+  if (b.status !== 0 || !line) return null;
   const j = JSON.parse(line);
-  const tps = j.avg_ts ?? j.tokens_per_s ?? j.ts ?? 0;
-  console.log(JSON.stringify({ ...base, test: 'overhead', pocket_bench_tokens_per_s: tps,
-                               server_decode_tokens_per_s: single_tps,
-                               overhead_fraction: tps ? 1 - single_tps / tps : null }));
-} else {
-  console.log(JSON.stringify({ ...base, test: 'overhead', error: 'pocket bench unavailable',
-                               detail: (b.stderr || '').slice(0, 200) }));
+  return j.avg_ts ?? j.tokens_per_s ?? j.ts ?? null;
+}
+
+async function measure(server, name, withBench) {
+  const base = { server: name, model: path.basename(model), tokens, threads: Number(threads),
+                 cpus: os.cpus().length, loadavg_1m: os.loadavg()[0] };
+  await one(server.port, 0);  // warm-up: pages the weights in
+  const singles = [], pairs = [];
+  for (let r = 0; r < rounds; ++r) {
+    const s = await one(server.port, r);
+    singles.push(s);
+    if (withBench) {
+      const b = benchOnce();
+      if (b) pairs.push({ server_decode_tokens_per_s: s.decode_tps, pocket_bench_tokens_per_s: b,
+                          overhead_fraction: 1 - s.decode_tps / b });
+    }
+  }
+  const single_tps = median(singles.map((s) => s.decode_tps));
+  const single_e2e = median(singles.map((s) => s.tokens / (s.total_ms / 1000)));
+  console.log(JSON.stringify({ ...base, test: 'single', decode_tokens_per_s: single_tps,
+                               end_to_end_tokens_per_s: single_e2e,
+                               ttft_ms: median(singles.map((s) => s.ttft_ms)) }));
+  let best = null;
+  for (let r = 0; r < rounds; ++r) {
+    const t0 = performance.now();
+    const res = await Promise.all(Array.from({ length: conc }, (_, i) => one(server.port, 100 * (r + 1) + i)));
+    const wall = (performance.now() - t0) / 1000;
+    const agg = res.reduce((s, x) => s + x.tokens, 0) / wall;
+    const lastFirst = Math.max(...res.map((x) => x.first)), lastLast = Math.max(...res.map((x) => x.last));
+    const decodeAgg = res.reduce((s, x) => s + x.tokens - 1, 0) / ((lastLast - lastFirst) / 1000);
+    if (!best || agg > best.agg) best = { agg, decodeAgg, res };
+  }
+  console.log(JSON.stringify({ ...base, test: 'aggregate', concurrency: conc, tokens_per_s: best.agg,
+                               speedup_vs_single: best.agg / single_e2e,
+                               decode_tokens_per_s: best.decodeAgg,
+                               decode_speedup_vs_single: best.decodeAgg / single_tps,
+                               ttft_p50_ms: pct(best.res.map((x) => x.ttft_ms), 0.5),
+                               ttft_p99_ms: pct(best.res.map((x) => x.ttft_ms), 0.99) }));
+  if (withBench) {
+    if (pairs.length) {
+      const m = median(pairs.map((p) => p.overhead_fraction));
+      console.log(JSON.stringify({ ...base, test: 'overhead', overhead_fraction: m,
+                                   pairs: pairs.map((p) => Object.fromEntries(
+                                     Object.entries(p).map(([k, v]) => [k, Number(v.toFixed(4))]))) }));
+    } else {
+      console.log(JSON.stringify({ ...base, test: 'overhead', error: 'pocket bench unavailable' }));
+    }
+  }
+}
+
+const pocket = await startPocket();
+await measure(pocket, 'pocket', true);
+pocket.child.kill('SIGTERM');
+await sleep(500);
+if (peer) {
+  const p = await startPeer();
+  await measure(p, 'llama-server', false);
+  p.child.kill('SIGTERM');
 }
 process.exit(0);

@@ -355,6 +355,10 @@ void HttpServer::Impl::Accept() {
       return Accept();
     }
     const bool over = connections.load() >= opts.max_connections;
+    // A streamed token is one small write; Nagle's algorithm would hold it back until the
+    // client acknowledges the previous one.
+    beast::error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
     auto c = std::make_shared<Connection>(std::move(socket), this);
     {
       std::lock_guard<std::mutex> l(mu);
