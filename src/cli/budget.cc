@@ -12,7 +12,7 @@ namespace {
 
 struct BudgetFlags {
   std::string policy;
-  std::string ledger = "pocket-ledger.db";
+  std::string ledger = DefaultLedgerPath();
   bool check = false;
   double threshold = 0.9;
   bool json = false;
@@ -32,6 +32,9 @@ int RunBudget(const BudgetFlags& f) {
     policy = std::move(*p);
   }
   const std::string path = policy.ledger_path.empty() ? f.ledger : policy.ledger_path;
+  if (path == DefaultLedgerPath()) {
+    if (Status s = EnsureParentDirectory(path); !s.ok()) return Fail("budget", s);
+  }
   auto ledger = router::Ledger::Open(path);
   if (!ledger.ok()) return Fail("budget", ledger.status());
   const double now = WallSeconds();
@@ -86,7 +89,7 @@ int RunBudget(const BudgetFlags& f) {
 CommandMain Configure(CLI::App& app) {
   auto f = std::make_shared<BudgetFlags>();
   app.add_option("--policy", f->policy, "router policy (TOML) with the areas and their budgets");
-  app.add_option("--ledger", f->ledger, "ledger file (unless the policy names one)");
+  app.add_option("--ledger", f->ledger, "ledger file (unless the policy names one; default: as pocket serve, ~/.local/state/pocket/ledger.db)");
   app.add_flag("--check", f->check, "exit 1 when any budget is at or over --threshold");
   app.add_option("--threshold", f->threshold, "fraction of a limit that counts as over")
       ->check(CLI::Range(0.0, 10.0));

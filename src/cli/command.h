@@ -35,6 +35,16 @@ int Fail(const std::string& command, const Status& status);
 // The model used when none is given: the embedded default (see docs/models.md).
 std::string DefaultModelPath();
 
+// The router's ledger when neither --ledger nor the policy names one: per user, as other
+// tools keep their state: $XDG_STATE_HOME/pocket/ledger.db, else
+// ~/.local/state/pocket/ledger.db; pocket-ledger.db in the working directory only when
+// there is no home. Computes the path; creates nothing.
+std::string DefaultLedgerPath();
+
+// Creates the directory `path` will be written in when it is missing ("pocket <command>:
+// cannot create ..." on failure).
+Status EnsureParentDirectory(const std::string& path);
+
 }  // namespace pocket::cli
 
 #define POCKET_COMMAND(id, name, summary, configure) \

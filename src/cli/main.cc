@@ -38,6 +38,25 @@ std::string DefaultModelPath() {
   return "models/default.gguf";
 }
 
+std::string DefaultLedgerPath() {
+  const char* state = std::getenv("XDG_STATE_HOME");
+  if (state && *state == '/') return (std::filesystem::path(state) / "pocket" / "ledger.db").string();
+  const char* home = std::getenv("HOME");
+  if (home && *home == '/') {
+    return (std::filesystem::path(home) / ".local" / "state" / "pocket" / "ledger.db").string();
+  }
+  return "pocket-ledger.db";
+}
+
+Status EnsureParentDirectory(const std::string& path) {
+  const auto dir = std::filesystem::path(path).parent_path();
+  if (dir.empty() || path == ":memory:") return Status::Ok();
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Status::IOError("cannot create directory " + dir.string() + ": " + ec.message());
+  return Status::Ok();
+}
+
 }  // namespace pocket::cli
 
 int main(int argc, char** argv) {

@@ -26,7 +26,7 @@ struct ServeFlags {
   std::string host = "127.0.0.1";
   int port = 8080;
   std::string port_file;
-  std::string ledger = "pocket-ledger.db";
+  std::string ledger = DefaultLedgerPath();
   int threads = 0;
   int context = 0;
   int max_active = 8;
@@ -98,6 +98,9 @@ int RunServe(const ServeFlags& f) {
   opts.max_active = f.max_active;
   opts.max_queue = f.max_queue;
   opts.default_ledger_path = f.ledger;
+  if (policy.ledger_path.empty() && f.ledger == DefaultLedgerPath()) {
+    if (Status s = EnsureParentDirectory(f.ledger); !s.ok()) return Fail("serve", s);
+  }
   opts.collab = f.collab || !f.collab_dir.empty();
   opts.collab_dir = f.collab_dir;
   auto server = server::Server::Create(opts, models, std::move(policy));
@@ -141,7 +144,8 @@ CommandMain Configure(CLI::App& app) {
   app.add_option("--port", f->port, "port (0: any free port; see --port-file)")
       ->check(CLI::Range(0, 65535));
   app.add_option("--port-file", f->port_file, "write the bound port to this file once listening");
-  app.add_option("--ledger", f->ledger, "SQLite ledger of remote spend (unless the policy names one)");
+  app.add_option("--ledger", f->ledger, "SQLite ledger of remote spend (unless the policy names one; default: "
+                 "$XDG_STATE_HOME/pocket/ledger.db or ~/.local/state/pocket/ledger.db)");
   app.add_option("--threads", f->threads, "compute threads (0: all cores)");
   app.add_option("--context", f->context, "context length (0: the model's, capped at 4096)");
   app.add_option("--max-active", f->max_active, "requests generating at once")
