@@ -6,6 +6,7 @@
 #include "base/clock.h"
 #include "formats/gguf.h"
 #include "runtime/engine_impl.h"
+#include "runtime/json_constraint.h"
 #include "runtime/text_stream.h"
 
 namespace pocket::runtime {
@@ -155,12 +156,25 @@ Result<GenerateResult> Session::Generate(const GenerateRequest& req,
   };
   std::vector<int32_t> history = prompt;  // the repetition penalty sees prompt and output
   const size_t vocab = static_cast<size_t>(eng.model->config().vocab_size);
+  const bool json = req.response_format == ResponseFormat::kJsonObject;
+  const JsonTokenTable* json_tokens = json ? &eng.json_tokens() : nullptr;
+  JsonRecognizer json_state;
+  std::vector<float> json_scratch;
   while (true) {
     if (req.max_tokens >= 0 && result.completion_tokens >= req.max_tokens) {
       result.finish_reason = "length";
       break;
     }
-    const int32_t next = sampler.Sample(std::span<const float>(logits).first(vocab), history);
+    const auto row = std::span<const float>(logits).first(vocab);
+    int32_t next;
+    if (json) {
+      Result<int32_t> r =
+          SampleJsonToken(sampler, *json_tokens, json_state, row, history, &json_scratch);
+      if (!r.ok()) return r.status();
+      next = *r;
+    } else {
+      next = sampler.Sample(row, history);
+    }
     if (tok.IsEndOfGeneration(next)) {
       result.finish_reason = "stop";
       break;
@@ -169,9 +183,10 @@ Result<GenerateResult> Session::Generate(const GenerateRequest& req,
     history.push_back(next);
     // Control tokens are not text (llama-cli's default): they render as nothing.
     const std::string piece = tok.IsControl(next) ? std::string() : tok.TokenToPiece(next);
+    if (json) json_state.Push(piece);  // accepted: SampleJsonToken checked it
     const StopMatcher::Output out = stops.Push(utf8.Push(piece));
     emit(out.text);
-    if (out.stopped) {
+    if (out.stopped || (json && json_state.complete())) {
       result.finish_reason = "stop";
       break;
     }

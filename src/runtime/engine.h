@@ -41,6 +41,12 @@ struct ChatMessage {
   std::string content;
 };
 
+// What the output must be (OpenAI's response_format).
+enum class ResponseFormat : uint8_t {
+  kText,        // anything the model writes
+  kJsonObject,  // one JSON object (json_constraint.h); generation ends when it closes
+};
+
 struct GenerateRequest {
   std::string prompt;                 // used when `messages` is empty
   std::vector<ChatMessage> messages;  // non-empty: the chat template is applied
@@ -48,6 +54,10 @@ struct GenerateRequest {
   SamplingParams sampling;
   std::vector<std::string> stop;      // generation ends before the first of these
   bool add_special = true;            // BOS (etc.) as the model's tokenizer asks for
+  // kJsonObject: only tokens that keep the output a valid prefix of one JSON object are
+  // sampled, and finish_reason is "stop" exactly when the object closed (or a stop string
+  // matched); "length" leaves a valid but unfinished prefix. Stop strings still apply.
+  ResponseFormat response_format = ResponseFormat::kText;
 };
 
 struct GenerateResult {

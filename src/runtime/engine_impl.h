@@ -9,6 +9,7 @@
 
 #include "model/llama.h"
 #include "runtime/engine.h"
+#include "runtime/json_constraint.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
@@ -34,10 +35,24 @@ class EngineImpl {
   // LlamaModel::Forward is single-threaded by contract; sessions share the model.
   std::mutex forward_mu;
 
+  // Every token's piece for JSON mode, built by the first request that asks for it (about
+  // O(vocab log vocab)); shared by all sessions after that.
+  const JsonTokenTable& json_tokens() {
+    std::call_once(json_once_, [this] {
+      json_tokens_ = std::make_unique<JsonTokenTable>(
+          *tokenizer, static_cast<size_t>(model->config().vocab_size));
+    });
+    return *json_tokens_;
+  }
+
   Status Forward(std::span<model::BatchEntry> batch, std::vector<float>* logits) {
     std::lock_guard<std::mutex> lock(forward_mu);
     return model->Forward(batch, logits);
   }
+
+ private:
+  std::once_flag json_once_;
+  std::unique_ptr<JsonTokenTable> json_tokens_;
 };
 
 }  // namespace pocket::runtime

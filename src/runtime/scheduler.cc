@@ -6,6 +6,7 @@
 
 #include "base/clock.h"
 #include "runtime/engine_impl.h"
+#include "runtime/json_constraint.h"
 #include "runtime/sampling.h"
 #include "runtime/text_stream.h"
 
@@ -37,6 +38,7 @@ struct Scheduler::Slot {
   std::optional<StopMatcher> stops;
   Utf8Assembler utf8;
   std::vector<int32_t> history;
+  std::optional<JsonRecognizer> json;  // set in JSON mode: the output so far
   GenerateResult result;
   bool cancelled = false;
   int32_t next_token = -1;
@@ -95,6 +97,9 @@ Result<GenerateResult> Scheduler::Generate(const GenerateRequest& request,
   if (r->prompt.size() >= static_cast<size_t>(ctx))
     return Status::InvalidArgument("generate: the prompt is " + std::to_string(r->prompt.size()) +
                                    " tokens; the context holds " + std::to_string(ctx));
+  // The JSON token table is built here, on the caller's thread, by the first JSON-mode
+  // request, rather than stalling every sequence's step on the scheduler thread.
+  if (request.response_format == ResponseFormat::kJsonObject) (void)engine_->impl().json_tokens();
   r->req = request;
   r->on_text = on_text;
   r->enqueued_ns = MonotonicNs();
@@ -171,6 +176,8 @@ void Scheduler::Admit() {
     s.stops.emplace(req->req.stop);
     s.utf8 = Utf8Assembler();
     s.history = req->prompt;
+    s.json.reset();
+    if (req->req.response_format == ResponseFormat::kJsonObject) s.json.emplace();
     s.result = GenerateResult();
     s.result.prompt_tokens = static_cast<int>(req->prompt.size());
     s.result.reused_prompt_tokens = static_cast<int>(s.prompt_pos);
@@ -269,7 +276,18 @@ void Scheduler::Step() {
       continue;
     }
     const auto row = std::span<const float>(logits).subspan(i * vocab, vocab);
-    const int32_t next = s.sampler->Sample(row, s.history);
+    int32_t next;
+    if (s.json) {
+      Result<int32_t> r =
+          SampleJsonToken(*s.sampler, eng.json_tokens(), *s.json, row, s.history, &json_scratch_);
+      if (!r.ok()) {
+        Finish(s, r.status());
+        continue;
+      }
+      next = *r;
+    } else {
+      next = s.sampler->Sample(row, s.history);
+    }
     if (tok.IsEndOfGeneration(next)) {
       s.result.finish_reason = "stop";
       Finish(s, Status::Ok());
@@ -278,12 +296,13 @@ void Scheduler::Step() {
     ++s.result.completion_tokens;
     s.history.push_back(next);
     const std::string piece = tok.IsControl(next) ? std::string() : tok.TokenToPiece(next);
+    if (s.json) s.json->Push(piece);  // accepted: SampleJsonToken checked it
     const StopMatcher::Output out = s.stops->Push(s.utf8.Push(piece));
     if (!out.text.empty()) {
       s.result.text += out.text;
       if (s.req->on_text && !s.req->on_text(out.text)) s.cancelled = true;
     }
-    if (out.stopped) {
+    if (out.stopped || (s.json && s.json->complete())) {
       s.result.finish_reason = "stop";
       Finish(s, Status::Ok());
       continue;

@@ -89,6 +89,7 @@ class Scheduler {
   int active_ = 0;
   std::vector<float> logits_;  // scheduler thread only
   std::atomic<uint64_t> kv_reserved_bytes_{0}, kv_used_bytes_{0};
+  std::vector<float> json_scratch_;  // scheduler thread only: masked logits in JSON mode
   std::thread thread_;
 };
 
