@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <thread>
+#include <vector>
 
 #include "runtime/sampling.h"
 
@@ -55,11 +56,31 @@ Result<runtime::GenerateResult> FakeModel::Generate(
   runtime::Rng greedy(Fnv1a(prompt));
   runtime::Rng& r = request.sampling.temperature <= 0 ? greedy : rng;
   res.finish_reason = "length";
+  // JSON mode: a small object of word strings, one token per key, colon, value or comma,
+  // then "stop" when it closes (as the runtime's constraint does).
+  std::vector<std::string> json_pieces;
+  if (request.response_format == runtime::ResponseFormat::kJsonObject) {
+    json_pieces.push_back("{");
+    const int keys = 1 + static_cast<int>(r.NextU64() % 3);
+    for (int k = 0; k < keys; ++k) {
+      if (k > 0) json_pieces.push_back(", ");
+      json_pieces.push_back("\"" + std::string(kWords[r.NextU64() % kNumWords]) + "\"");
+      json_pieces.push_back(": ");
+      json_pieces.push_back("\"" + std::string(kWords[r.NextU64() % kNumWords]) + " " +
+                            kWords[r.NextU64() % kNumWords] + "\"");
+    }
+    json_pieces.push_back("}");
+  }
   std::string pending;
   for (int i = 0; i < budget; ++i) {
     if (token_delay_ms_ > 0) std::this_thread::sleep_for(std::chrono::milliseconds(token_delay_ms_));
-    const int w = static_cast<int>(r.NextU64() % kNumWords);
-    std::string piece = (i == 0 ? "" : " ") + std::string(kWords[w]);
+    std::string piece;
+    if (!json_pieces.empty()) {
+      piece = json_pieces[static_cast<size_t>(i)];
+    } else {
+      const int w = static_cast<int>(r.NextU64() % kNumWords);
+      piece = (i == 0 ? "" : " ") + std::string(kWords[w]);
+    }
     ++res.completion_tokens;
     pending += piece;
     bool stopped = false;
@@ -82,7 +103,7 @@ Result<runtime::GenerateResult> FakeModel::Generate(
       }
       pending.clear();
     }
-    if (stopped) {
+    if (stopped || (!json_pieces.empty() && static_cast<size_t>(i) + 1 == json_pieces.size())) {
       res.finish_reason = "stop";
       return res;
     }

@@ -3,7 +3,8 @@
 // tests is a second `pocket serve --fake-model`). Tokens are bytes of the prompt (the chat
 // messages rendered as "role: content\n"); the output is words drawn from a fixed list by
 // runtime::Rng seeded from (seed, prompt) — same request and seed, same text, alone or
-// concurrently. `token_delay_ms` simulates decode time. Embeddings hash byte trigrams
+// concurrently; in JSON mode (response_format json_object) the output is a small object of
+// such words instead. `token_delay_ms` simulates decode time. Embeddings hash byte trigrams
 // into 64 dimensions, normalised. Thread safety: fully thread-safe, no shared state.
 #pragma once
 

@@ -358,13 +358,36 @@ std::optional<FieldError> ParseCommon(const json& b, runtime::GenerateRequest* g
   if (auto it = b.find("response_format"); it != b.end() && !it->is_null()) {
     if (!it->is_object() || !it->contains("type") || !(*it)["type"].is_string())
       return bad("response_format", "must be an object with a type");
-    if ((*it)["type"] != "text")
-      return FieldError{Status::NotSupported("response_format '" +
-                                             (*it)["type"].get<std::string>() +
-                                             "' is not supported yet; only 'text'"),
+    const std::string type = (*it)["type"].get<std::string>();
+    if (type == "json_object") {
+      gen->response_format = runtime::ResponseFormat::kJsonObject;
+    } else if (type == "json_schema") {
+      return FieldError{Status::NotSupported("'response_format' of type 'json_schema' is not "
+                                             "supported; use {\"type\": \"json_object\"} "
+                                             "(any JSON object) or 'text'"),
                         "response_format"};
+    } else if (type != "text") {
+      return FieldError{Status::InvalidArgument("'response_format.type' must be 'text', "
+                                                "'json_object' or 'json_schema', not '" +
+                                                type + "'"),
+                        "response_format.type"};
+    }
   }
   return std::nullopt;
+}
+
+// OpenAI's rule for JSON mode: the messages must ask for JSON, or a model that was not told
+// to write it may fill the context with whitespace (here the constraint bounds whitespace
+// runs, but an unprompted model still writes poor JSON).
+bool MentionsJson(const std::vector<runtime::ChatMessage>& messages) {
+  for (const auto& m : messages) {
+    for (size_t i = 0; i + 4 <= m.content.size(); ++i) {
+      if ((m.content[i] | 0x20) == 'j' && (m.content[i + 1] | 0x20) == 's' &&
+          (m.content[i + 2] | 0x20) == 'o' && (m.content[i + 3] | 0x20) == 'n')
+        return true;
+    }
+  }
+  return false;
 }
 
 std::optional<FieldError> ParseMessages(const json& b, std::vector<runtime::ChatMessage>* out) {
@@ -432,6 +455,14 @@ void Server::HandleGeneration(std::shared_ptr<Call> call) {
   if (chat) {
     if (auto f = ParseMessages(b, &c.gen.messages)) {
       Fail(c, f->status, "", f->param);
+      return done();
+    }
+    if (c.gen.response_format == runtime::ResponseFormat::kJsonObject &&
+        !MentionsJson(c.gen.messages)) {
+      Fail(c,
+           Status::InvalidArgument("'messages' must contain the word 'json' in some form, to use "
+                                   "'response_format' of type 'json_object'."),
+           "", "messages");
       return done();
     }
   } else {

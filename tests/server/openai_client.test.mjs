@@ -1,5 +1,6 @@
 // The official `openai` npm client against a real `pocket serve` process: models, chat
-// (plain and streaming, usage), completions, embeddings, errors (unknown model 404, bad
+// (plain and streaming, usage), completions, JSON mode (response_format json_object),
+// embeddings, errors (unknown model 404, bad
 // JSON 400, context_length_exceeded, 413, 431, 408, 429), truncation, cancellation on
 // disconnect, batch-invariant seeded output, and a /metrics scrape.
 // The model is the deterministic fake (--fake-model) unless POCKET_TEST_MODEL names a GGUF.
@@ -76,6 +77,41 @@ try {
     ctext += chunk.choices[0]?.text ?? '';
   }
   eq(ctext, comp.choices[0].text, 'streamed completion equals the plain one');
+
+  // JSON mode: response_format json_object. The content parses as an object whenever the
+  // object closed (finish_reason stop); a max_tokens cut leaves a prefix starting with '{'.
+  const jreq = { model: local, messages: [{ role: 'user', content: 'Reply with a JSON object.' }],
+                 max_tokens: 200, seed: 5, temperature: 1, response_format: { type: 'json_object' } };
+  const isObject = (t) => { try { const v = JSON.parse(t); return v !== null && typeof v === 'object' && !Array.isArray(v); } catch { return false; } };
+  const jsonOk = (t, finish) => finish === 'stop' ? isObject(t) : finish === 'length' && t.trimStart().startsWith('{');
+  const jr = await client.chat.completions.create(jreq);
+  const jtext = jr.choices[0].message.content;
+  check(jsonOk(jtext, jr.choices[0].finish_reason),
+        `json_object (${jr.choices[0].finish_reason}): ${JSON.stringify(jtext).slice(0, 200)}`);
+  if (!process.env.POCKET_TEST_MODEL) eq(jr.choices[0].finish_reason, 'stop', 'json_object closes the object');
+  let jstreamed = '', jfinish = null;
+  for await (const chunk of await client.chat.completions.create({ ...jreq, stream: true })) {
+    for (const c of chunk.choices) {
+      if (c.delta?.content) jstreamed += c.delta.content;
+      if (c.finish_reason) jfinish = c.finish_reason;
+    }
+  }
+  check(jsonOk(jstreamed, jfinish), `streamed json_object (${jfinish})`);
+  eq(jstreamed, jtext, 'streamed json_object equals the non-streamed one');
+  try {
+    await client.chat.completions.create({ ...jreq, messages: [{ role: 'user', content: 'Say hello.' }] });
+    check(false, 'json_object without the word JSON rejected');
+  } catch (e) {
+    check(e.status === 400 && e.param === 'messages' && /must contain the word 'json'/.test(e.message),
+          `json_object without the word JSON -> ${e.status} ${e.param}`);
+  }
+  try {
+    await client.chat.completions.create({ ...jreq, response_format: { type: 'json_schema',
+      json_schema: { name: 'x', schema: { type: 'object' } } } });
+    check(false, 'json_schema rejected');
+  } catch (e) {
+    check(e.status === 400 && e.param === 'response_format', `json_schema -> ${e.status} ${e.param}`);
+  }
 
   // Embeddings (the client asks for base64 by default and decodes it).
   const emb = await client.embeddings.create({ model: local, input: ['the cat', 'a dog'] });
