@@ -83,7 +83,7 @@ CommandMain Configure(CLI::App& app) {
 
 }  // namespace
 
-POCKET_COMMAND(agent, "agent", "Join a collab room as an AI peer that answers /ai requests",
+POCKET_COMMAND(agent, "agent", "join a collab room as an AI peer that answers /ai requests",
                Configure);
 
 }  // namespace pocket::cli

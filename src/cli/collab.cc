@@ -126,7 +126,7 @@ CommandMain Configure(CLI::App& app) {
 
 }  // namespace
 
-POCKET_COMMAND(collab, "collab", "Collaborative documents: y-websocket server and editor page",
+POCKET_COMMAND(collab, "collab", "collaborative documents: y-websocket server and editor page",
                Configure);
 
 }  // namespace pocket::cli

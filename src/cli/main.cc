@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
+#include <sstream>
 
 #include "base/log.h"
 #include "cli/command.h"
@@ -57,6 +59,24 @@ Status EnsureParentDirectory(const std::string& path) {
   return Status::Ok();
 }
 
+namespace {
+
+// `pocket --help` lists each command with its one-line summary; a command's own --help
+// gives its full description and examples.
+class TopLevelFormatter : public CLI::Formatter {
+ public:
+  std::string make_subcommand(const CLI::App* sub) const override {
+    std::string summary = sub->get_description();
+    for (const Command& c : Registry()) {
+      if (c.name == sub->get_name()) summary = c.summary;
+    }
+    std::stringstream out;
+    CLI::detail::format_help(out, sub->get_display_name(true), summary, get_column_width());
+    return out.str();
+  }
+};
+
+}  // namespace
 }  // namespace pocket::cli
 
 int main(int argc, char** argv) {
@@ -75,6 +95,8 @@ int main(int argc, char** argv) {
     CLI::App* sub = app.add_subcommand(c.name, c.summary);
     mains.emplace_back(sub, c.configure(*sub));
   }
+  app.formatter(std::make_shared<TopLevelFormatter>());  // after the subcommands: theirs stay
+  app.footer("Run 'pocket COMMAND --help' for a command's options and examples.");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
