@@ -104,15 +104,18 @@ int32_t Sampler::Sample(std::span<const float> logits, std::span<const int32_t> 
     return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
   };
   const auto logit_at = [&](size_t i) { return std::isnan(l[i]) ? -INFINITY : l[i]; };
-  size_t n = vocab;
+  const float max_logit = l[static_cast<size_t>(best)];
+  if (!std::isfinite(max_logit)) return best;  // +-inf (or all NaN)
+  // top-p's softmax: over the k kept with top-k, over the whole vocabulary without.
+  double top_p_total = 0;
   if (top_k_on) {
     // The k best in one pass with a bounded heap whose top is the worst kept: a later
     // token enters only with a strictly higher logit (at equal logits the lower id wins).
-    n = static_cast<size_t>(params_.top_k);
-    candidates_.resize(n);
-    for (size_t i = 0; i < n; ++i) candidates_[i] = {static_cast<int32_t>(i), logit_at(i), 0.0f};
+    const size_t k = static_cast<size_t>(params_.top_k);
+    candidates_.resize(k);
+    for (size_t i = 0; i < k; ++i) candidates_[i] = {static_cast<int32_t>(i), logit_at(i), 0.0f};
     std::make_heap(candidates_.begin(), candidates_.end(), before);
-    for (size_t i = n; i < vocab; ++i) {
+    for (size_t i = k; i < vocab; ++i) {
       const float v = logit_at(i);
       if (!(v > candidates_.front().logit)) continue;
       std::pop_heap(candidates_.begin(), candidates_.end(), before);
@@ -120,48 +123,54 @@ int32_t Sampler::Sample(std::span<const float> logits, std::span<const int32_t> 
       std::push_heap(candidates_.begin(), candidates_.end(), before);
     }
     std::sort_heap(candidates_.begin(), candidates_.end(), before);
+    for (const Candidate& c : candidates_) top_p_total += std::exp(c.logit - max_logit);
   } else {
-    candidates_.resize(vocab);
-    for (size_t i = 0; i < vocab; ++i) candidates_[i] = {static_cast<int32_t>(i), logit_at(i), 0.0f};
-    // top-p and min-p keep a prefix of the sorted order, usually a short one: sort a
-    // growing prefix until the cut falls inside it, instead of all of a 128k vocabulary
-    // (a full sort was ~10 ms a token, a third of a 1B model's decode step).
-    float max_logit = -INFINITY;
-    for (const Candidate& c : candidates_) max_logit = std::max(max_logit, c.logit);
-    double total = 0;
+    // top-p and min-p keep a prefix of the sorted order. Only that prefix is sorted: the
+    // tokens are bucketed by how far their logit is below the maximum (1/8 nat per bucket),
+    // the buckets' probability mass locates the top-p cut, and only the tokens of the
+    // buckets up to it (and above the min-p threshold) become candidates. A flat
+    // distribution (a random model's) keeps most of a 128k vocabulary: a full sort was
+    // ~10 ms a token.
+    constexpr int kBuckets = 256;
+    constexpr float kPerNat = 8.0f;
+    work_.resize(vocab);
+    kernels::ScaledExp(l.data(), vocab, 1.0f, max_logit, work_.data());
+    top_p_total = FixedOrderSum(work_);
+    const auto bucket_of = [&](float logit) {
+      const float below = max_logit - logit;  // >= 0; +inf for -inf
+      return below < (kBuckets - 1) / kPerNat ? static_cast<int>(below * kPerNat) : kBuckets - 1;
+    };
+    const float min_p_logit = min_p_on ? max_logit + std::log(params_.min_p) : -INFINITY;
+    int last_bucket = kBuckets - 1;
     if (params_.top_p < 1.0f) {
-      for (const Candidate& c : candidates_) total += std::exp(c.logit - max_logit);
+      double mass[kBuckets] = {};
+      for (size_t i = 0; i < vocab; ++i) mass[bucket_of(logit_at(i))] += work_[i];
+      // One bucket past the cut, and then some mass, so that rounding (these sums against
+      // the walk over the sorted candidates below) cannot leave the cut outside.
+      const double target = static_cast<double>(params_.top_p) * top_p_total;
+      double cum = 0;
+      int b = 0;
+      while (b < kBuckets - 1 && cum < target) cum += mass[b++];
+      while (b < kBuckets - 1 && cum < target + 1e-4 * top_p_total) cum += mass[b++];
+      last_bucket = b;
     }
-    const float threshold = min_p_on ? max_logit + std::log(params_.min_p) : -INFINITY;
-    for (size_t k = std::min<size_t>(64, vocab);; k = k * 8 >= vocab / 4 ? vocab : k * 8) {
-      // partial_sort is a heap: past a quarter of the vocabulary a full sort is faster.
-      if (k == vocab) {
-        std::sort(candidates_.begin(), candidates_.end(), before);
-        break;
-      }
-      std::partial_sort(candidates_.begin(), candidates_.begin() + static_cast<ptrdiff_t>(k),
-                        candidates_.end(), before);
-      if (candidates_[k - 1].logit < threshold) break;
-      if (params_.top_p < 1.0f) {
-        double cum = 0;
-        size_t i = 0;
-        while (i < k && cum < params_.top_p) cum += std::exp(candidates_[i++].logit - max_logit) / total;
-        if (cum >= params_.top_p) break;
+    candidates_.clear();
+    for (size_t i = 0; i < vocab; ++i) {
+      const float v = logit_at(i);
+      if (v >= min_p_logit && bucket_of(v) <= last_bucket) {
+        candidates_.push_back({static_cast<int32_t>(i), v, 0.0f});
       }
     }
+    std::sort(candidates_.begin(), candidates_.end(), before);
   }
+  size_t n = candidates_.size();
 
-  // top-p on the softmax of the (untempered) logits, as llama.cpp does.
+  // top-p on the softmax of the (untempered) logits, as llama.cpp does. Not reaching p
+  // within the candidates means min-p cut first (or rounding): all of them stay.
   if (params_.top_p < 1.0f) {
-    const float max_logit = candidates_[0].logit;
-    double sum = 0;
-    for (size_t i = 0; i < n; ++i) {
-      candidates_[i].p = std::exp(candidates_[i].logit - max_logit);
-      sum += candidates_[i].p;
-    }
     double cum = 0;
     for (size_t i = 0; i < n; ++i) {
-      cum += candidates_[i].p / sum;
+      cum += std::exp(static_cast<double>(candidates_[i].logit) - max_logit) / top_p_total;
       if (cum >= params_.top_p) {
         n = i + 1;
         break;
@@ -170,8 +179,8 @@ int32_t Sampler::Sample(std::span<const float> logits, std::span<const int32_t> 
   }
 
   // min-p: keep p_i >= min_p * p_max, i.e. logit_i >= max_logit + log(min_p).
-  if (params_.min_p > 0.0f && params_.min_p <= 1.0f) {
-    const float threshold = candidates_[0].logit + std::log(params_.min_p);
+  if (min_p_on) {
+    const float threshold = max_logit + std::log(params_.min_p);
     size_t keep = 1;
     while (keep < n && candidates_[keep].logit >= threshold) ++keep;
     n = keep;
@@ -179,32 +188,21 @@ int32_t Sampler::Sample(std::span<const float> logits, std::span<const int32_t> 
 
   // Temperature, then a draw from the softmax of what is left.
   const float inv_temp = 1.0f / params_.temperature;
-  const float max_scaled = candidates_[0].logit * inv_temp;
-  double sum = 0;
-  for (size_t i = 0; i < n; ++i) {
-    candidates_[i].p = std::exp(candidates_[i].logit * inv_temp - max_scaled);
-    sum += candidates_[i].p;
-  }
-  const double u = rng_.NextDouble() * sum;
-  double cum = 0;
-  for (size_t i = 0; i < n; ++i) {
-    cum += candidates_[i].p;
-    if (u < cum) return candidates_[i].id;
-  }
-  return candidates_[n - 1].id;
+  kept_logits_.resize(n);
+  for (size_t i = 0; i < n; ++i) kept_logits_[i] = candidates_[i].logit;
+  kernels::ScaledExp(kept_logits_.data(), n, inv_temp, max_logit * inv_temp, kept_logits_.data());
+  return candidates_[static_cast<size_t>(Draw(kept_logits_, 0))].id;
 }
 
-int32_t Sampler::Draw(std::span<const float> p, int32_t fallback) {
-  // Block sums in a fixed order (16 running float sums per block, then in double), so the
-  // token drawn does not depend on the compiler's or the CPU's vector width; then one walk
-  // over the block sums and one inside the chosen block.
-  constexpr size_t kBlock = 1024, kLanes = 16;
-  const size_t n = p.size(), num_blocks = (n + kBlock - 1) / kBlock;
+double Sampler::FixedOrderSum(std::span<const float> p) {
+  // 16 running float sums per block of 1024 (whatever the vector width), then in double.
+  constexpr size_t kLanes = 16;
+  const size_t n = p.size(), num_blocks = (n + kDrawBlock - 1) / kDrawBlock;
   block_sums_.resize(num_blocks);
   double total = 0;
   for (size_t b = 0; b < num_blocks; ++b) {
-    const size_t i1 = std::min(n, (b + 1) * kBlock);
-    size_t i = b * kBlock;
+    const size_t i1 = std::min(n, (b + 1) * kDrawBlock);
+    size_t i = b * kDrawBlock;
     float acc[kLanes] = {};
     for (; i + kLanes <= i1; i += kLanes) {
       for (size_t j = 0; j < kLanes; ++j) acc[j] += p[i + j];
@@ -215,6 +213,14 @@ int32_t Sampler::Draw(std::span<const float> p, int32_t fallback) {
     block_sums_[b] = s;
     total += s;
   }
+  return total;
+}
+
+int32_t Sampler::Draw(std::span<const float> p, int32_t fallback) {
+  // The block sums in a fixed order (so the token drawn does not depend on the compiler's
+  // or the CPU's vector width), then one walk over them and one inside the chosen block.
+  const double total = FixedOrderSum(p);
+  const size_t n = p.size(), num_blocks = block_sums_.size();
   const double u = rng_.NextDouble() * total;
   double cum = 0;
   for (size_t b = 0; b < num_blocks; ++b) {
@@ -225,7 +231,7 @@ int32_t Sampler::Draw(std::span<const float> p, int32_t fallback) {
     // The walk inside sums in another order than the block sum; past its end (rounding),
     // the block's last token with a non-zero probability is the draw.
     int32_t last = fallback;
-    for (size_t i = b * kBlock; i < std::min(n, (b + 1) * kBlock); ++i) {
+    for (size_t i = b * kDrawBlock; i < std::min(n, (b + 1) * kDrawBlock); ++i) {
       if (p[i] <= 0.0f) continue;
       cum += p[i];
       last = static_cast<int32_t>(i);

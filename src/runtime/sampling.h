@@ -62,15 +62,20 @@ class Sampler {
     float logit;
     float p;
   };
+  static constexpr size_t kDrawBlock = 1024;
   // A token drawn with probability proportional to p[i] (p >= 0, not normalised);
   // `fallback` when every p is 0.
   int32_t Draw(std::span<const float> p, int32_t fallback);
+  // Sum of p in an order fixed by its length alone; leaves the per-block sums (blocks of
+  // kDrawBlock) in block_sums_.
+  double FixedOrderSum(std::span<const float> p);
 
   SamplingParams params_;
   uint64_t seed_;
   Rng rng_;
   std::vector<float> work_;            // scratch, reused across calls
   std::vector<double> block_sums_;     // scratch for Draw
+  std::vector<float> kept_logits_;     // scratch
   std::vector<Candidate> candidates_;  // scratch
 };
 

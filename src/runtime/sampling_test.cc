@@ -168,7 +168,8 @@ TEST(SamplerTest, LargeVocabularyTruncationMatchesFullSortReference) {
   double total = 0;
   for (float l : logits) total += std::exp(l - max_logit);
   for (const auto& [top_p, min_p] : {std::pair{0.5f, 0.0f}, std::pair{1.0f, 0.01f},
-                                     std::pair{0.3f, 0.001f}}) {
+                                     std::pair{0.3f, 0.001f}, std::pair{0.97f, 0.0f},
+                                     std::pair{0.9f, 0.2f}}) {
     size_t keep = 0;
     double cum = 0;
     while (keep < vocab && (keep == 0 || cum < top_p) &&
