@@ -191,7 +191,9 @@ Result<GenerateResult> Session::Generate(const GenerateRequest& req,
       break;
     }
     if (cancelled) break;
-    if (cached.size() >= static_cast<size_t>(ctx)) {
+    // Ends now, not after one more forward pass of a token nobody will see.
+    if (cached.size() >= static_cast<size_t>(ctx) ||
+        (req.max_tokens >= 0 && result.completion_tokens >= req.max_tokens)) {
       result.finish_reason = "length";
       break;
     }

@@ -119,6 +119,16 @@ TEST_F(EngineTest, PrefixReuseGivesTheSameTokensAsAFreshSession) {
   EXPECT_EQ(after_reset->text, fresh->text);
 }
 
+// A request that ends at max_tokens ends when its last token is sampled: that token is
+// never run through the model (the cache holds the prompt and the tokens before it).
+TEST_F(EngineTest, LastTokenIsNotEvaluated) {
+  auto session = engine().NewSession();
+  auto r = session->Generate(Greedy("abc def ghi", 5), nullptr);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->finish_reason, "length");
+  EXPECT_EQ(session->cached_tokens().size(), static_cast<size_t>(r->prompt_tokens + 5 - 1));
+}
+
 TEST_F(EngineTest, SameSeedSameTextDifferentSeedDifferentText) {
   GenerateRequest req;
   req.prompt = "seed test";

@@ -216,6 +216,7 @@ void Scheduler::Finish(Slot& s, Status status) {
     std::lock_guard<std::mutex> l(mu_);
     --active_;
   }
+  UpdateKvBytes();  // current when Generate returns
   std::lock_guard<std::mutex> l(req->mu);
   if (status.ok()) req->result = std::move(s.result);
   else req->result = std::move(status);
@@ -311,7 +312,9 @@ void Scheduler::Step() {
       Finish(s, Status::Ok());
       continue;
     }
-    if (s.tokens.size() >= static_cast<size_t>(ctx)) {
+    // Ends now, not after one more forward pass of a token nobody will see.
+    if (s.tokens.size() >= static_cast<size_t>(ctx) ||
+        (req.max_tokens >= 0 && s.result.completion_tokens >= req.max_tokens)) {
       s.result.finish_reason = "length";
       Finish(s, Status::Ok());
       continue;

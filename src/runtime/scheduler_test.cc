@@ -85,6 +85,30 @@ TEST(SchedulerTest, ReusesPromptPrefixWithSameResult) {
   EXPECT_EQ(r->text, Alone(engine, second));
 }
 
+// A request that ends at max_tokens ends when its last token is sampled, without one more
+// batched step for it: the slot's cache holds the prompt and the tokens before the last.
+TEST(SchedulerTest, LastTokenIsNotEvaluated) {
+  auto engine = LoadDefault();
+  ASSERT_TRUE(engine);
+  SchedulerOptions opts;
+  opts.max_sequences = 1;
+  Scheduler sched(engine, opts);
+  uint64_t used[2];
+  int prompt_tokens = 0;
+  for (int n : {3, 5}) {
+    GenerateRequest r = Req("Once upon a time", 3, n);
+    r.sampling.temperature = 0;
+    auto g = sched.Generate(r, [](std::string_view) { return true; });
+    ASSERT_TRUE(g.ok());
+    ASSERT_EQ(g->finish_reason, "length");
+    prompt_tokens = g->prompt_tokens;
+    used[n == 5] = sched.kv_cache_used_bytes();
+  }
+  const uint64_t per_token = (used[1] - used[0]) / 2;
+  ASSERT_GT(per_token, 0u);
+  EXPECT_EQ(used[0], per_token * static_cast<uint64_t>(prompt_tokens + 3 - 1));
+}
+
 TEST(SchedulerTest, CancelFreesSlot) {
   auto engine = LoadDefault();
   ASSERT_TRUE(engine);
