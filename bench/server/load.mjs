@@ -9,8 +9,13 @@
 //              last first token), i.e. while all C streams generate; speedups vs single;
 //              TTFT p50/p99
 //   overhead:  1 - server decode tokens/s / `pocket bench -p 0 -n N` tokens/s, measured in
-//              --rounds interleaved pairs (server stream, then bench) so that drift of the
-//              machine hits both; the median pair is reported, and every pair.
+//              --rounds interleaved pairs (server, then bench) so that drift of the machine
+//              hits both; the median pair is reported, and every pair. Two server figures:
+//              streamed (the client above, parsing nothing until the end, still wakes for
+//              every token on the same 2 cores) and unstreamed: the time of a request for
+//              N+16 tokens minus one for 16 (same prompt and seed, both with the prompt
+//              cached), which leaves prefill, HTTP and client out and times N decode steps
+//              of the server's scheduler, sampler included.
 // The client is node:http with timestamps taken per received chunk and JSON parsed after
 // the response ends: on a 2-core machine the client shares the cores with the server, and
 // a heavier client (fetch + per-event parsing) costs the server's compute threads ~2 %.
@@ -72,6 +77,29 @@ async function startPeer() {
   throw new Error('llama-server did not start');
 }
 
+// One unstreamed /v1/completions request; resolves to its wall time in ms.
+function whole(port, maxTokens) {
+  return new Promise((resolve, reject) => {
+    const body = JSON.stringify({ prompt: 'Overhead: the history of the river and the town', max_tokens: maxTokens,
+                                  temperature: 0.8, seed: 5, stream: false });
+    const t0 = performance.now();
+    const req = http.request({ host: '127.0.0.1', port, path: '/v1/completions', method: 'POST', agent: false,
+                               headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+                             (res) => {
+      const parts = [];
+      res.on('data', (d) => parts.push(d));
+      res.on('end', () => {
+        const j = JSON.parse(Buffer.concat(parts).toString('utf8'));
+        if (j.usage?.completion_tokens !== maxTokens) reject(new Error(`expected ${maxTokens} tokens: ${JSON.stringify(j.usage)}`));
+        else resolve(performance.now() - t0);
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 // One streamed /v1/completions request; timestamps per chunk, parsing at the end.
 function one(port, i) {
   return new Promise((resolve, reject) => {
@@ -126,14 +154,18 @@ async function measure(server, name, withBench) {
   const base = { server: name, model: path.basename(model), tokens, threads: Number(threads),
                  cpus: os.cpus().length, loadavg_1m: os.loadavg()[0] };
   await one(server.port, 0);  // warm-up: pages the weights in
+  await whole(server.port, 16);  // and caches the overhead prompt
   const singles = [], pairs = [];
   for (let r = 0; r < rounds; ++r) {
     const s = await one(server.port, r);
     singles.push(s);
     if (withBench) {
+      const short = await whole(server.port, 16), long = await whole(server.port, 16 + tokens);
+      const unstreamed = tokens / ((long - short) / 1000);
       const b = benchOnce();
-      if (b) pairs.push({ server_decode_tokens_per_s: s.decode_tps, pocket_bench_tokens_per_s: b,
-                          overhead_fraction: 1 - s.decode_tps / b });
+      if (b) pairs.push({ server_decode_tokens_per_s: s.decode_tps, server_unstreamed_tokens_per_s: unstreamed,
+                          pocket_bench_tokens_per_s: b, overhead_fraction: 1 - s.decode_tps / b,
+                          unstreamed_overhead_fraction: 1 - unstreamed / b });
     }
   }
   const single_tps = median(singles.map((s) => s.decode_tps));
@@ -160,7 +192,8 @@ async function measure(server, name, withBench) {
   if (withBench) {
     if (pairs.length) {
       const m = median(pairs.map((p) => p.overhead_fraction));
-      console.log(JSON.stringify({ ...base, test: 'overhead', overhead_fraction: m,
+      const mu = median(pairs.map((p) => p.unstreamed_overhead_fraction));
+      console.log(JSON.stringify({ ...base, test: 'overhead', overhead_fraction: m, unstreamed_overhead_fraction: mu,
                                    pairs: pairs.map((p) => Object.fromEntries(
                                      Object.entries(p).map(([k, v]) => [k, Number(v.toFixed(4))]))) }));
     } else {

@@ -59,8 +59,10 @@ try {
   check(many.every((r) => r.choices[0].message.content === a.choices[0].message.content),
         'same seed under concurrency gives the same text');
 
-  // Stop sequences.
-  const first = a.choices[0].message.content.split(' ')[1];
+  // Stop sequences: a whole word from inside the reply (the last one may end in U+FFFD where
+  // max_tokens cut a character, which the stopped run completes instead).
+  const first = a.choices[0].message.content.split(' ').slice(1, -1)
+    .find((w) => w && !w.includes('\uFFFD'));
   if (first) {
     const s = await client.chat.completions.create({ ...req, stop: [first] });
     check(!s.choices[0].message.content.includes(first) && s.choices[0].finish_reason === 'stop',
