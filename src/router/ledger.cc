@@ -2,8 +2,10 @@
 
 #include <sqlite3.h>
 
+#include <chrono>
 #include <cmath>
 #include <ctime>
+#include <thread>
 
 namespace pocket::router {
 namespace {
@@ -27,7 +29,7 @@ class Stmt {
 };
 
 std::string Err(sqlite3* db, const std::string& what) {
-  return "ledger: " + what + ": " + sqlite3_errmsg(db);
+  return "ledger: " + what + ": " + sqlite3_errmsg(db) + " (" + std::to_string(sqlite3_extended_errcode(db)) + ")";
 }
 
 const char* Column(BudgetScope::Kind k) { return k == BudgetScope::Kind::kArea ? "area" : "api_key"; }
@@ -72,9 +74,17 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const std::string& path) {
   std::unique_ptr<Ledger> l(new Ledger(db));
   sqlite3_busy_timeout(db, 10000);
   if (path != ":memory:") {
+    // Switching to WAL takes an exclusive lock; when another connection opening the same
+    // file at once holds one, SQLite answers SQLITE_BUSY at once (the busy handler is not
+    // called where waiting could deadlock), so wait here, as the busy timeout would.
     Stmt wal(db, "PRAGMA journal_mode=WAL");
-    if (!wal.ok() || sqlite3_step(wal.get()) != SQLITE_ROW)
-      return Status::IOError(Err(db, "'" + path + "': cannot enable WAL"));
+    int step = wal.ok() ? sqlite3_step(wal.get()) : SQLITE_ERROR;
+    for (int tries = 0; (step == SQLITE_BUSY || step == SQLITE_LOCKED) && tries < 2000; ++tries) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      sqlite3_reset(wal.get());
+      step = sqlite3_step(wal.get());
+    }
+    if (step != SQLITE_ROW) return Status::IOError(Err(db, "'" + path + "': cannot enable WAL"));
   }
   PK_RETURN_IF_ERROR(l->Exec("PRAGMA synchronous=NORMAL"));
   PK_RETURN_IF_ERROR(l->Exec(
