@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cpu/amx.h"
 #include "kernels/cpu/cpu.h"
 #include "kernels/ref/ref.h"
 #include "tensor/fp16.h"
@@ -189,7 +190,7 @@ TEST(KernelsTest, PackedWeightGivesTheSameBitsAsThePlainView) {
         if (dtype == DType::kF16 || dtype == DType::kQ6_K) {
           EXPECT_FALSE(packed.packed());
         }
-        for (size_t tokens : {1u, 11u}) {
+        for (size_t tokens : {1u, 11u, 16u, 37u}) {  // 16+: the AMX tiles where there are some
           const auto x = RandomNormal(tokens * cols, 3);
           std::vector<float> plain(tokens * rows), fast(tokens * rows), shared(tokens * rows);
           MatMul(w.view, x.data(), tokens, plain.data(), pool, ws);
@@ -204,6 +205,38 @@ TEST(KernelsTest, PackedWeightGivesTheSameBitsAsThePlainView) {
       }
     }
   });
+}
+
+// The AMX path (16-token tiles of the lane-pair layout) against the VNNI tiles it stands in
+// for: the same bits for every row and token, with a partial last group, a lone last
+// group, token tails, several row splits, and inputs wide enough to need many blocks.
+TEST(KernelsTest, AmxTilesGiveTheSameBitsAsTheVnniTiles) {
+  if (!cpu::AmxUsable()) GTEST_SKIP() << "no AMX-INT8 here (or the OS did not grant it)";
+  Workspace ws;
+  ThreadPool pool1(1), pool2(2), pool3(3);
+  for (DType dtype : {DType::kQ4_0, DType::kQ8_0}) {
+    for (size_t cols : {64u, 2048u}) {
+      for (size_t rows : {8u, 24u, 37u, 64u}) {
+        const Weight w = MakeWeight(dtype, rows, cols, static_cast<uint32_t>(rows * cols));
+        const PackedWeight packed = PackedWeight::Pack(w.view);
+        ASSERT_EQ(packed.layout(), cpu::kPackedLanePairs);
+        for (size_t tokens : {16u, 33u}) {
+          auto x = RandomNormal(tokens * cols, static_cast<uint32_t>(tokens + cols), 2.0f);
+          x[5] = 0.0f;  // an all-but-zero block scale somewhere
+          std::vector<float> vnni(tokens * rows), amx(tokens * rows);
+          cpu::SetAmxDisabledForTest(true);
+          MatMul(packed, x.data(), tokens, vnni.data(), pool1, ws);
+          cpu::SetAmxDisabledForTest(false);
+          for (ThreadPool* pool : {&pool1, &pool2, &pool3}) {
+            MatMul(packed, x.data(), tokens, amx.data(), *pool, ws);
+            ASSERT_EQ(0, std::memcmp(vnni.data(), amx.data(), vnni.size() * 4))
+                << tensor::DTypeName(dtype) << " rows=" << rows << " cols=" << cols
+                << " tokens=" << tokens << " threads=" << pool->num_threads();
+          }
+        }
+      }
+    }
+  }
 }
 
 // A weight packed in one target's layout and run under another (tests force targets; a

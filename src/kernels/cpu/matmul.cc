@@ -19,6 +19,7 @@
 #include "kernels/cpu/hwy_targets.h"  // IWYU pragma: keep
 #include "hwy/foreach_target.h"       // IWYU pragma: keep
 #include "hwy/highway.h"
+#include "kernels/cpu/amx.h"
 #include "kernels/cpu/cpu.h"
 #include "tensor/dtype.h"
 #include "tensor/fp16.h"
@@ -625,10 +626,16 @@ void MatMulPairs(const uint8_t* packed, const Activations& act, size_t rows, siz
   const size_t a_stride = act.stride_bytes, cols = act.cols;
   const size_t group_bytes = cols / 32 * PackedBlockBytes(kQ4);
   constexpr int kRn = 8;
+  // Whole 16-token tiles on the AMX unit where there is one (same bits, amx.h).
+  size_t amx_tokens = 0;
+  if (act.num_tokens >= 16 && AmxUsable()) {
+    amx_tokens = act.num_tokens / 16 * 16;
+    MatMulPairsAmx(kQ4, packed, act, rows, r0, r1, amx_tokens, y);
+  }
   for (size_t r = r0; r < r1; r += 8) {
     const size_t valid = std::min<size_t>(8, r1 - r);
     const uint8_t* pk = packed + r / 8 * group_bytes;
-    size_t t = 0;
+    size_t t = amx_tokens;
     for (; t + kRn <= act.num_tokens; t += kRn) {
       TilePairs<kRn, kQ4>(pk, valid, act.q8 + t * a_stride, a_stride, cols, y + t * rows + r,
                           rows);
