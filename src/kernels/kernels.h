@@ -174,8 +174,11 @@ void Softmax(float* x, size_t n);
 // entries are skipped; 0 when every entry is NaN. REQUIRES: n > 0.
 size_t ArgMax(const float* x, size_t n);
 
-// out[i] = exp(x[i] * scale - offset), 0 where x[i] is NaN (the sampler's tempered,
-// unnormalised probabilities). An entry's result depends only on that entry (not on n or
+// Smallest and largest arguments ScaledExp takes to exp (the normal float range).
+inline constexpr float kScaledExpMin = -87.0f, kScaledExpMax = 88.0f;
+// out[i] = exp(a) with a = x[i] * scale - offset: 0 where x[i] is NaN or a < kScaledExpMin,
+// exp(kScaledExpMax) where a is larger (the sampler's tempered, unnormalised
+// probabilities; -inf logits give 0). An entry's result depends only on that entry (not on n or
 // its position) for a given SIMD target. In place allowed (out == x).
 void ScaledExp(const float* x, size_t n, float scale, float offset, float* out);
 

@@ -388,6 +388,17 @@ TEST(KernelsTest, ArgMaxAndScaledExpMatchReference) {
       ScaledExp(inplace.data(), n, scale, offset, inplace.data());
       EXPECT_EQ(inplace, got);
     }
+    // Infinities and huge values never reach exp unclamped: -inf gives 0, +inf the cap.
+    const std::vector<float> special = {-INFINITY, INFINITY, 1e30f, -1e30f, NAN, 0.0f};
+    std::vector<float> sg(special.size()), sw(special.size());
+    ScaledExp(special.data(), special.size(), 1.0f, 0.0f, sg.data());
+    ref::ScaledExp(special.data(), special.size(), 1.0f, 0.0f, sw.data());
+    EXPECT_EQ(sg[0], 0.0f);
+    EXPECT_EQ(sg[3], 0.0f);
+    EXPECT_EQ(sg[4], 0.0f);
+    EXPECT_EQ(sg[5], 1.0f);
+    for (size_t i = 0; i < sg.size(); ++i) EXPECT_NEAR(sg[i], sw[i], 2e-6 * sw[i]) << i;
+    EXPECT_TRUE(std::isfinite(sg[1]));
     const std::vector<float> all_nan(37, NAN);
     EXPECT_EQ(ArgMax(all_nan.data(), all_nan.size()), 0u);
     EXPECT_EQ(ref::ArgMax(all_nan.data(), all_nan.size()), 0u);

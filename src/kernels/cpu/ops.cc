@@ -1,5 +1,6 @@
 // Element-wise and attention bodies, compiled once per Highway target. F32 throughout;
 // exp from Highway's contrib math (max relative error a few ulp, see math-inl.h).
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -130,9 +131,14 @@ void ScaledExpImpl(const float* x, size_t n, float scale, float offset, float* o
   const hn::ScalableTag<float> d;
   const size_t N = hn::Lanes(d);
   const auto vs = hn::Set(d, scale), vo = hn::Set(d, offset);
+  const auto lo = hn::Set(d, kScaledExpMin), hi = hn::Set(d, kScaledExpMax);
   const auto one = [&](const float* in, float* o) {
     const auto v = hn::LoadU(d, in);
-    hn::StoreU(hn::IfThenZeroElse(hn::IsNaN(v), hn::Exp(d, hn::MulSub(v, vs, vo))), d, o);
+    const auto arg = hn::MulSub(v, vs, vo);
+    // Exp only ever sees finite, clamped arguments (-inf or NaN would reach a float-to-int
+    // conversion inside it on some targets); below the range, and for NaN, the result is 0.
+    const auto e = hn::Exp(d, hn::Min(hn::Max(arg, lo), hi));
+    hn::StoreU(hn::IfThenZeroElse(hn::Or(hn::IsNaN(v), hn::Lt(arg, lo)), e), d, o);
   };
   size_t i = 0;
   for (; i + N <= n; i += N) one(x + i, out + i);
@@ -204,13 +210,25 @@ void AttentionHeadT(const float* q, const T* k, const T* v, size_t row_stride, s
     scores[p] = s * scale;
   }
   SoftmaxImpl(scores, len);
+  // out[i] = sum over p in order of scores[p] * v[p][i], one FMA per p. Up to kChunks
+  // vectors of the head are accumulated side by side (positions outside, chunks inside),
+  // so the FMA chains overlap instead of waiting on each other; same order per element.
+  constexpr size_t kChunks = 8;
   size_t i = 0;
-  for (; i + N <= hd; i += N) {
-    auto acc = hn::Zero(d);
+  for (; i + N <= hd; i += kChunks * N) {
+    const size_t chunks = std::min(kChunks, (hd - i) / N);
+    decltype(hn::Zero(d)) acc[kChunks];
+    for (size_t c = 0; c < kChunks; ++c) acc[c] = hn::Zero(d);
     for (size_t p = 0; p < len; ++p) {
-      acc = hn::MulAdd(hn::Set(d, scores[p]), LoadF32(d, v + p * row_stride + i), acc);
+      const auto sp = hn::Set(d, scores[p]);
+      const T* vp = v + p * row_stride + i;
+      for (size_t c = 0; c < chunks; ++c) acc[c] = hn::MulAdd(sp, LoadF32(d, vp + c * N), acc[c]);
     }
-    hn::StoreU(acc, d, out + i);
+    for (size_t c = 0; c < chunks; ++c) hn::StoreU(acc[c], d, out + i + c * N);
+    if (chunks < kChunks) {
+      i += chunks * N;
+      break;
+    }
   }
   for (; i < hd; ++i) {
     float acc = 0.0f;

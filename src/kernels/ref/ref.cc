@@ -157,9 +157,10 @@ size_t ArgMax(const float* x, size_t n) {
 
 void ScaledExp(const float* x, size_t n, float scale, float offset, float* out) {
   for (size_t i = 0; i < n; ++i) {
-    out[i] = std::isnan(x[i]) ? 0.0f
-                              : static_cast<float>(std::exp(static_cast<double>(x[i]) * scale -
-                                                            static_cast<double>(offset)));
+    const double a = static_cast<double>(x[i]) * scale - static_cast<double>(offset);
+    out[i] = std::isnan(x[i]) || a < kScaledExpMin
+                 ? 0.0f
+                 : static_cast<float>(std::exp(std::min(a, static_cast<double>(kScaledExpMax))));
   }
 }
 
