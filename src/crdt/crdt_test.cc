@@ -51,6 +51,22 @@ TEST(Lib0Test, RejectsOverlongVarUint) {
   EXPECT_FALSE(d.ok());
 }
 
+// lib0 writeAny of BigInt(-5) and 2n ** 62n (type 122, int64 big-endian): read and written
+// back byte for byte, whatever the value's size (a small bigint must not become type 125).
+TEST(Lib0Test, BigIntKeepsItsType) {
+  const std::vector<uint8_t> wire = {117, 2,  // array of 2
+                                     122, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFB,
+                                     122, 0x40, 0, 0, 0, 0, 0, 0, 0};
+  lib0::Decoder d(wire);
+  const nlohmann::json v = d.Any();
+  ASSERT_TRUE(d.ok());
+  ASSERT_TRUE(v[0].is_binary());
+  EXPECT_EQ(v[0].get_binary().subtype(), lib0::kBigIntSubtype);
+  lib0::Encoder e;
+  e.Any(v);
+  EXPECT_EQ(e.buf(), wire);
+}
+
 TEST(Lib0Test, AnyMatchesLib0Encoding) {
   // lib0 writeAny: 125 = varInt, 124 = float32, 123 = float64, 119 = string.
   lib0::Encoder e;

@@ -28,7 +28,9 @@
 namespace pocket::crdt {
 
 // Values stored in Map / Array (lib0 writeAny types). JS `undefined` decodes as null;
-// Uint8Array maps to json binary; bigint to a 64-bit integer.
+// Uint8Array maps to json binary; a bigint to json binary of subtype
+// lib0::kBigIntSubtype holding its 8 big-endian two's-complement bytes, so that it is
+// written back as a bigint (a JSON integer is a JS number, written as one).
 using JsonValue = nlohmann::json;
 // Text formatting attributes: a JSON object {name: value}; value null removes the mark.
 using Attributes = nlohmann::json;

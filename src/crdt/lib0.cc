@@ -92,6 +92,11 @@ void Encoder::Any(const nlohmann::json& v) {
       break;
     case T::binary: {
       const auto& b = v.get_binary();
+      if (b.has_subtype() && b.subtype() == kBigIntSubtype && b.size() == 8) {
+        Byte(122);  // a bigint, kept as its 8 big-endian bytes (see lib0.h)
+        Raw(b.data(), b.size());
+        break;
+      }
       Byte(116);
       VarUint(b.size());
       Raw(b.data(), b.size());
@@ -125,13 +130,16 @@ nlohmann::json Decoder::Any(int depth) {
       std::memcpy(&f, &bits, 4);
       return static_cast<double>(f);
     }
-    case 123:
-    case 122: {
+    case 122: {  // bigint
+      const std::string_view b = Bytes(8);
+      if (!ok_) return nullptr;
+      return nlohmann::json::binary(std::vector<uint8_t>(b.begin(), b.end()), kBigIntSubtype);
+    }
+    case 123: {
       const std::string_view b = Bytes(8);
       if (!ok_) return nullptr;
       uint64_t bits = 0;
       for (char c : b) bits = (bits << 8) | static_cast<uint8_t>(c);
-      if (type == 122) return static_cast<int64_t>(bits);
       double d;
       std::memcpy(&d, &bits, 8);
       return d;

@@ -16,6 +16,11 @@
 
 namespace pocket::crdt::lib0 {
 
+// readAny's type 122 (a JS bigint) decodes to json binary of this subtype holding the 8
+// big-endian bytes, and such a binary is written back as type 122: a bigint keeps its type
+// (any 64-bit value, small ones too) instead of becoming a number.
+inline constexpr uint8_t kBigIntSubtype = 122;
+
 class Encoder {
  public:
   void Byte(uint8_t b) { buf_.push_back(b); }

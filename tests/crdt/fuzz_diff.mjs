@@ -34,6 +34,11 @@ const structs = (update) => Y.decodeUpdate(update).structs.map(s => ({
   parentSub: s.parentSub ?? null,
   content: s.content ? s.content.getContent() : null
 }))
+const bigintBytes = (v) => { // int64 big-endian, as lib0 writes a bigint
+  const b = new DataView(new ArrayBuffer(8))
+  b.setBigInt64(0, v)
+  return [...new Uint8Array(b.buffer)]
+}
 console.warn = () => {} // Yjs warns when reading a type of an update-made doc
 const quiet = (fn) => { // Yjs logs each client-id change to the console
   const log = console.log
@@ -95,13 +100,14 @@ for (const dir of dirs) {
     if (!yOk) continue
     accepted++
     const got = await peer.dump(id)
-    // The C++ dump writes a Uint8Array as nlohmann's {bytes, subtype} and an embedded
-    // type as {$type: class name}.
+    // The C++ dump writes a Uint8Array as nlohmann's {bytes, subtype}, a bigint as the same
+    // with subtype 122 and its 8 big-endian bytes, and an embedded type as {$type: name}.
     const view = yjsView(y)
     view.delta = view.delta.map(op => op.insert instanceof Y.AbstractType
       ? { ...op, insert: { $type: op.insert.constructor.name } } : op)
     const want = JSON.parse(JSON.stringify(view, (k, v) =>
-      v instanceof Uint8Array ? { bytes: [...v], subtype: null } : v))
+      v instanceof Uint8Array ? { bytes: [...v], subtype: null }
+        : typeof v === 'bigint' ? { bytes: bigintBytes(v), subtype: 122 } : v))
     if (!same({ text: got.text, delta: got.delta, map: got.map, array: got.array },
       { text: want.text, delta: want.delta, map: want.map, array: want.array }, `${what}: doc`)) continue
     const cState = fromHex(await peer.cmd(`state ${id}`))

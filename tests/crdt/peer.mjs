@@ -51,9 +51,11 @@ export const yjsView = (doc) => ({
   pending: doc.store.pendingStructs !== null || doc.store.pendingDs !== null
 })
 
-// JSON with object keys sorted (C++ maps are ordered, JS objects keep insertion order).
-export const canon = (v) => JSON.stringify(v, (k, x) => (x && typeof x === 'object' && !Array.isArray(x))
-  ? Object.fromEntries(Object.keys(x).sort().map(key => [key, x[key]])) : x)
+// JSON with object keys sorted (C++ maps are ordered, JS objects keep insertion order);
+// a bigint (lib0 writes int64 as one) as its decimal digits and 'n', exactly.
+export const canon = (v) => JSON.stringify(v, (k, x) => typeof x === 'bigint' ? `${x}n`
+  : (x && typeof x === 'object' && !Array.isArray(x))
+    ? Object.fromEntries(Object.keys(x).sort().map(key => [key, x[key]])) : x)
 
 export const assertEq = (a, b, what) => {
   const sa = canon(a); const sb = canon(b)
