@@ -15,7 +15,10 @@
 //              every token on the same 2 cores) and unstreamed: the time of a request for
 //              N+16 tokens minus one for 16 (same prompt and seed, both with the prompt
 //              cached), which leaves prefill, HTTP and client out and times N decode steps
-//              of the server's scheduler, sampler included.
+//              of the server's scheduler, sampler included. And in-process, free of the
+//              drift between two processes: 1 - the model's own time per decode step
+//              (/metrics pocket_decode_step_seconds_total / pocket_decode_steps_total
+//              over the streamed request) / the client's time per token.
 // The client is node:http with timestamps taken per received chunk and JSON parsed after
 // the response ends: on a 2-core machine the client shares the cores with the server, and
 // a heavier client (fetch + per-event parsing) costs the server's compute threads ~2 %.
@@ -141,6 +144,21 @@ function one(port, i) {
 const pct = (xs, q) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(q * s.length))]; };
 const median = (xs) => pct(xs, 0.5);
 
+// The decode-step counters of /metrics (pocket serve only): [steps, seconds].
+function decodeCounters(port) {
+  return new Promise((resolve) => {
+    http.get({ host: '127.0.0.1', port, path: '/metrics', agent: false }, (res) => {
+      let body = '';
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => {
+        const get = (name) => body.split('\n').filter((l) => l.startsWith(name + '{') || l.startsWith(name + ' '))
+          .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+        resolve([get('pocket_decode_steps_total'), get('pocket_decode_step_seconds_total')]);
+      });
+    }).on('error', () => resolve([0, 0]));
+  });
+}
+
 function benchOnce() {
   const b = spawnSync(bin, ['bench', model, '-p', '0', '-n', String(tokens), '-r', '3', '--json', '-t', threads,
                             '--bandwidth-mib', '64'], { encoding: 'utf8' });
@@ -157,15 +175,20 @@ async function measure(server, name, withBench) {
   await whole(server.port, 16);  // and caches the overhead prompt
   const singles = [], pairs = [];
   for (let r = 0; r < rounds; ++r) {
+    const before = withBench ? await decodeCounters(server.port) : null;
     const s = await one(server.port, r);
     singles.push(s);
     if (withBench) {
+      const after = await decodeCounters(server.port);
+      const steps = after[0] - before[0], stepS = after[1] - before[1];
+      s.in_process = steps > 0 && s.decode_tps > 0 ? 1 - (stepS / steps) * s.decode_tps : null;
       const short = await whole(server.port, 16), long = await whole(server.port, 16 + tokens);
       const unstreamed = tokens / ((long - short) / 1000);
       const b = benchOnce();
       if (b) pairs.push({ server_decode_tokens_per_s: s.decode_tps, server_unstreamed_tokens_per_s: unstreamed,
                           pocket_bench_tokens_per_s: b, overhead_fraction: 1 - s.decode_tps / b,
-                          unstreamed_overhead_fraction: 1 - unstreamed / b });
+                          unstreamed_overhead_fraction: 1 - unstreamed / b,
+                          in_process_overhead_fraction: s.in_process });
     }
   }
   const single_tps = median(singles.map((s) => s.decode_tps));
@@ -193,7 +216,9 @@ async function measure(server, name, withBench) {
     if (pairs.length) {
       const m = median(pairs.map((p) => p.overhead_fraction));
       const mu = median(pairs.map((p) => p.unstreamed_overhead_fraction));
+      const mi = median(pairs.map((p) => p.in_process_overhead_fraction ?? 0));
       console.log(JSON.stringify({ ...base, test: 'overhead', overhead_fraction: m, unstreamed_overhead_fraction: mu,
+                                   in_process_overhead_fraction: mi,
                                    pairs: pairs.map((p) => Object.fromEntries(
                                      Object.entries(p).map(([k, v]) => [k, Number(v.toFixed(4))]))) }));
     } else {

@@ -252,9 +252,14 @@ void Scheduler::Step() {
   }
   if (batch.empty()) return;
   std::vector<float>& logits = logits_;  // reused: vocab floats per sequence, every step
+  const uint64_t t_forward = MonotonicNs();
   if (Status st = eng.Forward(batch, &logits); !st.ok()) {
     for (Slot* s : owners) Finish(*s, st);
     return;
+  }
+  if (std::all_of(chunk.begin(), chunk.end(), [](size_t c) { return c == 0; })) {
+    decode_step_ns_ += MonotonicNs() - t_forward;
+    ++decode_steps_;
   }
   for (size_t i = 0; i < owners.size(); ++i) {
     Slot& s = *owners[i];

@@ -63,6 +63,10 @@ class Scheduler {
   // Runs between scheduler steps (shares the model's forward lock).
   Result<std::vector<float>> Embed(std::string_view text, int* tokens);
 
+  // Forward passes in which every sequence decoded one token (no prompt chunk), and the
+  // time they took: per-token cost of the model itself, for the server's overhead figure.
+  uint64_t decode_steps_total() const { return decode_steps_.load(); }
+  double decode_step_seconds_total() const { return static_cast<double>(decode_step_ns_.load()) * 1e-9; }
   // Bytes of KV cache reserved by the slots, and the bytes holding tokens now.
   uint64_t kv_cache_reserved_bytes() const { return kv_reserved_bytes_.load(); }
   uint64_t kv_cache_used_bytes() const { return kv_used_bytes_.load(); }
@@ -89,6 +93,7 @@ class Scheduler {
   int active_ = 0;
   std::vector<float> logits_;  // scheduler thread only
   std::atomic<uint64_t> kv_reserved_bytes_{0}, kv_used_bytes_{0};
+  std::atomic<uint64_t> decode_steps_{0}, decode_step_ns_{0};
   std::vector<float> json_scratch_;  // scheduler thread only: masked logits in JSON mode
   std::thread thread_;
 };

@@ -39,6 +39,9 @@ class Model {
   virtual Result<std::vector<float>> Embed(std::string_view text, int* tokens) = 0;
   // Bytes held by KV caches now (0 when unknown).
   virtual uint64_t kv_cache_bytes() const { return 0; }
+  // Batched forward passes that only decoded (one token per sequence), and their time.
+  virtual uint64_t decode_steps_total() const { return 0; }
+  virtual double decode_step_seconds_total() const { return 0; }
 };
 
 }  // namespace pocket::server

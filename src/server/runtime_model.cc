@@ -36,6 +36,10 @@ class RuntimeModel : public Model {
     return scheduler_.Embed(text, tokens);
   }
   uint64_t kv_cache_bytes() const override { return scheduler_.kv_cache_used_bytes(); }
+  uint64_t decode_steps_total() const override { return scheduler_.decode_steps_total(); }
+  double decode_step_seconds_total() const override {
+    return scheduler_.decode_step_seconds_total();
+  }
 
  private:
   std::string id_;

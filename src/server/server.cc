@@ -121,6 +121,10 @@ Server::Server(ServerOptions options, std::vector<std::shared_ptr<Model>> models
   metrics_.DeclareGauge("pocket_process_resident_memory_bytes", "Resident set size.");
   metrics_.DeclareGauge("pocket_process_peak_resident_memory_bytes", "Peak resident set size.");
   metrics_.DeclareGauge("pocket_kv_cache_bytes", "Bytes held by KV caches.");
+  metrics_.DeclareCounter("pocket_decode_steps_total",
+                          "Batched forward passes in which every sequence decoded one token.");
+  metrics_.DeclareCounter("pocket_decode_step_seconds_total",
+                          "Time in those forward passes (the model's own per-token cost).");
   metrics_.DeclareGauge("pocket_budget_spent_usd", "Remote spend in the current period.");
   metrics_.DeclareGauge("pocket_budget_limit_usd", "Remote budget of the period (0: none).");
   HttpOptions http = options_.http;
@@ -1028,6 +1032,12 @@ std::string Server::RenderMetrics() {
   uint64_t kv = 0;
   for (const auto& m : models_) kv += m->kv_cache_bytes();
   metrics_.Set("pocket_kv_cache_bytes", {}, static_cast<double>(kv));
+  for (const auto& m : models_) {
+    metrics_.Set("pocket_decode_steps_total", {{"model", m->id()}},
+                 static_cast<double>(m->decode_steps_total()));
+    metrics_.Set("pocket_decode_step_seconds_total", {{"model", m->id()}},
+                 m->decode_step_seconds_total());
+  }
   metrics_.Set("pocket_requests_queued", {}, std::max(0, inflight_.load() - active_.load()));
   const double now = WallSeconds();
   for (const auto& a : router_->policy().areas) {
