@@ -8,6 +8,7 @@
 #include <deque>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace pocket::crdt::internal {
 namespace {
@@ -15,6 +16,11 @@ namespace {
 constexpr uint64_t kMaxClock = 0xffffffffull;
 
 Status Corrupt(const std::string& what) { return Status::Corruption("yjs update: " + what); }
+
+// Yjs reads JSON content (ContentJSON values, embeds, format values) with JSON.parse, for
+// which a raw NUL is never valid; nlohmann's lexer stops at one as at the end of input and
+// would accept what came before it.
+bool HasNul(std::string_view text) { return text.find('\0') != std::string_view::npos; }
 
 // Reads the content of an Item with ref `ref` into s; sets s->len.
 bool ReadContent(lib0::Decoder& d, WireStruct* s) {
@@ -36,6 +42,7 @@ bool ReadContent(lib0::Decoder& d, WireStruct* s) {
           if (js == "undefined") {
             s->values.emplace_back(nullptr);
           } else {
+            if (HasNul(js)) return false;
             nlohmann::json v = nlohmann::json::parse(js, nullptr, /*allow_exceptions=*/false);
             if (v.is_discarded()) return false;
             s->values.push_back(std::move(v));
@@ -56,12 +63,12 @@ bool ReadContent(lib0::Decoder& d, WireStruct* s) {
     case kRefEmbed:
       s->str = d.String();
       s->len = 1;
-      return d.ok() && nlohmann::json::accept(s->str);
+      return d.ok() && !HasNul(s->str) && nlohmann::json::accept(s->str);
     case kRefFormat:
       s->str = d.String();
       s->str2 = d.String();
       s->len = 1;
-      return d.ok() && nlohmann::json::accept(s->str2);
+      return d.ok() && !HasNul(s->str2) && nlohmann::json::accept(s->str2);
     case kRefType:
       s->type_ref = d.VarUint32();
       if (!d.ok() || s->type_ref > 6) return false;
