@@ -5,8 +5,8 @@
 
 #include <filesystem>
 
-#include "formats/random_model.h"
 #include "runtime/engine_impl.h"
+#include "runtime/engine_testutil.h"
 #include "runtime/measure.h"
 #include "tokenizer/tokenizer.h"
 
@@ -21,24 +21,9 @@ class EngineTest : public ::testing::Test {
     path_ = new std::string((fs::temp_directory_path() /
                              ("pocket_engine_test." + std::to_string(getpid()) + ".gguf"))
                                 .string());
-    formats::RandomModelSpec spec;
-    spec.d_model = 64;
-    spec.num_layers = 2;
-    spec.num_heads = 4;
-    spec.num_kv_heads = 2;
-    spec.d_ff = 128;
-    spec.vocab_size = 512;
-    spec.context_length = 256;
-    spec.weight_type = tensor::DType::kF32;
-    spec.seed = 7;
-    auto writer = formats::BuildRandomModel(spec);
-    ASSERT_TRUE(writer.ok()) << writer.status().ToString();
-    ASSERT_TRUE(writer->Write(*path_).ok());
-    EngineOptions opts;
-    opts.threads = 1;
-    auto engine = Engine::Load(*path_, opts);
-    ASSERT_TRUE(engine.ok()) << engine.status().ToString();
-    engine_ = new std::shared_ptr<Engine>(*engine);
+    auto engine = LoadSmallRandomEngine(*path_, 7);
+    ASSERT_TRUE(engine != nullptr);
+    engine_ = new std::shared_ptr<Engine>(std::move(engine));
   }
   static void TearDownTestSuite() {
     delete engine_;
