@@ -22,8 +22,8 @@ class EngineTest : public ::testing::Test {
                              ("pocket_engine_test." + std::to_string(getpid()) + ".gguf"))
                                 .string());
     auto engine = LoadSmallRandomEngine(*path_, 7);
-    ASSERT_TRUE(engine != nullptr);
-    engine_ = new std::shared_ptr<Engine>(std::move(engine));
+    ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+    engine_ = new std::shared_ptr<Engine>(*engine);
   }
   static void TearDownTestSuite() {
     delete engine_;

@@ -1,12 +1,10 @@
 #include "runtime/engine_testutil.h"
 
-#include <gtest/gtest.h>
-
 #include "formats/random_model.h"
 
 namespace pocket::runtime {
 
-std::shared_ptr<Engine> LoadSmallRandomEngine(const std::string& path, uint64_t seed) {
+Result<std::shared_ptr<Engine>> LoadSmallRandomEngine(const std::string& path, uint64_t seed) {
   formats::RandomModelSpec spec;
   spec.d_model = 64;
   spec.num_layers = 2;
@@ -17,19 +15,11 @@ std::shared_ptr<Engine> LoadSmallRandomEngine(const std::string& path, uint64_t 
   spec.context_length = 256;
   spec.weight_type = tensor::DType::kF32;
   spec.seed = seed;
-  auto writer = formats::BuildRandomModel(spec);
-  if (!writer.ok() || !writer->Write(path).ok()) {
-    ADD_FAILURE() << "cannot write " << path;
-    return nullptr;
-  }
+  PK_ASSIGN_OR_RETURN(auto writer, formats::BuildRandomModel(spec));
+  PK_RETURN_IF_ERROR(writer.Write(path));
   EngineOptions opts;
   opts.threads = 1;
-  auto engine = Engine::Load(path, opts);
-  if (!engine.ok()) {
-    ADD_FAILURE() << engine.status().ToString();
-    return nullptr;
-  }
-  return *engine;
+  return Engine::Load(path, opts);
 }
 
 }  // namespace pocket::runtime

@@ -6,13 +6,14 @@
 #include <memory>
 #include <string>
 
+#include "base/status.h"
 #include "runtime/engine.h"
 
 namespace pocket::runtime {
 
 // Writes an F32 Llama model (d_model 64, 2 layers, 4 heads / 2 KV heads, d_ff 128, vocab
 // 512, context 256) with weights from `seed` to `path` and loads it with one thread.
-// Records a test failure and returns null when either step fails.
-std::shared_ptr<Engine> LoadSmallRandomEngine(const std::string& path, uint64_t seed);
+// (Linked into the benchmarks too: no GoogleTest here.)
+Result<std::shared_ptr<Engine>> LoadSmallRandomEngine(const std::string& path, uint64_t seed);
 
 }  // namespace pocket::runtime

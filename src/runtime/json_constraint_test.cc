@@ -323,8 +323,8 @@ class JsonModelTest : public ::testing::Test {
                              ("pocket_json_test." + std::to_string(getpid()) + ".gguf"))
                                 .string());
     auto engine = LoadSmallRandomEngine(*path_, 11);
-    ASSERT_TRUE(engine != nullptr);
-    engine_ = new std::shared_ptr<Engine>(std::move(engine));
+    ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+    engine_ = new std::shared_ptr<Engine>(*engine);
   }
   static void TearDownTestSuite() {
     delete engine_;
