@@ -1,10 +1,12 @@
 #include "base/memory.h"
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 
 namespace pocket {
 namespace {
@@ -32,6 +34,14 @@ uint64_t ReadKb(const char* file, const char* key) {
 uint64_t CurrentRssBytes() { return ReadKb("/proc/self/status", "VmRSS"); }
 uint64_t PeakRssBytes() { return ReadKb("/proc/self/status", "VmHWM"); }
 uint64_t AvailableMemoryBytes() { return ReadKb("/proc/meminfo", "MemAvailable"); }
+
+uint64_t LastLevelCacheBytes() {
+  for (int name : {_SC_LEVEL3_CACHE_SIZE, _SC_LEVEL2_CACHE_SIZE}) {
+    const long bytes = sysconf(name);
+    if (bytes > 0) return static_cast<uint64_t>(bytes);
+  }
+  return 0;
+}
 
 void* AllocateLarge(size_t bytes) {
   constexpr size_t kHuge = size_t{2} << 20;

@@ -1,4 +1,5 @@
-// Process memory accounting from /proc/self/status (Linux). Thread-safe.
+// Process memory accounting from /proc/self/status (Linux), the cache size, and large
+// allocations. Thread-safe.
 #pragma once
 
 #include <cstddef>
@@ -11,6 +12,10 @@ uint64_t CurrentRssBytes();
 uint64_t PeakRssBytes();
 // Physical memory that could be allocated now (MemAvailable), in bytes; 0 when unknown.
 uint64_t AvailableMemoryBytes();
+
+// Size of the CPU's last-level cache (L3, else L2) as the OS reports it, in bytes; 0 when
+// unknown. On a VM this is the host's cache, shared with its other tenants.
+uint64_t LastLevelCacheBytes();
 
 // For large buffers that are streamed again and again (repacked weights): from 2 MiB up,
 // 2 MiB-aligned and advised as transparent huge pages (madvise MADV_HUGEPAGE), which

@@ -4,6 +4,8 @@
 
 #include <cstdint>
 #include <cstring>
+#include <fstream>
+#include <string>
 
 namespace pocket {
 namespace {
@@ -13,6 +15,19 @@ TEST(MemoryTest, RssFiguresAreKnownOnLinux) {
   EXPECT_GT(now, 0u);
   EXPECT_GE(PeakRssBytes(), now);
   EXPECT_GT(AvailableMemoryBytes(), 0u);
+}
+
+// The kernel's view of the cache (sysfs) against glibc's (cpuid) where both exist.
+TEST(MemoryTest, LastLevelCacheMatchesSysfs) {
+  std::ifstream level("/sys/devices/system/cpu/cpu0/cache/index3/level");
+  std::ifstream size("/sys/devices/system/cpu/cpu0/cache/index3/size");
+  std::string lv, sz;
+  if (!(level >> lv) || lv != "3" || !(size >> sz) || sz.empty() || sz.back() != 'K') {
+    GTEST_SKIP() << "no L3 in sysfs here";
+  }
+  const uint64_t bytes = LastLevelCacheBytes();
+  if (bytes == 0) GTEST_SKIP() << "glibc does not know this CPU's caches";
+  EXPECT_EQ(bytes, std::stoull(sz.substr(0, sz.size() - 1)) * 1024);
 }
 
 TEST(MemoryTest, AllocateLargeAlignsAndIsWritable) {

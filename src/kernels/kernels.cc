@@ -206,8 +206,8 @@ void MatMulShared(std::span<const MatMulJob> jobs, const float* x, size_t num_to
       const size_t r1 = std::min(rows, (b - units_before[j]) * kRowUnit);
       const PackedWeight* pw = jobs[j].packed;
       const bool use = pw != nullptr && pw->packed();
-      cpu::MatMulRows(jobs[j].w, use ? pw->data() : nullptr, use ? pw->layout() : 0, act, r0, r1,
-                      jobs[j].y);
+      cpu::MatMulRows(jobs[j].w, use ? pw->data() : nullptr, use ? pw->layout() : 0,
+                      use && pw->source() == WeightSource::kMemory, act, r0, r1, jobs[j].y);
     }
   });
 }
@@ -227,9 +227,11 @@ void MatMul(const PackedWeight& w, const float* x, size_t num_tokens, float* y,
 void PackedWeight::Free::operator()(uint8_t* p) const { FreeLarge(p); }
 
 PackedWeight PackedWeight::Pack(const tensor::TensorView& w,
-                                const std::function<void(const void*, size_t)>& consumed) {
+                                const std::function<void(const void*, size_t)>& consumed,
+                                WeightSource source) {
   PackedWeight p;
   p.view_ = w;
+  p.source_ = source;
   const bool q4 = w.dtype == DType::kQ4_0;
   const int layout = (q4 || w.dtype == DType::kQ8_0) ? cpu::PackedLayout(w.dtype) : 0;
   if (layout == cpu::kPackedNone) return p;

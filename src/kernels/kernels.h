@@ -77,18 +77,26 @@ void MatMul(const tensor::TensorView& w, const float* x, size_t num_tokens, floa
 // the plain view. Costs a copy of the matrix (the original bytes stay in the GGUF mapping:
 // GetRows and the fallback read them, so they must outlive this object).
 // Immutable after Pack(); share it between threads freely.
+//
+// Where decode finds the packed bytes, which sets how far ahead the kernels prefetch
+// (results are the same either way): kCache when the whole model fits in the last-level
+// cache and stays there from one token to the next, kMemory when every token streams it
+// from DRAM (base::LastLevelCacheBytes() tells which).
+enum class WeightSource { kCache, kMemory };
 class PackedWeight {
  public:
   PackedWeight() = default;
   // `consumed`, when set, is called with each stretch of w's bytes once it has been copied
   // (a few MiB at a time, in order), so the caller can release the source as packing goes.
   static PackedWeight Pack(const tensor::TensorView& w,
-                           const std::function<void(const void*, size_t)>& consumed = {});
+                           const std::function<void(const void*, size_t)>& consumed = {},
+                           WeightSource source = WeightSource::kCache);
   const tensor::TensorView& view() const { return view_; }
   bool packed() const { return data_ != nullptr; }
   const uint8_t* data() const { return data_.get(); }
   int layout() const { return layout_; }  // cpu::kPacked*
   size_t size_bytes() const { return size_bytes_; }
+  WeightSource source() const { return source_; }
 
  private:
   struct Free {
@@ -98,6 +106,7 @@ class PackedWeight {
   std::unique_ptr<uint8_t, Free> data_;
   size_t size_bytes_ = 0;
   int layout_ = 0;
+  WeightSource source_ = WeightSource::kCache;
 };
 
 // Same as MatMul(w.view(), ...), reading the packed layout when there is one.

@@ -187,20 +187,25 @@ TEST(KernelsTest, PackedWeightGivesTheSameBitsAsThePlainView) {
       for (size_t rows : {1u, 37u, 64u}) {
         const Weight w = MakeWeight(dtype, rows, cols, static_cast<uint32_t>(rows));
         const PackedWeight packed = PackedWeight::Pack(w.view);
+        // Same bytes, the other prefetch distance.
+        const PackedWeight streamed = PackedWeight::Pack(w.view, {}, WeightSource::kMemory);
         if (dtype == DType::kF16 || dtype == DType::kQ6_K) {
           EXPECT_FALSE(packed.packed());
         }
         for (size_t tokens : {1u, 11u, 16u, 37u}) {  // 16+: the AMX tiles where there are some
           const auto x = RandomNormal(tokens * cols, 3);
           std::vector<float> plain(tokens * rows), fast(tokens * rows), shared(tokens * rows);
+          std::vector<float> from_memory(tokens * rows);
           MatMul(w.view, x.data(), tokens, plain.data(), pool, ws);
           MatMul(packed, x.data(), tokens, fast.data(), pool, ws);
+          MatMul(streamed, x.data(), tokens, from_memory.data(), pool, ws);
           const MatMulJob job{w.view, shared.data(), &packed};
           MatMulShared(std::span<const MatMulJob>(&job, 1), x.data(), tokens, pool, ws);
           EXPECT_EQ(0, std::memcmp(plain.data(), fast.data(), plain.size() * 4))
               << tensor::DTypeName(dtype) << " rows=" << rows << " tokens=" << tokens
               << " packed=" << packed.packed();
           EXPECT_EQ(0, std::memcmp(plain.data(), shared.data(), plain.size() * 4));
+          EXPECT_EQ(0, std::memcmp(plain.data(), from_memory.data(), plain.size() * 4));
         }
       }
     }

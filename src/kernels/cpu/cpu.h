@@ -36,9 +36,10 @@ void QuantizeActQ8(const float* x, size_t n, int8_t* q, float* d, int32_t* neg8s
 // Each (r, t) is computed by the same sequence of operations whatever r0, r1 and
 // num_tokens (batch invariance). `packed`: PackedWeight's bytes in layout
 // `packed_layout`, or nullptr; ignored when this target reads another layout; with it, r0
-// must be a multiple of 8. Packed and unpacked give the same bits.
+// must be a multiple of 8. Packed and unpacked give the same bits. `from_memory`:
+// PackedWeight::source() is kMemory (picks the prefetch distance; same bits).
 void MatMulRows(const tensor::TensorView& w, const uint8_t* packed, int packed_layout,
-                const Activations& act, size_t r0, size_t r1, float* y);
+                bool from_memory, const Activations& act, size_t r0, size_t r1, float* y);
 
 // PackedWeight layouts, per group of 8 rows (the last group repeats its last row), per
 // 32-block: the 8 rows' f16 scales (16 bytes), then the quants (Q8_0's bytes XOR 0x80,
