@@ -14,6 +14,7 @@
 
 #include "cli/command.h"
 #include "cli/model_flags.h"
+#include "kernels/kernels.h"
 #include "model/config.h"
 #include "runtime/bandwidth.h"
 #include "runtime/measure.h"
@@ -30,6 +31,7 @@ struct BenchFlags {
   std::string output = "md";
   bool json = false;
   int bandwidth_mib = 1024;
+  std::string cpu_isa = "native";
 };
 
 std::string HumanBytes(double b) {
@@ -65,6 +67,7 @@ int BenchMain(BenchFlags& f) {
   if (f.json) f.output = "jsonl";
   auto model = TakeModel(cmd, f.model.model, &f.positionals, 0);
   if (!model.ok()) return Fail(cmd, model.status());
+  if (Status s = kernels::LimitInstructionSet(f.cpu_isa); !s.ok()) return Fail(cmd, s);
   ModelFlags mf = f.model;
   mf.ctx_size = std::max({f.n_prompt, f.n_gen, 1});
   auto loaded = LoadEngine(*model, mf);
@@ -77,8 +80,8 @@ int BenchMain(BenchFlags& f) {
     TestResult t;
     t.name = (prompt ? "pp" : "tg") + std::to_string(n);
     (prompt ? t.n_prompt : t.n_gen) = n;
-    std::fprintf(stderr, "pocket bench: %s, %d repetitions, %d threads...\n", t.name.c_str(),
-                 f.repetitions, threads);
+    std::fprintf(stderr, "pocket bench: %s, %d repetitions, %d threads, %s kernels...\n",
+                 t.name.c_str(), f.repetitions, threads, kernels::ActiveTarget().c_str());
     PK_ASSIGN_OR_RETURN(t.seconds, prompt ? runtime::BenchPromptProcessing(engine, n, f.repetitions)
                                           : runtime::BenchTokenGeneration(engine, n, f.repetitions));
     for (double s : t.seconds) t.tokens_per_s.push_back(n / s);
@@ -106,6 +109,7 @@ int BenchMain(BenchFlags& f) {
       j["model_size"] = engine.weight_bytes();
       j["model_n_params"] = runtime::CountParameters(engine.config());
       j["n_threads"] = threads;
+      j["kernels"] = kernels::ActiveTarget();
       j["n_prompt"] = t.n_prompt;
       j["n_gen"] = t.n_gen;
       j["test"] = t.name;
@@ -189,6 +193,11 @@ CommandMain Configure(CLI::App& app) {
                  "buffer size of the bandwidth measurement in MiB")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 16));
+  app.add_option("--cpu-isa", f->cpu_isa,
+                 "instruction set for the kernels: native (all this CPU has) or avx2 (no "
+                 "AVX-512, VNNI or AMX: what a CPU without them would do)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"native", "avx2"}));
   return [f] { return BenchMain(*f); };
 }
 

@@ -344,4 +344,19 @@ void Attention(const float* q, size_t num_tokens, size_t num_heads, size_t first
 
 std::string ActiveTarget() { return cpu::TargetName(); }
 
+Status LimitInstructionSet(std::string_view isa) {
+  if (isa == "native") {
+    cpu::LimitToAvx2(false);
+    return Status::Ok();
+  }
+  if (isa != "avx2") {
+    return Status::InvalidArgument("instruction set '" + std::string(isa) +
+                                   "': expected native or avx2");
+  }
+  if (!cpu::LimitToAvx2(true)) {
+    return Status::InvalidArgument("instruction set avx2: this CPU has no AVX2");
+  }
+  return Status::Ok();
+}
+
 }  // namespace pocket::kernels

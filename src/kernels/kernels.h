@@ -24,8 +24,10 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "base/status.h"
 #include "base/thread_pool.h"
 #include "tensor/dtype.h"
 #include "tensor/tensor.h"
@@ -229,5 +231,12 @@ void Attention(const float* q, size_t num_tokens, size_t num_heads, size_t first
 
 // The SIMD target the dispatcher picked ("AVX2", "AVX3", "EMU128", ...), for logs/benches.
 std::string ActiveTarget();
+
+// Caps the instruction set the kernels use: "native" (all this CPU has) or "avx2" (AVX2,
+// FMA and F16C: no AVX-512, VNNI or AMX), to measure on a newer CPU what one without
+// AVX-512 would do (`pocket bench --cpu-isa avx2`). Process-wide and not thread-safe: call
+// it before loading a model (packed layouts follow the target). InvalidArgument for
+// another name or when this CPU lacks AVX2.
+Status LimitInstructionSet(std::string_view isa);
 
 }  // namespace pocket::kernels

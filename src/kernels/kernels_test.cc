@@ -460,5 +460,27 @@ TEST(KernelsTest, AttentionMatchesReferenceWithGqaAndF16Cache) {
   });
 }
 
+// An AVX2 cap picks the AVX2 kernels (and their packed layout) where the CPU has AVX2,
+// gives the same Q4_0 bits as the best target, and lifts again.
+TEST(KernelsTest, LimitInstructionSetCapsAtAvx2) {
+  EXPECT_FALSE(LimitInstructionSet("avx9").ok());
+  const std::string native = ActiveTarget();
+  const Status s = LimitInstructionSet("avx2");
+  if (!s.ok()) GTEST_SKIP() << s.ToString();
+  EXPECT_EQ(ActiveTarget(), "AVX2");
+  ThreadPool pool(2);
+  Workspace ws;
+  const Weight w = MakeWeight(DType::kQ4_0, 40, 256, 9);
+  const auto x = RandomNormal(3 * 256, 5);
+  std::vector<float> capped(3 * 40), best(3 * 40);
+  const PackedWeight capped_pack = PackedWeight::Pack(w.view);
+  MatMul(capped_pack, x.data(), 3, capped.data(), pool, ws);
+  ASSERT_TRUE(LimitInstructionSet("native").ok());
+  EXPECT_EQ(ActiveTarget(), native);
+  const PackedWeight best_pack = PackedWeight::Pack(w.view);
+  MatMul(best_pack, x.data(), 3, best.data(), pool, ws);
+  EXPECT_EQ(0, std::memcmp(capped.data(), best.data(), best.size() * 4));
+}
+
 }  // namespace
 }  // namespace pocket::kernels

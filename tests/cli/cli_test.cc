@@ -320,4 +320,20 @@ TEST_F(CliTest, BenchJsonLinesAndTable) {
   EXPECT_NE(table.out.find("memory read bandwidth:"), std::string::npos);
 }
 
+// --cpu-isa avx2 runs the AVX2 kernels (every x86-64 CI machine here has AVX2) and says so.
+TEST_F(CliTest, BenchCanCapTheInstructionSet) {
+  const Output o = Pocket("bench " + Model() +
+                          " -p 0 -n 2 -r 1 -t 1 --bandwidth-mib 8 --json --cpu-isa avx2");
+  if (o.rc != 0) {
+    EXPECT_NE(o.err.find("no AVX2"), std::string::npos) << o.err;
+    GTEST_SKIP() << o.err;
+  }
+  const auto row = nlohmann::json::parse(o.out);
+  EXPECT_EQ(row["kernels"], "AVX2");
+  EXPECT_EQ(row["test"], "tg2");
+  const Output bad = Pocket("bench " + Model() + " --cpu-isa avx9");
+  EXPECT_NE(bad.rc, 0);
+  EXPECT_NE(bad.err.find("--cpu-isa"), std::string::npos) << bad.err;
+}
+
 }  // namespace

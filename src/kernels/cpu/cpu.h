@@ -76,5 +76,8 @@ std::vector<int64_t> CompiledTargets();
 const char* TargetNameOf(int64_t target);
 // Makes dispatch use only `target` (0 restores normal dispatch). Tests only.
 void SetTargetForTest(int64_t target);
+// Keeps dispatch at AVX2 or below (limit) or lets it pick the best target again; false when
+// AVX2 is neither supported here nor compiled in.
+bool LimitToAvx2(bool limit);
 
 }  // namespace pocket::kernels::cpu

@@ -958,6 +958,14 @@ const char* TargetName() { return HWY_DYNAMIC_DISPATCH(TargetNameImpl)(); }
 std::vector<int64_t> CompiledTargets() { return hwy::SupportedAndGeneratedTargets(); }
 const char* TargetNameOf(int64_t target) { return hwy::TargetName(target); }
 void SetTargetForTest(int64_t target) { hwy::SetSupportedTargetsForTest(target); }
+bool LimitToAvx2(bool limit) {
+  hwy::DisableTargets(0);
+  if (!limit) return true;
+  const std::vector<int64_t> targets = hwy::SupportedAndGeneratedTargets();
+  if (std::find(targets.begin(), targets.end(), HWY_AVX2) == targets.end()) return false;
+  hwy::DisableTargets(HWY_AVX2 - 1);  // every x86 target above AVX2 (lower bits are better)
+  return true;
+}
 
 }  // namespace pocket::kernels::cpu
 #endif  // HWY_ONCE
