@@ -15,20 +15,24 @@
 namespace pocket::runtime {
 namespace {
 
-// Four independent accumulators so the loop is limited by loads, not by one add chain.
+// Four independent accumulators so the loop is limited by loads, not by one add chain,
+// and a software prefetch 1 KiB ahead, one per 64-byte line. Without it this read 28.9-30.5
+// GB/s on the 2-vCPU VM where a read with it does 32-36, and the roofline fraction of a
+// decode loop that prefetches read over 100 % (1B Q8_0: 102 %).
 uint64_t SumWords(const uint64_t* p, size_t n) {
+  constexpr size_t kLine = 64 / sizeof(uint64_t), kAhead = 1024 / sizeof(uint64_t);
   uint64_t a = 0, b = 0, c = 0, d = 0;
   size_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    a += p[i];
-    b += p[i + 1];
-    c += p[i + 2];
-    d += p[i + 3];
+  for (; i + kLine <= n; i += kLine) {
+    __builtin_prefetch(p + i + kAhead, 0, 3);  // past the end: a hint, never a fault
+    a += p[i] + p[i + 4];
+    b += p[i + 1] + p[i + 5];
+    c += p[i + 2] + p[i + 6];
+    d += p[i + 3] + p[i + 7];
   }
   for (; i < n; ++i) a += p[i];
   return a + b + c + d;
 }
-
 }  // namespace
 
 Result<BandwidthMeasurement> MeasureReadBandwidth(size_t buffer_bytes, int threads, int passes) {
@@ -73,7 +77,8 @@ Result<BandwidthMeasurement> MeasureReadBandwidth(size_t buffer_bytes, int threa
   m.bytes_per_s = static_cast<double>(m.buffer_bytes) / best_s;
   m.method = "STREAM-like read: " + std::to_string(threads) + " thread(s) sum a " +
              std::to_string(m.buffer_bytes >> 20) +
-             " MiB buffer (huge pages where the OS grants them) as 64-bit words, best of " +
+             " MiB buffer (huge pages where the OS grants them) as 64-bit words, prefetching "
+             "1 KiB ahead, best of " +
              std::to_string(passes) + " passes";
   return m;
 }
