@@ -186,114 +186,6 @@ HWY_INLINE __m256i DotAcc(__m256i acc, __m256i u, __m256i s) {
 // 4 KiB 116, 8 KiB 125.
 constexpr size_t kPrefetchBytes = 8192;
 
-// Block b of a weight row as the unsigned operand of DotAcc, plus its scale broadcast.
-// Q4_0: the nibbles 0..15 themselves (the -8 offset comes from the activation's neg8sum);
-// Q8_0: |w| (the sign moves onto the activation with vpsignb).
-template <bool kQ4>
-HWY_INLINE __m256i LoadWeights(const uint8_t* wrow, size_t b, __m256i* signs, __m256* dw) {
-  constexpr size_t kBlockBytes = kQ4 ? sizeof(tensor::BlockQ4_0) : sizeof(tensor::BlockQ8_0);
-  const uint8_t* blk = wrow + b * kBlockBytes;
-  // Rows are short (1152 bytes for Q4_0 x 2048) and a tile reads 4 of them at once; the
-  // hardware prefetcher ramps up per stream too slowly for that. Past the row's end this
-  // lands in the rows the next tile reads, so it is never wasted.
-  _mm_prefetch(reinterpret_cast<const char*>(blk) + kPrefetchBytes, _MM_HINT_T0);
-  // vcvtph2ps straight from memory (lane 0 is d; the other lanes are quants, ignored),
-  // then a lane broadcast: 3 uops instead of 5 for a scalar load + broadcast + convert.
-  *dw = _mm256_broadcastss_ps(_mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk))));
-  if constexpr (kQ4) {
-    // Both 128-bit halves get the 16 bytes; the high half is shifted right by 4 so that
-    // elements 0..15 are the low nibbles and 16..31 the high ones.
-    const __m256i both =
-        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2)));
-    (void)signs;
-    return _mm256_and_si256(_mm256_srlv_epi64(both, _mm256_set_epi64x(4, 4, 0, 0)),
-                            _mm256_set1_epi8(0x0F));
-  } else {
-    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
-    *signs = w;
-    return _mm256_sign_epi8(w, w);
-  }
-}
-
-// RM rows x RN tokens. y[t * y_stride + r]. Per (row, token) and block b, always:
-//   p = DotAcc(init, u_w, s_x)   (exact integer dot of the block, Q4_0 offset included)
-//   acc = fma(cvt(p) * dw, broadcast(dx), acc)
-// and at the end y = fixed-order sum of acc's 8 lanes.
-template <int RM, int RN, bool kQ4, bool kVnni>
-HWY_INLINE void TileQ8(const uint8_t* w0, size_t w_stride, const uint8_t* a0, size_t a_stride,
-                       size_t cols, float* y, size_t y_stride) {
-  const size_t nb = cols / 32;
-  __m256 acc[RM][RN];
-  for (int r = 0; r < RM; ++r) {
-    for (int t = 0; t < RN; ++t) acc[r][t] = _mm256_setzero_ps();
-  }
-  for (size_t b = 0; b < nb; ++b) {
-    __m256i xq[RN];
-    __m256i init[RN];
-    const float* dx[RN];
-    for (int t = 0; t < RN; ++t) {
-      const uint8_t* at = a0 + t * a_stride;
-      xq[t] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(at + b * 32));
-      dx[t] = reinterpret_cast<const float*>(at + cols) + b;
-      if constexpr (kQ4) {
-        int32_t c;
-        std::memcpy(&c, at + cols + nb * sizeof(float) + b * sizeof(int32_t), sizeof(c));
-        init[t] = _mm256_castsi128_si256(_mm_cvtsi32_si128(c));
-        init[t] = _mm256_zextsi128_si256(_mm256_castsi256_si128(init[t]));
-      } else {
-        init[t] = _mm256_setzero_si256();
-      }
-    }
-    for (int r = 0; r < RM; ++r) {
-      __m256i signs;
-      __m256 dw;
-      const __m256i u = LoadWeights<kQ4>(w0 + r * w_stride, b, &signs, &dw);
-      for (int t = 0; t < RN; ++t) {
-        const __m256i s = kQ4 ? xq[t] : _mm256_sign_epi8(xq[t], signs);
-        const __m256i p = DotAcc<kVnni>(init[t], u, s);
-        acc[r][t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(p), dw),
-                                    _mm256_broadcast_ss(dx[t]), acc[r][t]);
-      }
-    }
-  }
-  for (int r = 0; r < RM; ++r) {
-    for (int t = 0; t < RN; ++t) y[t * y_stride + r] = HorizontalSum(acc[r][t]);
-  }
-}
-
-template <bool kQ4, bool kVnni>
-void MatMulQ8X86(const tensor::TensorView& w, const Activations& act, size_t r0, size_t r1,
-                 float* y) {
-  const size_t rows = static_cast<size_t>(w.ne[1]);
-  const size_t w_stride = w.row_bytes(), a_stride = act.stride_bytes, cols = act.cols;
-  const auto* wbase = static_cast<const uint8_t*>(w.data);
-  // AVX-512 targets have 32 vector registers: a 4 x 4 tile fits; AVX2 has 16: 4 x 2.
-  constexpr int kRn = HWY_TARGET == HWY_AVX3 ? 4 : 2;
-  size_t r = r0;
-  for (; r + 4 <= r1; r += 4) {
-    size_t t = 0;
-    for (; t + kRn <= act.num_tokens; t += kRn) {
-      TileQ8<4, kRn, kQ4, kVnni>(wbase + r * w_stride, w_stride, act.q8 + t * a_stride,
-                                 a_stride, cols, y + t * rows + r, rows);
-    }
-    for (; t < act.num_tokens; ++t) {
-      TileQ8<4, 1, kQ4, kVnni>(wbase + r * w_stride, w_stride, act.q8 + t * a_stride, a_stride,
-                               cols, y + t * rows + r, rows);
-    }
-  }
-  for (; r < r1; ++r) {
-    size_t t = 0;
-    for (; t + kRn <= act.num_tokens; t += kRn) {
-      TileQ8<1, kRn, kQ4, kVnni>(wbase + r * w_stride, w_stride, act.q8 + t * a_stride,
-                                 a_stride, cols, y + t * rows + r, rows);
-    }
-    for (; t < act.num_tokens; ++t) {
-      TileQ8<1, 1, kQ4, kVnni>(wbase + r * w_stride, w_stride, act.q8 + t * a_stride, a_stride,
-                               cols, y + t * rows + r, rows);
-    }
-  }
-}
-
 // ---- Interleaved 8-row tiles: 32-bit lane j of every vector belongs to row j. ----
 //
 // For block b, U[k] (k = 0..7) holds elements 4k..4k+3 of the 8 rows (lane j = row j),
@@ -418,6 +310,32 @@ HWY_INLINE void TileX8(const uint8_t* w0, size_t w_stride, size_t valid_rows, co
       }
       dw = LoadScales(row, boff);
       LoadInterleaved<kQ4>(row, boff, u);
+    }
+    if constexpr (!kQ4 && !kVnni) {
+      // Q8_0 without VNNI: w + 128 would saturate vpmaddubsw, so the sign moves onto x
+      // (|w| unsigned times x * sign(w): |w| <= 128, |x| <= 127, so a pair sums to at most
+      // 32512) and there is no offset to add. The block dot is the same exact integer as
+      // the VNNI path's, and the float steps below are the same: the same bits.
+      const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+      const __m256i ones = _mm256_set1_epi16(1);
+      __m256i p[RN];
+      for (int t = 0; t < RN; ++t) p[t] = _mm256_setzero_si256();
+      for (int k = 0; k < 8; ++k) {
+        const __m256i ws = _mm256_xor_si256(u[k], flip);  // w as signed bytes
+        const __m256i wa = _mm256_abs_epi8(ws);            // -128 -> 0x80 = 128 unsigned
+        for (int t = 0; t < RN; ++t) {
+          int32_t x;
+          std::memcpy(&x, a0 + t * a_stride + b * 32 + 4 * k, 4);
+          const __m256i sx = _mm256_sign_epi8(_mm256_set1_epi32(x), ws);
+          p[t] = _mm256_add_epi32(p[t], _mm256_madd_epi16(_mm256_maddubs_epi16(wa, sx), ones));
+        }
+      }
+      for (int t = 0; t < RN; ++t) {
+        const float* dx = reinterpret_cast<const float*>(a0 + t * a_stride + cols) + b;
+        acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(p[t]), dw),
+                                 _mm256_broadcast_ss(dx), acc[t]);
+      }
+      continue;
     }
     for (int t = 0; t < RN; ++t) {
       const uint8_t* at = a0 + t * a_stride;
@@ -748,8 +666,8 @@ bool HasVnni() {
 #endif
 }
 
-// Q4_0: interleaved 8-row tiles everywhere. Q8_0: interleaved with VNNI; without it
-// w + 128 would saturate vpmaddubsw, so Q8_0 keeps the 4-row sign-trick tiles there.
+// Interleaved 8-row tiles everywhere: 512-bit lane pairs with VNNI (256-bit for decode),
+// else 256-bit lanes (Q8_0 through the sign trick, see TileX8).
 template <bool kQ4>
 void MatMulQ8Dispatch(const tensor::TensorView& w, const uint8_t* packed, bool from_memory,
                       const Activations& act, size_t r0, size_t r1, float* y) {
@@ -763,23 +681,17 @@ void MatMulQ8Dispatch(const tensor::TensorView& w, const uint8_t* packed, bool f
     (void)from_memory;
 #endif
     MatMulX8<kQ4, true, false>(w, packed, act, r0, r1, y);
-  } else if constexpr (kQ4) {
-    if (packed != nullptr) {
-      MatMulX8<true, false, true>(w, packed, act, r0, r1, y);
-    } else {
-      MatMulX8<true, false, false>(w, packed, act, r0, r1, y);
-    }
+  } else if (packed != nullptr) {
+    MatMulX8<kQ4, false, true>(w, packed, act, r0, r1, y);
   } else {
-    MatMulQ8X86<false, false>(w, act, r0, r1, y);
+    MatMulX8<kQ4, false, false>(w, packed, act, r0, r1, y);
   }
 }
 
 // The PackedWeight layout this target's MatMul reads for `dtype`.
 int PackedLayoutImpl(DType dtype) {
-  if (HasVnni()) {
-    return dtype == DType::kQ4_0 || dtype == DType::kQ8_0 ? kPackedLanePairs : kPackedNone;
-  }
-  return dtype == DType::kQ4_0 ? kPackedLanes : kPackedNone;
+  if (dtype != DType::kQ4_0 && dtype != DType::kQ8_0) return kPackedNone;
+  return HasVnni() ? kPackedLanePairs : kPackedLanes;
 }
 
 void QuantizeActQ8Impl(const float* x, size_t n, int8_t* q, float* d, int32_t* neg8sum) {
