@@ -6,6 +6,7 @@
 #include "base/clock.h"
 #include "formats/gguf.h"
 #include "runtime/engine_impl.h"
+#include "runtime/generation.h"
 #include "runtime/json_constraint.h"
 #include "runtime/text_stream.h"
 
@@ -84,22 +85,9 @@ std::span<const int32_t> Session::cached_tokens() const { return state_->tokens;
 Result<GenerateResult> Session::Generate(const GenerateRequest& req,
                                          const std::function<bool(std::string_view)>& on_text) {
   EngineImpl& eng = state_->engine->impl();
-  const tokenizer::Tokenizer& tok = *eng.tokenizer;
   const uint64_t t_prompt = MonotonicNs();
 
-  std::vector<int32_t> prompt;
-  if (!req.messages.empty()) {
-    PK_ASSIGN_OR_RETURN(std::string text, state_->engine->ApplyChatTemplate(req.messages, true));
-    prompt = tok.Encode(text, req.add_special, /*parse_special=*/true);
-    // Templates usually write BOS themselves; do not let add_special double it.
-    if (prompt.size() >= 2 && prompt[0] == tok.bos() && prompt[1] == tok.bos()) {
-      prompt.erase(prompt.begin());
-    }
-  } else {
-    // As llama-cli: special-token text in a prompt is parsed as the special token.
-    prompt = tok.Encode(req.prompt, req.add_special, /*parse_special=*/true);
-  }
-  if (prompt.empty()) return Status::InvalidArgument("generate: the prompt is empty");
+  PK_ASSIGN_OR_RETURN(const std::vector<int32_t> prompt, TokenizeRequest(*state_->engine, req));
   const int ctx = eng.context_length;
   if (prompt.size() >= static_cast<size_t>(ctx)) {
     return Status::InvalidArgument("generate: the prompt is " + std::to_string(prompt.size()) +
@@ -138,65 +126,15 @@ Result<GenerateResult> Session::Generate(const GenerateRequest& req,
     cached = prompt;
   }
 
-  GenerateResult result;
-  result.prompt_tokens = static_cast<int>(prompt.size());
-  result.reused_prompt_tokens = static_cast<int>(reuse);
-  result.prompt_ms = MsSince(t_prompt);
+  const double prompt_ms = MsSince(t_prompt);
   const uint64_t t_gen = MonotonicNs();
-
-  Sampler sampler(req.sampling);
-  result.seed = sampler.seed();
-  Utf8Assembler utf8;
-  StopMatcher stops(req.stop);
-  bool cancelled = false;
-  const auto emit = [&](const std::string& text) {
-    if (text.empty() || cancelled) return;
-    result.text += text;
-    if (on_text && !on_text(text)) cancelled = true;
-  };
-  std::vector<int32_t> history = prompt;  // the repetition penalty sees prompt and output
+  Generation gen(eng, req, prompt, on_text);
   const size_t vocab = static_cast<size_t>(eng.model->config().vocab_size);
-  const bool json = req.response_format == ResponseFormat::kJsonObject;
-  const JsonTokenTable* json_tokens = json ? &eng.json_tokens() : nullptr;
-  JsonRecognizer json_state;
-  std::vector<float> json_scratch;
-  while (true) {
-    if (req.max_tokens >= 0 && result.completion_tokens >= req.max_tokens) {
-      result.finish_reason = "length";
-      break;
-    }
-    const auto row = std::span<const float>(logits).first(vocab);
-    int32_t next;
-    if (json) {
-      Result<int32_t> r =
-          SampleJsonToken(sampler, *json_tokens, json_state, row, history, &json_scratch);
-      if (!r.ok()) return r.status();
-      next = *r;
-    } else {
-      next = sampler.Sample(row, history);
-    }
-    if (tok.IsEndOfGeneration(next)) {
-      result.finish_reason = "stop";
-      break;
-    }
-    ++result.completion_tokens;
-    history.push_back(next);
-    // Control tokens are not text (llama-cli's default): they render as nothing.
-    const std::string piece = tok.IsControl(next) ? std::string() : tok.TokenToPiece(next);
-    if (json) json_state.Push(piece);  // accepted: SampleJsonToken checked it
-    const StopMatcher::Output out = stops.Push(utf8.Push(piece));
-    emit(out.text);
-    if (out.stopped || (json && json_state.complete())) {
-      result.finish_reason = "stop";
-      break;
-    }
-    if (cancelled) break;
-    // Ends now, not after one more forward pass of a token nobody will see.
-    if (cached.size() >= static_cast<size_t>(ctx) ||
-        (req.max_tokens >= 0 && result.completion_tokens >= req.max_tokens)) {
-      result.finish_reason = "length";
-      break;
-    }
+  int32_t next;
+  for (;;) {
+    PK_ASSIGN_OR_RETURN(const bool more,
+                        gen.Step(std::span<const float>(logits).first(vocab), cached.size(), &next));
+    if (!more) break;
     model::BatchEntry entry;
     entry.cache = &cache;
     entry.tokens = std::span<const int32_t>(&next, 1);
@@ -209,14 +147,10 @@ Result<GenerateResult> Session::Generate(const GenerateRequest& req,
     }
     cached.push_back(next);
   }
-  if (cancelled) {
-    result.finish_reason = "cancelled";
-  } else if (!stops.stopped()) {
-    // Ended for another reason: text held back for a possible stop string is real text.
-    const StopMatcher::Output out = stops.Push(utf8.Flush());
-    emit(out.text);
-    if (!out.stopped) emit(stops.Flush());
-  }
+  GenerateResult result = std::move(gen.result());
+  result.prompt_tokens = static_cast<int>(prompt.size());
+  result.reused_prompt_tokens = static_cast<int>(reuse);
+  result.prompt_ms = prompt_ms;
   result.generate_ms = MsSince(t_gen);
   return result;
 }

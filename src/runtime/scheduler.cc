@@ -6,9 +6,7 @@
 
 #include "base/clock.h"
 #include "runtime/engine_impl.h"
-#include "runtime/json_constraint.h"
-#include "runtime/sampling.h"
-#include "runtime/text_stream.h"
+#include "runtime/generation.h"
 
 namespace pocket::runtime {
 namespace {
@@ -34,13 +32,7 @@ struct Scheduler::Slot {
   std::vector<int32_t> tokens;  // exactly what the cache holds, position by position
   std::shared_ptr<Request> req;  // null: free
   size_t prompt_pos = 0;         // next prompt token to evaluate
-  std::optional<Sampler> sampler;
-  std::optional<StopMatcher> stops;
-  Utf8Assembler utf8;
-  std::vector<int32_t> history;
-  std::optional<JsonRecognizer> json;  // set in JSON mode: the output so far
-  GenerateResult result;
-  bool cancelled = false;
+  std::optional<Generation> gen;
   int32_t next_token = -1;
   uint64_t t_start = 0, t_gen = 0;
 };
@@ -72,20 +64,7 @@ Scheduler::~Scheduler() {
 }
 
 Result<std::vector<int32_t>> Scheduler::Tokenize(const GenerateRequest& req) const {
-  EngineImpl& eng = engine_->impl();
-  const tokenizer::Tokenizer& tok = *eng.tokenizer;
-  std::vector<int32_t> prompt;
-  // The same rules as Session::Generate, so both give the same tokens for a request.
-  if (!req.messages.empty()) {
-    PK_ASSIGN_OR_RETURN(std::string text, engine_->ApplyChatTemplate(req.messages, true));
-    prompt = tok.Encode(text, req.add_special, /*parse_special=*/true);
-    if (prompt.size() >= 2 && prompt[0] == tok.bos() && prompt[1] == tok.bos())
-      prompt.erase(prompt.begin());
-  } else {
-    prompt = tok.Encode(req.prompt, req.add_special, /*parse_special=*/true);
-  }
-  if (prompt.empty()) return Status::InvalidArgument("generate: the prompt is empty");
-  return prompt;
+  return TokenizeRequest(*engine_, req);
 }
 
 Result<GenerateResult> Scheduler::Generate(const GenerateRequest& request,
@@ -172,17 +151,10 @@ void Scheduler::Admit() {
     }
     s.req = req;
     s.prompt_pos = s.tokens.size();
-    s.sampler.emplace(req->req.sampling);
-    s.stops.emplace(req->req.stop);
-    s.utf8 = Utf8Assembler();
-    s.history = req->prompt;
-    s.json.reset();
-    if (req->req.response_format == ResponseFormat::kJsonObject) s.json.emplace();
-    s.result = GenerateResult();
-    s.result.prompt_tokens = static_cast<int>(req->prompt.size());
-    s.result.reused_prompt_tokens = static_cast<int>(s.prompt_pos);
-    s.result.seed = s.sampler->seed();
-    s.cancelled = false;
+    s.gen.emplace(eng, req->req, req->prompt, req->on_text);
+    s.gen->result().prompt_tokens = static_cast<int>(req->prompt.size());
+    s.gen->result().reused_prompt_tokens = static_cast<int>(s.prompt_pos);
+    s.t_gen = 0;
     s.t_start = MonotonicNs();
     req->stats.queue_wait_s = static_cast<double>(s.t_start - req->enqueued_ns) * 1e-9;
     req->stats.reused_prompt_tokens = static_cast<int>(s.prompt_pos);
@@ -194,20 +166,7 @@ void Scheduler::Finish(Slot& s, Status status) {
   std::shared_ptr<Request> req = std::move(s.req);
   s.req = nullptr;
   if (status.ok()) {
-    if (s.cancelled) {
-      s.result.finish_reason = "cancelled";
-    } else if (!s.stops->stopped()) {
-      // Ended for another reason: text held back for a possible stop string is real text.
-      auto emit = [&](const std::string& t) {
-        if (t.empty()) return;
-        s.result.text += t;
-        if (req->on_text) req->on_text(t);
-      };
-      const StopMatcher::Output out = s.stops->Push(s.utf8.Flush());
-      emit(out.text);
-      if (!out.stopped) emit(s.stops->Flush());
-    }
-    s.result.generate_ms = s.t_gen ? MsSince(s.t_gen) : 0;
+    s.gen->result().generate_ms = s.t_gen ? MsSince(s.t_gen) : 0;
   } else {
     if (s.cache) s.cache->Clear();
     s.tokens.clear();
@@ -218,16 +177,15 @@ void Scheduler::Finish(Slot& s, Status status) {
   }
   UpdateKvBytes();  // current when Generate returns
   std::lock_guard<std::mutex> l(req->mu);
-  if (status.ok()) req->result = std::move(s.result);
+  if (status.ok()) req->result = std::move(s.gen->result());
   else req->result = std::move(status);
+  s.gen.reset();
   req->done = true;
   req->cv.notify_all();
 }
 
 void Scheduler::Step() {
   EngineImpl& eng = engine_->impl();
-  const tokenizer::Tokenizer& tok = *eng.tokenizer;
-  const int ctx = eng.context_length;
   const size_t vocab = static_cast<size_t>(eng.model->config().vocab_size);
   std::vector<model::BatchEntry> batch;
   std::vector<Slot*> owners;
@@ -269,59 +227,16 @@ void Scheduler::Step() {
                       prompt.begin() + static_cast<std::ptrdiff_t>(s.prompt_pos + chunk[i]));
       s.prompt_pos += chunk[i];
       if (s.prompt_pos < prompt.size()) continue;  // more prompt next step
-      s.result.prompt_ms = MsSince(s.t_start);
+      s.gen->result().prompt_ms = MsSince(s.t_start);
       s.t_gen = MonotonicNs();
     } else {
       s.tokens.push_back(s.next_token);
     }
-    // The same loop body as Session::Generate, one token per step.
-    const GenerateRequest& req = s.req->req;
-    if (req.max_tokens >= 0 && s.result.completion_tokens >= req.max_tokens) {
-      s.result.finish_reason = "length";
-      Finish(s, Status::Ok());
-      continue;
-    }
-    const auto row = std::span<const float>(logits).subspan(i * vocab, vocab);
     int32_t next;
-    if (s.json) {
-      Result<int32_t> r =
-          SampleJsonToken(*s.sampler, eng.json_tokens(), *s.json, row, s.history, &json_scratch_);
-      if (!r.ok()) {
-        Finish(s, r.status());
-        continue;
-      }
-      next = *r;
-    } else {
-      next = s.sampler->Sample(row, s.history);
-    }
-    if (tok.IsEndOfGeneration(next)) {
-      s.result.finish_reason = "stop";
-      Finish(s, Status::Ok());
-      continue;
-    }
-    ++s.result.completion_tokens;
-    s.history.push_back(next);
-    const std::string piece = tok.IsControl(next) ? std::string() : tok.TokenToPiece(next);
-    if (s.json) s.json->Push(piece);  // accepted: SampleJsonToken checked it
-    const StopMatcher::Output out = s.stops->Push(s.utf8.Push(piece));
-    if (!out.text.empty()) {
-      s.result.text += out.text;
-      if (s.req->on_text && !s.req->on_text(out.text)) s.cancelled = true;
-    }
-    if (out.stopped || (s.json && s.json->complete())) {
-      s.result.finish_reason = "stop";
-      Finish(s, Status::Ok());
-      continue;
-    }
-    if (s.cancelled) {
-      Finish(s, Status::Ok());
-      continue;
-    }
-    // Ends now, not after one more forward pass of a token nobody will see.
-    if (s.tokens.size() >= static_cast<size_t>(ctx) ||
-        (req.max_tokens >= 0 && s.result.completion_tokens >= req.max_tokens)) {
-      s.result.finish_reason = "length";
-      Finish(s, Status::Ok());
+    const Result<bool> more =
+        s.gen->Step(std::span<const float>(logits).subspan(i * vocab, vocab), s.tokens.size(), &next);
+    if (!more.ok() || !*more) {
+      Finish(s, more.status());
       continue;
     }
     s.next_token = next;

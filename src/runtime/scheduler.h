@@ -94,7 +94,6 @@ class Scheduler {
   std::vector<float> logits_;  // scheduler thread only
   std::atomic<uint64_t> kv_reserved_bytes_{0}, kv_used_bytes_{0};
   std::atomic<uint64_t> decode_steps_{0}, decode_step_ns_{0};
-  std::vector<float> json_scratch_;  // scheduler thread only: masked logits in JSON mode
   std::thread thread_;
 };
 
