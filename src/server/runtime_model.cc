@@ -1,6 +1,8 @@
 #include "server/runtime_model.h"
 
+#include <algorithm>
 #include <filesystem>
+#include <thread>
 
 #include "base/memory.h"
 #include "formats/gguf.h"
@@ -52,7 +54,7 @@ std::string MiB(uint64_t b) { return std::to_string((b + (1 << 20) - 1) >> 20) +
 }  // namespace
 
 Result<MemoryEstimate> EstimateModelMemory(const std::string& path, int context_length,
-                                           int max_sequences) {
+                                           int max_sequences, int threads) {
   PK_ASSIGN_OR_RETURN(formats::GgufFile gguf, formats::GgufFile::Open(path));
   auto config = model::LlamaConfig::FromGguf(gguf);
   if (!config.ok()) return config.status().WithContext(path);
@@ -64,17 +66,23 @@ Result<MemoryEstimate> EstimateModelMemory(const std::string& path, int context_
                                               e.context_length, tensor::DType::kF16) *
                      static_cast<uint64_t>(std::max(1, max_sequences));
   // Activation workspaces (model::LoadOptions::max_batch_tokens = 128) plus one logit row
-  // per sequence, twice for the scheduler's copy.
+  // per sequence, twice for the scheduler's copy; the int8 activations of the widest
+  // matmul input (1.125 bytes per value), and per thread the AMX kernels' re-laid-out
+  // activations (1.25 bytes per value, kernels/cpu/amx.cc).
+  const uint64_t widest = static_cast<uint64_t>(std::max(config->d_model, config->d_ff));
+  const uint64_t pool = threads > 0 ? static_cast<uint64_t>(threads)
+                                    : std::max(1u, std::thread::hardware_concurrency());
   e.compute_bytes = 128ull * (6ull * config->d_model + 2ull * config->d_ff) * 4ull +
                     2ull * static_cast<uint64_t>(config->vocab_size) * 4ull *
-                        static_cast<uint64_t>(std::max(1, max_sequences));
+                        static_cast<uint64_t>(std::max(1, max_sequences)) +
+                    128ull * widest * 9 / 8 + pool * 128ull * widest * 5 / 4;
   e.available_bytes = AvailableMemoryBytes();
   return e;
 }
 
 Result<std::shared_ptr<Model>> LoadRuntimeModel(const std::string& path, int threads,
                                                 int context_length, int max_sequences) {
-  PK_ASSIGN_OR_RETURN(MemoryEstimate e, EstimateModelMemory(path, context_length, max_sequences));
+  PK_ASSIGN_OR_RETURN(MemoryEstimate e, EstimateModelMemory(path, context_length, max_sequences, threads));
   if (e.available_bytes > 0 && e.total() > e.available_bytes) {
     return Status::ResourceExhausted(
         "'" + path + "' needs about " + MiB(e.total()) + " (weights " + MiB(e.weights_bytes) +

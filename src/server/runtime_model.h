@@ -23,9 +23,10 @@ struct MemoryEstimate {
   uint64_t total() const { return weights_bytes + kv_cache_bytes + compute_bytes; }
 };
 
-// Reads only the GGUF header and metadata. The loader's errors naming `path`.
+// Reads only the GGUF header and metadata. The loader's errors naming `path`. `threads`:
+// the engine's (0 = all cores).
 Result<MemoryEstimate> EstimateModelMemory(const std::string& path, int context_length,
-                                           int max_sequences);
+                                           int max_sequences, int threads);
 
 // The model's id is the file name without ".gguf". `max_sequences` is the number of
 // requests batched together. ResourceExhausted when the estimate exceeds the memory
