@@ -85,10 +85,16 @@ void SoftmaxImpl(float* x, size_t n) {
   const size_t N = hn::Lanes(d);
   const float m = MaxOf(x, n);
   const auto vm = hn::Set(d, m);
+  const auto lo = hn::Set(d, kScaledExpMin);
   auto vsum = hn::Zero(d);
   size_t i = 0;
   for (; i + N <= n; i += N) {
-    const auto e = hn::Exp(d, hn::Sub(hn::LoadU(d, x + i), vm));
+    // As in ScaledExp: Exp sees only finite arguments it can take (a masked -inf or a huge
+    // negative score would reach a float-to-int conversion inside it on some targets);
+    // below the range the result is 0, and NaN stays NaN.
+    const auto arg = hn::Sub(hn::LoadU(d, x + i), vm);
+    const auto e = hn::IfThenElse(
+        hn::IsNaN(arg), arg, hn::IfThenZeroElse(hn::Lt(arg, lo), hn::Exp(d, hn::Max(arg, lo))));
     hn::StoreU(e, d, x + i);
     vsum = hn::Add(vsum, e);
   }
@@ -154,11 +160,14 @@ void SwiGLUImpl(const float* gate, const float* up, size_t n, float* out) {
   const hn::ScalableTag<float> d;
   const size_t N = hn::Lanes(d);
   const auto one = hn::Set(d, 1.0f);
+  const auto lo = hn::Set(d, kScaledExpMin), hi = hn::Set(d, kScaledExpMax);
   size_t i = 0;
   for (; i + N <= n; i += N) {
     const auto g = hn::LoadU(d, gate + i);
     const auto u = hn::LoadU(d, up + i);
-    const auto sig = hn::Div(one, hn::Add(one, hn::Exp(d, hn::Neg(g))));
+    // exp(-g) with -g clamped into Exp's range (see Softmax): the sigmoid is then 1 - 2e-38
+    // or 6e-39 instead of 1 or 0 at the far ends, and defined for +-inf.
+    const auto sig = hn::Div(one, hn::Add(one, hn::Exp(d, hn::Min(hn::Max(hn::Neg(g), lo), hi))));
     hn::StoreU(hn::Mul(hn::Mul(g, sig), u), d, out + i);
   }
   for (; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
