@@ -67,6 +67,33 @@ TEST(Lib0Test, BigIntKeepsItsType) {
   EXPECT_EQ(e.buf(), wire);
 }
 
+// Numbers that lib0 reads loosely, and what real lib0 (13.6-era, node) writes back after
+// readAny: a varInt whose last byte carries it past 2^53 (accepted, inexact, re-encoded as
+// float32), -0 (kept as a signed varInt), and NaNs (float64 with the payload the float32 ->
+// float64 conversion gives). Made with lib0's readAny + writeAny in node.
+TEST(Lib0Test, LooseNumbersRoundTripAsLib0Does) {
+  const std::vector<std::pair<std::vector<uint8_t>, std::vector<uint8_t>>> cases = {
+      {{125, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x24}, {124, 0xda, 0x14, 0x00, 0x00}},
+      {{125, 0x40}, {125, 0x40}},
+      {{124, 0x7f, 0xc0, 0x00, 0x01}, {123, 0x7f, 0xf8, 0x00, 0x00, 0x20, 0x00, 0x00, 0x00}},
+      {{124, 0xff, 0x80, 0x00, 0x01}, {123, 0xff, 0xf8, 0x00, 0x00, 0x20, 0x00, 0x00, 0x00}},
+      {{123, 0x7f, 0xf0, 0, 0, 0, 0, 0, 1}, {123, 0x7f, 0xf0, 0, 0, 0, 0, 0, 1}},
+  };
+  for (const auto& [in, want] : cases) {
+    lib0::Decoder d(in);
+    const nlohmann::json v = d.Any();
+    ASSERT_TRUE(d.ok() && d.AtEnd()) << static_cast<int>(in[0]);
+    lib0::Encoder e;
+    e.Any(v);
+    EXPECT_EQ(e.buf(), want) << static_cast<int>(in[0]) << " " << static_cast<int>(in[1]);
+  }
+  // Past 2^53 before the last byte: lib0 throws, and so do we.
+  const std::vector<uint8_t> too_big = {125, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01};
+  lib0::Decoder d(too_big);
+  d.Any();
+  EXPECT_FALSE(d.ok());
+}
+
 TEST(Lib0Test, AnyMatchesLib0Encoding) {
   // lib0 writeAny: 125 = varInt, 124 = float32, 123 = float64, 119 = string.
   lib0::Encoder e;

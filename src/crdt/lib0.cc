@@ -25,8 +25,10 @@ void WriteNumber(Encoder& e, double d) {
     }
     return;
   }
+  // lib0's isFloat32 is `getFloat32(setFloat32(d)) === d`, false for NaN: a NaN goes out
+  // as float64 with its bits (JavaScript keeps NaN payloads).
   const float f = static_cast<float>(d);
-  if (static_cast<double>(f) == d || std::isnan(d)) {
+  if (static_cast<double>(f) == d) {
     uint32_t bits;
     std::memcpy(&bits, &f, 4);
     e.Byte(124);
@@ -119,8 +121,17 @@ nlohmann::json Decoder::Any(int depth) {
     case 127:  // undefined
     case 126:
       return nullptr;
-    case 125:
-      return VarInt();
+    case 125: {
+      const double v = VarIntNumber();
+      if (!ok_) return nullptr;
+      // An integer when it is one JSON can hold exactly; else the double lib0 returns
+      // (written back as lib0 writes that number: -0 as a varInt, larger ones as floats).
+      if (v == std::floor(v) && std::fabs(v) <= static_cast<double>(kMaxSafeInteger) &&
+          !(v == 0 && std::signbit(v))) {
+        return static_cast<int64_t>(v);
+      }
+      return v;
+    }
     case 124: {
       const std::string_view b = Bytes(4);
       if (!ok_) return nullptr;

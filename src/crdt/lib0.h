@@ -125,6 +125,25 @@ class Decoder {
     }
     return neg ? -static_cast<int64_t>(num) : static_cast<int64_t>(num);
   }
+  // lib0 readVarInt as JavaScript computes it, for an Any number: in doubles, byte by
+  // byte, with the 2^53 check only between bytes, so the last byte may carry the value
+  // past it (lib0 then returns an inexact number); a sign bit on zero gives -0.
+  double VarIntNumber() {
+    uint8_t r = Byte();
+    double num = r & 63, mult = 64;
+    const double sign = (r & 0x40) != 0 ? -1.0 : 1.0;
+    if ((r & 0x80) == 0) return ok_ ? sign * num : 0;
+    while (ok_) {
+      r = Byte();
+      if (!ok_) break;
+      num = num + static_cast<double>(r & 0x7f) * mult;
+      mult *= 128;
+      if (r < 0x80) return sign * num;
+      if (num > static_cast<double>(kMaxSafeInteger)) break;
+    }
+    Fail();
+    return 0;
+  }
   // lib0 readVarUint8Array: length-prefixed raw bytes.
   std::string_view Buffer() {
     const uint64_t n = VarUint();
