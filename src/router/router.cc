@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string_view>
 
+#include "base/json_limits.h"
 #include "base/sha256.h"
 #include "router/http_client.h"
 #include "router/sse.h"
@@ -95,9 +96,11 @@ Result<RemoteReply> Router::CallRemote(const Backend& backend, const std::string
   PK_ASSIGN_OR_RETURN(HttpResponse res, HttpFetch(req));
   if (res.status < 200 || res.status > 299) return HttpStatusError(backend, req, res);
   RemoteReply reply;
-  reply.body = nlohmann::json::parse(res.body, nullptr, /*allow_exceptions=*/false);
-  if (reply.body.is_discarded() || !reply.body.is_object())
-    return Status::IOError("bad_response: " + backend.name + ": response is not a JSON object");
+  auto parsed = ParseUntrustedJson(res.body, "response");
+  if (!parsed.ok() || !parsed->is_object())
+    return Status::IOError("bad_response: " + backend.name + ": " +
+                           (parsed.ok() ? "response is not a JSON object" : parsed.status().message()));
+  reply.body = std::move(*parsed);
   ReadUsage(reply.body, &reply.prompt_tokens, &reply.completion_tokens);
   return reply;
 }
@@ -120,14 +123,21 @@ Status Router::CallRemoteStream(const Backend& backend, const std::string& path,
       done = true;
       return true;
     }
-    nlohmann::json event = nlohmann::json::parse(data, nullptr, /*allow_exceptions=*/false);
-    if (event.is_discarded() || !event.is_object()) {
-      failure = Status::IOError("bad_response: " + backend.name + " " + req.url +
-                                ": a stream event is not a JSON object");
+    auto parsed = ParseUntrustedJson(data, "a stream event");
+    if (!parsed.ok() || !parsed->is_object()) {
+      failure = Status::IOError("bad_response: " + backend.name + " " + req.url + ": " +
+                                (parsed.ok() ? "a stream event is not a JSON object"
+                                             : parsed.status().message()));
       return false;
     }
+    nlohmann::json& event = *parsed;
     if (auto err = event.find("error"); err != event.end() && !err->is_null()) {
-      std::string message = err->is_object() ? err->value("message", "") : err->dump();
+      // The remote's error, whatever its shape: a message that is not a string is shown as
+      // JSON (value("message", "") would throw on it).
+      const auto m = err->is_object() ? err->find("message") : err->end();
+      std::string message = m != err->end() && m->is_string()
+                                ? m->get<std::string>()
+                                : err->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
       failure = Status::IOError("bad_response: " + backend.name + " " + req.url +
                                 ": error event: " + message.substr(0, 200));
       return false;

@@ -828,5 +828,60 @@ TEST(RouterTest, CallRemoteStreamFailuresAreBadResponse) {
   }
 }
 
+std::string Nested(size_t depth) { return std::string(depth, '[') + std::string(depth, ']'); }
+
+// A remote that answers one non-streamed call with `body` (Content-Length).
+Result<RemoteReply> ReplyFrom(const std::string& body) {
+  OneShotServer server([&](boost::asio::ip::tcp::socket& s) {
+    ReadRequest(s);
+    WriteAll(s, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+                    std::to_string(body.size()) + "\r\n\r\n" + body);
+  });
+  Policy p =
+      MustParse(kPolicy, {{"URL", "http://127.0.0.1:" + server.port() + "/v1"}, {"KEY", "k"}});
+  auto router = Router::Create(p, ":memory:");
+  if (!router.ok()) return router.status();
+  return (*router)->CallRemote(*p.FindBackend("cloud"), "/chat/completions",
+                               nlohmann::json::object());
+}
+
+TEST(RouterTest, DeeplyNestedReplyIsBadResponseNotACrash) {
+  for (size_t depth : {65u, 10000u, 200000u}) {
+    auto r = ReplyFrom(R"({"choices":[{"message":{"content":"x"}}],"extra":)" + Nested(depth) +
+                       "}");
+    ASSERT_FALSE(r.ok()) << depth;
+    EXPECT_EQ(r.status().code(), StatusCode::kIOError);
+    EXPECT_EQ(r.status().message(),
+              "bad_response: cloud: response nests deeper than 64 levels of arrays and objects");
+  }
+  auto ok = ReplyFrom(R"({"choices":[],"extra":)" + Nested(60) + "}");
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+}
+
+TEST(RouterTest, DeeplyNestedStreamEventIsBadResponseNotACrash) {
+  for (size_t depth : {65u, 100000u}) {
+    std::vector<nlohmann::json> events;
+    Status s = StreamFrom("data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n"
+                          "data: {\"choices\":[],\"x\":" + Nested(depth) + "}\n\ndata: [DONE]\n\n",
+                          &events);
+    ASSERT_FALSE(s.ok()) << depth;
+    EXPECT_EQ(s.message().rfind("bad_response: cloud", 0), 0u) << s.message();
+    EXPECT_NE(s.message().find("a stream event nests deeper than 64 levels"), std::string::npos)
+        << s.message();
+    EXPECT_EQ(events.size(), 1u);
+  }
+}
+
+TEST(RouterTest, ErrorEventOfAnyShapeIsBadResponse) {
+  // An error object whose message is not a string once threw out of the reader.
+  for (const std::string err : {R"({"message":42})", R"({"message":{"a":[1]}})", R"({"code":1})",
+                                R"("overloaded")", "[1,2]", "7", "true"}) {
+    std::vector<nlohmann::json> events;
+    Status s = StreamFrom("data: {\"error\":" + err + "}\n\ndata: [DONE]\n\n", &events);
+    ASSERT_FALSE(s.ok()) << err;
+    EXPECT_NE(s.message().find("error event"), std::string::npos) << s.message();
+  }
+}
+
 }  // namespace
 }  // namespace pocket::router
