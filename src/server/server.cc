@@ -13,6 +13,8 @@
 #include "base/log.h"
 #include "base/memory.h"
 #include "server/errors.h"
+#include "server/request.h"
+#include "server/truncate.h"
 #include "sync/sync_service.h"
 
 namespace pocket::server {
@@ -42,18 +44,41 @@ std::string Base64(const void* data, size_t n) {
 
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-// A field error: InvalidArgument whose param names the field.
-struct FieldError {
-  Status status;
-  std::string param;
-};
-
 }  // namespace
+
+// The exchange as the handlers see it: it records what has been sent, so that the handler
+// boundary (Server::Contain) knows whether a failure can still be answered with a status
+// or must end a stream already under way.
+class Server::TrackedExchange final : public Exchange {
+ public:
+  enum State : int { kNothingSent, kStreaming, kFinished };
+  explicit TrackedExchange(std::shared_ptr<Exchange> inner) : inner_(std::move(inner)) {}
+  // The state changes before the call, so that a call that throws is never repeated.
+  void Respond(int status, Headers headers, std::string body) override {
+    state_ = kFinished;
+    inner_->Respond(status, std::move(headers), std::move(body));
+  }
+  void StartStream(int status, Headers headers) override {
+    state_ = kStreaming;
+    inner_->StartStream(status, std::move(headers));
+  }
+  bool Write(std::string data) override { return inner_->Write(std::move(data)); }
+  void End() override {
+    state_ = kFinished;
+    inner_->End();
+  }
+  bool cancelled() const override { return inner_->cancelled(); }
+  State state() const { return state_.load(); }
+
+ private:
+  std::shared_ptr<Exchange> inner_;
+  std::atomic<State> state_{kNothingSent};
+};
 
 // One HTTP exchange as it moves through the server.
 struct Server::Call {
   HttpRequest req;
-  std::shared_ptr<Exchange> ex;
+  std::shared_ptr<TrackedExchange> ex;
   std::string endpoint;  // "chat", "completions", "embeddings", ...
   uint64_t start_ns = 0;
   std::string id;
@@ -116,6 +141,8 @@ Server::Server(ServerOptions options, std::vector<std::shared_ptr<Model>> models
                           "Remote streams that broke after text was sent (no fallback then).");
   metrics_.DeclareCounter("pocket_rejected_requests_total", "Requests refused before running.");
   metrics_.DeclareCounter("pocket_cancelled_requests_total", "Requests whose client went away.");
+  metrics_.DeclareCounter("pocket_internal_errors_total",
+                          "Requests ended by an unexpected failure inside the server (500).");
   metrics_.DeclareGauge("pocket_requests_active", "Requests generating now.");
   metrics_.DeclareGauge("pocket_requests_queued", "Admitted requests waiting for a slot.");
   metrics_.DeclareGauge("pocket_process_resident_memory_bytes", "Resident set size.");
@@ -152,6 +179,7 @@ Status Server::Start() {
 }
 
 void Server::Stop() {
+  stop_requested_.store(true);
   if (workers_.empty()) return;
   if (collab_) collab_->Shutdown();
   http_->Stop();
@@ -217,7 +245,57 @@ void Server::Handle(HttpRequest request, std::shared_ptr<Exchange> exchange) {
   auto call = std::make_shared<Call>();
   call->start_ns = MonotonicNs();
   call->req = std::move(request);
-  call->ex = std::move(exchange);
+  call->ex = std::make_shared<TrackedExchange>(std::move(exchange));
+  Contain(*call, "handler", [&] { Route(call); });
+}
+
+void Server::Contain(Call& c, const char* stage, const std::function<void()>& work) {
+  std::string what;
+  try {
+    work();
+    return;
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {
+    what = "an exception that is not a std::exception";
+  }
+  // A bug, not a bad request (those are refused before anything runs): say so in the log
+  // and the metrics, answer 500, free what the request held, keep serving.
+  try {
+    PK_LOG(kError) << "request " << (c.id.empty() ? "-" : c.id) << " (" << c.endpoint
+                   << "): unexpected failure in the " << stage << ": " << what;
+    metrics_.Add("pocket_internal_errors_total", {{"endpoint", c.endpoint}});
+    c.error = "internal: " + what;
+    c.finish_reason = "error";
+    if (c.plan.reservation_id >= 0) {
+      // The remote may have been called: settle the reserved worst case (a no-op when the
+      // reservation was already settled or released), as a stream without usage does.
+      (void)router_->Settle(c.plan, c.route_req.prompt_tokens, c.route_req.max_tokens);
+    }
+    const Status status =
+        Status::Internal("the server failed while handling this request; it was not completed");
+    c.http_status = c.ex->state() == TrackedExchange::kNothingSent ? 500 : c.http_status;
+    switch (c.ex->state()) {
+      case TrackedExchange::kNothingSent:
+        Fail(c, status, "internal_error");
+        break;
+      case TrackedExchange::kStreaming:
+        c.ex->Write("data: " + ToHttpError(status, "internal_error").body + "\n\n");
+        c.ex->Write("data: [DONE]\n\n");
+        c.ex->End();
+        break;
+      case TrackedExchange::kFinished:
+        break;
+    }
+    metrics_.Add("pocket_http_requests_total",
+                 {{"endpoint", c.endpoint}, {"status", std::to_string(c.http_status)}});
+    LogCall(c);
+  } catch (...) {
+    // Nothing more can be done for this request; the server must stay up.
+  }
+}
+
+void Server::Route(const std::shared_ptr<Call>& call) {
   const std::string& path = call->req.path;
   const std::string& method = call->req.method;
   auto done = [&] {
@@ -268,13 +346,8 @@ void Server::Handle(HttpRequest request, std::shared_ptr<Exchange> exchange) {
     Fail(*call, Status::InvalidArgument(path + " takes POST"), "method_not_allowed");
     return done();
   }
-  call->body = json::parse(call->req.body, nullptr, /*allow_exceptions=*/false);
-  if (call->body.is_discarded()) {
-    Fail(*call, Status::InvalidArgument("request body is not valid JSON"), "invalid_json");
-    return done();
-  }
-  if (!call->body.is_object()) {
-    Fail(*call, Status::InvalidArgument("request body must be a JSON object"), "invalid_json");
+  if (auto e = ParseRequestBody(call->req.body, &call->body)) {
+    Fail(*call, e->status, e->code, e->param);
     return done();
   }
   if (is_embed) {
@@ -301,131 +374,6 @@ void Server::HandleModels(Call& call) {
 
 namespace {
 
-// Parses the request fields shared by chat and completions into `call.gen`.
-std::optional<FieldError> ParseCommon(const json& b, runtime::GenerateRequest* gen, bool* stream,
-                                      bool* include_usage) {
-  auto bad = [](const std::string& param, const std::string& what) {
-    return FieldError{Status::InvalidArgument("'" + param + "' " + what), param};
-  };
-  gen->sampling.temperature = 1.0f;  // OpenAI's default
-  gen->sampling.top_p = 1.0f;
-  gen->sampling.top_k = 0;
-  gen->sampling.min_p = 0.0f;
-  for (const char* key : {"max_tokens", "max_completion_tokens"}) {
-    if (auto it = b.find(key); it != b.end() && !it->is_null()) {
-      if (!it->is_number_integer() || it->get<int64_t>() < 1 || it->get<int64_t>() > (1 << 24))
-        return bad(key, "must be a positive integer");
-      gen->max_tokens = static_cast<int>(it->get<int64_t>());
-    }
-  }
-  if (auto it = b.find("temperature"); it != b.end() && !it->is_null()) {
-    if (!it->is_number() || it->get<double>() < 0 || it->get<double>() > 2)
-      return bad("temperature", "must be a number between 0 and 2");
-    gen->sampling.temperature = it->get<float>();
-  }
-  if (auto it = b.find("top_p"); it != b.end() && !it->is_null()) {
-    if (!it->is_number() || it->get<double>() <= 0 || it->get<double>() > 1)
-      return bad("top_p", "must be a number in (0, 1]");
-    gen->sampling.top_p = it->get<float>();
-  }
-  if (auto it = b.find("seed"); it != b.end() && !it->is_null()) {
-    if (!it->is_number_integer()) return bad("seed", "must be an integer");
-    gen->sampling.seed = static_cast<uint64_t>(it->get<int64_t>());
-  }
-  if (auto it = b.find("n"); it != b.end() && !it->is_null()) {
-    if (!it->is_number_integer()) return bad("n", "must be an integer");
-    if (it->get<int64_t>() != 1) return bad("n", "only n=1 is supported");
-  }
-  if (auto it = b.find("stop"); it != b.end() && !it->is_null()) {
-    if (it->is_string()) {
-      gen->stop.push_back(it->get<std::string>());
-    } else if (it->is_array() && it->size() <= 4) {
-      for (const auto& s : *it) {
-        if (!s.is_string()) return bad("stop", "must be a string or up to 4 strings");
-        gen->stop.push_back(s.get<std::string>());
-      }
-    } else {
-      return bad("stop", "must be a string or up to 4 strings");
-    }
-  }
-  if (auto it = b.find("stream"); it != b.end() && !it->is_null()) {
-    if (!it->is_boolean()) return bad("stream", "must be a boolean");
-    *stream = it->get<bool>();
-  }
-  if (auto it = b.find("stream_options"); it != b.end() && !it->is_null()) {
-    if (!it->is_object()) return bad("stream_options", "must be an object");
-    if (auto u = it->find("include_usage"); u != it->end()) {
-      if (!u->is_boolean()) return bad("stream_options.include_usage", "must be a boolean");
-      *include_usage = u->get<bool>();
-    }
-  }
-  if (auto it = b.find("response_format"); it != b.end() && !it->is_null()) {
-    if (!it->is_object() || !it->contains("type") || !(*it)["type"].is_string())
-      return bad("response_format", "must be an object with a type");
-    const std::string type = (*it)["type"].get<std::string>();
-    if (type == "json_object") {
-      gen->response_format = runtime::ResponseFormat::kJsonObject;
-    } else if (type == "json_schema") {
-      return FieldError{Status::NotSupported("'response_format' of type 'json_schema' is not "
-                                             "supported; use {\"type\": \"json_object\"} "
-                                             "(any JSON object) or 'text'"),
-                        "response_format"};
-    } else if (type != "text") {
-      return FieldError{Status::InvalidArgument("'response_format.type' must be 'text', "
-                                                "'json_object' or 'json_schema', not '" +
-                                                type + "'"),
-                        "response_format.type"};
-    }
-  }
-  return std::nullopt;
-}
-
-// OpenAI's rule for JSON mode: the messages must ask for JSON, or a model that was not told
-// to write it may fill the context with whitespace (here the constraint bounds whitespace
-// runs, but an unprompted model still writes poor JSON).
-bool MentionsJson(const std::vector<runtime::ChatMessage>& messages) {
-  for (const auto& m : messages) {
-    for (size_t i = 0; i + 4 <= m.content.size(); ++i) {
-      if ((m.content[i] | 0x20) == 'j' && (m.content[i + 1] | 0x20) == 's' &&
-          (m.content[i + 2] | 0x20) == 'o' && (m.content[i + 3] | 0x20) == 'n')
-        return true;
-    }
-  }
-  return false;
-}
-
-std::optional<FieldError> ParseMessages(const json& b, std::vector<runtime::ChatMessage>* out) {
-  auto it = b.find("messages");
-  if (it == b.end() || !it->is_array() || it->empty())
-    return FieldError{Status::InvalidArgument("'messages' must be a non-empty array"), "messages"};
-  for (size_t i = 0; i < it->size(); ++i) {
-    const json& m = (*it)[i];
-    const std::string where = "messages[" + std::to_string(i) + "]";
-    if (!m.is_object() || !m.contains("role") || !m["role"].is_string())
-      return FieldError{Status::InvalidArgument("'" + where + "' needs a string role"), where};
-    runtime::ChatMessage msg;
-    msg.role = m["role"].get<std::string>();
-    const json content = m.value("content", json());
-    if (content.is_string()) {
-      msg.content = content.get<std::string>();
-    } else if (content.is_array()) {
-      for (const auto& part : content) {
-        if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
-            !part["text"].is_string())
-          return FieldError{Status::InvalidArgument("'" + where +
-                                                    ".content' parts must be {type: text, text}"),
-                            where + ".content"};
-        msg.content += part["text"].get<std::string>();
-      }
-    } else if (!content.is_null()) {
-      return FieldError{Status::InvalidArgument("'" + where + ".content' must be a string"),
-                        where + ".content"};
-    }
-    out->push_back(std::move(msg));
-  }
-  return std::nullopt;
-}
-
 std::string Lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
   return s;
@@ -443,43 +391,15 @@ void Server::HandleGeneration(std::shared_ptr<Call> call) {
                  {{"endpoint", c.endpoint}, {"status", std::to_string(c.http_status)}});
     LogCall(c);
   };
-  // model
-  c.model_name = "auto";
-  if (auto it = b.find("model"); it != b.end() && !it->is_null()) {
-    if (!it->is_string()) {
-      Fail(c, Status::InvalidArgument("'model' must be a string"), "", "model");
-      return done();
-    }
-    c.model_name = it->get<std::string>();
-  }
-  if (auto f = ParseCommon(b, &c.gen, &c.stream, &c.include_usage)) {
-    Fail(c, f->status, "", f->param);
+  GenerationFields fields;
+  if (auto e = ParseGenerationRequest(b, chat, options_.request_limits, &fields)) {
+    Fail(c, e->status, e->code, e->param);
     return done();
   }
-  if (chat) {
-    if (auto f = ParseMessages(b, &c.gen.messages)) {
-      Fail(c, f->status, "", f->param);
-      return done();
-    }
-    if (c.gen.response_format == runtime::ResponseFormat::kJsonObject &&
-        !MentionsJson(c.gen.messages)) {
-      Fail(c,
-           Status::InvalidArgument("'messages' must contain the word 'json' in some form, to use "
-                                   "'response_format' of type 'json_object'."),
-           "", "messages");
-      return done();
-    }
-  } else {
-    auto it = b.find("prompt");
-    if (it != b.end() && it->is_array() && it->size() == 1 && (*it)[0].is_string()) {
-      c.gen.prompt = (*it)[0].get<std::string>();
-    } else if (it != b.end() && it->is_string()) {
-      c.gen.prompt = it->get<std::string>();
-    } else {
-      Fail(c, Status::InvalidArgument("'prompt' must be a string"), "", "prompt");
-      return done();
-    }
-  }
+  c.model_name = std::move(fields.model);
+  c.gen = std::move(fields.gen);
+  c.stream = fields.stream;
+  c.include_usage = fields.include_usage;
   // Pocket extensions.
   json pocket = b.value("pocket", json::object());
   if (!pocket.is_object()) {
@@ -532,8 +452,13 @@ void Server::HandleGeneration(std::shared_ptr<Call> call) {
   }
   c.admitted = true;
   if (!Submit([this, call] {
-        RunGeneration(call);
-        inflight_.fetch_sub(1);
+        // The admission is given back however the request ends (the local slot is an RAII
+        // guard inside RunLocal).
+        struct Admission {
+          std::atomic<int>& inflight;
+          ~Admission() { inflight.fetch_sub(1); }
+        } admission{inflight_};
+        Contain(*call, "generation", [&] { RunGeneration(call); });
       })) {
     inflight_.fetch_sub(1);
     Fail(c, Status::ResourceExhausted("server is shutting down"), "server_overloaded");
@@ -824,28 +749,31 @@ void Server::RunLocal(Call& c) {
                       (chat ? ", or ask for truncation with {\"pocket\": {\"truncate\": true}}." : ".")),
                   "context_length_exceeded", chat ? "messages" : "prompt");
     }
-    // Drop the oldest non-system messages (never the last one) until the rest fits.
+    // Drop the oldest non-system messages (never the last one) until the rest fits; the
+    // work stops as soon as the client leaves or the server stops.
     const int original = prompt_tokens;
-    int dropped = 0;
-    auto& msgs = c.gen.messages;
-    while (prompt_tokens + reserve > ctx) {
-      auto victim = std::find_if(msgs.begin(), msgs.end() - 1,
-                                 [](const runtime::ChatMessage& m) { return m.role != "system"; });
-      if (victim == msgs.end() - 1) break;
-      msgs.erase(victim);
-      ++dropped;
-      auto n = model.CountPromptTokens(c.gen);
-      if (!n.ok()) return Fail(c, n.status());
-      prompt_tokens = *n;
+    auto t = TruncateToFit(model, &c.gen, prompt_tokens, reserve, ctx,
+                           [&] { return c.ex->cancelled() || stopping(); });
+    if (!t.ok()) {
+      if (t.status().code() != StatusCode::kCancelled) return Fail(c, t.status());
+      c.finish_reason = "cancelled";
+      if (c.ex->cancelled()) {
+        metrics_.Add("pocket_cancelled_requests_total", {{"stage", "truncating"}});
+        c.http_status = 499;
+        return;
+      }
+      return Fail(c, Status::ResourceExhausted("server is shutting down"), "server_overloaded");
     }
-    if (prompt_tokens + reserve > ctx)
+    prompt_tokens = t->prompt_tokens;
+    if (!t->fits)
       return Fail(c,
-                  Status::InvalidArgument("even after dropping " + std::to_string(dropped) +
+                  Status::InvalidArgument("even after dropping " +
+                                          std::to_string(t->dropped_messages) +
                                           " earlier messages the prompt needs " +
                                           std::to_string(prompt_tokens + reserve) +
                                           " tokens; the context is " + std::to_string(ctx)),
                   "context_length_exceeded", "messages");
-    c.truncated = {{"dropped_messages", dropped},
+    c.truncated = {{"dropped_messages", t->dropped_messages},
                    {"original_prompt_tokens", original},
                    {"prompt_tokens", prompt_tokens}};
   }
@@ -966,12 +894,13 @@ void Server::RunLocal(Call& c) {
 }
 
 void Server::HandleEmbeddings(Call& c) {
-  const json& b = c.body;
   c.id = "emb-" + std::to_string(next_id_.fetch_add(1));
+  EmbeddingsFields fields;
+  if (auto e = ParseEmbeddingsRequest(c.body, options_.request_limits, &fields))
+    return Fail(c, e->status, e->code, e->param);
   Model* model = models_[0].get();
-  if (auto it = b.find("model"); it != b.end() && !it->is_null()) {
-    if (!it->is_string()) return Fail(c, Status::InvalidArgument("'model' must be a string"), "", "model");
-    const std::string name = it->get<std::string>();
+  {
+    const std::string& name = fields.model;
     if (name != "auto" && !name.empty()) {
       model = FindModel(name);
       if (!model)
@@ -980,33 +909,18 @@ void Server::HandleEmbeddings(Call& c) {
                     "model_not_found", "model");
     }
   }
-  std::vector<std::string> inputs;
-  auto it = b.find("input");
-  if (it != b.end() && it->is_string()) {
-    inputs.push_back(it->get<std::string>());
-  } else if (it != b.end() && it->is_array() && !it->empty() && it->size() <= 2048) {
-    for (const auto& s : *it) {
-      if (!s.is_string())
-        return Fail(c, Status::InvalidArgument("'input' must be a string or an array of strings "
-                                               "(token arrays are not supported)"),
-                    "", "input");
-      inputs.push_back(s.get<std::string>());
-    }
-  } else {
-    return Fail(c, Status::InvalidArgument("'input' must be a string or a non-empty array of strings"),
-                "", "input");
-  }
-  std::string format = "float";
-  if (auto f = b.find("encoding_format"); f != b.end() && !f->is_null()) {
-    if (!f->is_string() || (*f != "float" && *f != "base64"))
-      return Fail(c, Status::InvalidArgument("'encoding_format' must be 'float' or 'base64'"), "",
-                  "encoding_format");
-    format = f->get<std::string>();
-  }
+  const std::vector<std::string>& inputs = fields.inputs;
+  const std::string format = fields.base64 ? "base64" : "float";
   c.route_header = "local; reason=embeddings";
   json data = json::array();
   int total_tokens = 0;
   for (size_t i = 0; i < inputs.size(); ++i) {
+    // Up to 2048 inputs: stop between them once the client has gone or the server stops.
+    if (c.ex->cancelled() || stopping()) {
+      metrics_.Add("pocket_cancelled_requests_total", {{"stage", "embedding"}});
+      c.http_status = 499;
+      return;
+    }
     int tokens = 0;
     auto v = model->Embed(inputs[i], &tokens);
     if (!v.ok())

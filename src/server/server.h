@@ -26,6 +26,7 @@
 #include "server/http.h"
 #include "server/metrics.h"
 #include "server/model.h"
+#include "server/request.h"
 
 namespace pocket::sync {
 class SyncService;
@@ -43,6 +44,7 @@ struct ServerOptions {
   // Mount y-websocket collaboration rooms (sync::SyncService) on ws://host/collab/<room>.
   bool collab = false;
   std::string collab_dir;  // "" = rooms in memory
+  RequestLimits request_limits;  // messages and prompt bytes per request (400 beyond)
 };
 
 class Server {
@@ -55,15 +57,25 @@ class Server {
   ~Server();
   Status Start();
   void Stop();
+  // True from the moment Stop() begins: long steps of a request (truncation) check it
+  // between steps and give up.
+  bool stopping() const { return stop_requested_.load(); }
   uint16_t port() const { return http_->port(); }
   Metrics& metrics() { return metrics_; }
   router::Router& router() { return *router_; }
 
  private:
   struct Call;
+  class TrackedExchange;
   Server(ServerOptions options, std::vector<std::shared_ptr<Model>> models,
          std::unique_ptr<router::Router> router);
   void Handle(HttpRequest request, std::shared_ptr<Exchange> exchange);
+  void Route(const std::shared_ptr<Call>& call);
+  // The handler boundary: runs `work`; an exception that escapes it (a bug) is logged,
+  // counted in pocket_internal_errors_total, answered with a 500 (or, when a stream has
+  // started, an error event that ends it), and the request's budget reservation is
+  // settled; the server keeps serving.
+  void Contain(Call& call, const char* stage, const std::function<void()>& work);
   void Fail(Call& call, const Status& status, const std::string& code = "",
             const std::string& param = "");
   void Reply(Call& call, int status, std::string body, Headers extra = {});
@@ -90,6 +102,7 @@ class Server {
   std::atomic<uint64_t> next_id_{1};
   std::atomic<int> inflight_{0};  // admitted generation requests (queued + active)
   std::atomic<int> active_{0};
+  std::atomic<bool> stop_requested_{false};
 
   // Worker pool: one thread per admissible request, so a task never waits for a thread;
   // local slots are a separate gate (slots_).

@@ -1,0 +1,69 @@
+// Parsing and validating the bodies of POST /v1/chat/completions, /v1/completions and
+// /v1/embeddings. Every field the server reads, and every OpenAI field it would forward to
+// a remote backend, is type-checked here before anything uses it: a wrong type or range
+// is a RequestError naming the field as OpenAI's `param` does ("messages[2].content[0].type"),
+// which the server answers with 400. The body's nesting depth is bounded at parse time
+// (base/json_limits.h). Called by server::Server; fuzzed by request_fuzz.cc.
+// Thread safety: pure functions. Never throw.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+#include "runtime/engine.h"
+
+namespace pocket::server {
+
+// Per-request bounds on the work a body can ask for (each refusal is a 400 naming the
+// limit; docs/server.md states them).
+struct RequestLimits {
+  // Entries of `messages`: each costs a token count when truncation is asked for, and a
+  // template render, a privacy scan and a copy on every path.
+  size_t max_messages = 4096;
+  // Bytes of text in `messages[*].content`, `prompt` or `input` together.
+  size_t max_prompt_bytes = 2u << 20;
+};
+
+// A refused request: the Status (its code picks the HTTP status, its message says what is
+// wrong), OpenAI's `param` and, where there is one, OpenAI's error `code`.
+struct RequestError {
+  Status status;
+  std::string param;
+  std::string code;
+};
+
+// Parses a request body: code "invalid_json" for text that is not JSON, nests deeper than
+// kMaxJsonDepth, or is not a JSON object.
+std::optional<RequestError> ParseRequestBody(std::string_view text, nlohmann::json* body);
+
+// The fields of a chat or completion request the server acts on.
+struct GenerationFields {
+  std::string model = "auto";  // as requested ("" and "auto": the router picks)
+  runtime::GenerateRequest gen;
+  bool stream = false;
+  bool include_usage = false;
+};
+
+// Validates `body` (an object) as a chat request (`chat`) or a completion request and fills
+// `*out`. The `pocket` extension object is left to the caller.
+std::optional<RequestError> ParseGenerationRequest(const nlohmann::json& body, bool chat,
+                                                   const RequestLimits& limits,
+                                                   GenerationFields* out);
+
+struct EmbeddingsFields {
+  std::string model = "auto";
+  std::vector<std::string> inputs;
+  bool base64 = false;  // encoding_format "base64" (else "float")
+};
+
+std::optional<RequestError> ParseEmbeddingsRequest(const nlohmann::json& body,
+                                                   const RequestLimits& limits,
+                                                   EmbeddingsFields* out);
+
+}  // namespace pocket::server
