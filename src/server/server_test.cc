@@ -1,6 +1,13 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <boost/asio.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <stdexcept>
+#include <thread>
+
 #include "base/sha256.h"
 #include "router/http_client.h"
 #include "server/errors.h"
@@ -68,7 +75,7 @@ TEST(FakeModelTest, DeterministicPerSeedAndHonoursMaxTokens) {
 
 class ServerTest : public ::testing::Test {
  protected:
-  void StartWith(const std::string& policy_toml) {
+  void StartWith(const std::string& policy_toml, std::shared_ptr<Model> model = nullptr) {
     auto policy = router::ParsePolicy(policy_toml, router::ProcessEnv());
     ASSERT_TRUE(policy.ok()) << policy.status().ToString();
     ServerOptions o;
@@ -76,14 +83,17 @@ class ServerTest : public ::testing::Test {
     o.default_ledger_path = ":memory:";
     o.max_active = 2;
     o.max_queue = 2;
-    auto s = Server::Create(o, {std::make_shared<FakeModel>("fake", 256, 0)}, std::move(*policy));
+    if (!model) model = std::make_shared<FakeModel>("fake", 256, 0);
+    auto s = Server::Create(o, {std::move(model)}, std::move(*policy));
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     server_ = std::move(*s);
     ASSERT_TRUE(server_->Start().ok());
   }
   router::HttpResponse Call(const std::string& method, const std::string& path,
-                            const std::string& body = "", const std::string& key = "") {
+                            const std::string& body = "", const std::string& key = "",
+                            std::vector<std::pair<std::string, std::string>> headers = {}) {
     router::HttpRequest r;
+    r.headers = std::move(headers);
     r.method = method;
     r.url = "http://127.0.0.1:" + std::to_string(server_->port()) + path;
     r.body = body;
@@ -167,6 +177,239 @@ TEST_F(ServerTest, ApiKeysRequiredWhenConfigured) {
   EXPECT_EQ(Call("GET", "/v1/models", "", "wrong").status, 401);
   EXPECT_EQ(Call("GET", "/v1/models", "", "secret-key").status, 200);
   EXPECT_EQ(Call("GET", "/metrics").status, 401);
+  server_->Stop();
+}
+
+// A model that throws (a stand-in for any bug below the handlers) when the prompt says
+// where: "throw-in-count", "throw-in-generate", "throw-after-text", "throw-in-embed".
+class ThrowingModel : public FakeModel {
+ public:
+  ThrowingModel() : FakeModel("fake", 256, 0) {}
+  Result<int> CountPromptTokens(const runtime::GenerateRequest& r) const override {
+    if (RenderPrompt(r).find("throw-in-count") != std::string::npos)
+      throw std::runtime_error("count failed");
+    return FakeModel::CountPromptTokens(r);
+  }
+  Result<runtime::GenerateResult> Generate(const runtime::GenerateRequest& r,
+                                           const std::function<bool(std::string_view)>& on_text,
+                                           GenerationStats* stats) override {
+    const std::string p = RenderPrompt(r);
+    if (p.find("throw-in-generate") != std::string::npos) throw std::logic_error("generate failed");
+    if (p.find("throw-after-text") != std::string::npos) {
+      on_text("partial");
+      throw 42;  // not even a std::exception
+    }
+    return FakeModel::Generate(r, on_text, stats);
+  }
+  Result<std::vector<float>> Embed(std::string_view text, int* tokens) override {
+    if (text == "throw-in-embed") throw std::bad_alloc();
+    return FakeModel::Embed(text, tokens);
+  }
+};
+
+std::string Chat(const std::string& content, const std::string& extra = "") {
+  return R"({"messages":[{"role":"user","content":")" + content + R"("}],"max_tokens":3)" +
+         extra + "}";
+}
+
+TEST_F(ServerTest, AnExceptionInAHandlerIsA500AndTheServerStaysUp) {
+  StartWith("", std::make_shared<ThrowingModel>());
+  // max_active + max_queue = 4: more failing requests than admissions, so a leaked
+  // admission or slot would turn the last ones (and the final good one) into 429s.
+  for (int i = 0; i < 6; ++i) {
+    for (const char* where : {"throw-in-count", "throw-in-generate"}) {
+      auto r = Call("POST", "/v1/chat/completions", Chat(where));
+      EXPECT_EQ(r.status, 500) << where << ": " << r.body;
+      auto j = json::parse(r.body, nullptr, false);
+      ASSERT_TRUE(j.is_object()) << r.body;
+      EXPECT_EQ(j["error"]["type"], "server_error");
+      EXPECT_EQ(j["error"]["code"], "internal_error");
+    }
+    auto r = Call("POST", "/v1/embeddings", R"({"input":"throw-in-embed"})");  // on the I/O thread
+    EXPECT_EQ(r.status, 500) << r.body;
+  }
+  // A stream that already sent text ends with an error event and [DONE].
+  auto r = Call("POST", "/v1/chat/completions", Chat("throw-after-text", R"(,"stream":true)"));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("partial"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("\"internal_error\""), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("data: [DONE]"), std::string::npos) << r.body;
+  // Still serving, nothing leaked.
+  r = Call("POST", "/v1/chat/completions", Chat("hello"));
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Call("GET", "/health").status, 200);
+  EXPECT_EQ(server_->metrics().Value("pocket_internal_errors_total", {{"endpoint", "chat"}}), 13);
+  EXPECT_EQ(server_->metrics().Value("pocket_internal_errors_total", {{"endpoint", "embeddings"}}), 6);
+  EXPECT_EQ(server_->metrics().Value("pocket_http_requests_total",
+                                     {{"endpoint", "chat"}, {"status", "500"}}),
+            12);
+  EXPECT_NE(Call("GET", "/metrics").body.find("pocket_internal_errors_total{endpoint=\"chat\"} 13"),
+            std::string::npos);
+  server_->Stop();
+}
+
+TEST_F(ServerTest, WrongTypesAndDeepNestingAre400sOnEveryEndpoint) {
+  StartWith("");
+  struct Case {
+    const char* path;
+    std::string body;
+    const char* param;
+  };
+  const std::string deep = std::string(10000, '[') + std::string(10000, ']');
+  const std::vector<Case> cases = {
+      // The issue's crasher: part.value("type", "") threw type_error on the I/O thread.
+      {"/v1/chat/completions",
+       R"({"messages":[{"role":"user","content":"a"},{"role":"user","content":"b"},)"
+       R"({"role":"user","content":[{"type":5,"text":"x"}]}]})",
+       "messages[2].content[0].type"},
+      {"/v1/chat/completions", R"({"messages":[{"role":"user","content":[{"type":"text","text":7}]}]})",
+       "messages[0].content[0].text"},
+      {"/v1/chat/completions", R"({"messages":[{"role":"user","content":{"a":1}}]})",
+       "messages[0].content"},
+      {"/v1/chat/completions", R"({"messages":[{"role":["user"],"content":"x"}]})", "messages[0].role"},
+      {"/v1/chat/completions", Chat("x", R"(,"stop":[1])"), "stop[0]"},
+      {"/v1/chat/completions", Chat("x", R"(,"tools":[{"type":"function","function":{"name":1}}])"),
+       "tools[0].function.name"},
+      {"/v1/chat/completions", Chat("x", R"(,"logit_bias":{"1":"high"})"), "logit_bias.1"},
+      {"/v1/chat/completions", Chat("x", R"(,"stream_options":{"include_usage":"yes"})"),
+       "stream_options.include_usage"},
+      {"/v1/completions", R"({"prompt":"x","echo":"yes"})", "echo"},
+      {"/v1/completions", R"({"prompt":{"text":"x"}})", "prompt"},
+      {"/v1/embeddings", R"({"input":"x","dimensions":"8"})", "dimensions"},
+      {"/v1/embeddings", R"({"input":"x","model":5})", "model"},
+      // Depth, refused at parse time in any field of any endpoint.
+      {"/v1/chat/completions", Chat("x", ",\"extra\":" + deep), nullptr},
+      {"/v1/chat/completions", R"({"messages":[{"role":"user","content":"x","x":)" + deep + "}]}",
+       nullptr},
+      {"/v1/completions", R"({"prompt":"x","metadata":)" + deep + "}", nullptr},
+      {"/v1/embeddings", R"({"input":)" + deep + "}", nullptr},
+  };
+  for (const Case& c : cases) {
+    auto r = Call("POST", c.path, c.body);
+    ASSERT_EQ(r.status, 400) << c.path << " " << c.body.substr(0, 120) << ": " << r.body;
+    auto j = json::parse(r.body);
+    EXPECT_EQ(j["error"]["type"], "invalid_request_error");
+    if (c.param) {
+      EXPECT_EQ(j["error"]["param"], c.param) << r.body;
+    } else {
+      EXPECT_EQ(j["error"]["code"], "invalid_json");
+      EXPECT_EQ(j["error"]["message"],
+                "request body nests deeper than 64 levels of arrays and objects");
+    }
+  }
+  EXPECT_EQ(Call("GET", "/health").status, 200);
+  EXPECT_EQ(Call("POST", "/v1/chat/completions", Chat("still here")).status, 200);
+  server_->Stop();
+}
+
+TEST_F(ServerTest, TruncatingThousandsOfMessagesIsQuickAndKeepsItsAnswer) {
+  StartWith("");  // the fake model: 256 byte-tokens of context
+  json body = {{"messages", json::array()}, {"max_tokens", 4}, {"pocket", {{"truncate", true}}}};
+  body["messages"].push_back({{"role", "system"}, {"content", "be brief"}});
+  for (int i = 0; i < 4000; ++i)
+    body["messages"].push_back({{"role", i % 2 ? "assistant" : "user"}, {"content", "0123456789"}});
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = Call("POST", "/v1/chat/completions", body.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 60.0);
+  const json truncated = json::parse(r.body)["pocket"]["truncated"];
+  // Rendered "role: content\n" + "assistant:" + BOS; what fits 256 - 4 keeps the system
+  // message and the last few; the count of drops is what one-at-a-time dropping gives.
+  int tokens = truncated["original_prompt_tokens"].get<int>(), dropped = 0;
+  for (int i = 0; tokens + 4 > 256; ++i, ++dropped) tokens -= (i % 2 ? 11 : 6) + 10 + 1;
+  EXPECT_EQ(truncated["dropped_messages"], dropped) << r.body;
+  EXPECT_EQ(truncated["prompt_tokens"], tokens) << r.body;
+  // Streamed, the same in the header.
+  body["stream"] = true;
+  r = Call("POST", "/v1/chat/completions", body.dump());
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(json::parse(r.Header("x-pocket-truncated")), truncated);
+  // Over the message limit: 400 naming it.
+  for (int i = 0; i < 100; ++i) body["messages"].push_back({{"role", "user"}, {"content", "x"}});
+  r = Call("POST", "/v1/chat/completions", body.dump());
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(json::parse(r.body)["error"]["message"],
+            "'messages' has 4101 entries; at most 4096 are accepted");
+  server_->Stop();
+}
+
+// A remote backend on loopback that answers every request with `reply_body` (200, JSON)
+// and counts the requests it got.
+class CannedRemote {
+ public:
+  explicit CannedRemote(std::string reply_body)
+      : reply_(std::move(reply_body)),
+        acceptor_(ioc_, {boost::asio::ip::make_address("127.0.0.1"), 0}) {
+    thread_ = std::thread([this] {
+      for (;;) {
+        boost::system::error_code ec;
+        boost::asio::ip::tcp::socket s(ioc_);
+        acceptor_.accept(s, ec);
+        if (ec || stop_) return;
+        std::string got;
+        char buf[65536];
+        size_t need = std::string::npos;
+        while (!ec && (need == std::string::npos || got.size() < need)) {
+          got.append(buf, s.read_some(boost::asio::buffer(buf), ec));
+          const size_t end = got.find("\r\n\r\n");
+          if (need == std::string::npos && end != std::string::npos) {
+            const size_t cl = got.find("ontent-Length: ");
+            need = end + 4 + (cl < end ? std::stoul(got.substr(cl + 15)) : 0);
+          }
+        }
+        ++requests;
+        const std::string out = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                "Connection: close\r\nContent-Length: " +
+                                std::to_string(reply_.size()) + "\r\n\r\n" + reply_;
+        boost::asio::write(s, boost::asio::buffer(out), ec);
+      }
+    });
+  }
+  ~CannedRemote() {
+    stop_ = true;
+    boost::system::error_code ec;
+    boost::asio::ip::tcp::socket poke(ioc_);
+    poke.connect(acceptor_.local_endpoint(), ec);
+    thread_.join();
+  }
+  std::string url() const {
+    return "http://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()) + "/v1";
+  }
+  std::atomic<int> requests{0};
+
+ private:
+  std::string reply_;
+  boost::asio::io_context ioc_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+std::string RemotePolicy(const std::string& url) {
+  return "default_area = \"chat\"\n[backends.local]\nkind = \"local\"\n"
+         "[backends.cloud]\nkind = \"openai\"\nbase_url = \"" + url +
+         "\"\napi_key = \"k\"\nmodel = \"big\"\nprice_input_per_1k = 0.5\n"
+         "price_output_per_1k = 1.5\ncontext_length = 8000\n"
+         "[areas.chat]\nbackends = [\"local\", \"cloud\"]\n";
+}
+
+TEST_F(ServerTest, DeepNestingNeverReachesOrComesBackFromTheRemote) {
+  const std::string deep = std::string(10000, '[') + std::string(10000, ']');
+  CannedRemote remote(R"({"id":"r","object":"chat.completion","choices":[{"index":0,)"
+                      R"("message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],)"
+                      R"("usage":{"prompt_tokens":3,"completion_tokens":1},"x":)" + deep + "}");
+  StartWith(RemotePolicy(remote.url()));
+  // The issue's example: a deep extra field in a request routed to the remote.
+  auto r = Call("POST", "/v1/chat/completions", Chat("x", ",\"model\":\"cloud\",\"extra\":" + deep));
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(remote.requests.load(), 0);
+  // A remote that answers with a deep reply: bad_response, and the local model answers.
+  r = Call("POST", "/v1/chat/completions", Chat("x", ",\"model\":\"cloud\""));
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(remote.requests.load(), 1);
+  EXPECT_NE(r.Header("x-pocket-route").find("error=bad_response"), std::string::npos)
+      << r.Header("x-pocket-route");
+  EXPECT_EQ(Call("GET", "/health").status, 200);
   server_->Stop();
 }
 
