@@ -451,15 +451,22 @@ void Server::HandleGeneration(std::shared_ptr<Call> call) {
     return done();
   }
   c.admitted = true;
-  if (!Submit([this, call] {
-        // The admission is given back however the request ends (the local slot is an RAII
-        // guard inside RunLocal).
-        struct Admission {
-          std::atomic<int>& inflight;
-          ~Admission() { inflight.fetch_sub(1); }
-        } admission{inflight_};
-        Contain(*call, "generation", [&] { RunGeneration(call); });
-      })) {
+  bool submitted = false;
+  try {
+    submitted = Submit([this, call] {
+      // The admission is given back however the request ends (the local slot is an RAII
+      // guard inside RunLocal).
+      struct Admission {
+        std::atomic<int>& inflight;
+        ~Admission() { inflight.fetch_sub(1); }
+      } admission{inflight_};
+      Contain(*call, "generation", [&] { RunGeneration(call); });
+    });
+  } catch (...) {
+    inflight_.fetch_sub(1);  // the task never got queued; Contain answers the request
+    throw;
+  }
+  if (!submitted) {
     inflight_.fetch_sub(1);
     Fail(c, Status::ResourceExhausted("server is shutting down"), "server_overloaded");
     return done();

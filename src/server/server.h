@@ -8,6 +8,9 @@
 // Request extensions: header x-pocket-privacy: private | x-pocket-area: NAME |
 // x-pocket-quality: high, or the same in the body as {"pocket": {"privacy": "private",
 // "area": "...", "quality": "high", "truncate": true}}.
+// Request bodies are parsed and validated by server/request.h (bounded depth, every field
+// type-checked; 400 naming the field); an exception escaping a handler is contained at
+// the handler boundary (Contain: 500, logged, counted) and the server keeps serving.
 // Thread safety: Start/Stop from one thread; requests are served on the server's threads.
 #pragma once
 
