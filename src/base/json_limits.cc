@@ -15,8 +15,7 @@ Result<nlohmann::json> ParseUntrustedJson(std::string_view text, std::string_vie
   // passed everything else is discarded too, so the rest of the input only gets scanned.
   json::parser_callback_t keep = [&](int depth, json::parse_event_t event, json&) {
     if (too_deep) return false;
-    if ((event == json::parse_event_t::object_start ||
-         event == json::parse_event_t::array_start) &&
+    if ((event == json::parse_event_t::object_start || event == json::parse_event_t::array_start) &&
         depth >= max_depth) {
       too_deep = true;
       return false;

@@ -34,8 +34,8 @@ TEST(ParseUntrustedJsonTest, AcceptsExactlyTheLimitAndRefusesOneMore) {
     auto a = ParseUntrustedJson(NestedArrays(limit + 1), "body", limit);
     ASSERT_FALSE(a.ok()) << limit;
     EXPECT_EQ(a.status().code(), StatusCode::kInvalidArgument);
-    EXPECT_EQ(a.status().message(), "body nests deeper than " + std::to_string(limit) +
-                                        " levels of arrays and objects");
+    EXPECT_EQ(a.status().message(),
+              "body nests deeper than " + std::to_string(limit) + " levels of arrays and objects");
     EXPECT_FALSE(ParseUntrustedJson(NestedObjects(limit + 1), "body", limit).ok()) << limit;
   }
   EXPECT_TRUE(ParseUntrustedJson(NestedArrays(kMaxJsonDepth), "body").ok());
@@ -51,8 +51,8 @@ TEST(ParseUntrustedJsonTest, DepthCountsContainersNotBracketsInStrings) {
 
 TEST(ParseUntrustedJsonTest, DeepNestingDeepInsideAFieldIsRefused) {
   // The issue's example: a huge nest in an extra field of an otherwise ordinary request.
-  const std::string body = R"({"messages": [{"role": "user", "content": "hi"}], "extra": )" +
-                           NestedArrays(10000) + "}";
+  const std::string body =
+      R"({"messages": [{"role": "user", "content": "hi"}], "extra": )" + NestedArrays(10000) + "}";
   auto v = ParseUntrustedJson(body, "request body");
   ASSERT_FALSE(v.ok());
   EXPECT_NE(v.status().message().find("deeper than 64"), std::string::npos);

@@ -25,15 +25,23 @@ RequestError Invalid(const std::string& param, const std::string& message) {
 // "a string", "an integer", ...: how a value's type reads in an error message.
 const char* TypeName(const json& v) {
   switch (v.type()) {
-    case json::value_t::null: return "null";
-    case json::value_t::boolean: return "a boolean";
+    case json::value_t::null:
+      return "null";
+    case json::value_t::boolean:
+      return "a boolean";
     case json::value_t::number_integer:
-    case json::value_t::number_unsigned: return "an integer";
-    case json::value_t::number_float: return "a number";
-    case json::value_t::string: return "a string";
-    case json::value_t::array: return "an array";
-    case json::value_t::object: return "an object";
-    default: return "a value";
+    case json::value_t::number_unsigned:
+      return "an integer";
+    case json::value_t::number_float:
+      return "a number";
+    case json::value_t::string:
+      return "a string";
+    case json::value_t::array:
+      return "an array";
+    case json::value_t::object:
+      return "an object";
+    default:
+      return "a value";
   }
 }
 
@@ -57,24 +65,36 @@ enum class Kind { kString, kBool, kInteger, kNumber, kObject, kArray };
 
 bool Is(const json& v, Kind kind) {
   switch (kind) {
-    case Kind::kString: return v.is_string();
-    case Kind::kBool: return v.is_boolean();
-    case Kind::kInteger: return v.is_number_integer();
-    case Kind::kNumber: return v.is_number() && std::isfinite(v.get<double>());
-    case Kind::kObject: return v.is_object();
-    case Kind::kArray: return v.is_array();
+    case Kind::kString:
+      return v.is_string();
+    case Kind::kBool:
+      return v.is_boolean();
+    case Kind::kInteger:
+      return v.is_number_integer();
+    case Kind::kNumber:
+      return v.is_number() && std::isfinite(v.get<double>());
+    case Kind::kObject:
+      return v.is_object();
+    case Kind::kArray:
+      return v.is_array();
   }
   return false;
 }
 
 const char* KindName(Kind kind) {
   switch (kind) {
-    case Kind::kString: return "a string";
-    case Kind::kBool: return "a boolean";
-    case Kind::kInteger: return "an integer";
-    case Kind::kNumber: return "a number";
-    case Kind::kObject: return "an object";
-    case Kind::kArray: return "an array";
+    case Kind::kString:
+      return "a string";
+    case Kind::kBool:
+      return "a boolean";
+    case Kind::kInteger:
+      return "an integer";
+    case Kind::kNumber:
+      return "a number";
+    case Kind::kObject:
+      return "an object";
+    case Kind::kArray:
+      return "an array";
   }
   return "a value";
 }
@@ -92,7 +112,8 @@ std::optional<RequestError> CheckFields(const json& obj, const std::string& wher
     const json* v = Opt(obj, f.key);
     if (!v) {
       if (f.required)
-        return Invalid(Join(where, f.key), "Missing required parameter: '" + Join(where, f.key) + "'.");
+        return Invalid(Join(where, f.key),
+                       "Missing required parameter: '" + Join(where, f.key) + "'.");
       continue;
     }
     if (!Is(*v, f.kind)) return WrongType(Join(where, f.key), KindName(f.kind), *v);
@@ -108,7 +129,8 @@ bool IntIn(const json& v, int64_t lo, int64_t hi) {
 }
 
 // An optional integer member in [lo, hi].
-std::optional<RequestError> CheckIntRange(const json& obj, const char* key, int64_t lo, int64_t hi) {
+std::optional<RequestError> CheckIntRange(const json& obj, const char* key, int64_t lo,
+                                          int64_t hi) {
   const json* v = Opt(obj, key);
   if (!v) return std::nullopt;
   if (!v->is_number_integer()) return WrongType(key, "an integer", *v);
@@ -150,7 +172,9 @@ std::optional<RequestError> CheckTools(const json& b) {
       if (auto e = CheckFields(t, where, {{"type", Kind::kString, true}})) return e;
       if (t["type"] == "function") {
         const json* f = Opt(t, "function");
-        if (!f) return Invalid(where + ".function", "Missing required parameter: '" + where + ".function'.");
+        if (!f)
+          return Invalid(where + ".function",
+                         "Missing required parameter: '" + where + ".function'.");
         if (auto e = CheckFunction(*f, where + ".function")) return e;
       }
     }
@@ -184,18 +208,19 @@ std::optional<RequestError> CheckTools(const json& b) {
 
 // Fields the local model does not use but a remote would get.
 std::optional<RequestError> CheckForwardedFields(const json& b, bool chat) {
-  if (auto e = CheckFields(b, "", {{"user", Kind::kString},
-                                   {"service_tier", Kind::kString},
-                                   {"reasoning_effort", Kind::kString},
-                                   {"parallel_tool_calls", Kind::kBool},
-                                   {"store", Kind::kBool},
-                                   {"metadata", Kind::kObject},
-                                   {"prediction", Kind::kObject},
-                                   {"audio", Kind::kObject},
-                                   {"web_search_options", Kind::kObject},
-                                   {"modalities", Kind::kArray},
-                                   {"echo", Kind::kBool},
-                                   {"suffix", Kind::kString}}))
+  if (auto e = CheckFields(b, "",
+                           {{"user", Kind::kString},
+                            {"service_tier", Kind::kString},
+                            {"reasoning_effort", Kind::kString},
+                            {"parallel_tool_calls", Kind::kBool},
+                            {"store", Kind::kBool},
+                            {"metadata", Kind::kObject},
+                            {"prediction", Kind::kObject},
+                            {"audio", Kind::kObject},
+                            {"web_search_options", Kind::kObject},
+                            {"modalities", Kind::kArray},
+                            {"echo", Kind::kBool},
+                            {"suffix", Kind::kString}}))
     return e;
   if (const json* meta = Opt(b, "metadata")) {
     for (const auto& [k, v] : meta->items())
@@ -251,8 +276,8 @@ std::optional<RequestError> ParseCommon(const json& b, GenerationFields* out) {
   }
   if (const json* v = Opt(b, "seed")) {
     if (!v->is_number_integer()) return WrongType("seed", "an integer", *v);
-    gen.sampling.seed = v->is_number_unsigned() ? v->get<uint64_t>()
-                                                : static_cast<uint64_t>(v->get<int64_t>());
+    gen.sampling.seed =
+        v->is_number_unsigned() ? v->get<uint64_t>() : static_cast<uint64_t>(v->get<int64_t>());
   }
   if (const json* v = Opt(b, "n")) {
     if (!v->is_number_integer()) return WrongType("n", "an integer", *v);
@@ -285,7 +310,8 @@ std::optional<RequestError> ParseCommon(const json& b, GenerationFields* out) {
   if (const json* v = Opt(b, "response_format")) {
     if (!v->is_object()) return WrongType("response_format", "an object", *v);
     const json* t = Opt(*v, "type");
-    if (!t) return Invalid("response_format.type", "Missing required parameter: 'response_format.type'.");
+    if (!t)
+      return Invalid("response_format.type", "Missing required parameter: 'response_format.type'.");
     if (!t->is_string()) return WrongType("response_format.type", "a string", *t);
     const std::string& type = t->get_ref<const std::string&>();
     if (type == "json_object") {
@@ -296,9 +322,10 @@ std::optional<RequestError> ParseCommon(const json& b, GenerationFields* out) {
                                                "(any JSON object) or 'text'"),
                           "response_format", ""};
     } else if (type != "text") {
-      return Invalid("response_format.type",
-                     "'response_format.type' must be 'text', 'json_object' or 'json_schema', not '" +
-                         type + "'");
+      return Invalid(
+          "response_format.type",
+          "'response_format.type' must be 'text', 'json_object' or 'json_schema', not '" + type +
+              "'");
     }
   }
   return std::nullopt;
@@ -325,8 +352,9 @@ std::optional<RequestError> CheckToolCalls(const json& m, const std::string& whe
       const json& call = (*calls)[j];
       const std::string w = where + ".tool_calls[" + std::to_string(j) + "]";
       if (!call.is_object()) return WrongType(w, "an object", call);
-      if (auto e = CheckFields(call, w,
-                               {{"id", Kind::kString}, {"type", Kind::kString}, {"function", Kind::kObject}}))
+      if (auto e = CheckFields(
+              call, w,
+              {{"id", Kind::kString}, {"type", Kind::kString}, {"function", Kind::kObject}}))
         return e;
       if (const json* f = Opt(call, "function"))
         if (auto e = CheckFields(*f, w + ".function",
@@ -379,8 +407,8 @@ std::optional<RequestError> ParseMessages(const json& b, const RequestLimits& li
           if (auto e = CheckFields(part, pw, {{"type", Kind::kString, true}})) return e;
           const std::string& type = part["type"].get_ref<const std::string&>();
           if (type != "text")
-            return Invalid(pw + ".type", "'" + pw + ".type' is '" + type +
-                                             "'; only text parts are supported");
+            return Invalid(pw + ".type",
+                           "'" + pw + ".type' is '" + type + "'; only text parts are supported");
           if (auto e = CheckFields(part, pw, {{"text", Kind::kString, true}})) return e;
           msg.content += part["text"].get_ref<const std::string&>();
         }
@@ -470,14 +498,16 @@ std::optional<RequestError> ParseEmbeddingsRequest(const json& b, const RequestL
     for (size_t i = 0; i < input->size(); ++i) {
       const json& s = (*input)[i];
       if (!s.is_string())
-        return Invalid("input", "'input' must be a string or an array of strings (token arrays "
-                                "are not supported); 'input[" +
-                                    std::to_string(i) + "]' is " + TypeName(s));
+        return Invalid("input",
+                       "'input' must be a string or an array of strings (token arrays "
+                       "are not supported); 'input[" +
+                           std::to_string(i) + "]' is " + TypeName(s));
       out->inputs.push_back(s.get<std::string>());
       bytes += out->inputs.back().size();
     }
   } else {
-    return Invalid("input", "'input' must be a string or a non-empty array of at most 2048 strings");
+    return Invalid("input",
+                   "'input' must be a string or a non-empty array of at most 2048 strings");
   }
   if (bytes > limits.max_prompt_bytes)
     return Invalid("input", "'input' holds more than " + std::to_string(limits.max_prompt_bytes) +

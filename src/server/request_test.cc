@@ -57,8 +57,10 @@ std::string ParamOf(const std::string& pointer) {
     const std::string seg = pointer.substr(i, j - i);
     const bool index = !seg.empty() && seg.find_first_not_of("0123456789") == std::string::npos;
     const bool bias_key = out == "logit_bias";  // its keys are token ids, names not indices
-    if (index && !bias_key) out += "[" + seg + "]";
-    else out += (out.empty() ? "" : ".") + seg;
+    if (index && !bias_key)
+      out += "[" + seg + "]";
+    else
+      out += (out.empty() ? "" : ".") + seg;
     i = j + 1;
   }
   return out;
@@ -82,8 +84,13 @@ struct FieldCase {
 
 const std::vector<std::pair<std::string, json>>& Samples() {
   static const auto* samples = new std::vector<std::pair<std::string, json>>{
-      {"int", 7},          {"float", 0.25},     {"string", "x"}, {"array", json::array({1})},
-      {"object", {{"a", 1}}}, {"bool", true},   {"null", nullptr},
+      {"int", 7},
+      {"float", 0.25},
+      {"string", "x"},
+      {"array", json::array({1})},
+      {"object", {{"a", 1}}},
+      {"bool", true},
+      {"null", nullptr},
   };
   return *samples;
 }
@@ -163,7 +170,7 @@ const std::vector<FieldCase>& Cases() {
 }
 
 json BodyFor(const std::string& endpoint) {
-  return endpoint == "chat" ? ValidChat()
+  return endpoint == "chat"          ? ValidChat()
          : endpoint == "completions" ? ValidCompletion()
                                      : ValidEmbeddings();
 }
@@ -213,12 +220,18 @@ TEST(RequestTest, TheIssuesContentPartWithANumericTypeIsA400) {
 
 TEST(RequestTest, RangesAndIntegersPastInt64AreRefusedNotWrapped) {
   const std::vector<std::pair<std::string, std::string>> bad = {
-      {"max_tokens", "0"},          {"max_tokens", "18446744073709551615"},
-      {"max_tokens", "-1"},         {"max_tokens", "16777217"},
-      {"temperature", "2.5"},       {"temperature", "-1"},
-      {"temperature", "1e400"},     {"top_p", "0"},
-      {"n", "2"},                   {"frequency_penalty", "3"},
-      {"top_logprobs", "21"},       {"top_logprobs", "18446744073709551615"},
+      {"max_tokens", "0"},
+      {"max_tokens", "18446744073709551615"},
+      {"max_tokens", "-1"},
+      {"max_tokens", "16777217"},
+      {"temperature", "2.5"},
+      {"temperature", "-1"},
+      {"temperature", "1e400"},
+      {"top_p", "0"},
+      {"n", "2"},
+      {"frequency_penalty", "3"},
+      {"top_logprobs", "21"},
+      {"top_logprobs", "18446744073709551615"},
   };
   for (const auto& [key, text] : bad) {
     json body = ValidChat();
@@ -259,7 +272,8 @@ TEST(RequestTest, MessageCountAndPromptBytesAreBounded) {
   limits.max_messages = 10;
   limits.max_prompt_bytes = 100;
   json body = {{"messages", json::array()}};
-  for (int i = 0; i < 10; ++i) body["messages"].push_back({{"role", "user"}, {"content", "0123456789"}});
+  for (int i = 0; i < 10; ++i)
+    body["messages"].push_back({{"role", "user"}, {"content", "0123456789"}});
   GenerationFields f;
   EXPECT_FALSE(ParseGenerationRequest(body, true, limits, &f).has_value());
   body["messages"].push_back({{"role", "user"}, {"content", ""}});
@@ -279,15 +293,16 @@ TEST(RequestTest, MessageCountAndPromptBytesAreBounded) {
   ASSERT_TRUE(e.has_value());
   EXPECT_EQ(e->param, "prompt");
   EmbeddingsFields ef;
-  e = ParseEmbeddingsRequest({{"input", {std::string(60, 'a'), std::string(60, 'b')}}}, limits, &ef);
+  e = ParseEmbeddingsRequest({{"input", {std::string(60, 'a'), std::string(60, 'b')}}}, limits,
+                             &ef);
   ASSERT_TRUE(e.has_value());
   EXPECT_EQ(e->param, "input");
 }
 
 TEST(RequestTest, BodiesNestedTooDeepAreInvalidJsonNamingTheLimit) {
   for (const std::string field : {"extra", "messages", "tools", "metadata", "input"}) {
-    const std::string body = "{\"" + field + "\": " + std::string(10000, '[') +
-                             std::string(10000, ']') + "}";
+    const std::string body =
+        "{\"" + field + "\": " + std::string(10000, '[') + std::string(10000, ']') + "}";
     json out;
     auto e = ParseRequestBody(body, &out);
     ASSERT_TRUE(e.has_value()) << field;

@@ -119,7 +119,8 @@ TEST(TruncateTest, ThousandsOfMessagesTakeAFewWholeCounts) {
   CountingFakeModel model;
   runtime::GenerateRequest r;
   r.messages.push_back({"system", "rules"});
-  for (int i = 0; i < 4000; ++i) r.messages.push_back({i % 2 ? "assistant" : "user", std::string(50, 'x')});
+  for (int i = 0; i < 4000; ++i)
+    r.messages.push_back({i % 2 ? "assistant" : "user", std::string(50, 'x')});
   const int whole = *model.CountPromptTokens(r);
   const int ctx = whole / 4;
   model.counts = 0;
