@@ -69,6 +69,7 @@ struct Server::Call {
   std::string api_key_name;
   bool truncate = false;
   json truncated;  // set when messages were dropped
+  json remote_body;  // what a remote call would send (RemoteBody()), scanned for privacy
   // Outcome.
   int http_status = 0;
   int prompt_tokens = 0, completion_tokens = 0;
@@ -433,6 +434,131 @@ std::string Lower(std::string s) {
 
 }  // namespace
 
+namespace {
+
+// The `pocket` object's keys; any other key is refused, so a misspelt "privcy": "private"
+// cannot silently send a private request out.
+constexpr const char* kPocketKeys[] = {"privacy", "private", "area", "quality", "truncate"};
+
+// Every value of the header `lower_name`, over all its repetitions and comma lists,
+// blanks trimmed, empty items dropped.
+std::vector<std::string> HeaderItems(const HttpRequest& req, const std::string& lower_name) {
+  std::vector<std::string> items;
+  for (const auto& [k, v] : req.headers) {
+    if (k != lower_name) continue;
+    size_t start = 0;
+    while (start <= v.size()) {
+      size_t end = v.find(',', start);
+      if (end == std::string::npos) end = v.size();
+      size_t b = start, e = end;
+      while (b < e && (v[b] == ' ' || v[b] == '\t')) ++b;
+      while (e > b && (v[e - 1] == ' ' || v[e - 1] == '\t')) --e;
+      if (e > b) items.push_back(v.substr(b, e - b));
+      start = end + 1;
+    }
+  }
+  return items;
+}
+
+// Reads the Pocket extensions into `route` (marked_private, area, quality_high) and
+// `truncate`. Every field is type-checked (a FieldError naming it: "pocket.private",
+// "x-pocket-privacy"). Privacy can be stated by the x-pocket-privacy header (repeatable,
+// comma lists allowed), the x-pocket-private header (true/false), pocket.privacy
+// ("public" | "private") and pocket.private (a boolean): the most restrictive statement
+// wins, so no combination of them can make a request marked private go out. For area,
+// quality and truncate the body's value wins over the header's.
+std::optional<FieldError> ParsePocketExtensions(const json& b, const HttpRequest& req,
+                                                router::RouteRequest* route, bool* truncate) {
+  auto bad = [](const std::string& param, const std::string& what) {
+    return FieldError{Status::InvalidArgument("'" + param + "' " + what), param};
+  };
+  const json* pocket = nullptr;
+  if (auto it = b.find("pocket"); it != b.end() && !it->is_null()) {
+    if (!it->is_object()) return bad("pocket", "must be an object");
+    pocket = &*it;
+  }
+  auto field = [&](const char* key) -> const json* {
+    if (!pocket) return nullptr;
+    auto it = pocket->find(key);
+    return it == pocket->end() || it->is_null() ? nullptr : &*it;
+  };
+  if (pocket) {
+    for (auto it = pocket->begin(); it != pocket->end(); ++it) {
+      if (std::find_if(std::begin(kPocketKeys), std::end(kPocketKeys), [&](const char* k) {
+            return it.key() == k;
+          }) != std::end(kPocketKeys))
+        continue;
+      std::string known;
+      for (const char* k : kPocketKeys) known += (known.empty() ? "" : ", ") + std::string(k);
+      return bad("pocket." + router::ValidUtf8(it.key().substr(0, 64)),
+                 "is not a Pocket extension (known: " + known + ")");
+    }
+  }
+
+  router::RequestPrivacy privacy = router::RequestPrivacy::kPublic;
+  for (const std::string& item : HeaderItems(req, "x-pocket-privacy")) {
+    auto p = router::ParseRequestPrivacy(item);
+    if (!p.ok()) return FieldError{p.status().WithContext("header x-pocket-privacy"), "x-pocket-privacy"};
+    privacy = router::MostRestrictive(privacy, *p);
+  }
+  for (const std::string& item : HeaderItems(req, "x-pocket-private")) {
+    const std::string v = Lower(item);
+    if (v != "true" && v != "false") return bad("x-pocket-private", "must be true or false");
+    if (v == "true") privacy = router::RequestPrivacy::kPrivate;
+  }
+  if (const json* v = field("privacy")) {
+    if (!v->is_string()) return bad("pocket.privacy", "must be a string: public or private");
+    auto p = router::ParseRequestPrivacy(v->get<std::string>());
+    if (!p.ok()) return FieldError{p.status().WithContext("pocket.privacy"), "pocket.privacy"};
+    privacy = router::MostRestrictive(privacy, *p);
+  }
+  if (const json* v = field("private")) {
+    if (!v->is_boolean()) return bad("pocket.private", "must be a boolean");
+    if (v->get<bool>()) privacy = router::RequestPrivacy::kPrivate;
+  }
+  route->marked_private = privacy == router::RequestPrivacy::kPrivate;
+
+  if (const json* v = field("area")) {
+    if (!v->is_string()) return bad("pocket.area", "must be a string");
+    route->area = v->get<std::string>();
+  } else {
+    route->area = req.Header("x-pocket-area");
+  }
+  std::string quality = req.Header("x-pocket-quality");
+  if (const json* v = field("quality")) {
+    if (!v->is_string()) return bad("pocket.quality", "must be a string");
+    quality = v->get<std::string>();
+  }
+  route->quality_high = Lower(quality) == "high";
+  *truncate = req.Header("x-pocket-truncate") == "true";
+  if (const json* v = field("truncate")) {
+    if (v->is_boolean()) {
+      *truncate = v->get<bool>();
+    } else if (v->is_string() && (*v == "true" || *v == "false")) {
+      *truncate = *v == "true";
+    } else {
+      return bad("pocket.truncate", "must be a boolean");
+    }
+  }
+  return std::nullopt;
+}
+
+// The body a remote call sends, before redaction: the client's body as it came (every
+// field, unknown ones included) less the `pocket` extensions, with max_tokens set when the
+// client gave none, and every string made valid UTF-8 (what the serialiser would send
+// anyway). The privacy scan runs over exactly this; Router::CallRemote only adds the
+// backend's model id and the stream flags.
+json RemoteBody(const json& client_body, int64_t max_tokens) {
+  json body = client_body;
+  body.erase("pocket");
+  if (!body.contains("max_tokens") && !body.contains("max_completion_tokens"))
+    body["max_tokens"] = max_tokens;
+  router::SanitizeUtf8(&body);
+  return body;
+}
+
+}  // namespace
+
 void Server::HandleGeneration(std::shared_ptr<Call> call) {
   Call& c = *call;
   const json& b = c.body;
@@ -480,24 +606,11 @@ void Server::HandleGeneration(std::shared_ptr<Call> call) {
       return done();
     }
   }
-  // Pocket extensions.
-  json pocket = b.value("pocket", json::object());
-  if (!pocket.is_object()) {
-    Fail(c, Status::InvalidArgument("'pocket' must be an object"), "", "pocket");
+  // Pocket extensions (the body's `pocket` object and the x-pocket-* headers).
+  if (auto f = ParsePocketExtensions(b, c.req, &c.route_req, &c.truncate)) {
+    Fail(c, f->status, "", f->param);
     return done();
   }
-  auto ext = [&](const char* key, const std::string& header) -> std::string {
-    if (auto it = pocket.find(key); it != pocket.end()) {
-      if (it->is_string()) return it->get<std::string>();
-      if (it->is_boolean()) return it->get<bool>() ? "true" : "false";
-    }
-    return c.req.Header(header);
-  };
-  c.route_req.marked_private = Lower(ext("privacy", "x-pocket-privacy")) == "private" ||
-                               pocket.value("private", false) == true;
-  c.route_req.area = ext("area", "x-pocket-area");
-  c.route_req.quality_high = Lower(ext("quality", "x-pocket-quality")) == "high";
-  c.truncate = ext("truncate", "x-pocket-truncate") == "true";
 
   // Which model or backend?
   const router::Policy& policy = router_->policy();
@@ -546,10 +659,12 @@ void Server::RunGeneration(std::shared_ptr<Call> call) {
   // Facts for the router.
   std::string text = c.gen.prompt;
   for (const auto& m : c.gen.messages) text += m.content + "\n";
-  c.route_req.privacy_hits = router_->classifier().Scan(text);
   c.route_req.prompt_tokens = router::UpperBoundTokens(text.size() + 16 * c.gen.messages.size());
   c.route_req.max_tokens =
       c.gen.max_tokens > 0 ? c.gen.max_tokens : options_.default_remote_max_tokens;
+  // The privacy scan covers everything a remote call would send, not only the text.
+  c.remote_body = RemoteBody(c.body, c.route_req.max_tokens);
+  c.route_req.privacy_hits = router_->classifier().ScanJson(c.remote_body);
   c.route_req.local_context_length = c.model->context_length();
   if (auto n = c.model->CountPromptTokens(c.gen); n.ok()) c.route_req.local_prompt_tokens = *n;
   auto plan = router_->Plan(c.route_req, c.api_key_name, WallSeconds());
@@ -600,33 +715,18 @@ std::string Sse(const json& j) { return "data: " + Dump(j) + "\n\n"; }
 
 bool Server::RunRemote(Call& c) {
   const router::Backend& backend = *c.plan.backend;
-  json body = c.body;
-  body.erase("pocket");
+  json body = std::move(c.remote_body);
   if (c.plan.decision.redact) {
-    if (c.endpoint == "chat") {
-      for (auto& m : body["messages"]) {
-        if (m.contains("content") && m["content"].is_string())
-          m["content"] = router_->classifier().Redact(m["content"].get<std::string>());
-        else if (m.contains("content") && m["content"].is_array()) {
-          for (auto& part : m["content"]) {
-            if (part.contains("text") && part["text"].is_string())
-              part["text"] = router_->classifier().Redact(part["text"].get<std::string>());
-          }
-        }
-      }
-    } else {
-      body["prompt"] = router_->classifier().Redact(c.gen.prompt);
-    }
-    // Defence in depth: if anything sensitive survived redaction, stay local.
-    if (!router_->classifier().Scan(Dump(body.contains("messages") ? body["messages"] : body["prompt"])).empty()) {
+    // Every string of the body, and text split across strings, is redacted; if anything
+    // still matches afterwards (or sits where it cannot be replaced: a key, a number),
+    // defence in depth: stay local. Router::CallRemote scans the body once more at the wire.
+    if (!router_->classifier().RedactJson(&body)) {
       (void)router_->Release(c.plan);
       c.route_header = "local; reason=privacy_pattern; redaction incomplete";
       c.reason = "privacy_pattern";
       return false;
     }
   }
-  if (!body.contains("max_tokens") && !body.contains("max_completion_tokens"))
-    body["max_tokens"] = c.route_req.max_tokens;
   if (c.stream) return RunRemoteStream(c, body);
   const uint64_t t0 = MonotonicNs();
   auto reply = router_->CallRemote(backend, c.endpoint == "chat" ? "/chat/completions" : "/completions",
