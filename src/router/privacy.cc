@@ -263,11 +263,34 @@ void Walk(J& root, F visit) {
   }
 }
 
-// Values under these keys are protocol words ("user", "text", the model id), not text a
-// model reads: they are scanned on their own but left out of the joined text, so the
-// content of consecutive messages and parts is adjacent there.
+// Values under these keys are protocol words ("user", "text", the model id) or a label
+// beside the text (a message's or a function's name), not text a model reads as one run:
+// they are scanned on their own but left out of the joined text, so the content of
+// consecutive messages and parts is adjacent there (a message's keys serialise as
+// content, name, role, ...).
 bool StructuralKey(const std::string* key) {
-  return key && (*key == "role" || *key == "type" || *key == "model");
+  return key && (*key == "role" || *key == "type" || *key == "model" || *key == "name");
+}
+
+// Matches of `c` that text split across strings makes: in `joined` (the strings one
+// after another, slot i starting at starts[i]) and in each window of two consecutive
+// strings on its own. The whole join finds a value cut into any number of pieces; the
+// windows find one cut in two whose neighbours would otherwise hide it (a phone number's
+// lookbehind or a \b sees the end of the previous string: "notes" + "(030) 12" + "34-5678"),
+// since a window starts and ends as a text does. on_match(begin, end) gets offsets into
+// `joined`, or (npos, npos) for a matcher error. A match may lie inside one string.
+template <typename F>
+void ForEachJoinedMatch(const PrivacyClassifier::Compiled& c, const std::string& joined,
+                        const std::vector<size_t>& starts, F on_match) {
+  ForEachMatch(c, joined, on_match);
+  for (size_t i = 0; i + 1 < starts.size(); ++i) {
+    const size_t end = i + 2 < starts.size() ? starts[i + 2] : joined.size();
+    const std::string_view window = std::string_view(joined).substr(starts[i], end - starts[i]);
+    ForEachMatch(c, window, [&](size_t b, size_t e) {
+      if (b == std::string_view::npos) on_match(b, e);
+      else on_match(starts[i] + b, starts[i] + e);
+    });
+  }
 }
 
 }  // namespace
@@ -294,6 +317,7 @@ std::vector<std::string> PrivacyClassifier::ScanJson(const nlohmann::json& body)
   std::vector<std::string_view> values;  // string values, into `body` or `owned`
   std::vector<std::unique_ptr<std::string>> owned;  // sanitised copies of invalid UTF-8
   std::string joined;
+  std::vector<size_t> starts;
   Walk(body, [&](const std::string* key, const json& v) {
     if (key) singles.push_back(IsValidUtf8(*key) ? *key : ValidUtf8(*key));
     if (v.is_string()) {
@@ -304,7 +328,10 @@ std::vector<std::string> PrivacyClassifier::ScanJson(const nlohmann::json& body)
         view = *owned.back();
       }
       values.push_back(view);
-      if (!StructuralKey(key)) joined += view;
+      if (!StructuralKey(key)) {
+        starts.push_back(joined.size());
+        joined += view;
+      }
     } else if (v.is_number()) {
       singles.push_back(v.dump());
     }
@@ -315,7 +342,7 @@ std::vector<std::string> PrivacyClassifier::ScanJson(const nlohmann::json& body)
     auto mark = [&](size_t, size_t) { hit = true; };
     for (size_t i = 0; i < singles.size() && !hit; ++i) ForEachMatch(*c, singles[i], mark);
     for (size_t i = 0; i < values.size() && !hit; ++i) ForEachMatch(*c, values[i], mark);
-    if (!hit) ForEachMatch(*c, joined, mark);
+    if (!hit) ForEachJoinedMatch(*c, joined, starts, mark);
     if (hit) hits.push_back(c->name);
   }
   return hits;
@@ -353,7 +380,7 @@ bool PrivacyClassifier::RedactJson(nlohmann::json* body, int* count) const {
     };
     std::vector<Span> spans;
     for (size_t p = 0; p < patterns_.size(); ++p) {
-      ForEachMatch(*patterns_[p], joined, [&](size_t b, size_t e) {
+      ForEachJoinedMatch(*patterns_[p], joined, starts, [&](size_t b, size_t e) {
         if (b == std::string_view::npos) matcher_failed = true;
         else if (e > b) spans.push_back({b, e, p});
       });

@@ -50,8 +50,10 @@ class PrivacyClassifier {
   // Names of the patterns that match anywhere in `body` (each once, in pattern order):
   // in any object key, string value or number (as written) on its own, or in the
   // concatenation of the string values in document order (text split across strings).
-  // Values of the structural keys "role" and "type" are scanned on their own but do not
-  // join the concatenation, so consecutive messages and content parts are adjacent there.
+  // Also each pair of consecutive string values on its own (so the text around a pair
+  // cannot hide a value split in two). Values of the keys "role", "type", "model" and
+  // "name" are scanned on their own but do not join the concatenation, so consecutive
+  // messages and content parts are adjacent there.
   // Strings are scanned as SanitizeUtf8() would leave them. Never recurses (any depth).
   std::vector<std::string> ScanJson(const nlohmann::json& body) const;
   // Redacts `*body` in place: every match inside a string value is replaced as Redact()

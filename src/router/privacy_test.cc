@@ -170,6 +170,16 @@ TEST(PrivacyJsonTest, ScanFindsTextSplitAcrossPartsMessagesAndFields) {
   EXPECT_NE(std::find(hits.begin(), hits.end(), "card"), hits.end());
   json stop = {{"stop", {"sk-abcdefgh", "ijklmnopqrst"}}};
   EXPECT_EQ(c.ScanJson(stop), std::vector<std::string>{"api_key"});
+  // A neighbour that would hide the start or the end of a split value (a lookbehind, a
+  // \b) does not: each pair of consecutive strings is also scanned as a text of its own.
+  json glued = {{"metadata", {{"a", "notes"}}}, {"stop", {"(030) 12", "34-5678"}}};
+  EXPECT_EQ(c.ScanJson(glued), std::vector<std::string>{"phone"});
+  json ssn = {{"messages", {{{"role", "user"}, {"content", "thanks"}}}},
+              {"stop", {"778-52-", "4674"}}, {"user", "please"}};
+  EXPECT_EQ(c.ScanJson(ssn), std::vector<std::string>{"us_ssn"});
+  ASSERT_TRUE(c.RedactJson(&ssn));
+  EXPECT_EQ(ssn["stop"], json({"[REDACTED:us_ssn]", "[REDACTED:us_ssn]"}));
+  EXPECT_EQ(ssn["user"], "please");
   // Each half alone is clean.
   EXPECT_TRUE(c.ScanJson(json{{"a", "mail jane.doe@exa"}}).empty());
   EXPECT_TRUE(c.ScanJson(json{{"a", "mple.com now"}}).empty());
