@@ -50,8 +50,8 @@ class PrivacyClassifier {
   // Names of the patterns that match anywhere in `body` (each once, in pattern order):
   // in any object key, string value or number (as written) on its own, or in the
   // concatenation of the string values in document order (text split across strings).
-  // Also each pair of consecutive string values on its own (so the text around a pair
-  // cannot hide a value split in two). Values of the keys "role", "type", "model" and
+  // Also each pair of consecutive string values on its own, up to 1 KiB either side of
+  // their boundary (so the text around a pair cannot hide a value split in two). Values of the keys "role", "type", "model" and
   // "name" are scanned on their own but do not join the concatenation, so consecutive
   // messages and content parts are adjacent there.
   // Strings are scanned as SanitizeUtf8() would leave them. Never recurses (any depth).

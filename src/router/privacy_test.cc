@@ -180,6 +180,16 @@ TEST(PrivacyJsonTest, ScanFindsTextSplitAcrossPartsMessagesAndFields) {
   ASSERT_TRUE(c.RedactJson(&ssn));
   EXPECT_EQ(ssn["stop"], json({"[REDACTED:us_ssn]", "[REDACTED:us_ssn]"}));
   EXPECT_EQ(ssn["user"], "please");
+  // Long strings of multi-byte text around the split: the pair window starts and ends on
+  // character boundaries.
+  std::string long_a, long_b;
+  for (int i = 0; i < 700; ++i) long_a += "中";  // 2100 bytes, window edge inside a char
+  for (int i = 0; i < 700; ++i) long_b += "ü";
+  json wide = {{"metadata", {{"a", long_a + "w"}}}, {"stop", {"778-52-", "4674 " + long_b}}};
+  EXPECT_EQ(c.ScanJson(wide), std::vector<std::string>{"us_ssn"});
+  ASSERT_TRUE(c.RedactJson(&wide));
+  EXPECT_TRUE(StrictDumpOk(wide));
+  EXPECT_EQ(wide["stop"][1], "[REDACTED:us_ssn] " + long_b);
   // Each half alone is clean.
   EXPECT_TRUE(c.ScanJson(json{{"a", "mail jane.doe@exa"}}).empty());
   EXPECT_TRUE(c.ScanJson(json{{"a", "mple.com now"}}).empty());
