@@ -331,8 +331,10 @@ void ForEachJoinedMatch(const PrivacyClassifier::Compiled& c, const std::string&
     ForEachMatch(
         c, window,
         [&](size_t b, size_t e) {
-          if (b == std::string_view::npos) on_match(b, e);
-          else on_match(begin + b, begin + e);
+          if (b == std::string_view::npos)
+            on_match(b, e);
+          else
+            on_match(begin + b, begin + e);
         },
         data.md);
   }
@@ -350,7 +352,8 @@ void SanitizeUtf8(nlohmann::json* body) {
       for (auto it = v.begin(); it != v.end() && !bad; ++it) bad = !IsValidUtf8(it.key());
       if (!bad) return;
       json fixed = json::object();
-      for (auto it = v.begin(); it != v.end(); ++it) fixed[ValidUtf8(it.key())] = std::move(it.value());
+      for (auto it = v.begin(); it != v.end(); ++it)
+        fixed[ValidUtf8(it.key())] = std::move(it.value());
       v = std::move(fixed);
     }
   });
@@ -358,8 +361,8 @@ void SanitizeUtf8(nlohmann::json* body) {
 
 std::vector<std::string> PrivacyClassifier::ScanJson(const nlohmann::json& body) const {
   // Collect first, then run each pattern over everything (stopping at its first hit).
-  std::vector<std::string> singles;  // keys and numbers as written
-  std::vector<std::string_view> values;  // string values, into `body` or `owned`
+  std::vector<std::string> singles;                 // keys and numbers as written
+  std::vector<std::string_view> values;             // string values, into `body` or `owned`
   std::vector<std::unique_ptr<std::string>> owned;  // sanitised copies of invalid UTF-8
   std::string joined;
   std::vector<size_t> starts;
@@ -406,7 +409,8 @@ bool PrivacyClassifier::RedactJson(nlohmann::json* body, int* count) const {
     auto* s = v.get_ptr<std::string*>();
     bool any = false;
     for (size_t p = 0; p < patterns_.size() && !any; ++p)
-      ForEachMatch(*patterns_[p], *s, [&](size_t, size_t) { any = true; }, data[p]->md);
+      ForEachMatch(
+          *patterns_[p], *s, [&](size_t, size_t) { any = true; }, data[p]->md);
     if (!any) return;
     int n = 0;
     std::string redacted = Redact(*s, &n);
@@ -434,8 +438,10 @@ bool PrivacyClassifier::RedactJson(nlohmann::json* body, int* count) const {
     std::vector<Span> spans;
     for (size_t p = 0; p < patterns_.size(); ++p) {
       ForEachJoinedMatch(*patterns_[p], joined, starts, [&](size_t b, size_t e) {
-        if (b == std::string_view::npos) matcher_failed = true;
-        else if (e > b) spans.push_back({b, e, p});
+        if (b == std::string_view::npos)
+          matcher_failed = true;
+        else if (e > b)
+          spans.push_back({b, e, p});
       });
     }
     if (spans.empty() || matcher_failed) break;

@@ -51,10 +51,10 @@ class PrivacyClassifier {
   // in any object key, string value or number (as written) on its own, or in the
   // concatenation of the string values in document order (text split across strings).
   // Also each pair of consecutive string values on its own, up to 1 KiB either side of
-  // their boundary (so the text around a pair cannot hide a value split in two). Values of the keys "role", "type", "model" and
-  // "name" are scanned on their own but do not join the concatenation, so consecutive
-  // messages and content parts are adjacent there.
-  // Strings are scanned as SanitizeUtf8() would leave them. Never recurses (any depth).
+  // their boundary (so the text around a pair cannot hide a value split in two). Values of the keys
+  // "role", "type", "model" and "name" are scanned on their own but do not join the concatenation,
+  // so consecutive messages and content parts are adjacent there. Strings are scanned as
+  // SanitizeUtf8() would leave them. Never recurses (any depth).
   std::vector<std::string> ScanJson(const nlohmann::json& body) const;
   // Redacts `*body` in place: every match inside a string value is replaced as Redact()
   // does, and a match that spans consecutive strings has each of its pieces replaced by

@@ -51,14 +51,24 @@ TEST(PrivacyUtf8Test, RedactionOfCodenameKeepsZurichWhole) {
 TEST(PrivacyUtf8Test, PatternsOfEveryShapeNeverCutACharacter) {
   // 2-byte (ü, é, Ж), 3-byte (中, €, ह), 4-byte (𝄞, 😀, family emoji with ZWJ), combining
   // marks (e + U+0301, Hangul jamo) and a flag (two regional indicators).
-  const std::vector<std::string> texts = {
-      "Codename: Zürich", "Codename: 中文名字", "Codename: 😀😀 ok", "Codename: e\xCC\x81t\xC3\xA9",
-      "Codename: 👨‍👩‍👧 family", "Codename: 🇩🇪 flag", "Name: Жанна ह𝄞€", "ID-ü-42 and ID-中-43",
-      "x€x€x€", "plain ascii Codename: ab"};
-  const std::vector<PrivacyPattern> shapes = {
-      {"dot2", "Codename: .{2}"},   {"notspace", "[^ ]{3}"},   {"tail", "..$"},
-      {"lookbehind", "(?<=Name: ).{3}"}, {"class", "ID-[^-]-\\d+"}, {"lazy", "x.*?x"},
-      {"alt", "ü|中|😀|\xCC\x81"},   {"single", "."}};
+  const std::vector<std::string> texts = {"Codename: Zürich",
+                                          "Codename: 中文名字",
+                                          "Codename: 😀😀 ok",
+                                          "Codename: e\xCC\x81t\xC3\xA9",
+                                          "Codename: 👨‍👩‍👧 family",
+                                          "Codename: 🇩🇪 flag",
+                                          "Name: Жанна ह𝄞€",
+                                          "ID-ü-42 and ID-中-43",
+                                          "x€x€x€",
+                                          "plain ascii Codename: ab"};
+  const std::vector<PrivacyPattern> shapes = {{"dot2", "Codename: .{2}"},
+                                              {"notspace", "[^ ]{3}"},
+                                              {"tail", "..$"},
+                                              {"lookbehind", "(?<=Name: ).{3}"},
+                                              {"class", "ID-[^-]-\\d+"},
+                                              {"lazy", "x.*?x"},
+                                              {"alt", "ü|中|😀|\xCC\x81"},
+                                              {"single", "."}};
   for (const auto& shape : shapes) {
     const PrivacyClassifier c = Classifier({shape}, /*defaults=*/false);
     for (const auto& t : texts) {
@@ -75,9 +85,8 @@ TEST(PrivacyUtf8Test, InvalidUtf8NeverFailsTheMatcherAndComesOutValid) {
   const PrivacyClassifier c = Classifier({{"codename", "Codename: .{2}"}, {"any", "\\xff"}});
   // Stray continuation bytes, a truncated sequence, an overlong '/', a surrogate, past
   // U+10FFFF: each becomes U+FFFD, which is what the serialiser would send.
-  for (const std::string t :
-       {"Codename: \xC3", "Codename: \x80\x80zz", "a\xC0\xAF b@example.com", "\xED\xA0\x80",
-        "\xF4\x90\x80\x80 x", "Codename: Z\xC3\xFCrich"}) {
+  for (const std::string t : {"Codename: \xC3", "Codename: \x80\x80zz", "a\xC0\xAF b@example.com",
+                              "\xED\xA0\x80", "\xF4\x90\x80\x80 x", "Codename: Z\xC3\xFCrich"}) {
     const std::string out = c.Redact(t);
     EXPECT_TRUE(Utf8Ok(out)) << out;
     EXPECT_TRUE(StrictDumpOk(json(out)));
@@ -112,7 +121,7 @@ TEST(PrivacyUtf8Test, ManyMatchesInOneTextScanInLinearTime) {
 
 TEST(PrivacyUtf8Test, ValidUtf8ReplacesOnlyInvalidBytes) {
   EXPECT_EQ(ValidUtf8("Zürich 中 😀"), "Zürich 中 😀");
-  EXPECT_EQ(ValidUtf8("a\xC0\xAF"), "a\xEF\xBF\xBD\xEF\xBF\xBD");  // overlong
+  EXPECT_EQ(ValidUtf8("a\xC0\xAF"), "a\xEF\xBF\xBD\xEF\xBF\xBD");                // overlong
   EXPECT_EQ(ValidUtf8("\xED\xA0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // surrogate
   EXPECT_EQ(ValidUtf8("\xF0\x9F\x98"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // truncated
   json j = {{"k\xFF", "v\xFE"}, {"list", {"ok", "\xC3"}}};
@@ -132,8 +141,9 @@ TEST(PrivacyUtf8Test, BackslashCIsRefused) {
 // A chat body with `pii` planted in one place, as a test case generator.
 json ChatWith(const std::string& where, const std::string& pii) {
   json b = {{"model", "auto"},
-            {"messages", {{{"role", "system"}, {"content", "Be brief."}},
-                          {{"role", "user"}, {"content", "Hello there"}}}}};
+            {"messages",
+             {{{"role", "system"}, {"content", "Be brief."}},
+              {{"role", "user"}, {"content", "Hello there"}}}}};
   if (where == "user") b["user"] = pii;
   if (where == "name") b["messages"][1]["name"] = pii;
   if (where == "stop") b["stop"] = {"END", pii};
@@ -148,8 +158,8 @@ json ChatWith(const std::string& where, const std::string& pii) {
             {"type", "function"},
             {"function", {{"name", "send"}, {"arguments", json{{"to", pii}}.dump()}}}}}}});
   if (where == "tools")
-    b["tools"] = {{{"type", "function"},
-                   {"function", {{"name", "f"}, {"description", "default " + pii}}}}};
+    b["tools"] = {
+        {{"type", "function"}, {"function", {{"name", "f"}, {"description", "default " + pii}}}}};
   if (where == "part")
     b["messages"][1]["content"] = {{{"type", "text"}, {"text", "see "}},
                                    {{"type", "text"}, {"text", pii}}};
@@ -176,12 +186,15 @@ TEST(PrivacyJsonTest, ScanFindsPiiInEveryField) {
 
 TEST(PrivacyJsonTest, ScanFindsTextSplitAcrossPartsMessagesAndFields) {
   const PrivacyClassifier c = Classifier({});
-  json parts = {{"messages", {{{"role", "user"},
-                               {"content", {{{"type", "text"}, {"text", "mail jane.doe@exa"}},
-                                            {{"type", "text"}, {"text", "mple.com now"}}}}}}}};
+  json parts = {{"messages",
+                 {{{"role", "user"},
+                   {"content",
+                    {{{"type", "text"}, {"text", "mail jane.doe@exa"}},
+                     {{"type", "text"}, {"text", "mple.com now"}}}}}}}};
   EXPECT_EQ(c.ScanJson(parts), std::vector<std::string>{"email"});
-  json messages = {{"messages", {{{"role", "user"}, {"content", "card 4111 1111 "}},
-                                 {{"role", "user"}, {"content", "1111 1111 thanks"}}}}};
+  json messages = {{"messages",
+                    {{{"role", "user"}, {"content", "card 4111 1111 "}},
+                     {{"role", "user"}, {"content", "1111 1111 thanks"}}}}};
   const auto hits = c.ScanJson(messages);
   EXPECT_NE(std::find(hits.begin(), hits.end(), "card"), hits.end());
   json stop = {{"stop", {"sk-abcdefgh", "ijklmnopqrst"}}};
@@ -191,7 +204,8 @@ TEST(PrivacyJsonTest, ScanFindsTextSplitAcrossPartsMessagesAndFields) {
   json glued = {{"metadata", {{"a", "notes"}}}, {"stop", {"(030) 12", "34-5678"}}};
   EXPECT_EQ(c.ScanJson(glued), std::vector<std::string>{"phone"});
   json ssn = {{"messages", {{{"role", "user"}, {"content", "thanks"}}}},
-              {"stop", {"778-52-", "4674"}}, {"user", "please"}};
+              {"stop", {"778-52-", "4674"}},
+              {"user", "please"}};
   EXPECT_EQ(c.ScanJson(ssn), std::vector<std::string>{"us_ssn"});
   ASSERT_TRUE(c.RedactJson(&ssn));
   EXPECT_EQ(ssn["stop"], json({"[REDACTED:us_ssn]", "[REDACTED:us_ssn]"}));
@@ -219,8 +233,9 @@ TEST(PrivacyJsonTest, RedactReplacesEverywhereAcrossBoundariesAndKeepsStructure)
             {"metadata", {{"note", "call +1 415 555 0100"}}},
             {"messages",
              {{{"role", "user"},
-               {"content", {{{"type", "text"}, {"text", "mail jane.doe@exa"}},
-                            {{"type", "text"}, {"text", "mple.com now"}}}}},
+               {"content",
+                {{{"type", "text"}, {"text", "mail jane.doe@exa"}},
+                 {{"type", "text"}, {"text", "mple.com now"}}}}},
               {{"role", "user"}, {"content", "card 4111 1111 "}},
               {{"role", "user"}, {"content", "1111 1111 thanks"}}}}};
   int n = 0;
@@ -297,8 +312,7 @@ TEST(RouterPrivacyTest, CallRemoteNeverSendsABodyThatMatches) {
   auto reply = (*r)->CallRemote(b, "/chat/completions", body);
   ASSERT_FALSE(reply.ok());
   EXPECT_EQ(reply.status().message().rfind("privacy:", 0), 0u) << reply.status().ToString();
-  Status s = (*r)->CallRemoteStream(b, "/chat/completions", body,
-                                    [](json&) { return true; });
+  Status s = (*r)->CallRemoteStream(b, "/chat/completions", body, [](json&) { return true; });
   EXPECT_EQ(s.message().rfind("privacy:", 0), 0u) << s.ToString();
   // A clean body does get as far as the network.
   auto clean = (*r)->CallRemote(b, "/chat/completions", json{{"messages", json::array()}});

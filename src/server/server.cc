@@ -484,9 +484,8 @@ std::optional<FieldError> ParsePocketExtensions(const json& b, const HttpRequest
   };
   if (pocket) {
     for (auto it = pocket->begin(); it != pocket->end(); ++it) {
-      if (std::find_if(std::begin(kPocketKeys), std::end(kPocketKeys), [&](const char* k) {
-            return it.key() == k;
-          }) != std::end(kPocketKeys))
+      if (std::find_if(std::begin(kPocketKeys), std::end(kPocketKeys),
+                       [&](const char* k) { return it.key() == k; }) != std::end(kPocketKeys))
         continue;
       std::string known;
       for (const char* k : kPocketKeys) known += (known.empty() ? "" : ", ") + std::string(k);
@@ -498,7 +497,8 @@ std::optional<FieldError> ParsePocketExtensions(const json& b, const HttpRequest
   router::RequestPrivacy privacy = router::RequestPrivacy::kPublic;
   for (const std::string& item : HeaderItems(req, "x-pocket-privacy")) {
     auto p = router::ParseRequestPrivacy(item);
-    if (!p.ok()) return FieldError{p.status().WithContext("header x-pocket-privacy"), "x-pocket-privacy"};
+    if (!p.ok())
+      return FieldError{p.status().WithContext("header x-pocket-privacy"), "x-pocket-privacy"};
     privacy = router::MostRestrictive(privacy, *p);
   }
   for (const std::string& item : HeaderItems(req, "x-pocket-private")) {
