@@ -73,7 +73,9 @@ HttpRequest RemoteRequest(const Backend& backend, const std::string& path,
   req.url = base + path;
   req.headers.emplace_back("content-type", "application/json");
   if (!backend.api_key.empty()) req.headers.emplace_back("authorization", "Bearer " + backend.api_key);
-  req.body = body.dump();
+  // Strings were made valid UTF-8 before (GuardOutgoing); `replace` keeps the
+  // serialiser from ever throwing all the same.
+  req.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   req.timeout_ms = backend.timeout_ms;
   req.ca_file = backend.ca_file;
   return req;
@@ -86,12 +88,23 @@ Status HttpStatusError(const Backend& backend, const HttpRequest& req, const Htt
 
 }  // namespace
 
+Status Router::GuardOutgoing(nlohmann::json* body) const {
+  SanitizeUtf8(body);
+  const std::vector<std::string> hits = classifier_.ScanJson(*body);
+  if (hits.empty()) return Status::Ok();
+  std::string names;
+  for (const auto& h : hits) names += (names.empty() ? "" : ",") + h;
+  return Status::Internal("privacy: the outgoing body matches privacy patterns (" + names +
+                          "); not sent");
+}
+
 Result<RemoteReply> Router::CallRemote(const Backend& backend, const std::string& path,
                                        nlohmann::json body) const {
   body["model"] = backend.model;
   body["stream"] = false;
   body.erase("stream_options");
   body.erase("pocket");
+  PK_RETURN_IF_ERROR(GuardOutgoing(&body));
   const HttpRequest req = RemoteRequest(backend, path, body);
   PK_ASSIGN_OR_RETURN(HttpResponse res, HttpFetch(req));
   if (res.status < 200 || res.status > 299) return HttpStatusError(backend, req, res);
@@ -111,6 +124,7 @@ Status Router::CallRemoteStream(const Backend& backend, const std::string& path,
   body["stream"] = true;
   body["stream_options"] = {{"include_usage", true}};
   body.erase("pocket");
+  PK_RETURN_IF_ERROR(GuardOutgoing(&body));
   HttpRequest req = RemoteRequest(backend, path, body);
   req.idle_timeout_ms = backend.timeout_ms;
   req.timeout_ms = std::max(backend.stream_timeout_ms, backend.timeout_ms);

@@ -64,6 +64,10 @@ class Router {
   // backend.base_url + `path` ("/chat/completions", "/completions", "/embeddings") within
   // the backend's timeout. IOError on transport failure (message starts with timeout,
   // unreachable, reset, bad_response) or "http_<code>" for a non-2xx answer.
+  // The last gate before the wire: the body exactly as it will be serialised (strings made
+  // valid UTF-8) is scanned with the classifier's ScanJson(), and nothing is sent when any
+  // pattern matches (Internal, message starting "privacy:"), whatever route led here; a
+  // caller in redact mode must pass an already redacted body.
   Result<RemoteReply> CallRemote(const Backend& backend, const std::string& path,
                                  nlohmann::json body) const;
 
@@ -75,6 +79,7 @@ class Router {
   // IOError as CallRemote's, whether or not events were delivered before it: also
   // "bad_response" for an event that is not a JSON object, an `{"error": ...}` event or
   // a stream that ends without [DONE]. Cancelled when `on_event` returned false.
+  // Guarded like CallRemote.
   Status CallRemoteStream(const Backend& backend, const std::string& path, nlohmann::json body,
                           const RemoteEventFn& on_event) const;
 
@@ -87,6 +92,8 @@ class Router {
   const ApiKey* FindApiKey(const std::string& bearer_token) const;
 
  private:
+  // SanitizeUtf8(body), then Internal "privacy: ..." when ScanJson() finds anything.
+  Status GuardOutgoing(nlohmann::json* body) const;
   Router(Policy policy, PrivacyClassifier classifier, std::unique_ptr<Ledger> ledger)
       : policy_(std::move(policy)), classifier_(std::move(classifier)), ledger_(std::move(ledger)) {}
   Policy policy_;

@@ -6,12 +6,15 @@
 // OpenAI states one), so a remote never sees a request Pocket itself would refuse.
 #include "server/request.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <initializer_list>
 #include <utility>
 
 #include "base/json_limits.h"
+#include "router/privacy.h"
 
 namespace pocket::server {
 namespace {
@@ -519,5 +522,131 @@ std::optional<RequestError> ParseEmbeddingsRequest(const json& b, const RequestL
   }
   return std::nullopt;
 }
+
+namespace {
+
+std::string Lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+// The `pocket` object's keys; any other key is refused, so a misspelt "privcy": "private"
+// cannot silently send a private request out.
+constexpr const char* kPocketKeys[] = {"privacy", "private", "area", "quality", "truncate"};
+
+// Every value of the header `lower_name`, over all its repetitions and comma lists,
+// blanks trimmed, empty items dropped.
+std::vector<std::string> HeaderItems(const HttpRequest& req, const std::string& lower_name) {
+  std::vector<std::string> items;
+  for (const auto& [k, v] : req.headers) {
+    if (k != lower_name) continue;
+    size_t start = 0;
+    while (start <= v.size()) {
+      size_t end = v.find(',', start);
+      if (end == std::string::npos) end = v.size();
+      size_t b = start, e = end;
+      while (b < e && (v[b] == ' ' || v[b] == '\t')) ++b;
+      while (e > b && (v[e - 1] == ' ' || v[e - 1] == '\t')) --e;
+      if (e > b) items.push_back(v.substr(b, e - b));
+      start = end + 1;
+    }
+  }
+  return items;
+}
+
+// Reads the Pocket extensions into `route` (marked_private, area, quality_high) and
+// `truncate`. Every field is type-checked (a FieldError naming it: "pocket.private",
+// "x-pocket-privacy"). Privacy can be stated by the x-pocket-privacy header (repeatable,
+// comma lists allowed), the x-pocket-private header (true/false), pocket.privacy
+// ("public" | "private") and pocket.private (a boolean): the most restrictive statement
+// wins, so no combination of them can make a request marked private go out. For area,
+// quality and truncate the body's value wins over the header's.
+}  // namespace
+
+std::optional<RequestError> ParsePocketExtensions(const json& b, const HttpRequest& req,
+                                                  PocketExtensions* out) {
+  auto bad = [](const std::string& param, const std::string& what) {
+    return Invalid(param, "'" + param + "' " + what);
+  };
+  const json* pocket = nullptr;
+  if (auto it = b.find("pocket"); it != b.end() && !it->is_null()) {
+    if (!it->is_object()) return bad("pocket", "must be an object");
+    pocket = &*it;
+  }
+  auto field = [&](const char* key) -> const json* {
+    if (!pocket) return nullptr;
+    auto it = pocket->find(key);
+    return it == pocket->end() || it->is_null() ? nullptr : &*it;
+  };
+  if (pocket) {
+    for (auto it = pocket->begin(); it != pocket->end(); ++it) {
+      if (std::find_if(std::begin(kPocketKeys), std::end(kPocketKeys),
+                       [&](const char* k) { return it.key() == k; }) != std::end(kPocketKeys))
+        continue;
+      std::string known;
+      for (const char* k : kPocketKeys) known += (known.empty() ? "" : ", ") + std::string(k);
+      return bad("pocket." + router::ValidUtf8(it.key().substr(0, 64)),
+                 "is not a Pocket extension (known: " + known + ")");
+    }
+  }
+
+  router::RequestPrivacy privacy = router::RequestPrivacy::kPublic;
+  for (const std::string& item : HeaderItems(req, "x-pocket-privacy")) {
+    auto p = router::ParseRequestPrivacy(item);
+    if (!p.ok())
+      return RequestError{p.status().WithContext("header x-pocket-privacy"), "x-pocket-privacy", ""};
+    privacy = router::MostRestrictive(privacy, *p);
+  }
+  for (const std::string& item : HeaderItems(req, "x-pocket-private")) {
+    const std::string v = Lower(item);
+    if (v != "true" && v != "false") return bad("x-pocket-private", "must be true or false");
+    if (v == "true") privacy = router::RequestPrivacy::kPrivate;
+  }
+  if (const json* v = field("privacy")) {
+    if (!v->is_string()) return bad("pocket.privacy", "must be a string: public or private");
+    auto p = router::ParseRequestPrivacy(v->get<std::string>());
+    if (!p.ok()) return RequestError{p.status().WithContext("pocket.privacy"), "pocket.privacy", ""};
+    privacy = router::MostRestrictive(privacy, *p);
+  }
+  if (const json* v = field("private")) {
+    if (!v->is_boolean()) return bad("pocket.private", "must be a boolean");
+    if (v->get<bool>()) privacy = router::RequestPrivacy::kPrivate;
+  }
+  out->marked_private = privacy == router::RequestPrivacy::kPrivate;
+
+  std::vector<std::string> areas = HeaderItems(req, "x-pocket-area");
+  std::string area_param = "x-pocket-area";
+  if (const json* v = field("area")) {
+    if (!v->is_string()) return bad("pocket.area", "must be a string");
+    areas.push_back(v->get<std::string>());
+    area_param = "pocket.area";
+  }
+  for (const std::string& a : areas) {
+    if (a != areas.front())
+      return bad(area_param, "names area '" + router::ValidUtf8(a.substr(0, 64)) +
+                                 "' where another statement names '" +
+                                 router::ValidUtf8(areas.front().substr(0, 64)) +
+                                 "' (header x-pocket-area and pocket.area must agree)");
+  }
+  out->area = areas.empty() ? "" : areas.front();
+  std::string quality = req.Header("x-pocket-quality");
+  if (const json* v = field("quality")) {
+    if (!v->is_string()) return bad("pocket.quality", "must be a string");
+    quality = v->get<std::string>();
+  }
+  out->quality_high = Lower(quality) == "high";
+  out->truncate = req.Header("x-pocket-truncate") == "true";
+  if (const json* v = field("truncate")) {
+    if (v->is_boolean()) {
+      out->truncate = v->get<bool>();
+    } else if (v->is_string() && (*v == "true" || *v == "false")) {
+      out->truncate = *v == "true";
+    } else {
+      return bad("pocket.truncate", "must be a boolean");
+    }
+  }
+  return std::nullopt;
+}
+
 
 }  // namespace pocket::server

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "server/http.h"
 #include "runtime/engine.h"
 
 namespace pocket::server {
@@ -65,5 +66,27 @@ struct EmbeddingsFields {
 std::optional<RequestError> ParseEmbeddingsRequest(const nlohmann::json& body,
                                                    const RequestLimits& limits,
                                                    EmbeddingsFields* out);
+
+// The Pocket extensions of a chat or completion request: the body's `pocket` object
+// ({"privacy", "private", "area", "quality", "truncate"}; any other key is refused, so a
+// misspelt "privcy" cannot silently let a private request out) and the x-pocket-* headers.
+struct PocketExtensions {
+  bool marked_private = false;
+  std::string area;  // "" = the policy's default area
+  bool quality_high = false;
+  bool truncate = false;
+};
+
+// Reads and type-checks the extensions of `body` and `request`'s headers (a RequestError
+// naming the field: "pocket.private", "x-pocket-privacy"). Privacy can be stated by the
+// x-pocket-privacy header (repeatable, comma lists allowed), the x-pocket-private header
+// (true/false), pocket.privacy ("public" | "private") and pocket.private (a boolean): the
+// most restrictive statement wins, so no combination of them sends a request marked private
+// out. An area may route to a local-only backend, so area statements that disagree (header
+// and body, or repeated headers) are refused rather than one picked. For quality and
+// truncate the body's value wins over the header's.
+std::optional<RequestError> ParsePocketExtensions(const nlohmann::json& body,
+                                                  const HttpRequest& request,
+                                                  PocketExtensions* out);
 
 }  // namespace pocket::server

@@ -342,5 +342,84 @@ TEST(RequestTest, RandomMutationsOfValidBodiesNeverThrow) {
   }
 }
 
+// The Pocket extensions: privacy stated in several places resolves to the most restrictive
+// statement, wrong types are refused naming the field, and areas that disagree are refused.
+std::optional<RequestError> ParseExt(const json& body, const Headers& headers,
+                                     PocketExtensions* out) {
+  HttpRequest req;
+  req.headers = headers;
+  return ParsePocketExtensions(body, req, out);
+}
+
+TEST(PocketExtensionsTest, MostRestrictivePrivacyWins) {
+  struct Case {
+    json pocket;
+    Headers headers;
+    bool want_private;
+  };
+  const std::vector<Case> cases = {
+      {json::object(), {}, false},
+      {{{"privacy", "public"}}, {{"x-pocket-privacy", "private"}}, true},
+      {{{"privacy", "private"}}, {{"x-pocket-privacy", "public"}}, true},
+      {json::object(), {{"x-pocket-privacy", "public"}, {"x-pocket-privacy", "private"}}, true},
+      {json::object(), {{"x-pocket-privacy", "public, private"}}, true},
+      {json::object(), {{"x-pocket-privacy", "PRIVATE"}}, true},
+      {{{"private", false}}, {{"x-pocket-private", "true"}}, true},
+      {{{"private", true}, {"privacy", "public"}}, {}, true},
+      {{{"privacy", "public"}, {"private", false}}, {{"x-pocket-private", "false"}}, false},
+  };
+  for (const auto& c : cases) {
+    PocketExtensions ext;
+    auto e = ParseExt({{"prompt", "p"}, {"pocket", c.pocket}}, c.headers, &ext);
+    ASSERT_FALSE(e.has_value()) << c.pocket.dump() << ": " << e->status.ToString();
+    EXPECT_EQ(ext.marked_private, c.want_private) << c.pocket.dump();
+  }
+}
+
+TEST(PocketExtensionsTest, WrongTypesAndValuesNameTheField) {
+  struct Case {
+    json body;
+    Headers headers;
+    std::string param;
+  };
+  const std::vector<Case> cases = {
+      {{{"pocket", "private"}}, {}, "pocket"},
+      {{{"pocket", {{"private", "yes"}}}}, {}, "pocket.private"},
+      {{{"pocket", {{"private", 1}}}}, {}, "pocket.private"},
+      {{{"pocket", {{"privacy", 1}}}}, {}, "pocket.privacy"},
+      {{{"pocket", {{"privacy", "secret"}}}}, {}, "pocket.privacy"},
+      {{{"pocket", {{"area", json::array()}}}}, {}, "pocket.area"},
+      {{{"pocket", {{"quality", true}}}}, {}, "pocket.quality"},
+      {{{"pocket", {{"truncate", "yes"}}}}, {}, "pocket.truncate"},
+      {{{"pocket", {{"privcy", "private"}}}}, {}, "pocket.privcy"},
+      {json::object(), {{"x-pocket-privacy", "secret"}}, "x-pocket-privacy"},
+      {json::object(), {{"x-pocket-private", "yes"}}, "x-pocket-private"},
+  };
+  for (const auto& c : cases) {
+    PocketExtensions ext;
+    auto e = ParseExt(c.body, c.headers, &ext);
+    ASSERT_TRUE(e.has_value()) << c.body.dump();
+    EXPECT_EQ(e->param, c.param) << c.body.dump();
+    EXPECT_EQ(e->status.code(), StatusCode::kInvalidArgument) << c.body.dump();
+  }
+}
+
+TEST(PocketExtensionsTest, AreasThatDisagreeAreRefused) {
+  PocketExtensions ext;
+  EXPECT_FALSE(ParseExt({{"pocket", {{"area", "notes"}}}}, {{"x-pocket-area", "notes"}}, &ext));
+  EXPECT_EQ(ext.area, "notes");
+  auto e = ParseExt({{"pocket", {{"area", "public-web"}}}}, {{"x-pocket-area", "medical"}}, &ext);
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->param, "pocket.area");
+  e = ParseExt(json::object(), {{"x-pocket-area", "medical"}, {"x-pocket-area", "public"}}, &ext);
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->param, "x-pocket-area");
+  e = ParseExt(json::object(), {{"x-pocket-area", "medical, public"}}, &ext);
+  ASSERT_TRUE(e.has_value());
+  ext = {};
+  EXPECT_FALSE(ParseExt({{"pocket", {{"area", "notes"}}}}, {}, &ext));
+  EXPECT_EQ(ext.area, "notes");
+}
+
 }  // namespace
 }  // namespace pocket::server

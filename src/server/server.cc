@@ -94,6 +94,7 @@ struct Server::Call {
   std::string api_key_name;
   bool truncate = false;
   json truncated;  // set when messages were dropped
+  json remote_body;  // what a remote call would send (RemoteBody()), scanned for privacy
   // Outcome.
   int http_status = 0;
   int prompt_tokens = 0, completion_tokens = 0;
@@ -374,9 +375,18 @@ void Server::HandleModels(Call& call) {
 
 namespace {
 
-std::string Lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
+// The body a remote call sends, before redaction: the client's body as it came (every
+// field, unknown ones included) less the `pocket` extensions, with max_tokens set when the
+// client gave none, and every string made valid UTF-8 (what the serialiser would send
+// anyway). The privacy scan runs over exactly this; Router::CallRemote only adds the
+// backend's model id and the stream flags.
+json RemoteBody(const json& client_body, int64_t max_tokens) {
+  json body = client_body;
+  body.erase("pocket");
+  if (!body.contains("max_tokens") && !body.contains("max_completion_tokens"))
+    body["max_tokens"] = max_tokens;
+  router::SanitizeUtf8(&body);
+  return body;
 }
 
 }  // namespace
@@ -400,24 +410,16 @@ void Server::HandleGeneration(std::shared_ptr<Call> call) {
   c.gen = std::move(fields.gen);
   c.stream = fields.stream;
   c.include_usage = fields.include_usage;
-  // Pocket extensions.
-  json pocket = b.value("pocket", json::object());
-  if (!pocket.is_object()) {
-    Fail(c, Status::InvalidArgument("'pocket' must be an object"), "", "pocket");
+  // Pocket extensions (the body's `pocket` object and the x-pocket-* headers).
+  PocketExtensions ext;
+  if (auto e = ParsePocketExtensions(b, c.req, &ext)) {
+    Fail(c, e->status, e->code, e->param);
     return done();
   }
-  auto ext = [&](const char* key, const std::string& header) -> std::string {
-    if (auto it = pocket.find(key); it != pocket.end()) {
-      if (it->is_string()) return it->get<std::string>();
-      if (it->is_boolean()) return it->get<bool>() ? "true" : "false";
-    }
-    return c.req.Header(header);
-  };
-  c.route_req.marked_private = Lower(ext("privacy", "x-pocket-privacy")) == "private" ||
-                               pocket.value("private", false) == true;
-  c.route_req.area = ext("area", "x-pocket-area");
-  c.route_req.quality_high = Lower(ext("quality", "x-pocket-quality")) == "high";
-  c.truncate = ext("truncate", "x-pocket-truncate") == "true";
+  c.route_req.marked_private = ext.marked_private;
+  c.route_req.area = std::move(ext.area);
+  c.route_req.quality_high = ext.quality_high;
+  c.truncate = ext.truncate;
 
   // Which model or backend?
   const router::Policy& policy = router_->policy();
@@ -478,10 +480,12 @@ void Server::RunGeneration(std::shared_ptr<Call> call) {
   // Facts for the router.
   std::string text = c.gen.prompt;
   for (const auto& m : c.gen.messages) text += m.content + "\n";
-  c.route_req.privacy_hits = router_->classifier().Scan(text);
   c.route_req.prompt_tokens = router::UpperBoundTokens(text.size() + 16 * c.gen.messages.size());
   c.route_req.max_tokens =
       c.gen.max_tokens > 0 ? c.gen.max_tokens : options_.default_remote_max_tokens;
+  // The privacy scan covers everything a remote call would send, not only the text.
+  c.remote_body = RemoteBody(c.body, c.route_req.max_tokens);
+  c.route_req.privacy_hits = router_->classifier().ScanJson(c.remote_body);
   c.route_req.local_context_length = c.model->context_length();
   if (auto n = c.model->CountPromptTokens(c.gen); n.ok()) c.route_req.local_prompt_tokens = *n;
   auto plan = router_->Plan(c.route_req, c.api_key_name, WallSeconds());
@@ -532,33 +536,18 @@ std::string Sse(const json& j) { return "data: " + Dump(j) + "\n\n"; }
 
 bool Server::RunRemote(Call& c) {
   const router::Backend& backend = *c.plan.backend;
-  json body = c.body;
-  body.erase("pocket");
+  json body = std::move(c.remote_body);
   if (c.plan.decision.redact) {
-    if (c.endpoint == "chat") {
-      for (auto& m : body["messages"]) {
-        if (m.contains("content") && m["content"].is_string())
-          m["content"] = router_->classifier().Redact(m["content"].get<std::string>());
-        else if (m.contains("content") && m["content"].is_array()) {
-          for (auto& part : m["content"]) {
-            if (part.contains("text") && part["text"].is_string())
-              part["text"] = router_->classifier().Redact(part["text"].get<std::string>());
-          }
-        }
-      }
-    } else {
-      body["prompt"] = router_->classifier().Redact(c.gen.prompt);
-    }
-    // Defence in depth: if anything sensitive survived redaction, stay local.
-    if (!router_->classifier().Scan(Dump(body.contains("messages") ? body["messages"] : body["prompt"])).empty()) {
+    // Every string of the body, and text split across strings, is redacted; if anything
+    // still matches afterwards (or sits where it cannot be replaced: a key, a number),
+    // defence in depth: stay local. Router::CallRemote scans the body once more at the wire.
+    if (!router_->classifier().RedactJson(&body)) {
       (void)router_->Release(c.plan);
       c.route_header = "local; reason=privacy_pattern; redaction incomplete";
       c.reason = "privacy_pattern";
       return false;
     }
   }
-  if (!body.contains("max_tokens") && !body.contains("max_completion_tokens"))
-    body["max_tokens"] = c.route_req.max_tokens;
   if (c.stream) return RunRemoteStream(c, body);
   const uint64_t t0 = MonotonicNs();
   auto reply = router_->CallRemote(backend, c.endpoint == "chat" ? "/chat/completions" : "/completions",
