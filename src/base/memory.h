@@ -13,8 +13,8 @@ uint64_t PeakRssBytes();
 // Physical memory that could be allocated now (MemAvailable), in bytes; 0 when unknown.
 uint64_t AvailableMemoryBytes();
 
-// Size of the CPU's last-level cache (L3, else L2) as the OS reports it, in bytes; 0 when
-// unknown. On a VM this is the host's cache, shared with its other tenants.
+// Size of the CPU's last-level cache (L3, else L2) as the OS reports it, in bytes: the
+// kernel's sysfs cache topology of cpu0, else glibc's sysconf; 0 when unknown. On a VM this is the host's cache, shared with its other tenants.
 uint64_t LastLevelCacheBytes();
 
 // For large buffers that are streamed again and again (repacked weights): from 2 MiB up,
