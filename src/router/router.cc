@@ -199,7 +199,7 @@ Status Router::CallRemoteStream(const Backend& backend, const std::string& path,
   return Status::Ok();
 }
 
-Settlement Router::Assess(const RoutePlan& plan, const UsageReport& usage, bool complete) const {
+Settlement Router::Assess(const RoutePlan& plan, const UsageReport& usage, bool complete) {
   Settlement out;
   const int64_t max_prompt = plan.reserved_prompt_tokens;
   const int64_t max_completion = plan.reserved_completion_tokens;

@@ -136,7 +136,7 @@ class Router {
   // and is never credited. `complete`: the response arrived whole; one cut short (the
   // stream broke, the client left) without usage also settles at the reservation (the
   // remote may bill tokens it never sent) but is no anomaly of the remote's.
-  Settlement Assess(const RoutePlan& plan, const UsageReport& usage, bool complete) const;
+  static Settlement Assess(const RoutePlan& plan, const UsageReport& usage, bool complete);
   // Records `settlement` (from Assess) and closes the plan's reservation. The ledger
   // refuses a negative amount or more than reserved (InvalidArgument), and an unknown or
   // closed reservation (NotFound).
