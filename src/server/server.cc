@@ -638,6 +638,9 @@ bool Server::RunRemote(Call& c) {
     limit_named = true;
   }
   if (!limit_named) body["max_tokens"] = c.route_req.max_tokens;
+  // best_of (completions) has the remote generate and bill that many completions: more than
+  // was reserved, and the local model has no such option either. (`n` is refused unless 1.)
+  body.erase("best_of");
   if (c.stream) return RunRemoteStream(c, body);
   const uint64_t t0 = MonotonicNs();
   auto reply = router_->CallRemote(backend, c.endpoint == "chat" ? "/chat/completions" : "/completions",

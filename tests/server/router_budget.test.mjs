@@ -35,22 +35,20 @@ backends = ["local", "cloud"]
 budget_day_usd = 1000
 `);
 
-// The last ledger entry (python3's sqlite3 module: the ledger is SQLite).
+// The last ledger entry and the total spend (python3's sqlite3 module: the ledger is SQLite).
 function lastEntry(file = ledger) {
-  const r = spawnSync('python3', ['-c', 'import sqlite3, sys, json; r = sqlite3.connect(sys.argv[1])' +
-    '.execute("select state, cost_micro_usd, tokens, reserved_micro_usd, reserved_tokens from entries ' +
-    'order by id desc limit 1").fetchone(); print(json.dumps(r))', file], { encoding: 'utf8' });
+  const r = spawnSync('python3', ['-c', 'import sqlite3, sys, json; c = sqlite3.connect(sys.argv[1]); ' +
+    'r = c.execute("select state, cost_micro_usd, tokens, reserved_micro_usd, reserved_tokens from entries ' +
+    'order by id desc limit 1").fetchone(); t = c.execute("select coalesce(sum(cost_micro_usd), 0) ' +
+    'from entries where state != \'released\'").fetchone()[0]; print(json.dumps([r, t]))', file],
+  { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`python3 failed: ${r.stderr}`);
-  const [state, cost, tokens, reserved, reservedTokens] = JSON.parse(r.stdout);
-  return { state, cost, tokens, reserved, reservedTokens };
+  const [row, total] = JSON.parse(r.stdout);
+  const [state, cost, tokens, reserved, reservedTokens] = row ?? [];
+  return { state, cost, tokens, reserved, reservedTokens, total };
 }
 
-function totalSpend(file = ledger) {
-  const r = spawnSync('python3', ['-c', 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1])' +
-    ".execute(\"select coalesce(sum(cost_micro_usd), 0) from entries where state != 'released'\")" +
-    '.fetchone()[0])', file], { encoding: 'utf8' });
-  return Number(r.stdout.trim());
-}
+function totalSpend(file = ledger) { return lastEntry(file).total; }
 
 const remote = await startLyingRemote();
 const env = { POCKET_REMOTE_URL: `${remote.url}/v1` };
@@ -116,7 +114,7 @@ try {
             `${what}: settled within [0, reserved] (${e.cost} of ${e.reserved} micro-USD)`);
       if (kind === '') eq([e.cost, e.tokens], [8000, 8], `${what}: the reported cost is settled`);
       else eq([e.cost, e.tokens], [e.reserved, e.reservedTokens], `${what}: settled at the reservation`);
-      const now = totalSpend();
+      const now = e.total;
       check(now >= spent, `${what}: no credit (${spent} -> ${now})`);
       spent = now;
       if (kind) expectedKinds[kind] = (expectedKinds[kind] ?? 0) + 1;
@@ -148,6 +146,9 @@ try {
   const ce = lastEntry();
   check(comp.status === 200 && comp.text === 'hello' && ce.cost === ce.reserved,
         `completions with absurd usage: answered, settled at the reservation (${ce.cost})`);
+  await remote.set({ usage: honest });
+  await ask({ endpoint: 'completions', extra: { best_of: 20 } });
+  check(!('best_of' in remote.log().at(-1)), 'best_of (20 completions billed, one reserved) is not forwarded');
   expectedKinds.too_large += 1;
 
   // The remote gets the completion limit that was reserved, whatever names the client used.
