@@ -52,9 +52,18 @@ std::string FormatUsd(int64_t micros) {
   return buf;
 }
 
-constexpr const char* kColumns[] = {"id",     "created", "day",   "month",          "area",
-                                    "api_key", "backend", "state", "cost_micro_usd", "tokens",
-                                    "reserved_micro_usd", "reserved_tokens"};
+constexpr const char* kColumns[] = {"id",
+                                    "created",
+                                    "day",
+                                    "month",
+                                    "area",
+                                    "api_key",
+                                    "backend",
+                                    "state",
+                                    "cost_micro_usd",
+                                    "tokens",
+                                    "reserved_micro_usd",
+                                    "reserved_tokens"};
 
 std::string Quoted(const std::string& path) { return "'" + path + "'"; }
 
@@ -69,8 +78,7 @@ Status SqliteFailure(sqlite3* db, const std::string& path, const std::string& wh
   const int rc = sqlite3_extended_errcode(db);
   if (IsCorruptCode(rc))
     return Status::Corruption("ledger: " + Quoted(path) +
-                              " is corrupt or not an SQLite database (" + sqlite3_errmsg(db) +
-                              ")");
+                              " is corrupt or not an SQLite database (" + sqlite3_errmsg(db) + ")");
   return Status::IOError(Err(db, Quoted(path) + ": " + what));
 }
 
@@ -114,17 +122,18 @@ Status CheckBytes(const std::string& path) {
     return Status::Corruption("ledger: " + Quoted(path) +
                               " is not an SQLite database, so not a Pocket ledger");
   if (n < sizeof(h))
-    return Status::Corruption("ledger: " + Quoted(path) + " is truncated (" +
-                              std::to_string(size) + " bytes; its SQLite header alone is 100)");
+    return Status::Corruption("ledger: " + Quoted(path) + " is truncated (" + std::to_string(size) +
+                              " bytes; its SQLite header alone is 100)");
   uint32_t page_size = (uint32_t{h[16]} << 8) | h[17];
   if (page_size == 1) page_size = 65536;
   if (page_size < 512 || page_size > 65536 || (page_size & (page_size - 1)) != 0)
-    return Status::Corruption("ledger: " + Quoted(path) + " has a corrupt SQLite header (page size " +
+    return Status::Corruption("ledger: " + Quoted(path) +
+                              " has a corrupt SQLite header (page size " +
                               std::to_string(page_size) + ")");
   if (size % page_size != 0)
-    return Status::Corruption("ledger: " + Quoted(path) + " is truncated (" +
-                              std::to_string(size) + " bytes is not a whole number of " +
-                              std::to_string(page_size) + "-byte pages)");
+    return Status::Corruption("ledger: " + Quoted(path) + " is truncated (" + std::to_string(size) +
+                              " bytes is not a whole number of " + std::to_string(page_size) +
+                              "-byte pages)");
   // While a write-ahead log or rollback journal holds data, the file itself may be shorter
   // than its header says (a checkpoint cut short); SQLite replays the log then.
   const bool log_pending = FileSize(path + "-wal") > 0 || FileSize(path + "-journal") > 0;
@@ -224,17 +233,16 @@ Status Ledger::CheckSchema(const std::string& path) {
       return Status::Corruption("ledger: " + Quoted(path) + " is a Pocket ledger missing " +
                                 (columns.empty() ? std::string("its table 'entries'")
                                                  : "the column 'entries." + std::string(c) + "'"));
-    return Status::Corruption("ledger: " + Quoted(path) +
-                              " is an SQLite database but not a Pocket ledger (" +
-                              (columns.empty() ? std::string("no table 'entries'")
-                                               : "table 'entries' has no column '" +
-                                                     std::string(c) + "'") +
-                              ")");
+    return Status::Corruption(
+        "ledger: " + Quoted(path) + " is an SQLite database but not a Pocket ledger (" +
+        (columns.empty() ? std::string("no table 'entries'")
+                         : "table 'entries' has no column '" + std::string(c) + "'") +
+        ")");
   }
   if (version > kLedgerSchemaVersion)
-    return Status::NotSupported("ledger: " + Quoted(path) + " has schema version " +
-                                std::to_string(version) + ", made by a newer Pocket (this one reads " +
-                                std::to_string(kLedgerSchemaVersion) + ")");
+    return Status::NotSupported(
+        "ledger: " + Quoted(path) + " has schema version " + std::to_string(version) +
+        ", made by a newer Pocket (this one reads " + std::to_string(kLedgerSchemaVersion) + ")");
   // quick_check reads every page: catches truncation and damage inside the file that the
   // header does not show (O(size), milliseconds for a typical ledger).
   Stmt qc(db_, "PRAGMA quick_check(1)");
@@ -244,8 +252,8 @@ Status Ledger::CheckSchema(const std::string& path) {
   if (!verdict || std::strcmp(verdict, "ok") != 0) {
     std::string why = std::string(verdict ? verdict : "no answer").substr(0, 200);
     std::replace(why.begin(), why.end(), '\n', ' ');  // the message stays one line
-    return Status::Corruption("ledger: " + Quoted(path) + " is corrupt (SQLite quick_check: " +
-                              why + ")");
+    return Status::Corruption("ledger: " + Quoted(path) +
+                              " is corrupt (SQLite quick_check: " + why + ")");
   }
   return Status::Ok();
 }
@@ -268,9 +276,8 @@ Status Ledger::CreateIfMissing(const std::string& path) {
     std::remove((tmp + "-journal").c_str());
   };
   sqlite3* db = nullptr;
-  const int rc = sqlite3_open_v2(tmp.c_str(), &db,
-                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                                 nullptr);
+  const int rc = sqlite3_open_v2(
+      tmp.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = "ledger: cannot create " + Quoted(path) + ": " +
                       (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
@@ -295,8 +302,8 @@ Status Ledger::CreateIfMissing(const std::string& path) {
     if (renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) != 0 &&
         errno != EEXIST) {
       if (stat(path.c_str(), &st) != 0 && std::rename(tmp.c_str(), path.c_str()) != 0)
-        placed = Status::IOError("ledger: cannot create " + Quoted(path) + ": " +
-                                 std::strerror(errno));
+        placed =
+            Status::IOError("ledger: cannot create " + Quoted(path) + ": " + std::strerror(errno));
     }
   }
   cleanup();
@@ -363,8 +370,8 @@ Status Ledger::CheckFile(const std::string& path) {
   }
   PK_RETURN_IF_ERROR(CheckBytes(path));
   sqlite3* db = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
-                                 nullptr);
+  const int rc =
+      sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = "ledger: cannot open " + Quoted(path) + ": " +
                       (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
@@ -493,23 +500,27 @@ Status Ledger::Settle(int64_t id, int64_t micro_usd, int64_t tokens) {
                                    std::to_string(micro_usd) + " micro-USD, " +
                                    std::to_string(tokens) + " tokens)");
   std::lock_guard<std::mutex> lock(mu_);
-  Stmt q(db_, "SELECT reserved_micro_usd, reserved_tokens FROM entries WHERE id=?1 AND state='reserved'");
+  Stmt q(
+      db_,
+      "SELECT reserved_micro_usd, reserved_tokens FROM entries WHERE id=?1 AND state='reserved'");
   if (!q.ok()) return Status::Internal(Err(db_, "prepare settle"));
   q.Bind(1, id);
   const int rc = sqlite3_step(q.get());
-  if (rc == SQLITE_DONE) return Status::NotFound("ledger: no open reservation " + std::to_string(id));
+  if (rc == SQLITE_DONE)
+    return Status::NotFound("ledger: no open reservation " + std::to_string(id));
   if (rc != SQLITE_ROW) return Status::IOError(Err(db_, "settle"));
   const int64_t reserved_micro_usd = sqlite3_column_int64(q.get(), 0);
   const int64_t reserved_tokens = sqlite3_column_int64(q.get(), 1);
   if (micro_usd > reserved_micro_usd || tokens > reserved_tokens)
-    return Status::InvalidArgument(
-        which + ": refusing to settle more than was reserved (" + FormatUsd(micro_usd) + ", " +
-        std::to_string(tokens) + " tokens; reserved " + FormatUsd(reserved_micro_usd) + ", " +
-        std::to_string(reserved_tokens) + " tokens)");
+    return Status::InvalidArgument(which + ": refusing to settle more than was reserved (" +
+                                   FormatUsd(micro_usd) + ", " + std::to_string(tokens) +
+                                   " tokens; reserved " + FormatUsd(reserved_micro_usd) + ", " +
+                                   std::to_string(reserved_tokens) + " tokens)");
   // The bounds again in the update, so it cannot record what the check above refused.
-  Stmt s(db_,
-         "UPDATE entries SET state='settled', cost_micro_usd=?2, tokens=?3"
-         " WHERE id=?1 AND state='reserved' AND ?2 <= reserved_micro_usd AND ?3 <= reserved_tokens");
+  Stmt s(
+      db_,
+      "UPDATE entries SET state='settled', cost_micro_usd=?2, tokens=?3"
+      " WHERE id=?1 AND state='reserved' AND ?2 <= reserved_micro_usd AND ?3 <= reserved_tokens");
   if (!s.ok()) return Status::Internal(Err(db_, "prepare settle"));
   s.Bind(1, id);
   s.Bind(2, micro_usd);

@@ -3,6 +3,8 @@
 // file, a directory, another application's SQLite database, a newer schema) is refused
 // with the path and the reason, left as it was, until MoveAside puts it away. Also the
 // ledger's own refusal to settle a negative amount or more than was reserved.
+#include "router/ledger.h"
+
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 #include <unistd.h>
@@ -11,8 +13,6 @@
 #include <fstream>
 #include <iterator>
 #include <string>
-
-#include "router/ledger.h"
 
 namespace pocket::router {
 namespace {
@@ -26,10 +26,9 @@ class LedgerFileTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = fs::path(::testing::TempDir()) /
-           ("ledger_file_" + std::string(::testing::UnitTest::GetInstance()
-                                             ->current_test_info()
-                                             ->name()) +
-            "_" + std::to_string(getpid()));
+           ("ledger_file_" +
+            std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "_" +
+            std::to_string(getpid()));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     path_ = (dir_ / "ledger.db").string();
@@ -64,7 +63,8 @@ class LedgerFileTest : public ::testing::Test {
     sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
     sqlite3_stmt* s = nullptr;
     int64_t v = -1;
-    if (sqlite3_prepare_v2(db, pragma, -1, &s, nullptr) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+    if (sqlite3_prepare_v2(db, pragma, -1, &s, nullptr) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
       v = sqlite3_column_int64(s, 0);
     sqlite3_finalize(s);
     sqlite3_close(db);
@@ -168,7 +168,8 @@ TEST_F(LedgerFileTest, DirectoryIsRefused) {
 }
 
 TEST_F(LedgerFileTest, OtherSqliteDatabasesAreRefused) {
-  Sql(path_, "CREATE TABLE notes(id INTEGER PRIMARY KEY, text TEXT); INSERT INTO notes VALUES(1,'x');");
+  Sql(path_,
+      "CREATE TABLE notes(id INTEGER PRIMARY KEY, text TEXT); INSERT INTO notes VALUES(1,'x');");
   ExpectRefused("not a Pocket ledger (no table 'entries')");
   fs::remove(path_);
   Sql(path_, "CREATE TABLE entries(id INTEGER PRIMARY KEY, text TEXT);");

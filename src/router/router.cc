@@ -213,9 +213,8 @@ Settlement Router::Assess(const RoutePlan& plan, const UsageReport& usage, bool 
     out.completion_tokens = usage.completion_tokens();
     // Within both bounds the cost is within the reservation (CostMicros grows with each
     // count); the min only guards that promise.
-    out.micro_usd = plan.backend ? CostMicros(*plan.backend, out.prompt_tokens,
-                                              out.completion_tokens)
-                                 : 0;
+    out.micro_usd =
+        plan.backend ? CostMicros(*plan.backend, out.prompt_tokens, out.completion_tokens) : 0;
     out.micro_usd = std::min(out.micro_usd, plan.reserved_micro_usd);
     return out;
   }
@@ -226,9 +225,10 @@ Settlement Router::Assess(const RoutePlan& plan, const UsageReport& usage, bool 
   out.anomaly = anomaly;
   if (!anomaly.empty()) {
     const std::string backend = plan.backend ? plan.backend->name : plan.decision.backend;
-    out.detail = "remote '" + backend + "' reported unusable usage (" + anomaly + "): " +
-                 (usage.reports() ? usage.raw() : std::string("none")) + "; the request allows " +
-                 std::to_string(max_prompt) + " prompt and " + std::to_string(max_completion) +
+    out.detail = "remote '" + backend + "' reported unusable usage (" + anomaly +
+                 "): " + (usage.reports() ? usage.raw() : std::string("none")) +
+                 "; the request allows " + std::to_string(max_prompt) + " prompt and " +
+                 std::to_string(max_completion) +
                  " completion tokens; settled at the reservation instead";
   }
   return out;

@@ -440,7 +440,8 @@ TEST(UsageReportTest, WellFormedUsageIsReadAndNullUsageIsNoReport) {
   EXPECT_EQ(r.completion_tokens(), 3);
   EXPECT_EQ(ReportOf(R"({"prompt_tokens":7,"completion_tokens":3})").anomaly(), "")
       << "total_tokens is optional";
-  EXPECT_EQ(ReportOf(R"({"prompt_tokens":0,"completion_tokens":0,"total_tokens":0})").anomaly(), "");
+  EXPECT_EQ(ReportOf(R"({"prompt_tokens":0,"completion_tokens":0,"total_tokens":0})").anomaly(),
+            "");
   EXPECT_EQ(ReportOf("null").reports(), 0) << "streams carry usage: null until the last event";
   UsageReport none;
   none.Read(nlohmann::json::parse(R"({"choices":[]})"));
@@ -464,8 +465,8 @@ TEST(UsageReportTest, EveryFieldOfEveryWrongTypeIsAnAnomaly) {
       {"-1", "negative"},
       {"-2000000000", "negative"},
       {"-9223372036854775808", "negative"},
-      {"9223372036854775808", "too_large"},   // INT64_MAX + 1: kept unsigned
-      {"18446744073709551615", "too_large"},  // UINT64_MAX: would wrap to -1
+      {"9223372036854775808", "too_large"},     // INT64_MAX + 1: kept unsigned
+      {"18446744073709551615", "too_large"},    // UINT64_MAX: would wrap to -1
       {"18446744073709551616", "not_integer"},  // past UINT64_MAX: a float
   };
   for (const char* field : {"prompt_tokens", "completion_tokens", "total_tokens"}) {
@@ -496,9 +497,10 @@ TEST(UsageReportTest, EveryFieldOfEveryWrongTypeIsAnAnomaly) {
 
 TEST(UsageReportTest, RepeatedStreamUsageCountsTheLargestAndKeepsTheFirstAnomaly) {
   UsageReport r;
-  for (const char* ev : {R"({"usage":null})", R"({"usage":{"prompt_tokens":5,"completion_tokens":1}})",
-                         R"({"usage":{"prompt_tokens":5,"completion_tokens":4}})",
-                         R"({"usage":{"prompt_tokens":5,"completion_tokens":2}})"})
+  for (const char* ev :
+       {R"({"usage":null})", R"({"usage":{"prompt_tokens":5,"completion_tokens":1}})",
+        R"({"usage":{"prompt_tokens":5,"completion_tokens":4}})",
+        R"({"usage":{"prompt_tokens":5,"completion_tokens":2}})"})
     r.Read(nlohmann::json::parse(ev));
   EXPECT_EQ(r.reports(), 3);
   EXPECT_EQ(r.anomaly(), "");
@@ -538,7 +540,8 @@ class AssessTest : public ::testing::Test {
 
 TEST_F(AssessTest, BelievableUsageIsSettledAsReported) {
   RoutePlan plan = Plan();
-  Settlement s = router_->Assess(plan, ReportOf(R"({"prompt_tokens":10,"completion_tokens":16})"), true);
+  Settlement s =
+      router_->Assess(plan, ReportOf(R"({"prompt_tokens":10,"completion_tokens":16})"), true);
   EXPECT_EQ(s.anomaly, "");
   EXPECT_EQ(s.micro_usd, kReserved) << "exactly the bounds is possible";
   s = router_->Assess(plan, ReportOf(R"({"prompt_tokens":4,"completion_tokens":2})"), true);

@@ -2,10 +2,9 @@
 // response body or stream event (JSON); the first two bytes pick the request's bounds.
 // Nothing may crash, and whatever the remote says, the settlement stays within
 // [0, reservation] and believes only counts within the request's bounds.
-#include <nlohmann/json.hpp>
-
 #include <cstddef>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string_view>
 
 #include "base/check.h"

@@ -679,7 +679,8 @@ void Server::SettleRemote(Call& c, const router::UsageReport& usage, bool comple
   c.prompt_tokens = static_cast<int>(settled.prompt_tokens);
   c.completion_tokens = static_cast<int>(settled.completion_tokens);
   c.cost_usd = router::MicrosToUsd(settled.micro_usd);
-  const std::string area = c.route_req.area.empty() ? router_->policy().default_area : c.route_req.area;
+  const std::string area =
+      c.route_req.area.empty() ? router_->policy().default_area : c.route_req.area;
   metrics_.Add("pocket_remote_cost_usd_total", {{"area", area}, {"backend", backend.name}},
                c.cost_usd);
   metrics_.Add("pocket_prompt_tokens_total", {{"route", "remote"}}, c.prompt_tokens);
