@@ -253,4 +253,5 @@ const fresh = path.join(dir, 'sub', 'fresh.db');
 fs.mkdirSync(path.dirname(fresh));
 const f = await runPocket(budgetArgs(fresh));
 check(f.code === 0 && fs.existsSync(fresh), 'a missing ledger is created');
+fs.rmSync(dir, { recursive: true, force: true });
 done();
