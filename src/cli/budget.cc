@@ -4,6 +4,7 @@
 
 #include "base/clock.h"
 #include "cli/command.h"
+#include "cli/ledger_flags.h"
 #include "router/ledger.h"
 #include "router/policy.h"
 
@@ -13,6 +14,7 @@ namespace {
 struct BudgetFlags {
   std::string policy;
   std::string ledger = DefaultLedgerPath();
+  bool reset_ledger = false;
   bool check = false;
   double threshold = 0.9;
   bool json = false;
@@ -35,6 +37,7 @@ int RunBudget(const BudgetFlags& f) {
   if (path == DefaultLedgerPath()) {
     if (Status s = EnsureParentDirectory(path); !s.ok()) return Fail("budget", s);
   }
+  if (Status s = PrepareLedger("budget", path, f.reset_ledger); !s.ok()) return Fail("budget", s);
   auto ledger = router::Ledger::Open(path);
   if (!ledger.ok()) return Fail("budget", ledger.status());
   const double now = WallSeconds();
@@ -90,6 +93,7 @@ CommandMain Configure(CLI::App& app) {
   auto f = std::make_shared<BudgetFlags>();
   app.add_option("--policy", f->policy, "router policy (TOML) with the areas and their budgets");
   app.add_option("--ledger", f->ledger, "ledger file (unless the policy names one; default: as pocket serve, ~/.local/state/pocket/ledger.db)");
+  app.add_flag("--reset-ledger", f->reset_ledger, kResetLedgerHelp);
   app.add_flag("--check", f->check, "exit 1 when any budget is at or over --threshold");
   app.add_option("--threshold", f->threshold, "fraction of a limit that counts as over")
       ->check(CLI::Range(0.0, 10.0));

@@ -9,6 +9,7 @@
 #include "base/file.h"
 #include "base/log.h"
 #include "cli/command.h"
+#include "cli/ledger_flags.h"
 #include "router/policy.h"
 #include "server/fake_model.h"
 #include "server/runtime_model.h"
@@ -27,6 +28,7 @@ struct ServeFlags {
   int port = 8080;
   std::string port_file;
   std::string ledger = DefaultLedgerPath();
+  bool reset_ledger = false;
   int threads = 0;
   int context = 0;
   int max_active = 8;
@@ -66,6 +68,12 @@ int RunServe(const ServeFlags& f) {
     if (!p.ok()) return Fail("serve", p.status());
     policy = std::move(*p);
   }
+  // Before a model loads: a damaged ledger stops start-up at once (or, asked to, is moved
+  // aside).
+  if (Status s = PrepareLedger("serve", policy.ledger_path.empty() ? f.ledger : policy.ledger_path,
+                               f.reset_ledger);
+      !s.ok())
+    return Fail("serve", s);
   for (const auto& b : policy.backends) {
     if (!b.disabled_reason.empty())
       std::fprintf(stderr, "pocket serve: backend '%s' disabled: %s\n", b.name.c_str(),
@@ -146,6 +154,7 @@ CommandMain Configure(CLI::App& app) {
   app.add_option("--port-file", f->port_file, "write the bound port to this file once listening");
   app.add_option("--ledger", f->ledger, "SQLite ledger of remote spend (unless the policy names one; default: "
                  "$XDG_STATE_HOME/pocket/ledger.db or ~/.local/state/pocket/ledger.db)");
+  app.add_flag("--reset-ledger", f->reset_ledger, kResetLedgerHelp);
   app.add_option("--threads", f->threads, "compute threads (0: all cores)");
   app.add_option("--context", f->context, "context length (0: the model's, capped at 4096)");
   app.add_option("--max-active", f->max_active, "requests generating at once")

@@ -5,9 +5,15 @@
 // file) can never together exceed it: the check and the insert happen in one
 // BEGIN IMMEDIATE transaction. After the call Settle() records the real cost from the
 // response's usage, or Release() drops the reservation when nothing was spent.
+// Settle() never records a negative amount or more than was reserved: the reservation is
+// the worst case, and what a remote reports is clamped by the caller (Router::Assess).
 // Schema (table `entries`): id, created (unix s), day ('YYYY-MM-DD'), month ('YYYY-MM'),
 // area, api_key, backend, state ('reserved'|'settled'|'released'), cost_micro_usd,
-// tokens, reserved_micro_usd, reserved_tokens.
+// tokens, reserved_micro_usd, reserved_tokens. The file is marked as a Pocket ledger by
+// SQLite's header fields application_id = kLedgerApplicationId and user_version =
+// kLedgerSchemaVersion, written with the table when the file is created. Ledgers made
+// before these marks existed carry application_id 0: they are accepted when they hold the
+// `entries` table with every column above, and marked on open.
 // Called by the server per remote request and by `pocket budget`. Thread safety: all
 // methods are thread-safe (one connection guarded by a mutex; SQLite serializes writers
 // across processes).
@@ -48,11 +54,35 @@ struct BudgetScope {
   Budget limit;
 };
 
+// SQLite header application_id of a Pocket ledger ("PkLg"), and its schema version.
+inline constexpr uint32_t kLedgerApplicationId = 0x506B4C67;
+inline constexpr int kLedgerSchemaVersion = 1;
+
 class Ledger {
  public:
-  // Opens or creates the ledger at `path` (":memory:" for tests). IOError naming the
-  // path when SQLite cannot open it or set WAL mode.
+  // Opens the ledger at `path` (":memory:" for tests), creating it when no file exists
+  // there: the new file is built beside `path` and linked into place whole, so a file
+  // found at `path` is never one being created by another process. An existing file is
+  // checked first (CheckFile): Corruption naming the path and what is wrong when it is
+  // not a usable Pocket ledger (never silently replaced: a fresh ledger would forget the
+  // spend); NotSupported when a newer Pocket made it; IOError naming the path when SQLite
+  // cannot open it or set WAL mode.
   static Result<std::unique_ptr<Ledger>> Open(const std::string& path);
+
+  // Checks the file at `path` without creating or changing anything. Ok when there is no
+  // file (a first run creates one) or it is a Pocket ledger. Corruption, one line naming
+  // the path and the problem, when it is a directory or not a regular file, empty,
+  // truncated (shorter than its SQLite header says, or not whole pages), not an SQLite
+  // database, an SQLite database of another application (no `entries` table with the
+  // ledger's columns, or another application_id), fails SQLite's quick_check, or when
+  // its write-ahead log exists without it. NotSupported for a newer schema version.
+  // IOError when it cannot be read. Reads the whole file (quick_check): linear in its size.
+  static Status CheckFile(const std::string& path);
+
+  // Moves an unusable ledger at `path` (and its -wal and -shm files) aside to
+  // `path`.bad-YYYYMMDDTHHMMSSZ (a -N suffix when that exists), so that Open creates a
+  // new one; nothing is deleted. Returns the new name. IOError when the rename fails.
+  static Result<std::string> MoveAside(const std::string& path, double now_s);
   ~Ledger();
 
   // Reserves `micro_usd` and `tokens` against every scope at time `now_s` (unix seconds).
@@ -61,7 +91,8 @@ class Ledger {
   Result<int64_t> Reserve(const std::vector<BudgetScope>& scopes, const std::string& backend,
                           int64_t micro_usd, int64_t tokens, double now_s);
   // Records the real cost of reservation `id`. NotFound for an unknown or already
-  // settled/released id.
+  // settled/released id. InvalidArgument, and nothing written (the reservation stays open,
+  // counting its worst case), for a negative amount or one above what was reserved.
   Status Settle(int64_t id, int64_t micro_usd, int64_t tokens);
   // Drops reservation `id` (the remote call failed before spending).
   Status Release(int64_t id);
@@ -74,6 +105,11 @@ class Ledger {
  private:
   explicit Ledger(sqlite3* db) : db_(db) {}
   Status Exec(const char* sql);
+  static Status CreateIfMissing(const std::string& path);
+  // Creates the table and indexes and marks the file as a Pocket ledger.
+  Status InitSchema();
+  // The SQLite-level checks of CheckFile, on this connection.
+  Status CheckSchema(const std::string& path);
   Result<Spend> SpendLocked(BudgetScope::Kind kind, const std::string& name,
                             const std::string& day, const std::string& month);
   std::mutex mu_;

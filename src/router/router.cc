@@ -1,6 +1,9 @@
+// The router facade: planning with the budget reservation, the remote calls (plain and
+// streamed), and settlement: checking what a remote reports before the ledger records it.
 #include "router/router.h"
 
 #include <algorithm>
+#include <limits>
 #include <string_view>
 
 #include "base/json_limits.h"
@@ -43,6 +46,8 @@ Result<RoutePlan> Router::Plan(const RouteRequest& request, const std::string& a
     if (!id.ok()) return id.status();
     plan.reservation_id = *id;
     plan.reserved_micro_usd = cost;
+    plan.reserved_prompt_tokens = request.prompt_tokens;
+    plan.reserved_completion_tokens = request.max_tokens;
     return Status::Ok();
   };
   PK_ASSIGN_OR_RETURN(plan.decision, Decide(policy_, request, reserve));
@@ -50,16 +55,50 @@ Result<RoutePlan> Router::Plan(const RouteRequest& request, const std::string& a
   return plan;
 }
 
-bool ReadUsage(const nlohmann::json& body, int64_t* prompt_tokens, int64_t* completion_tokens) {
+void UsageReport::Read(const nlohmann::json& body) {
   const auto it = body.find("usage");
-  if (it == body.end() || !it->is_object()) return false;
-  const auto pt = it->find("prompt_tokens");
-  const auto ct = it->find("completion_tokens");
-  if (pt == it->end() || !pt->is_number_integer() || ct == it->end() || !ct->is_number_integer())
-    return false;
-  *prompt_tokens = pt->get<int64_t>();
-  *completion_tokens = ct->get<int64_t>();
-  return true;
+  if (it == body.end() || it->is_null()) return;
+  ++reports_;
+  raw_ = it->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).substr(0, 200);
+  auto flag = [&](const char* kind) {
+    if (anomaly_.empty()) anomaly_ = kind;
+  };
+  if (!it->is_object()) return flag("not_integer");
+  // One field: a JSON integer that fits int64_t and is >= 0. nlohmann keeps integers past
+  // INT64_MAX as unsigned (a get<int64_t> would wrap them negative) and those past
+  // UINT64_MAX as floats: both are checked before any conversion.
+  auto field = [&](const char* name, int64_t* out) -> bool {
+    const auto f = it->find(name);
+    if (f == it->end()) return false;
+    if (f->is_number_unsigned()) {
+      if (f->get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+        flag("too_large");
+        return false;
+      }
+      *out = static_cast<int64_t>(f->get<uint64_t>());
+      return true;
+    }
+    if (!f->is_number_integer()) {
+      flag("not_integer");
+      return false;
+    }
+    *out = f->get<int64_t>();
+    if (*out < 0) {
+      flag("negative");
+      return false;
+    }
+    return true;
+  };
+  int64_t prompt = 0, completion = 0, total = 0;
+  const bool has_prompt = field("prompt_tokens", &prompt);
+  const bool has_completion = field("completion_tokens", &completion);
+  const bool has_total = field("total_tokens", &total);
+  if (!anomaly_.empty()) return;
+  if (!has_prompt || !has_completion) return flag("missing");
+  if (prompt > std::numeric_limits<int64_t>::max() - completion) return flag("too_large");
+  if (has_total && total != prompt + completion) return flag("inconsistent");
+  prompt_tokens_ = std::max(prompt_tokens_, prompt);
+  completion_tokens_ = std::max(completion_tokens_, completion);
 }
 
 namespace {
@@ -114,7 +153,7 @@ Result<RemoteReply> Router::CallRemote(const Backend& backend, const std::string
     return Status::IOError("bad_response: " + backend.name + ": " +
                            (parsed.ok() ? "response is not a JSON object" : parsed.status().message()));
   reply.body = std::move(*parsed);
-  ReadUsage(reply.body, &reply.prompt_tokens, &reply.completion_tokens);
+  reply.usage.Read(reply.body);
   return reply;
 }
 
@@ -184,11 +223,45 @@ Status Router::CallRemoteStream(const Backend& backend, const std::string& path,
   return Status::Ok();
 }
 
-Status Router::Settle(const RoutePlan& plan, int64_t prompt_tokens, int64_t completion_tokens) {
+Settlement Router::Assess(const RoutePlan& plan, const UsageReport& usage, bool complete) {
+  Settlement out;
+  const int64_t max_prompt = plan.reserved_prompt_tokens;
+  const int64_t max_completion = plan.reserved_completion_tokens;
+  std::string anomaly = usage.anomaly();
+  if (anomaly.empty() && usage.reports() == 0 && complete) anomaly = "missing";
+  if (anomaly.empty() && usage.reports() > 0 &&
+      (usage.prompt_tokens() > max_prompt || usage.completion_tokens() > max_completion))
+    anomaly = "too_large";
+  if (anomaly.empty() && usage.reports() > 0) {
+    out.prompt_tokens = usage.prompt_tokens();
+    out.completion_tokens = usage.completion_tokens();
+    // Within both bounds the cost is within the reservation (CostMicros grows with each
+    // count); the min only guards that promise.
+    out.micro_usd =
+        plan.backend ? CostMicros(*plan.backend, out.prompt_tokens, out.completion_tokens) : 0;
+    out.micro_usd = std::min(out.micro_usd, plan.reserved_micro_usd);
+    return out;
+  }
+  // The worst case: what was reserved.
+  out.prompt_tokens = max_prompt;
+  out.completion_tokens = max_completion;
+  out.micro_usd = plan.reserved_micro_usd;
+  out.anomaly = anomaly;
+  if (!anomaly.empty()) {
+    const std::string backend = plan.backend ? plan.backend->name : plan.decision.backend;
+    out.detail = "remote '" + backend + "' reported unusable usage (" + anomaly +
+                 "): " + (usage.reports() ? usage.raw() : std::string("none")) +
+                 "; the request allows " + std::to_string(max_prompt) + " prompt and " +
+                 std::to_string(max_completion) +
+                 " completion tokens; settled at the reservation instead";
+  }
+  return out;
+}
+
+Status Router::Settle(const RoutePlan& plan, const Settlement& settlement) {
   if (plan.reservation_id < 0 || !plan.backend) return Status::Ok();
-  return ledger_->Settle(plan.reservation_id,
-                         CostMicros(*plan.backend, prompt_tokens, completion_tokens),
-                         prompt_tokens + completion_tokens);
+  return ledger_->Settle(plan.reservation_id, settlement.micro_usd,
+                         settlement.prompt_tokens + settlement.completion_tokens);
 }
 
 Status Router::Release(const RoutePlan& plan) {

@@ -2,8 +2,11 @@
 // with an atomic budget reservation, the remote call, and settlement. Owns the policy,
 // the privacy classifier and the ledger.
 // Flow per request: Plan() -> if remote: CallRemote() (or CallRemoteStream() when the
-// client streams) -> Settle() (or Release() and run locally: the fallback) -> the
-// decision's Header() goes into x-pocket-route.
+// client streams) -> Assess() the usage the remote reported -> Settle() (or Release() and
+// run locally: the fallback) -> the decision's Header() goes into x-pocket-route.
+// Nothing a remote reports is believed unchecked: usage that is missing, of the wrong JSON
+// type, negative, inconsistent or more than the request could have used is an anomaly and
+// settles at the reservation, the most the request could have cost (see Assess).
 // Thread safety: all methods are thread-safe.
 #pragma once
 
@@ -26,18 +29,63 @@ struct RoutePlan {
   RouteDecision decision;
   const Backend* backend = nullptr;  // into the router's policy
   int64_t reservation_id = -1;       // >= 0 when a remote budget reservation is open
+  // The reservation: the worst case of this request, and the bounds the remote's usage is
+  // checked against. prompt: RouteRequest::prompt_tokens (an upper bound from the
+  // request's bytes); completion: RouteRequest::max_tokens (the limit the remote gets).
   int64_t reserved_micro_usd = 0;
+  int64_t reserved_prompt_tokens = 0;
+  int64_t reserved_completion_tokens = 0;
+};
+
+// The usage a remote reported in a response or across the events of a stream, each field
+// checked as it is read. The `kind` label of pocket_remote_usage_anomalies_total, and
+// anomaly(), name what was wrong (Router::Assess adds the last two):
+//   not_integer   usage, or one of its token fields, is not a JSON integer (a string,
+//                 float, bool, null, object or array)
+//   negative      a token field below 0
+//   too_large     a token field past int64, or more than the request allows (prompt_tokens
+//                 over the prompt's upper bound, completion_tokens over max_tokens)
+//   inconsistent  total_tokens present but not prompt_tokens + completion_tokens
+//   missing       no usage at all in a whole response, or no prompt_tokens or
+//                 completion_tokens in it
+class UsageReport {
+ public:
+  // Reads `body["usage"]`. An absent or null usage is no report: a stream carries
+  // "usage": null on every event but its last. A stream may report usage more than once
+  // (some remotes repeat it on each event, cumulative): every report is checked, the
+  // largest value of each field counts, and the first anomaly is kept.
+  void Read(const nlohmann::json& body);
+
+  int reports() const { return reports_; }
+  const std::string& anomaly() const { return anomaly_; }
+  int64_t prompt_tokens() const { return prompt_tokens_; }
+  int64_t completion_tokens() const { return completion_tokens_; }
+  // The last usage reported, as sent (compact JSON cut at 200 bytes), for the log.
+  const std::string& raw() const { return raw_; }
+
+ private:
+  int reports_ = 0;
+  std::string anomaly_;
+  int64_t prompt_tokens_ = 0;
+  int64_t completion_tokens_ = 0;
+  std::string raw_;
+};
+
+// What a remote call settles in the ledger.
+struct Settlement {
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+  int64_t micro_usd = 0;
+  std::string anomaly;  // "" when the remote's usage was believed; else a kind (UsageReport)
+  // With an anomaly: one line naming the backend, the usage reported, the bounds and what
+  // is settled instead, for the log.
+  std::string detail;
 };
 
 struct RemoteReply {
   nlohmann::json body;  // the backend's JSON response
-  int64_t prompt_tokens = 0;
-  int64_t completion_tokens = 0;
+  UsageReport usage;    // read from body, not yet checked against the plan
 };
-
-// Reads usage.prompt_tokens / usage.completion_tokens of an OpenAI response or stream
-// chunk; false (outputs untouched) when `body` has no such usage.
-bool ReadUsage(const nlohmann::json& body, int64_t* prompt_tokens, int64_t* completion_tokens);
 
 // Called with each event of a remote stream as it arrives (a JSON object, not [DONE]);
 // return false to stop the stream.
@@ -83,8 +131,21 @@ class Router {
   Status CallRemoteStream(const Backend& backend, const std::string& path, nlohmann::json body,
                           const RemoteEventFn& on_event) const;
 
-  // Records the real cost of a remote call (from its usage) and closes the reservation.
-  Status Settle(const RoutePlan& plan, int64_t prompt_tokens, int64_t completion_tokens);
+  // What the remote call of `plan` costs, from the usage it reported. Believed only when
+  // every report was well-formed (UsageReport) and within the request's bounds: prompt
+  // tokens <= plan.reserved_prompt_tokens, completion tokens <=
+  // plan.reserved_completion_tokens; then the cost at the backend's prices (never above the
+  // reservation). Otherwise an anomaly, settled at the reservation: what the remote really
+  // billed cannot be known, and the reservation is the most this request could have cost,
+  // so the ledger never under-counts, never counts more than the budget already granted,
+  // and is never credited. `complete`: the response arrived whole; one cut short (the
+  // stream broke, the client left) without usage also settles at the reservation (the
+  // remote may bill tokens it never sent) but is no anomaly of the remote's.
+  static Settlement Assess(const RoutePlan& plan, const UsageReport& usage, bool complete);
+  // Records `settlement` (from Assess) and closes the plan's reservation. The ledger
+  // refuses a negative amount or more than reserved (InvalidArgument), and an unknown or
+  // closed reservation (NotFound).
+  Status Settle(const RoutePlan& plan, const Settlement& settlement);
   // Drops the reservation (remote call failed). No-op when none is open.
   Status Release(const RoutePlan& plan);
 

@@ -366,7 +366,7 @@ TEST(LedgerTest, TokenAndKeyBudgets) {
 
 TEST(LedgerTest, ConcurrentReservationsNeverExceedBudget) {
   const std::string path = ::testing::TempDir() + "/ledger_concurrent.db";
-  std::filesystem::remove(path);
+  for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
   Budget b;
   b.day_usd = 0.01;  // 10000 micro-USD; each reservation is 700 -> at most 14 fit
   std::atomic<int> granted{0};
@@ -387,7 +387,8 @@ TEST(LedgerTest, ConcurrentReservationsNeverExceedBudget) {
   auto l = Ledger::Open(path);
   auto sp = (*l)->SpendFor(BudgetScope::Kind::kArea, "chat", kNow);
   EXPECT_LE(sp->day_micro_usd, 10000);
-  std::filesystem::remove(path);
+  l->reset();
+  for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
 }
 
 TEST(CostTest, RoundsUp) {
@@ -413,9 +414,187 @@ TEST(RouterTest, PlanReservesAndSettles) {
   EXPECT_GE(plan->reservation_id, 0);
   // 10 in at 500 micro/token... 0.5/1k = 500 micro per token; 16 out at 1500.
   EXPECT_EQ(plan->reserved_micro_usd, 10 * 500 + 16 * 1500);
-  ASSERT_TRUE((*router)->Settle(*plan, 4, 2).ok());
+  UsageReport usage;
+  usage.Read(nlohmann::json::parse(R"({"usage":{"prompt_tokens":4,"completion_tokens":2}})"));
+  const Settlement settled = (*router)->Assess(*plan, usage, /*complete=*/true);
+  EXPECT_EQ(settled.anomaly, "");
+  ASSERT_TRUE((*router)->Settle(*plan, settled).ok());
   auto sp = (*router)->ledger().SpendFor(BudgetScope::Kind::kArea, "chat", kNow);
   EXPECT_EQ(sp->day_micro_usd, 4 * 500 + 2 * 1500);
+}
+
+// ---- Usage a remote reports ----
+
+// The usage of one response, read and checked.
+UsageReport ReportOf(const std::string& usage_json) {
+  UsageReport r;
+  r.Read(nlohmann::json::parse(R"({"choices":[],"usage":)" + usage_json + "}"));
+  return r;
+}
+
+TEST(UsageReportTest, WellFormedUsageIsReadAndNullUsageIsNoReport) {
+  UsageReport r = ReportOf(R"({"prompt_tokens":7,"completion_tokens":3,"total_tokens":10})");
+  EXPECT_EQ(r.reports(), 1);
+  EXPECT_EQ(r.anomaly(), "");
+  EXPECT_EQ(r.prompt_tokens(), 7);
+  EXPECT_EQ(r.completion_tokens(), 3);
+  EXPECT_EQ(ReportOf(R"({"prompt_tokens":7,"completion_tokens":3})").anomaly(), "")
+      << "total_tokens is optional";
+  EXPECT_EQ(ReportOf(R"({"prompt_tokens":0,"completion_tokens":0,"total_tokens":0})").anomaly(),
+            "");
+  EXPECT_EQ(ReportOf("null").reports(), 0) << "streams carry usage: null until the last event";
+  UsageReport none;
+  none.Read(nlohmann::json::parse(R"({"choices":[]})"));
+  EXPECT_EQ(none.reports(), 0);
+}
+
+// Every token field, with every JSON type a lying or broken remote might send.
+TEST(UsageReportTest, EveryFieldOfEveryWrongTypeIsAnAnomaly) {
+  const std::vector<std::pair<std::string, std::string>> bad_values = {
+      {R"("5")", "not_integer"},
+      {R"("-5")", "not_integer"},
+      {"5.0", "not_integer"},
+      {"5.5", "not_integer"},
+      {"1e30", "not_integer"},
+      {"1.7976931348623157e308", "not_integer"},  // (1e400 is no JSON nlohmann parses: the
+      {"-1e308", "not_integer"},                  // response is bad_response, no usage)
+      {"true", "not_integer"},
+      {"null", "not_integer"},
+      {R"({"n":5})", "not_integer"},
+      {"[5]", "not_integer"},
+      {"-1", "negative"},
+      {"-2000000000", "negative"},
+      {"-9223372036854775808", "negative"},
+      {"9223372036854775808", "too_large"},     // INT64_MAX + 1: kept unsigned
+      {"18446744073709551615", "too_large"},    // UINT64_MAX: would wrap to -1
+      {"18446744073709551616", "not_integer"},  // past UINT64_MAX: a float
+  };
+  for (const char* field : {"prompt_tokens", "completion_tokens", "total_tokens"}) {
+    for (const auto& [value, kind] : bad_values) {
+      nlohmann::json usage = {{"prompt_tokens", 7}, {"completion_tokens", 3}, {"total_tokens", 10}};
+      std::string text = usage.dump();
+      const std::string key = std::string("\"") + field + "\":";
+      const size_t at = text.find(key) + key.size();
+      text.replace(at, text.find_first_of(",}", at) - at, value);
+      UsageReport r = ReportOf(text);
+      EXPECT_EQ(r.reports(), 1) << text;
+      EXPECT_EQ(r.anomaly(), kind) << text;
+    }
+  }
+  EXPECT_EQ(ReportOf(R"({"completion_tokens":3})").anomaly(), "missing");
+  EXPECT_EQ(ReportOf(R"({"prompt_tokens":7})").anomaly(), "missing");
+  EXPECT_EQ(ReportOf(R"({"total_tokens":10})").anomaly(), "missing");
+  EXPECT_EQ(ReportOf("{}").anomaly(), "missing");
+  EXPECT_EQ(ReportOf(R"("lots")").anomaly(), "not_integer");
+  EXPECT_EQ(ReportOf("12").anomaly(), "not_integer");
+  EXPECT_EQ(ReportOf("[]").anomaly(), "not_integer");
+  EXPECT_EQ(ReportOf(R"({"prompt_tokens":7,"completion_tokens":3,"total_tokens":11})").anomaly(),
+            "inconsistent");
+  EXPECT_EQ(ReportOf(R"({"prompt_tokens":9223372036854775807,"completion_tokens":1})").anomaly(),
+            "too_large")
+      << "a sum past int64 does not overflow";
+}
+
+TEST(UsageReportTest, RepeatedStreamUsageCountsTheLargestAndKeepsTheFirstAnomaly) {
+  UsageReport r;
+  for (const char* ev :
+       {R"({"usage":null})", R"({"usage":{"prompt_tokens":5,"completion_tokens":1}})",
+        R"({"usage":{"prompt_tokens":5,"completion_tokens":4}})",
+        R"({"usage":{"prompt_tokens":5,"completion_tokens":2}})"})
+    r.Read(nlohmann::json::parse(ev));
+  EXPECT_EQ(r.reports(), 3);
+  EXPECT_EQ(r.anomaly(), "");
+  EXPECT_EQ(r.completion_tokens(), 4) << "a later, smaller report cannot lower the count";
+  r.Read(nlohmann::json::parse(R"({"usage":{"prompt_tokens":-5,"completion_tokens":2}})"));
+  r.Read(nlohmann::json::parse(R"({"usage":{"prompt_tokens":"x","completion_tokens":2}})"));
+  EXPECT_EQ(r.anomaly(), "negative");
+  EXPECT_NE(r.raw().find("\"x\""), std::string::npos) << "raw() is the last report: " << r.raw();
+}
+
+// A router with the test policy's "cloud" (0.5 / 1.5 USD per 1K tokens in / out) and a plan
+// that reserved 10 prompt and 16 completion tokens (see Req()).
+class AssessTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    policy_ = MustParse(kPolicy);
+    auto router = Router::Create(policy_, ":memory:");
+    ASSERT_TRUE(router.ok()) << router.status().ToString();
+    router_ = std::move(*router);
+  }
+  RoutePlan Plan() {
+    auto r = Req();
+    r.quality_high = true;
+    auto plan = router_->Plan(r, "", 1.8e9);
+    EXPECT_TRUE(plan.ok());
+    EXPECT_EQ(plan->reserved_prompt_tokens, 10);
+    EXPECT_EQ(plan->reserved_completion_tokens, 16);
+    return *plan;
+  }
+  int64_t Spent() {
+    return router_->ledger().SpendFor(BudgetScope::Kind::kArea, "chat", 1.8e9)->day_micro_usd;
+  }
+  static constexpr int64_t kReserved = 10 * 500 + 16 * 1500;
+  Policy policy_;
+  std::unique_ptr<Router> router_;
+};
+
+TEST_F(AssessTest, BelievableUsageIsSettledAsReported) {
+  RoutePlan plan = Plan();
+  Settlement s =
+      router_->Assess(plan, ReportOf(R"({"prompt_tokens":10,"completion_tokens":16})"), true);
+  EXPECT_EQ(s.anomaly, "");
+  EXPECT_EQ(s.micro_usd, kReserved) << "exactly the bounds is possible";
+  s = router_->Assess(plan, ReportOf(R"({"prompt_tokens":4,"completion_tokens":2})"), true);
+  EXPECT_EQ(s.micro_usd, 4 * 500 + 2 * 1500);
+  ASSERT_TRUE(router_->Settle(plan, s).ok());
+  EXPECT_EQ(Spent(), 4 * 500 + 2 * 1500);
+}
+
+// Whatever the remote says, the ledger records between 0 and the reservation, never a
+// credit and never more than reserved, and says why.
+TEST_F(AssessTest, UnbelievableUsageSettlesAtTheReservation) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"({"prompt_tokens":10,"completion_tokens":2000000000})", "too_large"},
+      {R"({"prompt_tokens":11,"completion_tokens":1})", "too_large"},
+      {R"({"prompt_tokens":1,"completion_tokens":17})", "too_large"},
+      {R"({"prompt_tokens":-2000000000,"completion_tokens":5})", "negative"},
+      {R"({"prompt_tokens":5,"completion_tokens":-1})", "negative"},
+      {R"({"prompt_tokens":"5","completion_tokens":"1"})", "not_integer"},
+      {R"({"prompt_tokens":5.5,"completion_tokens":1})", "not_integer"},
+      {R"({"prompt_tokens":null,"completion_tokens":1})", "not_integer"},
+      {R"({"prompt_tokens":{},"completion_tokens":1})", "not_integer"},
+      {R"({"prompt_tokens":18446744073709551615,"completion_tokens":1})", "too_large"},
+      {R"({"prompt_tokens":5,"completion_tokens":1,"total_tokens":-6})", "negative"},
+      {R"({"prompt_tokens":5,"completion_tokens":1,"total_tokens":600})", "inconsistent"},
+      {R"({"completion_tokens":1})", "missing"},
+  };
+  int64_t spent = 0;
+  for (const auto& [usage, kind] : cases) {
+    RoutePlan plan = Plan();
+    Settlement s = router_->Assess(plan, ReportOf(usage), /*complete=*/true);
+    EXPECT_EQ(s.anomaly, kind) << usage;
+    EXPECT_EQ(s.micro_usd, kReserved) << usage;
+    EXPECT_EQ(s.prompt_tokens, 10);
+    EXPECT_EQ(s.completion_tokens, 16);
+    EXPECT_NE(s.detail.find("remote 'cloud'"), std::string::npos) << s.detail;
+    EXPECT_NE(s.detail.find(kind), std::string::npos) << s.detail;
+    ASSERT_TRUE(router_->Settle(plan, s).ok()) << usage;
+    spent += kReserved;
+    EXPECT_EQ(Spent(), spent) << usage;
+  }
+}
+
+TEST_F(AssessTest, MissingUsageIsAnAnomalyOnlyInAWholeResponse) {
+  RoutePlan plan = Plan();
+  Settlement whole = router_->Assess(plan, UsageReport(), /*complete=*/true);
+  EXPECT_EQ(whole.anomaly, "missing");
+  EXPECT_NE(whole.detail.find("none"), std::string::npos) << whole.detail;
+  EXPECT_EQ(whole.micro_usd, kReserved);
+  Settlement cut = router_->Assess(plan, UsageReport(), /*complete=*/false);
+  EXPECT_EQ(cut.anomaly, "") << "a stream cut short is not the remote's lie";
+  EXPECT_EQ(cut.micro_usd, kReserved) << "but the worst case is still settled";
+  Settlement cut_bad = router_->Assess(plan, ReportOf(R"({"prompt_tokens":-1})"), false);
+  EXPECT_EQ(cut_bad.anomaly, "negative");
 }
 
 TEST(RouterTest, RemoteUnreachableIsIoError) {
@@ -810,10 +989,12 @@ TEST(RouterTest, CallRemoteStreamDeliversEventsUntilDone) {
   ASSERT_TRUE(s.ok()) << s.ToString();
   ASSERT_EQ(events.size(), 3u);
   EXPECT_EQ(events[1]["choices"][0]["delta"]["content"], "lo");
-  int64_t prompt = 0, completion = 0;
-  ASSERT_TRUE(ReadUsage(events[2], &prompt, &completion));
-  EXPECT_EQ(prompt, 3);
-  EXPECT_EQ(completion, 2);
+  UsageReport usage;
+  for (const auto& e : events) usage.Read(e);
+  EXPECT_EQ(usage.reports(), 1);
+  EXPECT_EQ(usage.anomaly(), "");
+  EXPECT_EQ(usage.prompt_tokens(), 3);
+  EXPECT_EQ(usage.completion_tokens(), 2);
 }
 
 TEST(RouterTest, CallRemoteStreamFailuresAreBadResponse) {

@@ -138,6 +138,9 @@ Server::Server(ServerOptions options, std::vector<std::shared_ptr<Model>> models
   metrics_.DeclareCounter("pocket_remote_fallbacks_total",
                           "Remote calls that failed and ran locally instead, by reason.");
   metrics_.DeclareCounter("pocket_remote_cost_usd_total", "Settled remote spend in USD.");
+  metrics_.DeclareCounter("pocket_remote_usage_anomalies_total",
+                          "Remote answers whose usage could not be believed (settled at the "
+                          "reservation), by backend and kind.");
   metrics_.DeclareCounter("pocket_remote_stream_failures_total",
                           "Remote streams that broke after text was sent (no fallback then).");
   metrics_.DeclareCounter("pocket_rejected_requests_total", "Requests refused before running.");
@@ -271,7 +274,8 @@ void Server::Contain(Call& c, const char* stage, const std::function<void()>& wo
     if (c.plan.reservation_id >= 0) {
       // The remote may have been called: settle the reserved worst case (a no-op when the
       // reservation was already settled or released), as a stream without usage does.
-      (void)router_->Settle(c.plan, c.route_req.prompt_tokens, c.route_req.max_tokens);
+      (void)router_->Settle(c.plan, router::Router::Assess(c.plan, router::UsageReport{},
+                                                            /*complete=*/false));
     }
     const Status status =
         Status::Internal("the server failed while handling this request; it was not completed");
@@ -376,15 +380,26 @@ void Server::HandleModels(Call& call) {
 namespace {
 
 // The body a remote call sends, before redaction: the client's body as it came (every
-// field, unknown ones included) less the `pocket` extensions, with max_tokens set when the
-// client gave none, and every string made valid UTF-8 (what the serialiser would send
-// anyway). The privacy scan runs over exactly this; Router::CallRemote only adds the
-// backend's model id and the stream flags.
+// field, unknown ones included) less the `pocket` extensions and `best_of`, with the
+// completion limit that was reserved, and every string made valid UTF-8 (what the
+// serialiser would send anyway). The privacy scan and the prompt's token bound run over
+// exactly this; Router::CallRemote only adds the backend's model id and the stream flags.
 json RemoteBody(const json& client_body, int64_t max_tokens) {
   json body = client_body;
   body.erase("pocket");
-  if (!body.contains("max_tokens") && !body.contains("max_completion_tokens"))
-    body["max_tokens"] = max_tokens;
+  // The remote gets exactly the completion limit that was reserved, under whichever name(s)
+  // the client used: with both names, or a null, it could otherwise honour a larger limit
+  // (or its own default) than the budget reserved.
+  bool limit_named = false;
+  for (const char* key : {"max_tokens", "max_completion_tokens"}) {
+    if (!body.contains(key)) continue;
+    body[key] = max_tokens;
+    limit_named = true;
+  }
+  if (!limit_named) body["max_tokens"] = max_tokens;
+  // best_of (completions) has the remote generate and bill that many completions: more than
+  // was reserved, and the local model has no such option either. (`n` is refused unless 1.)
+  body.erase("best_of");
   router::SanitizeUtf8(&body);
   return body;
 }
@@ -480,12 +495,16 @@ void Server::RunGeneration(std::shared_ptr<Call> call) {
   // Facts for the router.
   std::string text = c.gen.prompt;
   for (const auto& m : c.gen.messages) text += m.content + "\n";
-  c.route_req.prompt_tokens = router::UpperBoundTokens(text.size() + 16 * c.gen.messages.size());
   c.route_req.max_tokens =
       c.gen.max_tokens > 0 ? c.gen.max_tokens : options_.default_remote_max_tokens;
   // The privacy scan covers everything a remote call would send, not only the text.
   c.remote_body = RemoteBody(c.body, c.route_req.max_tokens);
   c.route_req.privacy_hits = router_->classifier().ScanJson(c.remote_body);
+  // Providers bill tool and function definitions as prompt too.
+  size_t billed_bytes = text.size() + 16 * c.gen.messages.size();
+  for (const char* key : {"tools", "functions"})
+    if (auto it = c.remote_body.find(key); it != c.remote_body.end()) billed_bytes += Dump(*it).size();
+  c.route_req.prompt_tokens = router::UpperBoundTokens(billed_bytes);
   c.route_req.local_context_length = c.model->context_length();
   if (auto n = c.model->CountPromptTokens(c.gen); n.ok()) c.route_req.local_prompt_tokens = *n;
   auto plan = router_->Plan(c.route_req, c.api_key_name, WallSeconds());
@@ -557,18 +576,7 @@ bool Server::RunRemote(Call& c) {
     return false;
   }
   c.route = "remote";
-  c.prompt_tokens = static_cast<int>(reply->prompt_tokens);
-  c.completion_tokens = static_cast<int>(reply->completion_tokens);
-  if (Status s = router_->Settle(c.plan, reply->prompt_tokens, reply->completion_tokens); !s.ok()) {
-    PK_LOG(kError) << "ledger: " << s.ToString();
-  }
-  c.cost_usd = router::MicrosToUsd(
-      router::CostMicros(backend, reply->prompt_tokens, reply->completion_tokens));
-  const std::string area = c.route_req.area.empty() ? router_->policy().default_area : c.route_req.area;
-  metrics_.Add("pocket_remote_cost_usd_total", {{"area", area}, {"backend", backend.name}},
-               c.cost_usd);
-  metrics_.Add("pocket_prompt_tokens_total", {{"route", "remote"}}, c.prompt_tokens);
-  metrics_.Add("pocket_completion_tokens_total", {{"route", "remote"}}, c.completion_tokens);
+  SettleRemote(c, reply->usage, /*complete=*/true);
   c.first_token_ns = MonotonicNs();
   c.gen_start_ns = t0;
   try {
@@ -578,6 +586,31 @@ bool Server::RunRemote(Call& c) {
   }
   Reply(c, 200, Dump(reply->body));
   return true;
+}
+
+// Settles the remote call of `c` from the usage the remote reported, checked by the router
+// (an anomaly is logged, counted and settled at the reservation), and records the settled
+// tokens and cost in the call and /metrics.
+void Server::SettleRemote(Call& c, const router::UsageReport& usage, bool complete) {
+  const router::Backend& backend = *c.plan.backend;
+  const router::Settlement settled = router_->Assess(c.plan, usage, complete);
+  if (!settled.anomaly.empty()) {
+    PK_LOG(kWarning) << settled.detail;
+    metrics_.Add("pocket_remote_usage_anomalies_total",
+                 {{"backend", backend.name}, {"kind", settled.anomaly}});
+  }
+  if (Status s = router_->Settle(c.plan, settled); !s.ok()) {
+    PK_LOG(kError) << "ledger: " << s.ToString();
+  }
+  c.prompt_tokens = static_cast<int>(settled.prompt_tokens);
+  c.completion_tokens = static_cast<int>(settled.completion_tokens);
+  c.cost_usd = router::MicrosToUsd(settled.micro_usd);
+  const std::string area =
+      c.route_req.area.empty() ? router_->policy().default_area : c.route_req.area;
+  metrics_.Add("pocket_remote_cost_usd_total", {{"area", area}, {"backend", backend.name}},
+               c.cost_usd);
+  metrics_.Add("pocket_prompt_tokens_total", {{"route", "remote"}}, c.prompt_tokens);
+  metrics_.Add("pocket_completion_tokens_total", {{"route", "remote"}}, c.completion_tokens);
 }
 
 void Server::RecordFallback(Call& c, const Status& status) {
@@ -604,9 +637,8 @@ bool Server::RunRemoteStream(Call& c, const json& body) {
   const bool chat = c.endpoint == "chat";
   const int64_t created = static_cast<int64_t>(WallSeconds());
   std::vector<std::string> held;  // serialized events not yet sent
-  bool started = false, client_gone = false, have_usage = false;
-  int64_t usage_prompt = 0, usage_completion = 0;
-  int content_chunks = 0;
+  bool started = false, client_gone = false;
+  router::UsageReport usage;
   auto start = [&] {
     c.http_status = 200;
     c.ex->StartStream(200, {{"Content-Type", "text/event-stream"},
@@ -622,8 +654,9 @@ bool Server::RunRemoteStream(Call& c, const json& body) {
       client_gone = true;
       return false;
     }
-    const bool has_usage = router::ReadUsage(ev, &usage_prompt, &usage_completion);
-    have_usage = have_usage || has_usage;
+    const auto usage_field = ev.find("usage");
+    const bool has_usage = usage_field != ev.end() && !usage_field->is_null();
+    usage.Read(ev);
     bool carries = has_usage;
     if (auto ch = ev.find("choices"); ch != ev.end() && ch->is_array() && !ch->empty()) {
       const json& choice = (*ch)[0];
@@ -636,10 +669,7 @@ bool Server::RunRemoteStream(Call& c, const json& body) {
       } else if (auto t = choice.find("text"); t != choice.end() && t->is_string()) {
         piece = t->get<std::string>();
       }
-      if (!piece.empty()) {
-        ++content_chunks;
-        if (c.first_token_ns == 0) c.first_token_ns = MonotonicNs();
-      }
+      if (!piece.empty() && c.first_token_ns == 0) c.first_token_ns = MonotonicNs();
       if (auto f = choice.find("finish_reason"); f != choice.end() && f->is_string())
         c.finish_reason = f->get<std::string>();
       carries = carries || !piece.empty() || !c.finish_reason.empty();
@@ -674,26 +704,10 @@ bool Server::RunRemoteStream(Call& c, const json& body) {
     return false;
   }
   c.route = "remote";
-  // Settle with the remote's usage; without it (the stream broke before its last event,
-  // the client left, or the remote ignores include_usage) settle the reserved worst case
-  // (prompt upper bound + max_tokens): the remote may have billed tokens it never sent,
-  // and a budget must not be under-counted.
-  int64_t prompt = usage_prompt, completion = usage_completion;
-  if (!have_usage) {
-    prompt = c.route_req.prompt_tokens;
-    completion = c.route_req.max_tokens;
-  }
-  if (Status ls = router_->Settle(c.plan, prompt, completion); !ls.ok()) {
-    PK_LOG(kError) << "ledger: " << ls.ToString();
-  }
-  c.prompt_tokens = static_cast<int>(have_usage ? usage_prompt : 0);
-  c.completion_tokens = static_cast<int>(have_usage ? usage_completion : content_chunks);
-  c.cost_usd = router::MicrosToUsd(router::CostMicros(backend, prompt, completion));
-  const std::string area = c.route_req.area.empty() ? router_->policy().default_area : c.route_req.area;
-  metrics_.Add("pocket_remote_cost_usd_total", {{"area", area}, {"backend", backend.name}},
-               c.cost_usd);
-  metrics_.Add("pocket_prompt_tokens_total", {{"route", "remote"}}, c.prompt_tokens);
-  metrics_.Add("pocket_completion_tokens_total", {{"route", "remote"}}, c.completion_tokens);
+  // Without usage because the stream broke before its last event or the client left, the
+  // reservation is settled (the remote may have billed tokens it never sent) and no anomaly
+  // is counted; a whole stream without usage (a remote that ignores include_usage) is one.
+  SettleRemote(c, usage, /*complete=*/s.ok() && !client_gone && !c.ex->cancelled());
   if (c.first_token_ns)
     metrics_.Observe("pocket_time_to_first_token_seconds", {{"route", "remote"}},
                      Seconds(c.start_ns, c.first_token_ns));

@@ -88,6 +88,7 @@ class Server {
   bool RunRemote(Call& call);
   bool RunRemoteStream(Call& call, const nlohmann::json& body);
   void RecordFallback(Call& call, const Status& status);
+  void SettleRemote(Call& call, const router::UsageReport& usage, bool complete);
   void HandleEmbeddings(Call& call);
   void HandleModels(Call& call);
   std::string RenderMetrics();
