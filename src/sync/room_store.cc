@@ -165,8 +165,7 @@ std::string EscapeRoomName(std::string_view room) {
   return out;
 }
 
-Result<RoomStore> RoomStore::Open(std::string dir, RoomStoreOptions options,
-                                  MergeUpdatesFn merge) {
+Result<RoomStore> RoomStore::Open(std::string dir, RoomStoreOptions options, MergeUpdatesFn merge) {
   RoomStore store(std::move(dir), options, std::move(merge));
   PK_RETURN_IF_ERROR(store.Recover());
   return store;

@@ -64,14 +64,14 @@ struct RoomStoreOptions {
 
 // What recovery found and set aside. Byte counts are of the files as found on disk.
 struct RecoveryReport {
-  size_t snapshot_records = 0;     // 0 or 1
-  size_t log_records = 0;          // records kept from the log
-  size_t corrupt_ranges = 0;       // runs of log bytes that did not verify
-  uint64_t corrupt_bytes = 0;      // their total size
-  uint64_t torn_tail_bytes = 0;    // an interrupted last append, cut off
+  size_t snapshot_records = 0;   // 0 or 1
+  size_t log_records = 0;        // records kept from the log
+  size_t corrupt_ranges = 0;     // runs of log bytes that did not verify
+  uint64_t corrupt_bytes = 0;    // their total size
+  uint64_t torn_tail_bytes = 0;  // an interrupted last append, cut off
   bool snapshot_quarantined = false;
-  std::string snapshot_problem;    // why, when quarantined
-  size_t stray_temp_files = 0;     // snapshot.tmp.* / log.tmp* removed
+  std::string snapshot_problem;          // why, when quarantined
+  size_t stray_temp_files = 0;           // snapshot.tmp.* / log.tmp* removed
   std::vector<std::string> quarantined;  // paths of the files set aside
   // True when something acknowledged may have been lost (not for a torn tail alone).
   bool lost_data() const { return corrupt_ranges > 0 || snapshot_quarantined; }

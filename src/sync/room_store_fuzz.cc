@@ -40,9 +40,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   PK_CHECK(covered == scan.torn_tail_offset && scan.torn_tail_offset <= log.size());
 
-  static const std::string dir = (std::filesystem::temp_directory_path() /
-                                  ("pocket_room_fuzz_" + std::to_string(::getpid())))
-                                     .string();
+  static const std::string dir =
+      (std::filesystem::temp_directory_path() / ("pocket_room_fuzz_" + std::to_string(::getpid())))
+          .string();
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   auto as_string = [](ByteSpan b) { return std::string(b.begin(), b.end()); };

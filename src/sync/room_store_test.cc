@@ -267,13 +267,14 @@ TEST(RoomStoreTest, FlippedByteLosesOnlyItsOwnRecord) {
     const size_t victim = rng() % records.size();
     const int field = static_cast<int>(seed % 3);  // 0 length, 1 crc, 2 payload
     size_t at = starts[victim] + (field == 0 ? rng() % 4 : 4 + rng() % 4);
-    if (field == 2 && !records[victim].empty()) at = starts[victim] + 8 + rng() % records[victim].size();
+    if (field == 2 && !records[victim].empty())
+      at = starts[victim] + 8 + rng() % records[victim].size();
     std::string damaged = log;
     damaged[at] = static_cast<char>(damaged[at] ^ (1 + rng() % 255));
     std::vector<Bytes> expected = records;
     expected.erase(expected.begin() + static_cast<ptrdiff_t>(victim));
-    SCOPED_TRACE("seed " + std::to_string(seed) + " victim " + std::to_string(victim) +
-                 " of " + std::to_string(records.size()) + " byte " + std::to_string(at));
+    SCOPED_TRACE("seed " + std::to_string(seed) + " victim " + std::to_string(victim) + " of " +
+                 std::to_string(records.size()) + " byte " + std::to_string(at));
     ExpectRecovers(dir, damaged, expected);
     if (HasFatalFailure()) break;
   }
