@@ -1,6 +1,7 @@
 #include "sync/room_store.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -189,6 +190,40 @@ TEST(RoomStoreTest, LoadsLogAloneWhenSnapshotIsMissing) {
   ASSERT_TRUE(s.ok());
   EXPECT_EQ(s->updates(), (std::vector<Bytes>{B({1}), B({2})}));
   EXPECT_FALSE(s->recovery().lost_data());
+  std::filesystem::remove_all(dir);
+}
+
+TEST(RoomStoreTest, LogThatIsADirectoryIsSetAsideAndTheSnapshotLoads) {
+  const std::string dir = TempDir("dirlog");
+  std::string snap;
+  AppendRecord(B({5}), snap);
+  std::filesystem::create_directories(dir + "/log/x");
+  ASSERT_TRUE(WriteFileAtomic(dir + "/snapshot", snap).ok());
+  {
+    auto s = RoomStore::Open(dir, {}, nullptr);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    EXPECT_EQ(s->updates(), (std::vector<Bytes>{B({5})}));
+    EXPECT_TRUE(s->recovery().lost_data());
+    EXPECT_EQ(QuarantinedFiles(dir).size(), 1u);
+    ASSERT_TRUE(s->Append(B({6})).ok());
+    ASSERT_TRUE(s->Sync().ok());
+  }
+  auto s = RoomStore::Open(dir, {}, nullptr);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->updates(), (std::vector<Bytes>{B({5}), B({6})}));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(RoomStoreTest, CleanLogIsNotRewritten) {
+  const std::string dir = TempDir("clean");
+  WriteRoom(dir, {B({1}), B({2})});
+  struct stat before, after;
+  ASSERT_EQ(::stat((dir + "/log").c_str(), &before), 0);
+  auto s = RoomStore::Open(dir, {}, nullptr);
+  ASSERT_TRUE(s.ok());
+  ASSERT_EQ(::stat((dir + "/log").c_str(), &after), 0);
+  EXPECT_EQ(before.st_ino, after.st_ino);
+  EXPECT_TRUE(QuarantinedFiles(dir).empty());
   std::filesystem::remove_all(dir);
 }
 
