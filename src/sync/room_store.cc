@@ -294,7 +294,7 @@ Status RoomStore::RecoverLog() {
   PK_RETURN_IF_ERROR(OpenLogForAppend());
   if (recovery_.torn_tail_bytes > 0) {
     if (::ftruncate(log_fd_, static_cast<off_t>(log_size_)) != 0) return Errno("truncate", path);
-    if (::fsync(log_fd_) != 0) return Errno("fsync", path);
+    if (options_.fsync && ::fsync(log_fd_) != 0) return Errno("fsync", path);
   }
   return Status::Ok();
 }
