@@ -271,7 +271,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
     auto room = service_->Join(shared_from_this(), id_, target_.room, client_address_);
     if (!room.ok()) {
       if (room.status().code() == StatusCode::kResourceExhausted) {
-        PK_LOG(kWarning) << "sync: " << room.status().message();
         Close(kCloseTooManyNewRooms, "too many new rooms from this address; try again later");
         return;
       }
@@ -423,7 +422,11 @@ Result<Room*> SyncService::Impl::Join(const std::shared_ptr<Connection>& conn, u
                                  options_.merge ? options_.merge : MergeUpdatesWithCrdt);
     if (!store.ok()) return store.status().WithContext("room '" + name + "'");
     if (store->updates().empty() && !TakeNewRoomToken(client_address)) {
-      ++stats_.rooms_rate_limited;
+      const uint64_t n = ++stats_.rooms_rate_limited;
+      if ((n & (n - 1)) == 0) {  // 1st, 2nd, 4th, ...: a flood does not flood the log
+        PK_LOG(kWarning) << "sync: refused a new room to " << client_address << " (" << n
+                         << " refusals so far): over the room-creation limit";
+      }
       return Status::ResourceExhausted("room '" + name + "': " + client_address +
                                        " creates rooms faster than allowed");
     }
