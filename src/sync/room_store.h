@@ -18,11 +18,11 @@
 //  * a tail that looks like an interrupted append (fewer than 8 bytes, or a header whose
 //    length runs past the end of the file, with nothing verifiable after it) is torn: it
 //    was never acknowledged and is cut off (ftruncate), as before.
-//  * when there were corrupt ranges, the recovered records are written to log.tmp, fsync'ed
+//  * when there were corrupt ranges, the recovered records are written to log.tmp.<pid>, fsync'ed
 //    and renamed over log only after the original was kept as log.corrupt-<time> (a hard
 //    link, or a copy where links fail); the directory is fsync'ed. The original bytes are
 //    never lost.
-//  * stray snapshot.tmp.* / log.tmp* files (a crash in the middle of a compaction or of a
+//  * stray snapshot.tmp.* / log.tmp.* files (a crash in the middle of a compaction or of a
 //    recovery) are removed.
 // What was dropped is in recovery() (the caller logs it).
 //
@@ -48,7 +48,8 @@ namespace pocket::sync {
 using MergeUpdatesFn = std::function<Result<Bytes>(const std::vector<Bytes>& updates)>;
 // True when a recovered payload is a well-formed update. Recovery treats a record that
 // verifies by CRC but fails this as corrupt: after damage, the resynchronising scan can land
-// on bytes inside a payload that happen to frame a record (user text can hold anything).
+// on bytes inside a payload that happen to frame a record (user text can hold anything; such
+// a record, if it also decodes, is no more than its author could have sent as an update).
 using ValidateUpdateFn = std::function<bool(ByteSpan update)>;
 
 struct RoomStoreOptions {
@@ -71,7 +72,7 @@ struct RecoveryReport {
   uint64_t torn_tail_bytes = 0;  // an interrupted last append, cut off
   bool snapshot_quarantined = false;
   std::string snapshot_problem;          // why, when quarantined
-  size_t stray_temp_files = 0;           // snapshot.tmp.* / log.tmp* removed
+  size_t stray_temp_files = 0;           // snapshot.tmp.* / log.tmp.* removed
   std::vector<std::string> quarantined;  // paths of the files set aside
   // True when something acknowledged may have been lost (not for a torn tail alone).
   bool lost_data() const { return corrupt_ranges > 0 || snapshot_quarantined; }
