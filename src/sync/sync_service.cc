@@ -185,6 +185,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
       : service_(std::move(service)), ws_(std::move(stream)), id_(service_->NextConnectionId()) {}
 
   uint64_t id() const { return id_; }
+  // Whether a new SyncStep1 answer gets the allowance (no earlier one is still queued).
+  bool AnswerCreditFree() const { return answer_bytes_queued_ == 0; }
 
   void Start(http::request<http::string_body> request) {
     request_ = std::move(request);
@@ -219,15 +221,21 @@ class Connection : public std::enable_shared_from_this<Connection> {
         }));
   }
 
-  void Send(const Frame& m) {
+  // `answer`: part of the answer to the peer's SyncStep1 (the room's stored state), which is
+  // allowed on top of max_queued_bytes while it drains: a document larger than the limit
+  // would otherwise close every joining peer (1013), and y-websocket would reconnect and ask
+  // again forever. One answer at a time has the allowance (AnswerCreditFree()).
+  void Send(const Frame& m, bool answer = false) {
     if (closing_ || dropped_) return;
     queued_bytes_ += m->size();
-    queue_.push_back(m);
-    if (queued_bytes_ > service_->options().max_queued_bytes) {
+    if (answer) answer_bytes_queued_ += m->size();
+    queue_.push_back({m, answer});
+    if (queued_bytes_ > service_->options().max_queued_bytes + answer_bytes_queued_) {
       PK_LOG(kWarning) << "sync: closing slow peer " << id_ << " in room '" << target_.room
                        << "' (" << queued_bytes_ << " bytes queued)";
       queue_.clear();
       queued_bytes_ = 0;
+      answer_bytes_queued_ = 0;
       Close(websocket::close_code::try_again_later);
       return;
     }
@@ -356,7 +364,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void DoWrite() {
     if (queue_.empty() || dropped_) return;
     writing_ = true;
-    inflight_ = std::move(queue_.front());
+    inflight_ = std::move(queue_.front().frame);
+    if (queue_.front().answer) {
+      answer_bytes_queued_ -= std::min(answer_bytes_queued_, inflight_->size());
+    }
     queue_.pop_front();
     queued_bytes_ -= std::min(queued_bytes_, inflight_->size());
     ws_.async_write(asio::buffer(*inflight_),
@@ -394,9 +405,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   http::request<http::string_body> request_;
   RoomTarget target_;
   beast::flat_buffer buffer_;
-  std::deque<Frame> queue_;
+  struct Queued {
+    Frame frame;
+    bool answer;
+  };
+  std::deque<Queued> queue_;
   Frame inflight_;
   size_t queued_bytes_ = 0;
+  size_t answer_bytes_queued_ = 0;  // of queued_bytes_, SyncStep1 answer still to be written
   bool writing_ = false;
   bool closing_ = false;
   bool close_started_ = false;
@@ -581,8 +597,11 @@ void SyncService::Impl::OnStep1(Connection& conn, const std::string& name) {
   Flush(name);
   Room* room = Find(name);
   if (room == nullptr) return;
-  for (const Bytes& u : room->store->updates()) conn.Send(MakeMessage(EncodeSyncUpdate(u)));
-  conn.Send(MakeMessage(EncodeSyncStep2(EmptyUpdate())));
+  const bool answer = conn.AnswerCreditFree();
+  for (const Bytes& u : room->store->updates()) {
+    conn.Send(MakeMessage(EncodeSyncUpdate(u)), answer);
+  }
+  conn.Send(MakeMessage(EncodeSyncStep2(EmptyUpdate())), answer);
 }
 
 void SyncService::Impl::OnAwareness(Connection& conn, uint64_t conn_id, const std::string& name,
