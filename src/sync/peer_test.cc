@@ -107,7 +107,7 @@ TEST(PeerTest, CppPeersConvergeThroughServer) {
   auto server = StartServer(io);
   Peer a(io, server->port(), "room", 101), b(io, server->port(), "room", 202);
   ASSERT_TRUE(RunUntil(io, [&] { return a.synced && b.synced; }));
-  // The server's first message is SyncStep1 with an empty state vector.
+  // The server's first message is SyncStep1 with the empty room's (empty) state vector.
   ASSERT_FALSE(a.raw.empty());
   EXPECT_EQ(a.raw[0], EncodeSyncStep1(EmptyStateVector()));
   for (int i = 0; i < 20; ++i) {
