@@ -62,6 +62,9 @@ CommandMain Configure(CLI::App& app) {
     std::string token, tokens_file, web, node_modules;
     bool memory = false;
     size_t compact_every = 500;
+    size_t max_message_bytes = sync::SyncOptions{}.max_message_bytes;
+    double new_rooms_per_minute = sync::SyncOptions{}.new_rooms_per_minute;
+    double new_rooms_burst = sync::SyncOptions{}.new_rooms_burst;
   };
   auto f = std::make_shared<Flags>();
   serve->add_option("--dir", f->dir, "Data directory: one folder per room")->capture_default_str();
@@ -80,6 +83,20 @@ CommandMain Configure(CLI::App& app) {
   serve->add_option("--compact-every", f->compact_every,
                     "Compact a room's log after this many updates (0: never)")
       ->capture_default_str();
+  serve->add_option("--max-message-bytes", f->max_message_bytes,
+                    "Largest WebSocket message a peer may send; a larger one closes it with "
+                    "4413 and a reason (the client stops reconnecting)")
+      ->check(CLI::Range(size_t{1024}, size_t{1} << 30))
+      ->capture_default_str();
+  serve->add_option("--new-rooms-per-minute", f->new_rooms_per_minute,
+                    "Rooms one client address may create per minute after the burst; over "
+                    "it the connection is closed with 4529, try again later (0: no limit)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  serve->add_option("--new-rooms-burst", f->new_rooms_burst,
+                    "Rooms one client address may create at once")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   return [f, serve]() -> int {
     if (!serve->parsed()) return 2;
     sync::CollabServerOptions o;
@@ -91,6 +108,9 @@ CommandMain Configure(CLI::App& app) {
     if (!f->memory) o.sync.data_dir = f->dir;
     o.sync.token = f->token;
     o.sync.store.compact_every_records = f->compact_every;
+    o.sync.max_message_bytes = f->max_message_bytes;
+    o.sync.new_rooms_per_minute = f->new_rooms_per_minute;
+    o.sync.new_rooms_burst = f->new_rooms_burst;
     if (!f->tokens_file.empty()) {
       if (Status s = ReadTokens(f->tokens_file, o.sync); !s.ok()) return Fail("collab", s);
     }

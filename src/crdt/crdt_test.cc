@@ -304,6 +304,41 @@ TEST(DocTest, MalformedUpdatesAreRejectedAndChangeNothing) {
   EXPECT_EQ(Update(doc), before);
 }
 
+// Yjs 13 accepts delete ranges whose client, clock, length or end lies past 2^32 (lib0 reads
+// them as numbers up to 2^53-1); applied to "hello world" (client 7), what each one leaves,
+// from Yjs in node (Y.applyUpdate, then text). Ranges past 2^32 delete nothing here either;
+// one starting below it deletes what lies below it.
+TEST(DocTest, DeleteRangesPastTwoToThe32AreAcceptedLikeYjs) {
+  struct Case {
+    uint64_t client, clock, len;
+    std::string text;
+  };
+  const Case cases[] = {{7, 0xffffffffull, 2, "hello world"},
+                        {7, 1ull << 32, 1, "hello world"},
+                        {7, 1ull << 40, 5, "hello world"},
+                        {7, 2, 1ull << 40, "he"},
+                        {7, (1ull << 53) - 1, 1, "hello world"},
+                        {7, (1ull << 53) - 2, (1ull << 53) - 2, "hello world"},
+                        {7, 0, 1ull << 33, ""},
+                        {1ull << 40, 1, 1, "hello world"}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(std::to_string(c.client) + ":" + std::to_string(c.clock) + "+" +
+                 std::to_string(c.len));
+    Doc doc(7);
+    Text t = doc.GetText("content");
+    doc.Transact([&](Transaction& x) { t.Insert(x, 0, "hello world"); });
+    lib0::Encoder e;  // no structs; one client with one delete range
+    for (uint64_t v : {uint64_t{0}, uint64_t{1}, c.client, uint64_t{1}, c.clock, c.len}) {
+      e.VarUint(v);
+    }
+    ASSERT_TRUE(doc.ApplyUpdate(e.buf()).ok());
+    EXPECT_EQ(doc.GetText("content").ToString(), c.text);
+    Doc reload(8);  // what we encode loads again
+    ASSERT_TRUE(reload.ApplyUpdate(Update(doc)).ok());
+    EXPECT_EQ(reload.GetText("content").ToString(), c.text);
+  }
+}
+
 // lib0 reads strings with a fatal TextDecoder, so Yjs rejects an update holding ill-formed
 // UTF-8 (this one: "\x93\x93ain" in a string item; Yjs 13.6.33 throws "The encoded data
 // was not valid for encoding utf-8"). So do we, and the doc stays as it was.

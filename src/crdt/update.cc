@@ -142,20 +142,28 @@ Status ReadDeleteSet(lib0::Decoder& d, DeleteSet* ds) {
   const uint64_t num_clients = d.VarUint();
   if (!d.ok() || num_clients > d.Remaining()) return Corrupt("delete set: bad client count");
   for (uint64_t i = 0; i < num_clients; ++i) {
-    const uint32_t client = d.VarUint32();
+    // Yjs reads client ids, clocks and lengths here as JavaScript numbers (lib0 readVarUint,
+    // up to 2^53-1) and keeps a range it cannot apply yet in its pending delete set, however
+    // far past its structs it lies. Pocket's ids and clocks are 32-bit and no struct it
+    // accepts reaches clock 2^32-1 (DecodeUpdateV1 below), so the part of a range at or past
+    // that point, and every range of a client id past 2^32, can never delete anything here:
+    // it is accepted like Yjs does and dropped (the range cut to end at 2^32-1). docs/crdt.md.
+    const uint64_t client = d.VarUint();
     const uint64_t num_ranges = d.VarUint();
     if (!d.ok() || num_ranges > d.Remaining()) return Corrupt("delete set: bad range count");
     for (uint64_t r = 0; r < num_ranges; ++r) {
-      const uint32_t clock = d.VarUint32();
-      const uint32_t len = d.VarUint32();
+      const uint64_t clock = d.VarUint();
+      const uint64_t len = d.VarUint();
       if (!d.ok()) return Corrupt("delete set: truncated range");
-      if (uint64_t{clock} + len > kMaxClock) return Corrupt("delete set: range past 2^32");
       // Yjs never writes one, and throws applying one it cannot apply yet (writeDsLen(0)).
       if (len == 0) {
         return Corrupt("delete set: zero-length range at " + std::to_string(client) + ":" +
                        std::to_string(clock));
       }
-      ds->Add(client, clock, len);
+      if (client > 0xffffffffu || clock >= kMaxClock) continue;
+      const uint64_t end = std::min(clock + len, kMaxClock);  // both below 2^53: no overflow
+      ds->Add(static_cast<uint32_t>(client), static_cast<uint32_t>(clock),
+              static_cast<uint32_t>(end - clock));
     }
   }
   ds->Normalize();

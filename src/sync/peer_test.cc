@@ -76,12 +76,38 @@ std::unique_ptr<CollabServer> StartServer(asio::io_context& io) {
   return std::move(s).value();
 }
 
+// The answer to a joining peer's SyncStep1 is the room's whole stored state; a document
+// larger than max_queued_bytes must still reach it (it was closed with 1013 as a slow peer,
+// and a y-websocket client reconnected and asked again forever).
+TEST(PeerTest, DocumentLargerThanTheQueueLimitReachesAJoiningPeer) {
+  asio::io_context io;
+  CollabServerOptions o;
+  o.port = 0;
+  o.sync.max_queued_bytes = 16 * 1024;
+  auto started = CollabServer::Start(io, o);
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  auto server = std::move(started).value();
+  Peer a(io, server->port(), "big", 1);
+  ASSERT_TRUE(RunUntil(io, [&] { return a.synced; }));
+  const std::string chunk(2048, 'x');
+  for (int i = 0; i < 40; ++i) {  // 80 KiB in 2 KiB updates
+    a.Insert(0, chunk);
+    ASSERT_TRUE(RunUntil(io, [&] { return a.ws->queued_messages() == 0; }));
+  }
+  Peer b(io, server->port(), "big", 2);
+  ASSERT_TRUE(RunUntil(io, [&] { return (b.synced && b.Text() == a.Text()) || b.closed; }));
+  EXPECT_FALSE(b.closed) << "close code " << b.close_code;
+  EXPECT_EQ(b.Text().size(), 40u * 2048u);
+  server->Stop();
+  io.run_for(std::chrono::milliseconds(200));
+}
+
 TEST(PeerTest, CppPeersConvergeThroughServer) {
   asio::io_context io;
   auto server = StartServer(io);
   Peer a(io, server->port(), "room", 101), b(io, server->port(), "room", 202);
   ASSERT_TRUE(RunUntil(io, [&] { return a.synced && b.synced; }));
-  // The server's first message is SyncStep1 with an empty state vector.
+  // The server's first message is SyncStep1 with the empty room's (empty) state vector.
   ASSERT_FALSE(a.raw.empty());
   EXPECT_EQ(a.raw[0], EncodeSyncStep1(EmptyStateVector()));
   for (int i = 0; i < 20; ++i) {

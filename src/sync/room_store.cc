@@ -1,3 +1,5 @@
+// The room log and snapshot: framing, recovery (scan, resynchronise, quarantine) and
+// compaction. What the records mean is left to the caller (merge and validate functions).
 #include "sync/room_store.h"
 
 #include <fcntl.h>
@@ -6,7 +8,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
+#include <optional>
 
 #include "base/file.h"
 #include "base/log.h"
@@ -35,20 +39,17 @@ uint32_t RecordCrc(const uint8_t* len_bytes, ByteSpan payload) {
   return Crc32c(payload, Crc32c(ByteSpan(len_bytes, 4)));
 }
 
-// Parses records from `data` until the end or the first bad one; returns the offset where
-// the valid prefix ends.
-size_t ParseRecords(ByteSpan data, uint32_t max_record_bytes, std::vector<Bytes>& out) {
-  size_t pos = 0;
-  while (data.size() - pos >= kHeaderBytes) {
-    const uint8_t* h = data.data() + pos;
-    const uint32_t len = GetU32(h);
-    if (len > max_record_bytes || data.size() - pos - kHeaderBytes < len) break;
-    ByteSpan payload = data.subspan(pos + kHeaderBytes, len);
-    if (RecordCrc(h, payload) != GetU32(h + 4)) break;
-    out.emplace_back(payload.begin(), payload.end());
-    pos += kHeaderBytes + len;
-  }
-  return pos;
+// The payload size of a complete record at `pos` that verifies, or nullopt.
+std::optional<size_t> VerifiedRecordAt(ByteSpan data, size_t pos, uint32_t max_record_bytes,
+                                       const ValidateUpdateFn& validate) {
+  if (data.size() - pos < kHeaderBytes) return std::nullopt;
+  const uint8_t* h = data.data() + pos;
+  const uint32_t len = GetU32(h);
+  if (len > max_record_bytes || data.size() - pos - kHeaderBytes < len) return std::nullopt;
+  ByteSpan payload = data.subspan(pos + kHeaderBytes, len);
+  if (RecordCrc(h, payload) != GetU32(h + 4)) return std::nullopt;
+  if (validate && !validate(payload)) return std::nullopt;
+  return len;
 }
 
 // Makes a newly created entry in `dir` durable (the file data alone is not enough).
@@ -65,7 +66,79 @@ ByteSpan AsBytes(const std::string& s) {
   return ByteSpan(reinterpret_cast<const uint8_t*>(s.data()), s.size());
 }
 
+// A name beside `path` that does not exist yet: path.corrupt-<unix seconds>[-n].
+std::string QuarantinePath(const std::string& path) {
+  const std::string base = path + ".corrupt-" + std::to_string(std::time(nullptr));
+  std::string candidate = base;
+  struct stat st;
+  for (int n = 1; ::lstat(candidate.c_str(), &st) == 0; ++n) {
+    candidate = base + "-" + std::to_string(n);
+  }
+  return candidate;
+}
+
+bool IsStrayTemp(const std::string& name) {
+  // WriteFileAtomic's temp names are <path>.tmp.<pid>.
+  return name.rfind("snapshot.tmp.", 0) == 0 || name.rfind("log.tmp.", 0) == 0;
+}
+
 }  // namespace
+
+LogScan ScanLog(ByteSpan data, uint32_t max_record_bytes, const ValidateUpdateFn& validate) {
+  LogScan out;
+  out.torn_tail_offset = data.size();
+  size_t pos = 0;
+  while (pos < data.size()) {
+    if (auto len = VerifiedRecordAt(data, pos, max_record_bytes, validate)) {
+      out.records.push_back({pos, *len});
+      pos += kHeaderBytes + *len;
+      continue;
+    }
+    // Resynchronise: the next offset where a whole record verifies. A false match needs a
+    // 32-bit CRC to agree by chance (and `validate` to accept the payload).
+    size_t next = pos + 1;
+    while (next < data.size() && !VerifiedRecordAt(data, next, max_record_bytes, validate)) {
+      ++next;
+    }
+    if (next < data.size()) {
+      out.corrupt.push_back({pos, next - pos});
+      pos = next;
+      continue;
+    }
+    // Nothing verifies after `pos`. An interrupted append leaves a short header or a length
+    // that runs past the end of the file; anything else is damage.
+    const size_t rest = data.size() - pos;
+    const bool torn = rest < kHeaderBytes || (GetU32(data.data() + pos) <= max_record_bytes &&
+                                              GetU32(data.data() + pos) > rest - kHeaderBytes);
+    if (torn) {
+      out.torn_tail_offset = pos;
+    } else {
+      out.corrupt.push_back({pos, rest});
+    }
+    break;
+  }
+  return out;
+}
+
+std::string RecoveryReport::Summary() const {
+  std::string s = "kept " + std::to_string(snapshot_records) + " snapshot and " +
+                  std::to_string(log_records) + " log records";
+  if (snapshot_quarantined) s += "; snapshot set aside (" + snapshot_problem + ")";
+  if (corrupt_ranges > 0) {
+    s += "; " + std::to_string(corrupt_ranges) + " corrupt log range(s), " +
+         std::to_string(corrupt_bytes) + " bytes, skipped";
+  }
+  if (torn_tail_bytes > 0) {
+    s += "; torn tail of " + std::to_string(torn_tail_bytes) + " bytes cut off";
+  }
+  if (stray_temp_files > 0) {
+    s += "; " + std::to_string(stray_temp_files) + " stray temp file(s) removed";
+  }
+  for (size_t i = 0; i < quarantined.size(); ++i) {
+    s += (i == 0 ? "; quarantined in " : ", ") + quarantined[i];
+  }
+  return s;
+}
 
 void AppendRecord(ByteSpan payload, std::string& out) {
   uint8_t h[kHeaderBytes];
@@ -92,8 +165,7 @@ std::string EscapeRoomName(std::string_view room) {
   return out;
 }
 
-Result<RoomStore> RoomStore::Open(std::string dir, RoomStoreOptions options,
-                                  MergeUpdatesFn merge) {
+Result<RoomStore> RoomStore::Open(std::string dir, RoomStoreOptions options, MergeUpdatesFn merge) {
   RoomStore store(std::move(dir), options, std::move(merge));
   PK_RETURN_IF_ERROR(store.Recover());
   return store;
@@ -106,7 +178,7 @@ RoomStore::RoomStore(RoomStore&& o) noexcept
       log_fd_(o.log_fd_),
       log_size_(o.log_size_),
       log_records_(o.log_records_),
-      dropped_bytes_(o.dropped_bytes_),
+      recovery_(std::move(o.recovery_)),
       dirty_(o.dirty_),
       updates_(std::move(o.updates_)) {
   o.log_fd_ = -1;
@@ -118,44 +190,147 @@ RoomStore::~RoomStore() {
 
 Status RoomStore::Recover() {
   if (dir_.empty()) return Status::Ok();
-  std::error_code ec;
-  const bool created = std::filesystem::create_directories(dir_, ec);
-  if (ec) return Status::IOError("room store: create '" + dir_ + "': " + ec.message());
-  const std::string snapshot_path = dir_ + "/snapshot";
-  if (std::filesystem::exists(snapshot_path, ec)) {
-    PK_ASSIGN_OR_RETURN(std::string snap, ReadFile(snapshot_path));
-    std::vector<Bytes> recs;
-    const size_t end = ParseRecords(AsBytes(snap), options_.max_record_bytes, recs);
-    if (end != snap.size() || recs.size() != 1) {
-      return Status::Corruption("room store: snapshot '" + snapshot_path +
-                                "' is not one valid record");
-    }
-    updates_.push_back(std::move(recs[0]));
+  struct stat st;
+  if (::stat(dir_.c_str(), &st) != 0) {
+    if (errno == ENOENT) return Status::Ok();  // nothing stored yet: created on first Append
+    return Errno("stat", dir_);
   }
+  if (!S_ISDIR(st.st_mode)) return Status::IOError("room store: '" + dir_ + "' is not a directory");
+  std::error_code ec;
+  std::vector<std::string> stray;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (IsStrayTemp(name)) stray.push_back(entry.path().string());
+  }
+  if (ec) return Status::IOError("room store: list '" + dir_ + "': " + ec.message());
+  for (const std::string& path : stray) {
+    std::filesystem::remove_all(path, ec);
+    if (ec) return Status::IOError("room store: remove '" + path + "': " + ec.message());
+    ++recovery_.stray_temp_files;
+  }
+  PK_RETURN_IF_ERROR(RecoverSnapshot());
+  return RecoverLog();
+}
+
+Status RoomStore::RecoverSnapshot() {
+  const std::string path = dir_ + "/snapshot";
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return Status::Ok();
+    return Errno("stat", path);
+  }
+  std::string problem;
+  if (!S_ISREG(st.st_mode)) {
+    problem = "not a regular file";
+  } else {
+    PK_ASSIGN_OR_RETURN(std::string snap, ReadFile(path));
+    const ByteSpan data = AsBytes(snap);
+    auto len = VerifiedRecordAt(data, 0, options_.max_record_bytes, options_.validate);
+    if (snap.empty()) {
+      problem = "empty";
+    } else if (!len || kHeaderBytes + *len != snap.size()) {
+      problem = "not one valid record in " + std::to_string(snap.size()) + " bytes";
+    } else {
+      updates_.emplace_back(data.begin() + kHeaderBytes, data.end());
+      recovery_.snapshot_records = 1;
+      return Status::Ok();
+    }
+  }
+  // Set it aside under a new name (never deleted) and load from the log alone.
+  const std::string quarantine = QuarantinePath(path);
+  if (::rename(path.c_str(), quarantine.c_str()) != 0) return Errno("rename", path);
+  if (options_.fsync) PK_RETURN_IF_ERROR(SyncDirectory(dir_));
+  recovery_.snapshot_quarantined = true;
+  recovery_.snapshot_problem = std::move(problem);
+  recovery_.quarantined.push_back(quarantine);
+  return Status::Ok();
+}
+
+Status RoomStore::RecoverLog() {
+  const std::string path = dir_ + "/log";
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return Status::Ok();
+    return Errno("stat", path);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    const std::string quarantine = QuarantinePath(path);
+    if (::rename(path.c_str(), quarantine.c_str()) != 0) return Errno("rename", path);
+    if (options_.fsync) PK_RETURN_IF_ERROR(SyncDirectory(dir_));
+    ++recovery_.corrupt_ranges;
+    recovery_.quarantined.push_back(quarantine);
+    return Status::Ok();
+  }
+  PK_ASSIGN_OR_RETURN(std::string log, ReadFile(path));
+  const ByteSpan data = AsBytes(log);
+  const LogScan scan = ScanLog(data, options_.max_record_bytes, options_.validate);
+  for (const auto& r : scan.records) {
+    const auto payload = data.subspan(r.offset + kHeaderBytes, r.size);
+    updates_.emplace_back(payload.begin(), payload.end());
+  }
+  recovery_.log_records = log_records_ = scan.records.size();
+  recovery_.corrupt_ranges += scan.corrupt.size();
+  for (const auto& c : scan.corrupt) recovery_.corrupt_bytes += c.size;
+  recovery_.torn_tail_bytes = log.size() - scan.torn_tail_offset;
+
+  if (!scan.corrupt.empty()) {
+    // Keep the original bytes first (a hard link costs no space; a copy where links are not
+    // supported), make that durable, and only then replace the log with the verified records.
+    const std::string quarantine = QuarantinePath(path);
+    if (::link(path.c_str(), quarantine.c_str()) != 0) {
+      PK_RETURN_IF_ERROR(WriteFileAtomic(quarantine, log));
+    }
+    if (options_.fsync) PK_RETURN_IF_ERROR(SyncDirectory(dir_));
+    recovery_.quarantined.push_back(quarantine);
+    std::string kept;
+    for (const auto& r : scan.records) {
+      kept.append(log, r.offset, kHeaderBytes + r.size);
+    }
+    PK_RETURN_IF_ERROR(WriteFileAtomic(path, kept));  // temp, fsync, rename, fsync dir
+    log_size_ = kept.size();
+    return OpenLogForAppend();
+  }
+  log_size_ = scan.torn_tail_offset;
+  PK_RETURN_IF_ERROR(OpenLogForAppend());
+  if (recovery_.torn_tail_bytes > 0) {
+    if (::ftruncate(log_fd_, static_cast<off_t>(log_size_)) != 0) return Errno("truncate", path);
+    if (options_.fsync && ::fsync(log_fd_) != 0) return Errno("fsync", path);
+  }
+  return Status::Ok();
+}
+
+Status RoomStore::OpenLogForAppend() {
   const std::string log_path = dir_ + "/log";
-  const bool log_existed = std::filesystem::exists(log_path, ec);
+  std::error_code ec;
+  const bool created_dir = std::filesystem::create_directories(dir_, ec);
+  if (ec) return Status::IOError("room store: create '" + dir_ + "': " + ec.message());
+  struct stat st;
+  const bool log_existed = ::lstat(log_path.c_str(), &st) == 0;
   log_fd_ = ::open(log_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (log_fd_ < 0) return Errno("open", log_path);
   if (options_.fsync && !log_existed) {
     PK_RETURN_IF_ERROR(SyncDirectory(dir_));
-    if (created) {
+    if (created_dir) {
       const std::string parent = std::filesystem::path(dir_).parent_path().string();
       PK_RETURN_IF_ERROR(SyncDirectory(parent.empty() ? "." : parent));
     }
   }
-  PK_ASSIGN_OR_RETURN(std::string log, ReadFile(log_path));
-  const size_t before = updates_.size();
-  const size_t end = ParseRecords(AsBytes(log), options_.max_record_bytes, updates_);
-  log_records_ = updates_.size() - before;
-  log_size_ = end;
-  dropped_bytes_ = log.size() - end;
-  if (dropped_bytes_ > 0) {
-    PK_LOG(kWarning) << "room store: '" << log_path << "': dropped " << dropped_bytes_
-                     << " bytes of torn or corrupt tail after " << log_records_ << " records";
-    if (::ftruncate(log_fd_, static_cast<off_t>(end)) != 0) return Errno("truncate", log_path);
-    if (::fsync(log_fd_) != 0) return Errno("fsync", log_path);
+  if (::lseek(log_fd_, static_cast<off_t>(log_size_), SEEK_SET) < 0) return Errno("seek", log_path);
+  return Status::Ok();
+}
+
+Status RoomStore::RemoveIfEmpty() {
+  if (dir_.empty() || !updates_.empty()) return Status::Ok();
+  if (log_fd_ >= 0) {
+    ::close(log_fd_);
+    log_fd_ = -1;
   }
-  if (::lseek(log_fd_, static_cast<off_t>(end), SEEK_SET) < 0) return Errno("seek", log_path);
+  const std::string log_path = dir_ + "/log";
+  if (::unlink(log_path.c_str()) != 0 && errno != ENOENT) return Errno("remove", log_path);
+  // Fails with ENOTEMPTY when something else lives there (quarantined files): kept.
+  if (::rmdir(dir_.c_str()) != 0 && errno != ENOENT && errno != ENOTEMPTY && errno != EEXIST) {
+    return Errno("remove directory", dir_);
+  }
   return Status::Ok();
 }
 
@@ -170,6 +345,7 @@ Status RoomStore::Append(ByteSpan update) {
     updates_.emplace_back(update.begin(), update.end());
     return Status::Ok();
   }
+  if (log_fd_ < 0) PK_RETURN_IF_ERROR(OpenLogForAppend());
   std::string rec;
   rec.reserve(kHeaderBytes + update.size());
   AppendRecord(update, rec);
@@ -195,7 +371,7 @@ Status RoomStore::Append(ByteSpan update) {
 }
 
 Status RoomStore::Sync() {
-  if (!dirty_) return Status::Ok();
+  if (!dirty_ || log_fd_ < 0) return Status::Ok();
   if (options_.fsync && ::fdatasync(log_fd_) != 0) return Errno("fsync", dir_ + "/log");
   dirty_ = false;
   return Status::Ok();
@@ -211,6 +387,7 @@ Status RoomStore::MaybeCompact() {
 
 Status RoomStore::Compact() {
   if (!merge_) return Status::NotSupported("room store: no merge function to compact with");
+  if (updates_.empty()) return Status::Ok();
   PK_RETURN_IF_ERROR(Sync());
   PK_ASSIGN_OR_RETURN(Bytes merged, merge_(updates_));
   if (dir_.empty()) {
@@ -219,6 +396,7 @@ Status RoomStore::Compact() {
     updates_.push_back(std::move(merged));
     return Status::Ok();
   }
+  if (log_fd_ < 0) PK_RETURN_IF_ERROR(OpenLogForAppend());
   std::string snap;
   AppendRecord(merged, snap);
   PK_RETURN_IF_ERROR(WriteFileAtomic(dir_ + "/snapshot", snap));

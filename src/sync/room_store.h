@@ -6,10 +6,28 @@
 //   log       the updates received since, appended in arrival order.
 // A record is  u32 length (LE) | u32 crc32c(length bytes | payload) (LE) | payload.
 //
-// Recovery (Open) reads the snapshot, then log records up to the first one that is torn
-// (shorter than its header says) or fails its CRC; the log is truncated there, so a crash
-// in the middle of an append loses only that unacknowledged update. Updates are idempotent,
-// so a crash between a snapshot rename and the log truncation only replays some twice.
+// Recovery (Open) keeps every record that verifies and sets aside only what does not:
+//  * snapshot: must be one complete record with a matching CRC. An empty, corrupt or
+//    non-regular (a directory) snapshot is renamed to snapshot.corrupt-<time> and the room
+//    loads from the log alone; history that was compacted into the lost snapshot is gone
+//    from the server (clients that still hold it send it back when they sync).
+//  * log: records are read in order; after one that does not verify, the scan moves forward
+//    byte by byte to the next offset where a complete record verifies (length within
+//    bounds, CRC over length + payload, payload accepted by RoomStoreOptions::validate) and
+//    goes on from there. The bytes skipped are a corrupt range.
+//  * a tail that looks like an interrupted append (fewer than 8 bytes, or a header whose
+//    length runs past the end of the file, with nothing verifiable after it) is torn: it
+//    was never acknowledged and is cut off (ftruncate), as before.
+//  * when there were corrupt ranges, the recovered records are written to log.tmp.<pid>, fsync'ed
+//    and renamed over log only after the original was kept as log.corrupt-<time> (a hard
+//    link, or a copy where links fail); the directory is fsync'ed. The original bytes are
+//    never lost.
+//  * stray snapshot.tmp.* / log.tmp.* files (a crash in the middle of a compaction or of a
+//    recovery) are removed.
+// What was dropped is in recovery() (the caller logs it).
+//
+// Empty rooms leave nothing on disk: the directory and the log are created on the first
+// Append, and RemoveIfEmpty() deletes them again when no record was ever kept.
 //
 // Durability contract: an update is durable once Sync() returned OK after its Append();
 // the sync service calls Sync() before it broadcasts (acknowledges) anything it appended.
@@ -28,6 +46,11 @@ namespace pocket::sync {
 
 // Merges Yjs v1 updates into one (crdt::MergeUpdates in production).
 using MergeUpdatesFn = std::function<Result<Bytes>(const std::vector<Bytes>& updates)>;
+// True when a recovered payload is a well-formed update. Recovery treats a record that
+// verifies by CRC but fails this as corrupt: after damage, the resynchronising scan can land
+// on bytes inside a payload that happen to frame a record (user text can hold anything; such
+// a record, if it also decodes, is no more than its author could have sent as an update).
+using ValidateUpdateFn = std::function<bool(ByteSpan update)>;
 
 struct RoomStoreOptions {
   // Compact once the log holds this many records (0: never).
@@ -36,13 +59,48 @@ struct RoomStoreOptions {
   uint32_t max_record_bytes = 64u << 20;
   // Skip fsync (benchmarks of the network path only; never in production).
   bool fsync = true;
+  // Null: every record whose CRC matches is accepted.
+  ValidateUpdateFn validate;
 };
+
+// What recovery found and set aside. Byte counts are of the files as found on disk.
+struct RecoveryReport {
+  size_t snapshot_records = 0;   // 0 or 1
+  size_t log_records = 0;        // records kept from the log
+  size_t corrupt_ranges = 0;     // runs of log bytes that did not verify
+  uint64_t corrupt_bytes = 0;    // their total size
+  uint64_t torn_tail_bytes = 0;  // an interrupted last append, cut off
+  bool snapshot_quarantined = false;
+  std::string snapshot_problem;          // why, when quarantined
+  size_t stray_temp_files = 0;           // snapshot.tmp.* / log.tmp.* removed
+  std::vector<std::string> quarantined;  // paths of the files set aside
+  // True when something acknowledged may have been lost (not for a torn tail alone).
+  bool lost_data() const { return corrupt_ranges > 0 || snapshot_quarantined; }
+  // One line for the log, e.g. "kept 12 log records; 1 corrupt range (40 bytes) quarantined
+  // in DIR/log.corrupt-1700000000".
+  std::string Summary() const;
+};
+
+// The log scan, pure (exposed for tests and the fuzzer). Offsets are into `data`.
+struct LogScan {
+  struct Record {
+    size_t offset;  // of the header
+    size_t size;    // payload bytes
+  };
+  struct Range {
+    size_t offset, size;
+  };
+  std::vector<Record> records;
+  std::vector<Range> corrupt;
+  size_t torn_tail_offset;  // == data.size() when there is no torn tail
+};
+LogScan ScanLog(ByteSpan data, uint32_t max_record_bytes, const ValidateUpdateFn& validate);
 
 class RoomStore {
  public:
-  // Creates the directory when missing and recovers its contents. IOError on file-system
-  // failure, Corruption when the snapshot is unreadable (it is never torn: atomic rename).
-  // An empty `dir` gives a store in memory only (same API, nothing durable).
+  // Recovers the contents of `dir` when it exists (see the top of this file); creates
+  // nothing. IOError on file-system failure only: damaged contents are set aside, never an
+  // error. An empty `dir` gives a store in memory only (same API, nothing durable).
   static Result<RoomStore> Open(std::string dir, RoomStoreOptions options, MergeUpdatesFn merge);
 
   RoomStore(RoomStore&& o) noexcept;
@@ -50,7 +108,8 @@ class RoomStore {
   RoomStore(const RoomStore&) = delete;
   ~RoomStore();
 
-  // Writes one record (not yet durable). InvalidArgument if over max_record_bytes.
+  // Writes one record (not yet durable), creating the directory and the log on first use.
+  // InvalidArgument if over max_record_bytes.
   Status Append(ByteSpan update);
   // fsyncs the log: every Append before it is durable once this returns OK.
   Status Sync();
@@ -62,13 +121,23 @@ class RoomStore {
   // The recovered + appended updates in order (snapshot first): the room's whole state.
   const std::vector<Bytes>& updates() const { return updates_; }
   size_t log_records() const { return log_records_; }
-  // Bytes dropped from the end of the log by recovery (a torn or corrupt tail).
-  uint64_t recovered_dropped_bytes() const { return dropped_bytes_; }
+  // Bytes of the log that recovery did not keep (corrupt ranges and a torn tail).
+  uint64_t recovered_dropped_bytes() const {
+    return recovery_.corrupt_bytes + recovery_.torn_tail_bytes;
+  }
+  const RecoveryReport& recovery() const { return recovery_; }
+
+  // For a room being unloaded: when it holds no update, closes the log and removes the log
+  // and the directory (left in place when anything else is in it, e.g. quarantined files).
+  Status RemoveIfEmpty();
 
  private:
   RoomStore(std::string dir, RoomStoreOptions options, MergeUpdatesFn merge)
       : dir_(std::move(dir)), options_(options), merge_(std::move(merge)) {}
   Status Recover();
+  Status RecoverSnapshot();
+  Status RecoverLog();
+  Status OpenLogForAppend();
 
   std::string dir_;
   RoomStoreOptions options_;
@@ -76,7 +145,7 @@ class RoomStore {
   int log_fd_ = -1;
   uint64_t log_size_ = 0;
   size_t log_records_ = 0;
-  uint64_t dropped_bytes_ = 0;
+  RecoveryReport recovery_;
   bool dirty_ = false;
   std::vector<Bytes> updates_;
 };

@@ -1,10 +1,12 @@
 #include "sync/room_store.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <random>
 
 #include "base/file.h"
 
@@ -120,12 +122,321 @@ TEST(RoomStoreTest, CompactsIntoSnapshotAndTruncatesLog) {
   std::filesystem::remove_all(dir);
 }
 
-TEST(RoomStoreTest, RejectsCorruptSnapshot) {
-  const std::string dir = TempDir("badsnap");
+// Writes a log of `records` (and, when given, a snapshot of one record) into a new `dir`.
+void WriteRoom(const std::string& dir, const std::vector<Bytes>& records,
+               const std::string* snapshot = nullptr) {
   std::filesystem::create_directories(dir);
-  ASSERT_TRUE(WriteFileAtomic(dir + "/snapshot", "garbage!garbage!").ok());
-  EXPECT_EQ(RoomStore::Open(dir, {}, nullptr).status().code(), StatusCode::kCorruption);
+  std::string log;
+  for (const auto& r : records) AppendRecord(r, log);
+  ASSERT_TRUE(WriteFileAtomic(dir + "/log", log).ok());
+  if (snapshot != nullptr) {
+    ASSERT_TRUE(WriteFileAtomic(dir + "/snapshot", *snapshot).ok());
+  }
+}
+
+std::vector<std::string> QuarantinedFiles(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (name.find(".corrupt-") != std::string::npos) out.push_back(name);
+  }
+  return out;
+}
+
+TEST(RoomStoreTest, FallsBackToLogWhenSnapshotIsCorruptEmptyOrADirectory) {
+  const std::vector<Bytes> log = {B({1}), B({2, 2}), B({3, 3, 3})};
+  for (const std::string kind : {"garbage", "empty", "directory", "torn", "bad-crc"}) {
+    SCOPED_TRACE(kind);
+    const std::string dir = TempDir("badsnap");
+    WriteRoom(dir, log);
+    std::string snap;
+    AppendRecord(B({7, 7, 7, 7}), snap);
+    if (kind == "garbage") {
+      ASSERT_TRUE(WriteFileAtomic(dir + "/snapshot", "garbage!garbage!").ok());
+    }
+    if (kind == "empty") {
+      ASSERT_TRUE(WriteFileAtomic(dir + "/snapshot", "").ok());
+    }
+    if (kind == "directory") std::filesystem::create_directories(dir + "/snapshot/x");
+    if (kind == "torn") {
+      ASSERT_TRUE(WriteFileAtomic(dir + "/snapshot", snap.substr(0, 10)).ok());
+    }
+    if (kind == "bad-crc") {
+      snap[9] ^= 1;
+      ASSERT_TRUE(WriteFileAtomic(dir + "/snapshot", snap).ok());
+    }
+    {
+      auto s = RoomStore::Open(dir, {}, nullptr);
+      ASSERT_TRUE(s.ok()) << s.status().ToString();
+      EXPECT_EQ(s->updates(), log);
+      EXPECT_TRUE(s->recovery().snapshot_quarantined);
+      EXPECT_TRUE(s->recovery().lost_data());
+      ASSERT_EQ(s->recovery().quarantined.size(), 1u);
+      EXPECT_TRUE(std::filesystem::exists(s->recovery().quarantined[0]));
+      EXPECT_FALSE(std::filesystem::exists(dir + "/snapshot"));
+    }
+    auto again = RoomStore::Open(dir, {}, nullptr);  // loads cleanly from now on
+    ASSERT_TRUE(again.ok());
+    EXPECT_EQ(again->updates(), log);
+    EXPECT_FALSE(again->recovery().lost_data());
+    std::filesystem::remove_all(dir);
+  }
+}
+
+TEST(RoomStoreTest, LoadsLogAloneWhenSnapshotIsMissing) {
+  const std::string dir = TempDir("nosnap");
+  WriteRoom(dir, {B({1}), B({2})});
+  auto s = RoomStore::Open(dir, {}, nullptr);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->updates(), (std::vector<Bytes>{B({1}), B({2})}));
+  EXPECT_FALSE(s->recovery().lost_data());
   std::filesystem::remove_all(dir);
+}
+
+TEST(RoomStoreTest, LogThatIsADirectoryIsSetAsideAndTheSnapshotLoads) {
+  const std::string dir = TempDir("dirlog");
+  std::string snap;
+  AppendRecord(B({5}), snap);
+  std::filesystem::create_directories(dir + "/log/x");
+  ASSERT_TRUE(WriteFileAtomic(dir + "/snapshot", snap).ok());
+  {
+    auto s = RoomStore::Open(dir, {}, nullptr);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    EXPECT_EQ(s->updates(), (std::vector<Bytes>{B({5})}));
+    EXPECT_TRUE(s->recovery().lost_data());
+    EXPECT_EQ(QuarantinedFiles(dir).size(), 1u);
+    ASSERT_TRUE(s->Append(B({6})).ok());
+    ASSERT_TRUE(s->Sync().ok());
+  }
+  auto s = RoomStore::Open(dir, {}, nullptr);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->updates(), (std::vector<Bytes>{B({5}), B({6})}));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(RoomStoreTest, CleanLogIsNotRewritten) {
+  const std::string dir = TempDir("clean");
+  WriteRoom(dir, {B({1}), B({2})});
+  struct stat before, after;
+  ASSERT_EQ(::stat((dir + "/log").c_str(), &before), 0);
+  auto s = RoomStore::Open(dir, {}, nullptr);
+  ASSERT_TRUE(s.ok());
+  ASSERT_EQ(::stat((dir + "/log").c_str(), &after), 0);
+  EXPECT_EQ(before.st_ino, after.st_ino);
+  EXPECT_TRUE(QuarantinedFiles(dir).empty());
+  std::filesystem::remove_all(dir);
+}
+
+TEST(RoomStoreTest, RemovesStrayTempFilesOnOpen) {
+  const std::string dir = TempDir("stray");
+  std::string snap;
+  AppendRecord(B({5}), snap);
+  WriteRoom(dir, {B({6})}, &snap);
+  ASSERT_TRUE(WriteFileAtomic(dir + "/snapshot.tmp.12345", "half a snap").ok());
+  ASSERT_TRUE(WriteFileAtomic(dir + "/log.tmp.999", "half a log").ok());
+  auto s = RoomStore::Open(dir, {}, nullptr);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->updates(), (std::vector<Bytes>{B({5}), B({6})}));
+  EXPECT_EQ(s->recovery().stray_temp_files, 2u);
+  EXPECT_FALSE(std::filesystem::exists(dir + "/snapshot.tmp.12345"));
+  EXPECT_FALSE(std::filesystem::exists(dir + "/log.tmp.999"));
+  EXPECT_TRUE(std::filesystem::exists(dir + "/snapshot"));
+  std::filesystem::remove_all(dir);
+}
+
+std::vector<Bytes> RandomRecords(std::mt19937& rng) {
+  std::vector<Bytes> out(1 + rng() % 40);
+  for (auto& r : out) {
+    r.resize(rng() % 4 == 0 ? rng() % 4 : rng() % 300);
+    for (auto& b : r) b = static_cast<uint8_t>(rng());
+  }
+  return out;
+}
+
+// Opens `dir` whose log holds `log_bytes`, checks the recovered updates, that the original
+// is kept when anything was quarantined, that a second Open agrees, and that appending works.
+void ExpectRecovers(const std::string& dir, const std::string& log_bytes,
+                    const std::vector<Bytes>& expected) {
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/log", std::ios::binary) << log_bytes;  // no fsync: hundreds of seeds
+  RoomStoreOptions o;
+  o.fsync = false;
+  {
+    auto s = RoomStore::Open(dir, o, nullptr);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    ASSERT_EQ(s->updates(), expected);
+    const RecoveryReport& r = s->recovery();
+    if (r.corrupt_ranges > 0) {
+      ASSERT_EQ(r.quarantined.size(), 1u);
+      auto kept = ReadFile(r.quarantined[0]);
+      ASSERT_TRUE(kept.ok());
+      EXPECT_EQ(*kept, log_bytes) << "the original log is kept byte for byte";
+    } else {
+      EXPECT_TRUE(QuarantinedFiles(dir).empty());
+    }
+    EXPECT_LE(r.corrupt_bytes + r.torn_tail_bytes, log_bytes.size());
+    ASSERT_TRUE(s->Append(B({0xAB})).ok());
+    ASSERT_TRUE(s->Sync().ok());
+  }
+  auto s = RoomStore::Open(dir, o, nullptr);
+  ASSERT_TRUE(s.ok());
+  std::vector<Bytes> with_append = expected;
+  with_append.push_back(B({0xAB}));
+  EXPECT_EQ(s->updates(), with_append);
+  EXPECT_FALSE(s->recovery().lost_data());
+  EXPECT_EQ(s->recovered_dropped_bytes(), 0u);
+}
+
+// One flipped byte anywhere (length field, CRC field or payload of any record) loses that
+// record only: every other record is recovered, in order.
+TEST(RoomStoreTest, FlippedByteLosesOnlyItsOwnRecord) {
+  const std::string dir = TempDir("flip");
+  for (uint32_t seed = 0; seed < 300; ++seed) {
+    std::mt19937 rng(seed);
+    const std::vector<Bytes> records = RandomRecords(rng);
+    std::string log;
+    std::vector<size_t> starts;
+    for (const auto& r : records) {
+      starts.push_back(log.size());
+      AppendRecord(r, log);
+    }
+    const size_t victim = rng() % records.size();
+    const int field = static_cast<int>(seed % 3);  // 0 length, 1 crc, 2 payload
+    size_t at = starts[victim] + (field == 0 ? rng() % 4 : 4 + rng() % 4);
+    if (field == 2 && !records[victim].empty())
+      at = starts[victim] + 8 + rng() % records[victim].size();
+    std::string damaged = log;
+    damaged[at] = static_cast<char>(damaged[at] ^ (1 + rng() % 255));
+    std::vector<Bytes> expected = records;
+    expected.erase(expected.begin() + static_cast<ptrdiff_t>(victim));
+    SCOPED_TRACE("seed " + std::to_string(seed) + " victim " + std::to_string(victim) + " of " +
+                 std::to_string(records.size()) + " byte " + std::to_string(at));
+    ExpectRecovers(dir, damaged, expected);
+    if (HasFatalFailure()) break;
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST(RoomStoreTest, DamageInTwoRecordsLosesOnlyThoseTwo) {
+  const std::string dir = TempDir("flip2");
+  for (uint32_t seed = 0; seed < 100; ++seed) {
+    std::mt19937 rng(seed);
+    std::vector<Bytes> records = RandomRecords(rng);
+    if (records.size() < 2) continue;
+    std::string log;
+    std::vector<size_t> starts;
+    for (const auto& r : records) {
+      starts.push_back(log.size());
+      AppendRecord(r, log);
+    }
+    size_t a = rng() % records.size(), b = rng() % records.size();
+    if (a == b) b = (a + 1) % records.size();
+    for (size_t v : {a, b}) log[starts[v] + rng() % (8 + records[v].size())] ^= 0x5A;
+    std::vector<Bytes> expected;
+    for (size_t i = 0; i < records.size(); ++i) {
+      if (i != a && i != b) expected.push_back(records[i]);
+    }
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    ExpectRecovers(dir, log, expected);
+    if (HasFatalFailure()) break;
+  }
+  std::filesystem::remove_all(dir);
+}
+
+// A cut anywhere keeps every record that lies wholly before it, and quarantines nothing
+// (a torn tail is an interrupted, unacknowledged append).
+TEST(RoomStoreTest, TruncationKeepsEveryCompleteRecord) {
+  const std::string dir = TempDir("cut");
+  for (uint32_t seed = 0; seed < 200; ++seed) {
+    std::mt19937 rng(seed);
+    const std::vector<Bytes> records = RandomRecords(rng);
+    std::string log;
+    std::vector<size_t> ends;
+    for (const auto& r : records) {
+      AppendRecord(r, log);
+      ends.push_back(log.size());
+    }
+    const size_t cut = rng() % (log.size() + 1);
+    std::vector<Bytes> expected;
+    for (size_t i = 0; i < records.size() && ends[i] <= cut; ++i) expected.push_back(records[i]);
+    SCOPED_TRACE("seed " + std::to_string(seed) + " cut " + std::to_string(cut));
+    ExpectRecovers(dir, log.substr(0, cut), expected);
+    if (HasFatalFailure()) break;
+    EXPECT_TRUE(QuarantinedFiles(dir).empty());
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST(RoomStoreTest, GarbageAppendedOrInsertedLosesNoRecord) {
+  const std::string dir = TempDir("garbage");
+  for (uint32_t seed = 0; seed < 200; ++seed) {
+    std::mt19937 rng(seed);
+    const std::vector<Bytes> records = RandomRecords(rng);
+    std::vector<std::string> framed;
+    for (const auto& r : records) {
+      framed.emplace_back();
+      AppendRecord(r, framed.back());
+    }
+    std::string garbage(1 + rng() % 100, '\0');
+    for (char& c : garbage) c = static_cast<char>(rng());
+    const size_t at = seed % 2 == 0 ? records.size() : rng() % (records.size() + 1);
+    std::string log;
+    for (size_t i = 0; i <= records.size(); ++i) {
+      if (i == at) log += garbage;
+      if (i < records.size()) log += framed[i];
+    }
+    SCOPED_TRACE("seed " + std::to_string(seed) + " garbage at record " + std::to_string(at));
+    ExpectRecovers(dir, log, records);
+    if (HasFatalFailure()) break;
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST(RoomStoreTest, RecordThatFailsValidationIsQuarantined) {
+  const std::string dir = TempDir("validate");
+  WriteRoom(dir, {B({1}), B({0xEE, 0xEE}), B({3})});
+  RoomStoreOptions o;
+  o.validate = [](ByteSpan u) { return u.empty() || u[0] != 0xEE; };
+  auto s = RoomStore::Open(dir, o, nullptr);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->updates(), (std::vector<Bytes>{B({1}), B({3})}));
+  EXPECT_EQ(s->recovery().corrupt_ranges, 1u);
+  EXPECT_EQ(s->recovery().corrupt_bytes, 10u);
+  EXPECT_EQ(QuarantinedFiles(dir).size(), 1u);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(RoomStoreTest, EmptyRoomLeavesNothingOnDisk) {
+  const std::string dir = TempDir("empty");
+  {
+    auto s = RoomStore::Open(dir, {}, nullptr);
+    ASSERT_TRUE(s.ok());
+    EXPECT_FALSE(std::filesystem::exists(dir)) << "nothing is created before an append";
+    ASSERT_TRUE(s->Sync().ok());
+    ASSERT_TRUE(s->RemoveIfEmpty().ok());
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir));
+  {
+    auto s = RoomStore::Open(dir, {}, nullptr);
+    ASSERT_TRUE(s.ok());
+    ASSERT_TRUE(s->Append(B({1})).ok());
+    ASSERT_TRUE(s->Sync().ok());
+    ASSERT_TRUE(s->RemoveIfEmpty().ok());  // not empty: kept
+  }
+  auto s = RoomStore::Open(dir, {}, nullptr);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->updates(), (std::vector<Bytes>{B({1})}));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(RoomStoreTest, LeftoverEmptyLogIsRemovedWhenTheRoomCloses) {
+  const std::string dir = TempDir("leftover");
+  WriteRoom(dir, {});
+  auto s = RoomStore::Open(dir, {}, nullptr);
+  ASSERT_TRUE(s.ok());
+  ASSERT_TRUE(s->RemoveIfEmpty().ok());
+  EXPECT_FALSE(std::filesystem::exists(dir));
 }
 
 TEST(RoomStoreTest, RejectsOversizedUpdate) {

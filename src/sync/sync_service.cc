@@ -7,6 +7,8 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/websocket.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <deque>
 #include <optional>
 #include <set>
@@ -64,8 +66,18 @@ using Frame = std::shared_ptr<const Bytes>;
 
 Frame MakeMessage(Bytes bytes) { return std::make_shared<const Bytes>(std::move(bytes)); }
 
-// Close codes: 4401 permission denied (y-websocket 3.x: permanent), RFC 6455 otherwise.
-constexpr uint16_t kClosePermissionDenied = 4401;
+// A WebSocket close reason holds at most 123 bytes (RFC 6455 5.5: control frames carry
+// 125, two of them the code); Beast throws on a longer one.
+std::string CloseReason(std::string reason) {
+  if (reason.size() > 123) reason.resize(123);
+  return reason;
+}
+
+// Messages are read in pieces of this size so that one over the limit is refused after
+// reading limit + this much, never buffered whole.
+constexpr size_t kReadChunkBytes = 64 * 1024;
+
+bool IsDecodableUpdate(ByteSpan update) { return crdt::EncodeStateVectorFromUpdate(update).ok(); }
 
 }  // namespace
 
@@ -107,6 +119,13 @@ struct Room {
   std::map<uint64_t, std::shared_ptr<Connection>> conns;
   std::vector<Frame> pending;  // appended, not yet fsync'ed nor broadcast
   bool flush_posted = false;
+  std::optional<Bytes> state_vector;  // of store->updates(); reset when they change
+};
+
+// One client address's allowance of new rooms.
+struct RoomBucket {
+  double tokens;
+  std::chrono::steady_clock::time_point refilled;
 };
 
 class SyncService::Impl : public std::enable_shared_from_this<SyncService::Impl> {
@@ -125,8 +144,12 @@ class SyncService::Impl : public std::enable_shared_from_this<SyncService::Impl>
     return expected.empty() || ConstantTimeEqual(expected, target.token);
   }
 
+  // ResourceExhausted when joining would create a room and `client_address` may not.
   Result<Room*> Join(const std::shared_ptr<Connection>& conn, uint64_t conn_id,
-                     const std::string& name);
+                     const std::string& name, const std::string& client_address);
+  // The SyncStep1 state vector for a room: what it has stored, so a client sends only what
+  // is missing. An empty one (everything) when the stored updates do not merge.
+  const Bytes& StateVector(Room& room);
   void Leave(uint64_t conn_id, const std::string& name);
   void OnUpdate(Connection& conn, const std::string& name, ByteSpan update);
   void OnStep1(Connection& conn, const std::string& name);
@@ -143,11 +166,13 @@ class SyncService::Impl : public std::enable_shared_from_this<SyncService::Impl>
   }
   void Broadcast(Room& room, const Frame& m);
   void FailRoom(Room& room, const Status& s);
+  bool TakeNewRoomToken(const std::string& client_address);
 
   asio::strand<asio::io_context::executor_type> strand_;
   SyncOptions options_;
   SyncStats stats_;
   std::map<std::string, std::unique_ptr<Room>> rooms_;
+  std::map<std::string, RoomBucket> new_room_buckets_;
   uint64_t last_conn_id_ = 0;
   bool shutting_down_ = false;
 };
@@ -160,6 +185,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
       : service_(std::move(service)), ws_(std::move(stream)), id_(service_->NextConnectionId()) {}
 
   uint64_t id() const { return id_; }
+  // Whether a new SyncStep1 answer gets the allowance (no earlier one is still queued).
+  bool AnswerCreditFree() const { return answer_bytes_queued_ == 0; }
 
   void Start(http::request<http::string_body> request) {
     request_ = std::move(request);
@@ -170,7 +197,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
     t.idle_timeout = std::chrono::seconds(o.idle_timeout_s);
     t.keep_alive_pings = true;
     ws_.set_option(t);
-    ws_.read_message_max(o.max_message_bytes);
+    // The limit is enforced in OnRead (kCloseMessageTooBig with a reason): Beast's own
+    // would close with 1009, which y-websocket retries forever.
+    ws_.read_message_max(0);
+    beast::error_code ep_ec;
+    const auto ep = beast::get_lowest_layer(ws_).socket().remote_endpoint(ep_ec);
+    if (!ep_ec) client_address_ = ep.address().to_string();
     ws_.binary(true);
     ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
       res.set(http::field::server, "pocket-collab");
@@ -189,15 +221,21 @@ class Connection : public std::enable_shared_from_this<Connection> {
         }));
   }
 
-  void Send(const Frame& m) {
+  // `answer`: part of the answer to the peer's SyncStep1 (the room's stored state), which is
+  // allowed on top of max_queued_bytes while it drains: a document larger than the limit
+  // would otherwise close every joining peer (1013), and y-websocket would reconnect and ask
+  // again forever. One answer at a time has the allowance (AnswerCreditFree()).
+  void Send(const Frame& m, bool answer = false) {
     if (closing_ || dropped_) return;
     queued_bytes_ += m->size();
-    queue_.push_back(m);
-    if (queued_bytes_ > service_->options().max_queued_bytes) {
+    if (answer) answer_bytes_queued_ += m->size();
+    queue_.push_back({m, answer});
+    if (queued_bytes_ > service_->options().max_queued_bytes + answer_bytes_queued_) {
       PK_LOG(kWarning) << "sync: closing slow peer " << id_ << " in room '" << target_.room
                        << "' (" << queued_bytes_ << " bytes queued)";
       queue_.clear();
       queued_bytes_ = 0;
+      answer_bytes_queued_ = 0;
       Close(websocket::close_code::try_again_later);
       return;
     }
@@ -206,16 +244,22 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Sends what is queued, then closes with `code`.
   void Close(websocket::close_code code) { Close(static_cast<uint16_t>(code)); }
-  void Close(uint16_t code) {
+  void Close(uint16_t code, std::string reason = "") {
     if (dropped_) return;
     closing_ = true;
     if (writing_) {
-      if (!close_after_write_) close_after_write_ = code;
+      if (!close_after_write_) {
+        close_after_write_ = code;
+        close_reason_ = CloseReason(std::move(reason));
+      }
       return;
     }
     if (close_started_) return;
     close_started_ = true;
-    ws_.async_close(websocket::close_reason(code),
+    if (!reason.empty()) close_reason_ = CloseReason(std::move(reason));
+    websocket::close_reason cr(code);
+    cr.reason = close_reason_;
+    ws_.async_close(cr,
                     asio::bind_executor(service_->strand(),
                                         [self = shared_from_this()](beast::error_code) {
                                           self->Drop();
@@ -232,14 +276,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
       Close(kClosePermissionDenied);
       return;
     }
-    auto room = service_->Join(shared_from_this(), id_, target_.room);
+    auto room = service_->Join(shared_from_this(), id_, target_.room, client_address_);
     if (!room.ok()) {
+      if (room.status().code() == StatusCode::kResourceExhausted) {
+        Close(kCloseTooManyNewRooms, "too many new rooms from this address; try again later");
+        return;
+      }
       PK_LOG(kError) << "sync: " << room.status().ToString();
       Close(websocket::close_code::internal_error);
       return;
     }
     joined_ = true;
-    Send(MakeMessage(EncodeSyncStep1(EmptyStateVector())));
+    Send(MakeMessage(EncodeSyncStep1(service_->StateVector(**room))));
     auto states = (*room)->awareness.States();
     if (!states.empty()) {
       Send(MakeMessage(EncodeAwarenessMessage(EncodeAwarenessUpdate(states))));
@@ -248,14 +296,27 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void DoRead() {
-    ws_.async_read(buffer_, asio::bind_executor(
-        service_->strand(), [self = shared_from_this()](beast::error_code ec, size_t) {
-          self->OnRead(ec);
-        }));
+    ws_.async_read_some(buffer_, kReadChunkBytes,
+                        asio::bind_executor(service_->strand(),
+                                            [self = shared_from_this()](beast::error_code ec,
+                                                                        size_t) {
+                                              self->OnRead(ec);
+                                            }));
   }
 
   void OnRead(beast::error_code ec) {
     if (ec) return Drop();
+    const size_t limit = service_->options().max_message_bytes;
+    if (buffer_.size() > limit) {
+      ++service_->stats().messages_too_big;
+      PK_LOG(kWarning) << "sync: closing peer " << id_ << " in room '" << target_.room
+                       << "': message over " << limit << " bytes";
+      buffer_.consume(buffer_.size());
+      Close(kCloseMessageTooBig, "message over the server's limit of " + std::to_string(limit) +
+                                     " bytes (document too large for this server)");
+      return;
+    }
+    if (!ws_.is_message_done()) return DoRead();
     if (!ws_.got_binary()) {
       Reject("text frame");
       return;
@@ -303,7 +364,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void DoWrite() {
     if (queue_.empty() || dropped_) return;
     writing_ = true;
-    inflight_ = std::move(queue_.front());
+    inflight_ = std::move(queue_.front().frame);
+    if (queue_.front().answer) {
+      answer_bytes_queued_ -= std::min(answer_bytes_queued_, inflight_->size());
+    }
     queue_.pop_front();
     queued_bytes_ -= std::min(queued_bytes_, inflight_->size());
     ws_.async_write(asio::buffer(*inflight_),
@@ -321,7 +385,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (close_after_write_) {
       const uint16_t code = *close_after_write_;
       close_after_write_.reset();
-      Close(code);
+      Close(code, close_reason_);
     }
   }
 
@@ -341,28 +405,55 @@ class Connection : public std::enable_shared_from_this<Connection> {
   http::request<http::string_body> request_;
   RoomTarget target_;
   beast::flat_buffer buffer_;
-  std::deque<Frame> queue_;
+  struct Queued {
+    Frame frame;
+    bool answer;
+  };
+  std::deque<Queued> queue_;
   Frame inflight_;
   size_t queued_bytes_ = 0;
+  size_t answer_bytes_queued_ = 0;  // of queued_bytes_, SyncStep1 answer still to be written
   bool writing_ = false;
   bool closing_ = false;
   bool close_started_ = false;
   bool dropped_ = false;
   bool joined_ = false;
   std::optional<uint16_t> close_after_write_;
+  std::string close_reason_;
+  std::string client_address_;
 };
 
 Result<Room*> SyncService::Impl::Join(const std::shared_ptr<Connection>& conn, uint64_t conn_id,
-                                      const std::string& name) {
+                                      const std::string& name,
+                                      const std::string& client_address) {
   Room* room = Find(name);
   if (room == nullptr) {
     auto r = std::make_unique<Room>();
     r->name = name;
     std::string dir;
     if (!options_.data_dir.empty()) dir = options_.data_dir + "/" + EscapeRoomName(name);
-    auto store = RoomStore::Open(dir, options_.store,
+    RoomStoreOptions store_options = options_.store;
+    if (!store_options.validate) store_options.validate = IsDecodableUpdate;
+    auto store = RoomStore::Open(dir, store_options,
                                  options_.merge ? options_.merge : MergeUpdatesWithCrdt);
     if (!store.ok()) return store.status().WithContext("room '" + name + "'");
+    if (store->updates().empty() && !TakeNewRoomToken(client_address)) {
+      const uint64_t n = ++stats_.rooms_rate_limited;
+      if ((n & (n - 1)) == 0) {  // 1st, 2nd, 4th, ...: a flood does not flood the log
+        PK_LOG(kWarning) << "sync: refused a new room to " << client_address << " (" << n
+                         << " refusals so far): over the room-creation limit";
+      }
+      return Status::ResourceExhausted("room '" + name + "': " + client_address +
+                                       " creates rooms faster than allowed");
+    }
+    const RecoveryReport& rec = store->recovery();
+    stats_.recovery_dropped_bytes += store->recovered_dropped_bytes();
+    if (rec.lost_data()) {
+      ++stats_.rooms_recovered_with_loss;
+      PK_LOG(kWarning) << "sync: room '" << name << "' recovered: " << rec.Summary();
+    } else if (rec.torn_tail_bytes > 0 || rec.stray_temp_files > 0) {
+      PK_LOG(kInfo) << "sync: room '" << name << "' recovered: " << rec.Summary();
+    }
     r->store.emplace(std::move(store).value());
     room = r.get();
     rooms_[name] = std::move(r);
@@ -371,6 +462,51 @@ Result<Room*> SyncService::Impl::Join(const std::shared_ptr<Connection>& conn, u
   room->conns[conn_id] = conn;
   ++stats_.connections_open;
   return room;
+}
+
+bool SyncService::Impl::TakeNewRoomToken(const std::string& client_address) {
+  if (options_.new_rooms_per_minute <= 0) return true;
+  const auto now = std::chrono::steady_clock::now();
+  const double burst = std::max(1.0, options_.new_rooms_burst);
+  const double per_s = options_.new_rooms_per_minute / 60.0;
+  auto refill = [&](RoomBucket& b) {
+    const double elapsed_s = std::chrono::duration<double>(now - b.refilled).count();
+    b.tokens = std::min(burst, b.tokens + elapsed_s * per_s);
+    b.refilled = now;
+  };
+  // Full buckets carry no information: drop them when the map grows (one entry per address
+  // that created a room recently), so the map stays bounded by recent activity.
+  if (new_room_buckets_.size() >= 4096) {
+    for (auto it = new_room_buckets_.begin(); it != new_room_buckets_.end();) {
+      refill(it->second);
+      it = it->second.tokens >= burst ? new_room_buckets_.erase(it) : std::next(it);
+    }
+  }
+  auto [it, inserted] = new_room_buckets_.try_emplace(client_address, RoomBucket{burst, now});
+  if (!inserted) refill(it->second);
+  if (it->second.tokens < 1) return false;
+  it->second.tokens -= 1;
+  return true;
+}
+
+const Bytes& SyncService::Impl::StateVector(Room& room) {
+  if (!room.state_vector) {
+    const std::vector<Bytes>& updates = room.store->updates();
+    Result<Bytes> sv = EmptyStateVector();
+    if (updates.size() == 1) {
+      sv = crdt::EncodeStateVectorFromUpdate(updates[0]);
+    } else if (updates.size() > 1) {
+      std::vector<std::span<const uint8_t>> spans(updates.begin(), updates.end());
+      auto merged = crdt::MergeUpdates(spans);
+      sv = merged.ok() ? crdt::EncodeStateVectorFromUpdate(*merged) : merged.status();
+    }
+    if (!sv.ok()) {
+      PK_LOG(kWarning) << "sync: room '" << room.name << "': state vector: "
+                       << sv.status().message() << "; asking clients for everything";
+    }
+    room.state_vector = sv.ok() ? std::move(sv).value() : EmptyStateVector();
+  }
+  return *room.state_vector;
 }
 
 void SyncService::Impl::Leave(uint64_t conn_id, const std::string& name) {
@@ -383,6 +519,10 @@ void SyncService::Impl::Leave(uint64_t conn_id, const std::string& name) {
   }
   if (room->conns.empty()) {
     Flush(name);
+    // A room nobody wrote to leaves no directory behind (inodes are not free).
+    if (Status s = room->store->RemoveIfEmpty(); !s.ok()) {
+      PK_LOG(kWarning) << "sync: room '" << name << "': " << s.ToString();
+    }
     rooms_.erase(name);
     --stats_.rooms_loaded;
   }
@@ -417,6 +557,7 @@ void SyncService::Impl::OnUpdate(Connection& conn, const std::string& name, Byte
     return;
   }
   ++stats_.updates_received;
+  room->state_vector.reset();
   Status s = room->store->Append(update);
   if (!s.ok()) {
     if (s.code() == StatusCode::kInvalidArgument) {
@@ -456,8 +597,11 @@ void SyncService::Impl::OnStep1(Connection& conn, const std::string& name) {
   Flush(name);
   Room* room = Find(name);
   if (room == nullptr) return;
-  for (const Bytes& u : room->store->updates()) conn.Send(MakeMessage(EncodeSyncUpdate(u)));
-  conn.Send(MakeMessage(EncodeSyncStep2(EmptyUpdate())));
+  const bool answer = conn.AnswerCreditFree();
+  for (const Bytes& u : room->store->updates()) {
+    conn.Send(MakeMessage(EncodeSyncUpdate(u)), answer);
+  }
+  conn.Send(MakeMessage(EncodeSyncStep2(EmptyUpdate())), answer);
 }
 
 void SyncService::Impl::OnAwareness(Connection& conn, uint64_t conn_id, const std::string& name,

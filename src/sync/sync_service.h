@@ -5,8 +5,9 @@
 // Protocol (y-protocols 1.0.7 as y-websocket 3.x speaks it; see protocol.h, awareness.h):
 //  * Room = the URL path without its leading '/', percent-decoded ("/notes/a?token=x" ->
 //    room "notes/a"). Many rooms, many clients per room.
-//  * On connect the server sends SyncStep1 with an empty state vector (so the client answers
-//    with its whole state, which the server merges) and the room's awareness states.
+//  * On connect the server sends SyncStep1 with the state vector of what the room has stored
+//    (so the client answers with only what the server lacks, which the server merges) and
+//    the room's awareness states.
 //  * A client's SyncStep1 is answered with the room's stored updates as Update messages
 //    followed by an empty SyncStep2 (the client marks itself synced on it). The server keeps
 //    updates as opaque bytes; compaction merges them (SyncOptions::merge).
@@ -20,11 +21,17 @@
 //  * Access: when a token is configured for the room (or a global one), `?token=` must
 //    match; otherwise the server sends Auth permission-denied and closes with code 4401,
 //    which y-websocket 3.x treats as permanent (no reconnect loop).
-//  * Limits: text frames, undecodable messages (including a Yjs update that does not
-//    decode: it would break every client of the room), or messages over max_message_bytes close
-//    that connection only. A peer that does not read (queued bytes over
-//    max_queued_bytes) is closed. WebSocket pings keep idle connections alive; a peer
+//  * Limits: text frames or undecodable messages (including a Yjs update that does not
+//    decode: it would break every client of the room) close that connection only (1008).
+//    A message over max_message_bytes closes it with 4413 and a reason naming both sizes;
+//    y-websocket 3.x treats 44xx as permanent, so the client stops instead of resending the
+//    same message forever (1009 would be retried). A peer that does not read (queued bytes
+//    over max_queued_bytes) is closed. WebSocket pings keep idle connections alive; a peer
 //    silent for idle_timeout_s is dropped.
+//  * Rooms: a room with nothing stored leaves nothing on disk (room_store.h). Creating a
+//    room (joining one that is not loaded and holds nothing) takes a token from the client
+//    address's bucket (new_rooms_burst, refilled at new_rooms_per_minute); without one the
+//    connection is closed with 4529 (y-websocket retries it, backing off to 2.5 s).
 //
 // Thread safety: all state lives on one strand of the io_context given at construction;
 // HandleUpgrade may be called from any thread. Rooms are loaded on first connection and
@@ -62,7 +69,15 @@ struct SyncOptions {
   size_t max_message_bytes = 16u << 20;
   size_t max_queued_bytes = 64u << 20;
   int idle_timeout_s = 60;
+  // Room creation per client IP address (token bucket). 0 per minute: no limit.
+  double new_rooms_per_minute = 60;
+  double new_rooms_burst = 30;
 };
+
+// WebSocket close codes the service sends besides RFC 6455's.
+inline constexpr uint16_t kClosePermissionDenied = 4401;  // y-websocket: permanent
+inline constexpr uint16_t kCloseMessageTooBig = 4413;     // permanent: resending cannot help
+inline constexpr uint16_t kCloseTooManyNewRooms = 4529;   // y-websocket: try again later
 
 // crdt::MergeUpdates (Yjs mergeUpdates), checked by loading the result into a scratch Doc
 // so a merge problem leaves the log as it is instead of replacing it with a bad snapshot.
@@ -81,6 +96,10 @@ struct SyncStats {
   uint64_t rooms_loaded = 0;
   uint64_t updates_received = 0;
   uint64_t messages_rejected = 0;
+  uint64_t messages_too_big = 0;        // closed with kCloseMessageTooBig
+  uint64_t rooms_rate_limited = 0;      // connections closed with kCloseTooManyNewRooms
+  uint64_t rooms_recovered_with_loss = 0;  // loads where recovery set something aside
+  uint64_t recovery_dropped_bytes = 0;  // log bytes not kept by recovery, all loads
 };
 
 class SyncService : public std::enable_shared_from_this<SyncService> {

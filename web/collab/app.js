@@ -24,13 +24,29 @@ const $ = (id) => document.getElementById(id)
 const editor = $('editor')
 $('room').textContent = room
 
-// --- status
+// --- status. The server closes with 4401 (access denied) or 4413 (an edit larger than its
+// message limit): y-websocket treats 44xx as final and stops reconnecting, and we say why
+// until the page is reloaded. 4529 (too many new rooms from this address) is retried.
+let refusal = null
 const showStatus = () => {
+  if (refusal) {
+    $('status').textContent = refusal
+    $('status').className = 'refused'
+    return
+  }
   $('status').textContent = provider.synced ? 'synced' : (provider.wsconnected ? 'syncing…' : 'offline')
   $('status').className = provider.synced ? 'synced' : ''
 }
 provider.on('status', showStatus)
 provider.on('sync', showStatus)
+provider.on('closed', ({ code, reason }) => {
+  refusal = `disconnected by the server (${code}): ${reason || 'no reason given'}; reload to retry`
+  editor.readOnly = true
+  showStatus()
+})
+provider.on('connection-close', (event) => {
+  if (event && event.code === 4529) $('status').textContent = 'server busy: too many new rooms, retrying…'
+})
 
 // --- textarea <-> Y.Text. A local edit is the single changed range between the old and
 // new value (common prefix and suffix); remote edits keep the caret through relative
