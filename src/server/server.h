@@ -54,7 +54,10 @@ class Server {
                                                 router::Policy policy);
   ~Server();
   Status Start();
+  // Ends in-flight generations (see server.cc), closes every connection and joins the
+  // threads. Idempotent; stopping() is true from its first step.
   void Stop();
+  bool stopping() const { return stopping_requested_.load(); }
   uint16_t port() const { return http_->port(); }
   Metrics& metrics() { return metrics_; }
   router::Router& router() { return *router_; }
@@ -90,6 +93,7 @@ class Server {
   std::atomic<uint64_t> next_id_{1};
   std::atomic<int> inflight_{0};  // admitted generation requests (queued + active)
   std::atomic<int> active_{0};
+  std::atomic<bool> stopping_requested_{false};  // set first thing by Stop()
 
   // Worker pool: one thread per admissible request, so a task never waits for a thread;
   // local slots are a separate gate (slots_).

@@ -160,6 +160,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       : service_(std::move(service)), ws_(std::move(stream)), id_(service_->NextConnectionId()) {}
 
   uint64_t id() const { return id_; }
+  void Hold(std::shared_ptr<void> hold) { hold_ = std::move(hold); }
 
   void Start(http::request<http::string_body> request) {
     request_ = std::move(request);
@@ -350,6 +351,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool dropped_ = false;
   bool joined_ = false;
   std::optional<uint16_t> close_after_write_;
+  std::shared_ptr<void> hold_;  // the listener's place for this connection (HandleUpgrade)
 };
 
 Result<Room*> SyncService::Impl::Join(const std::shared_ptr<Connection>& conn, uint64_t conn_id,
@@ -497,9 +499,10 @@ std::shared_ptr<SyncService> SyncService::Create(asio::io_context& io, SyncOptio
 
 SyncService::~SyncService() = default;
 
-void SyncService::HandleUpgrade(beast::tcp_stream stream,
-                                http::request<http::string_body> request) {
+void SyncService::HandleUpgrade(beast::tcp_stream stream, http::request<http::string_body> request,
+                                std::shared_ptr<void> hold) {
   auto conn = std::make_shared<Connection>(impl_, std::move(stream));
+  conn->Hold(std::move(hold));
   asio::dispatch(impl_->strand(), [conn, req = std::move(request)]() mutable {
     conn->Start(std::move(req));
   });
