@@ -60,7 +60,9 @@ std::string Read(int fd, int timeout_ms, const std::string& until = "") {
   return out;
 }
 
-void Send(int fd, const std::string& s) { ASSERT_EQ(send(fd, s.data(), s.size(), 0), ssize_t(s.size())); }
+void Send(int fd, const std::string& s) {
+  ASSERT_EQ(send(fd, s.data(), s.size(), 0), ssize_t(s.size()));
+}
 
 const char kGet[] = "GET /x HTTP/1.1\r\nHost: x\r\n\r\n";
 
@@ -102,7 +104,8 @@ TEST(HttpServerTest, OverTheGlobalLimitANewConnectionGets503AtOnce) {
   o.max_connections = 3;
   auto server = StartOk(o);
   std::vector<int> held;
-  for (const char* ip : {"127.0.0.2", "127.0.0.3", "127.0.0.4"}) held.push_back(Connect(server->port(), ip));
+  for (const char* ip : {"127.0.0.2", "127.0.0.3", "127.0.0.4"})
+    held.push_back(Connect(server->port(), ip));
   for (int i = 0; i < 200 && server->open_connections() < 3; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   const auto t0 = std::chrono::steady_clock::now();

@@ -8,9 +8,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 
-#include <array>
-
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <mutex>
 #include <unordered_map>
@@ -69,8 +68,7 @@ struct Ticket {
 
 }  // namespace
 
-ConnectionLimiter::ConnectionLimiter(ConnectionLimits limits)
-    : state_(std::make_shared<State>()) {
+ConnectionLimiter::ConnectionLimiter(ConnectionLimits limits) : state_(std::make_shared<State>()) {
   state_->limits = limits;
 }
 
@@ -131,7 +129,6 @@ uint64_t AcceptBackoff::OnSuccess(int64_t* episode_ms) {
   return n;
 }
 
-
 bool IsPerConnectionAcceptError(const boost::system::error_code& ec) {
   return ec == boost::asio::error::connection_aborted || ec == boost::asio::error::try_again ||
          ec == boost::asio::error::interrupted;
@@ -144,8 +141,10 @@ using tcp = boost::asio::ip::tcp;
 class Refusal : public std::enable_shared_from_this<Refusal> {
  public:
   Refusal(tcp::socket socket, std::string response, std::shared_ptr<std::atomic<int>> count)
-      : socket_(std::move(socket)), timer_(socket_.get_executor()),
-        response_(std::move(response)), count_(std::move(count)) {}
+      : socket_(std::move(socket)),
+        timer_(socket_.get_executor()),
+        response_(std::move(response)),
+        count_(std::move(count)) {}
   ~Refusal() { --*count_; }
   tcp::socket::executor_type executor() { return socket_.get_executor(); }
 
@@ -154,24 +153,24 @@ class Refusal : public std::enable_shared_from_this<Refusal> {
     timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
       if (!ec) self->Finish();
     });
-    boost::asio::async_write(socket_, boost::asio::buffer(response_),
-                             [self = shared_from_this()](const boost::system::error_code& ec,
-                                                         size_t) {
-                               if (ec) return self->Finish();
-                               boost::system::error_code ignored;
-                               self->socket_.shutdown(tcp::socket::shutdown_send, ignored);
-                               self->Drain();
-                             });
+    boost::asio::async_write(
+        socket_, boost::asio::buffer(response_),
+        [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
+          if (ec) return self->Finish();
+          boost::system::error_code ignored;
+          self->socket_.shutdown(tcp::socket::shutdown_send, ignored);
+          self->Drain();
+        });
   }
 
  private:
   void Drain() {
-    socket_.async_read_some(boost::asio::buffer(sink_),
-                            [self = shared_from_this()](const boost::system::error_code& ec,
-                                                        size_t) {
-                              if (ec) return self->Finish();
-                              self->Drain();
-                            });
+    socket_.async_read_some(
+        boost::asio::buffer(sink_),
+        [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
+          if (ec) return self->Finish();
+          self->Drain();
+        });
   }
   void Finish() {
     if (done_) return;

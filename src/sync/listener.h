@@ -90,7 +90,8 @@ bool IsPerConnectionAcceptError(const boost::system::error_code& ec);
 class Refuser {
  public:
   explicit Refuser(int max_at_once = 64, int64_t linger_ms = 1000)
-      : max_at_once_(max_at_once), linger_ms_(linger_ms),
+      : max_at_once_(max_at_once),
+        linger_ms_(linger_ms),
         in_progress_(std::make_shared<std::atomic<int>>(0)) {}
   // Runs on the socket's executor; never blocks the caller.
   void Refuse(boost::asio::ip::tcp::socket socket, std::string response);
