@@ -381,8 +381,8 @@ void HttpServer::Impl::Accept() {
     if (backoff.in_episode()) {
       int64_t ms = 0;
       const uint64_t n = backoff.OnSuccess(&ms);
-      PK_LOG(kWarning) << "http: accepting again after " << n << " failed accepts in " << ms
-                       << " ms";
+      if (LogEnabled(LogLevel::kWarning))
+        Log(LogLevel::kWarning, sync::AcceptBackoff::ResumedMessage("http", n, ms));
     }
     if (!ec) Admit(std::move(socket));
     Accept();
@@ -398,9 +398,8 @@ void HttpServer::Impl::OnAcceptError(const beast::error_code& ec) {
   const int64_t delay_ms = backoff.OnFailure(&first);
   if (first) {
     ++accept_pauses;
-    PK_LOG(kWarning) << "http: accept failed: " << ec.message()
-                     << "; pausing accepts (retrying after " << delay_ms << " ms, growing to "
-                     << sync::AcceptBackoff::kMaxDelayMs << " ms; logged once until it works)";
+    if (LogEnabled(LogLevel::kWarning))
+      Log(LogLevel::kWarning, sync::AcceptBackoff::PausedMessage("http", ec, delay_ms));
   }
   accept_timer.expires_after(std::chrono::milliseconds(delay_ms));
   accept_timer.async_wait([this](beast::error_code tec) {

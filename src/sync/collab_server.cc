@@ -88,8 +88,8 @@ class CollabServer::Impl : public std::enable_shared_from_this<CollabServer::Imp
       if (self->backoff_.in_episode()) {
         int64_t ms = 0;
         const uint64_t n = self->backoff_.OnSuccess(&ms);
-        PK_LOG(kWarning) << "collab: accepting again after " << n << " failed accepts in " << ms
-                         << " ms";
+        if (LogEnabled(LogLevel::kWarning))
+          Log(LogLevel::kWarning, AcceptBackoff::ResumedMessage("collab", n, ms));
       }
       if (!ec) self->Admit(std::move(s));
       self->Accept();
@@ -103,10 +103,8 @@ class CollabServer::Impl : public std::enable_shared_from_this<CollabServer::Imp
     bool first = false;
     const int64_t delay_ms = backoff_.OnFailure(&first);
     if (first) {
-      PK_LOG(kWarning) << "collab: accept failed: " << ec.message()
-                       << "; pausing accepts (retrying after " << delay_ms
-                       << " ms, growing to " << AcceptBackoff::kMaxDelayMs
-                       << " ms; logged once until it works)";
+      if (LogEnabled(LogLevel::kWarning))
+        Log(LogLevel::kWarning, AcceptBackoff::PausedMessage("collab", ec, delay_ms));
     }
     accept_timer_.expires_after(std::chrono::milliseconds(delay_ms));
     accept_timer_.async_wait([self = shared_from_this()](beast::error_code tec) {

@@ -129,6 +129,19 @@ uint64_t AcceptBackoff::OnSuccess(int64_t* episode_ms) {
   return n;
 }
 
+std::string AcceptBackoff::PausedMessage(std::string_view who, const boost::system::error_code& ec,
+                                         int64_t delay_ms) {
+  return std::string(who) + ": accept failed: " + ec.message() +
+         "; pausing accepts (retrying after " + std::to_string(delay_ms) + " ms, growing to " +
+         std::to_string(kMaxDelayMs) + " ms; logged once until it works)";
+}
+
+std::string AcceptBackoff::ResumedMessage(std::string_view who, uint64_t failures,
+                                          int64_t episode_ms) {
+  return std::string(who) + ": accepting again after " + std::to_string(failures) +
+         " failed accepts in " + std::to_string(episode_ms) + " ms";
+}
+
 bool IsPerConnectionAcceptError(const boost::system::error_code& ec) {
   return ec == boost::asio::error::connection_aborted || ec == boost::asio::error::try_again ||
          ec == boost::asio::error::interrupted;

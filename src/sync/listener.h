@@ -70,6 +70,13 @@ class AcceptBackoff {
   uint64_t OnSuccess(int64_t* episode_ms = nullptr);
   bool in_episode() const { return failures_ > 0; }
 
+  // The two log lines of an episode ("<who>: accept failed: ...", "<who>: accepting again
+  // ..."), built without iostreams: in the sanitizer preset UBSan's first type check of an
+  // ostream call opens a pipe, which fails while descriptors are out and aborts the process.
+  static std::string PausedMessage(std::string_view who, const boost::system::error_code& ec,
+                                   int64_t delay_ms);
+  static std::string ResumedMessage(std::string_view who, uint64_t failures, int64_t episode_ms);
+
  private:
   uint64_t failures_ = 0;
   int64_t delay_ms_ = 0;

@@ -174,7 +174,12 @@ function closeAll() { for (const s of sockets.splice(0)) s.sock.destroy(); }
 }
 
 // --- EMFILE: a flood past the process's file descriptor limit --------------------------
-{
+// Not on the sanitizer build: UBSan's first check of each virtual call opens a pipe(), which
+// fails while the process is out of descriptors and is reported as an error (its limit,
+// not the server's).
+if (process.env.POCKET_SANITIZED === '1') {
+  console.log('# EMFILE section skipped on the sanitizer build');
+} else {
   const dir = tmpDir('pocket-emfile-');
   const portFile = path.join(dir, 'port');
   const proc = spawn('prlimit', ['--nofile=64:64', pocketBin, 'serve', '--port', '0',
