@@ -1,13 +1,21 @@
 // `pocket collab serve`: the y-websocket-compatible collaboration server (src/sync) with
 // its editor page. See docs/collab.md.
+#include <signal.h>
+
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
+#include <thread>
 
 #include "cli/command.h"
 #include "sync/collab_server.h"
@@ -52,6 +60,37 @@ Status ReadTokens(const std::string& path, sync::SyncOptions& options) {
   return Status::Ok();
 }
 
+// Waits (on its own thread) for the first of `signals`, which every thread blocks, then
+// runs `stop` on the I/O thread. A watchdog makes the exit certain: a second signal exits
+// at once with 128 + its number, and a process still running `timeout_ms` after the first
+// signal (an I/O thread stuck in a handler) exits with status 0.
+void StopOnSignal(sigset_t signals, int64_t timeout_ms, boost::asio::io_context& io,
+                  std::function<void()> stop) {
+  std::thread([signals, timeout_ms, &io, stop = std::move(stop)] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    std::fprintf(stderr, "pocket collab: stopping (signal %d; again to exit at once)\n", sig);
+    boost::asio::post(io, stop);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            deadline - std::chrono::steady_clock::now())
+                            .count();
+      if (left <= 0) break;
+      const timespec ts{static_cast<time_t>(left / 1000000000), static_cast<long>(left % 1000000000)};
+      const int again = sigtimedwait(&signals, nullptr, &ts);
+      if (again > 0) {
+        std::fprintf(stderr, "pocket collab: signal %d again: exiting now\n", again);
+        std::_Exit(128 + again);
+      }
+      if (again < 0 && errno == EAGAIN) break;
+    }
+    std::fprintf(stderr, "pocket collab: stop not finished after %lld ms; exiting\n",
+                 static_cast<long long>(timeout_ms));
+    std::_Exit(0);
+  }).detach();
+}
+
 CommandMain Configure(CLI::App& app) {
   app.require_subcommand(1);
   CLI::App* serve = app.add_subcommand("serve", "Serve y-websocket rooms and the editor page");
@@ -65,6 +104,10 @@ CommandMain Configure(CLI::App& app) {
     size_t max_message_bytes = sync::SyncOptions{}.max_message_bytes;
     double new_rooms_per_minute = sync::SyncOptions{}.new_rooms_per_minute;
     double new_rooms_burst = sync::SyncOptions{}.new_rooms_burst;
+    int max_connections = 1024;
+    int max_connections_per_client = 128;
+    int64_t first_byte_timeout_ms = 5000;
+    int64_t shutdown_timeout_ms = 3000;
   };
   auto f = std::make_shared<Flags>();
   serve->add_option("--dir", f->dir, "Data directory: one folder per room")->capture_default_str();
@@ -97,6 +140,25 @@ CommandMain Configure(CLI::App& app) {
                     "Rooms one client address may create at once")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  serve->add_option("--max-connections", f->max_connections,
+                    "Open connections (WebSockets included) in all; beyond: 503 at once "
+                    "(0: no limit)")
+      ->check(CLI::Range(0, 1 << 20))
+      ->capture_default_str();
+  serve->add_option("--max-connections-per-client", f->max_connections_per_client,
+                    "Open connections of one client address (IPv6: per /64); beyond: 429 at "
+                    "once (0: no limit)")
+      ->check(CLI::Range(0, 1 << 20))
+      ->capture_default_str();
+  serve->add_option("--first-byte-timeout-ms", f->first_byte_timeout_ms,
+                    "A new connection that sends nothing within this is closed")
+      ->check(CLI::Range(int64_t{1}, int64_t{3600000}))
+      ->capture_default_str();
+  serve->add_option("--shutdown-timeout-ms", f->shutdown_timeout_ms,
+                    "On SIGTERM/SIGINT, exit after this long even if peers have not closed (a "
+                    "second signal exits at once)")
+      ->check(CLI::Range(int64_t{100}, int64_t{600000}))
+      ->capture_default_str();
   return [f, serve]() -> int {
     if (!serve->parsed()) return 2;
     sync::CollabServerOptions o;
@@ -111,6 +173,9 @@ CommandMain Configure(CLI::App& app) {
     o.sync.max_message_bytes = f->max_message_bytes;
     o.sync.new_rooms_per_minute = f->new_rooms_per_minute;
     o.sync.new_rooms_burst = f->new_rooms_burst;
+    o.limits.max_connections = f->max_connections;
+    o.limits.max_per_client = f->max_connections_per_client;
+    o.first_byte_timeout_ms = f->first_byte_timeout_ms;
     if (!f->tokens_file.empty()) {
       if (Status s = ReadTokens(f->tokens_file, o.sync); !s.ok()) return Fail("collab", s);
     }
@@ -122,6 +187,13 @@ CommandMain Configure(CLI::App& app) {
                                               "': " + ec.message()));
       }
     }
+    // Blocked before any thread starts, so only StopOnSignal's sigwait sees them.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    signal(SIGPIPE, SIG_IGN);
     boost::asio::io_context io(1);
     auto server = sync::CollabServer::Start(io, o);
     if (!server.ok()) return Fail("collab", server.status());
@@ -130,13 +202,12 @@ CommandMain Configure(CLI::App& app) {
                 o.web_root.empty() ? "none" : ("http://" + f->host + ":" +
                                                std::to_string((*server)->port()) + "/").c_str());
     std::fflush(stdout);
-    boost::asio::signal_set signals(io, SIGINT, SIGTERM);
     boost::asio::steady_timer grace(io);
-    signals.async_wait([&](const boost::system::error_code& ec, int) {
-      if (ec) return;
+    const int64_t grace_ms = std::min<int64_t>(2000, f->shutdown_timeout_ms / 2);
+    StopOnSignal(signals, f->shutdown_timeout_ms, io, [&] {
       (*server)->Stop();
-      // Peers get two seconds to answer the close handshake.
-      grace.expires_after(std::chrono::seconds(2));
+      // Peers get a moment to answer the close handshake.
+      grace.expires_after(std::chrono::milliseconds(grace_ms));
       grace.async_wait([&](const boost::system::error_code&) { io.stop(); });
     });
     io.run();

@@ -1,10 +1,17 @@
 // `pocket serve`: the OpenAI-compatible local AI server (src/server), with the router's
-// policy (src/router). Prints one JSON line per request to stderr; stops on SIGINT/SIGTERM.
+// policy (src/router). Prints one JSON line per request to stderr; stops on SIGINT/SIGTERM
+// (see StopOnSignal).
 #include <signal.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "base/file.h"
 #include "base/log.h"
@@ -35,10 +42,49 @@ struct ServeFlags {
   int max_queue = 32;
   uint64_t max_body_bytes = 4ull << 20;
   int64_t read_timeout_ms = 15000;
+  int64_t first_byte_timeout_ms = 5000;
+  int max_connections = 512;
+  int max_connections_per_client = 64;
+  int64_t shutdown_timeout_ms = 3000;
   bool quiet = false;
   bool collab = false;
   std::string collab_dir;
 };
+
+// After the first of `signals` (blocked in every thread, so only sigwait sees them) the
+// server stops: in-flight generations end, connections close. A watchdog then makes the
+// exit certain: a second signal exits at once with 128 + its number, and a stop still not
+// done after `timeout_ms` (a remote call that does not answer, a handler that does not
+// return) exits with status 0 anyway, abandoning what is left.
+void StopOnSignal(sigset_t signals, int64_t timeout_ms, server::Server& server) {
+  int sig = 0;
+  sigwait(&signals, &sig);
+  std::fprintf(stderr, "pocket serve: stopping (signal %d; again to exit at once)\n", sig);
+  std::thread([signals, timeout_ms] {
+    timespec left{static_cast<time_t>(timeout_ms / 1000),
+                  static_cast<long>(timeout_ms % 1000) * 1000000};
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    for (;;) {
+      const int again = sigtimedwait(&signals, nullptr, &left);
+      if (again > 0) {
+        std::fprintf(stderr, "pocket serve: signal %d again: exiting now\n", again);
+        std::_Exit(128 + again);
+      }
+      const auto now = std::chrono::steady_clock::now();
+      if ((again < 0 && errno == EAGAIN) || now >= deadline) {
+        std::fprintf(stderr,
+                     "pocket serve: stop not finished after %lld ms (a remote call or a "
+                     "handler still running); exiting without it\n",
+                     static_cast<long long>(timeout_ms));
+        std::_Exit(0);
+      }
+      const auto ns =
+          std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - now).count();
+      left = {static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+    }
+  }).detach();
+  server.Stop();
+}
 
 bool IsLoopback(const std::string& host) {
   return host == "127.0.0.1" || host == "::1" || host == "localhost" || host.rfind("127.", 0) == 0;
@@ -103,6 +149,11 @@ int RunServe(const ServeFlags& f) {
   opts.http.port = static_cast<uint16_t>(f.port);
   opts.http.max_body_bytes = f.max_body_bytes;
   opts.http.read_timeout_ms = f.read_timeout_ms;
+  opts.http.first_byte_timeout_ms = f.first_byte_timeout_ms;
+  opts.http.max_connections = f.max_connections;
+  opts.http.max_connections_per_client = f.max_connections_per_client;
+  // Handlers get most of the stop's time to let go; the rest is for joining the threads.
+  opts.http.shutdown_grace_ms = std::min<int64_t>(2000, f.shutdown_timeout_ms / 2);
   opts.max_active = f.max_active;
   opts.max_queue = f.max_queue;
   opts.default_ledger_path = f.ledger;
@@ -131,10 +182,7 @@ int RunServe(const ServeFlags& f) {
   for (const auto& m : models) ids += (ids.empty() ? "" : ", ") + m->id();
   std::fprintf(stderr, "pocket serve: listening on http://%s:%u/v1 (models: %s)\n", f.host.c_str(),
                port, ids.c_str());
-  int sig = 0;
-  sigwait(&set, &sig);
-  std::fprintf(stderr, "pocket serve: stopping (signal %d)\n", sig);
-  (*server)->Stop();
+  StopOnSignal(set, f.shutdown_timeout_ms, **server);
   return 0;
 }
 
@@ -162,7 +210,27 @@ CommandMain Configure(CLI::App& app) {
   app.add_option("--max-queue", f->max_queue, "requests waiting; beyond this: 429")
       ->check(CLI::Range(0, 4096));
   app.add_option("--max-body-bytes", f->max_body_bytes, "request body limit (413 beyond)");
-  app.add_option("--read-timeout-ms", f->read_timeout_ms, "time to receive a whole request (408)");
+  app.add_option("--read-timeout-ms", f->read_timeout_ms,
+                 "time to receive a whole request, from its first byte (408)")
+      ->capture_default_str();
+  app.add_option("--first-byte-timeout-ms", f->first_byte_timeout_ms,
+                 "a new connection that sends nothing within this is closed")
+      ->check(CLI::Range(int64_t{1}, int64_t{3600000}))
+      ->capture_default_str();
+  app.add_option("--max-connections", f->max_connections,
+                 "open connections in all; beyond: 503 at once (0: no limit)")
+      ->check(CLI::Range(0, 1 << 20))
+      ->capture_default_str();
+  app.add_option("--max-connections-per-client", f->max_connections_per_client,
+                 "open connections of one client address (IPv6: per /64); beyond: 429 at once "
+                 "(0: no limit)")
+      ->check(CLI::Range(0, 1 << 20))
+      ->capture_default_str();
+  app.add_option("--shutdown-timeout-ms", f->shutdown_timeout_ms,
+                 "on SIGTERM/SIGINT, exit after this long even if a remote call or handler has "
+                 "not finished (a second signal exits at once)")
+      ->check(CLI::Range(int64_t{100}, int64_t{600000}))
+      ->capture_default_str();
   app.add_flag("--quiet", f->quiet, "no per-request log lines");
   app.add_flag("--collab", f->collab, "serve y-websocket rooms on ws://HOST:PORT/collab/<room> (in memory)");
   app.add_option("--collab-dir", f->collab_dir, "like --collab, rooms persisted in this directory");

@@ -45,6 +45,7 @@ std::string HttpLayerErrorBody(int http_status, const std::string& message) {
     case 413: code = "request_too_large"; break;
     case 408: code = "request_timeout"; break;
     case 431: code = "headers_too_large"; break;
+    case 429: code = "rate_limit_exceeded"; break;
     case 503: code = "server_overloaded"; break;
     default: break;
   }

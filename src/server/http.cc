@@ -1,6 +1,7 @@
 #include "server/http.h"
 
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -18,6 +19,9 @@
 #include <optional>
 #include <set>
 #include <thread>
+
+#include "base/log.h"
+#include "sync/listener.h"
 
 namespace pocket::server {
 namespace beast = boost::beast;
@@ -69,35 +73,45 @@ struct HttpServer::Impl {
   // service (a collab room service owning strands of this io_context), must go before
   // its strand service does.
   net::io_context ioc;
+  // Keeps ioc.run() going while no socket is open: an exchange that a worker releases
+  // after its connection closed still posts to the connection's strand.
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
   HttpOptions opts;
   Handler handler;
   ErrorBodyFn error_body;
   std::string upgrade_prefix;
   UpgradeHandler upgrade;
-  tcp::acceptor acceptor{ioc};
+  // The acceptor, its back-off timer and AcceptBackoff live on one strand (Stop() posts
+  // the close there).
+  net::strand<net::io_context::executor_type> accept_strand{net::make_strand(ioc)};
+  tcp::acceptor acceptor{accept_strand};
+  net::steady_timer accept_timer{accept_strand};
+  sync::AcceptBackoff backoff;
+  sync::ConnectionLimiter limiter;
+  sync::Refuser refuser;
   std::vector<std::thread> threads;
-  std::atomic<int> connections{0};
   std::atomic<bool> stopping{false};
+  std::atomic<uint64_t> refused_client{0}, refused_global{0}, first_byte_timeouts{0};
+  std::atomic<uint64_t> accept_errors{0}, accept_pauses{0};
   std::mutex mu;
   std::set<std::shared_ptr<Connection>> live;  // for Stop(); removed on close
-  explicit Impl(int n) : ioc(n) {}
+  Impl(int n, const HttpOptions& o)
+      : ioc(n), opts(o), limiter({o.max_connections, o.max_connections_per_client}) {}
   void Accept();
+  void OnAcceptError(const beast::error_code& ec);
+  void Admit(tcp::socket socket);
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(tcp::socket socket, HttpServer::Impl* impl)
-      : stream_(std::move(socket)), read_timer_(stream_.get_executor()), impl_(impl) {
-    ++impl_->connections;
-  }
-  ~Connection() { --impl_->connections; }
+  // `ticket` holds the connection's place under the limits (sync::ConnectionLimiter).
+  Connection(tcp::socket socket, HttpServer::Impl* impl, std::shared_ptr<void> ticket)
+      : stream_(std::move(socket)), read_timer_(stream_.get_executor()), impl_(impl),
+        ticket_(std::move(ticket)) {}
 
-  void Start(bool over_limit) {
+  void Start() {
     auto self = shared_from_this();
-    net::dispatch(stream_.get_executor(), [self, over_limit] {
-      if (over_limit) return self->SendError(503, "too many open connections");
-      self->DoRead();
-    });
+    net::dispatch(stream_.get_executor(), [self] { self->DoRead(); });
   }
   void CloseFromServer() {
     auto self = shared_from_this();
@@ -118,7 +132,28 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::atomic<bool> cancelled_{false};
 
  private:
+  // Waits for the first byte of the next request (unless a pipelined one is buffered): on
+  // a new connection for first_byte_timeout_ms, between keep-alive requests for
+  // idle_timeout_ms; then closes silently. The request itself then has read_timeout_ms.
   void DoRead() {
+    if (closed_) return;
+    if (buffer_.size() > 0) return ReadRequest();
+    const bool first = requests_ == 0;
+    stream_.expires_after(std::chrono::milliseconds(first ? impl_->opts.first_byte_timeout_ms
+                                                          : impl_->opts.idle_timeout_ms));
+    stream_.async_read_some(buffer_.prepare(4096), [self = shared_from_this(), first](
+                                                       beast::error_code ec, size_t n) {
+      self->stream_.expires_never();
+      if (ec) {
+        if (ec == beast::error::timeout && first) ++self->impl_->first_byte_timeouts;
+        return self->Close();
+      }
+      self->buffer_.commit(n);
+      self->ReadRequest();
+    });
+  }
+
+  void ReadRequest() {
     if (closed_) return;
     parser_.emplace();
     parser_->header_limit(impl_->opts.max_header_bytes);
@@ -128,27 +163,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
     stream_.expires_never();
     reading_ = true;
     read_timer_.expires_after(std::chrono::milliseconds(impl_->opts.read_timeout_ms));
-    idle_waited_ms_ = 0;
-    ArmReadTimer();
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
-  }
-
-  void ArmReadTimer() {
-    read_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-      if (ec || !self->reading_) return;
-      const int64_t step = self->impl_->opts.read_timeout_ms;
-      if (!self->parser_->got_some() && self->buffer_.size() == 0 &&
-          self->idle_waited_ms_ + step < self->impl_->opts.idle_timeout_ms) {
-        // Idle between requests: keep waiting, up to idle_timeout_ms in all.
-        self->idle_waited_ms_ += step;
-        self->read_timer_.expires_after(std::chrono::milliseconds(step));
-        return self->ArmReadTimer();
-      }
+    read_timer_.async_wait([self = shared_from_this(), gen = ++read_gen_](beast::error_code ec) {
+      // A completion queued before OnRead cancelled the timer belongs to an old read.
+      if (ec || !self->reading_ || gen != self->read_gen_) return;
       self->read_timed_out_ = true;
       beast::error_code ignored;
       self->stream_.socket().cancel(ignored);
     });
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
   }
 
   void OnRead(beast::error_code ec) {
@@ -176,6 +199,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
         return SendError(400, "malformed HTTP request: " + ec.message());
       return Close();
     }
+    ++requests_;
     auto& msg = parser_->get();
     if (impl_->upgrade && beast::websocket::is_upgrade(msg) &&
         std::string(msg.target()).rfind(impl_->upgrade_prefix, 0) == 0) {
@@ -187,7 +211,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
         std::lock_guard<std::mutex> l(impl_->mu);
         impl_->live.erase(shared_from_this());
       }
-      impl_->upgrade(std::move(stream_), std::move(m));
+      impl_->upgrade(std::move(stream_), std::move(m), std::move(ticket_));
       return;
     }
     HttpRequest req;
@@ -292,13 +316,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
   beast::tcp_stream stream_;
   net::steady_timer read_timer_;
   HttpServer::Impl* impl_;
+  std::shared_ptr<void> ticket_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::deque<std::string> outq_;
   bool writing_ = false, finishing_ = false, handling_ = false, watching_ = false;
   bool want_next_ = false, keep_alive_ = true, close_after_ = false, closed_ = false;
   bool reading_ = false, read_timed_out_ = false;
-  int64_t idle_waited_ms_ = 0;
+  uint64_t read_gen_ = 0;
+  uint64_t requests_ = 0;  // requests read on this connection
 };
 
 namespace {
@@ -350,28 +376,74 @@ std::shared_ptr<Exchange> Connection::MakeExchange() {
 
 void HttpServer::Impl::Accept() {
   acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
-    if (ec) {
-      if (stopping || ec == net::error::operation_aborted) return;
-      return Accept();
+    if (stopping || ec == net::error::operation_aborted) return;
+    if (ec && !sync::IsPerConnectionAcceptError(ec)) return OnAcceptError(ec);
+    if (backoff.in_episode()) {
+      int64_t ms = 0;
+      const uint64_t n = backoff.OnSuccess(&ms);
+      if (LogEnabled(LogLevel::kWarning))
+        Log(LogLevel::kWarning, sync::AcceptBackoff::ResumedMessage("http", n, ms));
     }
-    const bool over = connections.load() >= opts.max_connections;
-    // A streamed token is one small write; Nagle's algorithm would hold it back until the
-    // client acknowledges the previous one.
-    beast::error_code ignored;
-    socket.set_option(tcp::no_delay(true), ignored);
-    auto c = std::make_shared<Connection>(std::move(socket), this);
-    {
-      std::lock_guard<std::mutex> l(mu);
-      live.insert(c);
-    }
-    c->Start(over);
+    if (!ec) Admit(std::move(socket));
     Accept();
   });
 }
 
+// Out of file descriptors (EMFILE/ENFILE), buffers or memory, the pending connection stays
+// queued and accept() fails again at once: retrying at once would spin a core. Pause with
+// a growing delay instead; log the first failure of an episode and its end only.
+void HttpServer::Impl::OnAcceptError(const beast::error_code& ec) {
+  ++accept_errors;
+  bool first = false;
+  const int64_t delay_ms = backoff.OnFailure(&first);
+  if (first) {
+    ++accept_pauses;
+    if (LogEnabled(LogLevel::kWarning))
+      Log(LogLevel::kWarning, sync::AcceptBackoff::PausedMessage("http", ec, delay_ms));
+  }
+  accept_timer.expires_after(std::chrono::milliseconds(delay_ms));
+  accept_timer.async_wait([this](beast::error_code tec) {
+    if (tec || stopping) return;
+    Accept();
+  });
+}
+
+void HttpServer::Impl::Admit(tcp::socket socket) {
+  beast::error_code ec;
+  const auto ep = socket.remote_endpoint(ec);
+  if (ec) return;  // already gone
+  const std::string address = ep.address().to_string();
+  auto admission = limiter.Admit(sync::ClientKey(address));
+  // A streamed token is one small write; Nagle's algorithm would hold it back until the
+  // client acknowledges the previous one.
+  socket.set_option(tcp::no_delay(true), ec);
+  if (admission.verdict != sync::ConnectionLimiter::Verdict::kAdmitted) {
+    const bool per_client =
+        admission.verdict == sync::ConnectionLimiter::Verdict::kOverClientLimit;
+    ++(per_client ? refused_client : refused_global);
+    const int status = per_client ? 429 : 503;
+    const std::string message =
+        per_client ? "too many open connections from " + address + ": the limit is " +
+                         std::to_string(opts.max_connections_per_client) + " per client"
+                   : "too many open connections: the server's limit is " +
+                         std::to_string(opts.max_connections);
+    const std::string body = error_body ? error_body(status, message) : message;
+    refuser.Refuse(std::move(socket),
+                   Head(status, {{"Content-Type", "application/json"}, {"Retry-After", "1"}},
+                        false, body.size()) +
+                       body);
+    return;
+  }
+  auto c = std::make_shared<Connection>(std::move(socket), this, std::move(admission.ticket));
+  {
+    std::lock_guard<std::mutex> l(mu);
+    live.insert(c);
+  }
+  c->Start();
+}
+
 HttpServer::HttpServer(HttpOptions options, Handler handler, ErrorBodyFn error_body)
-    : impl_(std::make_unique<Impl>(std::max(1, options.io_threads))) {
-  impl_->opts = std::move(options);
+    : impl_(std::make_unique<Impl>(std::max(1, options.io_threads), options)) {
   impl_->handler = std::move(handler);
   impl_->error_body = std::move(error_body);
 }
@@ -398,7 +470,8 @@ Status HttpServer::Start() {
   if (!ec) impl_->acceptor.listen(net::socket_base::max_listen_connections, ec);
   if (ec) return Status::IOError("cannot listen on " + where + ": " + ec.message());
   bound_port_ = impl_->acceptor.local_endpoint(ec).port();
-  impl_->Accept();
+  impl_->work.emplace(impl_->ioc.get_executor());
+  net::dispatch(impl_->accept_strand, [impl = impl_.get()] { impl->Accept(); });
   for (int i = 0; i < std::max(1, o.io_threads); ++i)
     impl_->threads.emplace_back([this] { impl_->ioc.run(); });
   return Status::Ok();
@@ -407,26 +480,44 @@ Status HttpServer::Start() {
 void HttpServer::Stop() {
   if (!impl_ || impl_->threads.empty()) return;
   impl_->stopping = true;
-  net::post(impl_->ioc, [this] {
+  net::post(impl_->accept_strand, [impl = impl_.get()] {
     beast::error_code ignored;
-    impl_->acceptor.close(ignored);
+    impl->acceptor.close(ignored);
+    impl->accept_timer.cancel();
   });
-  std::vector<std::shared_ptr<Connection>> conns;
-  {
-    std::lock_guard<std::mutex> l(impl_->mu);
-    conns.assign(impl_->live.begin(), impl_->live.end());
-  }
-  for (auto& c : conns) c->CloseFromServer();
-  conns.clear();
   // Handlers still holding an exchange see it cancelled and finish soon; give them a
-  // bounded time before the I/O threads go.
-  for (int i = 0; i < 500 && impl_->connections.load() > 0; ++i)
+  // bounded time before the I/O threads go. Connections accepted while this started are
+  // closed on the next round.
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(impl_->opts.shutdown_grace_ms);
+  do {
+    std::vector<std::shared_ptr<Connection>> conns;
+    {
+      std::lock_guard<std::mutex> l(impl_->mu);
+      conns.assign(impl_->live.begin(), impl_->live.end());
+    }
+    for (auto& c : conns) c->CloseFromServer();
+    conns.clear();
+    if (impl_->limiter.open() == 0) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  } while (std::chrono::steady_clock::now() < deadline);
+  impl_->work.reset();
   impl_->ioc.stop();
   for (auto& t : impl_->threads) t.join();
   impl_->threads.clear();
 }
 
-int HttpServer::open_connections() const { return impl_->connections.load(); }
+int HttpServer::open_connections() const { return impl_->limiter.open(); }
+
+HttpStats HttpServer::stats() const {
+  HttpStats s;
+  s.open_connections = impl_->limiter.open();
+  s.refused_client_limit = impl_->refused_client.load();
+  s.refused_global_limit = impl_->refused_global.load();
+  s.first_byte_timeouts = impl_->first_byte_timeouts.load();
+  s.accept_errors = impl_->accept_errors.load();
+  s.accept_pauses = impl_->accept_pauses.load();
+  return s;
+}
 
 }  // namespace pocket::server

@@ -4,8 +4,12 @@
 // stream (Server-Sent Events). While a handler works, the connection watches the socket:
 // a client that disconnects marks the exchange cancelled so the handler can stop and
 // free what it holds at once.
+// Against connection exhaustion (sync/listener.h): open connections are capped per client
+// address (429 at once beyond) and in all (503 at once beyond), a new connection must send
+// its first byte within first_byte_timeout_ms, and accept() errors (EMFILE ...) pause
+// accepting with a growing delay instead of a busy retry.
 // Called by server::Server (the OpenAI API). Thread safety: HttpServer::Start/Stop from
-// one thread; Exchange methods from any thread.
+// one thread; Exchange methods and stats() from any thread.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -60,15 +64,35 @@ struct HttpOptions {
   int io_threads = 2;
   uint64_t max_body_bytes = 4ull << 20;
   uint32_t max_header_bytes = 16 * 1024;
-  // From when the server waits for a request until its body is complete: 408 when some
-  // of it arrived, a silent close for an idle keep-alive connection.
+  // A new connection that has not sent a byte within this long is closed silently (it
+  // holds a place that a real client could use).
+  int64_t first_byte_timeout_ms = 5000;
+  // From the first byte of a request until its body is complete: 408 when it takes longer.
   int64_t read_timeout_ms = 15000;
   // A keep-alive connection on which no byte of a next request has arrived is closed after
   // this long (longer than clients' own idle timeouts, so they close first and never reuse
   // a socket the server is closing).
   int64_t idle_timeout_ms = 60000;
   int64_t write_timeout_ms = 60000;  // a client that stops reading the response
-  int max_connections = 512;         // more are accepted and answered 503 at once
+  // Open connections (WebSocket upgrades included) of all clients together; a connection
+  // beyond is answered 503 at once and closed. 0: no limit.
+  int max_connections = 512;
+  // Open connections of one client (remote address; IPv6 by /64); a connection beyond is
+  // answered 429 at once and closed, while other clients are still served. 0: no limit.
+  int max_connections_per_client = 64;
+  // Stop(): how long handlers get to let go of their (cancelled) exchanges before the I/O
+  // threads stop.
+  int64_t shutdown_grace_ms = 2000;
+};
+
+// Counters of the connection layer, for /metrics.
+struct HttpStats {
+  int open_connections = 0;
+  uint64_t refused_client_limit = 0;  // answered 429: over max_connections_per_client
+  uint64_t refused_global_limit = 0;  // answered 503: over max_connections
+  uint64_t first_byte_timeouts = 0;   // closed: no byte within first_byte_timeout_ms
+  uint64_t accept_errors = 0;         // failed accept() calls (EMFILE ...)
+  uint64_t accept_pauses = 0;         // episodes of failing accepts (each paused, logged once)
 };
 
 // Error bodies for failures the HTTP layer itself detects (413, 408, 431, 400, 503);
@@ -76,9 +100,11 @@ struct HttpOptions {
 using ErrorBodyFn = std::function<std::string(int status, const std::string& message)>;
 
 // Takes over a connection whose request is a WebSocket upgrade (the stream and the
-// request, target with the mount prefix removed: "/collab/room" -> "/room").
+// request, target with the mount prefix removed: "/collab/room" -> "/room"). `hold` keeps
+// the connection's place under the connection limits: keep it as long as the socket.
 using UpgradeHandler = std::function<void(
-    boost::beast::tcp_stream, boost::beast::http::request<boost::beast::http::string_body>)>;
+    boost::beast::tcp_stream, boost::beast::http::request<boost::beast::http::string_body>,
+    std::shared_ptr<void> hold)>;
 
 class HttpServer {
  public:
@@ -91,10 +117,13 @@ class HttpServer {
   boost::asio::io_context& io_context();
   // Binds and starts the I/O threads. IOError naming host:port when binding fails.
   Status Start();
-  // Stops accepting, closes connections and joins the threads. Idempotent.
+  // Stops accepting, closes every connection (exchanges in progress become cancelled),
+  // waits up to shutdown_grace_ms for handlers to let go of them, then stops and joins the
+  // I/O threads. Idempotent.
   void Stop();
   uint16_t port() const { return bound_port_; }
   int open_connections() const;
+  HttpStats stats() const;
 
   struct Impl;  // defined in http.cc
 

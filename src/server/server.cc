@@ -158,6 +158,16 @@ Server::Server(ServerOptions options, std::vector<std::shared_ptr<Model>> models
                           "Time in those forward passes (the model's own per-token cost).");
   metrics_.DeclareGauge("pocket_budget_spent_usd", "Remote spend in the current period.");
   metrics_.DeclareGauge("pocket_budget_limit_usd", "Remote budget of the period (0: none).");
+  metrics_.DeclareGauge("pocket_http_connections_open", "Open client connections.");
+  metrics_.DeclareCounter("pocket_http_connections_refused_total",
+                          "Connections answered at once and closed: over the per-client "
+                          "(429) or the global (503) connection limit.");
+  metrics_.DeclareCounter("pocket_http_first_byte_timeouts_total",
+                          "New connections closed for sending nothing within the deadline.");
+  metrics_.DeclareCounter("pocket_http_accept_errors_total",
+                          "Failed accept() calls (out of file descriptors, memory ...).");
+  metrics_.DeclareCounter("pocket_http_accept_pauses_total",
+                          "Episodes of failing accepts, each paused with back-off and logged once.");
   HttpOptions http = options_.http;
   http_ = std::make_unique<HttpServer>(
       http, [this](HttpRequest r, std::shared_ptr<Exchange> e) { Handle(std::move(r), std::move(e)); },
@@ -173,8 +183,9 @@ Status Server::Start() {
     collab_ = sync::SyncService::Create(http_->io_context(), so);
     http_->SetUpgradeHandler(
         "/collab/", [svc = collab_](boost::beast::tcp_stream stream,
-                                    boost::beast::http::request<boost::beast::http::string_body> req) {
-          svc->HandleUpgrade(std::move(stream), std::move(req));
+                                    boost::beast::http::request<boost::beast::http::string_body> req,
+                                    std::shared_ptr<void> hold) {
+          svc->HandleUpgrade(std::move(stream), std::move(req), std::move(hold));
         });
   }
   const int threads = options_.max_active + options_.max_queue;
@@ -182,6 +193,11 @@ Status Server::Start() {
   return http_->Start();
 }
 
+// Shutdown: new generation steps stop at once (stopping()), connections close so every
+// exchange is cancelled, the HTTP layer gives handlers shutdown_grace_ms to let go, then
+// the workers are joined. A local generation ends at its next token; a remote call ends at
+// its next event or its backend's timeout (`pocket serve` bounds the whole stop, see
+// --shutdown-timeout-ms).
 void Server::Stop() {
   stop_requested_.store(true);
   if (workers_.empty()) return;
@@ -835,7 +851,7 @@ void Server::RunLocal(Call& c) {
   c.gen_start_ns = MonotonicNs();
   auto on_text = [&](std::string_view piece) -> bool {
     if (c.first_token_ns == 0) c.first_token_ns = MonotonicNs();
-    if (c.ex->cancelled()) return false;
+    if (c.ex->cancelled() || stopping()) return false;
     if (!c.stream) return true;
     const std::string p(piece);
     return c.ex->Write(Sse(ChunkJson(c.id, chat, model_id, created,
@@ -963,6 +979,16 @@ std::string Server::RenderMetrics() {
                  m->decode_step_seconds_total());
   }
   metrics_.Set("pocket_requests_queued", {}, std::max(0, inflight_.load() - active_.load()));
+  const HttpStats hs = http_->stats();
+  metrics_.Set("pocket_http_connections_open", {}, hs.open_connections);
+  metrics_.Set("pocket_http_connections_refused_total", {{"reason", "client_limit"}},
+               static_cast<double>(hs.refused_client_limit));
+  metrics_.Set("pocket_http_connections_refused_total", {{"reason", "global_limit"}},
+               static_cast<double>(hs.refused_global_limit));
+  metrics_.Set("pocket_http_first_byte_timeouts_total", {},
+               static_cast<double>(hs.first_byte_timeouts));
+  metrics_.Set("pocket_http_accept_errors_total", {}, static_cast<double>(hs.accept_errors));
+  metrics_.Set("pocket_http_accept_pauses_total", {}, static_cast<double>(hs.accept_pauses));
   const double now = WallSeconds();
   for (const auto& a : router_->policy().areas) {
     auto sp = router_->ledger().SpendFor(router::BudgetScope::Kind::kArea, a.name, now);

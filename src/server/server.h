@@ -59,6 +59,8 @@ class Server {
                                                 router::Policy policy);
   ~Server();
   Status Start();
+  // Ends in-flight generations (see server.cc), closes every connection and joins the
+  // threads. Idempotent; stopping() is true from its first step.
   void Stop();
   // True from the moment Stop() begins: long steps of a request (truncation) check it
   // between steps and give up.

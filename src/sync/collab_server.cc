@@ -1,6 +1,7 @@
 #include "sync/collab_server.h"
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -59,7 +60,8 @@ Result<std::string> ResolveStaticPath(std::string_view target, const std::string
 class CollabServer::Impl : public std::enable_shared_from_this<CollabServer::Impl> {
  public:
   Impl(asio::io_context& io, CollabServerOptions options)
-      : io_(io), options_(std::move(options)), acceptor_(io) {}
+      : io_(io), options_(std::move(options)), acceptor_(io), accept_timer_(io),
+        limiter_(options_.limits) {}
 
   Status Listen() {
     beast::error_code ec;
@@ -81,29 +83,75 @@ class CollabServer::Impl : public std::enable_shared_from_this<CollabServer::Imp
   void Accept() {
     acceptor_.async_accept(asio::make_strand(io_), [self = shared_from_this()](
                                                        beast::error_code ec, tcp::socket s) {
-      if (ec) {
-        if (ec != asio::error::operation_aborted) {
-          PK_LOG(kWarning) << "collab: accept: " << ec.message();
-        }
-        if (!self->acceptor_.is_open()) return;
-      } else {
-        self->Serve(beast::tcp_stream(std::move(s)));
+      if (!self->acceptor_.is_open() || ec == asio::error::operation_aborted) return;
+      if (ec && !IsPerConnectionAcceptError(ec)) return self->OnAcceptError(ec);
+      if (self->backoff_.in_episode()) {
+        int64_t ms = 0;
+        const uint64_t n = self->backoff_.OnSuccess(&ms);
+        if (LogEnabled(LogLevel::kWarning))
+          Log(LogLevel::kWarning, AcceptBackoff::ResumedMessage("collab", n, ms));
       }
+      if (!ec) self->Admit(std::move(s));
       self->Accept();
     });
   }
 
-  void Serve(beast::tcp_stream stream);
+  // Out of file descriptors (EMFILE/ENFILE), buffers or memory, the pending connection
+  // stays queued and accept() fails again at once: retrying at once would spin a core and
+  // log without end. Pause with a growing delay; log an episode's start and end only.
+  void OnAcceptError(const beast::error_code& ec) {
+    bool first = false;
+    const int64_t delay_ms = backoff_.OnFailure(&first);
+    if (first) {
+      if (LogEnabled(LogLevel::kWarning))
+        Log(LogLevel::kWarning, AcceptBackoff::PausedMessage("collab", ec, delay_ms));
+    }
+    accept_timer_.expires_after(std::chrono::milliseconds(delay_ms));
+    accept_timer_.async_wait([self = shared_from_this()](beast::error_code tec) {
+      if (tec || !self->acceptor_.is_open()) return;
+      self->Accept();
+    });
+  }
+
+  void Admit(tcp::socket socket) {
+    beast::error_code ec;
+    const auto ep = socket.remote_endpoint(ec);
+    if (ec) return;  // already gone
+    const std::string address = ep.address().to_string();
+    auto admission = limiter_.Admit(ClientKey(address));
+    if (admission.verdict == ConnectionLimiter::Verdict::kAdmitted) {
+      return Serve(beast::tcp_stream(std::move(socket)), std::move(admission.ticket));
+    }
+    const bool per_client = admission.verdict == ConnectionLimiter::Verdict::kOverClientLimit;
+    const std::string body =
+        per_client ? "too many open connections from " + address + ": the limit is " +
+                         std::to_string(options_.limits.max_per_client) + " per client\n"
+                   : "too many open connections: the server's limit is " +
+                         std::to_string(options_.limits.max_connections) + "\n";
+    refuser_.Refuse(std::move(socket),
+                    std::string(per_client ? "HTTP/1.1 429 Too Many Requests\r\n"
+                                           : "HTTP/1.1 503 Service Unavailable\r\n") +
+                        "Server: pocket-collab\r\nContent-Type: text/plain\r\nRetry-After: "
+                        "1\r\nConnection: close\r\nContent-Length: " +
+                        std::to_string(body.size()) + "\r\n\r\n" + body);
+  }
+
+  void Serve(beast::tcp_stream stream, std::shared_ptr<void> ticket);
 
   void Stop() {
     beast::error_code ignored;
     acceptor_.close(ignored);
+    accept_timer_.cancel();
     if (service_) service_->Shutdown();
   }
 
   asio::io_context& io_;
   CollabServerOptions options_;
   tcp::acceptor acceptor_;
+  asio::steady_timer accept_timer_;
+  AcceptBackoff backoff_;
+  ConnectionLimiter limiter_;
+  Refuser refuser_;
   uint16_t port_ = 0;
   std::shared_ptr<SyncService> service_;
 };
@@ -114,8 +162,23 @@ namespace {
 // the peer goes away. Static files only; keep-alive supported.
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
-  HttpSession(std::shared_ptr<CollabServer::Impl> server, beast::tcp_stream stream)
-      : server_(std::move(server)), stream_(std::move(stream)) {}
+  // `ticket`: the connection's place under the limits, kept past a WebSocket upgrade.
+  HttpSession(std::shared_ptr<CollabServer::Impl> server, beast::tcp_stream stream,
+              std::shared_ptr<void> ticket)
+      : server_(std::move(server)), stream_(std::move(stream)), ticket_(std::move(ticket)) {}
+
+  // A new connection first gets first_byte_timeout_ms for its first byte (a connection that
+  // never sends one would hold a place for the whole request deadline); then, and for each
+  // keep-alive request after it, 30 s for the whole request.
+  void Start() {
+    stream_.expires_after(std::chrono::milliseconds(server_->options_.first_byte_timeout_ms));
+    stream_.async_read_some(buffer_.prepare(4096),
+                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              if (ec) return self->Close();
+                              self->buffer_.commit(n);
+                              self->Read();
+                            });
+  }
 
   void Read() {
     parser_.emplace();
@@ -129,15 +192,16 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
  private:
+  void Close() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  }
+
   void OnRead(beast::error_code ec) {
-    if (ec) {
-      beast::error_code ignored;
-      stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-      return;
-    }
+    if (ec) return Close();
     http::request<http::string_body> req = parser_->release();
     if (beast::websocket::is_upgrade(req)) {
-      server_->service_->HandleUpgrade(std::move(stream_), std::move(req));
+      server_->service_->HandleUpgrade(std::move(stream_), std::move(req), std::move(ticket_));
       return;
     }
     Respond(std::move(req));
@@ -187,14 +251,15 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   std::shared_ptr<CollabServer::Impl> server_;
   beast::tcp_stream stream_;
+  std::shared_ptr<void> ticket_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
 };
 
 }  // namespace
 
-void CollabServer::Impl::Serve(beast::tcp_stream stream) {
-  std::make_shared<HttpSession>(shared_from_this(), std::move(stream))->Read();
+void CollabServer::Impl::Serve(beast::tcp_stream stream, std::shared_ptr<void> ticket) {
+  std::make_shared<HttpSession>(shared_from_this(), std::move(stream), std::move(ticket))->Start();
 }
 
 Result<std::unique_ptr<CollabServer>> CollabServer::Start(asio::io_context& io,
@@ -208,5 +273,6 @@ CollabServer::~CollabServer() = default;
 uint16_t CollabServer::port() const { return impl_->port_; }
 SyncService& CollabServer::service() { return *impl_->service_; }
 void CollabServer::Stop() { impl_->Stop(); }
+int CollabServer::open_connections() const { return impl_->limiter_.open(); }
 
 }  // namespace pocket::sync

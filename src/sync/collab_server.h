@@ -3,7 +3,10 @@
 //   * GET/HEAD of static files: the editor page from `web_root` (web/collab/), and
 //     /vendor/<package>/<file> from `node_modules` for the four npm packages the page
 //     imports (yjs, y-websocket, y-protocols, lib0) through its import map.
-// Binds 127.0.0.1 unless told otherwise. Thread safety: Start() and Stop() from the thread
+// Binds 127.0.0.1 unless told otherwise. Connections are capped per client address and in
+// all (answered 429 / 503 at once beyond, sync/listener.h), a new connection must send its
+// first byte within first_byte_timeout_ms, and failing accepts (EMFILE ...) pause with
+// back-off, logged once per episode. Thread safety: Start() and Stop() from the thread
 // that runs the io_context (or before it runs); the io_context is meant to run on one thread.
 #pragma once
 
@@ -14,6 +17,7 @@
 #include <string>
 
 #include "base/status.h"
+#include "sync/listener.h"
 #include "sync/sync_service.h"
 
 namespace pocket::sync {
@@ -23,6 +27,12 @@ struct CollabServerOptions {
   uint16_t port = 1234;  // 0: an ephemeral port (see CollabServer::port())
   std::string web_root;      // empty: no page
   std::string node_modules;  // empty: no /vendor/
+  // A y-websocket client opens one WebSocket per document and a browser a few connections
+  // for the page, so one host with many tabs or test clients (bench/sync/fanout.mjs: 50)
+  // stays well under the per-client cap; WebSockets count until they close.
+  ConnectionLimits limits{1024, 128};
+  // A new connection that sends nothing within this long is closed.
+  int64_t first_byte_timeout_ms = 5000;
   SyncOptions sync;
 };
 
@@ -36,6 +46,7 @@ class CollabServer {
   SyncService& service();
   // Stops accepting and closes every connection; io.run() returns once they are gone.
   void Stop();
+  int open_connections() const;
 
   class Impl;
 

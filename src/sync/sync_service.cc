@@ -187,6 +187,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   uint64_t id() const { return id_; }
   // Whether a new SyncStep1 answer gets the allowance (no earlier one is still queued).
   bool AnswerCreditFree() const { return answer_bytes_queued_ == 0; }
+  void Hold(std::shared_ptr<void> hold) { hold_ = std::move(hold); }
 
   void Start(http::request<http::string_body> request) {
     request_ = std::move(request);
@@ -421,6 +422,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::optional<uint16_t> close_after_write_;
   std::string close_reason_;
   std::string client_address_;
+  std::shared_ptr<void> hold_;  // the listener's place for this connection (HandleUpgrade)
 };
 
 Result<Room*> SyncService::Impl::Join(const std::shared_ptr<Connection>& conn, uint64_t conn_id,
@@ -641,9 +643,10 @@ std::shared_ptr<SyncService> SyncService::Create(asio::io_context& io, SyncOptio
 
 SyncService::~SyncService() = default;
 
-void SyncService::HandleUpgrade(beast::tcp_stream stream,
-                                http::request<http::string_body> request) {
+void SyncService::HandleUpgrade(beast::tcp_stream stream, http::request<http::string_body> request,
+                                std::shared_ptr<void> hold) {
   auto conn = std::make_shared<Connection>(impl_, std::move(stream));
+  conn->Hold(std::move(hold));
   asio::dispatch(impl_->strand(), [conn, req = std::move(request)]() mutable {
     conn->Start(std::move(req));
   });
