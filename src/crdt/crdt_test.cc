@@ -113,6 +113,47 @@ TEST(Lib0Test, SanitizeUtf8ReplacesLoneSurrogatesAndBadBytes) {
   EXPECT_EQ(out, "a\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBDz");
 }
 
+// One item under root type "a" whose content is `ref` (2 ContentJSON, 5 embed, 6 format)
+// carrying `json`, as Yjs's writeStructs lays it out.
+std::vector<uint8_t> UpdateWithJsonContent(uint8_t ref, const std::string& json) {
+  lib0::Encoder e;
+  e.VarUint(1);  // one client
+  e.VarUint(1);  // one struct
+  e.VarUint(7);  // client
+  e.VarUint(0);  // clock
+  e.Byte(ref);   // no origins, no parentSub
+  e.VarUint(1);  // parent is a root type, by name
+  e.String(ref == 2 ? "a" : "t");
+  if (ref == 2) {
+    e.VarUint(1);
+    e.String(json);
+  } else if (ref == 5) {
+    e.String(json);
+  } else {
+    e.String("bold");
+    e.String(json);
+  }
+  e.VarUint(0);  // empty delete set
+  return e.Take();
+}
+
+TEST(DocTest, JsonContentNestingIsBounded) {
+  for (uint8_t ref : {2, 5, 6}) {
+    for (int depth : {1, 200, 256}) {
+      Doc doc(1);
+      const std::string json = std::string(depth, '[') + std::string(depth, ']');
+      EXPECT_TRUE(doc.ApplyUpdate(UpdateWithJsonContent(ref, json)).ok())
+          << "ref " << int{ref} << " depth " << depth;
+    }
+    for (int depth : {257, 100000}) {  // 100,000 levels overflowed the stack
+      Doc doc(1);
+      const std::string json = std::string(depth, '[') + std::string(depth, ']');
+      const Status s = doc.ApplyUpdate(UpdateWithJsonContent(ref, json));
+      EXPECT_EQ(s.code(), StatusCode::kCorruption) << "ref " << int{ref} << " depth " << depth;
+    }
+  }
+}
+
 TEST(DocTest, DecodesWireNoteExample) {
   Doc doc(99);
   ASSERT_TRUE(doc.ApplyUpdate(ReadFixture("hello.bin")).ok());

@@ -10,6 +10,8 @@
 #include <string>
 #include <string_view>
 
+#include "base/json_limits.h"
+
 namespace pocket::crdt::internal {
 namespace {
 
@@ -21,6 +23,18 @@ Status Corrupt(const std::string& what) { return Status::Corruption("yjs update:
 // which a raw NUL is never valid; nlohmann's lexer stops at one as at the end of input and
 // would accept what came before it.
 bool HasNul(std::string_view text) { return text.find('\0') != std::string_view::npos; }
+
+// JSON text inside an update (ContentJSON values, embeds, format values) nests at most as
+// deep as a lib0 Any value may (lib0.cc): Yjs's JSON.parse takes any depth, but a value
+// 100,000 levels deep overflowed the stack here when it was later copied or written out.
+constexpr int kMaxContentJsonDepth = 256;
+
+std::optional<nlohmann::json> ParseContentJson(std::string_view text) {
+  if (HasNul(text)) return std::nullopt;
+  auto v = ParseUntrustedJson(text, "yjs JSON content", kMaxContentJsonDepth);
+  if (!v.ok()) return std::nullopt;
+  return std::move(*v);
+}
 
 // Reads the content of an Item with ref `ref` into s; sets s->len.
 bool ReadContent(lib0::Decoder& d, WireStruct* s) {
@@ -42,10 +56,9 @@ bool ReadContent(lib0::Decoder& d, WireStruct* s) {
           if (js == "undefined") {
             s->values.emplace_back(nullptr);
           } else {
-            if (HasNul(js)) return false;
-            nlohmann::json v = nlohmann::json::parse(js, nullptr, /*allow_exceptions=*/false);
-            if (v.is_discarded()) return false;
-            s->values.push_back(std::move(v));
+            auto v = ParseContentJson(js);
+            if (!v) return false;
+            s->values.push_back(std::move(*v));
           }
         }
       }
@@ -63,12 +76,12 @@ bool ReadContent(lib0::Decoder& d, WireStruct* s) {
     case kRefEmbed:
       s->str = d.String();
       s->len = 1;
-      return d.ok() && !HasNul(s->str) && nlohmann::json::accept(s->str);
+      return d.ok() && ParseContentJson(s->str).has_value();
     case kRefFormat:
       s->str = d.String();
       s->str2 = d.String();
       s->len = 1;
-      return d.ok() && !HasNul(s->str2) && nlohmann::json::accept(s->str2);
+      return d.ok() && ParseContentJson(s->str2).has_value();
     case kRefType:
       s->type_ref = d.VarUint32();
       if (!d.ok() || s->type_ref > 6) return false;
