@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "base/utf8.h"
+
 namespace pocket::router {
 
 struct PrivacyClassifier::Compiled {
@@ -50,41 +52,11 @@ struct MatchData {
   pcre2_match_data* md;
 };
 
-// The length of the valid UTF-8 sequence at s[i], or 0 when the bytes there are not one
-// (RFC 3629 table 3-7: no overlong forms, no surrogates, nothing past U+10FFFF).
-size_t ValidSequenceLength(std::string_view s, size_t i) {
-  const auto b0 = static_cast<unsigned char>(s[i]);
-  if (b0 < 0x80) return 1;
-  size_t len = 0;
-  unsigned char lo = 0x80, hi = 0xBF;  // the allowed range of the second byte
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    len = 2;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    len = 3;
-    if (b0 == 0xE0) lo = 0xA0;
-    if (b0 == 0xED) hi = 0x9F;
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    len = 4;
-    if (b0 == 0xF0) lo = 0x90;
-    if (b0 == 0xF4) hi = 0x8F;
-  } else {
-    return 0;
-  }
-  if (i + len > s.size()) return 0;
-  const auto b1 = static_cast<unsigned char>(s[i + 1]);
-  if (b1 < lo || b1 > hi) return 0;
-  for (size_t k = 2; k < len; ++k) {
-    const auto b = static_cast<unsigned char>(s[i + k]);
-    if (b < 0x80 || b > 0xBF) return 0;
-  }
-  return len;
-}
-
 bool IsValidUtf8(std::string_view s) {
   for (size_t i = 0; i < s.size();) {
-    const size_t n = ValidSequenceLength(s, i);
-    if (n == 0) return false;
-    i += n;
+    const Utf8Step step = DecodeUtf8Step(s, i);
+    if (step.kind != Utf8Kind::kValid) return false;
+    i += step.length;
   }
   return true;
 }
@@ -249,14 +221,13 @@ std::string ValidUtf8(std::string_view text) {
   std::string out;
   out.reserve(text.size());
   for (size_t i = 0; i < text.size();) {
-    const size_t n = ValidSequenceLength(text, i);
-    if (n == 0) {
-      out += "\xEF\xBF\xBD";  // U+FFFD, one per invalid byte
-      ++i;
+    const Utf8Step step = DecodeUtf8Step(text, i);
+    if (step.kind == Utf8Kind::kValid) {
+      out.append(text, i, step.length);
     } else {
-      out.append(text, i, n);
-      i += n;
+      out += "\xEF\xBF\xBD";  // U+FFFD, one per maximal subpart (as TextDecoder)
     }
+    i += step.length;
   }
   return out;
 }

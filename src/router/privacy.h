@@ -73,8 +73,9 @@ class PrivacyClassifier {
 // The Luhn checksum over the digits of `s` (other characters skipped).
 bool LuhnValid(std::string_view s);
 
-// `text` with every byte that is not part of a valid UTF-8 sequence (overlong forms,
-// surrogates and code points past U+10FFFF included) replaced by U+FFFD.
+// `text` with each ill-formed UTF-8 sequence (overlong forms, surrogates, code points past
+// U+10FFFF, a cut-off character) replaced by one U+FFFD per maximal subpart, as TextDecoder
+// and the rest of Pocket do (base/utf8.h).
 std::string ValidUtf8(std::string_view text);
 // Applies ValidUtf8() to every string value and object key of `*body`, so serialising it
 // can never throw. Never recurses.

@@ -123,7 +123,8 @@ TEST(PrivacyUtf8Test, ValidUtf8ReplacesOnlyInvalidBytes) {
   EXPECT_EQ(ValidUtf8("Zürich 中 😀"), "Zürich 中 😀");
   EXPECT_EQ(ValidUtf8("a\xC0\xAF"), "a\xEF\xBF\xBD\xEF\xBF\xBD");                // overlong
   EXPECT_EQ(ValidUtf8("\xED\xA0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // surrogate
-  EXPECT_EQ(ValidUtf8("\xF0\x9F\x98"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // truncated
+  EXPECT_EQ(ValidUtf8("\xF0\x9F\x98"), "\xEF\xBF\xBD");  // truncated: one maximal subpart
+  EXPECT_EQ(ValidUtf8("\xF0\x9F\x98x"), "\xEF\xBF\xBDx");
   json j = {{"k\xFF", "v\xFE"}, {"list", {"ok", "\xC3"}}};
   SanitizeUtf8(&j);
   EXPECT_TRUE(StrictDumpOk(j));
