@@ -52,29 +52,8 @@ std::optional<size_t> VerifiedRecordAt(ByteSpan data, size_t pos, uint32_t max_r
   return len;
 }
 
-// Makes a newly created entry in `dir` durable (the file data alone is not enough).
-Status SyncDirectory(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Errno("open directory", dir);
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) return Errno("fsync directory", dir);
-  return Status::Ok();
-}
-
 ByteSpan AsBytes(const std::string& s) {
   return ByteSpan(reinterpret_cast<const uint8_t*>(s.data()), s.size());
-}
-
-// A name beside `path` that does not exist yet: path.corrupt-<unix seconds>[-n].
-std::string QuarantinePath(const std::string& path) {
-  const std::string base = path + ".corrupt-" + std::to_string(std::time(nullptr));
-  std::string candidate = base;
-  struct stat st;
-  for (int n = 1; ::lstat(candidate.c_str(), &st) == 0; ++n) {
-    candidate = base + "-" + std::to_string(n);
-  }
-  return candidate;
 }
 
 bool IsStrayTemp(const std::string& name) {
@@ -196,11 +175,13 @@ Status RoomStore::Recover() {
     return Errno("stat", dir_);
   }
   if (!S_ISDIR(st.st_mode)) return Status::IOError("room store: '" + dir_ + "' is not a directory");
+  // Iterated with increment(ec): the range-for's operator++ throws on a readdir error (a
+  // damaged disk), and nothing in the sync service may throw.
   std::error_code ec;
   std::vector<std::string> stray;
-  for (const auto& entry : std::filesystem::directory_iterator(dir_, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (IsStrayTemp(name)) stray.push_back(entry.path().string());
+  for (std::filesystem::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (IsStrayTemp(name)) stray.push_back(it->path().string());
   }
   if (ec) return Status::IOError("room store: list '" + dir_ + "': " + ec.message());
   for (const std::string& path : stray) {
@@ -237,9 +218,8 @@ Status RoomStore::RecoverSnapshot() {
     }
   }
   // Set it aside under a new name (never deleted) and load from the log alone.
-  const std::string quarantine = QuarantinePath(path);
-  if (::rename(path.c_str(), quarantine.c_str()) != 0) return Errno("rename", path);
-  if (options_.fsync) PK_RETURN_IF_ERROR(SyncDirectory(dir_));
+  PK_ASSIGN_OR_RETURN(std::string quarantine, MoveAside(path, "corrupt", std::time(nullptr)));
+  if (options_.fsync) PK_RETURN_IF_ERROR(SyncDirectoryOf(path));
   recovery_.snapshot_quarantined = true;
   recovery_.snapshot_problem = std::move(problem);
   recovery_.quarantined.push_back(quarantine);
@@ -254,9 +234,8 @@ Status RoomStore::RecoverLog() {
     return Errno("stat", path);
   }
   if (!S_ISREG(st.st_mode)) {
-    const std::string quarantine = QuarantinePath(path);
-    if (::rename(path.c_str(), quarantine.c_str()) != 0) return Errno("rename", path);
-    if (options_.fsync) PK_RETURN_IF_ERROR(SyncDirectory(dir_));
+    PK_ASSIGN_OR_RETURN(std::string quarantine, MoveAside(path, "corrupt", std::time(nullptr)));
+    if (options_.fsync) PK_RETURN_IF_ERROR(SyncDirectoryOf(path));
     ++recovery_.corrupt_ranges;
     recovery_.quarantined.push_back(quarantine);
     return Status::Ok();
@@ -276,11 +255,7 @@ Status RoomStore::RecoverLog() {
   if (!scan.corrupt.empty()) {
     // Keep the original bytes first (a hard link costs no space; a copy where links are not
     // supported), make that durable, and only then replace the log with the verified records.
-    const std::string quarantine = QuarantinePath(path);
-    if (::link(path.c_str(), quarantine.c_str()) != 0) {
-      PK_RETURN_IF_ERROR(WriteFileAtomic(quarantine, log));
-    }
-    if (options_.fsync) PK_RETURN_IF_ERROR(SyncDirectory(dir_));
+    PK_ASSIGN_OR_RETURN(std::string quarantine, KeepAside(path, "corrupt", std::time(nullptr)));
     recovery_.quarantined.push_back(quarantine);
     std::string kept;
     for (const auto& r : scan.records) {
@@ -309,11 +284,8 @@ Status RoomStore::OpenLogForAppend() {
   log_fd_ = ::open(log_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (log_fd_ < 0) return Errno("open", log_path);
   if (options_.fsync && !log_existed) {
-    PK_RETURN_IF_ERROR(SyncDirectory(dir_));
-    if (created_dir) {
-      const std::string parent = std::filesystem::path(dir_).parent_path().string();
-      PK_RETURN_IF_ERROR(SyncDirectory(parent.empty() ? "." : parent));
-    }
+    PK_RETURN_IF_ERROR(SyncDirectoryOf(log_path));
+    if (created_dir) PK_RETURN_IF_ERROR(SyncDirectoryOf(dir_));  // dir_'s own entry
   }
   if (::lseek(log_fd_, static_cast<off_t>(log_size_), SEEK_SET) < 0) return Errno("seek", log_path);
   return Status::Ok();
