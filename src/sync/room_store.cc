@@ -252,9 +252,13 @@ Status RoomStore::RecoverLog() {
   for (const auto& c : scan.corrupt) recovery_.corrupt_bytes += c.size;
   recovery_.torn_tail_bytes = log.size() - scan.torn_tail_offset;
 
-  if (!scan.corrupt.empty()) {
+  // A tail of 8 bytes or more holds a whole header: it may be an acknowledged record whose
+  // length field was damaged (pointing past the end), not an interrupted append, so it is
+  // never cut without a copy. Only a partial header (< 8 bytes) is cut in place.
+  if (!scan.corrupt.empty() || recovery_.torn_tail_bytes >= kHeaderBytes) {
     // Keep the original bytes first (a hard link costs no space; a copy where links are not
-    // supported), make that durable, and only then replace the log with the verified records.
+    // supported), make that durable, and only then replace the log with the verified records
+    // (by rename: writing in place would change the linked copy too).
     PK_ASSIGN_OR_RETURN(std::string quarantine, KeepAside(path, "corrupt", std::time(nullptr)));
     recovery_.quarantined.push_back(quarantine);
     std::string kept;

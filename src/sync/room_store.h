@@ -8,7 +8,7 @@
 //
 // Recovery (Open) keeps every record that verifies and sets aside only what does not:
 //  * snapshot: must be one complete record with a matching CRC. An empty, corrupt or
-//    non-regular (a directory) snapshot is renamed to snapshot.corrupt-<time> and the room
+//    non-regular (a directory) snapshot is renamed to snapshot.corrupt-<UTC time> and the room
 //    loads from the log alone; history that was compacted into the lost snapshot is gone
 //    from the server (clients that still hold it send it back when they sync).
 //  * log: records are read in order; after one that does not verify, the scan moves forward
@@ -16,12 +16,14 @@
 //    bounds, CRC over length + payload, payload accepted by RoomStoreOptions::validate) and
 //    goes on from there. The bytes skipped are a corrupt range.
 //  * a tail that looks like an interrupted append (fewer than 8 bytes, or a header whose
-//    length runs past the end of the file, with nothing verifiable after it) is torn: it
-//    was never acknowledged and is cut off (ftruncate), as before.
-//  * when there were corrupt ranges, the recovered records are written to log.tmp.<pid>, fsync'ed
-//    and renamed over log only after the original was kept as log.corrupt-<time> (a hard
-//    link, or a copy where links fail); the directory is fsync'ed. The original bytes are
-//    never lost.
+//    length runs past the end of the file, with nothing verifiable after it) is torn and
+//    cut off. Fewer than 8 bytes are cut in place (ftruncate): no acknowledged record is
+//    that short. A whole header may be an acknowledged last record with a damaged length,
+//    so it is cut only by the rewrite below, after the copy.
+//  * when there were corrupt ranges or a torn tail of 8 bytes or more, the recovered records
+//    are written to log.tmp.<pid>, fsync'ed and renamed over log only after the original was
+//    kept as log.corrupt-<UTC time> (a hard link, or a copy where links fail); the directory
+//    is fsync'ed. The original bytes are never lost.
 //  * stray snapshot.tmp.* / log.tmp.* files (a crash in the middle of a compaction or of a
 //    recovery) are removed.
 // What was dropped is in recovery() (the caller logs it).
