@@ -10,6 +10,7 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <limits>
 #include <optional>
 
 #include "base/file.h"
@@ -206,7 +207,10 @@ Status RoomStore::RecoverSnapshot() {
   } else {
     PK_ASSIGN_OR_RETURN(std::string snap, ReadFile(path));
     const ByteSpan data = AsBytes(snap);
-    auto len = VerifiedRecordAt(data, 0, options_.max_record_bytes, options_.validate);
+    // Bounded by the file's size, not max_record_bytes: a snapshot merges every update
+    // of the room, so it may be larger than any one of them, and one that Compact wrote
+    // must always load.
+    auto len = VerifiedRecordAt(data, 0, std::numeric_limits<uint32_t>::max(), options_.validate);
     if (snap.empty()) {
       problem = "empty";
     } else if (!len || kHeaderBytes + *len != snap.size()) {
@@ -371,6 +375,12 @@ Status RoomStore::Compact() {
     updates_.clear();
     updates_.push_back(std::move(merged));
     return Status::Ok();
+  }
+  if (merged.size() > std::numeric_limits<uint32_t>::max()) {
+    // The record's length field is 32 bits: keep the log as it is (still loadable).
+    return Status::ResourceExhausted("room store: merged state of " +
+                                     std::to_string(merged.size()) +
+                                     " bytes does not fit one snapshot record (4 GiB)");
   }
   if (log_fd_ < 0) PK_RETURN_IF_ERROR(OpenLogForAppend());
   std::string snap;

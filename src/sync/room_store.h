@@ -7,7 +7,8 @@
 // A record is  u32 length (LE) | u32 crc32c(length bytes | payload) (LE) | payload.
 //
 // Recovery (Open) keeps every record that verifies and sets aside only what does not:
-//  * snapshot: must be one complete record with a matching CRC. An empty, corrupt or
+//  * snapshot: must be one complete record with a matching CRC (any length up to the file's
+//    size: max_record_bytes does not apply, so a snapshot Compact wrote always loads). An empty, corrupt or
 //    non-regular (a directory) snapshot is renamed to snapshot.corrupt-<UTC time> and the room
 //    loads from the log alone; history that was compacted into the lost snapshot is gone
 //    from the server (clients that still hold it send it back when they sync).
@@ -57,7 +58,8 @@ using ValidateUpdateFn = std::function<bool(ByteSpan update)>;
 struct RoomStoreOptions {
   // Compact once the log holds this many records (0: never).
   size_t compact_every_records = 500;
-  // Records larger than this are rejected on append and treated as corrupt on recovery.
+  // Log records larger than this are rejected on append and treated as corrupt on recovery.
+  // Not the snapshot's limit: it merges every update and is bounded by its file's size.
   uint32_t max_record_bytes = 64u << 20;
   // Skip fsync (benchmarks of the network path only; never in production).
   bool fsync = true;

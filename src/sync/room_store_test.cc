@@ -131,6 +131,29 @@ TEST(RoomStoreTest, PartialHeaderIsCutWithoutACopy) {
   std::filesystem::remove_all(dir);
 }
 
+// The snapshot merges every update, so it can exceed the per-record limit; one that
+// Compact wrote must load at the next start, not be set aside.
+TEST(RoomStoreTest, SnapshotLargerThanTheRecordLimitLoads) {
+  const std::string dir = TempDir("bigsnap");
+  RoomStoreOptions o;
+  o.max_record_bytes = 16;
+  const Bytes a(10, 0xA), b(10, 0xB), c(10, 0xC);
+  {
+    auto s = RoomStore::Open(dir, o, Concat);
+    ASSERT_TRUE(s.ok());
+    ASSERT_TRUE(s->Append(a).ok());
+    ASSERT_TRUE(s->Append(b).ok());
+    ASSERT_TRUE(s->Append(c).ok());
+    ASSERT_TRUE(s->Compact().ok());  // a 30-byte snapshot
+  }
+  auto s = RoomStore::Open(dir, o, Concat);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_FALSE(s->recovery().snapshot_quarantined) << s->recovery().Summary();
+  ASSERT_EQ(s->updates().size(), 1u);
+  EXPECT_EQ(s->updates()[0].size(), 30u);
+  std::filesystem::remove_all(dir);
+}
+
 TEST(RoomStoreTest, IgnoresHeaderClaimingHugeRecord) {
   const std::string dir = TempDir("huge");
   std::filesystem::create_directories(dir);
