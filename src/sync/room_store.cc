@@ -40,13 +40,23 @@ uint32_t RecordCrc(const uint8_t* len_bytes, ByteSpan payload) {
   return Crc32c(payload, Crc32c(ByteSpan(len_bytes, 4)));
 }
 
-// The payload size of a complete record at `pos` that verifies, or nullopt.
+// The payload size of a complete record at `pos` that verifies, or nullopt. Cheap checks
+// first (length within the limit and within the bytes left); the CRC and `validate` are
+// charged to `work` (bytes they read), and are not run when `work` cannot pay: then
+// `*out_of_work` is set and nullopt returned.
 std::optional<size_t> VerifiedRecordAt(ByteSpan data, size_t pos, uint32_t max_record_bytes,
-                                       const ValidateUpdateFn& validate) {
+                                       const ValidateUpdateFn& validate, uint64_t& work,
+                                       bool* out_of_work) {
   if (data.size() - pos < kHeaderBytes) return std::nullopt;
   const uint8_t* h = data.data() + pos;
   const uint32_t len = GetU32(h);
   if (len > max_record_bytes || data.size() - pos - kHeaderBytes < len) return std::nullopt;
+  const uint64_t cost = 4 + uint64_t{len} * (validate ? 2 : 1);
+  if (cost > work) {
+    *out_of_work = true;
+    return std::nullopt;
+  }
+  work -= cost;
   ByteSpan payload = data.subspan(pos + kHeaderBytes, len);
   if (RecordCrc(h, payload) != GetU32(h + 4)) return std::nullopt;
   if (validate && !validate(payload)) return std::nullopt;
@@ -64,21 +74,36 @@ bool IsStrayTemp(const std::string& name) {
 
 }  // namespace
 
+uint64_t LogScanWorkBudget(size_t log_bytes) {
+  return kScanWorkPerLogByte * uint64_t{log_bytes} + kScanWorkExtraBytes;
+}
+
 LogScan ScanLog(ByteSpan data, uint32_t max_record_bytes, const ValidateUpdateFn& validate) {
   LogScan out;
   out.torn_tail_offset = data.size();
+  uint64_t work = LogScanWorkBudget(data.size());
+  bool out_of_work = false;
+  auto verified = [&](size_t at) {
+    return VerifiedRecordAt(data, at, max_record_bytes, validate, work, &out_of_work);
+  };
   size_t pos = 0;
   while (pos < data.size()) {
-    if (auto len = VerifiedRecordAt(data, pos, max_record_bytes, validate)) {
+    if (auto len = verified(pos)) {
       out.records.push_back({pos, *len});
       pos += kHeaderBytes + *len;
       continue;
     }
     // Resynchronise: the next offset where a whole record verifies. A false match needs a
-    // 32-bit CRC to agree by chance (and `validate` to accept the payload).
+    // 32-bit CRC to agree by chance (and `validate` to accept the payload). Every offset
+    // whose length is plausible costs a CRC over that length, so the work is bounded:
+    // past the budget the rest of the log is one corrupt range (kept in the quarantined
+    // original, not in the live log).
     size_t next = pos + 1;
-    while (next < data.size() && !VerifiedRecordAt(data, next, max_record_bytes, validate)) {
-      ++next;
+    while (!out_of_work && next < data.size() && !verified(next)) ++next;
+    if (out_of_work) {
+      out.corrupt.push_back({pos, data.size() - pos});
+      out.out_of_work = true;
+      break;
     }
     if (next < data.size()) {
       out.corrupt.push_back({pos, next - pos});
@@ -97,6 +122,7 @@ LogScan ScanLog(ByteSpan data, uint32_t max_record_bytes, const ValidateUpdateFn
     }
     break;
   }
+  out.work = LogScanWorkBudget(data.size()) - work;
   return out;
 }
 
@@ -210,7 +236,10 @@ Status RoomStore::RecoverSnapshot() {
     // Bounded by the file's size, not max_record_bytes: a snapshot merges every update
     // of the room, so it may be larger than any one of them, and one that Compact wrote
     // must always load.
-    auto len = VerifiedRecordAt(data, 0, std::numeric_limits<uint32_t>::max(), options_.validate);
+    uint64_t work = std::numeric_limits<uint64_t>::max();  // one record, read once
+    bool out_of_work = false;
+    auto len = VerifiedRecordAt(data, 0, std::numeric_limits<uint32_t>::max(), options_.validate,
+                                work, &out_of_work);
     if (snap.empty()) {
       problem = "empty";
     } else if (!len || kHeaderBytes + *len != snap.size()) {

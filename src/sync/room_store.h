@@ -15,7 +15,9 @@
 //  * log: records are read in order; after one that does not verify, the scan moves forward
 //    byte by byte to the next offset where a complete record verifies (length within
 //    bounds, CRC over length + payload, payload accepted by RoomStoreOptions::validate) and
-//    goes on from there. The bytes skipped are a corrupt range.
+//    goes on from there. The bytes skipped are a corrupt range. The scan's work is bounded
+//    (LogScanWorkBudget: 8 x the log's size + 4 MiB of CRC); when a resynchronisation
+//    spends it, everything from that damage to the end is one corrupt range.
 //  * a tail that looks like an interrupted append (fewer than 8 bytes, or a header whose
 //    length runs past the end of the file, with nothing verifiable after it) is torn and
 //    cut off. Fewer than 8 bytes are cut in place (ftruncate): no acknowledged record is
@@ -96,8 +98,18 @@ struct LogScan {
   };
   std::vector<Record> records;
   std::vector<Range> corrupt;
-  size_t torn_tail_offset;  // == data.size() when there is no torn tail
+  size_t torn_tail_offset;   // == data.size() when there is no torn tail
+  uint64_t work = 0;         // bytes read by CRCs and `validate`
+  bool out_of_work = false;  // the budget ran out: the last corrupt range runs to the end
 };
+// The scan's work (bytes it may run CRCs and `validate` over) is bounded by
+// LogScanWorkBudget(data.size()): a clean log costs its size (twice with `validate`), and
+// resynchronising after damage costs a CRC over the claimed length at every offset whose
+// length is plausible, which crafted bytes could make O(size x 64 MiB). When the budget is
+// spent, the rest of the log from the damage on is one corrupt range (quarantined whole).
+inline constexpr uint64_t kScanWorkPerLogByte = 8;
+inline constexpr uint64_t kScanWorkExtraBytes = 4u << 20;
+uint64_t LogScanWorkBudget(size_t log_bytes);
 LogScan ScanLog(ByteSpan data, uint32_t max_record_bytes, const ValidateUpdateFn& validate);
 
 class RoomStore {

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -151,6 +152,50 @@ TEST(RoomStoreTest, SnapshotLargerThanTheRecordLimitLoads) {
   EXPECT_FALSE(s->recovery().snapshot_quarantined) << s->recovery().Summary();
   ASSERT_EQ(s->updates().size(), 1u);
   EXPECT_EQ(s->updates()[0].size(), 30u);
+  std::filesystem::remove_all(dir);
+}
+
+// Bytes that read as large plausible lengths at every offset would make the resync scan
+// run a CRC over megabytes at each of millions of offsets (hours, on the one strand that
+// serves every room). The work is bounded; the records before the damage are kept and the
+// rest is one corrupt range, kept in the quarantined original.
+TEST(RoomStoreTest, RecoveryWorkIsBoundedOnCraftedLengths) {
+  std::string log;
+  std::vector<Bytes> good;
+  for (int i = 0; i < 20; ++i) {
+    good.push_back(Bytes(50, static_cast<uint8_t>(i)));
+    AppendRecord(good.back(), log);
+  }
+  const size_t damaged = log.size() + 8 + 3;
+  AppendRecord(Bytes(50, 0x77), log);
+  log[damaged] ^= 0x01;
+  // 4 MiB where aligned offsets read as 3 MiB lengths, offset+1 as 12 KiB, offset+2 as 48.
+  for (int i = 0; i < (1 << 20); ++i) log += std::string("\0\0\x30\0", 4);
+  for (int i = 0; i < 5; ++i) AppendRecord(Bytes(50, 0xEE), log);
+
+  const auto start = std::chrono::steady_clock::now();
+  const ByteSpan data(reinterpret_cast<const uint8_t*>(log.data()), log.size());
+  const LogScan scan = ScanLog(data, 64u << 20, nullptr);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_LT(seconds, 30.0) << "generous: the budget is about 40 MB of CRC";
+  EXPECT_LE(scan.work, LogScanWorkBudget(log.size()));
+  EXPECT_TRUE(scan.out_of_work);
+  ASSERT_EQ(scan.records.size(), 20u);
+  ASSERT_EQ(scan.corrupt.size(), 1u);
+  EXPECT_EQ(scan.corrupt[0].offset, damaged - 11);
+  EXPECT_EQ(scan.corrupt[0].offset + scan.corrupt[0].size, log.size());
+
+  const std::string dir = TempDir("workbound");
+  std::filesystem::create_directories(dir);
+  ASSERT_TRUE(WriteFileAtomic(dir + "/log", log).ok());
+  RoomStoreOptions o;
+  o.fsync = false;
+  auto s = RoomStore::Open(dir, o, nullptr);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->updates(), good);
+  ASSERT_EQ(s->recovery().quarantined.size(), 1u);
+  EXPECT_EQ(ReadFile(s->recovery().quarantined[0])->size(), log.size());
   std::filesystem::remove_all(dir);
 }
 
