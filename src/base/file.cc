@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 
 namespace pocket {
@@ -15,6 +16,13 @@ namespace {
 Status Errno(std::string_view what, const std::string& path) {
   return Status::IOError(std::string(what) + " '" + path + "': " + std::strerror(errno));
 }
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+}  // namespace
 
 Status SyncDirectoryOf(const std::string& path) {
   std::string dir = std::filesystem::path(path).parent_path().string();
@@ -27,7 +35,56 @@ Status SyncDirectoryOf(const std::string& path) {
   return Status::Ok();
 }
 
-}  // namespace
+std::string AsideName(const std::string& path, std::string_view tag, std::time_t now,
+                      std::initializer_list<std::string_view> companions) {
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char stamp[32];
+  std::strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+  const std::string base = path + "." + std::string(tag) + "-" + stamp;
+  auto taken = [&](const std::string& name) {
+    if (Exists(name)) return true;
+    for (std::string_view c : companions) {
+      if (Exists(name + std::string(c))) return true;
+    }
+    return false;
+  };
+  std::string name = base;
+  for (int n = 1; taken(name); ++n) name = base + "-" + std::to_string(n);
+  return name;
+}
+
+Result<std::string> MoveAside(const std::string& path, std::string_view tag, std::time_t now,
+                              std::initializer_list<std::string_view> companions) {
+  const std::string target = AsideName(path, tag, now, companions);
+  bool moved = false;
+  auto move = [&](const std::string& from, const std::string& to) -> Status {
+    if (!Exists(from)) return Status::Ok();
+    if (::rename(from.c_str(), to.c_str()) != 0) {
+      return Status::IOError("cannot move '" + from + "' to '" + to +
+                             "': " + std::strerror(errno));
+    }
+    moved = true;
+    return Status::Ok();
+  };
+  PK_RETURN_IF_ERROR(move(path, target));
+  for (std::string_view c : companions) {
+    PK_RETURN_IF_ERROR(move(path + std::string(c), target + std::string(c)));
+  }
+  if (!moved) return Status::NotFound("cannot move '" + path + "' aside: it does not exist");
+  return target;
+}
+
+Result<std::string> KeepAside(const std::string& path, std::string_view tag, std::time_t now) {
+  const std::string target = AsideName(path, tag, now);
+  if (::link(path.c_str(), target.c_str()) != 0) {
+    PK_ASSIGN_OR_RETURN(std::string bytes, ReadFile(path));
+    PK_RETURN_IF_ERROR(WriteFileAtomic(target, bytes));  // fsyncs the directory
+    return target;
+  }
+  PK_RETURN_IF_ERROR(SyncDirectoryOf(target));
+  return target;
+}
 
 Result<MappedFile> MappedFile::Open(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);

@@ -5,6 +5,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <ctime>
+#include <initializer_list>
 #include <span>
 #include <string>
 #include <string_view>
@@ -50,6 +52,27 @@ Result<std::string> ReadFile(const std::string& path);
 // over `path`; the directory is fsync'ed too. On failure the temp file is removed and
 // `path` is untouched.
 Status WriteFileAtomic(const std::string& path, std::string_view bytes);
+
+// fsyncs the directory holding `path`, so an entry created, renamed or removed there is
+// durable (the file's own fsync does not cover its name). IOError naming the directory.
+Status SyncDirectoryOf(const std::string& path);
+
+// Setting a bad file aside without deleting it: `path`.<tag>-<UTC YYYYMMDDTHHMMSSZ of now>,
+// with -1, -2, ... appended while that name, or that name followed by any of `companions`
+// (e.g. "-wal"), already exists. The name is free when this returns (not reserved).
+std::string AsideName(const std::string& path, std::string_view tag, std::time_t now,
+                      std::initializer_list<std::string_view> companions = {});
+// Renames `path` to AsideName(path, tag, now, companions), and each `path`+companion that
+// exists to the new name + companion; `path` itself may be missing when a companion is
+// there. Returns the new name. IOError naming both paths when a rename fails; NotFound
+// when neither `path` nor any companion exists. The directory is not fsync'ed.
+Result<std::string> MoveAside(const std::string& path, std::string_view tag, std::time_t now,
+                              std::initializer_list<std::string_view> companions = {});
+// Keeps the current bytes of the regular file `path` at AsideName(path, tag, now) and
+// leaves `path` in place: a hard link (no space) or, where links fail, a copy written with
+// WriteFileAtomic. Replace `path` afterwards only by renaming a new file over it (writing
+// in place would change the linked copy too). The directory is fsync'ed. Returns the name.
+Result<std::string> KeepAside(const std::string& path, std::string_view tag, std::time_t now);
 
 // Streaming form of WriteFileAtomic for large outputs. Nothing appears at `path` until
 // Commit() succeeds; destroying an uncommitted writer removes the temp file.

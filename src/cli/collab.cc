@@ -132,12 +132,13 @@ CommandMain Configure(CLI::App& app) {
       ->check(CLI::Range(size_t{1024}, size_t{1} << 30))
       ->capture_default_str();
   serve->add_option("--new-rooms-per-minute", f->new_rooms_per_minute,
-                    "Rooms one client address may create per minute after the burst; over "
-                    "it the connection is closed with 4529, try again later (0: no limit)")
+                    "Rooms one client address (IPv6: one /64) may create per minute after "
+                    "the burst; over it the connection is closed with 4529, try again later "
+                    "(0: no limit)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   serve->add_option("--new-rooms-burst", f->new_rooms_burst,
-                    "Rooms one client address may create at once")
+                    "Rooms one client address (IPv6: one /64) may create at once")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   serve->add_option("--max-connections", f->max_connections,

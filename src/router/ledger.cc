@@ -19,6 +19,8 @@
 #include <set>
 #include <thread>
 
+#include "base/file.h"
+
 namespace pocket::router {
 namespace {
 
@@ -384,27 +386,10 @@ Status Ledger::CheckFile(const std::string& path) {
 }
 
 Result<std::string> Ledger::MoveAside(const std::string& path, double now_s) {
-  const std::time_t t = static_cast<std::time_t>(now_s);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char stamp[32];
-  std::strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
-  std::string target = path + ".bad-" + stamp;
-  for (int n = 1; FileSize(target) >= 0 || FileSize(target + "-wal") >= 0; ++n)
-    target = path + ".bad-" + stamp + "-" + std::to_string(n);
-  struct stat st;
-  const bool has_main = lstat(path.c_str(), &st) == 0;
-  if (has_main && std::rename(path.c_str(), target.c_str()) != 0)
-    return Status::IOError("ledger: cannot move " + Quoted(path) + " to " + Quoted(target) + ": " +
-                           std::strerror(errno));
-  for (const char* suffix : {"-wal", "-shm", "-journal"}) {
-    const std::string from = path + suffix;
-    if (lstat(from.c_str(), &st) != 0) continue;
-    if (std::rename(from.c_str(), (target + suffix).c_str()) != 0)
-      return Status::IOError("ledger: cannot move " + Quoted(from) + " to " +
-                             Quoted(target + suffix) + ": " + std::strerror(errno));
-  }
-  return target;
+  auto moved = pocket::MoveAside(path, "bad", static_cast<std::time_t>(now_s),
+                                 {"-wal", "-shm", "-journal"});
+  if (!moved.ok()) return moved.status().WithContext("ledger");
+  return moved;
 }
 
 Ledger::~Ledger() { sqlite3_close(db_); }

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <limits>
 #include <optional>
 
 #include "base/file.h"
@@ -39,42 +40,31 @@ uint32_t RecordCrc(const uint8_t* len_bytes, ByteSpan payload) {
   return Crc32c(payload, Crc32c(ByteSpan(len_bytes, 4)));
 }
 
-// The payload size of a complete record at `pos` that verifies, or nullopt.
+// The payload size of a complete record at `pos` that verifies, or nullopt. Cheap checks
+// first (length within the limit and within the bytes left); the CRC and `validate` are
+// charged to `work` (bytes they read), and are not run when `work` cannot pay: then
+// `*out_of_work` is set and nullopt returned.
 std::optional<size_t> VerifiedRecordAt(ByteSpan data, size_t pos, uint32_t max_record_bytes,
-                                       const ValidateUpdateFn& validate) {
+                                       const ValidateUpdateFn& validate, uint64_t& work,
+                                       bool* out_of_work) {
   if (data.size() - pos < kHeaderBytes) return std::nullopt;
   const uint8_t* h = data.data() + pos;
   const uint32_t len = GetU32(h);
   if (len > max_record_bytes || data.size() - pos - kHeaderBytes < len) return std::nullopt;
+  const uint64_t cost = 4 + uint64_t{len} * (validate ? 2 : 1);
+  if (cost > work) {
+    *out_of_work = true;
+    return std::nullopt;
+  }
+  work -= cost;
   ByteSpan payload = data.subspan(pos + kHeaderBytes, len);
   if (RecordCrc(h, payload) != GetU32(h + 4)) return std::nullopt;
   if (validate && !validate(payload)) return std::nullopt;
   return len;
 }
 
-// Makes a newly created entry in `dir` durable (the file data alone is not enough).
-Status SyncDirectory(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Errno("open directory", dir);
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) return Errno("fsync directory", dir);
-  return Status::Ok();
-}
-
 ByteSpan AsBytes(const std::string& s) {
   return ByteSpan(reinterpret_cast<const uint8_t*>(s.data()), s.size());
-}
-
-// A name beside `path` that does not exist yet: path.corrupt-<unix seconds>[-n].
-std::string QuarantinePath(const std::string& path) {
-  const std::string base = path + ".corrupt-" + std::to_string(std::time(nullptr));
-  std::string candidate = base;
-  struct stat st;
-  for (int n = 1; ::lstat(candidate.c_str(), &st) == 0; ++n) {
-    candidate = base + "-" + std::to_string(n);
-  }
-  return candidate;
 }
 
 bool IsStrayTemp(const std::string& name) {
@@ -84,21 +74,36 @@ bool IsStrayTemp(const std::string& name) {
 
 }  // namespace
 
+uint64_t LogScanWorkBudget(size_t log_bytes) {
+  return kScanWorkPerLogByte * uint64_t{log_bytes} + kScanWorkExtraBytes;
+}
+
 LogScan ScanLog(ByteSpan data, uint32_t max_record_bytes, const ValidateUpdateFn& validate) {
   LogScan out;
   out.torn_tail_offset = data.size();
+  uint64_t work = LogScanWorkBudget(data.size());
+  bool out_of_work = false;
+  auto verified = [&](size_t at) {
+    return VerifiedRecordAt(data, at, max_record_bytes, validate, work, &out_of_work);
+  };
   size_t pos = 0;
   while (pos < data.size()) {
-    if (auto len = VerifiedRecordAt(data, pos, max_record_bytes, validate)) {
+    if (auto len = verified(pos)) {
       out.records.push_back({pos, *len});
       pos += kHeaderBytes + *len;
       continue;
     }
     // Resynchronise: the next offset where a whole record verifies. A false match needs a
-    // 32-bit CRC to agree by chance (and `validate` to accept the payload).
+    // 32-bit CRC to agree by chance (and `validate` to accept the payload). Every offset
+    // whose length is plausible costs a CRC over that length, so the work is bounded:
+    // past the budget the rest of the log is one corrupt range (kept in the quarantined
+    // original, not in the live log).
     size_t next = pos + 1;
-    while (next < data.size() && !VerifiedRecordAt(data, next, max_record_bytes, validate)) {
-      ++next;
+    while (!out_of_work && next < data.size() && !verified(next)) ++next;
+    if (out_of_work) {
+      out.corrupt.push_back({pos, data.size() - pos});
+      out.out_of_work = true;
+      break;
     }
     if (next < data.size()) {
       out.corrupt.push_back({pos, next - pos});
@@ -117,6 +122,7 @@ LogScan ScanLog(ByteSpan data, uint32_t max_record_bytes, const ValidateUpdateFn
     }
     break;
   }
+  out.work = LogScanWorkBudget(data.size()) - work;
   return out;
 }
 
@@ -196,11 +202,13 @@ Status RoomStore::Recover() {
     return Errno("stat", dir_);
   }
   if (!S_ISDIR(st.st_mode)) return Status::IOError("room store: '" + dir_ + "' is not a directory");
+  // Iterated with increment(ec): the range-for's operator++ throws on a readdir error (a
+  // damaged disk), and nothing in the sync service may throw.
   std::error_code ec;
   std::vector<std::string> stray;
-  for (const auto& entry : std::filesystem::directory_iterator(dir_, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (IsStrayTemp(name)) stray.push_back(entry.path().string());
+  for (std::filesystem::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (IsStrayTemp(name)) stray.push_back(it->path().string());
   }
   if (ec) return Status::IOError("room store: list '" + dir_ + "': " + ec.message());
   for (const std::string& path : stray) {
@@ -225,7 +233,13 @@ Status RoomStore::RecoverSnapshot() {
   } else {
     PK_ASSIGN_OR_RETURN(std::string snap, ReadFile(path));
     const ByteSpan data = AsBytes(snap);
-    auto len = VerifiedRecordAt(data, 0, options_.max_record_bytes, options_.validate);
+    // Bounded by the file's size, not max_record_bytes: a snapshot merges every update
+    // of the room, so it may be larger than any one of them, and one that Compact wrote
+    // must always load.
+    uint64_t work = std::numeric_limits<uint64_t>::max();  // one record, read once
+    bool out_of_work = false;
+    auto len = VerifiedRecordAt(data, 0, std::numeric_limits<uint32_t>::max(), options_.validate,
+                                work, &out_of_work);
     if (snap.empty()) {
       problem = "empty";
     } else if (!len || kHeaderBytes + *len != snap.size()) {
@@ -237,9 +251,8 @@ Status RoomStore::RecoverSnapshot() {
     }
   }
   // Set it aside under a new name (never deleted) and load from the log alone.
-  const std::string quarantine = QuarantinePath(path);
-  if (::rename(path.c_str(), quarantine.c_str()) != 0) return Errno("rename", path);
-  if (options_.fsync) PK_RETURN_IF_ERROR(SyncDirectory(dir_));
+  PK_ASSIGN_OR_RETURN(std::string quarantine, MoveAside(path, "corrupt", std::time(nullptr)));
+  if (options_.fsync) PK_RETURN_IF_ERROR(SyncDirectoryOf(path));
   recovery_.snapshot_quarantined = true;
   recovery_.snapshot_problem = std::move(problem);
   recovery_.quarantined.push_back(quarantine);
@@ -254,9 +267,8 @@ Status RoomStore::RecoverLog() {
     return Errno("stat", path);
   }
   if (!S_ISREG(st.st_mode)) {
-    const std::string quarantine = QuarantinePath(path);
-    if (::rename(path.c_str(), quarantine.c_str()) != 0) return Errno("rename", path);
-    if (options_.fsync) PK_RETURN_IF_ERROR(SyncDirectory(dir_));
+    PK_ASSIGN_OR_RETURN(std::string quarantine, MoveAside(path, "corrupt", std::time(nullptr)));
+    if (options_.fsync) PK_RETURN_IF_ERROR(SyncDirectoryOf(path));
     ++recovery_.corrupt_ranges;
     recovery_.quarantined.push_back(quarantine);
     return Status::Ok();
@@ -273,14 +285,14 @@ Status RoomStore::RecoverLog() {
   for (const auto& c : scan.corrupt) recovery_.corrupt_bytes += c.size;
   recovery_.torn_tail_bytes = log.size() - scan.torn_tail_offset;
 
-  if (!scan.corrupt.empty()) {
+  // A tail of 8 bytes or more holds a whole header: it may be an acknowledged record whose
+  // length field was damaged (pointing past the end), not an interrupted append, so it is
+  // never cut without a copy. Only a partial header (< 8 bytes) is cut in place.
+  if (!scan.corrupt.empty() || recovery_.torn_tail_bytes >= kHeaderBytes) {
     // Keep the original bytes first (a hard link costs no space; a copy where links are not
-    // supported), make that durable, and only then replace the log with the verified records.
-    const std::string quarantine = QuarantinePath(path);
-    if (::link(path.c_str(), quarantine.c_str()) != 0) {
-      PK_RETURN_IF_ERROR(WriteFileAtomic(quarantine, log));
-    }
-    if (options_.fsync) PK_RETURN_IF_ERROR(SyncDirectory(dir_));
+    // supported), make that durable, and only then replace the log with the verified records
+    // (by rename: writing in place would change the linked copy too).
+    PK_ASSIGN_OR_RETURN(std::string quarantine, KeepAside(path, "corrupt", std::time(nullptr)));
     recovery_.quarantined.push_back(quarantine);
     std::string kept;
     for (const auto& r : scan.records) {
@@ -309,11 +321,8 @@ Status RoomStore::OpenLogForAppend() {
   log_fd_ = ::open(log_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (log_fd_ < 0) return Errno("open", log_path);
   if (options_.fsync && !log_existed) {
-    PK_RETURN_IF_ERROR(SyncDirectory(dir_));
-    if (created_dir) {
-      const std::string parent = std::filesystem::path(dir_).parent_path().string();
-      PK_RETURN_IF_ERROR(SyncDirectory(parent.empty() ? "." : parent));
-    }
+    PK_RETURN_IF_ERROR(SyncDirectoryOf(log_path));
+    if (created_dir) PK_RETURN_IF_ERROR(SyncDirectoryOf(dir_));  // dir_'s own entry
   }
   if (::lseek(log_fd_, static_cast<off_t>(log_size_), SEEK_SET) < 0) return Errno("seek", log_path);
   return Status::Ok();
@@ -395,6 +404,12 @@ Status RoomStore::Compact() {
     updates_.clear();
     updates_.push_back(std::move(merged));
     return Status::Ok();
+  }
+  if (merged.size() > std::numeric_limits<uint32_t>::max()) {
+    // The record's length field is 32 bits: keep the log as it is (still loadable).
+    return Status::ResourceExhausted("room store: merged state of " +
+                                     std::to_string(merged.size()) +
+                                     " bytes does not fit one snapshot record (4 GiB)");
   }
   if (log_fd_ < 0) PK_RETURN_IF_ERROR(OpenLogForAppend());
   std::string snap;

@@ -7,21 +7,26 @@
 // A record is  u32 length (LE) | u32 crc32c(length bytes | payload) (LE) | payload.
 //
 // Recovery (Open) keeps every record that verifies and sets aside only what does not:
-//  * snapshot: must be one complete record with a matching CRC. An empty, corrupt or
-//    non-regular (a directory) snapshot is renamed to snapshot.corrupt-<time> and the room
+//  * snapshot: must be one complete record with a matching CRC (any length up to the file's
+//    size: max_record_bytes does not apply, so a snapshot Compact wrote always loads). An empty, corrupt or
+//    non-regular (a directory) snapshot is renamed to snapshot.corrupt-<UTC time> and the room
 //    loads from the log alone; history that was compacted into the lost snapshot is gone
 //    from the server (clients that still hold it send it back when they sync).
 //  * log: records are read in order; after one that does not verify, the scan moves forward
 //    byte by byte to the next offset where a complete record verifies (length within
 //    bounds, CRC over length + payload, payload accepted by RoomStoreOptions::validate) and
-//    goes on from there. The bytes skipped are a corrupt range.
+//    goes on from there. The bytes skipped are a corrupt range. The scan's work is bounded
+//    (LogScanWorkBudget: 8 x the log's size + 4 MiB of CRC); when a resynchronisation
+//    spends it, everything from that damage to the end is one corrupt range.
 //  * a tail that looks like an interrupted append (fewer than 8 bytes, or a header whose
-//    length runs past the end of the file, with nothing verifiable after it) is torn: it
-//    was never acknowledged and is cut off (ftruncate), as before.
-//  * when there were corrupt ranges, the recovered records are written to log.tmp.<pid>, fsync'ed
-//    and renamed over log only after the original was kept as log.corrupt-<time> (a hard
-//    link, or a copy where links fail); the directory is fsync'ed. The original bytes are
-//    never lost.
+//    length runs past the end of the file, with nothing verifiable after it) is torn and
+//    cut off. Fewer than 8 bytes are cut in place (ftruncate): no acknowledged record is
+//    that short. A whole header may be an acknowledged last record with a damaged length,
+//    so it is cut only by the rewrite below, after the copy.
+//  * when there were corrupt ranges or a torn tail of 8 bytes or more, the recovered records
+//    are written to log.tmp.<pid>, fsync'ed and renamed over log only after the original was
+//    kept as log.corrupt-<UTC time> (a hard link, or a copy where links fail); the directory
+//    is fsync'ed. The original bytes are never lost.
 //  * stray snapshot.tmp.* / log.tmp.* files (a crash in the middle of a compaction or of a
 //    recovery) are removed.
 // What was dropped is in recovery() (the caller logs it).
@@ -55,7 +60,8 @@ using ValidateUpdateFn = std::function<bool(ByteSpan update)>;
 struct RoomStoreOptions {
   // Compact once the log holds this many records (0: never).
   size_t compact_every_records = 500;
-  // Records larger than this are rejected on append and treated as corrupt on recovery.
+  // Log records larger than this are rejected on append and treated as corrupt on recovery.
+  // Not the snapshot's limit: it merges every update and is bounded by its file's size.
   uint32_t max_record_bytes = 64u << 20;
   // Skip fsync (benchmarks of the network path only; never in production).
   bool fsync = true;
@@ -92,8 +98,18 @@ struct LogScan {
   };
   std::vector<Record> records;
   std::vector<Range> corrupt;
-  size_t torn_tail_offset;  // == data.size() when there is no torn tail
+  size_t torn_tail_offset;   // == data.size() when there is no torn tail
+  uint64_t work = 0;         // bytes read by CRCs and `validate`
+  bool out_of_work = false;  // the budget ran out: the last corrupt range runs to the end
 };
+// The scan's work (bytes it may run CRCs and `validate` over) is bounded by
+// LogScanWorkBudget(data.size()): a clean log costs its size (twice with `validate`), and
+// resynchronising after damage costs a CRC over the claimed length at every offset whose
+// length is plausible, which crafted bytes could make O(size x 64 MiB). When the budget is
+// spent, the rest of the log from the damage on is one corrupt range (quarantined whole).
+inline constexpr uint64_t kScanWorkPerLogByte = 8;
+inline constexpr uint64_t kScanWorkExtraBytes = 4u << 20;
+uint64_t LogScanWorkBudget(size_t log_bytes);
 LogScan ScanLog(ByteSpan data, uint32_t max_record_bytes, const ValidateUpdateFn& validate);
 
 class RoomStore {

@@ -40,6 +40,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     covered = pos;
   }
   PK_CHECK(covered == scan.torn_tail_offset && scan.torn_tail_offset <= log.size());
+  PK_CHECK(scan.work <= LogScanWorkBudget(log.size()));  // recovery's work is bounded
 
   // tmpfs when there is one: recovery fsyncs what it rewrites, which a disk makes slow.
   static const std::string dir = [] {

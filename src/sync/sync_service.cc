@@ -18,6 +18,7 @@
 #include "crdt/doc.h"
 #include "sync/awareness.h"
 #include "sync/protocol.h"
+#include "sync/room_rate_limit.h"
 
 namespace pocket::sync {
 
@@ -122,16 +123,12 @@ struct Room {
   std::optional<Bytes> state_vector;  // of store->updates(); reset when they change
 };
 
-// One client address's allowance of new rooms.
-struct RoomBucket {
-  double tokens;
-  std::chrono::steady_clock::time_point refilled;
-};
-
 class SyncService::Impl : public std::enable_shared_from_this<SyncService::Impl> {
  public:
   Impl(asio::io_context& io, SyncOptions options)
-      : strand_(asio::make_strand(io)), options_(std::move(options)) {}
+      : strand_(asio::make_strand(io)),
+        options_(std::move(options)),
+        new_rooms_(options_.new_rooms_per_minute, options_.new_rooms_burst) {}
 
   asio::strand<asio::io_context::executor_type>& strand() { return strand_; }
   const SyncOptions& options() const { return options_; }
@@ -172,7 +169,7 @@ class SyncService::Impl : public std::enable_shared_from_this<SyncService::Impl>
   SyncOptions options_;
   SyncStats stats_;
   std::map<std::string, std::unique_ptr<Room>> rooms_;
-  std::map<std::string, RoomBucket> new_room_buckets_;
+  RoomCreationLimiter new_rooms_;  // keyed by ClientKey (IPv6 by /64), bounded
   uint64_t last_conn_id_ = 0;
   bool shutting_down_ = false;
 };
@@ -467,28 +464,7 @@ Result<Room*> SyncService::Impl::Join(const std::shared_ptr<Connection>& conn, u
 }
 
 bool SyncService::Impl::TakeNewRoomToken(const std::string& client_address) {
-  if (options_.new_rooms_per_minute <= 0) return true;
-  const auto now = std::chrono::steady_clock::now();
-  const double burst = std::max(1.0, options_.new_rooms_burst);
-  const double per_s = options_.new_rooms_per_minute / 60.0;
-  auto refill = [&](RoomBucket& b) {
-    const double elapsed_s = std::chrono::duration<double>(now - b.refilled).count();
-    b.tokens = std::min(burst, b.tokens + elapsed_s * per_s);
-    b.refilled = now;
-  };
-  // Full buckets carry no information: drop them when the map grows (one entry per address
-  // that created a room recently), so the map stays bounded by recent activity.
-  if (new_room_buckets_.size() >= 4096) {
-    for (auto it = new_room_buckets_.begin(); it != new_room_buckets_.end();) {
-      refill(it->second);
-      it = it->second.tokens >= burst ? new_room_buckets_.erase(it) : std::next(it);
-    }
-  }
-  auto [it, inserted] = new_room_buckets_.try_emplace(client_address, RoomBucket{burst, now});
-  if (!inserted) refill(it->second);
-  if (it->second.tokens < 1) return false;
-  it->second.tokens -= 1;
-  return true;
+  return new_rooms_.Take(client_address);
 }
 
 const Bytes& SyncService::Impl::StateVector(Room& room) {

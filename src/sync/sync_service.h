@@ -30,7 +30,8 @@
 //    silent for idle_timeout_s is dropped.
 //  * Rooms: a room with nothing stored leaves nothing on disk (room_store.h). Creating a
 //    room (joining one that is not loaded and holds nothing) takes a token from the client
-//    address's bucket (new_rooms_burst, refilled at new_rooms_per_minute); without one the
+//    bucket (new_rooms_burst, refilled at new_rooms_per_minute; one per ClientKey, so IPv6 by
+//    /64; at most 4,096 buckets, the least recently seen dropped first); without one the
 //    connection is closed with 4529 (y-websocket retries it, backing off to 2.5 s).
 //
 // Thread safety: all state lives on one strand of the io_context given at construction;
@@ -69,7 +70,8 @@ struct SyncOptions {
   size_t max_message_bytes = 16u << 20;
   size_t max_queued_bytes = 64u << 20;
   int idle_timeout_s = 60;
-  // Room creation per client IP address (token bucket). 0 per minute: no limit.
+  // Room creation per client (ClientKey: IPv4 address, IPv6 /64) as a token bucket.
+  // 0 per minute: no limit.
   double new_rooms_per_minute = 60;
   double new_rooms_burst = 30;
 };
