@@ -413,5 +413,30 @@ TEST_F(ServerTest, DeepNestingNeverReachesOrComesBackFromTheRemote) {
   server_->Stop();
 }
 
+TEST_F(ServerTest, ADuplicateKeyIsA400NeverTheLastOneWins) {
+  CannedRemote remote(R"({"id":"r","object":"chat.completion","choices":[{"index":0,)"
+                      R"("message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],)"
+                      R"("usage":{"prompt_tokens":3,"completion_tokens":1}})");
+  StartWith(RemotePolicy(remote.url()));
+  // Read last-wins, the private marking would vanish and the request would go remote.
+  for (const std::string& body : {
+           Chat("x", R"(,"model":"cloud","pocket":{"private":true},"pocket":{})"),
+           std::string(R"({"model":"cloud","messages":[{"role":"user","content":"secret"}],)"
+                       R"("messages":[{"role":"user","content":"x"}]})"),
+           Chat("x", R"(,"model":"cloud","pocket":{"private":true,"private":false})"),
+       }) {
+    auto r = Call("POST", "/v1/chat/completions", body);
+    ASSERT_EQ(r.status, 400) << body << ": " << r.body;
+    auto j = json::parse(r.body);
+    EXPECT_EQ(j["error"]["code"], "invalid_json");
+    EXPECT_NE(j["error"]["message"].get<std::string>().find("twice in one object"),
+              std::string::npos)
+        << r.body;
+  }
+  EXPECT_EQ(Call("POST", "/v1/embeddings", R"({"input":"a","input":"b"})").status, 400);
+  EXPECT_EQ(remote.requests.load(), 0);
+  server_->Stop();
+}
+
 }  // namespace
 }  // namespace pocket::server
