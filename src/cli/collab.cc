@@ -7,7 +7,6 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -18,6 +17,7 @@
 #include <thread>
 
 #include "cli/command.h"
+#include "cli/signals.h"
 #include "sync/collab_server.h"
 
 namespace pocket::cli {
@@ -58,37 +58,6 @@ Status ReadTokens(const std::string& path, sync::SyncOptions& options) {
     }
   }
   return Status::Ok();
-}
-
-// Waits (on its own thread) for the first of `signals`, which every thread blocks, then
-// runs `stop` on the I/O thread. A watchdog makes the exit certain: a second signal exits
-// at once with 128 + its number, and a process still running `timeout_ms` after the first
-// signal (an I/O thread stuck in a handler) exits with status 0.
-void StopOnSignal(sigset_t signals, int64_t timeout_ms, boost::asio::io_context& io,
-                  std::function<void()> stop) {
-  std::thread([signals, timeout_ms, &io, stop = std::move(stop)] {
-    int sig = 0;
-    sigwait(&signals, &sig);
-    std::fprintf(stderr, "pocket collab: stopping (signal %d; again to exit at once)\n", sig);
-    boost::asio::post(io, stop);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    for (;;) {
-      const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                            deadline - std::chrono::steady_clock::now())
-                            .count();
-      if (left <= 0) break;
-      const timespec ts{static_cast<time_t>(left / 1000000000), static_cast<long>(left % 1000000000)};
-      const int again = sigtimedwait(&signals, nullptr, &ts);
-      if (again > 0) {
-        std::fprintf(stderr, "pocket collab: signal %d again: exiting now\n", again);
-        std::_Exit(128 + again);
-      }
-      if (again < 0 && errno == EAGAIN) break;
-    }
-    std::fprintf(stderr, "pocket collab: stop not finished after %lld ms; exiting\n",
-                 static_cast<long long>(timeout_ms));
-    std::_Exit(0);
-  }).detach();
 }
 
 CommandMain Configure(CLI::App& app) {
@@ -188,13 +157,8 @@ CommandMain Configure(CLI::App& app) {
                                               "': " + ec.message()));
       }
     }
-    // Blocked before any thread starts, so only StopOnSignal's sigwait sees them.
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-    signal(SIGPIPE, SIG_IGN);
+    // Blocked before any thread starts, so only WaitThenStop's sigwait sees them.
+    const sigset_t signals = BlockStopSignals();
     boost::asio::io_context io(1);
     auto server = sync::CollabServer::Start(io, o);
     if (!server.ok()) return Fail("collab", server.status());
@@ -205,12 +169,17 @@ CommandMain Configure(CLI::App& app) {
     std::fflush(stdout);
     boost::asio::steady_timer grace(io);
     const int64_t grace_ms = std::min<int64_t>(2000, f->shutdown_timeout_ms / 2);
-    StopOnSignal(signals, f->shutdown_timeout_ms, io, [&] {
+    // The signal is awaited on its own thread (this one runs the I/O); the stop itself runs
+    // on the I/O thread.
+    std::function<void()> stop = [&] {
       (*server)->Stop();
       // Peers get a moment to answer the close handshake.
       grace.expires_after(std::chrono::milliseconds(grace_ms));
       grace.async_wait([&](const boost::system::error_code&) { io.stop(); });
-    });
+    };
+    std::thread([signals, timeout_ms = f->shutdown_timeout_ms, &io, stop] {
+      WaitThenStop(signals, timeout_ms, "pocket collab", [&] { boost::asio::post(io, stop); });
+    }).detach();
     io.run();
     return 0;
   };

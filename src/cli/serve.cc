@@ -1,11 +1,10 @@
 // `pocket serve`: the OpenAI-compatible local AI server (src/server), with the router's
 // policy (src/router). Prints one JSON line per request to stderr; stops on SIGINT/SIGTERM
-// (see StopOnSignal).
+// (see WaitThenStop in cli/signals.h).
 #include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -17,6 +16,7 @@
 #include "base/log.h"
 #include "cli/command.h"
 #include "cli/ledger_flags.h"
+#include "cli/signals.h"
 #include "router/policy.h"
 #include "server/fake_model.h"
 #include "server/runtime_model.h"
@@ -50,41 +50,6 @@ struct ServeFlags {
   bool collab = false;
   std::string collab_dir;
 };
-
-// After the first of `signals` (blocked in every thread, so only sigwait sees them) the
-// server stops: in-flight generations end, connections close. A watchdog then makes the
-// exit certain: a second signal exits at once with 128 + its number, and a stop still not
-// done after `timeout_ms` (a remote call that does not answer, a handler that does not
-// return) exits with status 0 anyway, abandoning what is left.
-void StopOnSignal(sigset_t signals, int64_t timeout_ms, server::Server& server) {
-  int sig = 0;
-  sigwait(&signals, &sig);
-  std::fprintf(stderr, "pocket serve: stopping (signal %d; again to exit at once)\n", sig);
-  std::thread([signals, timeout_ms] {
-    timespec left{static_cast<time_t>(timeout_ms / 1000),
-                  static_cast<long>(timeout_ms % 1000) * 1000000};
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    for (;;) {
-      const int again = sigtimedwait(&signals, nullptr, &left);
-      if (again > 0) {
-        std::fprintf(stderr, "pocket serve: signal %d again: exiting now\n", again);
-        std::_Exit(128 + again);
-      }
-      const auto now = std::chrono::steady_clock::now();
-      if ((again < 0 && errno == EAGAIN) || now >= deadline) {
-        std::fprintf(stderr,
-                     "pocket serve: stop not finished after %lld ms (a remote call or a "
-                     "handler still running); exiting without it\n",
-                     static_cast<long long>(timeout_ms));
-        std::_Exit(0);
-      }
-      const auto ns =
-          std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - now).count();
-      left = {static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
-    }
-  }).detach();
-  server.Stop();
-}
 
 bool IsLoopback(const std::string& host) {
   return host == "127.0.0.1" || host == "::1" || host == "localhost" || host.rfind("127.", 0) == 0;
@@ -166,12 +131,7 @@ int RunServe(const ServeFlags& f) {
   if (!server.ok()) return Fail("serve", server.status());
 
   // Block the signals before the server starts its threads, then wait for one here.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  const sigset_t signals = BlockStopSignals();
   if (Status s = (*server)->Start(); !s.ok()) return Fail("serve", s);
   const uint16_t port = (*server)->port();
   if (!f.port_file.empty()) {
@@ -182,7 +142,9 @@ int RunServe(const ServeFlags& f) {
   for (const auto& m : models) ids += (ids.empty() ? "" : ", ") + m->id();
   std::fprintf(stderr, "pocket serve: listening on http://%s:%u/v1 (models: %s)\n", f.host.c_str(),
                port, ids.c_str());
-  StopOnSignal(set, f.shutdown_timeout_ms, **server);
+  // The first signal stops the server here: in-flight generations and remote calls end,
+  // connections close.
+  WaitThenStop(signals, f.shutdown_timeout_ms, "pocket serve", [&] { (*server)->Stop(); });
   return 0;
 }
 

@@ -31,7 +31,10 @@ constexpr int kMaxContentJsonDepth = 256;
 
 std::optional<nlohmann::json> ParseContentJson(std::string_view text) {
   if (HasNul(text)) return std::nullopt;
-  auto v = ParseUntrustedJson(text, "yjs JSON content", kMaxContentJsonDepth);
+  // JSON.parse keeps the last of duplicate keys; so must we, or a document Yjs reads would
+  // not decode here.
+  auto v =
+      ParseUntrustedJson(text, "yjs JSON content", kMaxContentJsonDepth, DuplicateKeys::kKeepLast);
   if (!v.ok()) return std::nullopt;
   return std::move(*v);
 }

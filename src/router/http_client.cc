@@ -176,13 +176,13 @@ Status BindHost(TlsStream& stream, const std::string& host) {
 // error_code on success, also when `on_body` stopped it: *stopped is then true) with
 // *step naming where it ended; nullopt when the chain never completed.
 template <class Stream>
-std::optional<beast::error_code> Exchange(net::io_context& ioc, Stream& stream,
-                           const tcp::resolver::results_type& endpoints,
-                           http::request<http::string_body>& req, beast::flat_buffer& buffer,
-                           http::response_parser<http::buffer_body>& parser,
-                           std::chrono::steady_clock::time_point deadline, int64_t idle_ms,
-                           const BodyChunkFn* on_body, std::string* whole, bool* stopped,
-                           const char** step) {
+std::optional<beast::error_code> Exchange(
+    net::io_context& ioc, Stream& stream, const tcp::resolver::results_type& endpoints,
+    http::request<http::string_body>& req, beast::flat_buffer& buffer,
+    http::response_parser<http::buffer_body>& parser,
+    std::chrono::steady_clock::time_point deadline, int64_t idle_ms, const BodyChunkFn* on_body,
+    const std::function<bool()>& cancelled, std::string* whole, bool* stopped, bool* abandoned,
+    const char** step) {
   constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
   auto& tcp_layer = beast::get_lowest_layer(stream);
   std::optional<beast::error_code> result;
@@ -249,7 +249,25 @@ std::optional<beast::error_code> Exchange(net::io_context& ioc, Stream& stream,
       write_then_read();
     }
   });
-  ioc.run();
+  if (!cancelled) {
+    ioc.run();
+    return result;
+  }
+  // The chain's handlers run only inside run_for, on this thread; between slices the
+  // predicate is asked. Cancelling the socket's operations completes the pending one with
+  // operation_aborted, which ends the chain.
+  while (!ioc.stopped()) {
+    ioc.run_for(std::chrono::milliseconds(kCancelPollMs));
+    if (ioc.stopped() || result) break;
+    if (cancelled()) {
+      *abandoned = true;
+      beast::error_code ignored;
+      tcp_layer.socket().cancel(ignored);
+      tcp_layer.socket().close(ignored);
+      ioc.run();
+      break;
+    }
+  }
   return result;
 }
 
@@ -301,7 +319,7 @@ Result<HttpResponse> Fetch(const HttpRequest& request, const BodyChunkFn* on_bod
     parser.header_limit(64 * 1024);
     const char* step = "connect";
     HttpResponse out;
-    bool stopped = false;
+    bool stopped = false, abandoned = false;
     std::optional<beast::error_code> failure;
     std::shared_ptr<ssl::context> tls_ctx;
     std::optional<TlsStream> tls_stream;
@@ -316,12 +334,17 @@ Result<HttpResponse> Fetch(const HttpRequest& request, const BodyChunkFn* on_bod
       if (Status s = BindHost(*tls_stream, u.host); !s.ok())
         return Status::IOError("tls: " + request.method + " " + request.url + ": " + s.message());
       failure = Exchange(ioc, *tls_stream, endpoints, req, buffer, parser, deadline,
-                         request.idle_timeout_ms, on_body, &out.body, &stopped, &step);
+                         request.idle_timeout_ms, on_body, request.cancelled, &out.body, &stopped,
+                         &abandoned, &step);
     } else {
       tcp_stream.emplace(ioc);
       failure = Exchange(ioc, *tcp_stream, endpoints, req, buffer, parser, deadline,
-                         request.idle_timeout_ms, on_body, &out.body, &stopped, &step);
+                         request.idle_timeout_ms, on_body, request.cancelled, &out.body, &stopped,
+                         &abandoned, &step);
     }
+    if (abandoned)
+      return Status::Cancelled("cancelled: " + request.method + " " + request.url +
+                               ": the caller stopped waiting (" + step + ")");
     if (!failure) return Status::Internal("http client: no completion");
     if (*failure) {
       std::string kind = Classify(*failure);

@@ -11,7 +11,8 @@
 // "bad_response", "tls" (handshake failed: protocol, version, a CA file that does not
 // load) or "tls_verify" (the certificate was refused: untrusted chain, wrong host,
 // expired); the router uses that word as the fallback reason.
-// A stream stopped by its body handler is Cancelled.
+// A stream stopped by its body handler, or a call whose `cancelled` predicate turned true,
+// is Cancelled.
 // Thread safety: calls may run on any threads at once; each has its own io_context and
 // connection, and TLS contexts (trust stores) are loaded once and shared read-only.
 #pragma once
@@ -59,7 +60,15 @@ struct HttpRequest {
   // "" = the system's default verify paths, which OpenSSL lets SSL_CERT_FILE and
   // SSL_CERT_DIR override.
   std::string ca_file;
+  // Set: polled every kCancelPollMs while the exchange waits; once it returns true the
+  // exchange is abandoned (the connection closed) and the call returns Cancelled
+  // "cancelled: ...", so a caller that stops (client gone, shutdown) is not held for the
+  // rest of timeout_ms. Called on the calling thread only.
+  std::function<bool()> cancelled;
 };
+
+// How often HttpRequest::cancelled is asked: the most a cancelled call keeps running.
+inline constexpr int64_t kCancelPollMs = 50;
 
 Result<HttpResponse> HttpFetch(const HttpRequest& request);
 

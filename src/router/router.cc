@@ -138,13 +138,14 @@ Status Router::GuardOutgoing(nlohmann::json* body) const {
 }
 
 Result<RemoteReply> Router::CallRemote(const Backend& backend, const std::string& path,
-                                       nlohmann::json body) const {
+                                       nlohmann::json body, std::function<bool()> cancelled) const {
   body["model"] = backend.model;
   body["stream"] = false;
   body.erase("stream_options");
   body.erase("pocket");
   PK_RETURN_IF_ERROR(GuardOutgoing(&body));
-  const HttpRequest req = RemoteRequest(backend, path, body);
+  HttpRequest req = RemoteRequest(backend, path, body);
+  req.cancelled = std::move(cancelled);
   PK_ASSIGN_OR_RETURN(HttpResponse res, HttpFetch(req));
   if (res.status < 200 || res.status > 299) return HttpStatusError(backend, req, res);
   RemoteReply reply;
@@ -158,7 +159,8 @@ Result<RemoteReply> Router::CallRemote(const Backend& backend, const std::string
 }
 
 Status Router::CallRemoteStream(const Backend& backend, const std::string& path,
-                                nlohmann::json body, const RemoteEventFn& on_event) const {
+                                nlohmann::json body, const RemoteEventFn& on_event,
+                                std::function<bool()> cancelled) const {
   body["model"] = backend.model;
   body["stream"] = true;
   body["stream_options"] = {{"include_usage", true}};
@@ -167,6 +169,7 @@ Status Router::CallRemoteStream(const Backend& backend, const std::string& path,
   HttpRequest req = RemoteRequest(backend, path, body);
   req.idle_timeout_ms = backend.timeout_ms;
   req.timeout_ms = std::max(backend.stream_timeout_ms, backend.timeout_ms);
+  req.cancelled = std::move(cancelled);
   SseParser parser;
   bool done = false;
   Status failure;  // why the event handler stopped the stream, if it was not on_event

@@ -116,8 +116,11 @@ class Router {
   // valid UTF-8) is scanned with the classifier's ScanJson(), and nothing is sent when any
   // pattern matches (Internal, message starting "privacy:"), whatever route led here; a
   // caller in redact mode must pass an already redacted body.
+  // `cancelled` (optional) is polled while the call waits (HttpRequest::cancelled): once
+  // it is true the connection is closed and the call returns Cancelled "cancelled: ...".
   Result<RemoteReply> CallRemote(const Backend& backend, const std::string& path,
-                                 nlohmann::json body) const;
+                                 nlohmann::json body,
+                                 std::function<bool()> cancelled = nullptr) const;
 
   // Like CallRemote, but streamed: "stream" true and stream_options.include_usage true
   // (so the last event carries the usage that settles the ledger), each `data:` event
@@ -128,8 +131,10 @@ class Router {
   // "bad_response" for an event that is not a JSON object, an `{"error": ...}` event or
   // a stream that ends without [DONE]. Cancelled when `on_event` returned false.
   // Guarded like CallRemote.
+  // `cancelled` as CallRemote's.
   Status CallRemoteStream(const Backend& backend, const std::string& path, nlohmann::json body,
-                          const RemoteEventFn& on_event) const;
+                          const RemoteEventFn& on_event,
+                          std::function<bool()> cancelled = nullptr) const;
 
   // What the remote call of `plan` costs, from the usage it reported. Believed only when
   // every report was well-formed (UsageReport) and within the request's bounds: prompt

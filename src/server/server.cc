@@ -195,9 +195,11 @@ Status Server::Start() {
 
 // Shutdown: new generation steps stop at once (stopping()), connections close so every
 // exchange is cancelled, the HTTP layer gives handlers shutdown_grace_ms to let go, then
-// the workers are joined. A local generation ends at its next token; a remote call ends at
-// its next event or its backend's timeout (`pocket serve` bounds the whole stop, see
-// --shutdown-timeout-ms).
+// the workers are joined. A local generation ends at its next token; a request not yet
+// routed, or between a failed remote call and its local fallback, ends there (its
+// reservation released); a remote call in flight ends within kCancelPollMs (the HTTP
+// client polls stopping()); only name resolution of a backend's host is not cut short.
+// `pocket serve` bounds the whole stop all the same (--shutdown-timeout-ms).
 void Server::Stop() {
   stop_requested_.store(true);
   if (workers_.empty()) return;
@@ -523,16 +525,21 @@ void Server::RunGeneration(std::shared_ptr<Call> call) {
   c.route_req.prompt_tokens = router::UpperBoundTokens(billed_bytes);
   c.route_req.local_context_length = c.model->context_length();
   if (auto n = c.model->CountPromptTokens(c.gen); n.ok()) c.route_req.local_prompt_tokens = *n;
-  auto plan = router_->Plan(c.route_req, c.api_key_name, WallSeconds());
-  if (!plan.ok()) {
-    Fail(c, plan.status(), "", "pocket.area");
-  } else {
-    c.plan = std::move(*plan);
-    c.route_header = c.plan.decision.Header();
-    c.reason = c.plan.decision.reason;
-    bool served = false;
-    if (c.plan.decision.remote) served = RunRemote(c);
-    if (!served) RunLocal(c);
+  // Everything above may take a while (a long body, a queue before this worker): nothing is
+  // reserved and no remote is called for a client that has gone or a server that stops.
+  if (!Abandoned(c, "routing")) {
+    auto plan = router_->Plan(c.route_req, c.api_key_name, WallSeconds());
+    if (!plan.ok()) {
+      Fail(c, plan.status(), "", "pocket.area");
+    } else {
+      c.plan = std::move(*plan);
+      c.route_header = c.plan.decision.Header();
+      c.reason = c.plan.decision.reason;
+      bool served = false;
+      if (c.plan.decision.remote) served = RunRemote(c);
+      // A failed remote call may have taken up to the backend's timeout.
+      if (!served && !(c.plan.decision.remote && Abandoned(c, "fallback"))) RunLocal(c);
+    }
   }
   metrics_.Add("pocket_route_decisions_total", {{"route", c.route}, {"reason", c.reason}});
   metrics_.Add("pocket_http_requests_total",
@@ -569,8 +576,24 @@ std::string Sse(const json& j) { return "data: " + Dump(j) + "\n\n"; }
 
 }  // namespace
 
+bool Server::Leaving(const Call& c) const { return c.ex->cancelled() || stopping(); }
+
+bool Server::Abandoned(Call& c, const char* stage) {
+  if (!Leaving(c)) return false;
+  (void)router_->Release(c.plan);  // no-op when nothing is reserved
+  metrics_.Add("pocket_cancelled_requests_total", {{"stage", stage}});
+  c.finish_reason = "cancelled";
+  if (c.ex->cancelled()) {
+    c.http_status = 499;
+  } else {
+    Fail(c, Status::ResourceExhausted("server is shutting down"), "server_overloaded");
+  }
+  return true;
+}
+
 bool Server::RunRemote(Call& c) {
   const router::Backend& backend = *c.plan.backend;
+  if (Abandoned(c, "remote")) return true;
   json body = std::move(c.remote_body);
   if (c.plan.decision.redact) {
     // Every string of the body, and text split across strings, is redacted; if anything
@@ -585,9 +608,14 @@ bool Server::RunRemote(Call& c) {
   }
   if (c.stream) return RunRemoteStream(c, body);
   const uint64_t t0 = MonotonicNs();
-  auto reply = router_->CallRemote(backend, c.endpoint == "chat" ? "/chat/completions" : "/completions",
-                                   body);
+  // The call ends within kCancelPollMs of the client leaving or Stop(), not at the
+  // backend's timeout.
+  auto reply =
+      router_->CallRemote(backend, c.endpoint == "chat" ? "/chat/completions" : "/completions",
+                          body, [&c, this] { return Leaving(c); });
   if (!reply.ok()) {
+    // Cut short by us: the reservation is released, as after any failed call.
+    if (reply.status().code() == StatusCode::kCancelled && Abandoned(c, "remote")) return true;
     RecordFallback(c, reply.status());
     return false;
   }
@@ -711,9 +739,12 @@ bool Server::RunRemoteStream(Call& c, const json& body) {
     return true;
   };
   c.gen_start_ns = MonotonicNs();
-  Status s = router_->CallRemoteStream(
-      backend, chat ? "/chat/completions" : "/completions", body, on_event);
-  if (!s.ok() && !started && !client_gone) {
+  Status s = router_->CallRemoteStream(backend, chat ? "/chat/completions" : "/completions", body,
+                                       on_event, [&c, this] { return Leaving(c); });
+  // Stopped by us (the client left or the server stops) while the remote was answering:
+  // the remote may bill what it generated, so it is settled like a client that left.
+  const bool cut = s.code() == StatusCode::kCancelled && Leaving(c);
+  if (!s.ok() && !started && !client_gone && !cut) {
     RecordFallback(c, s);
     c.first_token_ns = 0;
     c.finish_reason.clear();
@@ -727,11 +758,15 @@ bool Server::RunRemoteStream(Call& c, const json& body) {
   if (c.first_token_ns)
     metrics_.Observe("pocket_time_to_first_token_seconds", {{"route", "remote"}},
                      Seconds(c.start_ns, c.first_token_ns));
-  if (client_gone || c.ex->cancelled()) {
+  if (client_gone || cut || c.ex->cancelled()) {
     metrics_.Add("pocket_cancelled_requests_total", {{"stage", "generating"}});
     c.finish_reason = "cancelled";
-    if (!started) c.http_status = 499;
-    else c.ex->End();
+    if (started)
+      c.ex->End();
+    else if (c.ex->cancelled() || client_gone)
+      c.http_status = 499;
+    else
+      Fail(c, Status::ResourceExhausted("server is shutting down"), "server_overloaded");
     return true;
   }
   if (!started) start();  // an answer with no text at all

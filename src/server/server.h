@@ -90,6 +90,11 @@ class Server {
   bool RunRemote(Call& call);
   bool RunRemoteStream(Call& call, const nlohmann::json& body);
   void RecordFallback(Call& call, const Status& status);
+  // True when the client has gone or the server is stopping: then the call is answered
+  // (499 for a client that left, 503 "server is shutting down" otherwise), its open
+  // reservation released, and it is counted in pocket_cancelled_requests_total{stage}.
+  bool Abandoned(Call& call, const char* stage);
+  bool Leaving(const Call& call) const;
   void SettleRemote(Call& call, const router::UsageReport& usage, bool complete);
   void HandleEmbeddings(Call& call);
   void HandleModels(Call& call);

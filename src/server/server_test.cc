@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <ctime>
 #include <stdexcept>
 #include <thread>
 
@@ -411,6 +412,153 @@ TEST_F(ServerTest, DeepNestingNeverReachesOrComesBackFromTheRemote) {
       << r.Header("x-pocket-route");
   EXPECT_EQ(Call("GET", "/health").status, 200);
   server_->Stop();
+}
+
+TEST_F(ServerTest, ADuplicateKeyIsA400NeverTheLastOneWins) {
+  CannedRemote remote(R"({"id":"r","object":"chat.completion","choices":[{"index":0,)"
+                      R"("message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],)"
+                      R"("usage":{"prompt_tokens":3,"completion_tokens":1}})");
+  StartWith(RemotePolicy(remote.url()));
+  // Read last-wins, the private marking would vanish and the request would go remote.
+  for (const std::string& body : {
+           Chat("x", R"(,"model":"cloud","pocket":{"private":true},"pocket":{})"),
+           std::string(R"({"model":"cloud","messages":[{"role":"user","content":"secret"}],)"
+                       R"("messages":[{"role":"user","content":"x"}]})"),
+           Chat("x", R"(,"model":"cloud","pocket":{"private":true,"private":false})"),
+       }) {
+    auto r = Call("POST", "/v1/chat/completions", body);
+    ASSERT_EQ(r.status, 400) << body << ": " << r.body;
+    auto j = json::parse(r.body);
+    EXPECT_EQ(j["error"]["code"], "invalid_json");
+    EXPECT_NE(j["error"]["message"].get<std::string>().find("twice in one object"),
+              std::string::npos)
+        << r.body;
+  }
+  EXPECT_EQ(Call("POST", "/v1/embeddings", R"({"input":"a","input":"b"})").status, 400);
+  EXPECT_EQ(remote.requests.load(), 0);
+  server_->Stop();
+}
+
+// A remote backend on loopback that reads each request and never answers until it is
+// destroyed (a backend that hangs).
+class StalledRemote {
+ public:
+  StalledRemote() : acceptor_(ioc_, {boost::asio::ip::make_address("127.0.0.1"), 0}) {
+    thread_ = std::thread([this] {
+      for (;;) {
+        boost::system::error_code ec;
+        boost::asio::ip::tcp::socket s(ioc_);
+        acceptor_.accept(s, ec);
+        if (ec || stop_) return;
+        char buf[65536];
+        (void)s.read_some(boost::asio::buffer(buf), ec);
+        ++requests;
+        while (!stop_) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    });
+  }
+  ~StalledRemote() {
+    stop_ = true;
+    boost::system::error_code ec;
+    boost::asio::ip::tcp::socket poke(ioc_);
+    poke.connect(acceptor_.local_endpoint(), ec);
+    thread_.join();
+  }
+  std::string url() const {
+    return "http://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()) + "/v1";
+  }
+  std::atomic<int> requests{0};
+
+ private:
+  boost::asio::io_context ioc_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// Sends `body` to the server in the background; the answer does not matter (Stop() closes
+// the connection).
+std::thread PostInBackground(int port, std::string body) {
+  return std::thread([port, body = std::move(body)] {
+    router::HttpRequest r;
+    r.method = "POST";
+    r.url = "http://127.0.0.1:" + std::to_string(port) + "/v1/chat/completions";
+    r.body = body;
+    r.timeout_ms = 120'000;
+    (void)router::HttpFetch(r);
+  });
+}
+
+TEST_F(ServerTest, StopEndsARemoteCallInFlightAndReleasesItsReservation) {
+  for (const bool stream : {false, true}) {
+    SCOPED_TRACE(stream ? "streamed" : "not streamed");
+    StalledRemote remote;
+    // The backend's timeout is far beyond the bound checked below: only cancellation can
+    // end the call in time.
+    std::string policy = RemotePolicy(remote.url());
+    policy.replace(policy.find("context_length"), 0,
+                   "timeout_ms = 30000\nstream_timeout_ms = 30000\n");
+    StartWith(policy);
+    std::thread client = PostInBackground(
+        server_->port(),
+        Chat("x", stream ? R"(,"model":"cloud","stream":true)" : R"(,"model":"cloud")"));
+    while (remote.requests.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    const auto t0 = std::chrono::steady_clock::now();
+    server_->Stop();
+    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 20.0);
+    client.join();
+    auto spend = server_->router().ledger().SpendFor(router::BudgetScope::Kind::kArea, "chat",
+                                                     static_cast<double>(std::time(nullptr)));
+    ASSERT_TRUE(spend.ok()) << spend.status().ToString();
+    if (!stream) {
+      EXPECT_EQ(spend->day_micro_usd, 0);  // released, not settled
+    }
+    EXPECT_EQ(server_->metrics().Value("pocket_remote_fallbacks_total",
+                                       {{"backend", "cloud"}, {"reason", "cancelled"}}),
+              0);
+    EXPECT_EQ(server_->metrics().Value("pocket_cancelled_requests_total",
+                                       {{"stage", stream ? "generating" : "remote"}}),
+              1);
+    EXPECT_EQ(remote.requests.load(), 1);
+  }
+}
+
+// A model whose token count (the last step before routing) waits while the prompt says
+// "hold-before-routing", until released.
+class HoldingModel : public FakeModel {
+ public:
+  HoldingModel() : FakeModel("fake", 256, 0) {}
+  Result<int> CountPromptTokens(const runtime::GenerateRequest& r) const override {
+    if (RenderPrompt(r).find("hold-before-routing") != std::string::npos) {
+      entered = true;
+      while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return FakeModel::CountPromptTokens(r);
+  }
+  mutable std::atomic<bool> entered{false};
+  std::atomic<bool> release{false};
+};
+
+TEST_F(ServerTest, ARequestNotYetRoutedWhenTheServerStopsNeverCallsTheRemote) {
+  CannedRemote remote(R"({"id":"r","object":"chat.completion","choices":[{"index":0,)"
+                      R"("message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],)"
+                      R"("usage":{"prompt_tokens":3,"completion_tokens":1}})");
+  auto model = std::make_shared<HoldingModel>();
+  StartWith(RemotePolicy(remote.url()), model);
+  std::thread client =
+      PostInBackground(server_->port(), Chat("hold-before-routing", R"(,"model":"cloud")"));
+  while (!model->entered) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  std::thread stopper([&] { server_->Stop(); });
+  while (!server_->stopping()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  model->release = true;
+  stopper.join();
+  client.join();
+  EXPECT_EQ(remote.requests.load(), 0);
+  EXPECT_EQ(server_->metrics().Value("pocket_cancelled_requests_total", {{"stage", "routing"}}), 1);
+  auto spend = server_->router().ledger().SpendFor(router::BudgetScope::Kind::kArea, "chat",
+                                                   static_cast<double>(std::time(nullptr)));
+  ASSERT_TRUE(spend.ok());
+  EXPECT_EQ(spend->day_micro_usd, 0);
 }
 
 }  // namespace

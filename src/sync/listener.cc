@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cstdio>
 #include <mutex>
 #include <unordered_map>
@@ -143,8 +144,37 @@ std::string AcceptBackoff::ResumedMessage(std::string_view who, uint64_t failure
 }
 
 bool IsPerConnectionAcceptError(const boost::system::error_code& ec) {
-  return ec == boost::asio::error::connection_aborted || ec == boost::asio::error::try_again ||
-         ec == boost::asio::error::interrupted;
+  if (ec.category() != boost::system::system_category() &&
+      ec.category() != boost::system::generic_category())
+    return false;
+  // Linux accept(2), "Error handling": it passes already-pending network errors of the new
+  // socket on as accept's own, and "the application should treat them like EAGAIN by
+  // retrying". They concern that one connection (a reset or timed-out handshake, a route
+  // or device gone, a firewall's EPERM), never the listener, so they must not pause it.
+  switch (ec.value()) {
+    case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+    case EWOULDBLOCK:
+#endif
+    case EINTR:
+    case ECONNABORTED:
+    case ECONNRESET:
+    case ETIMEDOUT:
+    case EPROTO:
+    case ENETDOWN:
+    case ENETUNREACH:
+    case EHOSTDOWN:
+    case EHOSTUNREACH:
+#ifdef ENONET
+    case ENONET:
+#endif
+    case ENOPROTOOPT:
+    case EOPNOTSUPP:
+    case EPERM:
+      return true;
+    default:
+      return false;
+  }
 }
 
 namespace {

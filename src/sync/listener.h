@@ -83,9 +83,12 @@ class AcceptBackoff {
   uint64_t episode_start_ns_ = 0;
 };
 
-// True for accept() errors that concern only the connection being accepted (it was reset
-// while queued): retry at once. Every other error (EMFILE, ENFILE, ENOBUFS, ENOMEM, ...)
-// is the listener's or the system's and gets AcceptBackoff.
+// True for accept() errors that concern only the connection being accepted: retry at once.
+// Those are EAGAIN/EWOULDBLOCK, EINTR, ECONNABORTED, and the new socket's pending network
+// errors that Linux accept(2) hands on and says to treat like EAGAIN (EPROTO, ENETDOWN,
+// ENOPROTOOPT, EHOSTDOWN, ENONET, EHOSTUNREACH, EOPNOTSUPP, ENETUNREACH, EPERM; also
+// ECONNRESET and ETIMEDOUT). Every other error (EMFILE, ENFILE, ENOBUFS, ENOMEM, EBADF,
+// ...) is the listener's or the system's and gets AcceptBackoff.
 bool IsPerConnectionAcceptError(const boost::system::error_code& ec);
 
 // Answers connections the limits refuse: `response` (a whole HTTP response with

@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/error.hpp>
+
+#include <cerrno>
 #include <vector>
 
 namespace pocket::sync {
@@ -76,6 +79,24 @@ TEST(AcceptBackoffTest, DoublesToTheCapAndAnEpisodeEndsOnSuccess) {
   EXPECT_EQ(b.OnSuccess(), 0u);
   EXPECT_EQ(b.OnFailure(&first), AcceptBackoff::kInitialDelayMs);
   EXPECT_TRUE(first);
+}
+
+TEST(IsPerConnectionAcceptErrorTest, ErrorsOfOneConnectionRetryAtOnceResourceErrorsBackOff) {
+  auto sys = [](int e) { return boost::system::error_code(e, boost::system::system_category()); };
+  // accept(2), "Error handling": treat these like EAGAIN.
+  for (int e : {EAGAIN, EWOULDBLOCK, EINTR, ECONNABORTED, ECONNRESET, ETIMEDOUT, EPROTO, ENETDOWN,
+                ENETUNREACH, EHOSTDOWN, EHOSTUNREACH, ENONET, ENOPROTOOPT, EOPNOTSUPP, EPERM})
+    EXPECT_TRUE(IsPerConnectionAcceptError(sys(e))) << e << " " << sys(e).message();
+  // The listener's or the system's: back off.
+  for (int e : {EMFILE, ENFILE, ENOBUFS, ENOMEM, EBADF, EINVAL, ENOTSOCK, EFAULT})
+    EXPECT_FALSE(IsPerConnectionAcceptError(sys(e))) << e << " " << sys(e).message();
+  // The errors as Asio names them are the same values.
+  EXPECT_TRUE(IsPerConnectionAcceptError(boost::asio::error::connection_reset));
+  EXPECT_TRUE(IsPerConnectionAcceptError(boost::asio::error::network_unreachable));
+  EXPECT_FALSE(IsPerConnectionAcceptError(boost::asio::error::no_descriptors));
+  // Only errno values: the same number in another category (a TLS or HTTP error) is not one.
+  EXPECT_FALSE(IsPerConnectionAcceptError(
+      boost::system::error_code(EPROTO, boost::asio::error::get_misc_category())));
 }
 
 }  // namespace

@@ -1,9 +1,10 @@
 // Graceful shutdown of `pocket serve` (issue 11): SIGTERM ends in-flight generations
 // (streamed responses end, unstreamed requests are answered or closed), closes every
 // connection and the process exits with status 0 within a few seconds, also with many idle
-// connections open and a client that does not read. A remote call that never answers does
-// not hold the exit past --shutdown-timeout-ms (status 0, logged), and a second signal exits
-// at once with 128 + its number. Loopback only; every process is stopped by the test.
+// connections open and a client that does not read. A remote call that never answers is
+// cut at once (no watchdog needed); a generation stuck inside a step does not hold the exit
+// past --shutdown-timeout-ms (status 0, logged), and a second signal exits at once with
+// 128 + its number. Loopback only; every process is stopped by the test.
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -94,7 +95,7 @@ for (const label of ['fake model', 'embedded default model']) {
   for (const s of [...idle, stuck]) s.destroy();
 }
 
-// --- A remote that never answers: the stop is bounded; a second signal exits at once ----
+// --- A remote that never answers: the calls are cut at once, their reservations released --
 {
   const dir = tmpDir('pocket-shutdown-');
   let got = 0;
@@ -119,15 +120,35 @@ timeout_ms = 60000
 [areas.chat]
 backends = ["local", "cloud"]
 `);
+  const what = 'remote call in flight';
+  const server = await startServer(['--fake-model', 'tiny', '--quiet', '--policy', policy,
+                                    '--shutdown-timeout-ms', '1500']);
+  const calls = [chat(server.port, { model: 'cloud', messages, max_tokens: 5 }),
+                 chat(server.port, { model: 'cloud', messages, max_tokens: 5, stream: true })];
+  for (let i = 0; i < 250 && got < 2; ++i) await sleep(20);
+  eq(got, 2, `${what}: the remote holds two calls`);
+  server.proc.kill('SIGTERM');
+  const exit = await waitExit(server.proc, 10000);
+  // Before the remote calls were cancellable the stop waited for the watchdog (1500 ms).
+  check(!exit.timedOut && exit.ms < 1200, `${what}: exited ${exit.ms} ms after SIGTERM`);
+  eq(exit.code, 0, `${what}: exit status 0`);
+  check(!/stop not finished/.test(server.log()), `${what}: the stop finished by itself`);
+  await Promise.race([Promise.all(calls.map((c) => c.settled)), sleep(2000)]);
+  for (const res of held) res.destroy();
+  hang.closeAllConnections?.();
+  await new Promise((resolve) => hang.close(resolve));
+}
+
+// --- A generation stuck inside a step: the stop is bounded; a second signal exits at once --
+{
   for (const second of [null, 'SIGINT']) {
-    const what = second ? 'second signal' : 'remote call in flight';
-    const server = await startServer(['--fake-model', 'tiny', '--quiet', '--policy', policy,
-                                      '--shutdown-timeout-ms', '1500']);
-    const before = got;
-    const calls = [chat(server.port, { model: 'cloud', messages, max_tokens: 5 }),
-                   chat(server.port, { model: 'cloud', messages, max_tokens: 5, stream: true })];
-    for (let i = 0; i < 250 && got < before + 2; ++i) await sleep(20);
-    eq(got - before, 2, `${what}: the remote holds two calls`);
+    const what = second ? 'second signal' : 'stuck generation';
+    // Each token takes a minute: the generation cannot see the stop before then.
+    const server = await startServer(['--fake-model', 'tiny', '--quiet', '--fake-delay-ms',
+                                      '60000', '--shutdown-timeout-ms', '1500']);
+    const call = chat(server.port, { model: 'tiny', messages, max_tokens: 5, stream: true });
+    for (let i = 0; i < 250 && call.bytes === 0; ++i) await sleep(20);
+    check(call.status === 200 && call.bytes > 0, `${what}: the stream has started`);
     server.proc.kill('SIGTERM');
     let exit;
     if (second) {
@@ -143,11 +164,8 @@ backends = ["local", "cloud"]
       eq(exit.code, 0, `${what}: exit status 0`);
       check(/stop not finished after 1500 ms/.test(server.log()), `${what}: the abandoned stop is logged`);
     }
-    await Promise.race([Promise.all(calls.map((c) => c.settled)), sleep(2000)]);
+    await Promise.race([call.settled, sleep(2000)]);
   }
-  for (const res of held) res.destroy();
-  hang.closeAllConnections?.();
-  await new Promise((resolve) => hang.close(resolve));
 }
 
 done();
