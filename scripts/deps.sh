@@ -26,8 +26,29 @@ if ((${#missing[@]})); then
   echo "deps: installing ${missing[*]}" >&2
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO=sudo
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # On a fresh VM an unattended upgrade or cloud-init often holds the apt/dpkg lock for a
+  # few minutes: wait for it (up to POCKET_APT_LOCK_WAIT_S, default 600 s) instead of
+  # failing at once. apt-get says "Could not get lock" (or "Unable to acquire the dpkg
+  # frontend lock") and exits 100 when another process holds it.
+  apt_retry() {
+    local waited=0 limit=${POCKET_APT_LOCK_WAIT_S:-600} err
+    err=$(mktemp)
+    while true; do
+      if "$@" 2>"$err"; then rm -f "$err"; return 0; fi
+      if ! grep -qE 'Could not get lock|Unable to acquire the dpkg frontend lock|Unable to lock' "$err" ||
+         ((waited >= limit)); then
+        cat "$err" >&2
+        rm -f "$err"
+        return 1
+      fi
+      ((waited == 0)) && echo "deps: another process holds the apt/dpkg lock; waiting (up to ${limit} s)" >&2
+      sleep 5
+      waited=$((waited + 5))
+    done
+  }
+  apt_retry $SUDO apt-get update -qq
+  apt_retry env DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
 fi
 
 # Node packages for the cross-language tests (real yjs, y-websocket, openai, ...), pinned

@@ -4,10 +4,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
-cmake --preset release -DPOCKET_BENCH=OFF >/dev/null
+# The same configuration scripts/test.sh uses, so running the tests afterwards reuses this
+# build instead of reconfiguring (and rebuilding) the tree.
+cmake --preset release -DPOCKET_WERROR=ON -DPOCKET_BENCH=ON >/dev/null
 cmake --build build/release --target pocket
-if [ $# -eq 0 ]; then
-  set -- "Once upon a time"
+if [ $# -gt 0 ]; then
+  exec ./build/release/pocket run "$@"
 fi
-./build/release/pocket run "$@"
 echo
+echo "== Demo: 48 tokens from the embedded default model (models/default.gguf)"
+echo "== Its weights are random, so the text is gibberish: it shows the machinery works."
+echo
+./build/release/pocket run "Once upon a time" -n 48 --seed 1
+echo
+echo
+echo "== For real answers, point Pocket at any Llama/SmolLM/Qwen2 GGUF file:"
+echo "==   ./build/release/pocket run MODEL.gguf \"Once upon a time\" -n 64"
+echo "== The README lists what else to try; every command has --help."

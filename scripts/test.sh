@@ -21,15 +21,20 @@ bash scripts/deps.sh --with-node
 python3 scripts/check_layering.py
 
 echo "== release build" >&2
-cmake --preset release -DPOCKET_WERROR=ON >/dev/null
+cmake --preset release -DPOCKET_WERROR=ON -DPOCKET_BENCH=ON >/dev/null
 cmake --build build/release -j "$JOBS"
 echo "== release tests" >&2
 ctest --test-dir build/release --output-on-failure -j "$JOBS"
 echo "== benchmarks, one pass each" >&2
+benchmarks=0
 for b in build/release/src/*/pocket_*_bench; do
   [ -x "$b" ] || continue
   "$b" --benchmark_min_time=0.01 >/dev/null || { echo "benchmark failed: $b" >&2; exit 1; }
+  benchmarks=$((benchmarks + 1))
 done
+# A configuration without the benchmarks would make this pass silently: say so and fail.
+((benchmarks > 0)) || { echo "no benchmark binary under build/release/src" >&2; exit 1; }
+echo "benchmarks: ${benchmarks} ran once each" >&2
 
 if [ "${POCKET_TEST_QUICK:-0}" = 1 ]; then exit 0; fi
 
