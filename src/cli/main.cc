@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
   pocket::SetLogSink([](pocket::LogLevel, std::string_view m) {
     std::fprintf(stderr, "%.*s\n", static_cast<int>(m.size()), m.data());
   });
-  CLI::App app{"pocket: local-first AI engine and toolkit"};
+  CLI::App app{"pocket: local-first AI engine and toolkit", "pocket"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "pocket 0.1.0");
   auto& registry = Registry();
@@ -97,10 +97,42 @@ int main(int argc, char** argv) {
   }
   app.formatter(std::make_shared<TopLevelFormatter>());  // after the subcommands: theirs stay
   app.footer("Run 'pocket COMMAND --help' for a command's options and examples.");
+  // Usage errors exit 2 with one line naming the command and what is wrong (CLI11's own
+  // codes, 105-109, and its multi-line messages, were what a user saw before).
+  if (argc < 2) {
+    std::fputs(app.help().c_str(), stderr);
+    return 2;
+  }
+  const std::string first = argv[1];
+  const Command* command = nullptr;
+  for (const Command& c : registry) {
+    if (c.name == first) command = &c;
+  }
+  if (!command && !first.empty() && first[0] != '-') {
+    std::string names;
+    for (const Command& c : registry) names += (names.empty() ? "" : ", ") + c.name;
+    std::fprintf(stderr, "pocket: unknown command '%s' (commands: %s)\n", first.c_str(),
+                 names.c_str());
+    return 2;
+  }
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);
+    const std::string who = command ? "pocket " + command->name : std::string("pocket");
+    std::string what = e.what();
+    for (char& ch : what) {
+      if (ch == '\n') ch = ' ';
+    }
+    while (!what.empty() && what.back() == ' ') what.pop_back();
+    std::fprintf(stderr, "%s: %s (see '%s --help')\n", who.c_str(), what.c_str(), who.c_str());
+    return 2;
   }
   for (auto& [sub, fn] : mains) {
     if (sub->parsed()) return fn();

@@ -37,14 +37,26 @@ void AddSamplingFlags(CLI::App& app, SamplingFlags* flags) {
   app.add_option("-n,--n-predict", flags->n_predict,
                  "tokens to generate (-1 = until end of generation or a full context)")
       ->check(CLI::Range(-1, 1 << 30));
-  app.add_option("--temp", p.temperature, "temperature (0 = greedy)")->capture_default_str();
-  app.add_option("--top-k", p.top_k, "top-k sampling (0 = off)")->capture_default_str();
-  app.add_option("--top-p", p.top_p, "top-p sampling (1.0 = off)")->capture_default_str();
-  app.add_option("--min-p", p.min_p, "min-p sampling (0.0 = off)")->capture_default_str();
+  // The ranges llama.cpp's sampler accepts (a temperature past 2 and a penalty past 10 are
+  // allowed there too, but nothing useful lies beyond these bounds).
+  app.add_option("--temp", p.temperature, "temperature (0 = greedy)")
+      ->check(CLI::Range(0.0f, 10.0f))
+      ->capture_default_str();
+  app.add_option("--top-k", p.top_k, "top-k sampling (0 = off)")
+      ->check(CLI::Range(0, 1 << 24))
+      ->capture_default_str();
+  app.add_option("--top-p", p.top_p, "top-p sampling (1.0 = off)")
+      ->check(CLI::Range(0.0f, 1.0f))
+      ->capture_default_str();
+  app.add_option("--min-p", p.min_p, "min-p sampling (0.0 = off)")
+      ->check(CLI::Range(0.0f, 1.0f))
+      ->capture_default_str();
   app.add_option("--repeat-penalty", p.repeat_penalty, "repetition penalty (1.0 = off)")
+      ->check(CLI::Range(0.0f, 100.0f))
       ->capture_default_str();
   app.add_option("--repeat-last-n", p.repeat_last_n,
                  "last n tokens the repetition penalty looks at (0 = off, -1 = all)")
+      ->check(CLI::Range(-1, 1 << 30))
       ->capture_default_str();
   app.add_option("-s,--seed", flags->seed,
                  "RNG seed; the same seed gives the same output (-1 = random)")

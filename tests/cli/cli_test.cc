@@ -216,6 +216,36 @@ TEST_F(CliTest, UnknownFlagIsUsageError) {
   EXPECT_FALSE(o.err.empty());
 }
 
+// Usage errors: exit 2, nothing on stdout, one line on stderr that names the command and
+// what is wrong (CLI11's own exit codes 105-109 and its two-line messages before).
+TEST_F(CliTest, UsageErrorsExitTwoWithOneLineNamingTheCommand) {
+  struct Case {
+    std::string args, want_prefix, want_text;
+  };
+  const std::vector<Case> cases = {
+      {"frobnicate", "pocket: unknown command 'frobnicate'", "run"},
+      {"", "", "Usage"},
+      {"run --no-such-flag", "pocket run:", "--no-such-flag"},
+      {"run --top-p 7 x", "pocket run:", "--top-p"},
+      {"run --temp -1 x", "pocket run:", "--temp"},
+      {"run --min-p 2 x", "pocket run:", "--min-p"},
+      {"run --top-k -3 x", "pocket run:", "--top-k"},
+      {"chat --repeat-penalty -1", "pocket chat:", "--repeat-penalty"},
+      {"run -t -4 x", "pocket run:", "--threads"},
+      {"serve --port 70000", "pocket serve:", "--port"},
+  };
+  for (const Case& c : cases) {
+    const Output o = Pocket(c.args);
+    EXPECT_EQ(o.rc, 2) << c.args << ": " << o.err;
+    EXPECT_EQ(o.out, "") << c.args;
+    EXPECT_EQ(o.err.rfind(c.want_prefix, 0), 0u) << c.args << ": " << o.err;
+    EXPECT_NE(o.err.find(c.want_text), std::string::npos) << c.args << ": " << o.err;
+    if (!c.args.empty()) {
+      EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << c.args << ": " << o.err;
+    }
+  }
+}
+
 TEST_F(CliTest, EveryModelCommandHasHelp) {
   for (const char* cmd : {"run", "chat", "perplexity", "bench"}) {
     const Output o = Pocket(std::string(cmd) + " --help");
