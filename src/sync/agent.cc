@@ -163,6 +163,8 @@ class Agent::Impl : public std::enable_shared_from_this<Agent::Impl> {
 
   void OnOpen() {
     backoff_ms_ = 100;
+    open_ = true;
+    failed_connects_ = 0;
     ws_->Send(EncodeSyncStep1(doc_.EncodeStateVector()));
     SendAwareness();
     Event("connected to " + url_.host + ":" + url_.port + url_.target);
@@ -170,14 +172,34 @@ class Agent::Impl : public std::enable_shared_from_this<Agent::Impl> {
 
   void OnClose(const Status& why, int code) {
     stats_.synced = false;
+    const bool was_open = open_;
+    open_ = false;
     if (stopped_) return FinishStop();
+    const std::string reason = why.ok() ? std::string("closed") : why.message();
     if (code == 4401) {
       Event("permission denied by the server; not reconnecting");
       stopped_ = true;
       return;
     }
-    Event("disconnected (" + (why.ok() ? std::string("closed") : why.message()) +
-          "); reconnecting");
+    // 4400-4499 is final, as y-websocket reads it: the server refused this peer for good
+    // (4413: a message over its limit), so reconnecting would only repeat the refusal.
+    if (code >= 4400 && code <= 4499) {
+      Event("the server refused the connection (code " + std::to_string(code) + ": " + reason +
+            "); not reconnecting");
+      stopped_ = true;
+      return;
+    }
+    const std::string delay = std::to_string(backoff_ms_ / 1000.0).substr(0, 3) + " s";
+    if (was_open) {
+      Event("disconnected (" + reason + "); reconnecting in " + delay);
+    } else if (++failed_connects_ == 1 || (failed_connects_ & (failed_connects_ - 1)) == 0) {
+      // A server that is not there: say so, then again only on the 2nd, 4th, 8th, ... try,
+      // so a long outage does not fill the terminal.
+      Event("cannot connect to " + url_.host + ":" + url_.port + " (" + reason + "); " +
+            (failed_connects_ == 1 ? "" : "tried " + std::to_string(failed_connects_) +
+                                              " times; ") +
+            "retrying in " + delay + " (Ctrl-C to stop)");
+    }
     reconnect_timer_.expires_after(std::chrono::milliseconds(backoff_ms_));
     backoff_ms_ = std::min(backoff_ms_ * 2, options_.reconnect_max_ms);
     reconnect_timer_.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
@@ -370,6 +392,8 @@ class Agent::Impl : public std::enable_shared_from_this<Agent::Impl> {
   asio::steady_timer reconnect_timer_;
   asio::steady_timer awareness_timer_;
   int backoff_ms_ = 100;
+  bool open_ = false;        // the WebSocket is open (OnOpen ran and OnClose has not)
+  int failed_connects_ = 0;  // connection attempts that failed since the last open
   uint64_t awareness_clock_ = 0;
   bool stopped_ = false;
   bool scan_posted_ = false;

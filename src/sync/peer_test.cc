@@ -147,6 +147,28 @@ TEST(PeerTest, GarbageClosesOnlyThatConnection) {
   io.run_for(std::chrono::milliseconds(200));
 }
 
+// An agent whose server is not there says it cannot connect (not "disconnected", which
+// it never was), backs off, and says it again only on the 2nd, 4th, 8th, ... try.
+TEST(PeerTest, AgentThatCannotConnectSaysSoAndBacksOff) {
+  asio::io_context io;
+  std::vector<std::string> events;
+  AgentOptions o;
+  o.server_url = "ws://127.0.0.1:1/room";  // port 1: nothing listens there
+  o.reconnect_max_ms = 200;
+  o.on_event = [&](std::string_view line) { events.emplace_back(line); };
+  auto agent = Agent::Start(io, o);
+  ASSERT_TRUE(agent.ok());
+  // 100 + 200 + 200 + ... ms: 8 or 9 tries in 1.6 s, of which 1, 2, 4 and 8 are reported.
+  io.run_for(std::chrono::milliseconds(1600));
+  ASSERT_FALSE(events.empty());
+  EXPECT_NE(events[0].find("cannot connect to 127.0.0.1:1"), std::string::npos) << events[0];
+  EXPECT_LE(events.size(), 5u);
+  for (const auto& e : events) EXPECT_EQ(e.find("disconnected"), std::string::npos) << e;
+  bool stopped = false;
+  (*agent)->Stop([&] { stopped = true; });
+  ASSERT_TRUE(RunUntil(io, [&] { return stopped; }));
+}
+
 TEST(PeerTest, AgentReplacesAiLineWhileOthersEdit) {
   asio::io_context io;
   auto server = StartServer(io);
