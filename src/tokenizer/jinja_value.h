@@ -1,6 +1,6 @@
-// Values of the chat-template interpreter (chat_template.cc): Python-like dynamic values
-// with Jinja's Undefined. Internal to the tokenizer layer. Thread safety: values are shared
-// immutable data except namespace() objects, which live inside one render.
+// Values of the chat-template interpreter (jinja_render.cc, jinja_filters.cc): Python-like
+// dynamic values with Jinja's Undefined. Internal to the tokenizer layer. Thread safety:
+// values are shared immutable data except namespace() objects, which live inside one render.
 #pragma once
 
 #include <cstdint>
