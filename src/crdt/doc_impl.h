@@ -1,7 +1,11 @@
 // The Doc's internals: an item store in one contiguous array (integer links, no pointer per
 // item), run-length items split on demand, a per-client index of runs, a cursor per type
 // that makes sequential typing O(1), and Yjs's YATA integration. Internal to src/crdt;
-// Text/Map/Array/Doc in doc.cc are thin wrappers. Thread safety: none (one owner thread).
+// Text/Map/Array/Doc in api.cc are thin wrappers. DocImpl's members are defined along
+// Yjs's own file split: doc_impl.cc (Doc.js), struct_store.cc (StructStore.js), item.cc
+// (Item.js), transaction.cc (Transaction.js), delete_set.cc (DeleteSet.js), encoding.cc
+// (encoding.js), abstract_type.cc, text.cc, array.cc, map.cc (types/), and
+// relative_position.cc (RelativePosition.js). Thread safety: none (one owner thread).
 #pragma once
 
 #include <cstdint>
@@ -18,6 +22,15 @@
 namespace pocket::crdt::internal {
 
 constexpr uint32_t kNil = 0xffffffffu;
+
+// U+FFFD in UTF-8: what half of a surrogate pair becomes when a string item is split or
+// written between the halves, as in Yjs.
+inline constexpr char kFffd[] = "\xEF\xBF\xBD";
+
+// Whether two optional ids (an origin and its presence flag) are the same.
+inline bool SameId(bool a_has, Id a, bool b_has, Id b) {
+  return a_has == b_has && (!a_has || a == b);
+}
 
 enum ItemFlag : uint8_t {
   kDeleted = 1,
@@ -46,12 +59,12 @@ struct Item {
 
 struct TypeInfo {
   uint32_t start = kNil;
-  uint32_t item = kNil;      // the item holding this type; kNil for a root type
-  uint8_t type_ref = 255;    // 0 Array, 1 Map, 2 Text, ... 255 unknown (root not yet used)
-  std::string name;          // root name, or XML node name
-  uint64_t length = 0;       // visible countable units
+  uint32_t item = kNil;    // the item holding this type; kNil for a root type
+  uint8_t type_ref = 255;  // 0 Array, 1 Map, 2 Text, ... 255 unknown (root not yet used)
+  std::string name;        // root name, or XML node name
+  uint64_t length = 0;     // visible countable units
   std::unordered_map<uint32_t, uint32_t> map;  // key index -> current item
-  uint32_t cursor_item = kNil;  // a visible item of the list and its start index
+  uint32_t cursor_item = kNil;                 // a visible item of the list and its start index
   uint64_t cursor_pos = 0;
   std::vector<std::pair<int, TypeObserver>> observers;
 };
@@ -66,9 +79,9 @@ struct ClientState {
 struct TxnState {
   const void* origin = nullptr;
   bool local = true;
-  std::vector<std::pair<uint32_t, uint32_t>> before;  // client -> clock before the txn
-  std::vector<DeleteRange> deletes;       // clock ranges deleted, with...
-  std::vector<uint32_t> delete_clients;   // ...their clients
+  std::vector<std::pair<uint32_t, uint32_t>> before;   // client -> clock before the txn
+  std::vector<DeleteRange> deletes;                    // clock ranges deleted, with...
+  std::vector<uint32_t> delete_clients;                // ...their clients
   std::vector<std::pair<uint32_t, uint32_t>> changed;  // (type, key or kNil)
   void AddDelete(uint32_t client, uint32_t clock, uint32_t len) {
     deletes.push_back({clock, len});
@@ -203,5 +216,55 @@ class DocImpl {
   }
   friend class ::pocket::crdt::Doc;
 };
+
+// The store's small hot helpers are defined here so that the list operations, the
+// integration and the decoder (separate files) inline them as they did when all of DocImpl
+// was one file: the replay benchmark lost ~1% without it.
+inline ClientState& DocImpl::Client(uint32_t client) {
+  if (last_slot_ != kNil && clients_[last_slot_].client == client) return clients_[last_slot_];
+  auto [it, inserted] = client_slot_.emplace(client, static_cast<uint32_t>(clients_.size()));
+  if (inserted) {
+    clients_.emplace_back();
+    clients_.back().client = client;
+  }
+  last_slot_ = it->second;
+  return clients_[it->second];
+}
+
+inline uint32_t DocImpl::AllocItem() {
+  if (!free_items_.empty()) {
+    const uint32_t i = free_items_.back();
+    free_items_.pop_back();
+    items_[i] = Item{};
+    return i;
+  }
+  items_.emplace_back();
+  return static_cast<uint32_t>(items_.size() - 1);
+}
+
+inline void DocImpl::NoteClock(uint32_t client, uint32_t before) {
+  for (const auto& [c, b] : txn_->before) {
+    if (c == client) return;
+  }
+  txn_->before.emplace_back(client, before);
+}
+
+inline void DocImpl::AddStruct(uint32_t idx) {
+  Item& it = items_[idx];
+  ClientState& cs = Client(it.client);
+  NoteClock(it.client, cs.next_clock);
+  cs.runs.push_back(idx);
+  it.flags |= kIndexed;
+  cs.next_clock = it.clock + it.len;
+}
+
+// Yjs addChangedTypeToTransaction.
+inline void DocImpl::MarkChanged(uint32_t type, uint32_t key) {
+  if (type == kNil) return;
+  for (const auto& c : txn_->changed) {
+    if (c.first == type && c.second == key) return;
+  }
+  txn_->changed.emplace_back(type, key);
+}
 
 }  // namespace pocket::crdt::internal
