@@ -8,6 +8,7 @@
 #include <set>
 
 #include "base/file.h"
+#include "formats/gguf_names.h"
 #include "formats/safetensors.h"
 #include "tensor/quant.h"
 
@@ -265,25 +266,27 @@ std::vector<float> Llama3RopeFactors(int64_t head_dim, double rope_theta, double
 void AddLlamaMetadata(const LlamaHparams& h, const std::string& name, DType weight_type,
                       GgufWriter* w) {
   const std::string& a = h.arch;
-  w->SetString("general.architecture", a);
-  w->SetString("general.type", "model");
-  w->SetString("general.name", name);
-  w->SetUint32(a + ".block_count", static_cast<uint32_t>(h.num_layers));
-  w->SetUint32(a + ".context_length", static_cast<uint32_t>(h.context_length));
-  w->SetUint32(a + ".embedding_length", static_cast<uint32_t>(h.d_model));
-  w->SetUint32(a + ".feed_forward_length", static_cast<uint32_t>(h.d_ff));
-  w->SetUint32(a + ".attention.head_count", static_cast<uint32_t>(h.num_heads));
-  w->SetUint32(a + ".attention.head_count_kv", static_cast<uint32_t>(h.num_kv_heads));
-  w->SetFloat32(a + ".rope.freq_base", static_cast<float>(h.rope_freq_base));
-  w->SetFloat32(a + ".attention.layer_norm_rms_epsilon", static_cast<float>(h.rms_norm_eps));
+  auto key = [&a](const char* key_name) { return gguf_names::ArchKey(a, key_name); };
+  w->SetString(gguf_names::kGeneralArchitecture, a);
+  w->SetString(gguf_names::kGeneralType, "model");
+  w->SetString(gguf_names::kGeneralName, name);
+  w->SetUint32(key(gguf_names::kBlockCount), static_cast<uint32_t>(h.num_layers));
+  w->SetUint32(key(gguf_names::kContextLength), static_cast<uint32_t>(h.context_length));
+  w->SetUint32(key(gguf_names::kEmbeddingLength), static_cast<uint32_t>(h.d_model));
+  w->SetUint32(key(gguf_names::kFeedForwardLength), static_cast<uint32_t>(h.d_ff));
+  w->SetUint32(key(gguf_names::kHeadCount), static_cast<uint32_t>(h.num_heads));
+  w->SetUint32(key(gguf_names::kHeadCountKv), static_cast<uint32_t>(h.num_kv_heads));
+  w->SetFloat32(key(gguf_names::kRopeFreqBase), static_cast<float>(h.rope_freq_base));
+  w->SetFloat32(key(gguf_names::kLayerNormRmsEpsilon), static_cast<float>(h.rms_norm_eps));
   if (h.head_dim != h.d_model / h.num_heads) {
-    w->SetUint32(a + ".attention.key_length", static_cast<uint32_t>(h.head_dim));
-    w->SetUint32(a + ".attention.value_length", static_cast<uint32_t>(h.head_dim));
+    w->SetUint32(key(gguf_names::kKeyLength), static_cast<uint32_t>(h.head_dim));
+    w->SetUint32(key(gguf_names::kValueLength), static_cast<uint32_t>(h.head_dim));
   }
-  w->SetUint32(a + ".rope.dimension_count", static_cast<uint32_t>(h.head_dim));
-  w->SetUint32(a + ".vocab_size", static_cast<uint32_t>(h.vocab_size));
-  w->SetUint32("general.file_type", LlamaFileType(weight_type));
-  if (tensor::BlockElements(weight_type) > 1) w->SetUint32("general.quantization_version", 2);
+  w->SetUint32(key(gguf_names::kRopeDimensionCount), static_cast<uint32_t>(h.head_dim));
+  w->SetUint32(key(gguf_names::kVocabSize), static_cast<uint32_t>(h.vocab_size));
+  w->SetUint32(gguf_names::kGeneralFileType, LlamaFileType(weight_type));
+  if (tensor::BlockElements(weight_type) > 1)
+    w->SetUint32(gguf_names::kGeneralQuantizationVersion, 2);
 }
 
 namespace {
@@ -402,6 +405,7 @@ Result<GgufWriter> BuildGgufFromHf(const std::string& dir, const ConvertOptions&
 
   GgufWriter w;
   const std::string a = c.arch;
+  auto key = [&a](const char* key_name) { return gguf_names::ArchKey(a, key_name); };
   std::string name = options.name;
   if (name.empty()) name = std::filesystem::path(dir).lexically_normal().filename().string();
   if (name.empty() || name == ".") name = std::filesystem::path(dir).parent_path().filename().string();
@@ -429,10 +433,10 @@ Result<GgufWriter> BuildGgufFromHf(const std::string& dir, const ConvertOptions&
                                        rs.value("high_freq_factor", 4.0),
                                        rs.value("original_max_position_embeddings", 8192.0));
     } else if (type == "linear" || type == "yarn") {
-      w.SetString(a + ".rope.scaling.type", type);
-      w.SetFloat32(a + ".rope.scaling.factor", c.rope_scaling.value("factor", 1.0f));
+      w.SetString(key(gguf_names::kRopeScalingType), type);
+      w.SetFloat32(key(gguf_names::kRopeScalingFactor), c.rope_scaling.value("factor", 1.0f));
       if (type == "yarn") {
-        w.SetUint32(a + ".rope.scaling.original_context_length",
+        w.SetUint32(key(gguf_names::kRopeScalingOriginalContextLength),
                     c.rope_scaling.value("original_max_position_embeddings", uint32_t{0}));
       }
     } else if (!type.empty() && type != "default") {
@@ -487,41 +491,48 @@ Result<GgufWriter> BuildGgufFromHf(const std::string& dir, const ConvertOptions&
   const uint64_t q_rows = static_cast<uint64_t>(c.num_heads) * hd;
   const uint64_t kv_rows = static_cast<uint64_t>(c.num_kv_heads) * hd;
   const bool llama = c.arch == "llama";
-  PK_RETURN_IF_ERROR(add("model.embed_tokens.weight", "token_embd.weight",
+  PK_RETURN_IF_ERROR(add("model.embed_tokens.weight", gguf_names::kTokenEmbd,
                          {static_cast<uint64_t>(c.vocab), d}, 0, true));
   if (!rope_factors.empty()) {
     ++rep.num_tensors;
-    PK_RETURN_IF_ERROR(w.AddTensor("rope_freqs.weight", {rope_factors.size()}, DType::kF32,
-                                   EncodeTensor(rope_factors.data(), rope_factors.size(),
-                                                rope_factors.size(), DType::kF32)));
+    PK_RETURN_IF_ERROR(w.AddTensor(
+        gguf_names::kRopeFreqs, {rope_factors.size()}, DType::kF32,
+        EncodeTensor(rope_factors.data(), rope_factors.size(), rope_factors.size(), DType::kF32)));
   }
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const std::string hf = "model.layers." + std::to_string(l) + ".";
-    const std::string gg = "blk." + std::to_string(l) + ".";
-    PK_RETURN_IF_ERROR(add(hf + "input_layernorm.weight", gg + "attn_norm.weight", {d}, 0, true));
-    PK_RETURN_IF_ERROR(add(hf + "self_attn.q_proj.weight", gg + "attn_q.weight", {q_rows, d},
+    auto blk = [l](const char* tensor_name) { return gguf_names::LayerTensor(l, tensor_name); };
+    PK_RETURN_IF_ERROR(
+        add(hf + "input_layernorm.weight", blk(gguf_names::kAttnNorm), {d}, 0, true));
+    PK_RETURN_IF_ERROR(add(hf + "self_attn.q_proj.weight", blk(gguf_names::kAttnQ), {q_rows, d},
                            llama ? c.num_heads : 0, true));
-    PK_RETURN_IF_ERROR(add(hf + "self_attn.k_proj.weight", gg + "attn_k.weight", {kv_rows, d},
+    PK_RETURN_IF_ERROR(add(hf + "self_attn.k_proj.weight", blk(gguf_names::kAttnK), {kv_rows, d},
                            llama ? c.num_kv_heads : 0, true));
-    PK_RETURN_IF_ERROR(add(hf + "self_attn.v_proj.weight", gg + "attn_v.weight", {kv_rows, d}, 0, true));
+    PK_RETURN_IF_ERROR(
+        add(hf + "self_attn.v_proj.weight", blk(gguf_names::kAttnV), {kv_rows, d}, 0, true));
     // Biases: Qwen2 always has q/k/v biases; Llama only with attention_bias (then the q/k
     // biases are permuted like their weights).
-    PK_RETURN_IF_ERROR(add(hf + "self_attn.q_proj.bias", gg + "attn_q.bias", {q_rows},
+    PK_RETURN_IF_ERROR(add(hf + "self_attn.q_proj.bias", blk(gguf_names::kAttnQBias), {q_rows},
                            llama ? c.num_heads : 0, c.arch == "qwen2"));
-    PK_RETURN_IF_ERROR(add(hf + "self_attn.k_proj.bias", gg + "attn_k.bias", {kv_rows},
+    PK_RETURN_IF_ERROR(add(hf + "self_attn.k_proj.bias", blk(gguf_names::kAttnKBias), {kv_rows},
                            llama ? c.num_kv_heads : 0, c.arch == "qwen2"));
-    PK_RETURN_IF_ERROR(add(hf + "self_attn.v_proj.bias", gg + "attn_v.bias", {kv_rows}, 0,
+    PK_RETURN_IF_ERROR(add(hf + "self_attn.v_proj.bias", blk(gguf_names::kAttnVBias), {kv_rows}, 0,
                            c.arch == "qwen2"));
-    PK_RETURN_IF_ERROR(add(hf + "self_attn.o_proj.weight", gg + "attn_output.weight", {d, q_rows}, 0, true));
-    PK_RETURN_IF_ERROR(add(hf + "post_attention_layernorm.weight", gg + "ffn_norm.weight", {d}, 0, true));
+    PK_RETURN_IF_ERROR(
+        add(hf + "self_attn.o_proj.weight", blk(gguf_names::kAttnOutput), {d, q_rows}, 0, true));
+    PK_RETURN_IF_ERROR(
+        add(hf + "post_attention_layernorm.weight", blk(gguf_names::kFfnNorm), {d}, 0, true));
     const uint64_t ff = static_cast<uint64_t>(c.d_ff);
-    PK_RETURN_IF_ERROR(add(hf + "mlp.gate_proj.weight", gg + "ffn_gate.weight", {ff, d}, 0, true));
-    PK_RETURN_IF_ERROR(add(hf + "mlp.down_proj.weight", gg + "ffn_down.weight", {d, ff}, 0, true));
-    PK_RETURN_IF_ERROR(add(hf + "mlp.up_proj.weight", gg + "ffn_up.weight", {ff, d}, 0, true));
+    PK_RETURN_IF_ERROR(
+        add(hf + "mlp.gate_proj.weight", blk(gguf_names::kFfnGate), {ff, d}, 0, true));
+    PK_RETURN_IF_ERROR(
+        add(hf + "mlp.down_proj.weight", blk(gguf_names::kFfnDown), {d, ff}, 0, true));
+    PK_RETURN_IF_ERROR(add(hf + "mlp.up_proj.weight", blk(gguf_names::kFfnUp), {ff, d}, 0, true));
   }
-  PK_RETURN_IF_ERROR(add("model.norm.weight", "output_norm.weight", {d}, 0, true));
+  PK_RETURN_IF_ERROR(add("model.norm.weight", gguf_names::kOutputNorm, {d}, 0, true));
   if (!c.tied) {
-    PK_RETURN_IF_ERROR(add("lm_head.weight", "output.weight", {static_cast<uint64_t>(c.vocab), d}, 0, false));
+    PK_RETURN_IF_ERROR(
+        add("lm_head.weight", gguf_names::kOutput, {static_cast<uint64_t>(c.vocab), d}, 0, false));
   } else if (sources.count("lm_head.weight")) {
     used.insert("lm_head.weight");  // saved redundantly by some checkpoints; tied: unused
   }

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "formats/gguf_names.h"
 #include "tensor/quant.h"
 
 namespace pocket::formats {
@@ -257,32 +258,32 @@ Result<GgufWriter> BuildRandomModel(const RandomModelSpec& s) {
   const uint64_t q = hd * static_cast<uint64_t>(s.num_heads);
   const uint64_t kv = hd * static_cast<uint64_t>(s.num_kv_heads);
   const uint64_t vocab = static_cast<uint64_t>(s.vocab_size);
-  PK_RETURN_IF_ERROR(add("token_embd.weight", {d, vocab}, false));
+  PK_RETURN_IF_ERROR(add(gguf_names::kTokenEmbd, {d, vocab}, false));
   if (s.llama3_rope_factor > 0) {
     const auto f = Llama3RopeFactors(static_cast<int64_t>(hd), s.rope_freq_base,
                                      s.llama3_rope_factor, 1.0, 4.0, 8192.0);
-    PK_RETURN_IF_ERROR(w.AddTensor("rope_freqs.weight", {f.size()}, DType::kF32,
+    PK_RETURN_IF_ERROR(w.AddTensor(gguf_names::kRopeFreqs, {f.size()}, DType::kF32,
                                    EncodeTensor(f.data(), f.size(), f.size(), DType::kF32)));
   }
   for (int64_t l = 0; l < s.num_layers; ++l) {
-    const std::string b = "blk." + std::to_string(l) + ".";
-    PK_RETURN_IF_ERROR(add(b + "attn_norm.weight", {d}, true));
-    PK_RETURN_IF_ERROR(add(b + "attn_q.weight", {d, q}, false));
-    PK_RETURN_IF_ERROR(add(b + "attn_k.weight", {d, kv}, false));
-    PK_RETURN_IF_ERROR(add(b + "attn_v.weight", {d, kv}, false));
+    auto blk = [l](const char* tensor_name) { return gguf_names::LayerTensor(l, tensor_name); };
+    PK_RETURN_IF_ERROR(add(blk(gguf_names::kAttnNorm), {d}, true));
+    PK_RETURN_IF_ERROR(add(blk(gguf_names::kAttnQ), {d, q}, false));
+    PK_RETURN_IF_ERROR(add(blk(gguf_names::kAttnK), {d, kv}, false));
+    PK_RETURN_IF_ERROR(add(blk(gguf_names::kAttnV), {d, kv}, false));
     if (s.arch == "qwen2") {
-      PK_RETURN_IF_ERROR(add(b + "attn_q.bias", {q}, false));
-      PK_RETURN_IF_ERROR(add(b + "attn_k.bias", {kv}, false));
-      PK_RETURN_IF_ERROR(add(b + "attn_v.bias", {kv}, false));
+      PK_RETURN_IF_ERROR(add(blk(gguf_names::kAttnQBias), {q}, false));
+      PK_RETURN_IF_ERROR(add(blk(gguf_names::kAttnKBias), {kv}, false));
+      PK_RETURN_IF_ERROR(add(blk(gguf_names::kAttnVBias), {kv}, false));
     }
-    PK_RETURN_IF_ERROR(add(b + "attn_output.weight", {q, d}, false));
-    PK_RETURN_IF_ERROR(add(b + "ffn_norm.weight", {d}, true));
-    PK_RETURN_IF_ERROR(add(b + "ffn_gate.weight", {d, ff}, false));
-    PK_RETURN_IF_ERROR(add(b + "ffn_down.weight", {ff, d}, false));
-    PK_RETURN_IF_ERROR(add(b + "ffn_up.weight", {d, ff}, false));
+    PK_RETURN_IF_ERROR(add(blk(gguf_names::kAttnOutput), {q, d}, false));
+    PK_RETURN_IF_ERROR(add(blk(gguf_names::kFfnNorm), {d}, true));
+    PK_RETURN_IF_ERROR(add(blk(gguf_names::kFfnGate), {d, ff}, false));
+    PK_RETURN_IF_ERROR(add(blk(gguf_names::kFfnDown), {ff, d}, false));
+    PK_RETURN_IF_ERROR(add(blk(gguf_names::kFfnUp), {d, ff}, false));
   }
-  PK_RETURN_IF_ERROR(add("output_norm.weight", {d}, true));
-  if (!s.tied) PK_RETURN_IF_ERROR(add("output.weight", {d, vocab}, false));
+  PK_RETURN_IF_ERROR(add(gguf_names::kOutputNorm, {d}, true));
+  if (!s.tied) PK_RETURN_IF_ERROR(add(gguf_names::kOutput, {d, vocab}, false));
   return w;
 }
 

@@ -3,11 +3,14 @@
 #include <string>
 
 #include "formats/gguf.h"
+#include "formats/gguf_names.h"
 #include "model/config.h"
 #include "model/weights.h"
 
 namespace pocket::model {
 namespace {
+
+namespace names = formats::gguf_names;
 
 // Metadata int as a positive int, with a default when absent (or an error when required).
 Result<int> GetPositiveInt(const formats::GgufFile& f, const std::string& key,
@@ -52,46 +55,45 @@ Result<tensor::TensorView> View(const formats::GgufFile& f, const std::string& n
 
 Result<LlamaConfig> LlamaConfig::FromGguf(const formats::GgufFile& f) {
   LlamaConfig c;
-  PK_ASSIGN_OR_RETURN(c.arch, f.GetString("general.architecture"));
+  PK_ASSIGN_OR_RETURN(c.arch, f.GetString(names::kGeneralArchitecture));
   if (c.arch != "llama" && c.arch != "qwen2") {
     return Status::NotSupported("llama: gguf " + f.path() + ": architecture '" + c.arch +
                                 "' is not supported (llama, qwen2)");
   }
-  const std::string a = c.arch + ".";
-  PK_ASSIGN_OR_RETURN(c.d_model, GetPositiveInt(f, a + "embedding_length", std::nullopt));
-  PK_ASSIGN_OR_RETURN(c.num_layers, GetPositiveInt(f, a + "block_count", std::nullopt));
-  PK_ASSIGN_OR_RETURN(c.d_ff, GetPositiveInt(f, a + "feed_forward_length", std::nullopt));
-  PK_ASSIGN_OR_RETURN(c.num_heads, GetPositiveInt(f, a + "attention.head_count", std::nullopt));
-  PK_ASSIGN_OR_RETURN(c.num_kv_heads,
-                      GetPositiveInt(f, a + "attention.head_count_kv", c.num_heads));
-  PK_ASSIGN_OR_RETURN(c.context_length, GetPositiveInt(f, a + "context_length", std::nullopt));
+  auto key = [&c](const char* key_name) { return names::ArchKey(c.arch, key_name); };
+  PK_ASSIGN_OR_RETURN(c.d_model, GetPositiveInt(f, key(names::kEmbeddingLength), std::nullopt));
+  PK_ASSIGN_OR_RETURN(c.num_layers, GetPositiveInt(f, key(names::kBlockCount), std::nullopt));
+  PK_ASSIGN_OR_RETURN(c.d_ff, GetPositiveInt(f, key(names::kFeedForwardLength), std::nullopt));
+  PK_ASSIGN_OR_RETURN(c.num_heads, GetPositiveInt(f, key(names::kHeadCount), std::nullopt));
+  PK_ASSIGN_OR_RETURN(c.num_kv_heads, GetPositiveInt(f, key(names::kHeadCountKv), c.num_heads));
+  PK_ASSIGN_OR_RETURN(c.context_length,
+                      GetPositiveInt(f, key(names::kContextLength), std::nullopt));
   const int default_head_dim = c.d_model / c.num_heads;
-  PK_ASSIGN_OR_RETURN(c.head_dim, GetPositiveInt(f, a + "attention.key_length", default_head_dim));
-  PK_ASSIGN_OR_RETURN(int value_length,
-                      GetPositiveInt(f, a + "attention.value_length", c.head_dim));
+  PK_ASSIGN_OR_RETURN(c.head_dim, GetPositiveInt(f, key(names::kKeyLength), default_head_dim));
+  PK_ASSIGN_OR_RETURN(int value_length, GetPositiveInt(f, key(names::kValueLength), c.head_dim));
   if (value_length != c.head_dim) {
     return Status::NotSupported("llama: gguf " + f.path() + ": attention.value_length " +
                                 std::to_string(value_length) + " != key_length " +
                                 std::to_string(c.head_dim));
   }
-  PK_ASSIGN_OR_RETURN(int rope_dim, GetPositiveInt(f, a + "rope.dimension_count", c.head_dim));
+  PK_ASSIGN_OR_RETURN(int rope_dim, GetPositiveInt(f, key(names::kRopeDimensionCount), c.head_dim));
   if (rope_dim != c.head_dim) {
-    return Status::NotSupported("llama: gguf " + f.path() + ": partial RoPE (" + a +
-                                "rope.dimension_count " + std::to_string(rope_dim) +
+    return Status::NotSupported("llama: gguf " + f.path() + ": partial RoPE (" +
+                                key(names::kRopeDimensionCount) + " " + std::to_string(rope_dim) +
                                 ", head_dim " + std::to_string(c.head_dim) + ")");
   }
-  PK_ASSIGN_OR_RETURN(c.rms_eps, GetFloatOr(f, a + "attention.layer_norm_rms_epsilon", 1e-5f));
-  PK_ASSIGN_OR_RETURN(c.rope_freq_base, GetFloatOr(f, a + "rope.freq_base", 10000.0f));
+  PK_ASSIGN_OR_RETURN(c.rms_eps, GetFloatOr(f, key(names::kLayerNormRmsEpsilon), 1e-5f));
+  PK_ASSIGN_OR_RETURN(c.rope_freq_base, GetFloatOr(f, key(names::kRopeFreqBase), 10000.0f));
   c.rope_neox = c.arch == "qwen2";
 
   std::string scaling = "none";
-  if (f.Has(a + "rope.scaling.type")) {
-    PK_ASSIGN_OR_RETURN(scaling, f.GetString(a + "rope.scaling.type"));
+  if (f.Has(key(names::kRopeScalingType))) {
+    PK_ASSIGN_OR_RETURN(scaling, f.GetString(key(names::kRopeScalingType)));
   }
-  PK_ASSIGN_OR_RETURN(c.rope_scaling_factor, GetFloatOr(f, a + "rope.scaling.factor", 1.0f));
-  if (scaling == "none" && f.Has(a + "rope.scale_linear")) {  // older files
+  PK_ASSIGN_OR_RETURN(c.rope_scaling_factor, GetFloatOr(f, key(names::kRopeScalingFactor), 1.0f));
+  if (scaling == "none" && f.Has(key(names::kRopeScaleLinear))) {  // older files
     scaling = "linear";
-    PK_ASSIGN_OR_RETURN(float scale, GetFloatOr(f, a + "rope.scale_linear", 1.0f));
+    PK_ASSIGN_OR_RETURN(float scale, GetFloatOr(f, key(names::kRopeScaleLinear), 1.0f));
     c.rope_scaling_factor = scale;
   }
   if (scaling == "linear") {
@@ -99,56 +101,57 @@ Result<LlamaConfig> LlamaConfig::FromGguf(const formats::GgufFile& f) {
   } else if (scaling == "llama3") {
     c.rope_scaling = RopeScaling::kLlama3;
     PK_ASSIGN_OR_RETURN(c.rope_original_context,
-                        GetPositiveInt(f, a + "rope.scaling.original_context_length", 8192));
+                        GetPositiveInt(f, key(names::kRopeScalingOriginalContextLength), 8192));
     PK_ASSIGN_OR_RETURN(c.rope_low_freq_factor,
-                        GetFloatOr(f, a + "rope.scaling.low_freq_factor", 1.0f));
+                        GetFloatOr(f, key(names::kRopeScalingLowFreqFactor), 1.0f));
     PK_ASSIGN_OR_RETURN(c.rope_high_freq_factor,
-                        GetFloatOr(f, a + "rope.scaling.high_freq_factor", 4.0f));
+                        GetFloatOr(f, key(names::kRopeScalingHighFreqFactor), 4.0f));
   } else if (scaling != "none") {
     return Status::NotSupported("llama: gguf " + f.path() + ": rope scaling '" + scaling +
                                 "' is not supported (none, linear, llama3)");
   }
 
-  const formats::TensorInfo* embd = f.FindTensor("token_embd.weight");
-  if (embd == nullptr) return Status::NotFound("llama: tensor token_embd.weight is missing");
+  const formats::TensorInfo* embd = f.FindTensor(names::kTokenEmbd);
+  if (embd == nullptr)
+    return Status::NotFound(std::string("llama: tensor ") + names::kTokenEmbd + " is missing");
   const int embd_rows = embd->ne.size() >= 2 ? static_cast<int>(embd->ne[1]) : 0;
-  PK_ASSIGN_OR_RETURN(c.vocab_size, GetPositiveInt(f, a + "vocab_size", embd_rows));
-  c.tied_output = f.FindTensor("output.weight") == nullptr;
-  c.qkv_bias = f.FindTensor("blk.0.attn_q.bias") != nullptr;
+  PK_ASSIGN_OR_RETURN(c.vocab_size, GetPositiveInt(f, key(names::kVocabSize), embd_rows));
+  c.tied_output = f.FindTensor(names::kOutput) == nullptr;
+  c.qkv_bias = f.FindTensor(names::LayerTensor(0, names::kAttnQBias)) != nullptr;
   PK_RETURN_IF_ERROR(c.Validate());
   return c;
 }
 
 Result<LlamaWeights> BindWeights(const formats::GgufFile& f, const LlamaConfig& c) {
   LlamaWeights w;
-  PK_ASSIGN_OR_RETURN(w.token_embd, View(f, "token_embd.weight"));
-  PK_ASSIGN_OR_RETURN(w.output_norm, View(f, "output_norm.weight"));
+  PK_ASSIGN_OR_RETURN(w.token_embd, View(f, names::kTokenEmbd));
+  PK_ASSIGN_OR_RETURN(w.output_norm, View(f, names::kOutputNorm));
   if (c.tied_output) {
     w.output = w.token_embd;
   } else {
-    PK_ASSIGN_OR_RETURN(w.output, View(f, "output.weight"));
+    PK_ASSIGN_OR_RETURN(w.output, View(f, names::kOutput));
   }
-  if (f.FindTensor("rope_freqs.weight") != nullptr) {
-    PK_ASSIGN_OR_RETURN(w.rope_freqs, View(f, "rope_freqs.weight"));
+  if (f.FindTensor(names::kRopeFreqs) != nullptr) {
+    PK_ASSIGN_OR_RETURN(w.rope_freqs, View(f, names::kRopeFreqs));
   }
   w.layers.resize(static_cast<size_t>(c.num_layers));
   for (int i = 0; i < c.num_layers; ++i) {
     LayerWeights& l = w.layers[static_cast<size_t>(i)];
-    const std::string p = "blk." + std::to_string(i) + ".";
-    PK_ASSIGN_OR_RETURN(l.attn_norm, View(f, p + "attn_norm.weight"));
-    PK_ASSIGN_OR_RETURN(l.wq, View(f, p + "attn_q.weight"));
-    PK_ASSIGN_OR_RETURN(l.wk, View(f, p + "attn_k.weight"));
-    PK_ASSIGN_OR_RETURN(l.wv, View(f, p + "attn_v.weight"));
-    PK_ASSIGN_OR_RETURN(l.wo, View(f, p + "attn_output.weight"));
+    auto blk = [i](const char* tensor_name) { return names::LayerTensor(i, tensor_name); };
+    PK_ASSIGN_OR_RETURN(l.attn_norm, View(f, blk(names::kAttnNorm)));
+    PK_ASSIGN_OR_RETURN(l.wq, View(f, blk(names::kAttnQ)));
+    PK_ASSIGN_OR_RETURN(l.wk, View(f, blk(names::kAttnK)));
+    PK_ASSIGN_OR_RETURN(l.wv, View(f, blk(names::kAttnV)));
+    PK_ASSIGN_OR_RETURN(l.wo, View(f, blk(names::kAttnOutput)));
     if (c.qkv_bias) {
-      PK_ASSIGN_OR_RETURN(l.bq, View(f, p + "attn_q.bias"));
-      PK_ASSIGN_OR_RETURN(l.bk, View(f, p + "attn_k.bias"));
-      PK_ASSIGN_OR_RETURN(l.bv, View(f, p + "attn_v.bias"));
+      PK_ASSIGN_OR_RETURN(l.bq, View(f, blk(names::kAttnQBias)));
+      PK_ASSIGN_OR_RETURN(l.bk, View(f, blk(names::kAttnKBias)));
+      PK_ASSIGN_OR_RETURN(l.bv, View(f, blk(names::kAttnVBias)));
     }
-    PK_ASSIGN_OR_RETURN(l.ffn_norm, View(f, p + "ffn_norm.weight"));
-    PK_ASSIGN_OR_RETURN(l.w_gate, View(f, p + "ffn_gate.weight"));
-    PK_ASSIGN_OR_RETURN(l.w_up, View(f, p + "ffn_up.weight"));
-    PK_ASSIGN_OR_RETURN(l.w_down, View(f, p + "ffn_down.weight"));
+    PK_ASSIGN_OR_RETURN(l.ffn_norm, View(f, blk(names::kFfnNorm)));
+    PK_ASSIGN_OR_RETURN(l.w_gate, View(f, blk(names::kFfnGate)));
+    PK_ASSIGN_OR_RETURN(l.w_up, View(f, blk(names::kFfnUp)));
+    PK_ASSIGN_OR_RETURN(l.w_down, View(f, blk(names::kFfnDown)));
   }
   PK_RETURN_IF_ERROR(CheckWeights(w, c));
   return w;

@@ -8,9 +8,13 @@
 
 #include "base/file.h"
 #include "formats/gguf.h"
+#include "formats/gguf_names.h"
 #include "tensor/quant.h"
 
 namespace pocket::model::testing {
+
+namespace names = formats::gguf_names;
+
 namespace {
 
 class Rng {
@@ -63,33 +67,33 @@ Status Build(const RandomModelSpec& spec, Rng& rng, const std::vector<float>& po
              formats::GgufWriter& w) {
   const LlamaConfig& c = spec.config;
   PK_RETURN_IF_ERROR(c.Validate());
-  const std::string a = c.arch + ".";
-  w.SetString("general.architecture", c.arch);
-  w.SetString("general.name", "pocket random test model");
-  w.SetUint32(a + "context_length", static_cast<uint32_t>(c.context_length));
-  w.SetUint32(a + "embedding_length", static_cast<uint32_t>(c.d_model));
-  w.SetUint32(a + "block_count", static_cast<uint32_t>(c.num_layers));
-  w.SetUint32(a + "feed_forward_length", static_cast<uint32_t>(c.d_ff));
-  w.SetUint32(a + "attention.head_count", static_cast<uint32_t>(c.num_heads));
-  w.SetUint32(a + "attention.head_count_kv", static_cast<uint32_t>(c.num_kv_heads));
+  auto key = [&c](const char* key_name) { return names::ArchKey(c.arch, key_name); };
+  w.SetString(names::kGeneralArchitecture, c.arch);
+  w.SetString(names::kGeneralName, "pocket random test model");
+  w.SetUint32(key(names::kContextLength), static_cast<uint32_t>(c.context_length));
+  w.SetUint32(key(names::kEmbeddingLength), static_cast<uint32_t>(c.d_model));
+  w.SetUint32(key(names::kBlockCount), static_cast<uint32_t>(c.num_layers));
+  w.SetUint32(key(names::kFeedForwardLength), static_cast<uint32_t>(c.d_ff));
+  w.SetUint32(key(names::kHeadCount), static_cast<uint32_t>(c.num_heads));
+  w.SetUint32(key(names::kHeadCountKv), static_cast<uint32_t>(c.num_kv_heads));
   if (c.head_dim != c.d_model / c.num_heads) {
-    w.SetUint32(a + "attention.key_length", static_cast<uint32_t>(c.head_dim));
-    w.SetUint32(a + "attention.value_length", static_cast<uint32_t>(c.head_dim));
+    w.SetUint32(key(names::kKeyLength), static_cast<uint32_t>(c.head_dim));
+    w.SetUint32(key(names::kValueLength), static_cast<uint32_t>(c.head_dim));
   }
-  w.SetUint32(a + "rope.dimension_count", static_cast<uint32_t>(c.head_dim));
-  w.SetFloat32(a + "attention.layer_norm_rms_epsilon", c.rms_eps);
-  w.SetFloat32(a + "rope.freq_base", c.rope_freq_base);
-  w.SetUint32(a + "vocab_size", static_cast<uint32_t>(c.vocab_size));
+  w.SetUint32(key(names::kRopeDimensionCount), static_cast<uint32_t>(c.head_dim));
+  w.SetFloat32(key(names::kLayerNormRmsEpsilon), c.rms_eps);
+  w.SetFloat32(key(names::kRopeFreqBase), c.rope_freq_base);
+  w.SetUint32(key(names::kVocabSize), static_cast<uint32_t>(c.vocab_size));
   if (c.rope_scaling == RopeScaling::kLinear) {
-    w.SetString(a + "rope.scaling.type", "linear");
-    w.SetFloat32(a + "rope.scaling.factor", c.rope_scaling_factor);
+    w.SetString(key(names::kRopeScalingType), "linear");
+    w.SetFloat32(key(names::kRopeScalingFactor), c.rope_scaling_factor);
   } else if (c.rope_scaling == RopeScaling::kLlama3 && !spec.write_rope_freqs) {
-    w.SetString(a + "rope.scaling.type", "llama3");
-    w.SetFloat32(a + "rope.scaling.factor", c.rope_scaling_factor);
-    w.SetUint32(a + "rope.scaling.original_context_length",
+    w.SetString(key(names::kRopeScalingType), "llama3");
+    w.SetFloat32(key(names::kRopeScalingFactor), c.rope_scaling_factor);
+    w.SetUint32(key(names::kRopeScalingOriginalContextLength),
                 static_cast<uint32_t>(c.rope_original_context));
-    w.SetFloat32(a + "rope.scaling.low_freq_factor", c.rope_low_freq_factor);
-    w.SetFloat32(a + "rope.scaling.high_freq_factor", c.rope_high_freq_factor);
+    w.SetFloat32(key(names::kRopeScalingLowFreqFactor), c.rope_low_freq_factor);
+    w.SetFloat32(key(names::kRopeScalingHighFreqFactor), c.rope_high_freq_factor);
   }
 
   uint64_t tensor_index = 0;
@@ -119,10 +123,10 @@ Status Build(const RandomModelSpec& spec, Rng& rng, const std::vector<float>& po
   };
   auto inv_sqrt = [](int n) { return 1.0f / std::sqrt(static_cast<float>(n)); };
 
-  PK_RETURN_IF_ERROR(matrix("token_embd.weight", c.d_model, c.vocab_size, 1.0f));
-  PK_RETURN_IF_ERROR(vec("output_norm.weight", c.d_model, 1.0f, 0.2f));
+  PK_RETURN_IF_ERROR(matrix(names::kTokenEmbd, c.d_model, c.vocab_size, 1.0f));
+  PK_RETURN_IF_ERROR(vec(names::kOutputNorm, c.d_model, 1.0f, 0.2f));
   if (!c.tied_output) {
-    PK_RETURN_IF_ERROR(matrix("output.weight", c.d_model, c.vocab_size, inv_sqrt(c.d_model)));
+    PK_RETURN_IF_ERROR(matrix(names::kOutput, c.d_model, c.vocab_size, inv_sqrt(c.d_model)));
   }
   if (spec.write_rope_freqs && c.rope_scaling == RopeScaling::kLlama3) {
     // Factors such that base_inv_freq / factor == the llama3 inv_freq.
@@ -131,26 +135,26 @@ Status Build(const RandomModelSpec& spec, Rng& rng, const std::vector<float>& po
     const std::vector<float> base = plain.RopeInvFreq(), scaled = c.RopeInvFreq();
     std::vector<float> f(base.size());
     for (size_t i = 0; i < f.size(); ++i) f[i] = base[i] / scaled[i];
-    PK_RETURN_IF_ERROR(w.AddTensor("rope_freqs.weight", {f.size()}, tensor::DType::kF32,
-                                   std::string(reinterpret_cast<const char*>(f.data()),
-                                               f.size() * 4)));
+    PK_RETURN_IF_ERROR(
+        w.AddTensor(names::kRopeFreqs, {f.size()}, tensor::DType::kF32,
+                    std::string(reinterpret_cast<const char*>(f.data()), f.size() * 4)));
   }
   for (int i = 0; i < c.num_layers; ++i) {
-    const std::string p = "blk." + std::to_string(i) + ".";
-    PK_RETURN_IF_ERROR(vec(p + "attn_norm.weight", c.d_model, 1.0f, 0.2f));
-    PK_RETURN_IF_ERROR(matrix(p + "attn_q.weight", c.d_model, c.q_dim(), inv_sqrt(c.d_model)));
-    PK_RETURN_IF_ERROR(matrix(p + "attn_k.weight", c.d_model, c.kv_dim(), inv_sqrt(c.d_model)));
-    PK_RETURN_IF_ERROR(matrix(p + "attn_v.weight", c.d_model, c.kv_dim(), inv_sqrt(c.d_model)));
+    auto blk = [i](const char* tensor_name) { return names::LayerTensor(i, tensor_name); };
+    PK_RETURN_IF_ERROR(vec(blk(names::kAttnNorm), c.d_model, 1.0f, 0.2f));
+    PK_RETURN_IF_ERROR(matrix(blk(names::kAttnQ), c.d_model, c.q_dim(), inv_sqrt(c.d_model)));
+    PK_RETURN_IF_ERROR(matrix(blk(names::kAttnK), c.d_model, c.kv_dim(), inv_sqrt(c.d_model)));
+    PK_RETURN_IF_ERROR(matrix(blk(names::kAttnV), c.d_model, c.kv_dim(), inv_sqrt(c.d_model)));
     if (c.qkv_bias) {
-      PK_RETURN_IF_ERROR(vec(p + "attn_q.bias", c.q_dim(), 0.0f, 0.5f));
-      PK_RETURN_IF_ERROR(vec(p + "attn_k.bias", c.kv_dim(), 0.0f, 0.5f));
-      PK_RETURN_IF_ERROR(vec(p + "attn_v.bias", c.kv_dim(), 0.0f, 0.5f));
+      PK_RETURN_IF_ERROR(vec(blk(names::kAttnQBias), c.q_dim(), 0.0f, 0.5f));
+      PK_RETURN_IF_ERROR(vec(blk(names::kAttnKBias), c.kv_dim(), 0.0f, 0.5f));
+      PK_RETURN_IF_ERROR(vec(blk(names::kAttnVBias), c.kv_dim(), 0.0f, 0.5f));
     }
-    PK_RETURN_IF_ERROR(matrix(p + "attn_output.weight", c.q_dim(), c.d_model, inv_sqrt(c.q_dim())));
-    PK_RETURN_IF_ERROR(vec(p + "ffn_norm.weight", c.d_model, 1.0f, 0.2f));
-    PK_RETURN_IF_ERROR(matrix(p + "ffn_gate.weight", c.d_model, c.d_ff, inv_sqrt(c.d_model)));
-    PK_RETURN_IF_ERROR(matrix(p + "ffn_up.weight", c.d_model, c.d_ff, inv_sqrt(c.d_model)));
-    PK_RETURN_IF_ERROR(matrix(p + "ffn_down.weight", c.d_ff, c.d_model, inv_sqrt(c.d_ff)));
+    PK_RETURN_IF_ERROR(matrix(blk(names::kAttnOutput), c.q_dim(), c.d_model, inv_sqrt(c.q_dim())));
+    PK_RETURN_IF_ERROR(vec(blk(names::kFfnNorm), c.d_model, 1.0f, 0.2f));
+    PK_RETURN_IF_ERROR(matrix(blk(names::kFfnGate), c.d_model, c.d_ff, inv_sqrt(c.d_model)));
+    PK_RETURN_IF_ERROR(matrix(blk(names::kFfnUp), c.d_model, c.d_ff, inv_sqrt(c.d_model)));
+    PK_RETURN_IF_ERROR(matrix(blk(names::kFfnDown), c.d_ff, c.d_model, inv_sqrt(c.d_ff)));
   }
   return Status::Ok();
 }

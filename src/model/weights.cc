@@ -3,9 +3,13 @@
 #include <set>
 #include <string>
 
+#include "formats/gguf_names.h"
 #include "tensor/dtype.h"
 
 namespace pocket::model {
+
+namespace names = formats::gguf_names;
+
 namespace {
 
 std::string Shape(const std::array<int64_t, 4>& ne, int dims) {
@@ -83,12 +87,12 @@ uint64_t LlamaWeights::size_bytes() const {
 
 Status CheckWeights(const LlamaWeights& w, const LlamaConfig& c) {
   const int64_t d = c.d_model, q = c.q_dim(), kv = c.kv_dim(), ff = c.d_ff, vocab = c.vocab_size;
-  PK_RETURN_IF_ERROR(CheckView("token_embd.weight", w.token_embd, d, vocab, false));
-  PK_RETURN_IF_ERROR(CheckView("output_norm.weight", w.output_norm, d, 1, true));
-  PK_RETURN_IF_ERROR(CheckView(c.tied_output ? "token_embd.weight" : "output.weight", w.output,
-                               d, vocab, false));
+  PK_RETURN_IF_ERROR(CheckView(names::kTokenEmbd, w.token_embd, d, vocab, false));
+  PK_RETURN_IF_ERROR(CheckView(names::kOutputNorm, w.output_norm, d, 1, true));
+  PK_RETURN_IF_ERROR(
+      CheckView(c.tied_output ? names::kTokenEmbd : names::kOutput, w.output, d, vocab, false));
   if (w.rope_freqs.data != nullptr) {
-    PK_RETURN_IF_ERROR(CheckView("rope_freqs.weight", w.rope_freqs, c.head_dim / 2, 1, true));
+    PK_RETURN_IF_ERROR(CheckView(names::kRopeFreqs, w.rope_freqs, c.head_dim / 2, 1, true));
   }
   if (static_cast<int>(w.layers.size()) != c.num_layers) {
     return Status::InvalidArgument("llama: " + std::to_string(w.layers.size()) +
@@ -96,21 +100,23 @@ Status CheckWeights(const LlamaWeights& w, const LlamaConfig& c) {
   }
   for (size_t i = 0; i < w.layers.size(); ++i) {
     const LayerWeights& l = w.layers[i];
-    const std::string p = "blk." + std::to_string(i) + ".";
-    PK_RETURN_IF_ERROR(CheckView(p + "attn_norm.weight", l.attn_norm, d, 1, true));
-    PK_RETURN_IF_ERROR(CheckView(p + "attn_q.weight", l.wq, d, q, false));
-    PK_RETURN_IF_ERROR(CheckView(p + "attn_k.weight", l.wk, d, kv, false));
-    PK_RETURN_IF_ERROR(CheckView(p + "attn_v.weight", l.wv, d, kv, false));
-    PK_RETURN_IF_ERROR(CheckView(p + "attn_output.weight", l.wo, q, d, false));
+    auto blk = [i](const char* tensor_name) {
+      return names::LayerTensor(static_cast<int64_t>(i), tensor_name);
+    };
+    PK_RETURN_IF_ERROR(CheckView(blk(names::kAttnNorm), l.attn_norm, d, 1, true));
+    PK_RETURN_IF_ERROR(CheckView(blk(names::kAttnQ), l.wq, d, q, false));
+    PK_RETURN_IF_ERROR(CheckView(blk(names::kAttnK), l.wk, d, kv, false));
+    PK_RETURN_IF_ERROR(CheckView(blk(names::kAttnV), l.wv, d, kv, false));
+    PK_RETURN_IF_ERROR(CheckView(blk(names::kAttnOutput), l.wo, q, d, false));
     if (c.qkv_bias) {
-      PK_RETURN_IF_ERROR(CheckView(p + "attn_q.bias", l.bq, q, 1, true));
-      PK_RETURN_IF_ERROR(CheckView(p + "attn_k.bias", l.bk, kv, 1, true));
-      PK_RETURN_IF_ERROR(CheckView(p + "attn_v.bias", l.bv, kv, 1, true));
+      PK_RETURN_IF_ERROR(CheckView(blk(names::kAttnQBias), l.bq, q, 1, true));
+      PK_RETURN_IF_ERROR(CheckView(blk(names::kAttnKBias), l.bk, kv, 1, true));
+      PK_RETURN_IF_ERROR(CheckView(blk(names::kAttnVBias), l.bv, kv, 1, true));
     }
-    PK_RETURN_IF_ERROR(CheckView(p + "ffn_norm.weight", l.ffn_norm, d, 1, true));
-    PK_RETURN_IF_ERROR(CheckView(p + "ffn_gate.weight", l.w_gate, d, ff, false));
-    PK_RETURN_IF_ERROR(CheckView(p + "ffn_up.weight", l.w_up, d, ff, false));
-    PK_RETURN_IF_ERROR(CheckView(p + "ffn_down.weight", l.w_down, ff, d, false));
+    PK_RETURN_IF_ERROR(CheckView(blk(names::kFfnNorm), l.ffn_norm, d, 1, true));
+    PK_RETURN_IF_ERROR(CheckView(blk(names::kFfnGate), l.w_gate, d, ff, false));
+    PK_RETURN_IF_ERROR(CheckView(blk(names::kFfnUp), l.w_up, d, ff, false));
+    PK_RETURN_IF_ERROR(CheckView(blk(names::kFfnDown), l.w_down, ff, d, false));
   }
   return Status::Ok();
 }
