@@ -11,15 +11,10 @@
 #include "runtime/engine_impl.h"
 #include "runtime/generation.h"
 #include "runtime/json_constraint.h"
+#include "runtime/memory_estimate.h"
 #include "runtime/sequence.h"
 
 namespace pocket::runtime {
-namespace {
-
-constexpr int kDefaultContextCap = 4096;
-
-}  // namespace
-
 struct Session::State {
   std::shared_ptr<Engine> engine;
   Sequence seq;                // the cache, what it holds, and the running request
@@ -58,8 +53,7 @@ Result<std::shared_ptr<Engine>> Engine::Load(const std::string& gguf_path,
                                    " exceeds the model's " + std::to_string(model_ctx) +
                                    " (" + gguf_path + ")");
   }
-  impl->context_length =
-      opts.context_length > 0 ? opts.context_length : std::min(model_ctx, kDefaultContextCap);
+  impl->context_length = ResolveContextLength(config, opts.context_length);
   PK_RETURN_IF_ERROR(LoadChatTemplate(*impl));
   return std::shared_ptr<Engine>(new Engine(std::move(impl)));
 }

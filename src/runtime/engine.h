@@ -108,9 +108,12 @@ struct StepResult {
   GenerateResult result;
 };
 
+// The context Engine::Load picks when none is asked for: the model's, capped at this.
+inline constexpr int kDefaultContextCap = 4096;
+
 struct EngineOptions {
-  int threads = 0;         // 0 = all cores
-  int context_length = 0;  // 0 = the model's, capped at 4096
+  int threads = 0;         // 0 = all cores (Platform::Default())
+  int context_length = 0;  // 0 = the model's, capped at kDefaultContextCap
   bool repack = true;      // model::LoadOptions::repack
 };
 
