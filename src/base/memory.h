@@ -1,5 +1,5 @@
-// Process memory accounting from /proc/self/status (Linux), the cache size, and large
-// allocations. Thread-safe.
+// Process memory accounting from /proc/self/status (Linux), the Platform's available memory
+// and cache size as free functions, and large allocations. Thread-safe.
 #pragma once
 
 #include <cstddef>
@@ -10,11 +10,15 @@ namespace pocket {
 // Resident set size now and at its peak (VmRSS, VmHWM), in bytes; 0 when unknown.
 uint64_t CurrentRssBytes();
 uint64_t PeakRssBytes();
-// Physical memory that could be allocated now (MemAvailable), in bytes; 0 when unknown.
+// Physical memory that could be allocated now, in bytes; 0 when unknown:
+// Platform::Default().available_memory_bytes() (the host's MemAvailable, or an injected
+// profile's figure).
 uint64_t AvailableMemoryBytes();
 
-// Size of the CPU's last-level cache (L3, else L2) as the OS reports it, in bytes: the
-// kernel's sysfs cache topology of cpu0, else glibc's sysconf; 0 when unknown. On a VM this is the host's cache, shared with its other tenants.
+// Size of the CPU's last-level cache (L3, else L2), in bytes; 0 when unknown:
+// Platform::Default().last_level_cache_bytes() (the host's from the kernel's sysfs cache
+// topology of cpu0, else glibc's sysconf; on a VM the host's cache, shared with its other
+// tenants). Kept for callers not yet handed a Platform (model/llama.cc).
 uint64_t LastLevelCacheBytes();
 
 // For large buffers that are streamed again and again (repacked weights): from 2 MiB up,

@@ -8,6 +8,7 @@
 #include <climits>
 
 #include "base/clock.h"
+#include "base/platform.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -32,7 +33,7 @@ void FutexWakeAll(std::atomic<uint32_t>* word) {
 }  // namespace
 
 ThreadPool::ThreadPool(size_t num_threads, uint32_t spin_us) : spin_us_(spin_us) {
-  if (num_threads == 0) num_threads = std::max(1u, std::thread::hardware_concurrency());
+  if (num_threads == 0) num_threads = static_cast<size_t>(Platform::Default().logical_cores());
   num_threads_ = num_threads;
   workers_.reserve(num_threads - 1);
   for (size_t t = 1; t < num_threads; ++t) workers_.emplace_back([this, t] { WorkerLoop(t); });

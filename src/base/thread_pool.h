@@ -24,7 +24,7 @@ namespace pocket {
 
 class ThreadPool {
  public:
-  // `num_threads` counts the caller; 0 means std::thread::hardware_concurrency().
+  // `num_threads` counts the caller; 0 means Platform::Default().logical_cores() (all cores).
   // `spin_us`: how long an idle worker spins before it sleeps.
   explicit ThreadPool(size_t num_threads = 0, uint32_t spin_us = 200);
   ~ThreadPool();

@@ -4,7 +4,7 @@
 #include <new>
 #include <string>
 
-#include "base/memory.h"
+#include "base/platform.h"
 
 namespace pocket::model {
 
@@ -31,7 +31,7 @@ Result<KvCache> KvCache::Create(int num_layers, int kv_dim, int capacity_tokens,
                                    std::to_string(capacity_tokens) + ")");
   }
   const uint64_t bytes = BytesFor(num_layers, kv_dim, capacity_tokens, dtype);
-  const uint64_t available = AvailableMemoryBytes();
+  const uint64_t available = Platform::Default().available_memory_bytes();
   if (bytes == 0 || bytes > std::numeric_limits<size_t>::max() ||
       (available != 0 && bytes > available)) {
     return Status::ResourceExhausted("kv cache: " + std::to_string(capacity_tokens) +

@@ -1,6 +1,9 @@
+// Engine (load, tokenizer, chat template) and Session: the step API over one Sequence
+// (sequence.h), and Generate as the loop over it.
 #include "runtime/engine.h"
 
 #include <algorithm>
+#include <atomic>
 #include <thread>
 
 #include "base/clock.h"
@@ -8,21 +11,17 @@
 #include "runtime/engine_impl.h"
 #include "runtime/generation.h"
 #include "runtime/json_constraint.h"
-#include "runtime/text_stream.h"
+#include "runtime/memory_estimate.h"
+#include "runtime/sequence.h"
 
 namespace pocket::runtime {
-namespace {
-
-constexpr int kDefaultContextCap = 4096;
-
-double MsSince(uint64_t t0_ns) { return static_cast<double>(MonotonicNs() - t0_ns) * 1e-6; }
-
-}  // namespace
-
 struct Session::State {
   std::shared_ptr<Engine> engine;
-  std::optional<model::KvCache> cache;  // made on first use (creation can fail)
-  std::vector<int32_t> tokens;          // what the cache holds, position by position
+  Sequence seq;                // the cache, what it holds, and the running request
+  size_t prefill_chunk = 0;    // StepOptions::prefill_chunk of the running request
+  std::string step_text;       // what the running Step() emitted
+  std::vector<float> logits;   // reused by every Step
+  std::atomic<bool> cancel{false};
 };
 
 Engine::Engine(std::unique_ptr<EngineImpl> impl) : impl_(std::move(impl)) {}
@@ -54,8 +53,7 @@ Result<std::shared_ptr<Engine>> Engine::Load(const std::string& gguf_path,
                                    " exceeds the model's " + std::to_string(model_ctx) +
                                    " (" + gguf_path + ")");
   }
-  impl->context_length =
-      opts.context_length > 0 ? opts.context_length : std::min(model_ctx, kDefaultContextCap);
+  impl->context_length = ResolveContextLength(config, opts.context_length);
   PK_RETURN_IF_ERROR(LoadChatTemplate(*impl));
   return std::shared_ptr<Engine>(new Engine(std::move(impl)));
 }
@@ -76,83 +74,99 @@ Session::Session(std::unique_ptr<State> state) : state_(std::move(state)) {}
 Session::~Session() = default;
 
 void Session::Reset() {
-  state_->tokens.clear();
-  if (state_->cache) state_->cache->Clear();
+  if (state_->seq.active()) {
+    state_->seq.Cancel();
+    (void)state_->seq.TakeResult();
+  }
+  state_->seq.Forget();
 }
 
-std::span<const int32_t> Session::cached_tokens() const { return state_->tokens; }
+std::span<const int32_t> Session::cached_tokens() const { return state_->seq.tokens(); }
 
-Result<GenerateResult> Session::Generate(const GenerateRequest& req,
-                                         const std::function<bool(std::string_view)>& on_text) {
-  EngineImpl& eng = state_->engine->impl();
-  const uint64_t t_prompt = MonotonicNs();
+bool Session::running() const { return state_->seq.active(); }
 
-  PK_ASSIGN_OR_RETURN(const std::vector<int32_t> prompt, TokenizeRequest(*state_->engine, req));
+void Session::Cancel() { state_->cancel.store(true, std::memory_order_relaxed); }
+
+Status Session::Start(const GenerateRequest& req, const StepOptions& opts) {
+  return StartWith(req, opts, nullptr);
+}
+
+Status Session::StartWith(const GenerateRequest& req, const StepOptions& opts,
+                          std::function<bool(std::string_view)> on_text) {
+  State& st = *state_;
+  if (st.seq.active()) {
+    return Status::InvalidArgument(
+        "generate: this session is still running a request (Step it to the end or Cancel it)");
+  }
+  if (opts.prefill_chunk < 0) {
+    return Status::InvalidArgument("generate: prefill_chunk must be >= 0");
+  }
+  EngineImpl& eng = st.engine->impl();
+  const uint64_t t_start = MonotonicNs();  // prompt_ms includes tokenization, as it always has
+  PK_ASSIGN_OR_RETURN(std::vector<int32_t> prompt, TokenizeRequest(*st.engine, req));
   const int ctx = eng.context_length;
   if (prompt.size() >= static_cast<size_t>(ctx)) {
     return Status::InvalidArgument("generate: the prompt is " + std::to_string(prompt.size()) +
                                    " tokens; the context holds " + std::to_string(ctx) +
                                    " (raise -c/--ctx-size or shorten the prompt)");
   }
-  if (!state_->cache) {
-    PK_ASSIGN_OR_RETURN(model::KvCache cache, eng.model->NewKvCache(ctx, kKvDType));
-    state_->cache.emplace(std::move(cache));
-  }
-  model::KvCache& cache = *state_->cache;
-  std::vector<int32_t>& cached = state_->tokens;
+  // Built here (once per engine) rather than inside a Step, which must stay one forward pass.
+  if (req.response_format == ResponseFormat::kJsonObject) (void)eng.json_tokens();
+  st.step_text.clear();
+  State* state = &st;
+  auto sink = [state, on_text = std::move(on_text)](std::string_view text) {
+    state->step_text.append(text);
+    return on_text ? on_text(text) : true;
+  };
+  PK_RETURN_IF_ERROR(st.seq.Begin(eng, req, std::move(prompt), std::move(sink), t_start));
+  st.prefill_chunk = static_cast<size_t>(opts.prefill_chunk);
+  st.cancel.store(false, std::memory_order_relaxed);
+  return Status::Ok();
+}
 
-  // Reuse the longest common prefix; at least the last prompt token is evaluated again so
-  // that there are logits to sample from.
-  size_t reuse = 0;
-  while (reuse < cached.size() && reuse < prompt.size() && cached[reuse] == prompt[reuse]) {
-    ++reuse;
+Result<StepResult> Session::Step() {
+  State& st = *state_;
+  if (!st.seq.active()) {
+    return Status::InvalidArgument("generate: no request is running (Start one first)");
   }
-  reuse = std::min(reuse, prompt.size() - 1);
-  PK_RETURN_IF_ERROR(cache.Truncate(static_cast<int>(reuse)));
-  cached.resize(reuse);
-
-  std::vector<float> logits;
-  {
-    model::BatchEntry entry;
-    entry.cache = &cache;
-    entry.tokens = std::span<const int32_t>(prompt).subspan(reuse);
-    entry.start_pos = static_cast<int>(reuse);
-    Status s = eng.Forward(std::span<model::BatchEntry>(&entry, 1), &logits);
-    if (!s.ok()) {
-      cache.Clear();
-      cached.clear();
+  EngineImpl& eng = st.engine->impl();
+  StepResult out;
+  st.step_text.clear();
+  if (st.cancel.exchange(false, std::memory_order_relaxed)) {
+    st.seq.Cancel();
+  } else {
+    model::BatchEntry entry = st.seq.NextEntry(st.prefill_chunk);
+    if (st.seq.prefilling()) out.prompt_tokens_evaluated = static_cast<int>(entry.tokens.size());
+    if (Status s = eng.Forward(std::span<model::BatchEntry>(&entry, 1), &st.logits); !s.ok()) {
+      st.seq.Forget();  // the cache's contents are unknown now
+      (void)st.seq.TakeResult();
       return s;
     }
-    cached = prompt;
+    const size_t vocab = static_cast<size_t>(eng.model->config().vocab_size);
+    if (Result<bool> more = st.seq.Advance(std::span<const float>(st.logits).first(vocab));
+        !more.ok()) {
+      (void)st.seq.TakeResult();
+      return more.status();
+    }
   }
+  out.text = std::move(st.step_text);
+  st.step_text.clear();
+  if (!st.seq.active()) {
+    out.done = true;
+    out.result = st.seq.TakeResult();
+  }
+  return out;
+}
 
-  const double prompt_ms = MsSince(t_prompt);
-  const uint64_t t_gen = MonotonicNs();
-  Generation gen(eng, req, prompt, on_text);
-  const size_t vocab = static_cast<size_t>(eng.model->config().vocab_size);
-  int32_t next;
+Result<GenerateResult> Session::Generate(const GenerateRequest& req,
+                                         const std::function<bool(std::string_view)>& on_text) {
+  StepOptions opts;
+  opts.prefill_chunk = 0;  // the whole prompt in one forward pass
+  PK_RETURN_IF_ERROR(StartWith(req, opts, on_text));
   for (;;) {
-    PK_ASSIGN_OR_RETURN(const bool more,
-                        gen.Step(std::span<const float>(logits).first(vocab), cached.size(), &next));
-    if (!more) break;
-    model::BatchEntry entry;
-    entry.cache = &cache;
-    entry.tokens = std::span<const int32_t>(&next, 1);
-    entry.start_pos = static_cast<int>(cached.size());
-    Status s = eng.Forward(std::span<model::BatchEntry>(&entry, 1), &logits);
-    if (!s.ok()) {
-      cache.Clear();
-      cached.clear();
-      return s;
-    }
-    cached.push_back(next);
+    PK_ASSIGN_OR_RETURN(StepResult step, Step());
+    if (step.done) return std::move(step.result);
   }
-  GenerateResult result = std::move(gen.result());
-  result.prompt_tokens = static_cast<int>(prompt.size());
-  result.reused_prompt_tokens = static_cast<int>(reuse);
-  result.prompt_ms = prompt_ms;
-  result.generate_ms = MsSince(t_gen);
-  return result;
 }
 
 }  // namespace pocket::runtime

@@ -10,10 +10,28 @@
 //     return true;                                                   // false cancels
 //   });
 //
+// The same request driven one step at a time (a browser event loop, an evaluation harness):
+// each Step() runs at most one forward pass (a prefill chunk or one decode token) and
+// returns, so the caller decides when the next one runs.
+//
+//   PK_RETURN_IF_ERROR(session->Start(req));                         // tokenize, fit check
+//   for (;;) {
+//     PK_ASSIGN_OR_RETURN(StepResult step, session->Step());
+//     fwrite(step.text.data(), 1, step.text.size(), stdout);
+//     if (step.done) return step.result;                           // finish_reason, usage
+//     if (user_pressed_stop) session->Cancel();                      // next Step() ends it
+//   }
+//
+// Generate is exactly that loop (with the whole prompt in one step). Both, and the batching
+// Scheduler, run one generation path (sequence.h): the same prompt-cache reuse, stop
+// strings, JSON constraint and UTF-8 streaming, so stepping by hand gives the same text,
+// tokens and usage as Generate.
+//
 // Thread safety: Engine is immutable after Load() and may be shared by any number of
 // threads; NewSession() is thread-safe. Forward passes of different sessions are
 // serialised inside the engine (one model, one set of kernel threads). A Session is not
-// thread-safe: use each from one thread at a time.
+// thread-safe: use each from one thread at a time; only Cancel() may be called from another
+// thread.
 #pragma once
 
 #include <cstdint>
@@ -70,9 +88,32 @@ struct GenerateResult {
   uint64_t seed = 0;                  // the seed used (the random one if none was given)
 };
 
+// Options of Session::Start.
+struct StepOptions {
+  // Prompt tokens one Step() evaluates at most (a prefill chunk); 0: the whole rest of the
+  // prompt in one Step. Results are bit-identical for every chunk size (batch invariance
+  // of the forward pass); smaller chunks keep each Step short.
+  int prefill_chunk = 256;
+};
+
+// What one Session::Step() did.
+struct StepResult {
+  // New text: complete UTF-8 characters only, text that could still become a stop string
+  // held back (it comes in a later step, or never when the stop string completes).
+  std::string text;
+  int prompt_tokens_evaluated = 0;  // prompt tokens this step ran (0: a decode step)
+  bool done = false;                // the request has ended; the session is idle again
+  // When done: the whole request's result (text = every step's text concatenated,
+  // finish_reason, usage, timings; prompt_ms counts from Start). Empty otherwise.
+  GenerateResult result;
+};
+
+// The context Engine::Load picks when none is asked for: the model's, capped at this.
+inline constexpr int kDefaultContextCap = 4096;
+
 struct EngineOptions {
-  int threads = 0;         // 0 = all cores
-  int context_length = 0;  // 0 = the model's, capped at 4096
+  int threads = 0;         // 0 = all cores (Platform::Default())
+  int context_length = 0;  // 0 = the model's, capped at kDefaultContextCap
   bool repack = true;      // model::LoadOptions::repack
 };
 
@@ -121,10 +162,37 @@ class Session {
   // what the cache holds is reused and only the rest of the prompt is evaluated.
   // on_text receives complete UTF-8 chunks as they are produced (never a split sequence,
   // never text of a stop string); returning false cancels (finish_reason "cancelled").
-  // InvalidArgument when the prompt does not fit the context or the template fails.
+  // InvalidArgument when the prompt does not fit the context or the template fails, or
+  // when a request started with Start() is still running.
+  // Equivalent to Start(req, {.prefill_chunk = 0}) and Step() until done.
   Result<GenerateResult> Generate(const GenerateRequest& req,
                                   const std::function<bool(std::string_view)>& on_text);
-  // Forgets the conversation: the next Generate starts from an empty cache.
+
+  // Step API. Start() prepares `req` (tokenizes it, applies the chat template, chooses the
+  // cached prefix to reuse) without running the model; each Step() then runs at most one
+  // forward pass. InvalidArgument when a request is already running, when the prompt does
+  // not fit the context (prompt tokens >= context_length) or the template fails;
+  // ResourceExhausted when the KV cache cannot be allocated. The session is unchanged then.
+  Status Start(const GenerateRequest& req, const StepOptions& opts = {});
+
+  // Runs the next prefill chunk (at most opts.prefill_chunk prompt tokens) or one decode
+  // token, samples, and returns the new text; done with the result when the request ended
+  // (stop, length, cancelled). InvalidArgument when no request is running. A forward-pass
+  // error ends the request and empties the cache; a JSON-mode error ends the request.
+  Result<StepResult> Step();
+
+  // Asks the running request to end: the next Step() runs no forward pass and returns done
+  // with finish_reason "cancelled" and the usage so far (text held back for a possible stop
+  // string is dropped, as when on_text declines). The cache keeps what was evaluated, so a
+  // following Start reuses it. Safe from any thread; no effect when no request is running
+  // (a Cancel racing with Start may be lost).
+  void Cancel();
+
+  // True between Start() and the Step() that returns done.
+  bool running() const;
+
+  // Forgets the conversation (ending a running request): the next request starts from an
+  // empty cache.
   void Reset();
   // Tokens whose KV entries the cache holds (the prompt and generated tokens so far).
   std::span<const int32_t> cached_tokens() const;
@@ -133,6 +201,8 @@ class Session {
   friend class Engine;
   struct State;
   explicit Session(std::unique_ptr<State> state);
+  Status StartWith(const GenerateRequest& req, const StepOptions& opts,
+                   std::function<bool(std::string_view)> on_text);
   std::unique_ptr<State> state_;
 };
 

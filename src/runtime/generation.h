@@ -1,5 +1,5 @@
-// Internal to src/runtime: the per-token loop of one request, shared by Session::Generate
-// (one sequence) and Scheduler::Step (many, one token each per step). After each forward
+// Internal to src/runtime: the per-token loop of one request, driven by Sequence
+// (sequence.h) for both Session and Scheduler. After each forward
 // pass the caller hands Step() the logits of the sequence's last position; Step samples a
 // token, streams its text, and says whether that token must be evaluated next or the
 // request has ended.
@@ -46,6 +46,13 @@ class Generation {
   // False: the request has ended and result() is final (but for the caller's timings).
   // An error (JSON mode with no acceptable token) also ends it.
   Result<bool> Step(std::span<const float> row, size_t cached, int32_t* next);
+
+  // Ends the request now with "cancelled", as when on_text declines: text held back for a
+  // possible stop string is dropped. Step must not be called afterwards.
+  void Cancel() {
+    cancelled_ = true;
+    End("cancelled");
+  }
 
   // text, completion_tokens, finish_reason and seed; the caller fills in the rest.
   GenerateResult& result() { return result_; }

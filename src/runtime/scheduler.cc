@@ -1,3 +1,5 @@
+// Scheduler: the request queue, slot admission (longest cached prefix first) and the batched
+// forward pass; each slot's request is a Sequence (sequence.h), the same path as Session's.
 #include "runtime/scheduler.h"
 
 #include <algorithm>
@@ -7,13 +9,9 @@
 #include "base/clock.h"
 #include "runtime/engine_impl.h"
 #include "runtime/generation.h"
+#include "runtime/sequence.h"
 
 namespace pocket::runtime {
-namespace {
-
-double MsSince(uint64_t t0_ns) { return static_cast<double>(MonotonicNs() - t0_ns) * 1e-6; }
-
-}  // namespace
 
 struct Scheduler::Request {
   GenerateRequest req;
@@ -28,13 +26,8 @@ struct Scheduler::Request {
 };
 
 struct Scheduler::Slot {
-  std::optional<model::KvCache> cache;
-  std::vector<int32_t> tokens;  // exactly what the cache holds, position by position
+  Sequence seq;                  // the slot's cache (kept between requests) and request state
   std::shared_ptr<Request> req;  // null: free
-  size_t prompt_pos = 0;         // next prompt token to evaluate
-  std::optional<Generation> gen;
-  int32_t next_token = -1;
-  uint64_t t_start = 0, t_gen = 0;
 };
 
 Scheduler::Scheduler(std::shared_ptr<Engine> engine, SchedulerOptions options)
@@ -117,8 +110,7 @@ void Scheduler::Admit() {
     size_t best_lcp = 0;
     for (auto& s : slots_) {
       if (s->req) continue;
-      size_t lcp = 0;
-      while (lcp < s->tokens.size() && lcp < r->prompt.size() && s->tokens[lcp] == r->prompt[lcp]) ++lcp;
+      const size_t lcp = s->seq.CommonPrefix(r->prompt);
       if (!best || lcp > best_lcp) {
         best = s.get();
         best_lcp = lcp;
@@ -128,36 +120,18 @@ void Scheduler::Admit() {
     std::shared_ptr<Request> req = r;
     waiting_.pop_front();
     Slot& s = *best;
-    if (!s.cache) {
-      auto cache = eng.model->NewKvCache(eng.context_length, kKvDType);
-      if (!cache.ok()) {
-        std::lock_guard<std::mutex> l(req->mu);
-        req->result = cache.status();
-        req->done = true;
-        req->cv.notify_all();
-        continue;
-      }
-      s.cache.emplace(std::move(*cache));
-      s.tokens.clear();
-      best_lcp = 0;
-    }
-    // At least the last prompt token is evaluated again, for logits to sample from.
-    const size_t reuse = std::min(best_lcp, req->prompt.size() - 1);
-    if (!s.cache->Truncate(static_cast<int>(reuse)).ok()) {
-      s.cache->Clear();
-      s.tokens.clear();
-    } else {
-      s.tokens.resize(reuse);
+    const uint64_t t_start = MonotonicNs();
+    if (Status st = s.seq.Begin(eng, req->req, std::move(req->prompt), req->on_text, t_start);
+        !st.ok()) {
+      std::lock_guard<std::mutex> l(req->mu);
+      req->result = std::move(st);
+      req->done = true;
+      req->cv.notify_all();
+      continue;
     }
     s.req = req;
-    s.prompt_pos = s.tokens.size();
-    s.gen.emplace(eng, req->req, req->prompt, req->on_text);
-    s.gen->result().prompt_tokens = static_cast<int>(req->prompt.size());
-    s.gen->result().reused_prompt_tokens = static_cast<int>(s.prompt_pos);
-    s.t_gen = 0;
-    s.t_start = MonotonicNs();
-    req->stats.queue_wait_s = static_cast<double>(s.t_start - req->enqueued_ns) * 1e-9;
-    req->stats.reused_prompt_tokens = static_cast<int>(s.prompt_pos);
+    req->stats.queue_wait_s = static_cast<double>(t_start - req->enqueued_ns) * 1e-9;
+    req->stats.reused_prompt_tokens = static_cast<int>(s.seq.reused());
     ++active_;
   }
 }
@@ -165,21 +139,19 @@ void Scheduler::Admit() {
 void Scheduler::Finish(Slot& s, Status status) {
   std::shared_ptr<Request> req = std::move(s.req);
   s.req = nullptr;
-  if (status.ok()) {
-    s.gen->result().generate_ms = s.t_gen ? MsSince(s.t_gen) : 0;
-  } else {
-    if (s.cache) s.cache->Clear();
-    s.tokens.clear();
-  }
+  if (!status.ok()) s.seq.Forget();  // the cache's contents are unknown (or it is stopping)
+  GenerateResult result = s.seq.TakeResult();
   {
     std::lock_guard<std::mutex> l(mu_);
     --active_;
   }
   UpdateKvBytes();  // current when Generate returns
   std::lock_guard<std::mutex> l(req->mu);
-  if (status.ok()) req->result = std::move(s.gen->result());
-  else req->result = std::move(status);
-  s.gen.reset();
+  if (status.ok()) {
+    req->result = std::move(result);
+  } else {
+    req->result = std::move(status);
+  }
   req->done = true;
   req->cv.notify_all();
 }
@@ -189,23 +161,12 @@ void Scheduler::Step() {
   const size_t vocab = static_cast<size_t>(eng.model->config().vocab_size);
   std::vector<model::BatchEntry> batch;
   std::vector<Slot*> owners;
-  std::vector<size_t> chunk;  // prompt tokens per entry (0: a decode token)
+  bool decode_only = true;  // every sequence contributes one sampled token
   for (auto& sp : slots_) {
     Slot& s = *sp;
     if (!s.req) continue;
-    model::BatchEntry e;
-    e.cache = &*s.cache;
-    e.start_pos = static_cast<int>(s.tokens.size());
-    const auto& prompt = s.req->prompt;
-    if (s.prompt_pos < prompt.size()) {
-      const size_t n = std::min(prompt.size() - s.prompt_pos, static_cast<size_t>(options_.prefill_chunk));
-      e.tokens = std::span<const int32_t>(prompt).subspan(s.prompt_pos, n);
-      chunk.push_back(n);
-    } else {
-      e.tokens = std::span<const int32_t>(&s.next_token, 1);
-      chunk.push_back(0);
-    }
-    batch.push_back(e);
+    if (s.seq.prefilling()) decode_only = false;
+    batch.push_back(s.seq.NextEntry(static_cast<size_t>(options_.prefill_chunk)));
     owners.push_back(&s);
   }
   if (batch.empty()) return;
@@ -215,31 +176,15 @@ void Scheduler::Step() {
     for (Slot* s : owners) Finish(*s, st);
     return;
   }
-  if (std::all_of(chunk.begin(), chunk.end(), [](size_t c) { return c == 0; })) {
+  if (decode_only) {
     decode_step_ns_ += MonotonicNs() - t_forward;
     ++decode_steps_;
   }
   for (size_t i = 0; i < owners.size(); ++i) {
     Slot& s = *owners[i];
-    const auto& prompt = s.req->prompt;
-    if (chunk[i] > 0) {
-      s.tokens.insert(s.tokens.end(), prompt.begin() + static_cast<std::ptrdiff_t>(s.prompt_pos),
-                      prompt.begin() + static_cast<std::ptrdiff_t>(s.prompt_pos + chunk[i]));
-      s.prompt_pos += chunk[i];
-      if (s.prompt_pos < prompt.size()) continue;  // more prompt next step
-      s.gen->result().prompt_ms = MsSince(s.t_start);
-      s.t_gen = MonotonicNs();
-    } else {
-      s.tokens.push_back(s.next_token);
-    }
-    int32_t next;
     const Result<bool> more =
-        s.gen->Step(std::span<const float>(logits).subspan(i * vocab, vocab), s.tokens.size(), &next);
-    if (!more.ok() || !*more) {
-      Finish(s, more.status());
-      continue;
-    }
-    s.next_token = next;
+        s.seq.Advance(std::span<const float>(logits).subspan(i * vocab, vocab));
+    if (!more.ok() || !*more) Finish(s, more.status());
   }
 }
 
@@ -281,10 +226,11 @@ Result<std::vector<float>> Scheduler::Embed(std::string_view text, int* tokens) 
 void Scheduler::UpdateKvBytes() {
   uint64_t reserved = 0, used = 0;
   for (const auto& sl : slots_) {
-    if (!sl->cache) continue;
-    reserved += sl->cache->size_bytes();
-    used += 2ull * sl->cache->row_bytes() * static_cast<uint64_t>(sl->cache->num_layers()) *
-            static_cast<uint64_t>(sl->cache->num_tokens());
+    const model::KvCache* cache = sl->seq.cache();
+    if (cache == nullptr) continue;
+    reserved += cache->size_bytes();
+    used += 2ull * cache->row_bytes() * static_cast<uint64_t>(cache->num_layers()) *
+            static_cast<uint64_t>(cache->num_tokens());
   }
   kv_reserved_bytes_ = reserved;
   kv_used_bytes_ = used;

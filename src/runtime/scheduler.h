@@ -10,6 +10,8 @@
 // seed), so a request with a fixed seed produces the same tokens in every case.
 // Cancellation: when on_text returns false the request ends at once ("cancelled") and its
 // slot is free for the next step.
+// Each slot's request is a runtime Sequence (sequence.h), the same prefill/sample/stream
+// path Session's step API runs; the scheduler only batches their forward passes.
 // Who calls: server::RuntimeModel (`pocket serve`). Written by the server engineer on the
 // runtime's Engine/EngineImpl, model::LlamaModel and sampling. Thread safety: Generate,
 // CountPromptTokens, Embed and the getters are safe from any thread.

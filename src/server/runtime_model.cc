@@ -1,19 +1,15 @@
 #include "server/runtime_model.h"
 
-#include <algorithm>
 #include <filesystem>
-#include <thread>
 
 #include "base/memory.h"
 #include "formats/gguf.h"
 #include "model/config.h"
-#include "model/kv_cache.h"
+#include "runtime/memory_estimate.h"
 #include "runtime/scheduler.h"
 
 namespace pocket::server {
 namespace {
-
-constexpr int kDefaultContextCap = 4096;  // runtime::Engine's default cap
 
 class RuntimeModel : public Model {
  public:
@@ -58,24 +54,17 @@ Result<MemoryEstimate> EstimateModelMemory(const std::string& path, int context_
   PK_ASSIGN_OR_RETURN(formats::GgufFile gguf, formats::GgufFile::Open(path));
   auto config = model::LlamaConfig::FromGguf(gguf);
   if (!config.ok()) return config.status().WithContext(path);
+  runtime::MemoryOptions mo;
+  mo.context_length = context_length;
+  mo.batch = max_sequences;
+  mo.threads = threads;
+  // The whole file: the mapping also holds the metadata and the vocabulary.
+  const runtime::MemoryEstimate r = runtime::EstimateMemory(*config, gguf.file_size(), mo);
   MemoryEstimate e;
-  e.context_length = context_length > 0 ? context_length
-                                        : std::min(config->context_length, kDefaultContextCap);
-  e.weights_bytes = gguf.file_size();
-  e.kv_cache_bytes = model::KvCache::BytesFor(config->num_layers, config->kv_dim(),
-                                              e.context_length, tensor::DType::kF16) *
-                     static_cast<uint64_t>(std::max(1, max_sequences));
-  // Activation workspaces (model::LoadOptions::max_batch_tokens = 128) plus one logit row
-  // per sequence, twice for the scheduler's copy; the int8 activations of the widest
-  // matmul input (1.125 bytes per value), and per thread the AMX kernels' re-laid-out
-  // activations (1.25 bytes per value, kernels/cpu/amx.cc).
-  const uint64_t widest = static_cast<uint64_t>(std::max(config->d_model, config->d_ff));
-  const uint64_t pool = threads > 0 ? static_cast<uint64_t>(threads)
-                                    : std::max(1u, std::thread::hardware_concurrency());
-  e.compute_bytes = 128ull * (6ull * config->d_model + 2ull * config->d_ff) * 4ull +
-                    2ull * static_cast<uint64_t>(config->vocab_size) * 4ull *
-                        static_cast<uint64_t>(std::max(1, max_sequences)) +
-                    128ull * widest * 9 / 8 + pool * 128ull * widest * 5 / 4;
+  e.context_length = r.context_length;
+  e.weights_bytes = r.weights_bytes;
+  e.kv_cache_bytes = r.kv_cache_bytes;
+  e.compute_bytes = r.compute_bytes();
   e.available_bytes = AvailableMemoryBytes();
   return e;
 }

@@ -14,6 +14,8 @@
 
 namespace pocket::server {
 
+// runtime::EstimateMemory's figures (compute = activations + RoPE table + logits) and the
+// memory available now.
 struct MemoryEstimate {
   int context_length = 0;
   uint64_t weights_bytes = 0;
