@@ -113,7 +113,7 @@ class SyncService : public std::enable_shared_from_this<SyncService> {
   // Takes an HTTP request that websocket::is_upgrade() accepted, with its stream, performs
   // the WebSocket handshake and serves the room named by its target.
   // `hold` (optional) is kept as long as the connection: the listener's place for it under
-  // its connection limits (sync/listener.h).
+  // its connection limits (net/listener.h).
   void HandleUpgrade(boost::beast::tcp_stream stream,
                      boost::beast::http::request<boost::beast::http::string_body> request,
                      std::shared_ptr<void> hold = nullptr);

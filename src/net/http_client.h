@@ -26,36 +26,36 @@
 
 #include "base/status.h"
 
-namespace pocket::router {
+namespace pocket::net {
 
 struct Url {
-  bool tls = false;        // https://
-  std::string host;        // without brackets for IPv6 literals
+  bool tls = false;         // https://
+  std::string host;         // without brackets for IPv6 literals
   std::string port = "80";  // "443" by default for https
-  std::string path = "/";  // path prefix, never empty
+  std::string path = "/";   // path prefix, never empty
 };
 
 // Parses "http://host[:port][/path]" and "https://host[:port][/path]" (IPv6 literals as
 // [::1]). InvalidArgument naming the URL for anything else.
 Result<Url> ParseUrl(const std::string& url);
 
-struct HttpResponse {
+struct FetchResponse {
   int status = 0;
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string Header(const std::string& name) const;  // "" when absent (case-insensitive)
 };
 
-struct HttpRequest {
+struct FetchRequest {
   std::string method = "GET";
-  std::string url;  // full URL
-  std::vector<std::pair<std::string, std::string>> headers;
+  std::string url;                                           // full URL
+  std::vector<std::pair<std::string, std::string>> headers;  // Range, Authorization ...
   std::string body;
   int64_t timeout_ms = 30000;
   // > 0: each step (connect, handshake, write) and each read of the response must make
   // progress within this long, on top of timeout_ms for the whole exchange.
   int64_t idle_timeout_ms = 0;
-  uint64_t max_response_bytes = 64ull << 20;
+  uint64_t max_response_bytes = 64ull << 20;  // the body, streamed or not: else bad_response
   // https only: a PEM file of CA certificates to trust instead of the system's store.
   // "" = the system's default verify paths, which OpenSSL lets SSL_CERT_FILE and
   // SSL_CERT_DIR override.
@@ -67,24 +67,35 @@ struct HttpRequest {
   std::function<bool()> cancelled;
 };
 
-// How often HttpRequest::cancelled is asked: the most a cancelled call keeps running.
+// How often FetchRequest::cancelled is asked: the most a cancelled call keeps running.
 inline constexpr int64_t kCancelPollMs = 50;
 
-Result<HttpResponse> HttpFetch(const HttpRequest& request);
+// Sends `request` (with Host and User-Agent added; a POST or a body gets Content-Length)
+// and reads the whole response, whatever its status, into FetchResponse. IOError as above;
+// InvalidArgument for a bad URL or method.
+Result<FetchResponse> HttpFetch(const FetchRequest& request);
 
 // Called with each piece of a streamed body, in order, as it arrives (any size, cut
 // anywhere); return false to stop reading.
 using BodyChunkFn = std::function<bool(std::string_view piece)>;
 
+// Called once with the status and the headers (names as the peer spelt them) of the
+// response, before any of its body, whatever the status; return false to stop there.
+using ResponseHeadFn = std::function<bool(
+    int status, const std::vector<std::pair<std::string, std::string>>& headers)>;
+
 // Like HttpFetch, but the body of a 2xx response goes to `on_body` as it arrives and
-// HttpResponse::body stays empty; other statuses are read whole into body, as by
-// HttpFetch. Errors as HttpFetch's, also after some pieces were delivered (the caller
-// knows how far it got); Cancelled "cancelled: ..." when `on_body` returned false.
-Result<HttpResponse> HttpFetchStream(const HttpRequest& request, const BodyChunkFn& on_body);
+// FetchResponse::body stays empty; other statuses are read whole into body, as by
+// HttpFetch. `on_head` (may be empty) sees the status and headers first (Content-Length,
+// Content-Range, ETag ...). Errors as HttpFetch's, also after some pieces were delivered
+// (the caller knows how far it got); Cancelled "cancelled: ..." when `on_head` or `on_body`
+// returned false. Both handlers run on the calling thread.
+Result<FetchResponse> HttpFetchStream(const FetchRequest& request, const BodyChunkFn& on_body,
+                                      const ResponseHeadFn& on_head = nullptr);
 
 // Loads `ca_file` the way an https call would, so a bad path or a file with no PEM
 // certificate is reported at start-up rather than as a fallback on every request.
 // InvalidArgument "ca_file '<path>': <reason>".
 Status CheckCaFile(const std::string& ca_file);
 
-}  // namespace pocket::router
+}  // namespace pocket::net
