@@ -1,18 +1,35 @@
-// A small blocking HTTP/1.1 client (Boost.Beast) for OpenAI-compatible remote backends
-// and for `pocket top`. http:// over plain TCP, https:// over TLS (Boost.Asio SSL on
-// OpenSSL): TLS 1.2 or newer, the peer's certificate chain verified against the system's
-// trust store (or `ca_file`), the certificate checked against the URL's host name or IP
-// address, SNI sent for host names. Both schemes share one request/response path.
+// A small blocking HTTP/1.1 client (Boost.Beast): the one every layer uses to call out
+// (the router's OpenAI-compatible remote backends, `pocket top`, the registry's pulls).
+// http:// over plain TCP, https:// over TLS (Boost.Asio SSL on OpenSSL): TLS 1.2 or newer,
+// the peer's certificate chain verified against the system's trust store (or `ca_file`),
+// the certificate checked against the URL's host name or IP address, SNI sent for host
+// names. Both schemes share one request/response path.
 // One deadline covers connect, TLS handshake, write and the whole response, so a slow or
 // stalled peer costs at most timeout_ms; an optional idle limit also bounds each step and
 // each wait for more of the body (a stream that stalls). HttpFetchStream hands a 2xx
-// body on piece by piece as it arrives (Server-Sent Events, chunked or not).
+// body on piece by piece as it arrives (Server-Sent Events, chunked or not, or a file).
 // Errors are IOError whose message starts with one of "timeout", "unreachable", "reset",
 // "bad_response", "tls" (handshake failed: protocol, version, a CA file that does not
 // load) or "tls_verify" (the certificate was refused: untrusted chain, wrong host,
 // expired); the router uses that word as the fallback reason.
-// A stream stopped by its body handler, or a call whose `cancelled` predicate turned true,
-// is Cancelled.
+// A stream stopped by its head or body handler, or a call whose `cancelled` predicate
+// turned true, is Cancelled.
+//
+// A download (what the registry does), for example the rest of a partly fetched blob:
+//   FetchRequest req;
+//   req.url = "https://host/blobs/sha256-...";
+//   req.headers = {{"Range", "bytes=" + std::to_string(have) + "-"}};
+//   req.timeout_ms = 3600000;       // the whole transfer
+//   req.idle_timeout_ms = 30000;    // but no step may stall this long
+//   req.max_response_bytes = size;  // the body limit also applies to a streamed body
+//   req.cancelled = [&] { return stop.load(); };
+//   auto res = HttpFetchStream(req, [&](std::string_view piece) { return Append(piece); },
+//                              [&](int status, const auto& headers) {
+//                                return status == 206 || status == 200;  // 200: from 0
+//                              });
+// A 206 is a 2xx and is streamed; other statuses come back whole in FetchResponse::body.
+// Redirects are not followed (a 3xx is returned like any other status).
+//
 // Thread safety: calls may run on any threads at once; each has its own io_context and
 // connection, and TLS contexts (trust stores) are loaded once and shared read-only.
 #pragma once
