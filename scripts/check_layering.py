@@ -10,20 +10,21 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 ALLOWED = {
     "base": set(),
     "tensor": {"base"},
+    "net": {"base"},
     "kernels": {"base", "tensor"},
     "formats": {"base", "tensor"},
     "tokenizer": {"base", "formats"},
     "model": {"base", "tensor", "kernels", "formats"},
     "runtime": {"model", "tokenizer"},
     "train": {"model", "kernels", "formats"},
-    "registry": {"base", "formats"},
-    "router": {"runtime", "registry"},
+    "registry": {"base", "formats", "net"},
+    "router": {"runtime", "registry", "net"},
     "crdt": {"base"},
-    "sync": {"crdt", "runtime"},
+    "sync": {"crdt", "runtime", "net"},
     "eval": {"runtime", "router"},
     "emulate": {"runtime"},
     "features": {"base"},
-    "server": {"runtime", "router", "sync", "registry"},
+    "server": {"runtime", "router", "sync", "registry", "net"},
     "cli": None,  # everything
 }
 

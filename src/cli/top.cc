@@ -9,7 +9,7 @@
 #include <sstream>
 
 #include "cli/command.h"
-#include "router/http_client.h"
+#include "net/http_client.h"
 
 namespace pocket::cli {
 namespace {
@@ -108,11 +108,11 @@ int RunTop(const TopFlags& f) {
   while (!base.empty() && base.back() == '/') base.pop_back();
   const int iterations = f.once ? 1 : f.iterations;
   for (int it = 0; iterations == 0 || it < iterations; ++it) {
-    router::HttpRequest req;
+    net::FetchRequest req;
     req.url = base + "/metrics";
     req.timeout_ms = 5000;
     if (!f.api_key.empty()) req.headers.emplace_back("authorization", "Bearer " + f.api_key);
-    auto res = router::HttpFetch(req);
+    auto res = net::HttpFetch(req);
     if (!res.ok()) return Fail("top", res.status());
     if (res->status != 200)
       return Fail("top", Status::IOError(req.url + ": HTTP " + std::to_string(res->status)));

@@ -8,8 +8,8 @@
 
 #include "base/json_limits.h"
 #include "base/sha256.h"
-#include "router/http_client.h"
-#include "router/sse.h"
+#include "net/http_client.h"
+#include "net/sse.h"
 
 namespace pocket::router {
 
@@ -20,7 +20,7 @@ Result<std::unique_ptr<Router>> Router::Create(Policy policy,
   // start-up instead of as a fallback on each request.
   for (const Backend& b : policy.backends) {
     if (b.kind != BackendKind::kRemote || !b.disabled_reason.empty() || b.ca_file.empty()) continue;
-    if (Status s = CheckCaFile(b.ca_file); !s.ok())
+    if (Status s = net::CheckCaFile(b.ca_file); !s.ok())
       return s.WithContext("backend '" + b.name + "'");
   }
   const std::string path = policy.ledger_path.empty() ? default_ledger_path : policy.ledger_path;
@@ -103,9 +103,9 @@ void UsageReport::Read(const nlohmann::json& body) {
 
 namespace {
 
-HttpRequest RemoteRequest(const Backend& backend, const std::string& path,
-                          const nlohmann::json& body) {
-  HttpRequest req;
+net::FetchRequest RemoteRequest(const Backend& backend, const std::string& path,
+                                const nlohmann::json& body) {
+  net::FetchRequest req;
   req.method = "POST";
   std::string base = backend.base_url;
   while (!base.empty() && base.back() == '/') base.pop_back();
@@ -120,7 +120,8 @@ HttpRequest RemoteRequest(const Backend& backend, const std::string& path,
   return req;
 }
 
-Status HttpStatusError(const Backend& backend, const HttpRequest& req, const HttpResponse& res) {
+Status HttpStatusError(const Backend& backend, const net::FetchRequest& req,
+                       const net::FetchResponse& res) {
   return Status::IOError("http_" + std::to_string(res.status) + ": " + backend.name + " " +
                          req.url + ": " + res.body.substr(0, 200));
 }
@@ -144,9 +145,9 @@ Result<RemoteReply> Router::CallRemote(const Backend& backend, const std::string
   body.erase("stream_options");
   body.erase("pocket");
   PK_RETURN_IF_ERROR(GuardOutgoing(&body));
-  HttpRequest req = RemoteRequest(backend, path, body);
+  net::FetchRequest req = RemoteRequest(backend, path, body);
   req.cancelled = std::move(cancelled);
-  PK_ASSIGN_OR_RETURN(HttpResponse res, HttpFetch(req));
+  PK_ASSIGN_OR_RETURN(net::FetchResponse res, net::HttpFetch(req));
   if (res.status < 200 || res.status > 299) return HttpStatusError(backend, req, res);
   RemoteReply reply;
   auto parsed = ParseUntrustedJson(res.body, "response");
@@ -166,11 +167,11 @@ Status Router::CallRemoteStream(const Backend& backend, const std::string& path,
   body["stream_options"] = {{"include_usage", true}};
   body.erase("pocket");
   PK_RETURN_IF_ERROR(GuardOutgoing(&body));
-  HttpRequest req = RemoteRequest(backend, path, body);
+  net::FetchRequest req = RemoteRequest(backend, path, body);
   req.idle_timeout_ms = backend.timeout_ms;
   req.timeout_ms = std::max(backend.stream_timeout_ms, backend.timeout_ms);
   req.cancelled = std::move(cancelled);
-  SseParser parser;
+  net::SseParser parser;
   bool done = false;
   Status failure;  // why the event handler stopped the stream, if it was not on_event
   auto on_data = [&](std::string_view data) -> bool {
@@ -212,7 +213,7 @@ Status Router::CallRemoteStream(const Backend& backend, const std::string& path,
                                 s.message());
     return false;
   };
-  auto res = HttpFetchStream(req, on_body);
+  auto res = net::HttpFetchStream(req, on_body);
   if (!failure.ok()) return failure;
   if (!res.ok()) return res.status();
   if (res->status < 200 || res->status > 299) return HttpStatusError(backend, req, *res);

@@ -116,7 +116,7 @@ class Router {
   // valid UTF-8) is scanned with the classifier's ScanJson(), and nothing is sent when any
   // pattern matches (Internal, message starting "privacy:"), whatever route led here; a
   // caller in redact mode must pass an already redacted body.
-  // `cancelled` (optional) is polled while the call waits (HttpRequest::cancelled): once
+  // `cancelled` (optional) is polled while the call waits (net::FetchRequest::cancelled): once
   // it is true the connection is closed and the call returns Cancelled "cancelled: ...".
   Result<RemoteReply> CallRemote(const Backend& backend, const std::string& path,
                                  nlohmann::json body,

@@ -16,10 +16,15 @@
 #include <vector>
 
 #include "base/status.h"
-#include "server/http.h"
+#include "net/http_server.h"
 #include "runtime/engine.h"
 
 namespace pocket::server {
+
+// The HTTP layer's request and exchange types, by the names the API layer's files use.
+using net::Exchange;
+using net::Headers;
+using net::HttpRequest;
 
 // Per-request bounds on the work a body can ask for (each refusal is a 400 naming the
 // limit; docs/server.md states them).

@@ -25,8 +25,8 @@
 #include <vector>
 
 #include "base/status.h"
+#include "net/http_server.h"
 #include "router/router.h"
-#include "server/http.h"
 #include "server/metrics.h"
 #include "server/model.h"
 #include "server/request.h"
@@ -36,6 +36,10 @@ class SyncService;
 }  // namespace pocket::sync
 
 namespace pocket::server {
+
+using net::HttpOptions;
+using net::HttpServer;
+using net::HttpStats;
 
 struct ServerOptions {
   HttpOptions http;

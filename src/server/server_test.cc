@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "base/sha256.h"
-#include "router/http_client.h"
+#include "net/http_client.h"
 #include "server/errors.h"
 #include "server/fake_model.h"
 #include "server/metrics.h"
@@ -90,19 +90,19 @@ class ServerTest : public ::testing::Test {
     server_ = std::move(*s);
     ASSERT_TRUE(server_->Start().ok());
   }
-  router::HttpResponse Call(const std::string& method, const std::string& path,
-                            const std::string& body = "", const std::string& key = "",
-                            std::vector<std::pair<std::string, std::string>> headers = {}) {
-    router::HttpRequest r;
+  net::FetchResponse Call(const std::string& method, const std::string& path,
+                          const std::string& body = "", const std::string& key = "",
+                          std::vector<std::pair<std::string, std::string>> headers = {}) {
+    net::FetchRequest r;
     r.headers = std::move(headers);
     r.method = method;
     r.url = "http://127.0.0.1:" + std::to_string(server_->port()) + path;
     r.body = body;
     r.timeout_ms = 10000;
     if (!key.empty()) r.headers.emplace_back("authorization", "Bearer " + key);
-    auto res = router::HttpFetch(r);
+    auto res = net::HttpFetch(r);
     EXPECT_TRUE(res.ok()) << res.status().ToString();
-    return res.ok() ? *res : router::HttpResponse{};
+    return res.ok() ? *res : net::FetchResponse{};
   }
   std::unique_ptr<Server> server_;
 };
@@ -480,12 +480,12 @@ class StalledRemote {
 // the connection).
 std::thread PostInBackground(int port, std::string body) {
   return std::thread([port, body = std::move(body)] {
-    router::HttpRequest r;
+    net::FetchRequest r;
     r.method = "POST";
     r.url = "http://127.0.0.1:" + std::to_string(port) + "/v1/chat/completions";
     r.body = body;
     r.timeout_ms = 120'000;
-    (void)router::HttpFetch(r);
+    (void)net::HttpFetch(r);
   });
 }
 

@@ -12,9 +12,9 @@
 
 #include "base/log.h"
 #include "crdt/doc.h"
+#include "net/ws_client.h"
 #include "sync/awareness.h"
 #include "sync/protocol.h"
-#include "sync/ws_client.h"
 
 namespace pocket::sync {
 
@@ -89,7 +89,7 @@ std::optional<AiLine> FindAiLine(const std::string& text) {
 
 class Agent::Impl : public std::enable_shared_from_this<Agent::Impl> {
  public:
-  Impl(asio::io_context& io, AgentOptions options, WsUrl url)
+  Impl(asio::io_context& io, AgentOptions options, net::WsUrl url)
       : io_(io),
         options_(std::move(options)),
         url_(std::move(url)),
@@ -110,7 +110,7 @@ class Agent::Impl : public std::enable_shared_from_this<Agent::Impl> {
   void Connect() {
     if (stopped_) return;
     std::weak_ptr<Impl> weak = weak_from_this();
-    WsClient::Handlers h;
+    net::WsClient::Handlers h;
     h.on_open = [weak] {
       if (auto self = weak.lock()) self->OnOpen();
     };
@@ -120,7 +120,7 @@ class Agent::Impl : public std::enable_shared_from_this<Agent::Impl> {
     h.on_close = [weak](const Status& why, int code) {
       if (auto self = weak.lock()) self->OnClose(why, code);
     };
-    ws_ = WsClient::Create(io_, std::move(h));
+    ws_ = net::WsClient::Create(io_, std::move(h));
     ws_->Connect(url_);
   }
 
@@ -386,9 +386,9 @@ class Agent::Impl : public std::enable_shared_from_this<Agent::Impl> {
 
   asio::io_context& io_;
   AgentOptions options_;
-  WsUrl url_;
+  net::WsUrl url_;
   crdt::Doc doc_;
-  std::shared_ptr<WsClient> ws_;
+  std::shared_ptr<net::WsClient> ws_;
   asio::steady_timer reconnect_timer_;
   asio::steady_timer awareness_timer_;
   int backoff_ms_ = 100;
@@ -405,7 +405,7 @@ class Agent::Impl : public std::enable_shared_from_this<Agent::Impl> {
 };
 
 Result<std::shared_ptr<Agent>> Agent::Start(asio::io_context& io, AgentOptions options) {
-  PK_ASSIGN_OR_RETURN(WsUrl url, ParseWsUrl(options.server_url));
+  PK_ASSIGN_OR_RETURN(net::WsUrl url, net::ParseWsUrl(options.server_url));
   if (url.target == "/" || url.target.empty() || url.target[1] == '?') {
     return Status::InvalidArgument("agent: the server url names no room: '" +
                                    options.server_url + "' (expected ws://HOST:PORT/ROOM)");

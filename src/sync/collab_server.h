@@ -1,13 +1,14 @@
-// CollabServer: what `pocket collab serve` runs. One TCP listener that serves
+// CollabServer: what `pocket collab serve` runs. One net::HttpServer listener that serves
 //   * WebSocket upgrades on any path: y-websocket rooms (handed to SyncService), and
-//   * GET/HEAD of static files: the editor page from `web_root` (web/collab/), and
-//     /vendor/<package>/<file> from `node_modules` for the four npm packages the page
-//     imports (yjs, y-websocket, y-protocols, lib0) through its import map.
-// Binds 127.0.0.1 unless told otherwise. Connections are capped per client address and in
-// all (answered 429 / 503 at once beyond, sync/listener.h), a new connection must send its
-// first byte within first_byte_timeout_ms, and failing accepts (EMFILE ...) pause with
-// back-off, logged once per episode. Thread safety: Start() and Stop() from the thread
-// that runs the io_context (or before it runs); the io_context is meant to run on one thread.
+//   * GET/HEAD of static files (net/static_files.h): the editor page from `web_root`
+//     (web/collab/), and /vendor/<package>/<file> from `node_modules` for the four npm
+//     packages the page imports (yjs, y-websocket, y-protocols, lib0) through its import map.
+// Binds 127.0.0.1 unless told otherwise. The connection layer is net::HttpServer's, the same
+// as `pocket serve`'s: connections are capped per client address and in all (answered 429 /
+// 503 at once beyond, net/listener.h), a new connection must send its first byte within
+// first_byte_timeout_ms, and failing accepts (EMFILE ...) pause with back-off, logged once
+// per episode. Thread safety: Start() and Stop() from the thread that runs the io_context
+// (or before it runs); the io_context is meant to run on one thread.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -17,7 +18,7 @@
 #include <string>
 
 #include "base/status.h"
-#include "sync/listener.h"
+#include "net/listener.h"
 #include "sync/sync_service.h"
 
 namespace pocket::sync {
@@ -30,7 +31,7 @@ struct CollabServerOptions {
   // A y-websocket client opens one WebSocket per document and a browser a few connections
   // for the page, so one host with many tabs or test clients (bench/sync/fanout.mjs: 50)
   // stays well under the per-client cap; WebSockets count until they close.
-  ConnectionLimits limits{1024, 128};
+  net::ConnectionLimits limits{1024, 128};
   // A new connection that sends nothing within this long is closed.
   int64_t first_byte_timeout_ms = 5000;
   SyncOptions sync;
@@ -38,28 +39,27 @@ struct CollabServerOptions {
 
 class CollabServer {
  public:
-  // Binds and starts accepting. IOError naming the address when bind/listen fails.
+  // Binds and starts accepting on `io`, which must outlive the server. IOError naming the
+  // address when bind/listen fails.
   static Result<std::unique_ptr<CollabServer>> Start(boost::asio::io_context& io,
                                                      CollabServerOptions options);
   ~CollabServer();
   uint16_t port() const;
   SyncService& service();
   // Stops accepting and closes every connection; io.run() returns once they are gone.
+  // REQUIRES: the server is destroyed only after `io` stopped running its handlers.
   void Stop();
   int open_connections() const;
 
   class Impl;
 
  private:
-  explicit CollabServer(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
-  std::shared_ptr<Impl> impl_;
+  explicit CollabServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
 };
 
-// Content-Type for a file name by extension ("application/octet-stream" when unknown).
-std::string_view MimeType(std::string_view path);
-
 // Maps a request path to a file under `web_root` / `node_modules`, or NotFound. Rejects
-// "..", backslashes and NULs; "/" maps to index.html.
+// what net::IsSafeUrlPath rejects ("..", "//", backslashes, NULs); "/" maps to index.html.
 Result<std::string> ResolveStaticPath(std::string_view target, const std::string& web_root,
                                       const std::string& node_modules);
 

@@ -5,10 +5,10 @@
 #include <chrono>
 
 #include "crdt/doc.h"
+#include "net/ws_client.h"
 #include "sync/agent.h"
 #include "sync/collab_server.h"
 #include "sync/protocol.h"
-#include "sync/ws_client.h"
 
 namespace pocket::sync {
 namespace {
@@ -27,14 +27,14 @@ bool RunUntil(asio::io_context& io, Pred pred, int timeout_ms = 10000) {
 
 const int kRemote = 0;
 
-// A minimal C++ y-websocket peer: a crdt::Doc synced through WsClient.
+// A minimal C++ y-websocket peer: a crdt::Doc synced through net::WsClient.
 struct Peer {
   Peer(asio::io_context& io, uint16_t port, const std::string& room, uint32_t client_id)
       : doc(client_id) {
     doc.ObserveUpdates([this](std::span<const uint8_t> u, const void* origin) {
       if (origin != &kRemote && ws->open()) ws->Send(EncodeSyncUpdate(u));
     });
-    WsClient::Handlers h;
+    net::WsClient::Handlers h;
     h.on_open = [this] { ws->Send(EncodeSyncStep1(doc.EncodeStateVector())); };
     h.on_message = [this](ByteSpan bytes) {
       raw.emplace_back(bytes.begin(), bytes.end());
@@ -51,8 +51,8 @@ struct Peer {
       closed = true;
       close_code = code;
     };
-    ws = WsClient::Create(io, std::move(h));
-    ws->Connect(*ParseWsUrl("ws://127.0.0.1:" + std::to_string(port) + "/" + room));
+    ws = net::WsClient::Create(io, std::move(h));
+    ws->Connect(*net::ParseWsUrl("ws://127.0.0.1:" + std::to_string(port) + "/" + room));
   }
   std::string Text() { return doc.GetText("content").ToString(); }
   void Insert(size_t index, std::string_view s) {
@@ -61,7 +61,7 @@ struct Peer {
   }
 
   crdt::Doc doc;
-  std::shared_ptr<WsClient> ws;
+  std::shared_ptr<net::WsClient> ws;
   std::vector<Bytes> raw;
   bool synced = false;
   bool closed = false;

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "sync/listener.h"
+#include "net/listener.h"
 
 namespace pocket::sync {
 
@@ -13,7 +13,7 @@ RoomCreationLimiter::RoomCreationLimiter(double per_minute, double burst, size_t
 
 bool RoomCreationLimiter::Take(std::string_view address, Clock::time_point now) {
   if (per_s_ <= 0) return true;
-  const std::string key = ClientKey(address);
+  const std::string key = net::ClientKey(address);
   auto found = index_.find(key);
   std::list<Bucket>::iterator it;
   if (found != index_.end()) {

@@ -1,6 +1,6 @@
 // SyncService: the y-websocket-compatible room server, as a handler that any Beast HTTP
-// server mounts. `pocket collab serve` (collab_server.h) runs it alone; src/server/ hands it
-// the upgraded requests of its own listener.
+// server mounts. Both users mount it on net::HttpServer's WebSocket-upgrade hook: `pocket
+// collab serve` (collab_server.h) for every path, `pocket serve --collab` under /collab/.
 //
 // Protocol (y-protocols 1.0.7 as y-websocket 3.x speaks it; see protocol.h, awareness.h):
 //  * Room = the URL path without its leading '/', percent-decoded ("/notes/a?token=x" ->
@@ -113,7 +113,7 @@ class SyncService : public std::enable_shared_from_this<SyncService> {
   // Takes an HTTP request that websocket::is_upgrade() accepted, with its stream, performs
   // the WebSocket handshake and serves the room named by its target.
   // `hold` (optional) is kept as long as the connection: the listener's place for it under
-  // its connection limits (sync/listener.h).
+  // its connection limits (net/listener.h).
   void HandleUpgrade(boost::beast::tcp_stream stream,
                      boost::beast::http::request<boost::beast::http::string_body> request,
                      std::shared_ptr<void> hold = nullptr);

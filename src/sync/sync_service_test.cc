@@ -4,7 +4,6 @@
 
 #include "sync/agent.h"
 #include "sync/collab_server.h"
-#include "sync/ws_client.h"
 
 namespace pocket::sync {
 namespace {
@@ -31,20 +30,6 @@ TEST(ResolveStaticPathTest, ServesPageAndVendoredPackagesOnly) {
   EXPECT_FALSE(ResolveStaticPath("/vendor/lib0/../../x", "/w", "/nm").ok());
   EXPECT_FALSE(ResolveStaticPath("//etc/passwd", "/w", "/nm").ok());
   EXPECT_FALSE(ResolveStaticPath("/", "", "").ok());
-}
-
-TEST(ParseWsUrlTest, AcceptsWsUrlsOnly) {
-  auto u = ParseWsUrl("ws://127.0.0.1:1234/room?token=t");
-  ASSERT_TRUE(u.ok());
-  EXPECT_EQ(u->host, "127.0.0.1");
-  EXPECT_EQ(u->port, "1234");
-  EXPECT_EQ(u->target, "/room?token=t");
-  u = ParseWsUrl("ws://localhost/r");
-  ASSERT_TRUE(u.ok());
-  EXPECT_EQ(u->port, "80");
-  EXPECT_FALSE(ParseWsUrl("http://x:1/r").ok());
-  EXPECT_FALSE(ParseWsUrl("ws://:1/r").ok());
-  EXPECT_FALSE(ParseWsUrl("ws://h:port/r").ok());
 }
 
 TEST(AgentTest, CountsUtf16UnitsLikeYText) {

@@ -1,9 +1,10 @@
-// What the two TCP listeners share, `pocket collab serve` (collab_server.cc) and `pocket
-// serve` (server/http.cc, which may use this layer): admission of a new connection under a
-// cap on open connections in all and one per client, so one client cannot take every place;
+// The connection admission of net::HttpServer (http_server.cc), the one listener of both
+// `pocket serve` and `pocket collab serve`: admission of a new connection under a cap on
+// open connections in all and one per client, so one client cannot take every place;
 // a fast answer for a connection the caps refuse, which never blocks the acceptor; and the
 // back-off schedule for accept() failures (EMFILE and friends), so a listener out of file
-// descriptors pauses instead of retrying in a busy loop.
+// descriptors pauses instead of retrying in a busy loop. ClientKey is also what
+// sync::RoomCreationLimiter counts clients by.
 // Thread safety: ConnectionLimiter (and its tickets) and Refuser may be used from any
 // thread; AcceptBackoff belongs to one acceptor (one strand).
 #pragma once
@@ -17,7 +18,7 @@
 #include <string>
 #include <string_view>
 
-namespace pocket::sync {
+namespace pocket::net {
 
 struct ConnectionLimits {
   int max_connections = 512;  // open connections of all clients together; 0: no limit
@@ -113,4 +114,4 @@ class Refuser {
   std::shared_ptr<std::atomic<int>> in_progress_;
 };
 
-}  // namespace pocket::sync
+}  // namespace pocket::net

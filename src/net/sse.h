@@ -3,7 +3,7 @@
 // starting with ':' is a comment; "data:" lines (one optional space after the colon) are
 // joined with '\n' into one event, which ends at a blank line; other fields (event, id,
 // retry) are ignored. Bytes may be cut anywhere, also inside a CRLF, between Feed() calls.
-// Used by Router::CallRemoteStream on the bytes HttpFetchStream delivers.
+// Used by router::Router::CallRemoteStream on the bytes HttpFetchStream delivers.
 // Thread safety: one parser per stream; not shared.
 #pragma once
 
@@ -14,7 +14,7 @@
 
 #include "base/status.h"
 
-namespace pocket::router {
+namespace pocket::net {
 
 class SseParser {
  public:
@@ -40,4 +40,4 @@ class SseParser {
   bool after_cr_ = false;  // the last byte seen was CR: an LF right after it ends no line
 };
 
-}  // namespace pocket::router
+}  // namespace pocket::net

@@ -5,14 +5,17 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "base/status.h"
-#include "sync/wire.h"
 
-namespace pocket::sync {
+namespace pocket::net {
 
 // ws://host:port/path?query. InvalidArgument for other schemes or a missing host.
 struct WsUrl {
@@ -26,7 +29,7 @@ class WsClient : public std::enable_shared_from_this<WsClient> {
  public:
   struct Handlers {
     std::function<void()> on_open;
-    std::function<void(ByteSpan message)> on_message;
+    std::function<void(std::span<const uint8_t> message)> on_message;
     // Called once per Connect() that fails or whose connection ends; `code` is the
     // WebSocket close code when the peer closed cleanly (0 otherwise).
     std::function<void(const Status& why, int code)> on_close;
@@ -38,7 +41,7 @@ class WsClient : public std::enable_shared_from_this<WsClient> {
   // WsClient: later calls are ignored; create a new client to reconnect.
   void Connect(const WsUrl& url);
   // Queues a binary message; dropped when not open.
-  void Send(Bytes message);
+  void Send(std::vector<uint8_t> message);
   // Starts the close handshake (or aborts a connect in progress).
   void Close();
   bool open() const;
@@ -51,4 +54,4 @@ class WsClient : public std::enable_shared_from_this<WsClient> {
   std::shared_ptr<Impl> impl_;
 };
 
-}  // namespace pocket::sync
+}  // namespace pocket::net

@@ -1,4 +1,7 @@
-#include "server/http.h"
+// The HTTP/1.1 server: accepting under the connection limits (net/listener.h), one
+// Connection per socket (read deadlines, keep-alive, the watch for a client that left, the
+// write queue), ExchangeImpl (what a handler answers through) and Stop().
+#include "net/http_server.h"
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -21,13 +24,13 @@
 #include <thread>
 
 #include "base/log.h"
-#include "sync/listener.h"
+#include "net/listener.h"
 
-namespace pocket::server {
+namespace pocket::net {
 namespace beast = boost::beast;
 namespace http = beast::http;
-namespace net = boost::asio;
-using tcp = net::ip::tcp;
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
 
 std::string HttpRequest::Header(const std::string& lower_name) const {
   for (const auto& [k, v] : headers)
@@ -43,9 +46,10 @@ std::string Lower(std::string s) {
 }
 
 std::string Head(int status, const Headers& headers, bool keep_alive,
-                 std::optional<size_t> content_length) {
+                 std::optional<size_t> content_length, const std::string& server_header) {
   std::string h = "HTTP/1.1 " + std::to_string(status) + " " +
                   std::string(http::obsolete_reason(static_cast<http::status>(status))) + "\r\n";
+  if (!server_header.empty()) h += "Server: " + server_header + "\r\n";
   for (const auto& [k, v] : headers) {
     // Header values come from our own code, but never let one smuggle a line break.
     if (k.find_first_of("\r\n") != std::string::npos || v.find_first_of("\r\n") != std::string::npos)
@@ -71,11 +75,12 @@ class Connection;
 struct HttpServer::Impl {
   // First, so it is destroyed last: handlers it still holds, and the upgrade handler's
   // service (a collab room service owning strands of this io_context), must go before
-  // its strand service does.
-  net::io_context ioc;
+  // its strand service does. Null when the caller's io_context is used.
+  std::unique_ptr<asio::io_context> own_ioc;
+  asio::io_context& ioc;
   // Keeps ioc.run() going while no socket is open: an exchange that a worker releases
   // after its connection closed still posts to the connection's strand.
-  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
   HttpOptions opts;
   Handler handler;
   ErrorBodyFn error_body;
@@ -83,20 +88,29 @@ struct HttpServer::Impl {
   UpgradeHandler upgrade;
   // The acceptor, its back-off timer and AcceptBackoff live on one strand (Stop() posts
   // the close there).
-  net::strand<net::io_context::executor_type> accept_strand{net::make_strand(ioc)};
+  asio::strand<asio::io_context::executor_type> accept_strand{asio::make_strand(ioc)};
   tcp::acceptor acceptor{accept_strand};
-  net::steady_timer accept_timer{accept_strand};
-  sync::AcceptBackoff backoff;
-  sync::ConnectionLimiter limiter;
-  sync::Refuser refuser;
+  asio::steady_timer accept_timer{accept_strand};
+  AcceptBackoff backoff;
+  ConnectionLimiter limiter;
+  Refuser refuser;
   std::vector<std::thread> threads;
+  bool started = false;  // Start() succeeded
   std::atomic<bool> stopping{false};
   std::atomic<uint64_t> refused_client{0}, refused_global{0}, first_byte_timeouts{0};
   std::atomic<uint64_t> accept_errors{0}, accept_pauses{0};
   std::mutex mu;
   std::set<std::shared_ptr<Connection>> live;  // for Stop(); removed on close
-  Impl(int n, const HttpOptions& o)
-      : ioc(n), opts(o), limiter({o.max_connections, o.max_connections_per_client}) {}
+  // `external` null: an own io_context for opts.io_threads threads.
+  Impl(asio::io_context* external, const HttpOptions& o)
+      : own_ioc(external ? nullptr : std::make_unique<asio::io_context>(std::max(1, o.io_threads))),
+        ioc(external ? *external : *own_ioc),
+        opts(o),
+        limiter({o.max_connections, o.max_connections_per_client}) {}
+  std::string Head(int status, const Headers& headers, bool keep_alive,
+                   std::optional<size_t> content_length) const {
+    return net::Head(status, headers, keep_alive, content_length, opts.server_header);
+  }
   void Accept();
   void OnAcceptError(const beast::error_code& ec);
   void Admit(tcp::socket socket);
@@ -104,31 +118,34 @@ struct HttpServer::Impl {
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  // `ticket` holds the connection's place under the limits (sync::ConnectionLimiter).
+  // `ticket` holds the connection's place under the limits (ConnectionLimiter).
   Connection(tcp::socket socket, HttpServer::Impl* impl, std::shared_ptr<void> ticket)
       : stream_(std::move(socket)), read_timer_(stream_.get_executor()), impl_(impl),
         ticket_(std::move(ticket)) {}
 
   void Start() {
     auto self = shared_from_this();
-    net::dispatch(stream_.get_executor(), [self] { self->DoRead(); });
+    asio::dispatch(stream_.get_executor(), [self] { self->DoRead(); });
   }
   void CloseFromServer() {
     auto self = shared_from_this();
-    net::post(stream_.get_executor(), [self] { self->Close(); });
+    asio::post(stream_.get_executor(), [self] { self->Close(); });
   }
 
   // --- called by ExchangeImpl through the strand ---
   void QueueWrite(std::string bytes, bool last) {
     auto self = shared_from_this();
-    net::post(stream_.get_executor(), [self, b = std::move(bytes), last]() mutable {
+    asio::post(stream_.get_executor(), [self, b = std::move(bytes), last]() mutable {
       if (self->closed_) return;
       self->outq_.push_back(std::move(b));
       if (last) self->finishing_ = true;
       if (!self->writing_) self->DoWrite();
     });
   }
-  bool keep_alive() const { return keep_alive_; }
+  std::string ResponseHead(int status, const Headers& headers,
+                           std::optional<size_t> content_length) const {
+    return impl_->Head(status, headers, keep_alive_, content_length);
+  }
   std::atomic<bool> cancelled_{false};
 
  private:
@@ -195,7 +212,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return SendError(431, "request headers over the limit of " +
                                 std::to_string(impl_->opts.max_header_bytes) + " bytes");
     if (ec) {
-      if (parser_->got_some() && ec != net::error::connection_reset && ec != net::error::eof)
+      if (parser_->got_some() && ec != asio::error::connection_reset && ec != asio::error::eof)
         return SendError(400, "malformed HTTP request: " + ec.message());
       return Close();
     }
@@ -247,7 +264,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       }
       return;
     }
-    if (ec == net::error::operation_aborted && want_next_) {
+    if (ec == asio::error::operation_aborted && want_next_) {
       want_next_ = false;
       return DoRead();
     }
@@ -258,8 +275,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void DoWrite() {
     writing_ = true;
     stream_.expires_after(std::chrono::milliseconds(impl_->opts.write_timeout_ms));
-    net::async_write(stream_, net::buffer(outq_.front()),
-                     [self = shared_from_this()](beast::error_code ec, size_t) { self->OnWrite(ec); });
+    asio::async_write(
+        stream_, asio::buffer(outq_.front()),
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnWrite(ec); });
   }
   void OnWrite(beast::error_code ec) {
     if (ec) {
@@ -293,8 +311,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     keep_alive_ = false;
     close_after_ = true;
     const std::string body = impl_->error_body ? impl_->error_body(status, message) : message;
-    Headers h{{"Content-Type", "application/json"}};
-    outq_.push_back(Head(status, h, false, body.size()) + body);
+    Headers h{{"Content-Type", impl_->opts.error_content_type}};
+    outq_.push_back(impl_->Head(status, h, false, body.size()) + body);
     finishing_ = true;
     if (!writing_) DoWrite();
   }
@@ -314,7 +332,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::shared_ptr<Exchange> MakeExchange();
 
   beast::tcp_stream stream_;
-  net::steady_timer read_timer_;
+  asio::steady_timer read_timer_;
   HttpServer::Impl* impl_;
   std::shared_ptr<void> ticket_;
   beast::flat_buffer buffer_;
@@ -340,13 +358,13 @@ class ExchangeImpl : public Exchange {
     std::lock_guard<std::mutex> l(mu_);
     if (done_ || started_) return;
     done_ = true;
-    conn_->QueueWrite(Head(status, headers, conn_->keep_alive(), body.size()) + body, true);
+    conn_->QueueWrite(conn_->ResponseHead(status, headers, body.size()) + body, true);
   }
   void StartStream(int status, Headers headers) override {
     std::lock_guard<std::mutex> l(mu_);
     if (done_ || started_) return;
     started_ = true;
-    conn_->QueueWrite(Head(status, headers, conn_->keep_alive(), std::nullopt), false);
+    conn_->QueueWrite(conn_->ResponseHead(status, headers, std::nullopt), false);
   }
   bool Write(std::string data) override {
     std::lock_guard<std::mutex> l(mu_);
@@ -375,14 +393,14 @@ std::shared_ptr<Exchange> Connection::MakeExchange() {
 }
 
 void HttpServer::Impl::Accept() {
-  acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
-    if (stopping || ec == net::error::operation_aborted) return;
-    if (ec && !sync::IsPerConnectionAcceptError(ec)) return OnAcceptError(ec);
+  acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+    if (stopping || ec == asio::error::operation_aborted) return;
+    if (ec && !IsPerConnectionAcceptError(ec)) return OnAcceptError(ec);
     if (backoff.in_episode()) {
       int64_t ms = 0;
       const uint64_t n = backoff.OnSuccess(&ms);
       if (LogEnabled(LogLevel::kWarning))
-        Log(LogLevel::kWarning, sync::AcceptBackoff::ResumedMessage("http", n, ms));
+        Log(LogLevel::kWarning, AcceptBackoff::ResumedMessage(opts.name, n, ms));
     }
     if (!ec) Admit(std::move(socket));
     Accept();
@@ -399,7 +417,7 @@ void HttpServer::Impl::OnAcceptError(const beast::error_code& ec) {
   if (first) {
     ++accept_pauses;
     if (LogEnabled(LogLevel::kWarning))
-      Log(LogLevel::kWarning, sync::AcceptBackoff::PausedMessage("http", ec, delay_ms));
+      Log(LogLevel::kWarning, AcceptBackoff::PausedMessage(opts.name, ec, delay_ms));
   }
   accept_timer.expires_after(std::chrono::milliseconds(delay_ms));
   accept_timer.async_wait([this](beast::error_code tec) {
@@ -413,13 +431,12 @@ void HttpServer::Impl::Admit(tcp::socket socket) {
   const auto ep = socket.remote_endpoint(ec);
   if (ec) return;  // already gone
   const std::string address = ep.address().to_string();
-  auto admission = limiter.Admit(sync::ClientKey(address));
+  auto admission = limiter.Admit(ClientKey(address));
   // A streamed token is one small write; Nagle's algorithm would hold it back until the
   // client acknowledges the previous one.
   socket.set_option(tcp::no_delay(true), ec);
-  if (admission.verdict != sync::ConnectionLimiter::Verdict::kAdmitted) {
-    const bool per_client =
-        admission.verdict == sync::ConnectionLimiter::Verdict::kOverClientLimit;
+  if (admission.verdict != ConnectionLimiter::Verdict::kAdmitted) {
+    const bool per_client = admission.verdict == ConnectionLimiter::Verdict::kOverClientLimit;
     ++(per_client ? refused_client : refused_global);
     const int status = per_client ? 429 : 503;
     const std::string message =
@@ -429,7 +446,7 @@ void HttpServer::Impl::Admit(tcp::socket socket) {
                          std::to_string(opts.max_connections);
     const std::string body = error_body ? error_body(status, message) : message;
     refuser.Refuse(std::move(socket),
-                   Head(status, {{"Content-Type", "application/json"}, {"Retry-After", "1"}},
+                   Head(status, {{"Content-Type", opts.error_content_type}, {"Retry-After", "1"}},
                         false, body.size()) +
                        body);
     return;
@@ -443,7 +460,14 @@ void HttpServer::Impl::Admit(tcp::socket socket) {
 }
 
 HttpServer::HttpServer(HttpOptions options, Handler handler, ErrorBodyFn error_body)
-    : impl_(std::make_unique<Impl>(std::max(1, options.io_threads), options)) {
+    : impl_(std::make_unique<Impl>(nullptr, options)) {
+  impl_->handler = std::move(handler);
+  impl_->error_body = std::move(error_body);
+}
+
+HttpServer::HttpServer(asio::io_context& io, HttpOptions options, Handler handler,
+                       ErrorBodyFn error_body)
+    : impl_(std::make_unique<Impl>(&io, options)) {
   impl_->handler = std::move(handler);
   impl_->error_body = std::move(error_body);
 }
@@ -455,36 +479,47 @@ void HttpServer::SetUpgradeHandler(std::string path_prefix, UpgradeHandler handl
   impl_->upgrade = std::move(handler);
 }
 
-net::io_context& HttpServer::io_context() { return impl_->ioc; }
+asio::io_context& HttpServer::io_context() { return impl_->ioc; }
 
 Status HttpServer::Start() {
   const auto& o = impl_->opts;
   beast::error_code ec;
-  auto addr = net::ip::make_address(o.host, ec);
+  auto addr = asio::ip::make_address(o.host, ec);
   if (ec) return Status::InvalidArgument("--host '" + o.host + "' is not an IP address");
   tcp::endpoint ep(addr, o.port);
   const std::string where = o.host + ":" + std::to_string(o.port);
   impl_->acceptor.open(ep.protocol(), ec);
-  if (!ec) impl_->acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) impl_->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) impl_->acceptor.bind(ep, ec);
-  if (!ec) impl_->acceptor.listen(net::socket_base::max_listen_connections, ec);
+  if (!ec) impl_->acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return Status::IOError("cannot listen on " + where + ": " + ec.message());
   bound_port_ = impl_->acceptor.local_endpoint(ec).port();
+  impl_->started = true;
+  asio::dispatch(impl_->accept_strand, [impl = impl_.get()] { impl->Accept(); });
+  if (!impl_->own_ioc) return Status::Ok();
   impl_->work.emplace(impl_->ioc.get_executor());
-  net::dispatch(impl_->accept_strand, [impl = impl_.get()] { impl->Accept(); });
   for (int i = 0; i < std::max(1, o.io_threads); ++i)
     impl_->threads.emplace_back([this] { impl_->ioc.run(); });
   return Status::Ok();
 }
 
 void HttpServer::Stop() {
-  if (!impl_ || impl_->threads.empty()) return;
-  impl_->stopping = true;
-  net::post(impl_->accept_strand, [impl = impl_.get()] {
+  if (!impl_ || !impl_->started || impl_->stopping.exchange(true)) return;
+  asio::post(impl_->accept_strand, [impl = impl_.get()] {
     beast::error_code ignored;
     impl->acceptor.close(ignored);
     impl->accept_timer.cancel();
   });
+  if (!impl_->own_ioc) {
+    // The caller runs the io_context: close what is open and let its run() drain.
+    std::vector<std::shared_ptr<Connection>> conns;
+    {
+      std::lock_guard<std::mutex> l(impl_->mu);
+      conns.assign(impl_->live.begin(), impl_->live.end());
+    }
+    for (auto& c : conns) c->CloseFromServer();
+    return;
+  }
   // Handlers still holding an exchange see it cancelled and finish soon; give them a
   // bounded time before the I/O threads go. Connections accepted while this started are
   // closed on the next round.
@@ -520,4 +555,4 @@ HttpStats HttpServer::stats() const {
   return s;
 }
 
-}  // namespace pocket::server
+}  // namespace pocket::net

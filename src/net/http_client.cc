@@ -1,4 +1,4 @@
-#include "router/http_client.h"
+#include "net/http_client.h"
 
 #include <algorithm>
 #include <chrono>
@@ -23,12 +23,12 @@
 
 #include "base/file.h"
 
-namespace pocket::router {
+namespace pocket::net {
 namespace beast = boost::beast;
 namespace http = beast::http;
-namespace net = boost::asio;
-namespace ssl = net::ssl;
-using tcp = net::ip::tcp;
+namespace asio = boost::asio;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
 
 Result<Url> ParseUrl(const std::string& url) {
   Url u;
@@ -66,7 +66,7 @@ Result<Url> ParseUrl(const std::string& url) {
   return u;
 }
 
-std::string HttpResponse::Header(const std::string& name) const {
+std::string FetchResponse::Header(const std::string& name) const {
   for (const auto& [k, v] : headers) {
     if (k.size() == name.size() &&
         std::equal(k.begin(), k.end(), name.begin(),
@@ -81,16 +81,16 @@ namespace {
 using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
 std::string Classify(const beast::error_code& ec) {
-  if (ec == beast::error::timeout || ec == net::error::operation_aborted) return "timeout";
-  if (ec == net::error::connection_refused || ec == net::error::host_unreachable ||
-      ec == net::error::network_unreachable || ec == net::error::host_not_found)
+  if (ec == beast::error::timeout || ec == asio::error::operation_aborted) return "timeout";
+  if (ec == asio::error::connection_refused || ec == asio::error::host_unreachable ||
+      ec == asio::error::network_unreachable || ec == asio::error::host_not_found)
     return "unreachable";
   // stream_truncated: the peer closed the TCP connection without a TLS close_notify.
-  if (ec == net::error::connection_reset || ec == http::error::end_of_stream ||
-      ec == net::error::eof || ec == net::error::broken_pipe ||
+  if (ec == asio::error::connection_reset || ec == http::error::end_of_stream ||
+      ec == asio::error::eof || ec == asio::error::broken_pipe ||
       ec == http::error::partial_message || ec == ssl::error::stream_truncated)
     return "reset";
-  if (ec.category() == net::error::get_ssl_category()) return "tls";
+  if (ec.category() == asio::error::get_ssl_category()) return "tls";
   return "bad_response";
 }
 
@@ -156,7 +156,7 @@ Status BindHost(TlsStream& stream, const std::string& host) {
   X509_VERIFY_PARAM* param = SSL_get0_param(ssl_handle);
   X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
   beast::error_code ec;
-  net::ip::make_address(host, ec);
+  asio::ip::make_address(host, ec);
   if (!ec) {
     if (X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str()) != 1)
       return Status::InvalidArgument("tls: cannot verify against address '" + host + "'");
@@ -173,16 +173,16 @@ Status BindHost(TlsStream& stream, const std::string& host) {
 // that stalls between events). The body is read piece by piece into a buffer_body:
 // pieces go to `on_body` when it is set and the status is 2xx (a stream), else into
 // `whole` (error bodies, ordinary calls). Returns the chain's outcome (an empty
-// error_code on success, also when `on_body` stopped it: *stopped is then true) with
-// *step naming where it ended; nullopt when the chain never completed.
+// error_code on success, also when `on_head` or `on_body` stopped it: *stopped_by then
+// says which) with *step naming where it ended; nullopt when the chain never completed.
 template <class Stream>
-std::optional<beast::error_code> Exchange(
-    net::io_context& ioc, Stream& stream, const tcp::resolver::results_type& endpoints,
+std::optional<beast::error_code> RunExchange(
+    asio::io_context& ioc, Stream& stream, const tcp::resolver::results_type& endpoints,
     http::request<http::string_body>& req, beast::flat_buffer& buffer,
     http::response_parser<http::buffer_body>& parser,
     std::chrono::steady_clock::time_point deadline, int64_t idle_ms, const BodyChunkFn* on_body,
-    const std::function<bool()>& cancelled, std::string* whole, bool* stopped, bool* abandoned,
-    const char** step) {
+    const ResponseHeadFn* on_head, const std::function<bool()>& cancelled, std::string* whole,
+    const char** stopped_by, bool* abandoned, const char** step) {
   constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
   auto& tcp_layer = beast::get_lowest_layer(stream);
   std::optional<beast::error_code> result;
@@ -209,7 +209,7 @@ std::optional<beast::error_code> Exchange(
       if (got > 0) {
         if (to_callback) {
           if (!(*on_body)(std::string_view(piece, got))) {
-            *stopped = true;
+            *stopped_by = "the body handler stopped reading";
             return finish({});
           }
         } else {
@@ -230,6 +230,15 @@ std::optional<beast::error_code> Exchange(
         if (e2) return finish(e2);
         const unsigned status = parser.get().result_int();
         to_callback = on_body != nullptr && status >= 200 && status <= 299;
+        if (on_head != nullptr && *on_head) {
+          std::vector<std::pair<std::string, std::string>> headers;
+          for (const auto& f : parser.get())
+            headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+          if (!(*on_head)(static_cast<int>(status), headers)) {
+            *stopped_by = "the head handler refused the response";
+            return finish({});
+          }
+        }
         read_body();
       });
     });
@@ -283,10 +292,11 @@ Status CheckCaFile(const std::string& ca_file) {
 
 namespace {
 
-Result<HttpResponse> Fetch(const HttpRequest& request, const BodyChunkFn* on_body) {
+Result<FetchResponse> Fetch(const FetchRequest& request, const BodyChunkFn* on_body,
+                            const ResponseHeadFn* on_head) {
   PK_ASSIGN_OR_RETURN(Url u, ParseUrl(request.url));
   try {
-    net::io_context ioc;
+    asio::io_context ioc;
     tcp::resolver resolver(ioc);
     const auto deadline =
         std::chrono::steady_clock::now() + std::chrono::milliseconds(request.timeout_ms);
@@ -318,8 +328,9 @@ Result<HttpResponse> Fetch(const HttpRequest& request, const BodyChunkFn* on_bod
     parser.body_limit(request.max_response_bytes);
     parser.header_limit(64 * 1024);
     const char* step = "connect";
-    HttpResponse out;
-    bool stopped = false, abandoned = false;
+    FetchResponse out;
+    const char* stopped_by = nullptr;  // set when a handler ended the exchange early
+    bool abandoned = false;
     std::optional<beast::error_code> failure;
     std::shared_ptr<ssl::context> tls_ctx;
     std::optional<TlsStream> tls_stream;
@@ -333,14 +344,14 @@ Result<HttpResponse> Fetch(const HttpRequest& request, const BodyChunkFn* on_bod
       tls_stream.emplace(ioc, *tls_ctx);
       if (Status s = BindHost(*tls_stream, u.host); !s.ok())
         return Status::IOError("tls: " + request.method + " " + request.url + ": " + s.message());
-      failure = Exchange(ioc, *tls_stream, endpoints, req, buffer, parser, deadline,
-                         request.idle_timeout_ms, on_body, request.cancelled, &out.body, &stopped,
-                         &abandoned, &step);
+      failure = RunExchange(ioc, *tls_stream, endpoints, req, buffer, parser, deadline,
+                            request.idle_timeout_ms, on_body, on_head, request.cancelled, &out.body,
+                            &stopped_by, &abandoned, &step);
     } else {
       tcp_stream.emplace(ioc);
-      failure = Exchange(ioc, *tcp_stream, endpoints, req, buffer, parser, deadline,
-                         request.idle_timeout_ms, on_body, request.cancelled, &out.body, &stopped,
-                         &abandoned, &step);
+      failure = RunExchange(ioc, *tcp_stream, endpoints, req, buffer, parser, deadline,
+                            request.idle_timeout_ms, on_body, on_head, request.cancelled, &out.body,
+                            &stopped_by, &abandoned, &step);
     }
     if (abandoned)
       return Status::Cancelled("cancelled: " + request.method + " " + request.url +
@@ -371,9 +382,9 @@ Result<HttpResponse> Fetch(const HttpRequest& request, const BodyChunkFn* on_bod
     auto& socket = tls_stream ? beast::get_lowest_layer(*tls_stream).socket()
                               : tcp_stream->socket();
     socket.shutdown(tcp::socket::shutdown_both, ec);
-    if (stopped)
-      return Status::Cancelled("cancelled: " + request.method + " " + request.url +
-                               ": the body handler stopped reading");
+    if (stopped_by != nullptr)
+      return Status::Cancelled("cancelled: " + request.method + " " + request.url + ": " +
+                               stopped_by);
     return out;
   } catch (const std::exception& e) {
     return Status::IOError("bad_response: " + request.url + ": " + e.what());
@@ -382,10 +393,13 @@ Result<HttpResponse> Fetch(const HttpRequest& request, const BodyChunkFn* on_bod
 
 }  // namespace
 
-Result<HttpResponse> HttpFetch(const HttpRequest& request) { return Fetch(request, nullptr); }
-
-Result<HttpResponse> HttpFetchStream(const HttpRequest& request, const BodyChunkFn& on_body) {
-  return Fetch(request, &on_body);
+Result<FetchResponse> HttpFetch(const FetchRequest& request) {
+  return Fetch(request, nullptr, nullptr);
 }
 
-}  // namespace pocket::router
+Result<FetchResponse> HttpFetchStream(const FetchRequest& request, const BodyChunkFn& on_body,
+                                      const ResponseHeadFn& on_head) {
+  return Fetch(request, &on_body, &on_head);
+}
+
+}  // namespace pocket::net

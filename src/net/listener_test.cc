@@ -1,5 +1,5 @@
 // ConnectionLimiter, ClientKey and AcceptBackoff (the listeners' admission and back-off).
-#include "sync/listener.h"
+#include "net/listener.h"
 
 #include <gtest/gtest.h>
 
@@ -8,7 +8,7 @@
 #include <cerrno>
 #include <vector>
 
-namespace pocket::sync {
+namespace pocket::net {
 namespace {
 
 TEST(ClientKeyTest, Ipv4AsItselfMappedIpv6AsIpv4Ipv6ByItsSlash64) {
@@ -100,4 +100,4 @@ TEST(IsPerConnectionAcceptErrorTest, ErrorsOfOneConnectionRetryAtOnceResourceErr
 }
 
 }  // namespace
-}  // namespace pocket::sync
+}  // namespace pocket::net

@@ -1,4 +1,4 @@
-#include "sync/ws_client.h"
+#include "net/ws_client.h"
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
@@ -6,7 +6,9 @@
 
 #include <deque>
 
-namespace pocket::sync {
+namespace pocket::net {
+
+using Bytes = std::vector<uint8_t>;
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -188,4 +190,4 @@ void WsClient::Close() { impl_->Close(); }
 bool WsClient::open() const { return impl_->open(); }
 size_t WsClient::queued_messages() const { return impl_->queued(); }
 
-}  // namespace pocket::sync
+}  // namespace pocket::net

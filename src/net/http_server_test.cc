@@ -1,7 +1,9 @@
 // HttpServer's connection layer: per-client and global limits, the first-byte deadline and
-// Stop() with a handler still holding an exchange. Clients are raw sockets bound to other
-// loopback addresses (127.0.0.2, ...: all local on Linux) so they count as other clients.
-#include "server/http.h"
+// Stop() with a handler still holding an exchange; the server on a caller's io_context with
+// its WebSocket-upgrade hook (how `pocket collab serve` runs it), and StaticFileHandler.
+// Clients are raw sockets bound to other loopback addresses (127.0.0.2, ...: all local on
+// Linux) so they count as other clients.
+#include "net/http_server.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -11,12 +13,20 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+
+#include <atomic>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <string>
 #include <thread>
 
-namespace pocket::server {
+#include "net/static_files.h"
+
+namespace pocket::net {
 namespace {
 
 // A TCP connection from `local_ip` to 127.0.0.1:port; -1 when it fails.
@@ -181,5 +191,103 @@ TEST(HttpServerTest, StopReturnsOnceAHandlerReleasesItsCancelledExchange) {
   close(fd);
 }
 
+const char kUpgrade[] =
+    "GET /room/a?token=t HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+// `pocket collab serve`'s arrangement: the caller runs the io_context, upgrades on any path
+// go to the hook with their place under the limits, other requests to the handler, and
+// once Stop() has run the caller's run() returns although a keep-alive client still holds
+// its connection open.
+TEST(HttpServerTest, OnACallersIoContextUpgradesGoToTheHookAndRunReturnsAfterStop) {
+  boost::asio::io_context io;
+  HttpOptions o;
+  o.port = 0;
+  o.server_header = "pocket-test";
+  o.max_connections_per_client = 1;
+  HttpServer server(
+      io, o, [](HttpRequest, std::shared_ptr<Exchange> ex) { ex->Respond(200, {}, "ok"); },
+      nullptr);
+  std::atomic<int> upgrades{0};
+  std::string upgraded_target;  // written on the I/O thread, read after it is joined
+  std::shared_ptr<void> held_place;
+  server.SetUpgradeHandler("/",
+                           [&](boost::beast::tcp_stream stream,
+                               boost::beast::http::request<boost::beast::http::string_body> req,
+                               std::shared_ptr<void> hold) {
+                             upgraded_target = std::string(req.target());
+                             held_place = std::move(hold);
+                             stream.close();
+                             ++upgrades;
+                           });
+  ASSERT_TRUE(server.Start().ok());
+  std::thread runner([&] { io.run(); });
+
+  int ws = Connect(server.port(), "127.0.0.2");
+  Send(ws, kUpgrade);
+  EXPECT_EQ(Read(ws, 3000), "<closed>");
+  for (int i = 0; i < 400 && upgrades == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(upgrades.load(), 1);
+  // The upgraded connection keeps its place while the hook holds it: the client's next one
+  // is over its limit of 1.
+  int over = Connect(server.port(), "127.0.0.2");
+  EXPECT_EQ(Read(over, 3000, "<closed>").rfind("HTTP/1.1 429", 0), 0u);
+  boost::asio::post(io, [&] { held_place.reset(); });
+
+  int keep = Connect(server.port(), "127.0.0.3");
+  Send(keep, kGet);
+  const std::string answer = Read(keep, 3000, "ok");
+  EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer;
+  EXPECT_NE(answer.find("Server: pocket-test\r\n"), std::string::npos) << answer;
+
+  const auto t0 = std::chrono::steady_clock::now();
+  boost::asio::post(io, [&] { server.Stop(); });
+  runner.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(3000));
+  EXPECT_EQ(upgraded_target, "/room/a?token=t");
+  EXPECT_EQ(server.open_connections(), 0);
+  for (int fd : {ws, over, keep}) close(fd);
+}
+
+TEST(StaticFileHandlerTest, ServesGetAndHeadAndRefusesOtherMethodsAndMissingFiles) {
+  const std::string dir = ::testing::TempDir() + "/pocket-static-files";
+  std::filesystem::create_directories(dir);
+  { std::ofstream(dir + "/index.html") << "<p>hi</p>"; }
+  HttpOptions o;
+  auto server = StartOk(o, StaticFileHandler([&](std::string_view target) -> Result<std::string> {
+                          std::string_view path = target.substr(0, target.find('?'));
+                          if (!IsSafeUrlPath(path)) return Status::NotFound("unsafe");
+                          return dir + (path == "/" ? "/index.html" : std::string(path));
+                        }));
+  auto ask = [&](const std::string& request) {
+    int fd = Connect(server->port(), "127.0.0.2");
+    Send(fd, request);
+    std::string r = Read(fd, 3000, "<closed>");
+    close(fd);
+    return r;
+  };
+  const std::string get = ask("GET /?v=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(get.rfind("HTTP/1.1 200", 0), 0u) << get;
+  EXPECT_NE(get.find("Content-Type: text/html; charset=utf-8\r\n"), std::string::npos) << get;
+  EXPECT_NE(get.find("Cache-Control: no-cache\r\n"), std::string::npos) << get;
+  EXPECT_NE(get.find("\r\n\r\n<p>hi</p>"), std::string::npos) << get;
+  const std::string head = ask("HEAD /index.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(head.rfind("HTTP/1.1 200", 0), 0u) << head;
+  EXPECT_EQ(head.find("<p>"), std::string::npos) << head;
+  const std::string close = "Host: x\r\nConnection: close\r\n\r\n";
+  EXPECT_EQ(ask("POST / HTTP/1.1\r\nContent-Length: 0\r\n" + close).rfind("HTTP/1.1 405", 0), 0u);
+  EXPECT_EQ(ask("GET /nope.js HTTP/1.1\r\n" + close).rfind("HTTP/1.1 404", 0), 0u);
+  EXPECT_EQ(ask("GET /../etc/passwd HTTP/1.1\r\n" + close).rfind("HTTP/1.1 404", 0), 0u);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(StaticFileHandlerTest, MimeTypesByExtension) {
+  EXPECT_EQ(MimeType("/a/index.html"), "text/html; charset=utf-8");
+  EXPECT_EQ(MimeType("x.mjs"), "text/javascript; charset=utf-8");
+  EXPECT_EQ(MimeType("x.map"), "application/json");
+  EXPECT_EQ(MimeType("x.bin"), "application/octet-stream");
+}
+
 }  // namespace
-}  // namespace pocket::server
+}  // namespace pocket::net

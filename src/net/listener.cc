@@ -1,6 +1,6 @@
 // ConnectionLimiter's counts (one mutex, taken twice per connection, far from any hot
 // path), AcceptBackoff's schedule and the Refuser's write-then-drain.
-#include "sync/listener.h"
+#include "net/listener.h"
 
 #include <arpa/inet.h>
 
@@ -17,7 +17,7 @@
 
 #include "base/clock.h"
 
-namespace pocket::sync {
+namespace pocket::net {
 
 std::string ClientKey(std::string_view address) {
   std::string a(address);
@@ -245,4 +245,4 @@ void Refuser::Refuse(tcp::socket socket, std::string response) {
   boost::asio::dispatch(r->executor(), [r, ms = linger_ms_] { r->Start(ms); });
 }
 
-}  // namespace pocket::sync
+}  // namespace pocket::net

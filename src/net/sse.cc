@@ -1,6 +1,6 @@
-#include "router/sse.h"
+#include "net/sse.h"
 
-namespace pocket::router {
+namespace pocket::net {
 
 Status SseParser::Feed(std::string_view bytes, const EventFn& on_event) {
   for (const char ch : bytes) {
@@ -50,4 +50,4 @@ Status SseParser::EndLine(const EventFn& on_event, bool* stop) {
   return Status::Ok();
 }
 
-}  // namespace pocket::router
+}  // namespace pocket::net
