@@ -2,9 +2,10 @@
 
 #include <algorithm>
 #include <thread>
+#include <utility>
 
 #include "base/clock.h"
-#include "formats/gguf.h"
+#include "model/kv_cache.h"
 #include "runtime/engine_impl.h"
 #include "runtime/generation.h"
 #include "runtime/json_constraint.h"
@@ -17,7 +18,33 @@ constexpr int kDefaultContextCap = 4096;
 
 double MsSince(uint64_t t0_ns) { return static_cast<double>(MonotonicNs() - t0_ns) * 1e-6; }
 
+// What the server's memory check used to compute from the GGUF header on its own opening
+// of the file; the same formula, now over the engine's one opening.
+MemoryEstimate EstimateLoadMemory(const model::LlamaConfig& config, uint64_t file_bytes,
+                                  int context_length, int max_sequences, int threads) {
+  MemoryEstimate e;
+  e.context_length = context_length;
+  e.weights_bytes = file_bytes;
+  const uint64_t sequences = static_cast<uint64_t>(std::max(1, max_sequences));
+  e.kv_cache_bytes =
+      model::KvCache::BytesFor(config.num_layers, config.kv_dim(), context_length, kKvDType) *
+      sequences;
+  // Activation workspaces (model::LoadOptions::max_batch_tokens = 128) plus one logit row
+  // per sequence, twice for the scheduler's copy; the int8 activations of the widest
+  // matmul input (1.125 bytes per value), and per thread the AMX kernels' re-laid-out
+  // activations (1.25 bytes per value, kernels/cpu/amx.cc).
+  const uint64_t widest = static_cast<uint64_t>(std::max(config.d_model, config.d_ff));
+  const uint64_t pool = threads > 0 ? static_cast<uint64_t>(threads)
+                                    : std::max(1u, std::thread::hardware_concurrency());
+  e.compute_bytes = 128ull * (6ull * config.d_model + 2ull * config.d_ff) * 4ull +
+                    2ull * static_cast<uint64_t>(config.vocab_size) * 4ull * sequences +
+                    128ull * widest * 9 / 8 + pool * 128ull * widest * 5 / 4;
+  return e;
+}
+
 }  // namespace
+
+EngineImpl& ImplOf(const Engine& engine) { return *engine.impl_; }
 
 struct Session::State {
   std::shared_ptr<Engine> engine;
@@ -37,6 +64,22 @@ Result<std::shared_ptr<Engine>> Engine::Load(const std::string& gguf_path,
   model::LoadOptions lo;
   lo.threads = opts.threads;
   lo.repack = opts.repack;
+  // The one opening of the file: the model maps it; the context and the memory check come
+  // from its header before any weight is bound; the tokenizer and the chat template read
+  // the same mapping (model->gguf()).
+  lo.before_bind = [&](const model::LlamaConfig& config, uint64_t file_bytes) -> Status {
+    const int model_ctx = config.context_length;
+    if (opts.context_length > model_ctx) {
+      return Status::InvalidArgument("context size " + std::to_string(opts.context_length) +
+                                     " exceeds the model's " + std::to_string(model_ctx) +
+                                     " (" + gguf_path + ")");
+    }
+    impl->context_length =
+        opts.context_length > 0 ? opts.context_length : std::min(model_ctx, kDefaultContextCap);
+    if (!opts.check_memory) return Status::Ok();
+    return opts.check_memory(EstimateLoadMemory(config, file_bytes, impl->context_length,
+                                                opts.max_sequences, opts.threads));
+  };
   PK_ASSIGN_OR_RETURN(impl->model, model::LlamaModel::Load(gguf_path, lo));
   auto tok = tokenizer::Tokenizer::FromGguf(impl->model->gguf());
   if (!tok.ok()) return tok.status().WithContext(gguf_path);
@@ -48,14 +91,6 @@ Result<std::shared_ptr<Engine>> Engine::Load(const std::string& gguf_path,
                                    " tokens but the model's vocabulary is " +
                                    std::to_string(config.vocab_size));
   }
-  const int model_ctx = config.context_length;
-  if (opts.context_length > model_ctx) {
-    return Status::InvalidArgument("context size " + std::to_string(opts.context_length) +
-                                   " exceeds the model's " + std::to_string(model_ctx) +
-                                   " (" + gguf_path + ")");
-  }
-  impl->context_length =
-      opts.context_length > 0 ? opts.context_length : std::min(model_ctx, kDefaultContextCap);
   PK_RETURN_IF_ERROR(LoadChatTemplate(*impl));
   return std::shared_ptr<Engine>(new Engine(std::move(impl)));
 }
@@ -72,6 +107,10 @@ int Engine::context_length() const { return impl_->context_length; }
 int Engine::threads() const { return impl_->model->threads(); }
 uint64_t Engine::weight_bytes() const { return impl_->model->weight_bytes(); }
 
+Result<std::vector<int32_t>> Engine::TokenizePrompt(const GenerateRequest& request) const {
+  return TokenizeRequest(*this, request);
+}
+
 Session::Session(std::unique_ptr<State> state) : state_(std::move(state)) {}
 Session::~Session() = default;
 
@@ -84,7 +123,7 @@ std::span<const int32_t> Session::cached_tokens() const { return state_->tokens;
 
 Result<GenerateResult> Session::Generate(const GenerateRequest& req,
                                          const std::function<bool(std::string_view)>& on_text) {
-  EngineImpl& eng = state_->engine->impl();
+  EngineImpl& eng = ImplOf(*state_->engine);
   const uint64_t t_prompt = MonotonicNs();
 
   PK_ASSIGN_OR_RETURN(const std::vector<int32_t> prompt, TokenizeRequest(*state_->engine, req));

@@ -195,7 +195,7 @@ TEST_F(EngineTest, PerplexityInTwoHalvesEqualsOneFullPass) {
 
   // RunPerplexity evaluates each chunk in two halves (logits only for the second); one
   // full pass with all logits must give the same figure.
-  EngineImpl& eng = engine().impl();
+  EngineImpl& eng = ImplOf(engine());
   const auto tokens = eng.tokenizer->Encode(text, true, false);
   const std::optional<int32_t> bos =
       report->add_bos ? std::optional<int32_t>(eng.tokenizer->bos()) : std::nullopt;
