@@ -95,6 +95,10 @@ struct Server::Call {
   bool truncate = false;
   json truncated;  // set when messages were dropped
   json remote_body;  // what a remote call would send (RemoteBody()), scanned for privacy
+  // The prompt's one templating and tokenization (Model::PreparePrompt, before routing):
+  // its outcome and token count; the ids, if the model keeps any, are in gen.prompt_tokens.
+  Status prepared = Status::Ok();
+  int prepared_tokens = 0;
   // Outcome.
   int http_status = 0;
   int prompt_tokens = 0, completion_tokens = 0;
@@ -110,6 +114,14 @@ Result<std::unique_ptr<Server>> Server::Create(ServerOptions options,
   if (models.empty()) return Status::InvalidArgument("server: no local model");
   if (options.max_active < 1 || options.max_queue < 0)
     return Status::InvalidArgument("server: max_active must be >= 1 and max_queue >= 0");
+  // The server's slots are the one admission queue: a model must be able to run every
+  // admitted request at once, or requests would wait in a second queue inside it.
+  for (const auto& m : models) {
+    if (m->max_sequences() > 0 && options.max_active > m->max_sequences())
+      return Status::InvalidArgument("server: max_active " + std::to_string(options.max_active) +
+                                     " exceeds the " + std::to_string(m->max_sequences()) +
+                                     " sequences model '" + m->id() + "' runs at once");
+  }
   PK_ASSIGN_OR_RETURN(auto router,
                       router::Router::Create(std::move(policy), options.default_ledger_path));
   return std::unique_ptr<Server>(new Server(std::move(options), std::move(models), std::move(router)));
@@ -524,7 +536,14 @@ void Server::RunGeneration(std::shared_ptr<Call> call) {
     if (auto it = c.remote_body.find(key); it != c.remote_body.end()) billed_bytes += Dump(*it).size();
   c.route_req.prompt_tokens = router::UpperBoundTokens(billed_bytes);
   c.route_req.local_context_length = c.model->context_length();
-  if (auto n = c.model->CountPromptTokens(c.gen); n.ok()) c.route_req.local_prompt_tokens = *n;
+  // The prompt is templated and tokenized here, once: the router's count, the context check
+  // and truncation, and the model's Generate (through gen.prompt_tokens) all use this.
+  if (auto n = c.model->PreparePrompt(&c.gen); n.ok()) {
+    c.prepared_tokens = *n;
+    c.route_req.local_prompt_tokens = *n;
+  } else {
+    c.prepared = n.status();
+  }
   // Everything above may take a while (a long body, a queue before this worker): nothing is
   // reserved and no remote is called for a client that has gone or a server that stops.
   if (!Abandoned(c, "routing")) {
@@ -794,9 +813,8 @@ void Server::RunLocal(Call& c) {
   const bool chat = c.endpoint == "chat";
   Model& model = *c.model;
   const int ctx = model.context_length();
-  auto count = model.CountPromptTokens(c.gen);
-  if (!count.ok()) return Fail(c, count.status());
-  int prompt_tokens = *count;
+  if (!c.prepared.ok()) return Fail(c, c.prepared);
+  int prompt_tokens = c.prepared_tokens;
   const int reserve = c.gen.max_tokens > 0 ? c.gen.max_tokens : 1;
   if (prompt_tokens + reserve > ctx) {
     if (!c.truncate || !chat) {
@@ -813,6 +831,7 @@ void Server::RunLocal(Call& c) {
     // Drop the oldest non-system messages (never the last one) until the rest fits; the
     // work stops as soon as the client leaves or the server stops.
     const int original = prompt_tokens;
+    const bool had_ids = !c.gen.prompt_tokens.empty();
     auto t = TruncateToFit(model, &c.gen, prompt_tokens, reserve, ctx,
                            [&] { return c.ex->cancelled() || stopping(); });
     if (!t.ok()) {
@@ -834,6 +853,10 @@ void Server::RunLocal(Call& c) {
                                           std::to_string(prompt_tokens + reserve) +
                                           " tokens; the context is " + std::to_string(ctx)),
                   "context_length_exceeded", "messages");
+    if (had_ids && t->dropped_messages > 0) {
+      // The truncated request's ids (TruncateToFit cleared those of the whole one).
+      if (auto again = model.PreparePrompt(&c.gen); !again.ok()) return Fail(c, again.status());
+    }
     c.truncated = {{"dropped_messages", t->dropped_messages},
                    {"original_prompt_tokens", original},
                    {"prompt_tokens", prompt_tokens}};
