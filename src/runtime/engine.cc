@@ -69,16 +69,21 @@ Result<std::shared_ptr<Engine>> Engine::Load(const std::string& gguf_path,
   // the same mapping (model->gguf()).
   lo.before_bind = [&](const model::LlamaConfig& config, uint64_t file_bytes) -> Status {
     const int model_ctx = config.context_length;
+    impl->context_length =
+        opts.context_length > 0 ? opts.context_length : std::min(model_ctx, kDefaultContextCap);
+    // The memory check comes first, as when the server made its estimate before loading:
+    // a context that is both too large for memory and over the model's is reported as the
+    // memory it would take.
+    if (opts.check_memory) {
+      PK_RETURN_IF_ERROR(opts.check_memory(EstimateLoadMemory(
+          config, file_bytes, impl->context_length, opts.max_sequences, opts.threads)));
+    }
     if (opts.context_length > model_ctx) {
       return Status::InvalidArgument("context size " + std::to_string(opts.context_length) +
                                      " exceeds the model's " + std::to_string(model_ctx) +
                                      " (" + gguf_path + ")");
     }
-    impl->context_length =
-        opts.context_length > 0 ? opts.context_length : std::min(model_ctx, kDefaultContextCap);
-    if (!opts.check_memory) return Status::Ok();
-    return opts.check_memory(EstimateLoadMemory(config, file_bytes, impl->context_length,
-                                                opts.max_sequences, opts.threads));
+    return Status::Ok();
   };
   PK_ASSIGN_OR_RETURN(impl->model, model::LlamaModel::Load(gguf_path, lo));
   auto tok = tokenizer::Tokenizer::FromGguf(impl->model->gguf());
