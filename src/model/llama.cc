@@ -149,6 +149,7 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::FromGguf(formats::GgufFile gguf,
   }
   auto file = std::make_unique<formats::GgufFile>(std::move(gguf));
   PK_ASSIGN_OR_RETURN(LlamaConfig config, LlamaConfig::FromGguf(*file));
+  if (opts.before_bind) PK_RETURN_IF_ERROR(opts.before_bind(config, file->file_size()));
   PK_ASSIGN_OR_RETURN(LlamaWeights weights, BindWeights(*file, config));
   for (const LayerWeights& l : weights.layers) {
     for (const tensor::TensorView* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) {

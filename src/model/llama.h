@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -47,6 +48,11 @@ struct LoadOptions {
   // packing goes, so resident memory still holds each weight byte about once. false: every
   // matrix is read in place from the mapping. Results are bit-identical either way.
   bool repack = true;
+  // Called once the file is mapped and its config read, before the weights are bound and
+  // repacked (the step that takes the memory): an error stops the load and is returned as
+  // it is. runtime::Engine::Load checks the context and the memory estimate here, on its
+  // one opening of the file. `file_size_bytes`: the mapped file's size. Unset: no check.
+  std::function<Status(const LlamaConfig& config, uint64_t file_size_bytes)> before_bind = nullptr;
 };
 
 // One sequence's slice of a batch. `tokens` continue the sequence at position start_pos.

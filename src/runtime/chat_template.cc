@@ -1,6 +1,5 @@
 // Engine's chat-template plumbing: the model's tokenizer.chat_template, a builtin or Jinja
 // override (--chat-template), and the conversion to the tokenizer's message type.
-#include "formats/gguf.h"
 #include "runtime/engine_impl.h"
 
 namespace pocket::runtime {
@@ -15,15 +14,14 @@ std::string TokenText(const tokenizer::Tokenizer& tok, int32_t id) {
 }  // namespace
 
 Status LoadChatTemplate(EngineImpl& impl) {
-  const formats::GgufFile& gguf = impl.model->gguf();
-  if (!gguf.Has("tokenizer.chat_template")) {
-    // llama.cpp's fallback for models without a template.
+  auto parsed = tokenizer::ChatTemplate::FromGguf(impl.model->gguf());
+  if (!parsed.ok() && parsed.status().code() == StatusCode::kNotFound) {
+    // The model has no tokenizer.chat_template: llama.cpp's fallback.
     auto chatml = tokenizer::ChatTemplate::Builtin("chatml");
     if (!chatml.ok()) return chatml.status();
     impl.chat_template = std::move(*chatml);
     return Status::Ok();
   }
-  auto parsed = tokenizer::ChatTemplate::FromGguf(gguf);
   if (parsed.ok()) {
     impl.chat_template = std::move(*parsed);
   } else {

@@ -5,9 +5,10 @@
 #include <algorithm>
 #include <atomic>
 #include <thread>
+#include <utility>
 
 #include "base/clock.h"
-#include "formats/gguf.h"
+#include "model/kv_cache.h"
 #include "runtime/engine_impl.h"
 #include "runtime/generation.h"
 #include "runtime/json_constraint.h"
@@ -15,6 +16,9 @@
 #include "runtime/sequence.h"
 
 namespace pocket::runtime {
+
+EngineImpl& ImplOf(const Engine& engine) { return *engine.impl_; }
+
 struct Session::State {
   std::shared_ptr<Engine> engine;
   Sequence seq;                // the cache, what it holds, and the running request
@@ -36,6 +40,30 @@ Result<std::shared_ptr<Engine>> Engine::Load(const std::string& gguf_path,
   model::LoadOptions lo;
   lo.threads = opts.threads;
   lo.repack = opts.repack;
+  // The one opening of the file: the model maps it; the context and the memory check come
+  // from its header before any weight is bound; the tokenizer and the chat template read
+  // the same mapping (model->gguf()).
+  lo.before_bind = [&](const model::LlamaConfig& config, uint64_t file_bytes) -> Status {
+    const int model_ctx = config.context_length;
+    impl->context_length = ResolveContextLength(config, opts.context_length);
+    // The memory check comes first, as when the server made its estimate before loading:
+    // a context that is both too large for memory and over the model's is reported as the
+    // memory it would take.
+    if (opts.check_memory) {
+      MemoryOptions mo;
+      mo.context_length = impl->context_length;
+      mo.batch = opts.max_sequences;
+      mo.threads = opts.threads;
+      // The whole file: the mapping also holds the metadata and the vocabulary.
+      PK_RETURN_IF_ERROR(opts.check_memory(EstimateMemory(config, file_bytes, mo)));
+    }
+    if (opts.context_length > model_ctx) {
+      return Status::InvalidArgument("context size " + std::to_string(opts.context_length) +
+                                     " exceeds the model's " + std::to_string(model_ctx) +
+                                     " (" + gguf_path + ")");
+    }
+    return Status::Ok();
+  };
   PK_ASSIGN_OR_RETURN(impl->model, model::LlamaModel::Load(gguf_path, lo));
   auto tok = tokenizer::Tokenizer::FromGguf(impl->model->gguf());
   if (!tok.ok()) return tok.status().WithContext(gguf_path);
@@ -47,13 +75,6 @@ Result<std::shared_ptr<Engine>> Engine::Load(const std::string& gguf_path,
                                    " tokens but the model's vocabulary is " +
                                    std::to_string(config.vocab_size));
   }
-  const int model_ctx = config.context_length;
-  if (opts.context_length > model_ctx) {
-    return Status::InvalidArgument("context size " + std::to_string(opts.context_length) +
-                                   " exceeds the model's " + std::to_string(model_ctx) +
-                                   " (" + gguf_path + ")");
-  }
-  impl->context_length = ResolveContextLength(config, opts.context_length);
   PK_RETURN_IF_ERROR(LoadChatTemplate(*impl));
   return std::shared_ptr<Engine>(new Engine(std::move(impl)));
 }
@@ -69,6 +90,10 @@ const model::LlamaConfig& Engine::config() const { return impl_->model->config()
 int Engine::context_length() const { return impl_->context_length; }
 int Engine::threads() const { return impl_->model->threads(); }
 uint64_t Engine::weight_bytes() const { return impl_->model->weight_bytes(); }
+
+Result<std::vector<int32_t>> Engine::TokenizePrompt(const GenerateRequest& request) const {
+  return TokenizeRequest(*this, request);
+}
 
 Session::Session(std::unique_ptr<State> state) : state_(std::move(state)) {}
 Session::~Session() = default;
@@ -101,7 +126,7 @@ Status Session::StartWith(const GenerateRequest& req, const StepOptions& opts,
   if (opts.prefill_chunk < 0) {
     return Status::InvalidArgument("generate: prefill_chunk must be >= 0");
   }
-  EngineImpl& eng = st.engine->impl();
+  EngineImpl& eng = ImplOf(*st.engine);
   const uint64_t t_start = MonotonicNs();  // prompt_ms includes tokenization, as it always has
   PK_ASSIGN_OR_RETURN(std::vector<int32_t> prompt, TokenizeRequest(*st.engine, req));
   const int ctx = eng.context_length;
@@ -129,7 +154,7 @@ Result<StepResult> Session::Step() {
   if (!st.seq.active()) {
     return Status::InvalidArgument("generate: no request is running (Start one first)");
   }
-  EngineImpl& eng = st.engine->impl();
+  EngineImpl& eng = ImplOf(*st.engine);
   StepResult out;
   st.step_text.clear();
   if (st.cancel.exchange(false, std::memory_order_relaxed)) {

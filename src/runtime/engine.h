@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "runtime/memory_estimate.h"
 #include "runtime/sampling.h"
 
 namespace pocket::tokenizer {
@@ -68,6 +69,12 @@ enum class ResponseFormat : uint8_t {
 struct GenerateRequest {
   std::string prompt;                 // used when `messages` is empty
   std::vector<ChatMessage> messages;  // non-empty: the chat template is applied
+  // Non-empty: the prompt, already templated and tokenized (Engine::TokenizePrompt of this
+  // same request), so that a caller that needed the tokens first (the server: counting,
+  // routing, truncation) does not have the engine template and tokenize it again; `prompt`,
+  // `messages` and `add_special` are then not read. Whoever changes `prompt` or `messages`
+  // clears it. InvalidArgument from Generate when an id is outside the vocabulary.
+  std::vector<int32_t> prompt_tokens;
   int max_tokens = -1;                // -1: until end of generation or the context is full
   SamplingParams sampling;
   std::vector<std::string> stop;      // generation ends before the first of these
@@ -115,6 +122,14 @@ struct EngineOptions {
   int threads = 0;         // 0 = all cores (Platform::Default())
   int context_length = 0;  // 0 = the model's, capped at kDefaultContextCap
   bool repack = true;      // model::LoadOptions::repack
+  // KV caches that will be live at once (a scheduler's slots; below 1 counts as 1); only
+  // sizes the estimate.
+  int max_sequences = 1;
+  // Called by Load with the estimate once the file's header is read and before the weights
+  // are bound and repacked (the bulk of the memory), on the same, single opening of the
+  // file; an error stops the load and is returned as it is (the server refuses a model that
+  // does not fit this way). Unset: no check.
+  std::function<Status(const MemoryEstimate&)> check_memory = nullptr;
 };
 
 class Session;
@@ -122,8 +137,10 @@ class EngineImpl;
 
 class Engine : public std::enable_shared_from_this<Engine> {
  public:
-  // Loads the GGUF model and its tokenizer and chat template. NotFound / IOError /
-  // Corruption / NotSupported from the loaders, each naming `gguf_path`.
+  // Loads the GGUF model and its tokenizer and chat template. The file is opened and mapped
+  // once: the model, the tokenizer and the template all read that one mapping. NotFound /
+  // IOError / Corruption / NotSupported from the loaders, each naming `gguf_path`;
+  // InvalidArgument for a context over the model's; check_memory's error as it is.
   static Result<std::shared_ptr<Engine>> Load(const std::string& gguf_path,
                                               const EngineOptions& opts);
   ~Engine();
@@ -146,9 +163,17 @@ class Engine : public std::enable_shared_from_this<Engine> {
   // Call before sharing the engine. InvalidArgument when it cannot be parsed.
   Status SetChatTemplate(const std::string& name_or_jinja);
 
-  EngineImpl& impl() { return *impl_; }
+  // The prompt tokens `request` would evaluate, exactly as Generate would make them: its
+  // messages through the chat template (one BOS even when the template writes its own),
+  // else its prompt text, special-token text parsed as the special token; its
+  // prompt_tokens as they are when set. Hand them back in request.prompt_tokens to skip the
+  // second templating and tokenization. InvalidArgument when the template fails or nothing
+  // is left. Thread-safe.
+  Result<std::vector<int32_t>> TokenizePrompt(const GenerateRequest& request) const;
 
  private:
+  // src/runtime's own code (engine_impl.h) reaches the internals through ImplOf().
+  friend EngineImpl& ImplOf(const Engine& engine);
   explicit Engine(std::unique_ptr<EngineImpl> impl);
   std::unique_ptr<EngineImpl> impl_;
 };

@@ -22,6 +22,9 @@ inline constexpr tensor::DType kKvDType = tensor::DType::kF16;
 // Reads tokenizer.chat_template; chatml when the model has none (chat_template.cc).
 Status LoadChatTemplate(EngineImpl& impl);
 
+// What `engine` holds. For src/runtime only (and its tests); other layers use engine.h.
+EngineImpl& ImplOf(const Engine& engine);
+
 class EngineImpl {
  public:
   std::string path;

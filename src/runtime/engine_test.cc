@@ -177,6 +177,78 @@ TEST_F(EngineTest, ChatMessagesGoThroughTheTemplate) {
   EXPECT_GT(r->prompt_tokens, 3);
 }
 
+TEST_F(EngineTest, PreTokenizedPromptGeneratesWhatTheMessagesWould) {
+  GenerateRequest req;
+  req.messages = {{"system", "be brief"}, {"user", "hi there"}};
+  req.max_tokens = 8;
+  req.sampling.seed = 11;
+  auto tokens = engine().TokenizePrompt(req);
+  ASSERT_TRUE(tokens.ok()) << tokens.status().ToString();
+  auto from_messages = engine().NewSession()->Generate(req, nullptr);
+  ASSERT_TRUE(from_messages.ok()) << from_messages.status().ToString();
+  EXPECT_EQ(from_messages->prompt_tokens, static_cast<int>(tokens->size()));
+
+  // The ids stand for the prompt: the messages are not read again (here they say
+  // something else entirely), and TokenizePrompt hands the ids back as they are.
+  GenerateRequest pre = req;
+  pre.prompt_tokens = *tokens;
+  pre.messages = {{"user", "something else"}};
+  EXPECT_EQ(*engine().TokenizePrompt(pre), *tokens);
+  auto from_ids = engine().NewSession()->Generate(pre, nullptr);
+  ASSERT_TRUE(from_ids.ok()) << from_ids.status().ToString();
+  EXPECT_EQ(from_ids->text, from_messages->text);
+  EXPECT_EQ(from_ids->prompt_tokens, from_messages->prompt_tokens);
+  EXPECT_EQ(from_ids->completion_tokens, from_messages->completion_tokens);
+}
+
+TEST_F(EngineTest, PreTokenizedPromptOutsideTheVocabularyIsRefused) {
+  GenerateRequest req = Greedy("", 4);
+  req.prompt_tokens = {1, 2, engine().config().vocab_size};
+  auto r = engine().NewSession()->Generate(req, nullptr);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("outside the vocabulary"), std::string::npos);
+  req.prompt_tokens = {1, -1};
+  EXPECT_EQ(engine().NewSession()->Generate(req, nullptr).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST_F(EngineTest, CheckMemorySeesTheEstimateBeforeTheWeightsAndItsErrorStopsTheLoad) {
+  EngineOptions opts;
+  opts.threads = 1;
+  opts.context_length = 64;
+  std::vector<MemoryEstimate> seen;
+  opts.check_memory = [&](const MemoryEstimate& e) {
+    seen.push_back(e);
+    return Status::Ok();
+  };
+  opts.max_sequences = 1;
+  ASSERT_TRUE(Engine::Load(*path_, opts).ok());
+  opts.max_sequences = 3;
+  ASSERT_TRUE(Engine::Load(*path_, opts).ok());
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].context_length, 64);
+  EXPECT_EQ(seen[0].weights_bytes, fs::file_size(*path_));
+  // 2 layers x 2 KV heads x 16 dims, K and V, F16, 64 positions.
+  EXPECT_EQ(seen[0].kv_cache_bytes, 2u * 2u * 32u * 2u * 64u);
+  EXPECT_EQ(seen[1].kv_cache_bytes, 3 * seen[0].kv_cache_bytes);
+  EXPECT_GT(seen[0].compute_bytes(), 0u);
+  EXPECT_EQ(seen[0].total(),
+            seen[0].weights_bytes + seen[0].kv_cache_bytes + seen[0].compute_bytes());
+
+  opts.context_length = 0;  // the model's 256
+  opts.check_memory = [&](const MemoryEstimate& e) {
+    seen.push_back(e);
+    return Status::ResourceExhausted("too big for this test");
+  };
+  auto refused = Engine::Load(*path_, opts);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(refused.status().message(), "too big for this test");
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_EQ(seen[2].context_length, 256);
+}
+
 TEST_F(EngineTest, PerplexityInTwoHalvesEqualsOneFullPass) {
   std::string text;
   for (int i = 0; i < 60; ++i) text += "the quick brown fox jumps over the lazy dog. ";
@@ -195,7 +267,7 @@ TEST_F(EngineTest, PerplexityInTwoHalvesEqualsOneFullPass) {
 
   // RunPerplexity evaluates each chunk in two halves (logits only for the second); one
   // full pass with all logits must give the same figure.
-  EngineImpl& eng = engine().impl();
+  EngineImpl& eng = ImplOf(engine());
   const auto tokens = eng.tokenizer->Encode(text, true, false);
   const std::optional<int32_t> bos =
       report->add_bos ? std::optional<int32_t>(eng.tokenizer->bos()) : std::nullopt;

@@ -6,8 +6,19 @@
 
 namespace pocket::runtime {
 
-Result<std::vector<int32_t>> TokenizeRequest(Engine& engine, const GenerateRequest& req) {
-  const tokenizer::Tokenizer& tok = *engine.impl().tokenizer;
+Result<std::vector<int32_t>> TokenizeRequest(const Engine& engine, const GenerateRequest& req) {
+  if (!req.prompt_tokens.empty()) {
+    // Tokenized by the caller (Engine::TokenizePrompt); the forward pass trusts its ids.
+    const int32_t vocab = engine.config().vocab_size;
+    for (const int32_t id : req.prompt_tokens) {
+      if (id < 0 || id >= vocab) {
+        return Status::InvalidArgument("generate: prompt token " + std::to_string(id) +
+                                       " is outside the vocabulary of " + std::to_string(vocab));
+      }
+    }
+    return req.prompt_tokens;
+  }
+  const tokenizer::Tokenizer& tok = engine.tokenizer();
   std::vector<int32_t> prompt;
   if (!req.messages.empty()) {
     PK_ASSIGN_OR_RETURN(std::string text, engine.ApplyChatTemplate(req.messages, true));

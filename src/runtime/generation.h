@@ -31,8 +31,9 @@ class EngineImpl;
 // The request's prompt as tokens, the same for Session::Generate and the Scheduler: its
 // messages through the chat template (one BOS even when the template writes its own),
 // else its prompt text; special-token text is parsed as the special token, as llama-cli
-// does. InvalidArgument when nothing is left.
-Result<std::vector<int32_t>> TokenizeRequest(Engine& engine, const GenerateRequest& req);
+// does. A request's prompt_tokens, when set, are the prompt as they are (InvalidArgument
+// for an id outside the vocabulary). InvalidArgument when nothing is left.
+Result<std::vector<int32_t>> TokenizeRequest(const Engine& engine, const GenerateRequest& req);
 
 class Generation {
  public:

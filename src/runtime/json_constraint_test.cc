@@ -333,7 +333,7 @@ class JsonModelTest : public ::testing::Test {
     delete path_;
   }
   static std::shared_ptr<Engine>& engine() { return *engine_; }
-  static const JsonTokenTable& table() { return engine()->impl().json_tokens(); }
+  static const JsonTokenTable& table() { return ImplOf(*engine()).json_tokens(); }
   static std::string* path_;
   static std::shared_ptr<Engine>* engine_;
 };

@@ -44,7 +44,7 @@ Result<model::KvCache> BenchCache(EngineImpl& eng, int n) {
 Result<PerplexityReport> RunPerplexity(Engine& engine, std::string_view text,
                                        const PerplexityOptions& opts,
                                        const std::function<void(int, double)>& on_chunk) {
-  EngineImpl& eng = engine.impl();
+  EngineImpl& eng = ImplOf(engine);
   const uint64_t t0 = MonotonicNs();
   PerplexityReport report;
   // llama.cpp: common_tokenize(ctx, text, add_special=true, parse_special=false).
@@ -88,7 +88,7 @@ Result<PerplexityReport> RunPerplexity(Engine& engine, std::string_view text,
 
 Result<std::vector<double>> BenchPromptProcessing(Engine& engine, int n_prompt,
                                                   int repetitions) {
-  EngineImpl& eng = engine.impl();
+  EngineImpl& eng = ImplOf(engine);
   PK_ASSIGN_OR_RETURN(model::KvCache cache, BenchCache(eng, n_prompt));
   const std::vector<int32_t> tokens = BenchTokens(eng, n_prompt, 1234);
   std::vector<float> logits;
@@ -103,7 +103,7 @@ Result<std::vector<double>> BenchPromptProcessing(Engine& engine, int n_prompt,
 }
 
 Result<std::vector<double>> BenchTokenGeneration(Engine& engine, int n_gen, int repetitions) {
-  EngineImpl& eng = engine.impl();
+  EngineImpl& eng = ImplOf(engine);
   PK_ASSIGN_OR_RETURN(model::KvCache cache, BenchCache(eng, n_gen));
   const std::vector<int32_t> tokens = BenchTokens(eng, n_gen, 4321);
   std::vector<float> logits;

@@ -46,7 +46,7 @@ std::shared_ptr<Engine>* MemoryEstimateTest::engine_ = nullptr;
 
 TEST_F(MemoryEstimateTest, KvCacheIsWhatTheModelReservesPerSequence) {
   const model::LlamaConfig& config = engine().config();
-  auto cache = engine().impl().model->NewKvCache(engine().context_length(), kKvDType);
+  auto cache = ImplOf(engine()).model->NewKvCache(engine().context_length(), kKvDType);
   ASSERT_TRUE(cache.ok());
   for (int batch : {1, 3}) {
     MemoryOptions opts;

@@ -6,7 +6,7 @@
 #include <unordered_set>
 
 #include "base/check.h"
-#include "kernels/kernels.h"
+#include "model/logits.h"
 
 namespace pocket::runtime {
 namespace {
@@ -50,7 +50,7 @@ double Rng::NextDouble() { return static_cast<double>(NextU64() >> 11) * 0x1.0p-
 
 int32_t ArgMax(std::span<const float> logits) {
   PK_CHECK(!logits.empty());
-  return static_cast<int32_t>(kernels::ArgMax(logits.data(), logits.size()));
+  return static_cast<int32_t>(model::ArgMax(logits.data(), logits.size()));
 }
 
 void ApplyRepetitionPenalty(std::span<float> logits, std::span<const int32_t> history,
@@ -94,7 +94,7 @@ int32_t Sampler::Sample(std::span<const float> logits, std::span<const int32_t> 
     const float top = l[static_cast<size_t>(best)] * inv_temp;
     if (!std::isfinite(top)) return best;  // +-inf only
     work_.resize(vocab);
-    kernels::ScaledExp(l.data(), vocab, inv_temp, top, work_.data());
+    model::ScaledExp(l.data(), vocab, inv_temp, top, work_.data());
     return Draw(work_, best);
   }
 
@@ -134,7 +134,7 @@ int32_t Sampler::Sample(std::span<const float> logits, std::span<const int32_t> 
     constexpr int kBuckets = 256;
     constexpr float kPerNat = 8.0f;
     work_.resize(vocab);
-    kernels::ScaledExp(l.data(), vocab, 1.0f, max_logit, work_.data());
+    model::ScaledExp(l.data(), vocab, 1.0f, max_logit, work_.data());
     top_p_total = FixedOrderSum(work_);
     const auto bucket_of = [&](float logit) {
       const float below = max_logit - logit;  // >= 0; +inf for -inf
@@ -190,7 +190,7 @@ int32_t Sampler::Sample(std::span<const float> logits, std::span<const int32_t> 
   const float inv_temp = 1.0f / params_.temperature;
   kept_logits_.resize(n);
   for (size_t i = 0; i < n; ++i) kept_logits_[i] = candidates_[i].logit;
-  kernels::ScaledExp(kept_logits_.data(), n, inv_temp, max_logit * inv_temp, kept_logits_.data());
+  model::ScaledExp(kept_logits_.data(), n, inv_temp, max_logit * inv_temp, kept_logits_.data());
   return candidates_[static_cast<size_t>(Draw(kept_logits_, 0))].id;
 }
 

@@ -5,8 +5,8 @@
 // Determinism: same SamplingParams (with a fixed seed) and same logits => same tokens: the
 // RNG is our own xoshiro256**, every ordering breaks ties by token id and every sum has a
 // fixed order. Across CPUs whose kernels run another SIMD target, the exp of a logit may
-// differ in its last bit (kernels::ScaledExp), which can move a draw that falls exactly on
-// a boundary.
+// differ in its last bit (model::ScaledExp, i.e. kernels::ScaledExp), which can move a draw
+// that falls exactly on a boundary.
 // Called by runtime::Session and by tests. Thread safety: a Sampler is not thread-safe
 // (it owns RNG state); use one per session.
 #pragma once

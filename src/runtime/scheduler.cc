@@ -71,7 +71,7 @@ Result<GenerateResult> Scheduler::Generate(const GenerateRequest& request,
                                    " tokens; the context holds " + std::to_string(ctx));
   // The JSON token table is built here, on the caller's thread, by the first JSON-mode
   // request, rather than stalling every sequence's step on the scheduler thread.
-  if (request.response_format == ResponseFormat::kJsonObject) (void)engine_->impl().json_tokens();
+  if (request.response_format == ResponseFormat::kJsonObject) (void)ImplOf(*engine_).json_tokens();
   r->req = request;
   r->on_text = on_text;
   r->enqueued_ns = MonotonicNs();
@@ -103,7 +103,7 @@ void Scheduler::Loop() {
 // REQUIRES: mu_ held. Fills free slots from the queue, FIFO. A request takes the free slot
 // whose cached tokens share the longest prefix with its prompt.
 void Scheduler::Admit() {
-  EngineImpl& eng = engine_->impl();
+  EngineImpl& eng = ImplOf(*engine_);
   while (!waiting_.empty()) {
     const auto& r = waiting_.front();
     Slot* best = nullptr;
@@ -157,7 +157,7 @@ void Scheduler::Finish(Slot& s, Status status) {
 }
 
 void Scheduler::Step() {
-  EngineImpl& eng = engine_->impl();
+  EngineImpl& eng = ImplOf(*engine_);
   const size_t vocab = static_cast<size_t>(eng.model->config().vocab_size);
   std::vector<model::BatchEntry> batch;
   std::vector<Slot*> owners;
@@ -189,7 +189,7 @@ void Scheduler::Step() {
 }
 
 Result<std::vector<float>> Scheduler::Embed(std::string_view text, int* tokens) {
-  EngineImpl& eng = engine_->impl();
+  EngineImpl& eng = ImplOf(*engine_);
   std::vector<int32_t> ids = eng.tokenizer->Encode(text, /*add_special=*/true, /*parse_special=*/false);
   if (tokens) *tokens = static_cast<int>(ids.size());
   if (ids.empty()) return Status::InvalidArgument("embeddings: the input is empty");

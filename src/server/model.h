@@ -27,10 +27,23 @@ class Model {
   virtual ~Model() = default;
   virtual const std::string& id() const = 0;
   virtual int context_length() const = 0;
-  // Tokens of the prompt this request would evaluate (chat template applied).
+  // Sequences the model generates at once (its scheduler's slots); 0: no limit of its own.
+  // Server::Create refuses --max-active above it, so that the server's admission queue is
+  // the only queue a request waits in (docs/server.md, "Admission").
+  virtual int max_sequences() const { return 0; }
+  // Tokens of the prompt this request would evaluate (chat template applied). Truncation
+  // counts candidate requests with it.
   virtual Result<int> CountPromptTokens(const runtime::GenerateRequest& request) const = 0;
+  // The one templating and tokenization of a request the server serves: returns its token
+  // count and, for a model that tokenizes (RuntimeModel), stores the ids in
+  // request->prompt_tokens, which Generate then evaluates as they are. Default (models
+  // without ids, like FakeModel): CountPromptTokens. REQUIRES: request non-null.
+  virtual Result<int> PreparePrompt(runtime::GenerateRequest* request) const {
+    return CountPromptTokens(*request);
+  }
   // Blocking. on_text returns false to cancel. The result's finish_reason is "stop",
-  // "length" or "cancelled". InvalidArgument when the prompt does not fit.
+  // "length" or "cancelled". InvalidArgument when the prompt does not fit. A request's
+  // prompt_tokens, when set, are its prompt (PreparePrompt).
   virtual Result<runtime::GenerateResult> Generate(
       const runtime::GenerateRequest& request,
       const std::function<bool(std::string_view)>& on_text, GenerationStats* stats) = 0;

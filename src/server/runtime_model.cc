@@ -1,11 +1,10 @@
+// RuntimeModel (server::Model over runtime::Engine and runtime::Scheduler) and its loader,
+// which refuses a model whose memory estimate exceeds the memory available.
 #include "server/runtime_model.h"
 
 #include <filesystem>
 
 #include "base/memory.h"
-#include "formats/gguf.h"
-#include "model/config.h"
-#include "runtime/memory_estimate.h"
 #include "runtime/scheduler.h"
 
 namespace pocket::server {
@@ -18,9 +17,14 @@ class RuntimeModel : public Model {
       : id_(std::move(id)), engine_(engine), scheduler_(std::move(engine), options) {}
   const std::string& id() const override { return id_; }
   int context_length() const override { return engine_->context_length(); }
+  int max_sequences() const override { return scheduler_.options().max_sequences; }
   Result<int> CountPromptTokens(const runtime::GenerateRequest& request) const override {
-    PK_ASSIGN_OR_RETURN(auto tokens, scheduler_.Tokenize(request));
+    PK_ASSIGN_OR_RETURN(auto tokens, engine_->TokenizePrompt(request));
     return static_cast<int>(tokens.size());
+  }
+  Result<int> PreparePrompt(runtime::GenerateRequest* request) const override {
+    PK_ASSIGN_OR_RETURN(request->prompt_tokens, engine_->TokenizePrompt(*request));
+    return static_cast<int>(request->prompt_tokens.size());
   }
   Result<runtime::GenerateResult> Generate(const runtime::GenerateRequest& request,
                                            const std::function<bool(std::string_view)>& on_text,
@@ -49,40 +53,22 @@ std::string MiB(uint64_t b) { return std::to_string((b + (1 << 20) - 1) >> 20) +
 
 }  // namespace
 
-Result<MemoryEstimate> EstimateModelMemory(const std::string& path, int context_length,
-                                           int max_sequences, int threads) {
-  PK_ASSIGN_OR_RETURN(formats::GgufFile gguf, formats::GgufFile::Open(path));
-  auto config = model::LlamaConfig::FromGguf(gguf);
-  if (!config.ok()) return config.status().WithContext(path);
-  runtime::MemoryOptions mo;
-  mo.context_length = context_length;
-  mo.batch = max_sequences;
-  mo.threads = threads;
-  // The whole file: the mapping also holds the metadata and the vocabulary.
-  const runtime::MemoryEstimate r = runtime::EstimateMemory(*config, gguf.file_size(), mo);
-  MemoryEstimate e;
-  e.context_length = r.context_length;
-  e.weights_bytes = r.weights_bytes;
-  e.kv_cache_bytes = r.kv_cache_bytes;
-  e.compute_bytes = r.compute_bytes();
-  e.available_bytes = AvailableMemoryBytes();
-  return e;
-}
-
 Result<std::shared_ptr<Model>> LoadRuntimeModel(const std::string& path, int threads,
                                                 int context_length, int max_sequences) {
-  PK_ASSIGN_OR_RETURN(MemoryEstimate e, EstimateModelMemory(path, context_length, max_sequences, threads));
-  if (e.available_bytes > 0 && e.total() > e.available_bytes) {
+  runtime::EngineOptions opts;
+  opts.threads = threads;
+  opts.context_length = context_length;
+  opts.max_sequences = max_sequences;
+  opts.check_memory = [&](const runtime::MemoryEstimate& e) -> Status {
+    const uint64_t available = AvailableMemoryBytes();  // 0 when unknown: no check
+    if (available == 0 || e.total() <= available) return Status::Ok();
     return Status::ResourceExhausted(
         "'" + path + "' needs about " + MiB(e.total()) + " (weights " + MiB(e.weights_bytes) +
         " + KV cache " + MiB(e.kv_cache_bytes) + " for " + std::to_string(max_sequences) +
         " sequences of " + std::to_string(e.context_length) + " tokens + compute " +
-        MiB(e.compute_bytes) + ") but only " + MiB(e.available_bytes) +
+        MiB(e.compute_bytes()) + ") but only " + MiB(available) +
         " is available; lower --context or --max-active");
-  }
-  runtime::EngineOptions opts;
-  opts.threads = threads;
-  opts.context_length = context_length;
+  };
   PK_ASSIGN_OR_RETURN(std::shared_ptr<runtime::Engine> engine, runtime::Engine::Load(path, opts));
   std::filesystem::path p(path);
   std::string id = p.extension() == ".gguf" ? p.stem().string() : p.filename().string();

@@ -11,6 +11,10 @@
 // Request bodies are parsed and validated by server/request.h (bounded depth, every field
 // type-checked; 400 naming the field); an exception escaping a handler is contained at
 // the handler boundary (Contain: 500, logged, counted) and the server keeps serving.
+// The server's slots (max_active) and queue (max_queue) are the one admission queue: a
+// model batches at least max_active sequences (Create checks Model::max_sequences), so an
+// admitted request waits nowhere else. The code is split by concern: server.cc (frame),
+// routes.cc, admission.cc, generation.cc, remote_proxy.cc, openai_json.cc, sse_writer.cc.
 // Thread safety: Start/Stop from one thread; requests are served on the server's threads.
 #pragma once
 
@@ -89,6 +93,10 @@ class Server {
             const std::string& param = "");
   void Reply(Call& call, int status, std::string body, Headers extra = {});
   void HandleGeneration(std::shared_ptr<Call> call);
+  // Admission (admission.cc): the bounded queue and the local slots.
+  bool Admit(const std::shared_ptr<Call>& call);
+  bool WaitForSlot(Call& call);
+  void ReleaseSlot();
   void RunGeneration(std::shared_ptr<Call> call);
   void RunLocal(Call& call);
   bool RunRemote(Call& call);

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <ctime>
+#include <mutex>
 #include <stdexcept>
 #include <thread>
 
@@ -559,6 +560,103 @@ TEST_F(ServerTest, ARequestNotYetRoutedWhenTheServerStopsNeverCallsTheRemote) {
                                                    static_cast<double>(std::time(nullptr)));
   ASSERT_TRUE(spend.ok());
   EXPECT_EQ(spend->day_micro_usd, 0);
+}
+
+// A model that tokenizes as RuntimeModel does: PreparePrompt stores ids (a BOS of 1, then
+// the rendered prompt's bytes, so the count is FakeModel's) in the request, and Generate
+// records the ids and the rendered prompt of each request it is handed.
+class IdModel : public FakeModel {
+ public:
+  IdModel() : FakeModel("fake", 256, 0) {}
+  int max_sequences() const override { return 2; }
+  static std::vector<int32_t> Ids(const runtime::GenerateRequest& r) {
+    std::vector<int32_t> ids{1};
+    for (unsigned char ch : RenderPrompt(r)) ids.push_back(ch);
+    return ids;
+  }
+  Result<int> CountPromptTokens(const runtime::GenerateRequest& r) const override {
+    ++counts;
+    return static_cast<int>(Ids(r).size());
+  }
+  Result<int> PreparePrompt(runtime::GenerateRequest* r) const override {
+    ++prepares;
+    r->prompt_tokens = Ids(*r);
+    return static_cast<int>(r->prompt_tokens.size());
+  }
+  Result<runtime::GenerateResult> Generate(const runtime::GenerateRequest& r,
+                                           const std::function<bool(std::string_view)>& on_text,
+                                           GenerationStats*) override {
+    {
+      std::lock_guard<std::mutex> l(mu);
+      handed.push_back(r.prompt_tokens);
+      handed_for.push_back(Ids(r));
+    }
+    runtime::GenerateResult res;
+    res.text = "ok";
+    res.prompt_tokens = static_cast<int>(r.prompt_tokens.size());
+    res.completion_tokens = 1;
+    res.finish_reason = on_text("ok") ? "stop" : "cancelled";
+    return res;
+  }
+  mutable std::atomic<int> counts{0}, prepares{0};
+  std::mutex mu;
+  std::vector<std::vector<int32_t>> handed, handed_for;
+};
+
+TEST_F(ServerTest, AGenerationRequestIsTemplatedAndTokenizedOnce) {
+  auto model = std::make_shared<IdModel>();
+  StartWith("", model);
+  for (const bool stream : {false, true}) {
+    auto r = Call("POST", "/v1/chat/completions",
+                  Chat("hello", stream ? R"(,"stream":true)" : ""));
+    ASSERT_EQ(r.status, 200) << r.body;
+  }
+  EXPECT_EQ(model->prepares.load(), 2);
+  EXPECT_EQ(model->counts.load(), 0);
+  ASSERT_EQ(model->handed.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_FALSE(model->handed[i].empty());
+    EXPECT_EQ(model->handed[i], model->handed_for[i]);
+  }
+  server_->Stop();
+}
+
+TEST_F(ServerTest, ATruncatedRequestReachesTheModelWithTheIdsOfWhatIsLeft) {
+  auto model = std::make_shared<IdModel>();
+  StartWith("", model);
+  json body = {{"max_tokens", 3}, {"pocket", {{"truncate", true}}}};
+  for (int i = 0; i < 6; ++i)
+    body["messages"].push_back({{"role", i % 2 ? "assistant" : "user"},
+                                {"content", std::string(60, static_cast<char>('a' + i))}});
+  auto r = Call("POST", "/v1/chat/completions", body.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto j = json::parse(r.body);
+  ASSERT_TRUE(j.contains("pocket")) << r.body;
+  EXPECT_GT(j["pocket"]["truncated"]["dropped_messages"].get<int>(), 0);
+  ASSERT_EQ(model->handed.size(), 1u);
+  EXPECT_EQ(model->handed[0], model->handed_for[0]);
+  EXPECT_EQ(static_cast<int>(model->handed[0].size()),
+            j["pocket"]["truncated"]["prompt_tokens"].get<int>());
+  EXPECT_EQ(model->prepares.load(), 2);  // the whole request, then what is left of it
+  server_->Stop();
+}
+
+TEST(ServerCreateTest, RefusesMoreSlotsThanAModelRunsAtOnce) {
+  for (const int max_active : {2, 3}) {
+    auto policy = router::ParsePolicy("", router::ProcessEnv());
+    ASSERT_TRUE(policy.ok());
+    ServerOptions o;
+    o.default_ledger_path = ":memory:";
+    o.max_active = max_active;
+    auto s = Server::Create(o, {std::make_shared<IdModel>()}, std::move(*policy));
+    if (max_active == 2) {
+      EXPECT_TRUE(s.ok()) << s.status().ToString();
+    } else {
+      ASSERT_FALSE(s.ok());
+      EXPECT_EQ(s.status().code(), StatusCode::kInvalidArgument);
+      EXPECT_NE(s.status().message().find("max_active 3"), std::string::npos);
+    }
+  }
 }
 
 }  // namespace

@@ -46,6 +46,8 @@ Result<TruncateResult> TruncateToFit(const Model& model, runtime::GenerateReques
     probe = *request;
     msgs = std::move(saved);
   }
+  // Token ids from an earlier PreparePrompt describe the whole request, not a probe.
+  probe.prompt_tokens.clear();
 
   // 1-2: per-message weights and the first k at which the additive model fits.
   std::vector<double> alone(n);
@@ -140,6 +142,7 @@ Result<TruncateResult> TruncateToFit(const Model& model, runtime::GenerateReques
     kept.push_back(std::move(msgs[i]));
   }
   msgs = std::move(kept);
+  if (dropped > 0) request->prompt_tokens.clear();  // they were the untruncated prompt's
   return result;
 }
 

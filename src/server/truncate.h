@@ -28,7 +28,9 @@ struct TruncateResult {
 // confirm the estimate or search from it (the search assumes that dropping a message never
 // makes the prompt longer). `prompt_tokens` is the whole request's count, already known.
 // `stop()` is asked between steps; when it returns true the request is left unchanged and
-// the result is Cancelled. Errors of CountPromptTokens are returned as they are.
+// the result is Cancelled. Errors of CountPromptTokens are returned as they are. When
+// messages are dropped, request->prompt_tokens (ids of the whole request, from
+// Model::PreparePrompt) are cleared: the caller prepares the truncated request again.
 // REQUIRES: prompt_tokens + reserve > context.
 Result<TruncateResult> TruncateToFit(const Model& model, runtime::GenerateRequest* request,
                                      int prompt_tokens, int reserve, int context,
