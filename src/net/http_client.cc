@@ -1,3 +1,5 @@
+// The HTTP(S) client (http_client.h): one request per call over Beast, plain or TLS, whole
+// bodies or streamed to a callback, with timeouts, a size cap and a cancel predicate.
 #include "net/http_client.h"
 
 #include <algorithm>

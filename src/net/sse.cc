@@ -1,3 +1,4 @@
+// Server-sent events parsing (sse.h): bytes in, complete events out.
 #include "net/sse.h"
 
 namespace pocket::net {

@@ -1,3 +1,4 @@
+// WsClient (ws_client.h): a ws:// WebSocket client connection, binary messages only.
 #include "net/ws_client.h"
 
 #include <boost/asio/ip/tcp.hpp>

@@ -65,6 +65,11 @@ Result<std::shared_ptr<Engine>> Engine::Load(const std::string& gguf_path,
     return Status::Ok();
   };
   PK_ASSIGN_OR_RETURN(impl->model, model::LlamaModel::Load(gguf_path, lo));
+  // The context and the memory check come only from before_bind: a loader that skipped it
+  // would leave an engine that cannot generate.
+  if (impl->context_length <= 0) {
+    return Status::Internal(gguf_path + ": the model loader did not report its header");
+  }
   auto tok = tokenizer::Tokenizer::FromGguf(impl->model->gguf());
   if (!tok.ok()) return tok.status().WithContext(gguf_path);
   impl->tokenizer = std::make_unique<tokenizer::Tokenizer>(std::move(*tok));

@@ -1,3 +1,5 @@
+// Generation (generation.h): the per-token loop of one request (sampling, stop strings, the
+// JSON constraint, streamed UTF-8 text, the finish reason) and TokenizeRequest.
 #include "runtime/generation.h"
 
 #include <utility>

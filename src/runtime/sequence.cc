@@ -14,29 +14,22 @@
 namespace pocket::runtime {
 namespace {
 
-double MsSince(uint64_t t0_ns) {
-  return static_cast<double>(MonotonicNs() - t0_ns) * 1e-6;
-}
+double MsSince(uint64_t t0_ns) { return static_cast<double>(MonotonicNs() - t0_ns) * 1e-6; }
 
-} // namespace
+}  // namespace
 
 size_t Sequence::CommonPrefix(std::span<const int32_t> prompt) const {
   size_t n = 0;
-  while (n < tokens_.size() && n < prompt.size() && tokens_[n] == prompt[n])
-    ++n;
+  while (n < tokens_.size() && n < prompt.size() && tokens_[n] == prompt[n]) ++n;
   return n;
 }
 
-Status Sequence::Begin(EngineImpl &eng, const GenerateRequest &req,
-                       std::vector<int32_t> prompt,
-                       std::function<bool(std::string_view)> on_text,
-                       uint64_t t_start_ns) {
+Status Sequence::Begin(EngineImpl &eng, const GenerateRequest &req, std::vector<int32_t> prompt,
+                       std::function<bool(std::string_view)> on_text, uint64_t t_start_ns) {
   PK_CHECK(!gen_.has_value());
-  PK_CHECK(!prompt.empty() &&
-           prompt.size() < static_cast<size_t>(eng.context_length));
+  PK_CHECK(!prompt.empty() && prompt.size() < static_cast<size_t>(eng.context_length));
   if (!cache_) {
-    PK_ASSIGN_OR_RETURN(model::KvCache cache,
-                        eng.model->NewKvCache(eng.context_length, kKvDType));
+    PK_ASSIGN_OR_RETURN(model::KvCache cache, eng.model->NewKvCache(eng.context_length, kKvDType));
     cache_.emplace(std::move(cache));
     tokens_.clear();
   }
@@ -72,8 +65,7 @@ model::BatchEntry Sequence::NextEntry(size_t max_prefill_tokens) {
   e.start_pos = static_cast<int>(tokens_.size());
   if (prefilling()) {
     size_t n = prompt_.size() - prompt_pos_;
-    if (max_prefill_tokens > 0)
-      n = std::min(n, max_prefill_tokens);
+    if (max_prefill_tokens > 0) n = std::min(n, max_prefill_tokens);
     e.tokens = std::span<const int32_t>(prompt_).subspan(prompt_pos_, n);
     pending_prefill_ = n;
   } else {
@@ -86,14 +78,11 @@ model::BatchEntry Sequence::NextEntry(size_t max_prefill_tokens) {
 Result<bool> Sequence::Advance(std::span<const float> row) {
   PK_CHECK(active());
   if (pending_prefill_ > 0) {
-    const auto first =
-        prompt_.begin() + static_cast<std::ptrdiff_t>(prompt_pos_);
-    tokens_.insert(tokens_.end(), first,
-                   first + static_cast<std::ptrdiff_t>(pending_prefill_));
+    const auto first = prompt_.begin() + static_cast<std::ptrdiff_t>(prompt_pos_);
+    tokens_.insert(tokens_.end(), first, first + static_cast<std::ptrdiff_t>(pending_prefill_));
     prompt_pos_ += pending_prefill_;
     pending_prefill_ = 0;
-    if (prefilling())
-      return true; // more prompt next time
+    if (prefilling()) return true;  // more prompt next time
     gen_->result().prompt_ms = MsSince(t_start_);
     t_gen_ = MonotonicNs();
   } else {
@@ -110,27 +99,23 @@ Result<bool> Sequence::Advance(std::span<const float> row) {
 }
 
 void Sequence::Cancel() {
-  if (!active())
-    return;
+  if (!active()) return;
   gen_->Cancel();
   Finish();
 }
 
 void Sequence::Forget() {
-  if (cache_)
-    cache_->Clear();
+  if (cache_) cache_->Clear();
   tokens_.clear();
   prompt_pos_ = prompt_.size();
   pending_prefill_ = 0;
-  if (active())
-    Finish();
+  if (active()) Finish();
 }
 
 void Sequence::Finish() {
   ended_ = true;
   GenerateResult &r = gen_->result();
-  if (t_gen_ == 0)
-    r.prompt_ms = MsSince(t_start_); // ended before the prompt was in
+  if (t_gen_ == 0) r.prompt_ms = MsSince(t_start_);  // ended before the prompt was in
   r.generate_ms = t_gen_ != 0 ? MsSince(t_gen_) : 0;
 }
 
@@ -144,4 +129,4 @@ GenerateResult Sequence::TakeResult() {
   return r;
 }
 
-} // namespace pocket::runtime
+}  // namespace pocket::runtime

@@ -1,24 +1,21 @@
-// Internal to src/runtime: one sequence's request, driven one forward pass at a
-// time. The ONE generation path: Session (a single sequence that runs its own
-// forward passes, for the step API and Generate) and Scheduler (many sequences
-// batched into one forward pass) both drive a Sequence the same way:
+// Internal to src/runtime: one sequence's request, driven one forward pass at a time. The ONE
+// generation path: Session (a single sequence that runs its own forward passes, for the step
+// API and Generate) and Scheduler (many sequences batched into one forward pass) both drive a
+// Sequence the same way:
 //
-//   seq.Begin(eng, req, prompt, on_text, t0);        // prompt-cache reuse,
-//   cache creation while (seq.active()) {
-//     model::BatchEntry e = seq.NextEntry(chunk);    // a prompt chunk or the
-//     decode token
+//   seq.Begin(eng, req, prompt, on_text, t0);          // prompt-cache reuse, cache creation
+//   while (seq.active()) {
+//     model::BatchEntry e = seq.NextEntry(chunk);      // a prompt chunk or the decode token
 //     ... forward e (alone or in a batch), take its last-position logits row
-//     ... PK_ASSIGN_OR_RETURN(bool more, seq.Advance(row));  // sample, stream,
-//     end?
+//     PK_ASSIGN_OR_RETURN(bool more, seq.Advance(row));  // sample, stream, end?
 //   }
 //   GenerateResult r = seq.TakeResult();
 //
-// The KV cache and the tokens it holds outlive a request: the next Begin reuses
-// their longest common prefix with its prompt (the prompt cache). Per-token
-// rules (stop strings, JSON, max_tokens, the context's end) are Generation's
-// (generation.h). Thread safety: none; one thread drives a Sequence at a time.
-// Not movable while active (Generation refers to the request the Sequence
-// holds).
+// The KV cache and the tokens it holds outlive a request: the next Begin reuses their longest
+// common prefix with its prompt (the prompt cache). Per-token rules (stop strings, JSON,
+// max_tokens, the context's end) are Generation's (generation.h). Thread safety: none; one
+// thread drives a Sequence at a time. Not movable while active (Generation refers to the
+// request the Sequence holds).
 #pragma once
 
 #include <cstdint>
@@ -39,7 +36,7 @@ namespace pocket::runtime {
 class EngineImpl;
 
 class Sequence {
-public:
+ public:
   Sequence() = default;
   Sequence(const Sequence &) = delete;
   Sequence &operator=(const Sequence &) = delete;
@@ -55,10 +52,8 @@ public:
   // it). ResourceExhausted when the cache cannot be made; the sequence stays
   // idle then. REQUIRES: !active(); prompt non-empty and shorter than
   // eng.context_length.
-  Status Begin(EngineImpl &eng, const GenerateRequest &req,
-               std::vector<int32_t> prompt,
-               std::function<bool(std::string_view)> on_text,
-               uint64_t t_start_ns);
+  Status Begin(EngineImpl &eng, const GenerateRequest &req, std::vector<int32_t> prompt,
+               std::function<bool(std::string_view)> on_text, uint64_t t_start_ns);
 
   bool active() const { return gen_.has_value() && !ended_; }
   // True while prompt tokens remain to be evaluated.
@@ -96,16 +91,15 @@ public:
   std::span<const int32_t> tokens() const { return tokens_; }
   const model::KvCache *cache() const { return cache_ ? &*cache_ : nullptr; }
 
-private:
-  void Finish(); // marks the request ended and stops its clock
+ private:
+  void Finish();  // marks the request ended and stops its clock
 
-  std::optional<model::KvCache> cache_; // made on first use (creation can fail)
-  std::vector<int32_t>
-      tokens_;          // exactly what the cache holds, position by position
-  GenerateRequest req_; // Generation refers to it
+  std::optional<model::KvCache> cache_;  // made on first use (creation can fail)
+  std::vector<int32_t> tokens_;          // exactly what the cache holds, position by position
+  GenerateRequest req_;                  // Generation refers to it
   std::vector<int32_t> prompt_;
-  size_t prompt_pos_ = 0;      // next prompt token to evaluate
-  size_t pending_prefill_ = 0; // prompt tokens handed out by NextEntry
+  size_t prompt_pos_ = 0;       // next prompt token to evaluate
+  size_t pending_prefill_ = 0;  // prompt tokens handed out by NextEntry
   size_t reused_ = 0;
   std::optional<Generation> gen_;
   bool ended_ = false;
@@ -113,4 +107,4 @@ private:
   uint64_t t_start_ = 0, t_gen_ = 0;
 };
 
-} // namespace pocket::runtime
+}  // namespace pocket::runtime
