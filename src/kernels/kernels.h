@@ -59,6 +59,10 @@ class Workspace {
 // Weight dtypes MatMul accepts: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K.
 bool MatMulSupports(tensor::DType dtype);
 
+// How MatMul prepares its activation for a weight of `dtype`: 0 F32 as is (F32/F16/BF16),
+// 1 int8 per 32-block (Q8_0/Q4_0), 2 Q8_K (Q4_K/Q6_K). MatMulShared's jobs share one kind.
+int MatMulActivationKind(tensor::DType dtype);
+
 // y[t][r] = sum_c W[r][c] * x[t][c]   for t < num_tokens, r < rows.
 //   w: [rows][cols] (ne[0] = cols), any MatMulSupports dtype.
 //   x: [num_tokens][cols] F32.   y: [num_tokens][rows] F32.
