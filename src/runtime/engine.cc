@@ -37,6 +37,7 @@ Result<std::shared_ptr<Engine>> Engine::Load(const std::string& gguf_path,
   model::LoadOptions lo;
   lo.threads = opts.threads;
   lo.repack = opts.repack;
+  PK_ASSIGN_OR_RETURN(lo.backend, model::ParseBackendKind(opts.backend));
   PK_ASSIGN_OR_RETURN(impl->model, model::LlamaModel::Load(gguf_path, lo));
   auto tok = tokenizer::Tokenizer::FromGguf(impl->model->gguf());
   if (!tok.ok()) return tok.status().WithContext(gguf_path);

@@ -74,6 +74,9 @@ struct EngineOptions {
   int threads = 0;         // 0 = all cores
   int context_length = 0;  // 0 = the model's, capped at 4096
   bool repack = true;      // model::LoadOptions::repack
+  // model::LoadOptions::backend by name (model::ParseBackendKind): "cpu" or "reference"
+  // (the plain-loop oracle: slow, same greedy output).
+  std::string backend = "cpu";
 };
 
 class Session;
