@@ -22,8 +22,7 @@ Result<BackendKind> ParseBackendKind(std::string_view name) {
   for (BackendKind k : {BackendKind::kCpu, BackendKind::kReference}) {
     if (name == BackendName(k)) return k;
   }
-  return Status::InvalidArgument("backend '" + std::string(name) +
-                                 "' unknown (cpu or reference)");
+  return Status::InvalidArgument("backend '" + std::string(name) + "' unknown (cpu or reference)");
 }
 
 DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& o) noexcept {

@@ -165,8 +165,8 @@ class Backend {
   // out[i][:] = row ids[i] of the embedding table, dequantized. REQUIRES: ids in range.
   virtual void GetRows(const Weight& table, std::span<const int32_t> ids, BufferRef out) = 0;
   // out = x * weight / rms(x) per row of n; in place allowed.
-  virtual void RmsNorm(BufferRef x, const Weight& weight, float eps, size_t n,
-                       size_t num_rows, BufferRef out) = 0;
+  virtual void RmsNorm(BufferRef x, const Weight& weight, float eps, size_t n, size_t num_rows,
+                       BufferRef out) = 0;
   // y[t] = W x[t]: x [num_tokens][cols], y [num_tokens][rows]; activations quantized as
   // kernels::MatMul documents for w's dtype.
   virtual void MatMul(const Weight& w, BufferRef x, size_t num_tokens, BufferRef y) = 0;
@@ -186,9 +186,8 @@ class Backend {
   // i < n: writes K/V rows into a cache.
   virtual void StoreRows(BufferRef src, size_t n, tensor::DType dtype, BufferRef dst) = 0;
   // Causal GQA attention of q over kv (kernels.h Attention).
-  virtual void Attention(BufferRef q, size_t num_tokens, size_t num_heads,
-                         size_t first_position, const KvRef& kv, float scale,
-                         BufferRef out) = 0;
+  virtual void Attention(BufferRef q, size_t num_tokens, size_t num_heads, size_t first_position,
+                         const KvRef& kv, float scale, BufferRef out) = 0;
   // out = silu(gate) * up over n; in place allowed (out == gate or up).
   virtual void SwiGLU(BufferRef gate, BufferRef up, size_t n, BufferRef out) = 0;
   // out = a + b over n; in place allowed.

@@ -171,10 +171,12 @@ TEST_P(BackendTest, MatMulMatchesReferenceOnAllDtypes) {
               const auto w = backend_->PrepareMatrix(hw.view, po);
               const auto wr = ref_->PrepareMatrix(hw.view, po);
               Tensor x(*backend_, xh), xr(*ref_, xh);
-              const auto got = Run(*backend_, tokens * rows,
-                                   [&](Backend& b, BufferRef y) { b.MatMul(*w, x.ref(), tokens, y); });
-              const auto want = Run(*ref_, tokens * rows,
-                                    [&](Backend& b, BufferRef y) { b.MatMul(*wr, xr.ref(), tokens, y); });
+              const auto got = Run(*backend_, tokens * rows, [&](Backend& b, BufferRef y) {
+                b.MatMul(*w, x.ref(), tokens, y);
+              });
+              const auto want = Run(*ref_, tokens * rows, [&](Backend& b, BufferRef y) {
+                b.MatMul(*wr, xr.ref(), tokens, y);
+              });
               std::vector<float> mag(tokens * rows);
               ref::MatMulAbs(hw.view, xh.data(), tokens, mag.data());
               for (size_t i = 0; i < got.size(); ++i) {
@@ -201,7 +203,8 @@ TEST_P(BackendTest, MatMulSharedEqualsSeparateMatMuls) {
     const size_t cols = 256, tokens = 5;
     for (std::vector<DType> dtypes :
          {std::vector<DType>{DType::kQ4_0, DType::kQ8_0, DType::kQ4_0},
-          std::vector<DType>{DType::kQ4_K, DType::kQ6_K}, std::vector<DType>{DType::kF32, DType::kF16},
+          std::vector<DType>{DType::kQ4_K, DType::kQ6_K},
+          std::vector<DType>{DType::kF32, DType::kF16},
           std::vector<DType>{DType::kQ8_0, DType::kF32, DType::kQ4_K}}) {
       std::vector<HostWeight> hw;
       std::vector<std::unique_ptr<Weight>> w;
@@ -217,8 +220,9 @@ TEST_P(BackendTest, MatMulSharedEqualsSeparateMatMuls) {
       for (size_t j = 0; j < dtypes.size(); ++j) jobs.push_back({w[j].get(), ys[j].ref()});
       backend_->MatMulShared(jobs, x.ref(), tokens);
       for (size_t j = 0; j < dtypes.size(); ++j) {
-        const auto alone = Run(*backend_, tokens * (24 + 8 * j),
-                               [&](Backend& b, BufferRef y) { b.MatMul(*w[j], x.ref(), tokens, y); });
+        const auto alone = Run(*backend_, tokens * (24 + 8 * j), [&](Backend& b, BufferRef y) {
+          b.MatMul(*w[j], x.ref(), tokens, y);
+        });
         ASSERT_EQ(ys[j].Floats(), alone) << "job " << j << " " << tensor::DTypeName(dtypes[j]);
       }
     }
@@ -248,9 +252,8 @@ TEST_P(BackendTest, RmsNormMatchesReference) {
       const auto got = Run(*backend_, 3 * n, [&](Backend& b, BufferRef o) {
         b.RmsNorm(x.ref(), *w, 1e-5f, n, 3, o);
       });
-      const auto want = Run(*ref_, 3 * n, [&](Backend& b, BufferRef o) {
-        b.RmsNorm(xr.ref(), *wr, 1e-5f, n, 3, o);
-      });
+      const auto want = Run(
+          *ref_, 3 * n, [&](Backend& b, BufferRef o) { b.RmsNorm(xr.ref(), *wr, 1e-5f, n, 3, o); });
       // Single-precision sum of squares and scale: relative error ~n * 2^-24.
       for (size_t i = 0; i < got.size(); ++i) {
         ASSERT_NEAR(got[i], want[i], 1e-5 * (1 + std::fabs(want[i]))) << "n=" << n;
@@ -355,9 +358,9 @@ TEST_P(BackendTest, AttentionMatchesReferenceWithGqaAndF16Cache) {
           Tensor one(be, heads * head_dim * sizeof(float));
           be.Attention(q.ref((tokens - 1) * heads * head_dim * sizeof(float)), 1, heads, len - 1,
                        kv, scale, one.ref());
-          EXPECT_EQ(0, std::memcmp(one.Floats().data(),
-                                   result.data() + (tokens - 1) * heads * head_dim,
-                                   heads * head_dim * sizeof(float)));
+          EXPECT_EQ(
+              0, std::memcmp(one.Floats().data(), result.data() + (tokens - 1) * heads * head_dim,
+                             heads * head_dim * sizeof(float)));
           return result;
         };
         const auto got = run(*backend_), want = run(*ref_);

@@ -1,4 +1,6 @@
-// Pocket's compute kernels: the hot loops of a Llama-family forward pass on the CPU.
+// Pocket's compute kernels: the hot loops of a Llama-family forward pass on the CPU. The
+// model does not call them directly: it calls kernels::Backend (kernels/backend.h), whose
+// CPU implementation (kernels/cpu/cpu_backend.cc) calls these.
 // Every function here is dispatched at run time to the best SIMD target Highway compiled
 // (kernels/cpu/, AVX-512 / AVX2 / SSE4 / scalar) and is specified by a plain-loop
 // reference in kernels/ref/ (the same signatures in namespace pocket::kernels::ref).
@@ -14,8 +16,9 @@
 //    whatever num_tokens, the token's position in the batch and the pool's thread count
 //    (fixed reduction order per output element). Results may differ between SIMD targets.
 //
-// Who calls: model (forward pass), train. Thread safety: functions are reentrant; a
-// Workspace and a ThreadPool are used by one caller at a time.
+// Who calls: the CPU backend, runtime's sampler (ArgMax, ScaledExp), kernels tests and
+// benches. Thread safety: functions are reentrant; a Workspace and a ThreadPool are used by
+// one caller at a time.
 #pragma once
 
 #include <cstddef>

@@ -81,8 +81,7 @@ size_t OutputHead(const StepContext& s, const HeadParams& p, bool want_logits, f
     be.MatMulToHost(*p.output.weight, a.o.ref(), n_out, out);
   } else {
     ApplyLinear(be, p.output, a.o.ref(), n_out, a.logits.ref());
-    be.Download(a.logits.ref(), out,
-                n_out * static_cast<size_t>(c.vocab_size) * sizeof(float));
+    be.Download(a.logits.ref(), out, n_out * static_cast<size_t>(c.vocab_size) * sizeof(float));
   }
   return n_out;
 }

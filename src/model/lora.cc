@@ -8,17 +8,18 @@
 
 namespace pocket::model {
 
-Result<std::shared_ptr<LoraAdapter>> LoraAdapter::Create(
-    std::shared_ptr<kernels::Backend> backend, size_t in_features, size_t out_features,
-    size_t rank, std::span<const float> a, std::span<const float> b, float scale,
-    size_t max_tokens) {
-  if (backend == nullptr || in_features == 0 || out_features == 0 || rank == 0 ||
-      max_tokens == 0 || a.size() != rank * in_features || b.size() != out_features * rank) {
-    return Status::InvalidArgument(
-        "lora: A must be rank x in (" + std::to_string(rank) + " x " +
-        std::to_string(in_features) + ", got " + std::to_string(a.size()) +
-        " values) and B out x rank (" + std::to_string(out_features) + " x " +
-        std::to_string(rank) + ", got " + std::to_string(b.size()) + "), all sizes positive");
+Result<std::shared_ptr<LoraAdapter>> LoraAdapter::Create(std::shared_ptr<kernels::Backend> backend,
+                                                         size_t in_features, size_t out_features,
+                                                         size_t rank, std::span<const float> a,
+                                                         std::span<const float> b, float scale,
+                                                         size_t max_tokens) {
+  if (backend == nullptr || in_features == 0 || out_features == 0 || rank == 0 || max_tokens == 0 ||
+      a.size() != rank * in_features || b.size() != out_features * rank) {
+    return Status::InvalidArgument("lora: A must be rank x in (" + std::to_string(rank) + " x " +
+                                   std::to_string(in_features) + ", got " +
+                                   std::to_string(a.size()) + " values) and B out x rank (" +
+                                   std::to_string(out_features) + " x " + std::to_string(rank) +
+                                   ", got " + std::to_string(b.size()) + "), all sizes positive");
   }
   std::shared_ptr<LoraAdapter> l(new LoraAdapter());
   l->backend_ = std::move(backend);

@@ -29,7 +29,8 @@ std::vector<float> RandomNormal(size_t n, uint32_t seed, float stddev) {
 
 std::vector<int32_t> Tokens(size_t n, int vocab) {
   std::vector<int32_t> t(n);
-  for (size_t i = 0; i < n; ++i) t[i] = static_cast<int32_t>((i * 37 + 5) % static_cast<size_t>(vocab));
+  for (size_t i = 0; i < n; ++i)
+    t[i] = static_cast<int32_t>((i * 37 + 5) % static_cast<size_t>(vocab));
   return t;
 }
 
@@ -73,7 +74,8 @@ std::vector<Lora> RandomLoras(const LlamaConfig& c, size_t rank, bool zero_b) {
   uint32_t seed = 11;
   for (Lora& x : l) {
     x.a = RandomNormal(rank * x.in, seed++, 0.3f);
-    x.b = zero_b ? std::vector<float>(x.out * rank, 0.0f) : RandomNormal(x.out * rank, seed++, 0.3f);
+    x.b =
+        zero_b ? std::vector<float>(x.out * rank, 0.0f) : RandomNormal(x.out * rank, seed++, 0.3f);
   }
   return l;
 }
@@ -206,8 +208,8 @@ TEST(ReferenceBackendTest, QuantizedModelsGiveTheCpuGreedyTokens) {
         BatchEntry e{&*cache, next, cache->num_tokens(), false};
         ASSERT_TRUE((*m)->Forward({&e, 1}, &logits).ok());
         if (i == 0) first.push_back(logits);
-        next = {static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) -
-                                     logits.begin())};
+        next = {
+            static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin())};
         out.push_back(next[0]);
       }
       greedy.push_back(out);

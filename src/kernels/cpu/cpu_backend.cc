@@ -66,9 +66,7 @@ class CpuBackend final : public Backend {
   }
   Status Synchronize() override { return Status::Ok(); }  // ops finish before they return
 
-  bool MatMulSupports(tensor::DType dtype) const override {
-    return kernels::MatMulSupports(dtype);
-  }
+  bool MatMulSupports(tensor::DType dtype) const override { return kernels::MatMulSupports(dtype); }
   std::unique_ptr<Weight> PrepareMatrix(const tensor::TensorView& w,
                                         const PrepareOptions& opts) override {
     if (!opts.repack) return std::make_unique<CpuWeight>(w);
@@ -104,8 +102,7 @@ class CpuBackend final : public Backend {
     for (size_t i = 0; i < jobs.size(); ++i) {
       k[i] = {jobs[i].w->view(), F(jobs[i].y), W(*jobs[i].w).packed()};
     }
-    kernels::MatMulShared(std::span<const MatMulJob>(k, jobs.size()), F(x), num_tokens, pool_,
-                          ws_);
+    kernels::MatMulShared(std::span<const MatMulJob>(k, jobs.size()), F(x), num_tokens, pool_, ws_);
   }
   void MatMulToHost(const Weight& w, BufferRef x, size_t num_tokens, float* y) override {
     if (const PackedWeight* p = W(w).packed()) {

@@ -56,9 +56,7 @@ class RefBackend final : public Backend {
   }
   Status Synchronize() override { return Status::Ok(); }
 
-  bool MatMulSupports(tensor::DType dtype) const override {
-    return kernels::MatMulSupports(dtype);
-  }
+  bool MatMulSupports(tensor::DType dtype) const override { return kernels::MatMulSupports(dtype); }
   std::unique_ptr<Weight> PrepareMatrix(const tensor::TensorView& w,
                                         const PrepareOptions&) override {
     PK_CHECK(kernels::MatMulSupports(w.dtype));
