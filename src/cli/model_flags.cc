@@ -29,6 +29,11 @@ void AddModelFlags(CLI::App& app, ModelFlags* flags, bool with_ctx, bool with_te
   app.add_flag("--no-repack", flags->no_repack,
                "read every weight in place from the file instead of re-laying Q4_0/Q8_0 "
                "matrices out for the CPU kernels at load (slower generation)");
+  app.add_option("--backend", flags->backend,
+                 "what runs the model: cpu (the SIMD kernels) or reference (plain loops, "
+                 "slow: the oracle the kernels are checked against)")
+      ->check(CLI::IsMember({"cpu", "reference"}))
+      ->capture_default_str();
   app.add_flag("-v,--verbose", flags->verbose, "print load and timing details to stderr");
 }
 
@@ -106,6 +111,7 @@ Result<std::shared_ptr<runtime::Engine>> LoadEngine(const std::string& model_pat
   opts.threads = flags.threads;
   opts.context_length = flags.ctx_size;
   opts.repack = !flags.no_repack;
+  opts.backend = flags.backend;
   PK_ASSIGN_OR_RETURN(auto engine, runtime::Engine::Load(model_path, opts));
   if (!flags.chat_template.empty()) {
     PK_RETURN_IF_ERROR(engine->SetChatTemplate(flags.chat_template));

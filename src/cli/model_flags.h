@@ -22,8 +22,10 @@ struct ModelFlags {
   std::string chat_template;  // --chat-template: builtin name or Jinja source
   bool verbose = false;       // -v/--verbose
   bool no_repack = false;     // --no-repack
+  std::string backend = "cpu";  // --backend cpu|reference
 };
 // Adds -m/--model, -t/--threads, -c/--ctx-size (unless `with_ctx` is false), --no-repack,
+// --backend,
 // -v/--verbose and, when `with_template`, --chat-template.
 void AddModelFlags(CLI::App& app, ModelFlags* flags, bool with_ctx = true,
                    bool with_template = false);

@@ -58,6 +58,19 @@ bool MatMulSupports(DType dtype) {
   return false;
 }
 
+int MatMulActivationKind(DType dtype) {
+  switch (dtype) {
+    case DType::kQ8_0:
+    case DType::kQ4_0:
+      return 1;
+    case DType::kQ4_K:
+    case DType::kQ6_K:
+      return 2;
+    default:
+      return 0;
+  }
+}
+
 std::vector<float> Llama3RopeFreqFactors(size_t rot_dims, float freq_base, float factor,
                                          float low_freq_factor, float high_freq_factor,
                                          size_t original_max_positions) {

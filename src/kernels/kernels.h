@@ -1,4 +1,6 @@
-// Pocket's compute kernels: the hot loops of a Llama-family forward pass on the CPU.
+// Pocket's compute kernels: the hot loops of a Llama-family forward pass on the CPU. The
+// model does not call them directly: it calls kernels::Backend (kernels/backend.h), whose
+// CPU implementation (kernels/cpu/cpu_backend.cc) calls these.
 // Every function here is dispatched at run time to the best SIMD target Highway compiled
 // (kernels/cpu/, AVX-512 / AVX2 / SSE4 / scalar) and is specified by a plain-loop
 // reference in kernels/ref/ (the same signatures in namespace pocket::kernels::ref).
@@ -14,8 +16,9 @@
 //    whatever num_tokens, the token's position in the batch and the pool's thread count
 //    (fixed reduction order per output element). Results may differ between SIMD targets.
 //
-// Who calls: model (forward pass), train. Thread safety: functions are reentrant; a
-// Workspace and a ThreadPool are used by one caller at a time.
+// Who calls: the CPU backend, runtime's sampler (ArgMax, ScaledExp), kernels tests and
+// benches. Thread safety: functions are reentrant; a Workspace and a ThreadPool are used by
+// one caller at a time.
 #pragma once
 
 #include <cstddef>
@@ -58,6 +61,10 @@ class Workspace {
 
 // Weight dtypes MatMul accepts: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K.
 bool MatMulSupports(tensor::DType dtype);
+
+// How MatMul prepares its activation for a weight of `dtype`: 0 F32 as is (F32/F16/BF16),
+// 1 int8 per 32-block (Q8_0/Q4_0), 2 Q8_K (Q4_K/Q6_K). MatMulShared's jobs share one kind.
+int MatMulActivationKind(tensor::DType dtype);
 
 // y[t][r] = sum_c W[r][c] * x[t][c]   for t < num_tokens, r < rows.
 //   w: [rows][cols] (ne[0] = cols), any MatMulSupports dtype.

@@ -18,8 +18,23 @@ uint64_t KvCache::BytesFor(int num_layers, int kv_dim, int capacity_tokens, tens
   return per_layer * 2 * elem * static_cast<uint64_t>(num_layers);
 }
 
-Result<KvCache> KvCache::Create(int num_layers, int kv_dim, int capacity_tokens,
-                                tensor::DType dtype) {
+KvCache& KvCache::operator=(KvCache&& o) noexcept {
+  if (this != &o) {
+    data_ = std::move(o.data_);
+    backend_ = std::move(o.backend_);
+    num_layers_ = o.num_layers_;
+    kv_dim_ = o.kv_dim_;
+    capacity_ = o.capacity_;
+    num_tokens_ = o.num_tokens_;
+    elem_bytes_ = o.elem_bytes_;
+    dtype_ = o.dtype_;
+  }
+  return *this;
+}
+
+Result<KvCache> KvCache::Create(std::shared_ptr<kernels::Backend> backend, int num_layers,
+                                int kv_dim, int capacity_tokens, tensor::DType dtype) {
+  PK_CHECK(backend != nullptr);
   if (dtype != tensor::DType::kF32 && dtype != tensor::DType::kF16) {
     return Status::InvalidArgument("kv cache: dtype " + std::string(tensor::DTypeName(dtype)) +
                                    " not supported (F32 or F16)");
@@ -39,13 +54,12 @@ Result<KvCache> KvCache::Create(int num_layers, int kv_dim, int capacity_tokens,
                                      std::to_string(available) + " available");
   }
   KvCache cache;
-  // Uninitialised on purpose: pages become resident only when a token is written, so a
-  // large capacity costs address space, not memory, until it is used.
-  cache.data_.reset(new (std::nothrow) std::byte[static_cast<size_t>(bytes)]);
-  if (cache.data_ == nullptr) {
-    return Status::ResourceExhausted("kv cache: cannot allocate " + std::to_string(bytes) +
-                                     " bytes");
-  }
+  // Uninitialised on purpose (Backend::Allocate): host pages become resident only when a
+  // token is written, so a large capacity costs address space, not memory, until it is used.
+  auto buffer = backend->Allocate(static_cast<size_t>(bytes));
+  if (!buffer.ok()) return buffer.status().WithContext("kv cache");
+  cache.data_ = kernels::DeviceBuffer(backend.get(), *buffer);
+  cache.backend_ = std::move(backend);
   cache.num_layers_ = num_layers;
   cache.kv_dim_ = kv_dim;
   cache.capacity_ = capacity_tokens;
@@ -68,12 +82,12 @@ void KvCache::set_num_tokens(int n) {
   num_tokens_ = n;
 }
 
-std::byte* KvCache::row(int which, int layer, int pos) {
+kernels::BufferRef KvCache::row(int which, int layer, int pos) const {
   PK_DCHECK(layer >= 0 && layer < num_layers_ && pos >= 0 && pos < capacity_);
   const uint64_t offset = (static_cast<uint64_t>(which) * static_cast<uint64_t>(num_layers_) +
                            static_cast<uint64_t>(layer)) * layer_bytes() +
                           static_cast<uint64_t>(pos) * row_bytes();
-  return data_.get() + offset;
+  return data_.ref(static_cast<size_t>(offset));
 }
 
 }  // namespace pocket::model

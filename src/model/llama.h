@@ -1,17 +1,24 @@
 // LlamaModel: a Llama-family decoder (arch "llama": Llama 2/3/3.2, SmolLM/SmolLM2,
 // TinyLlama, Mistral with full attention; arch "qwen2": Qwen2/2.5 with QKV bias and NeoX
-// RoPE) loaded from GGUF and run on the CPU kernels. Weights are views into the file's
-// memory map, except the matrices LoadOptions::repack re-lays out once at load (their file
-// pages are then released); activations live in workspaces allocated at load, so a decode
-// step allocates nothing. Several sequences run in one batched forward: their tokens are
-// stacked into one activation matrix for the matmuls, and attention runs per sequence on
-// its own KvCache. A sequence's results are bit-identical whether it runs alone or batched
-// (the kernels reduce in a fixed order per output element).
+// RoPE) loaded from GGUF and run on a kernels::Backend chosen at load (LoadOptions::backend:
+// the CPU kernels by default, or the plain-loop reference backend, the oracle). The forward
+// pass is built from blocks (model/blocks.h: attention, feed-forward, output head) over an
+// explicit Activations struct (model/activations.h) and calls only the Backend interface.
+// Every weight matrix is a Linear (model/linear.h) to which adapters such as LoRA
+// (model/lora.h) attach without the blocks knowing. Weights are views into the file's memory
+// map, prepared once by the backend (the CPU backend re-lays out the matrices
+// LoadOptions::repack names, releasing their file pages as it goes); activations live in
+// backend buffers allocated at load, so a decode step allocates nothing. Several sequences
+// run in one batched forward: their tokens are stacked into one activation matrix for the
+// matmuls, and attention runs per sequence on its own KvCache (backend memory). A sequence's
+// results are bit-identical whether it runs alone or batched (the kernels reduce in a fixed
+// order per output element).
 //
 // Who calls: runtime (sessions, batching scheduler, prompt cache), server (embeddings),
 // train. Thread safety: config()/gguf()/weights() are immutable and safe from any thread;
-// Forward/ForwardHidden use the model's workspaces and thread pool, so one thread at a time
-// calls them (runtime serialises them in its scheduler); NewKvCache is thread-safe.
+// Forward/ForwardHidden/AttachAdapter use the model's backend and activations, so one thread
+// at a time calls them (runtime serialises them in its scheduler); NewKvCache is
+// thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -22,8 +29,10 @@
 #include <vector>
 
 #include "base/status.h"
+#include "kernels/backend.h"
 #include "model/config.h"
 #include "model/kv_cache.h"
+#include "model/linear.h"
 #include "model/weights.h"
 #include "tensor/dtype.h"
 
@@ -33,7 +42,18 @@ class GgufFile;
 
 namespace pocket::model {
 
+// Which backend runs a model; named here so that runtime and cli need no kernels/ header.
+using BackendKind = kernels::BackendKind;
+using kernels::BackendName;       // "cpu", "reference"
+using kernels::ParseBackendKind;  // the inverse; InvalidArgument for another name
+
+// The weight matrices of a model an adapter can attach to.
+enum class MatrixId { kQ, kK, kV, kO, kGate, kUp, kDown, kOutput };
+
 struct LoadOptions {
+  // kCpu: the SIMD kernels (fast). kReference: kernels/ref's plain loops (slow, the oracle;
+  // greedy output matches the CPU's).
+  BackendKind backend = BackendKind::kCpu;
   int threads = 0;  // threads for the forward pass, the caller included; 0 = all cores
   // Tokens one internal step processes (sum over the batch); longer batches run in several
   // steps of this many tokens with identical results. Sizes the activation workspaces:
@@ -87,6 +107,18 @@ class LlamaModel {
   // Bytes of all weight tensors in the mapping (a tied output counted once).
   uint64_t weight_bytes() const { return weight_bytes_; }
   int threads() const;
+  BackendKind backend_kind() const { return backend_->kind(); }
+  // The backend running the model (to make adapters on it); shared with the KV caches.
+  const std::shared_ptr<kernels::Backend>& backend() const { return backend_; }
+  // LoadOptions::max_batch_tokens: the rows of one internal step.
+  int max_batch_tokens() const;
+
+  // Adds `adapter` to matrix `which` of `layer` (ignored for kOutput); from the next
+  // Forward on, that matrix computes W x (+ b) + adapter(x). InvalidArgument when the layer
+  // is out of range, the adapter's sizes do not match the matrix or its max_tokens() is
+  // below max_batch_tokens(); ResourceExhausted when the output's logit buffer cannot be
+  // allocated. Not while a Forward runs.
+  Status AttachAdapter(int layer, MatrixId which, std::shared_ptr<Adapter> adapter);
 
   // A cache for one sequence of up to capacity_tokens tokens; dtype F32 or F16.
   // InvalidArgument for capacity <= 0, > config().context_length or another dtype;
@@ -107,13 +139,15 @@ class LlamaModel {
  private:
   struct Impl;
   LlamaModel(std::unique_ptr<formats::GgufFile> gguf, LlamaConfig config, LlamaWeights weights,
-             const LoadOptions& opts);
+             std::shared_ptr<kernels::Backend> backend);
   Status Run(std::span<BatchEntry> batch, bool want_logits, std::vector<float>* out);
 
   std::unique_ptr<formats::GgufFile> gguf_;
   LlamaConfig config_;
   LlamaWeights weights_;
   uint64_t weight_bytes_ = 0;
+  // Declared before impl_ so that the prepared weights and activations go first.
+  std::shared_ptr<kernels::Backend> backend_;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -479,8 +479,9 @@ TEST(LlamaModelTest, RejectsBadBatchesWithoutTouchingCaches) {
   EXPECT_EQ((*m)->NewKvCache(0, DType::kF32).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ((*m)->NewKvCache(65, DType::kF32).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ((*m)->NewKvCache(8, DType::kQ8_0).status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(KvCache::Create(1 << 20, 1 << 20, 1 << 20, DType::kF32).status().code(),
-            StatusCode::kResourceExhausted);
+  EXPECT_EQ(
+      KvCache::Create((*m)->backend(), 1 << 20, 1 << 20, 1 << 20, DType::kF32).status().code(),
+      StatusCode::kResourceExhausted);
 }
 
 }  // namespace

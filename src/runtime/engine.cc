@@ -40,6 +40,7 @@ Result<std::shared_ptr<Engine>> Engine::Load(const std::string& gguf_path,
   model::LoadOptions lo;
   lo.threads = opts.threads;
   lo.repack = opts.repack;
+  PK_ASSIGN_OR_RETURN(lo.backend, model::ParseBackendKind(opts.backend));
   // The one opening of the file: the model maps it; the context and the memory check come
   // from its header before any weight is bound; the tokenizer and the chat template read
   // the same mapping (model->gguf()).
@@ -54,6 +55,7 @@ Result<std::shared_ptr<Engine>> Engine::Load(const std::string& gguf_path,
       mo.context_length = impl->context_length;
       mo.batch = opts.max_sequences;
       mo.threads = opts.threads;
+      mo.backend = lo.backend;
       // The whole file: the mapping also holds the metadata and the vocabulary.
       PK_RETURN_IF_ERROR(opts.check_memory(EstimateMemory(config, file_bytes, mo)));
     }

@@ -130,6 +130,9 @@ struct EngineOptions {
   // file; an error stops the load and is returned as it is (the server refuses a model that
   // does not fit this way). Unset: no check.
   std::function<Status(const MemoryEstimate&)> check_memory = nullptr;
+  // model::LoadOptions::backend by name (model::ParseBackendKind): "cpu" or "reference"
+  // (the plain-loop oracle: slow, same greedy output).
+  std::string backend = "cpu";
 };
 
 class Session;

@@ -36,7 +36,7 @@ MemoryEstimate EstimateMemory(const model::LlamaConfig& c, uint64_t weight_bytes
   // re-laid-out activations (1.25 bytes per value, kernels/cpu/amx.cc).
   const uint64_t widest = std::max(d, ff);
   e.activations_bytes += rows * widest * 9 / 8;
-  if (opts.backend == MemoryBackend::kCpu) {
+  if (opts.backend == model::BackendKind::kCpu) {
     const uint64_t threads =
         static_cast<uint64_t>(opts.threads > 0 ? opts.threads : Platform::Default().logical_cores());
     e.activations_bytes += threads * rows * widest * 5 / 4;

@@ -10,21 +10,9 @@
 #include <cstdint>
 
 #include "model/config.h"
+#include "model/llama.h"
 
 namespace pocket::runtime {
-
-// Which backend runs the model, as far as memory goes. Mirrors the model's backend kind
-// (kernels::BackendKind::kCpu / kReference; the lead maps one to the other): kept as its
-// own type so that runtime depends only on model/ headers.
-enum class MemoryBackend : uint8_t {
-  // Highway kernels: weights read from the file mapping; matrices repacked at load are
-  // copies whose file pages are released as packing goes, so resident memory holds each
-  // weight byte about once. Per thread, the AMX kernels' re-laid-out activations.
-  kCpu,
-  // Plain loops (kernels/ref): every weight read in place from the mapping; no per-thread
-  // scratch.
-  kReference,
-};
 
 struct MemoryOptions {
   // Tokens per sequence; 0: what Engine::Load picks (ResolveContextLength).
@@ -34,7 +22,10 @@ struct MemoryOptions {
   int batch = 1;
   // Forward-pass threads; 0: all cores of Platform::Default().
   int threads = 0;
-  MemoryBackend backend = MemoryBackend::kCpu;
+  // kCpu: weights read from the file mapping, matrices repacked at load releasing their file
+  // pages as packing goes (each weight byte resident about once), per-thread AMX scratch.
+  // kReference: every weight read in place, no per-thread scratch.
+  model::BackendKind backend = model::BackendKind::kCpu;
   int max_batch_tokens = 128;  // model::LoadOptions::max_batch_tokens
   int rope_positions = 4096;   // model::LoadOptions::rope_positions
 };

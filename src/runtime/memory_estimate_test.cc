@@ -114,8 +114,8 @@ TEST_F(MemoryEstimateTest, ThreadsDefaultToThePlatformsCoresAndOnlyTheCpuBackend
   EXPECT_GT(EstimateMemory(c, 0, three).activations_bytes,
             EstimateMemory(c, 0, one).activations_bytes);
   MemoryOptions ref = three;
-  ref.backend = MemoryBackend::kReference;
-  one.backend = MemoryBackend::kReference;
+  ref.backend = model::BackendKind::kReference;
+  one.backend = model::BackendKind::kReference;
   EXPECT_EQ(EstimateMemory(c, 0, ref).activations_bytes,
             EstimateMemory(c, 0, one).activations_bytes);
   EXPECT_LT(EstimateMemory(c, 0, ref).total(), EstimateMemory(c, 0, three).total());

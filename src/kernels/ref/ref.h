@@ -2,7 +2,8 @@
 // the SIMD kernels (kernels/cpu/) are tested against. Same shapes and contracts as the
 // public functions, minus the thread pool and workspace. Slow on purpose: double
 // accumulation where it makes the spec exact, no SIMD, no threads.
-// Who calls: kernels tests and benches, model's reference forward pass.
+// Who calls: the reference backend (ref/ref_backend.cc), kernels tests and benches, model's
+// reference forward pass.
 // Thread safety: pure functions over caller-owned buffers.
 #pragma once
 

@@ -1,0 +1,203 @@
+// kernels::Backend: the seam between the model and the machine that runs it. A backend owns
+// its memory (buffers are handles, not host pointers), lays weights out its own way, and
+// implements every op the Llama-family forward pass needs. The model (model/llama.cc and
+// its blocks) calls only this interface, so which backend runs a model is chosen once, at
+// load (MakeBackend), and no op in the forward pass knows which one it is.
+//
+// Implementations: kernels/cpu/cpu_backend.cc (the Highway kernels of kernels.h, a thread
+// pool and a Workspace: the fast path), kernels/ref/ref_backend.cc (the plain loops of
+// kernels/ref: slow, the oracle every other backend is tested against,
+// kernels/backend_test.cc); room for CUDA and WebGPU.
+//
+// Conventions (all ops):
+//  - Activations are F32, row-major, contiguous, in backend buffers: "[num_tokens][n]"
+//    means row t starts at byte offset t * n * 4 of the BufferRef. Shapes, aliasing rules
+//    and numerics of each op are those of the kernels.h function of the same name; the
+//    reference backend computes kernels/ref's answer for it.
+//  - Ops may run asynchronously: what they write is visible to the host only after
+//    Download or MatMulToHost (which wait for it) or Synchronize. Host arguments (ids,
+//    positions) are read before the op returns.
+//  - A Weight or buffer is used only with the backend that made it.
+//
+// Who calls: model (forward pass, KV cache, adapters), kernels tests and benches, train.
+// Thread safety: one thread at a time calls a backend's ops and memory functions (the
+// model serialises its forward passes); Weights are immutable and shared freely.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <utility>
+
+#include "base/status.h"
+#include "kernels/kernels.h"
+#include "tensor/dtype.h"
+#include "tensor/tensor.h"
+
+namespace pocket::kernels {
+
+// Which implementation runs the ops. kCuda and kWebGpu come with their issues.
+enum class BackendKind { kCpu, kReference };
+// "cpu", "reference".
+std::string_view BackendName(BackendKind kind);
+// The inverse of BackendName; InvalidArgument naming `name` and the choices otherwise.
+Result<BackendKind> ParseBackendKind(std::string_view name);
+
+// A block of backend memory as Allocate returned it. Only the backend that allocated it
+// interprets `handle` (a host pointer on the CPU and reference backends).
+struct Buffer {
+  void* handle = nullptr;
+  size_t size_bytes = 0;
+};
+
+// An op's operand: a byte offset inside a Buffer. A plain value; owns nothing.
+struct BufferRef {
+  void* handle = nullptr;
+  size_t offset_bytes = 0;
+
+  BufferRef Offset(size_t bytes) const { return {handle, offset_bytes + bytes}; }
+  // Element `i` of an F32 array (row r of [..][n] floats is FloatAt(r * n)).
+  BufferRef FloatAt(size_t i) const { return Offset(i * sizeof(float)); }
+};
+
+class Backend;
+
+// Owns one Buffer and frees it through its backend. The backend must outlive it.
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  DeviceBuffer(Backend* backend, Buffer buffer) : backend_(backend), buffer_(buffer) {}
+  ~DeviceBuffer() { Reset(); }
+  DeviceBuffer(DeviceBuffer&& o) noexcept
+      : backend_(std::exchange(o.backend_, nullptr)), buffer_(std::exchange(o.buffer_, {})) {}
+  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept;
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+
+  BufferRef ref(size_t offset_bytes = 0) const { return {buffer_.handle, offset_bytes}; }
+  size_t size_bytes() const { return buffer_.size_bytes; }
+  void Reset();
+
+ private:
+  Backend* backend_ = nullptr;
+  Buffer buffer_;
+};
+
+// A weight tensor in a backend's own layout (PrepareMatrix / PrepareTensor). Immutable;
+// share it between threads freely. The source bytes it was made from must outlive it
+// (a backend may keep reading them in place: the CPU backend's unpacked matrices and
+// embedding table do).
+class Weight {
+ public:
+  virtual ~Weight() = default;
+  // Shape and dtype of the source tensor (ggml order: ne[0] = input features).
+  const tensor::TensorView& view() const { return view_; }
+
+ protected:
+  explicit Weight(const tensor::TensorView& view) : view_(view) {}
+
+ private:
+  tensor::TensorView view_;
+};
+
+struct PrepareOptions {
+  // Re-lay the matrix into the backend's fast layout where it has one (the CPU backend:
+  // kernels::PackedWeight); false reads it in place. Results are bit-identical either way.
+  bool repack = true;
+  // Where decode finds the matrix (kernels.h, WeightSource); sets prefetching only.
+  WeightSource source = WeightSource::kCache;
+  // Called with each stretch of the source's bytes once the backend has its own copy of
+  // it (in order, a few MiB at a time), so the caller can release the file pages.
+  std::function<void(const void*, size_t)> consumed;
+};
+
+// One output of MatMulShared.
+struct SharedMatMulJob {
+  const Weight* w = nullptr;
+  BufferRef y;  // [num_tokens][w rows]
+};
+
+// One layer's KV cache for one sequence as Attention reads it: k and v are
+// [capacity][num_kv_heads][head_dim] of dtype (F32 or F16), as kernels.h KvView.
+struct KvRef {
+  tensor::DType dtype = tensor::DType::kF32;
+  BufferRef k, v;
+  size_t num_kv_heads = 0;
+  size_t head_dim = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual BackendKind kind() const = 0;
+  // Threads the ops use, the caller included (1 for the reference backend).
+  virtual int threads() const = 0;
+
+  // --- Memory ---
+  // `bytes` of uninitialised memory (host pages become resident only when written).
+  // ResourceExhausted when it is not there. Free it with Free (or own it by DeviceBuffer).
+  virtual Result<Buffer> Allocate(size_t bytes) = 0;
+  virtual void Free(Buffer buffer) = 0;
+  // Host <-> backend copies of `bytes`; Download waits for the ops before it.
+  virtual void Upload(BufferRef dst, const void* src, size_t bytes) = 0;
+  virtual void Download(BufferRef src, void* dst, size_t bytes) = 0;
+  // Backend -> backend copy of `bytes`; the ranges must not overlap.
+  virtual void Copy(BufferRef src, BufferRef dst, size_t bytes) = 0;
+  // Waits until every op issued so far has finished.
+  virtual Status Synchronize() = 0;
+
+  // --- Weights ---
+  // Matrix dtypes MatMul accepts (kernels::MatMulSupports for CPU and reference).
+  virtual bool MatMulSupports(tensor::DType dtype) const = 0;
+  // A matrix for MatMul / MatMulShared / MatMulToHost: w is [rows][cols] (ne[0] = cols).
+  // REQUIRES: MatMulSupports(w.dtype); cols % BlockElements(w.dtype) == 0.
+  virtual std::unique_ptr<Weight> PrepareMatrix(const tensor::TensorView& w,
+                                                const PrepareOptions& opts) = 0;
+  // Any other tensor, as is: a norm weight or bias (F32 vector) or an embedding table
+  // (any dtype tensor::DequantizeRow accepts).
+  virtual std::unique_ptr<Weight> PrepareTensor(const tensor::TensorView& w) = 0;
+
+  // --- Ops (shapes and numerics as the kernels.h function of the same name) ---
+  // out[i][:] = row ids[i] of the embedding table, dequantized. REQUIRES: ids in range.
+  virtual void GetRows(const Weight& table, std::span<const int32_t> ids, BufferRef out) = 0;
+  // out = x * weight / rms(x) per row of n; in place allowed.
+  virtual void RmsNorm(BufferRef x, const Weight& weight, float eps, size_t n, size_t num_rows,
+                       BufferRef out) = 0;
+  // y[t] = W x[t]: x [num_tokens][cols], y [num_tokens][rows]; activations quantized as
+  // kernels::MatMul documents for w's dtype.
+  virtual void MatMul(const Weight& w, BufferRef x, size_t num_tokens, BufferRef y) = 0;
+  // Several matrices over one input (Q, K, V; gate, up), each job's result bit-identical to
+  // MatMul(job.w, x, ...). The backend decides whether they share one activation
+  // quantization and dispatch. REQUIRES: all jobs have the same cols.
+  virtual void MatMulShared(std::span<const SharedMatMulJob> jobs, BufferRef x,
+                            size_t num_tokens) = 0;
+  // MatMul into host memory (the final logits): y is [num_tokens][rows] host floats.
+  virtual void MatMulToHost(const Weight& w, BufferRef x, size_t num_tokens, float* y) = 0;
+  // x[r][:] += bias for every row r of n; bias F32 [n].
+  virtual void AddBias(BufferRef x, const Weight& bias, size_t n, size_t num_rows) = 0;
+  // In place on x: [num_tokens][num_heads][head_dim]; token t is at positions[t].
+  virtual void Rope(BufferRef x, size_t num_tokens, size_t num_heads,
+                    std::span<const int32_t> positions, const RopeTable& table) = 0;
+  // dst[i] = src[i] converted to dtype (F32 copy, or F16 round-to-nearest-even) for
+  // i < n: writes K/V rows into a cache.
+  virtual void StoreRows(BufferRef src, size_t n, tensor::DType dtype, BufferRef dst) = 0;
+  // Causal GQA attention of q over kv (kernels.h Attention).
+  virtual void Attention(BufferRef q, size_t num_tokens, size_t num_heads, size_t first_position,
+                         const KvRef& kv, float scale, BufferRef out) = 0;
+  // out = silu(gate) * up over n; in place allowed (out == gate or up).
+  virtual void SwiGLU(BufferRef gate, BufferRef up, size_t n, BufferRef out) = 0;
+  // out = a + b over n; in place allowed.
+  virtual void Add(BufferRef a, BufferRef b, size_t n, BufferRef out) = 0;
+  // y += alpha * x over n (adapters: LoRA's scaled update).
+  virtual void Axpy(float alpha, BufferRef x, size_t n, BufferRef y) = 0;
+};
+
+// A backend of `kind` using `threads` threads (0 = all cores; the reference backend always
+// uses one). InvalidArgument for threads outside [0, 1024].
+Result<std::shared_ptr<Backend>> MakeBackend(BackendKind kind, int threads = 0);
+
+}  // namespace pocket::kernels
