@@ -14,14 +14,28 @@
 //    means row t starts at byte offset t * n * 4 of the BufferRef. Shapes, aliasing rules
 //    and numerics of each op are those of the kernels.h function of the same name; the
 //    reference backend computes kernels/ref's answer for it.
-//  - Ops may run asynchronously: what they write is visible to the host only after
-//    Download or MatMulToHost (which wait for it) or Synchronize. Host arguments (ids,
-//    positions) are read before the op returns.
+//  - Ops may run asynchronously, in the order they were issued: what they write is visible
+//    to the host only after Download or MatMulToHost (which wait for it) or Synchronize.
+//    Host arguments (ids, positions, a host `src`) are read before the call returns, so the
+//    caller may reuse that memory at once. A device error in an op surfaces at the next
+//    Synchronize (its Status); Download and MatMulToHost wait but return nothing, so the
+//    model ends every step with Synchronize.
 //  - A Weight or buffer is used only with the backend that made it.
 //
 // Who calls: model (forward pass, KV cache, adapters), kernels tests and benches, train.
-// Thread safety: one thread at a time calls a backend's ops and memory functions (the
-// model serialises its forward passes); Weights are immutable and shared freely.
+// Thread safety:
+//  - The ops (GetRows ... Axpy), Upload, Download, Copy and Synchronize: one thread at a
+//    time (the model serialises its forward passes).
+//  - Allocate, Free, PrepareMatrix and PrepareTensor are thread-safe and may run
+//    concurrently with the ops and with each other (a KV cache is made or destroyed by a
+//    session thread while another thread runs Forward; an adapter is made while the model
+//    decodes). Free may be called while ops that use the buffer are still in flight: the
+//    backend orders it after every op already issued (the CPU and reference backends run
+//    ops synchronously and free at once). A buffer must not be used by ops issued after
+//    its Free.
+//  - Weights are immutable and shared freely; a BufferRef is a plain value.
+// The CPU and reference backends meet this with the C allocator (aligned_alloc / free)
+// and Prepare* functions that touch no backend state (CPU packing allocates its own copy).
 #pragma once
 
 #include <cstddef>
@@ -140,14 +154,18 @@ class Backend {
   // --- Memory ---
   // `bytes` of uninitialised memory (host pages become resident only when written).
   // ResourceExhausted when it is not there. Free it with Free (or own it by DeviceBuffer).
+  // Thread-safe, also against running ops.
   virtual Result<Buffer> Allocate(size_t bytes) = 0;
+  // Thread-safe; takes effect after every op already issued (which may still use it).
   virtual void Free(Buffer buffer) = 0;
-  // Host <-> backend copies of `bytes`; Download waits for the ops before it.
+  // Host -> backend copy of `bytes`, ordered with the ops; `src` is read before it returns.
   virtual void Upload(BufferRef dst, const void* src, size_t bytes) = 0;
+  // Backend -> host copy of `bytes`; waits for the ops issued before it.
   virtual void Download(BufferRef src, void* dst, size_t bytes) = 0;
-  // Backend -> backend copy of `bytes`; the ranges must not overlap.
+  // Backend -> backend copy of `bytes`, ordered with the ops; the ranges must not overlap.
   virtual void Copy(BufferRef src, BufferRef dst, size_t bytes) = 0;
-  // Waits until every op issued so far has finished.
+  // Waits until every op issued so far has finished; the first device error since the last
+  // Synchronize (Internal or ResourceExhausted), Ok otherwise.
   virtual Status Synchronize() = 0;
 
   // --- Weights ---
