@@ -173,11 +173,12 @@ class Backend {
   virtual bool MatMulSupports(tensor::DType dtype) const = 0;
   // A matrix for MatMul / MatMulShared / MatMulToHost: w is [rows][cols] (ne[0] = cols).
   // REQUIRES: MatMulSupports(w.dtype); cols % BlockElements(w.dtype) == 0.
-  virtual std::unique_ptr<Weight> PrepareMatrix(const tensor::TensorView& w,
-                                                const PrepareOptions& opts) = 0;
+  // ResourceExhausted when the backend's copy cannot be allocated (nothing consumed then).
+  virtual Result<std::unique_ptr<Weight>> PrepareMatrix(const tensor::TensorView& w,
+                                                        const PrepareOptions& opts) = 0;
   // Any other tensor, as is: a norm weight or bias (F32 vector) or an embedding table
-  // (any dtype tensor::DequantizeRow accepts).
-  virtual std::unique_ptr<Weight> PrepareTensor(const tensor::TensorView& w) = 0;
+  // (any dtype tensor::DequantizeRow accepts). ResourceExhausted as PrepareMatrix.
+  virtual Result<std::unique_ptr<Weight>> PrepareTensor(const tensor::TensorView& w) = 0;
 
   // --- Ops (shapes and numerics as the kernels.h function of the same name) ---
   // out[i][:] = row ids[i] of the embedding table, dequantized. REQUIRES: ids in range.

@@ -76,6 +76,12 @@ class Tensor {
   size_t bytes_ = 0;
 };
 
+// The Weight of a Prepare* call that must succeed (test inputs are small).
+std::unique_ptr<Weight> Prepared(Result<std::unique_ptr<Weight>> w) {
+  PK_CHECK(w.ok());
+  return std::move(*w);
+}
+
 class BackendTest : public ::testing::TestWithParam<BackendKind> {
  protected:
   void SetUp() override {
@@ -146,6 +152,29 @@ TEST_P(BackendTest, UploadCopyDownloadRoundTripBytes) {
   EXPECT_TRUE(backend_->Synchronize().ok());
 }
 
+// A matrix whose backend copy cannot be allocated is an error, not an abort. The CPU
+// backend packs Q4_0 (where its layout exists); a view of ~2^64 packed bytes makes the
+// allocation fail before any source byte is read, so the view needs no data.
+TEST_P(BackendTest, PrepareMatrixReportsResourceExhausted) {
+  if (GetParam() != BackendKind::kCpu || cpu::PackedLayout(DType::kQ4_0) == cpu::kPackedNone) {
+    GTEST_SKIP() << "no packed copy on this backend/CPU";
+  }
+  tensor::TensorView v;
+  v.dtype = DType::kQ4_0;
+  const size_t groups = SIZE_MAX / cpu::kPackedQ4Bytes;  // one block per row
+  v.ne = {32, static_cast<int64_t>(8 * groups), 1, 1};
+  static const uint8_t kByte = 0;
+  v.data = &kByte;
+  bool consumed = false;
+  PrepareOptions po;
+  po.consumed = [&](const void*, size_t) { consumed = true; };
+  auto w = backend_->PrepareMatrix(v, po);
+  EXPECT_EQ(w.status().code(), StatusCode::kResourceExhausted) << w.status().ToString();
+  EXPECT_FALSE(consumed);
+  auto packed = PackedWeight::TryPack(v);
+  EXPECT_EQ(packed.status().code(), StatusCode::kResourceExhausted);
+}
+
 TEST_P(BackendTest, MatMulMatchesReferenceOnAllDtypes) {
   struct Case {
     DType dtype;
@@ -168,8 +197,8 @@ TEST_P(BackendTest, MatMulMatchesReferenceOnAllDtypes) {
               const auto xh = RandomNormal(tokens * cols, static_cast<uint32_t>(cols + tokens));
               PrepareOptions po;
               po.repack = repack;
-              const auto w = backend_->PrepareMatrix(hw.view, po);
-              const auto wr = ref_->PrepareMatrix(hw.view, po);
+              const auto w = Prepared(backend_->PrepareMatrix(hw.view, po));
+              const auto wr = Prepared(ref_->PrepareMatrix(hw.view, po));
               Tensor x(*backend_, xh), xr(*ref_, xh);
               const auto got = Run(*backend_, tokens * rows, [&](Backend& b, BufferRef y) {
                 b.MatMul(*w, x.ref(), tokens, y);
@@ -214,7 +243,7 @@ TEST_P(BackendTest, MatMulSharedEqualsSeparateMatMuls) {
       Tensor x(*backend_, xh);
       for (size_t j = 0; j < dtypes.size(); ++j) {
         hw.push_back(MakeWeight(dtypes[j], 24 + 8 * j, cols, static_cast<uint32_t>(j)));
-        w.push_back(backend_->PrepareMatrix(hw.back().view, {}));
+        w.push_back(Prepared(backend_->PrepareMatrix(hw.back().view, {})));
         ys.emplace_back(*backend_, tokens * (24 + 8 * j) * sizeof(float));
       }
       for (size_t j = 0; j < dtypes.size(); ++j) jobs.push_back({w[j].get(), ys[j].ref()});
@@ -234,7 +263,7 @@ TEST_P(BackendTest, GetRowsDequantizesAnyDtypeExactly) {
                       DType::kQ4_K, DType::kQ6_K}) {
     const HostWeight hw = MakeWeight(dtype, 10, 256, 7);
     const int32_t ids[] = {9, 0, 3, 3};
-    const auto t = backend_->PrepareTensor(hw.view), tr = ref_->PrepareTensor(hw.view);
+    const auto t = Prepared(backend_->PrepareTensor(hw.view)), tr = Prepared(ref_->PrepareTensor(hw.view));
     // Dequantization is exact arithmetic on both: tolerance 0.
     EXPECT_EQ(Run(*backend_, 4 * 256, [&](Backend& b, BufferRef o) { b.GetRows(*t, ids, o); }),
               Run(*ref_, 4 * 256, [&](Backend& b, BufferRef o) { b.GetRows(*tr, ids, o); }))
@@ -247,7 +276,7 @@ TEST_P(BackendTest, RmsNormMatchesReference) {
     for (size_t n : {1u, 7u, 17u, 576u, 2048u}) {
       const auto xh = RandomNormal(3 * n, static_cast<uint32_t>(n));
       const HostWeight hw = MakeWeight(DType::kF32, 1, n, 9, 1.0f);
-      const auto w = backend_->PrepareTensor(hw.view), wr = ref_->PrepareTensor(hw.view);
+      const auto w = Prepared(backend_->PrepareTensor(hw.view)), wr = Prepared(ref_->PrepareTensor(hw.view));
       Tensor x(*backend_, xh), xr(*ref_, xh);
       const auto got = Run(*backend_, 3 * n, [&](Backend& b, BufferRef o) {
         b.RmsNorm(x.ref(), *w, 1e-5f, n, 3, o);
@@ -267,7 +296,7 @@ TEST_P(BackendTest, AddBiasAddAxpyAreExact) {
     const auto ah = RandomNormal(3 * n, 1), bh = RandomNormal(3 * n, 2);
     const HostWeight bias = MakeWeight(DType::kF32, 1, n, 3, 1.0f);
     auto run = [&](Backend& be) {
-      const auto bw = be.PrepareTensor(bias.view);
+      const auto bw = Prepared(be.PrepareTensor(bias.view));
       Tensor a(be, ah), b(be, bh);
       be.AddBias(a.ref(), *bw, n, 3);
       be.Add(a.ref(), b.ref(), 3 * n, b.ref());

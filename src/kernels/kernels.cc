@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <numbers>
+#include <string>
+#include <utility>
 
 #include "base/check.h"
 #include "base/memory.h"
@@ -242,6 +244,14 @@ void PackedWeight::Free::operator()(uint8_t* p) const { FreeLarge(p); }
 PackedWeight PackedWeight::Pack(const tensor::TensorView& w,
                                 const std::function<void(const void*, size_t)>& consumed,
                                 WeightSource source) {
+  Result<PackedWeight> p = TryPack(w, consumed, source);
+  PK_CHECK(p.ok());
+  return std::move(*p);
+}
+
+Result<PackedWeight> PackedWeight::TryPack(const tensor::TensorView& w,
+                                           const std::function<void(const void*, size_t)>& consumed,
+                                           WeightSource source) {
   PackedWeight p;
   p.view_ = w;
   p.source_ = source;
@@ -256,7 +266,10 @@ PackedWeight PackedWeight::Pack(const tensor::TensorView& w,
   const size_t groups = (rows + 7) / 8;
   p.size_bytes_ = groups * nb * pb;
   auto* out = static_cast<uint8_t*>(AllocateLarge(p.size_bytes_));
-  PK_CHECK(out != nullptr);
+  if (out == nullptr) {
+    return Status::ResourceExhausted("packed weight: cannot allocate " +
+                                     std::to_string(p.size_bytes_) + " bytes");
+  }
   p.data_.reset(out);
   const size_t row_bytes = nb * block_bytes;
   const size_t release_groups = std::max<size_t>(1, (size_t{4} << 20) / (8 * row_bytes));

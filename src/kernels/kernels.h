@@ -97,6 +97,12 @@ class PackedWeight {
   PackedWeight() = default;
   // `consumed`, when set, is called with each stretch of w's bytes once it has been copied
   // (a few MiB at a time, in order), so the caller can release the source as packing goes.
+  // ResourceExhausted (naming the bytes) when the packed copy cannot be allocated; nothing
+  // is consumed then.
+  static Result<PackedWeight> TryPack(const tensor::TensorView& w,
+                                      const std::function<void(const void*, size_t)>& consumed = {},
+                                      WeightSource source = WeightSource::kCache);
+  // TryPack that aborts when out of memory (tests and benches).
   static PackedWeight Pack(const tensor::TensorView& w,
                            const std::function<void(const void*, size_t)>& consumed = {},
                            WeightSource source = WeightSource::kCache);

@@ -17,10 +17,10 @@
 namespace pocket::model {
 
 struct LlamaModel::Impl {
-  // Binds the config's RoPE and prepares every weight on the backend. The activations are
-  // made by the caller (their allocation can fail).
+  // Binds the config's RoPE. The weights (Prepare) and activations are made by the caller
+  // (both can fail).
   Impl(kernels::Backend& be, const LlamaConfig& c, const LlamaWeights& w,
-       const formats::GgufFile& gguf, const LoadOptions& opts)
+       const LoadOptions& opts)
       : backend(be), max_tokens(static_cast<size_t>(std::max(1, opts.max_batch_tokens))) {
     segments.reserve(max_tokens);
     rope.head_dim = static_cast<size_t>(c.head_dim);
@@ -38,7 +38,6 @@ struct LlamaModel::Impl {
       rope.freq_scale = 1.0f / c.rope_scaling_factor;
     }
     GrowRope(std::min(c.context_length, std::max(1, opts.rope_positions)));
-    Prepare(w, gguf, opts.repack);
   }
 
   void GrowRope(int positions_needed) {
@@ -46,7 +45,9 @@ struct LlamaModel::Impl {
     if (n > rope_table.max_positions()) rope_table = kernels::RopeTable::Create(rope, n);
   }
 
-  void Prepare(const LlamaWeights& w, const formats::GgufFile& gguf, bool repack) {
+  // Prepares every weight on the backend; ResourceExhausted (naming the tensor) when the
+  // backend cannot hold one.
+  Status Prepare(const LlamaWeights& w, const formats::GgufFile& gguf, bool repack) {
     // A decode step reads every matrix once: from the cache when they all fit in half of
     // it (the cache is shared with the other cores and tenants), else from DRAM (a model of
     // hundreds of MB decodes at DRAM speed, either prefetch distance). The Platform says
@@ -59,34 +60,49 @@ struct LlamaModel::Impl {
     // The file pages of a matrix the backend copied are released as it goes, so resident
     // memory holds each weight byte about once.
     po.consumed = [&gguf](const void* p, size_t n) { gguf.ReleasePages(p, n); };
-    auto matrix = [&](const tensor::TensorView& m) {
-      Linear l;
-      l.weight = backend.PrepareMatrix(m, po);
-      return l;
+    // Built only on error: the names of the tensors are not kept otherwise.
+    auto fail = [](const Status& st, int layer, const char* what) {
+      return st.WithContext("llama: preparing " +
+                            (layer < 0 ? std::string() : "layer " + std::to_string(layer) + " ") +
+                            what);
     };
-    auto tensor = [&](const tensor::TensorView& t) -> std::unique_ptr<kernels::Weight> {
-      return t.data != nullptr ? backend.PrepareTensor(t) : nullptr;
+    auto matrix = [&](const tensor::TensorView& m, Linear* l, int layer,
+                      const char* what) -> Status {
+      auto r = backend.PrepareMatrix(m, po);
+      if (!r.ok()) return fail(r.status(), layer, what);
+      l->weight = std::move(*r);
+      return Status::Ok();
+    };
+    auto tensor = [&](const tensor::TensorView& t, std::unique_ptr<kernels::Weight>* out,
+                      int layer, const char* what) -> Status {
+      if (t.data == nullptr) return Status::Ok();
+      auto r = backend.PrepareTensor(t);
+      if (!r.ok()) return fail(r.status(), layer, what);
+      *out = std::move(*r);
+      return Status::Ok();
     };
     layers.reserve(w.layers.size());
-    for (const LayerWeights& l : w.layers) {
+    for (size_t i = 0; i < w.layers.size(); ++i) {
+      const LayerWeights& l = w.layers[i];
+      const int li = static_cast<int>(i);
       LayerParams p;
-      p.attn_norm = tensor(l.attn_norm);
-      p.ffn_norm = tensor(l.ffn_norm);
-      p.wq = matrix(l.wq);
-      p.wk = matrix(l.wk);
-      p.wv = matrix(l.wv);
-      p.wq.bias = tensor(l.bq);
-      p.wk.bias = tensor(l.bk);
-      p.wv.bias = tensor(l.bv);
-      p.wo = matrix(l.wo);
-      p.gate = matrix(l.w_gate);
-      p.up = matrix(l.w_up);
-      p.down = matrix(l.w_down);
+      PK_RETURN_IF_ERROR(tensor(l.attn_norm, &p.attn_norm, li, "attn_norm"));
+      PK_RETURN_IF_ERROR(tensor(l.ffn_norm, &p.ffn_norm, li, "ffn_norm"));
+      PK_RETURN_IF_ERROR(matrix(l.wq, &p.wq, li, "wq"));
+      PK_RETURN_IF_ERROR(matrix(l.wk, &p.wk, li, "wk"));
+      PK_RETURN_IF_ERROR(matrix(l.wv, &p.wv, li, "wv"));
+      PK_RETURN_IF_ERROR(tensor(l.bq, &p.wq.bias, li, "bq"));
+      PK_RETURN_IF_ERROR(tensor(l.bk, &p.wk.bias, li, "bk"));
+      PK_RETURN_IF_ERROR(tensor(l.bv, &p.wv.bias, li, "bv"));
+      PK_RETURN_IF_ERROR(matrix(l.wo, &p.wo, li, "wo"));
+      PK_RETURN_IF_ERROR(matrix(l.w_gate, &p.gate, li, "ffn_gate"));
+      PK_RETURN_IF_ERROR(matrix(l.w_up, &p.up, li, "ffn_up"));
+      PK_RETURN_IF_ERROR(matrix(l.w_down, &p.down, li, "ffn_down"));
       layers.push_back(std::move(p));
     }
-    embedding = backend.PrepareTensor(w.token_embd);
-    head.output_norm = tensor(w.output_norm);
-    head.output = matrix(w.output);
+    PK_RETURN_IF_ERROR(tensor(w.token_embd, &embedding, -1, "token_embd"));
+    PK_RETURN_IF_ERROR(tensor(w.output_norm, &head.output_norm, -1, "output_norm"));
+    return matrix(w.output, &head.output, -1, "output");
   }
 
   Linear* Find(int layer, MatrixId which) {
@@ -169,7 +185,8 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::FromGguf(formats::GgufFile gguf,
   std::unique_ptr<LlamaModel> model(
       new LlamaModel(std::move(file), std::move(config), std::move(weights), backend));
   model->impl_ =
-      std::make_unique<Impl>(*backend, model->config_, model->weights_, *model->gguf_, opts);
+      std::make_unique<Impl>(*backend, model->config_, model->weights_, opts);
+  PK_RETURN_IF_ERROR(model->impl_->Prepare(model->weights_, *model->gguf_, opts.repack));
   model->impl_->act = std::move(*act);
   return model;
 }

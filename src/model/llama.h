@@ -90,7 +90,8 @@ class LlamaModel {
  public:
   // Maps `gguf_path`, reads the config and binds the weights. IOError/Corruption from the
   // reader; NotSupported naming an unsupported architecture or dtype; InvalidArgument or
-  // NotFound naming a tensor whose shape is wrong or which is missing.
+  // NotFound naming a tensor whose shape is wrong or which is missing; ResourceExhausted
+  // naming the tensor the backend could not prepare (or the activations).
   static Result<std::unique_ptr<LlamaModel>> Load(const std::string& gguf_path,
                                                   const LoadOptions& opts = {});
   // Same over an already opened file (e.g. GgufFile::FromBytes in tests).

@@ -41,8 +41,8 @@ Result<std::shared_ptr<LoraAdapter>> LoraAdapter::Create(std::shared_ptr<kernels
   kernels::Backend& be = *l->backend_;
   kernels::PrepareOptions opts;
   opts.repack = false;
-  l->a_ = be.PrepareMatrix(view(l->a_host_, in_features, rank), opts);
-  l->b_ = be.PrepareMatrix(view(l->b_host_, rank, out_features), opts);
+  PK_ASSIGN_OR_RETURN(l->a_, be.PrepareMatrix(view(l->a_host_, in_features, rank), opts));
+  PK_ASSIGN_OR_RETURN(l->b_, be.PrepareMatrix(view(l->b_host_, rank, out_features), opts));
   PK_ASSIGN_OR_RETURN(kernels::Buffer ax, be.Allocate(max_tokens * rank * sizeof(float)));
   l->ax_ = kernels::DeviceBuffer(&be, ax);
   PK_ASSIGN_OR_RETURN(kernels::Buffer bax, be.Allocate(max_tokens * out_features * sizeof(float)));

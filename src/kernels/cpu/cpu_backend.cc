@@ -67,13 +67,15 @@ class CpuBackend final : public Backend {
   Status Synchronize() override { return Status::Ok(); }  // ops finish before they return
 
   bool MatMulSupports(tensor::DType dtype) const override { return kernels::MatMulSupports(dtype); }
-  std::unique_ptr<Weight> PrepareMatrix(const tensor::TensorView& w,
-                                        const PrepareOptions& opts) override {
-    if (!opts.repack) return std::make_unique<CpuWeight>(w);
-    return std::make_unique<CpuWeight>(w, PackedWeight::Pack(w, opts.consumed, opts.source));
+  Result<std::unique_ptr<Weight>> PrepareMatrix(const tensor::TensorView& w,
+                                                const PrepareOptions& opts) override {
+    if (!opts.repack) return std::unique_ptr<Weight>(std::make_unique<CpuWeight>(w));
+    PK_ASSIGN_OR_RETURN(PackedWeight packed,
+                        PackedWeight::TryPack(w, opts.consumed, opts.source));
+    return std::unique_ptr<Weight>(std::make_unique<CpuWeight>(w, std::move(packed)));
   }
-  std::unique_ptr<Weight> PrepareTensor(const tensor::TensorView& w) override {
-    return std::make_unique<CpuWeight>(w);
+  Result<std::unique_ptr<Weight>> PrepareTensor(const tensor::TensorView& w) override {
+    return std::unique_ptr<Weight>(std::make_unique<CpuWeight>(w));
   }
 
   void GetRows(const Weight& table, std::span<const int32_t> ids, BufferRef out) override {

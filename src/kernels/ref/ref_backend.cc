@@ -57,13 +57,13 @@ class RefBackend final : public Backend {
   Status Synchronize() override { return Status::Ok(); }
 
   bool MatMulSupports(tensor::DType dtype) const override { return kernels::MatMulSupports(dtype); }
-  std::unique_ptr<Weight> PrepareMatrix(const tensor::TensorView& w,
-                                        const PrepareOptions&) override {
+  Result<std::unique_ptr<Weight>> PrepareMatrix(const tensor::TensorView& w,
+                                                const PrepareOptions&) override {
     PK_CHECK(kernels::MatMulSupports(w.dtype));
-    return std::make_unique<RefWeight>(w);
+    return std::unique_ptr<Weight>(std::make_unique<RefWeight>(w));
   }
-  std::unique_ptr<Weight> PrepareTensor(const tensor::TensorView& w) override {
-    return std::make_unique<RefWeight>(w);
+  Result<std::unique_ptr<Weight>> PrepareTensor(const tensor::TensorView& w) override {
+    return std::unique_ptr<Weight>(std::make_unique<RefWeight>(w));
   }
 
   void GetRows(const Weight& table, std::span<const int32_t> ids, BufferRef out) override {
