@@ -24,6 +24,9 @@ class Adapter {
   virtual size_t out_features() const = 0;
   // Largest num_tokens Apply accepts (its scratch is sized for it).
   virtual size_t max_tokens() const = 0;
+  // The backend whose memory and weights the adapter uses; LlamaModel::AttachAdapter
+  // refuses an adapter made for another backend than the model's.
+  virtual const kernels::Backend* backend() const = 0;
   // y[t] += delta(x[t]) for t < num_tokens: x [num_tokens][in_features], y
   // [num_tokens][out_features], both in `backend`'s memory. Called after the base product
   // and bias. REQUIRES: num_tokens <= max_tokens(); backend is the one it was made for.

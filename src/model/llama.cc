@@ -132,6 +132,26 @@ struct LlamaModel::Impl {
   kernels::RopeTable rope_table;
 };
 
+namespace {
+
+// "layer 3 wq", "output": where an adapter goes, for error messages.
+std::string MatrixLabel(int layer, MatrixId which) {
+  const char* name = "output";
+  switch (which) {
+    case MatrixId::kQ: name = "wq"; break;
+    case MatrixId::kK: name = "wk"; break;
+    case MatrixId::kV: name = "wv"; break;
+    case MatrixId::kO: name = "wo"; break;
+    case MatrixId::kGate: name = "ffn_gate"; break;
+    case MatrixId::kUp: name = "ffn_up"; break;
+    case MatrixId::kDown: name = "ffn_down"; break;
+    case MatrixId::kOutput: return name;
+  }
+  return "layer " + std::to_string(layer) + " " + name;
+}
+
+}  // namespace
+
 LlamaModel::LlamaModel(std::unique_ptr<formats::GgufFile> gguf, LlamaConfig config,
                        LlamaWeights weights, std::shared_ptr<kernels::Backend> backend)
     : gguf_(std::move(gguf)),
@@ -208,15 +228,21 @@ Status LlamaModel::AttachAdapter(int layer, MatrixId which, std::shared_ptr<Adap
   }
   Impl& s = *impl_;
   Linear& linear = *s.Find(layer, which);
+  if (adapter->backend() != backend_.get()) {
+    return Status::InvalidArgument(
+        "llama: adapter for " + MatrixLabel(layer, which) +
+        " was made on another backend than the model's (" +
+        std::string(BackendName(backend_->kind())) + ")");
+  }
   if (adapter->in_features() != linear.in_features() ||
       adapter->out_features() != linear.out_features() ||
       adapter->max_tokens() < s.max_tokens) {
     return Status::InvalidArgument(
-        "llama: adapter is " + std::to_string(adapter->out_features()) + " x " +
-        std::to_string(adapter->in_features()) + " for " + std::to_string(adapter->max_tokens()) +
-        " tokens; the matrix is " + std::to_string(linear.out_features()) + " x " +
-        std::to_string(linear.in_features()) + " and a step has up to " +
-        std::to_string(s.max_tokens) + " tokens");
+        "llama: adapter for " + MatrixLabel(layer, which) + " is " +
+        std::to_string(adapter->out_features()) + " x " + std::to_string(adapter->in_features()) +
+        " for " + std::to_string(adapter->max_tokens()) + " tokens; the matrix is " +
+        std::to_string(linear.out_features()) + " x " + std::to_string(linear.in_features()) +
+        " and a step has up to " + std::to_string(s.max_tokens) + " tokens");
   }
   if (which == MatrixId::kOutput && s.act.logits.size_bytes() == 0) {
     PK_ASSIGN_OR_RETURN(kernels::Buffer b,

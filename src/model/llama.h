@@ -115,9 +115,10 @@ class LlamaModel {
   int max_batch_tokens() const;
 
   // Adds `adapter` to matrix `which` of `layer` (ignored for kOutput); from the next
-  // Forward on, that matrix computes W x (+ b) + adapter(x). InvalidArgument when the layer
-  // is out of range, the adapter's sizes do not match the matrix or its max_tokens() is
-  // below max_batch_tokens(); ResourceExhausted when the output's logit buffer cannot be
+  // Forward on, that matrix computes W x (+ b) + adapter(x). InvalidArgument naming the
+  // matrix when the layer is out of range, the adapter was made on another backend than
+  // backend(), its sizes do not match the matrix or its max_tokens() is below
+  // max_batch_tokens(); ResourceExhausted when the output's logit buffer cannot be
   // allocated. Not while a Forward runs.
   Status AttachAdapter(int layer, MatrixId which, std::shared_ptr<Adapter> adapter);
 

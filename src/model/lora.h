@@ -32,6 +32,7 @@ class LoraAdapter final : public Adapter {
   size_t in_features() const override { return in_; }
   size_t out_features() const override { return out_; }
   size_t max_tokens() const override { return max_tokens_; }
+  const kernels::Backend* backend() const override { return backend_.get(); }
   size_t rank() const { return rank_; }
   float scale() const { return scale_; }
   void Apply(kernels::Backend& backend, kernels::BufferRef x, size_t num_tokens,

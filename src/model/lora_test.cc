@@ -180,6 +180,31 @@ TEST(LoraTest, AttachRejectsMismatchedAdapters) {
             StatusCode::kInvalidArgument);
 }
 
+// An adapter lives in its backend's memory: one made on another backend (another kind, or
+// another instance of the same kind) is refused at attach, naming the matrix, instead of
+// failing inside the first Forward; the model still runs afterwards.
+TEST(LoraTest, AttachRejectsAdapterOfAnotherBackend) {
+  testing::RandomModelSpec spec;
+  spec.config = Untied();
+  auto m = testing::RandomModel(spec);
+  ASSERT_TRUE(m.ok());
+  const size_t d = static_cast<size_t>(spec.config.d_model);
+  const size_t max_tokens = static_cast<size_t>((*m)->max_batch_tokens());
+  for (BackendKind kind : {BackendKind::kCpu, BackendKind::kReference}) {
+    auto other = kernels::MakeBackend(kind, 1);
+    ASSERT_TRUE(other.ok());
+    auto a = LoraAdapter::Create(*other, d, d, 2, std::vector<float>(2 * d, 0.f),
+                                 std::vector<float>(2 * d, 0.f), 1.0f, max_tokens);
+    ASSERT_TRUE(a.ok());
+    EXPECT_EQ((*a)->backend(), other->get());
+    const Status st = (*m)->AttachAdapter(1, MatrixId::kQ, *a);
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << BackendName(kind);
+    EXPECT_NE(st.message().find("layer 1 wq"), std::string::npos) << st.ToString();
+  }
+  const auto tokens = Tokens(4, spec.config.vocab_size);
+  EXPECT_FALSE(AllLogits(**m, tokens).empty());
+}
+
 // The reference backend runs whole quantized models (activations quantized as the CPU
 // kernels do) to the CPU backend's greedy tokens; its logits differ by float rounding only:
 // relative 1e-3 allows the occasional int8 activation that rounds the other way when a
