@@ -21,6 +21,12 @@
 //    Synchronize (its Status); Download and MatMulToHost wait but return nothing, so the
 //    model ends every step with Synchronize.
 //  - A Weight or buffer is used only with the backend that made it.
+//  - Batch invariance (the model relies on it: a sequence gives the same bits alone or
+//    batched, in prefill or decode): every output element of MatMul, MatMulShared,
+//    MatMulToHost and Attention is bit-identical whatever num_tokens, the token's place in
+//    the batch and the backend's thread count, and a matrix prepared with repack = true or
+//    false gives the same bits. Each output element is reduced in one fixed order.
+//    backend_test.cc checks it for every backend.
 //
 // Who calls: model (forward pass, KV cache, adapters), kernels tests and benches, train.
 // Thread safety:

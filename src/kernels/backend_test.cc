@@ -189,8 +189,12 @@ TEST_P(BackendTest, MatMulMatchesReferenceOnAllDtypes) {
   ForEachTarget([&] {
     for (const auto& c : cases) {
       for (size_t cols : c.cols) {
-        for (size_t rows : {1u, 9u, 17u}) {
-          for (size_t tokens : {1u, 6u}) {
+        // 1536 rows (a real model's width: several row units per thread) only at the
+        // narrowest input, to keep the reference's loops quick.
+        for (size_t rows : {1u, 9u, 17u, 1536u}) {
+          if (rows == 1536 && cols != c.cols.front()) continue;
+          // 17 and 64 tokens: the prefill paths (token tiles, AMX at 16+ where present).
+          for (size_t tokens : {1u, 6u, 17u, 64u}) {
             for (bool repack : {false, true}) {
               const HostWeight hw =
                   MakeWeight(c.dtype, rows, cols, static_cast<uint32_t>(rows + cols));
@@ -259,16 +263,19 @@ TEST_P(BackendTest, MatMulSharedEqualsSeparateMatMuls) {
 }
 
 TEST_P(BackendTest, GetRowsDequantizesAnyDtypeExactly) {
-  for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0,
-                      DType::kQ4_K, DType::kQ6_K}) {
-    const HostWeight hw = MakeWeight(dtype, 10, 256, 7);
-    const int32_t ids[] = {9, 0, 3, 3};
-    const auto t = Prepared(backend_->PrepareTensor(hw.view)), tr = Prepared(ref_->PrepareTensor(hw.view));
-    // Dequantization is exact arithmetic on both: tolerance 0.
-    EXPECT_EQ(Run(*backend_, 4 * 256, [&](Backend& b, BufferRef o) { b.GetRows(*t, ids, o); }),
-              Run(*ref_, 4 * 256, [&](Backend& b, BufferRef o) { b.GetRows(*tr, ids, o); }))
-        << tensor::DTypeName(dtype);
-  }
+  ForEachTarget([&] {
+    for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0,
+                        DType::kQ4_K, DType::kQ6_K}) {
+      const HostWeight hw = MakeWeight(dtype, 10, 256, 7);
+      const int32_t ids[] = {9, 0, 3, 3};
+      const auto t = Prepared(backend_->PrepareTensor(hw.view));
+      const auto tr = Prepared(ref_->PrepareTensor(hw.view));
+      // Dequantization is exact arithmetic on both: tolerance 0.
+      EXPECT_EQ(Run(*backend_, 4 * 256, [&](Backend& b, BufferRef o) { b.GetRows(*t, ids, o); }),
+                Run(*ref_, 4 * 256, [&](Backend& b, BufferRef o) { b.GetRows(*tr, ids, o); }))
+          << tensor::DTypeName(dtype);
+    }
+  });
 }
 
 TEST_P(BackendTest, RmsNormMatchesReference) {
@@ -276,7 +283,8 @@ TEST_P(BackendTest, RmsNormMatchesReference) {
     for (size_t n : {1u, 7u, 17u, 576u, 2048u}) {
       const auto xh = RandomNormal(3 * n, static_cast<uint32_t>(n));
       const HostWeight hw = MakeWeight(DType::kF32, 1, n, 9, 1.0f);
-      const auto w = Prepared(backend_->PrepareTensor(hw.view)), wr = Prepared(ref_->PrepareTensor(hw.view));
+      const auto w = Prepared(backend_->PrepareTensor(hw.view));
+      const auto wr = Prepared(ref_->PrepareTensor(hw.view));
       Tensor x(*backend_, xh), xr(*ref_, xh);
       const auto got = Run(*backend_, 3 * n, [&](Backend& b, BufferRef o) {
         b.RmsNorm(x.ref(), *w, 1e-5f, n, 3, o);
@@ -292,20 +300,22 @@ TEST_P(BackendTest, RmsNormMatchesReference) {
 }
 
 TEST_P(BackendTest, AddBiasAddAxpyAreExact) {
-  for (size_t n : {1u, 7u, 17u, 1536u}) {
-    const auto ah = RandomNormal(3 * n, 1), bh = RandomNormal(3 * n, 2);
-    const HostWeight bias = MakeWeight(DType::kF32, 1, n, 3, 1.0f);
-    auto run = [&](Backend& be) {
-      const auto bw = Prepared(be.PrepareTensor(bias.view));
-      Tensor a(be, ah), b(be, bh);
-      be.AddBias(a.ref(), *bw, n, 3);
-      be.Add(a.ref(), b.ref(), 3 * n, b.ref());
-      be.Axpy(0.375f, a.ref(), 3 * n, b.ref());
-      return b.Floats();
-    };
-    // One float add / multiply-add per element in a fixed order: tolerance 0.
-    EXPECT_EQ(run(*backend_), run(*ref_)) << "n=" << n;
-  }
+  ForEachTarget([&] {
+    for (size_t n : {1u, 7u, 17u, 1536u}) {
+      const auto ah = RandomNormal(3 * n, 1), bh = RandomNormal(3 * n, 2);
+      const HostWeight bias = MakeWeight(DType::kF32, 1, n, 3, 1.0f);
+      auto run = [&](Backend& be) {
+        const auto bw = Prepared(be.PrepareTensor(bias.view));
+        Tensor a(be, ah), b(be, bh);
+        be.AddBias(a.ref(), *bw, n, 3);
+        be.Add(a.ref(), b.ref(), 3 * n, b.ref());
+        be.Axpy(0.375f, a.ref(), 3 * n, b.ref());
+        return b.Floats();
+      };
+      // One float add / multiply-add per element in a fixed order: tolerance 0.
+      EXPECT_EQ(run(*backend_), run(*ref_)) << "n=" << n;
+    }
+  });
 }
 
 TEST_P(BackendTest, SwiGLUMatchesReference) {
@@ -352,18 +362,20 @@ TEST_P(BackendTest, RopeMatchesReferenceBothStyles) {
 }
 
 TEST_P(BackendTest, StoreRowsConvertsLikeTheReference) {
-  const auto xh = RandomNormal(333, 5, 100.0f);
-  for (DType dtype : {DType::kF32, DType::kF16}) {
-    auto run = [&](Backend& be) {
-      Tensor x(be, xh), dst(be, xh.size() * sizeof(float));
-      be.StoreRows(x.ref(), xh.size(), dtype, dst.ref());
-      std::vector<uint8_t> bytes(tensor::RowBytes(dtype, xh.size()));
-      be.Download(dst.ref(), bytes.data(), bytes.size());
-      return bytes;
-    };
-    // F16 rounding to nearest even is exact arithmetic: tolerance 0.
-    EXPECT_EQ(run(*backend_), run(*ref_)) << tensor::DTypeName(dtype);
-  }
+  ForEachTarget([&] {
+    const auto xh = RandomNormal(333, 5, 100.0f);
+    for (DType dtype : {DType::kF32, DType::kF16}) {
+      auto run = [&](Backend& be) {
+        Tensor x(be, xh), dst(be, xh.size() * sizeof(float));
+        be.StoreRows(x.ref(), xh.size(), dtype, dst.ref());
+        std::vector<uint8_t> bytes(tensor::RowBytes(dtype, xh.size()));
+        be.Download(dst.ref(), bytes.data(), bytes.size());
+        return bytes;
+      };
+      // F16 rounding to nearest even is exact arithmetic: tolerance 0.
+      EXPECT_EQ(run(*backend_), run(*ref_)) << tensor::DTypeName(dtype);
+    }
+  });
 }
 
 TEST_P(BackendTest, AttentionMatchesReferenceWithGqaAndF16Cache) {
@@ -395,6 +407,96 @@ TEST_P(BackendTest, AttentionMatchesReferenceWithGqaAndF16Cache) {
         const auto got = run(*backend_), want = run(*ref_);
         // F32 scores and softmax against the double reference, unit-scale inputs.
         for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], 2e-5) << i;
+      }
+    }
+  });
+}
+
+// Batch invariance is part of the Backend contract (backend.h): a token's MatMul output is
+// bit-identical whatever the batch size, its place in the batch, the backend's thread
+// count, and whether the matrix was repacked or is read in place; MatMulShared gives the
+// same bits too.
+TEST_P(BackendTest, MatMulIsBatchInvariant) {
+  constexpr size_t kTokens = 19, kRows = 37;  // 19: past the 16-token tiles, with a tail
+  auto b1 = MakeBackend(GetParam(), 1), b3 = MakeBackend(GetParam(), 3);
+  ASSERT_TRUE(b1.ok() && b3.ok());
+  ForEachTarget([&] {
+    for (DType dtype :
+         {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K, DType::kF16, DType::kF32}) {
+      const size_t cols = tensor::BlockElements(dtype) == 256 ? 512 : 576;
+      const HostWeight hw = MakeWeight(dtype, kRows, cols, 5);
+      const auto xh = RandomNormal(kTokens * cols, 6);
+      PrepareOptions in_place;
+      in_place.repack = false;
+      // The batch on 2 threads, repacked: what every other form must reproduce.
+      const auto w2 = Prepared(backend_->PrepareMatrix(hw.view, {}));
+      Tensor x2(*backend_, xh);
+      const auto batched = Run(*backend_, kTokens * kRows, [&](Backend& b, BufferRef y) {
+        b.MatMul(*w2, x2.ref(), kTokens, y);
+      });
+      for (Backend* be : {b1->get(), b3->get(), backend_.get()}) {
+        for (bool repack : {true, false}) {
+          const auto w = Prepared(be->PrepareMatrix(hw.view, repack ? PrepareOptions{} : in_place));
+          Tensor x(*be, xh);
+          SCOPED_TRACE(std::string(tensor::DTypeName(dtype)) + " threads " +
+                       std::to_string(be->threads()) + " repack " + std::to_string(repack));
+          ASSERT_EQ(Run(*be, kTokens * kRows,
+                        [&](Backend& b, BufferRef y) { b.MatMul(*w, x.ref(), kTokens, y); }),
+                    batched);
+          Tensor ys(*be, kTokens * kRows * sizeof(float));
+          const SharedMatMulJob job{w.get(), ys.ref()};
+          be->MatMulShared({&job, 1}, x.ref(), kTokens);
+          ASSERT_EQ(ys.Floats(), batched);
+          for (size_t t : {size_t{0}, size_t{3}, kTokens - 1}) {
+            const auto single = Run(*be, kRows, [&](Backend& b, BufferRef y) {
+              b.MatMul(*w, x.ref(t * cols * sizeof(float)), 1, y);
+            });
+            ASSERT_EQ(0, std::memcmp(single.data(), batched.data() + t * kRows, kRows * 4))
+                << "token " << t;
+          }
+          // Tokens 3 and 4 as a batch of 2.
+          const auto pair = Run(*be, 2 * kRows, [&](Backend& b, BufferRef y) {
+            b.MatMul(*w, x.ref(3 * cols * sizeof(float)), 2, y);
+          });
+          ASSERT_EQ(0, std::memcmp(pair.data(), batched.data() + 3 * kRows, 2 * kRows * 4));
+        }
+      }
+    }
+  });
+}
+
+// Attention is batch invariant too: each query token's output is the same bits whether the
+// token runs inside a prefill batch or alone as a decode step, on any thread count.
+TEST_P(BackendTest, AttentionIsBatchInvariant) {
+  auto b1 = MakeBackend(GetParam(), 1), b3 = MakeBackend(GetParam(), 3);
+  ASSERT_TRUE(b1.ok() && b3.ok());
+  ForEachTarget([&] {
+    for (DType cache : {DType::kF32, DType::kF16}) {
+      const size_t heads = 6, kv_heads = 2, head_dim = 64, first = 3, tokens = 9;
+      const size_t len = first + tokens, row = heads * head_dim;
+      const auto kf = RandomNormal(len * kv_heads * head_dim, 1);
+      const auto vf = RandomNormal(len * kv_heads * head_dim, 2);
+      const auto qh = RandomNormal(tokens * row, 3);
+      const float scale = 0.125f;
+      std::vector<float> batched;
+      for (Backend* be : {backend_.get(), b1->get(), b3->get()}) {
+        Tensor kt(*be, kf), vt(*be, vf), q(*be, qh);
+        Tensor kc(*be, kf.size() * sizeof(float)), vc(*be, vf.size() * sizeof(float));
+        be->StoreRows(kt.ref(), kf.size(), cache, kc.ref());
+        be->StoreRows(vt.ref(), vf.size(), cache, vc.ref());
+        const KvRef kv{cache, kc.ref(), vc.ref(), kv_heads, head_dim};
+        const auto all = Run(*be, tokens * row, [&](Backend& b, BufferRef o) {
+          b.Attention(q.ref(), tokens, heads, first, kv, scale, o);
+        });
+        if (batched.empty()) batched = all;
+        ASSERT_EQ(all, batched) << "threads " << be->threads();
+        for (size_t t = 0; t < tokens; ++t) {
+          const auto alone = Run(*be, row, [&](Backend& b, BufferRef o) {
+            b.Attention(q.ref(t * row * sizeof(float)), 1, heads, first + t, kv, scale, o);
+          });
+          ASSERT_EQ(0, std::memcmp(alone.data(), batched.data() + t * row, row * 4))
+              << "token " << t << " threads " << be->threads() << " " << tensor::DTypeName(cache);
+        }
       }
     }
   });
