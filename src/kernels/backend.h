@@ -11,13 +11,16 @@
 //
 // Conventions (all ops):
 //  - Activations are F32, row-major, contiguous, in backend buffers: "[num_tokens][n]"
-//    means row t starts at byte offset t * n * 4 of the BufferRef. Shapes, aliasing rules
+//    means row t starts at byte offset t * n * 4 of the BufferRef. The step's token ids
+//    and positions are int32 arrays in backend buffers too (the model uploads them once
+//    per step), so no op reads host memory. Shapes, aliasing rules
 //    and numerics of each op are those of the kernels.h function of the same name; the
 //    reference backend computes kernels/ref's answer for it.
 //  - Ops may run asynchronously, in the order they were issued: what they write is visible
 //    to the host only after Download or MatMulToHost (which wait for it) or Synchronize.
-//    Host arguments (ids, positions, a host `src`) are read before the call returns, so the
-//    caller may reuse that memory at once. A device error in an op surfaces at the next
+//    Host arguments (Upload's `src`, Prepare*'s source bytes) are read before the call
+//    returns, so the caller may reuse that memory at once (except where a Weight or
+//    PreparedRope says it keeps reading its source). A device error in an op surfaces at the next
 //    Synchronize (its Status); Download and MatMulToHost wait but return nothing, so the
 //    model ends every step with Synchronize.
 //  - A Weight or buffer is used only with the backend that made it.
@@ -32,7 +35,7 @@
 // Thread safety:
 //  - The ops (GetRows ... Axpy), Upload, Download, Copy and Synchronize: one thread at a
 //    time (the model serialises its forward passes).
-//  - Allocate, Free, PrepareMatrix and PrepareTensor are thread-safe and may run
+//  - Allocate, Free, PrepareMatrix, PrepareTensor and PrepareRope are thread-safe and may run
 //    concurrently with the ops and with each other (a KV cache is made or destroyed by a
 //    session thread while another thread runs Forward; an adapter is made while the model
 //    decodes). Free may be called while ops that use the buffer are still in flight: the
@@ -123,6 +126,22 @@ class Weight {
   tensor::TensorView view_;
 };
 
+// A RoPE cos/sin table on a backend (PrepareRope), as the Rope op reads it. Immutable.
+// The RopeTable it was made from must outlive it (the CPU and reference backends read that
+// table in place; a GPU backend copies it to the device).
+class PreparedRope {
+ public:
+  virtual ~PreparedRope() = default;
+  // Positions the table covers: Rope requires positions below this.
+  size_t max_positions() const { return max_positions_; }
+
+ protected:
+  explicit PreparedRope(size_t max_positions) : max_positions_(max_positions) {}
+
+ private:
+  size_t max_positions_;
+};
+
 struct PrepareOptions {
   // Re-lay the matrix into the backend's fast layout where it has one (the CPU backend:
   // kernels::PackedWeight); false reads it in place. Results are bit-identical either way.
@@ -185,10 +204,14 @@ class Backend {
   // Any other tensor, as is: a norm weight or bias (F32 vector) or an embedding table
   // (any dtype tensor::DequantizeRow accepts). ResourceExhausted as PrepareMatrix.
   virtual Result<std::unique_ptr<Weight>> PrepareTensor(const tensor::TensorView& w) = 0;
+  // `table` for the Rope op; the model prepares it again whenever it replaces the table
+  // (a longer context). ResourceExhausted as PrepareMatrix.
+  virtual Result<std::unique_ptr<PreparedRope>> PrepareRope(const RopeTable& table) = 0;
 
   // --- Ops (shapes and numerics as the kernels.h function of the same name) ---
-  // out[i][:] = row ids[i] of the embedding table, dequantized. REQUIRES: ids in range.
-  virtual void GetRows(const Weight& table, std::span<const int32_t> ids, BufferRef out) = 0;
+  // out[i][:] = row ids[i] of the embedding table, dequantized, for i < num_ids; ids is
+  // int32 [num_ids] in backend memory. REQUIRES: ids in range.
+  virtual void GetRows(const Weight& table, BufferRef ids, size_t num_ids, BufferRef out) = 0;
   // out = x * weight / rms(x) per row of n; in place allowed.
   virtual void RmsNorm(BufferRef x, const Weight& weight, float eps, size_t n, size_t num_rows,
                        BufferRef out) = 0;
@@ -204,9 +227,10 @@ class Backend {
   virtual void MatMulToHost(const Weight& w, BufferRef x, size_t num_tokens, float* y) = 0;
   // x[r][:] += bias for every row r of n; bias F32 [n].
   virtual void AddBias(BufferRef x, const Weight& bias, size_t n, size_t num_rows) = 0;
-  // In place on x: [num_tokens][num_heads][head_dim]; token t is at positions[t].
-  virtual void Rope(BufferRef x, size_t num_tokens, size_t num_heads,
-                    std::span<const int32_t> positions, const RopeTable& table) = 0;
+  // In place on x: [num_tokens][num_heads][head_dim]; token t is at positions[t] (int32
+  // [num_tokens] in backend memory). REQUIRES: positions < rope.max_positions().
+  virtual void Rope(BufferRef x, size_t num_tokens, size_t num_heads, BufferRef positions,
+                    const PreparedRope& rope) = 0;
   // dst[i] = src[i] converted to dtype (F32 copy, or F16 round-to-nearest-even) for
   // i < n: writes K/V rows into a cache.
   virtual void StoreRows(BufferRef src, size_t n, tensor::DType dtype, BufferRef dst) = 0;

@@ -76,8 +76,9 @@ class Tensor {
   size_t bytes_ = 0;
 };
 
-// The Weight of a Prepare* call that must succeed (test inputs are small).
-std::unique_ptr<Weight> Prepared(Result<std::unique_ptr<Weight>> w) {
+// The result of a Prepare* call that must succeed (test inputs are small).
+template <typename T>
+std::unique_ptr<T> Prepared(Result<std::unique_ptr<T>> w) {
   PK_CHECK(w.ok());
   return std::move(*w);
 }
@@ -270,9 +271,14 @@ TEST_P(BackendTest, GetRowsDequantizesAnyDtypeExactly) {
       const int32_t ids[] = {9, 0, 3, 3};
       const auto t = Prepared(backend_->PrepareTensor(hw.view));
       const auto tr = Prepared(ref_->PrepareTensor(hw.view));
+      // The ids live in each backend's memory.
+      Tensor it(*backend_, sizeof(ids)), ir(*ref_, sizeof(ids));
+      backend_->Upload(it.ref(), ids, sizeof(ids));
+      ref_->Upload(ir.ref(), ids, sizeof(ids));
       // Dequantization is exact arithmetic on both: tolerance 0.
-      EXPECT_EQ(Run(*backend_, 4 * 256, [&](Backend& b, BufferRef o) { b.GetRows(*t, ids, o); }),
-                Run(*ref_, 4 * 256, [&](Backend& b, BufferRef o) { b.GetRows(*tr, ids, o); }))
+      EXPECT_EQ(
+          Run(*backend_, 4 * 256, [&](Backend& b, BufferRef o) { b.GetRows(*t, it.ref(), 4, o); }),
+          Run(*ref_, 4 * 256, [&](Backend& b, BufferRef o) { b.GetRows(*tr, ir.ref(), 4, o); }))
           << tensor::DTypeName(dtype);
     }
   });
@@ -348,8 +354,11 @@ TEST_P(BackendTest, RopeMatchesReferenceBothStyles) {
         const auto xh = RandomNormal(tokens * heads * head_dim, 3);
         const int32_t pos[] = {0, 17, 4095};
         auto run = [&](Backend& be) {
-          Tensor x(be, xh);
-          be.Rope(x.ref(), tokens, heads, pos, table);
+          Tensor x(be, xh), p(be, sizeof(pos));
+          be.Upload(p.ref(), pos, sizeof(pos));
+          const auto rope = Prepared(be.PrepareRope(table));
+          EXPECT_EQ(rope->max_positions(), 4096u);
+          be.Rope(x.ref(), tokens, heads, p.ref(), *rope);
           return x.Floats();
         };
         const auto got = run(*backend_), want = run(*ref_);

@@ -22,8 +22,9 @@ Result<Activations> Activations::Create(kernels::Backend& backend, const LlamaCo
   PK_RETURN_IF_ERROR(make(&a.v, c.kv_dim()));
   PK_RETURN_IF_ERROR(make(&a.gate, c.d_ff));
   PK_RETURN_IF_ERROR(make(&a.up, c.d_ff));
-  a.ids.resize(max_tokens);
-  a.positions.resize(max_tokens);
+  PK_ASSIGN_OR_RETURN(kernels::Buffer t, backend.Allocate(2 * max_tokens * sizeof(int32_t)));
+  a.tokens = kernels::DeviceBuffer(&backend, t);
+  a.tokens_host.resize(2 * max_tokens);
   a.out_rows.resize(max_tokens);
   return a;
 }

@@ -39,10 +39,16 @@ struct Activations {
   // logits before they go to the host); empty otherwise.
   kernels::DeviceBuffer logits;
 
-  // Host-side description of the step: token id and position of each row, and the output
-  // row each row produces (kNoRow: none).
+  // The step's token ids and positions, int32, for `rows` rows: ids at [0, rows), positions
+  // at [rows, 2 * rows). LlamaModel::Run fills the host copy and uploads it once per step
+  // (one small copy on the CPU backend); GetRows and Rope read the backend copy.
+  kernels::DeviceBuffer tokens;      // [2 * max_tokens] int32
+  std::vector<int32_t> tokens_host;  // [2 * max_tokens]
+  kernels::BufferRef ids() const { return tokens.ref(); }
+  kernels::BufferRef positions(size_t rows) const { return tokens.ref(rows * sizeof(int32_t)); }
+
+  // The output row each row of the step produces (kNoRow: none); host only.
   static constexpr size_t kNoRow = static_cast<size_t>(-1);
-  std::vector<int32_t> ids, positions;
   std::vector<size_t> out_rows;
 };
 

@@ -21,7 +21,7 @@ void AttentionBlock(const StepContext& s, const LayerParams& p, int layer) {
   const Linear* qkv[] = {&p.wq, &p.wk, &p.wv};
   const BufferRef qkv_out[] = {a.q.ref(), a.k.ref(), a.v.ref()};
   ApplyLinearShared(be, qkv, a.xn.ref(), s.rows, qkv_out);
-  const std::span<const int32_t> positions(a.positions.data(), s.rows);
+  const BufferRef positions = a.positions(s.rows);
   be.Rope(a.q.ref(), s.rows, static_cast<size_t>(c.num_heads), positions, s.rope);
   be.Rope(a.k.ref(), s.rows, static_cast<size_t>(c.num_kv_heads), positions, s.rope);
   for (const Segment& seg : s.segments) {

@@ -46,7 +46,7 @@ struct StepContext {
   Activations& act;
   size_t rows;  // rows in this step, <= act.max_tokens
   std::span<const Segment> segments;
-  const kernels::RopeTable& rope;
+  const kernels::PreparedRope& rope;
 };
 
 // x += wo · Attention(RoPE(wq·xn), cache ← RoPE(wk·xn), wv·xn) with xn = RmsNorm(x):

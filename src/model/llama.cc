@@ -37,13 +37,20 @@ struct LlamaModel::Impl {
     } else if (c.rope_scaling == RopeScaling::kLinear) {
       rope.freq_scale = 1.0f / c.rope_scaling_factor;
     }
-    GrowRope(std::min(c.context_length, std::max(1, opts.rope_positions)));
   }
-
-  void GrowRope(int positions_needed) {
+  // Replaces the table (and its backend copy) when it covers fewer positions than
+  // positions_needed. ResourceExhausted from the backend; the old table stays then.
+  Status GrowRope(int positions_needed) {
     const size_t n = static_cast<size_t>(positions_needed);
-    if (n > rope_table.max_positions()) rope_table = kernels::RopeTable::Create(rope, n);
+    if (rope_table != nullptr && n <= rope_table->max_positions()) return Status::Ok();
+    auto table = std::make_unique<kernels::RopeTable>(kernels::RopeTable::Create(rope, n));
+    PK_ASSIGN_OR_RETURN(std::unique_ptr<kernels::PreparedRope> prepared,
+                        backend.PrepareRope(*table));
+    rope_prepared = std::move(prepared);  // before the table it reads goes
+    rope_table = std::move(table);
+    return Status::Ok();
   }
+  size_t rope_positions() const { return rope_table->max_positions(); }
 
   // Prepares every weight on the backend; ResourceExhausted (naming the tensor) when the
   // backend cannot hold one.
@@ -129,7 +136,10 @@ struct LlamaModel::Impl {
   Activations act;
   std::vector<Segment> segments;
   kernels::RopeConfig rope;
-  kernels::RopeTable rope_table;
+  // Heap-held so that its address (which the CPU and reference backends' PreparedRope keep)
+  // stays put; rope_prepared is the backend's copy of it.
+  std::unique_ptr<kernels::RopeTable> rope_table;
+  std::unique_ptr<kernels::PreparedRope> rope_prepared;
 };
 
 namespace {
@@ -207,6 +217,8 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::FromGguf(formats::GgufFile gguf,
   model->impl_ =
       std::make_unique<Impl>(*backend, model->config_, model->weights_, opts);
   PK_RETURN_IF_ERROR(model->impl_->Prepare(model->weights_, *model->gguf_, opts.repack));
+  PK_RETURN_IF_ERROR(model->impl_->GrowRope(
+      std::min(model->config_.context_length, std::max(1, opts.rope_positions))));
   model->impl_->act = std::move(*act);
   return model;
 }
@@ -311,10 +323,9 @@ Status LlamaModel::Run(std::span<BatchEntry> batch, bool want_logits, std::vecto
   // The RoPE table covers positions up to the furthest seen, doubling when outgrown: a
   // table for a 128k context (32 MiB at head_dim 64) is only built if it is used, and a
   // long decode reallocates it log2(context / 4096) times, never per token.
-  if (max_end > s.rope_table.max_positions()) {
-    s.GrowRope(static_cast<int>(std::min<size_t>(
-        std::max(max_end, 2 * s.rope_table.max_positions()),
-        static_cast<size_t>(c.context_length))));
+  if (max_end > s.rope_positions()) {
+    PK_RETURN_IF_ERROR(s.GrowRope(static_cast<int>(std::min<size_t>(
+        std::max(max_end, 2 * s.rope_positions()), static_cast<size_t>(c.context_length)))));
   }
   const size_t width = static_cast<size_t>(want_logits ? c.vocab_size : c.d_model);
   out->resize(total_rows * width);  // no allocation when the caller reuses the vector
@@ -323,7 +334,14 @@ Status LlamaModel::Run(std::span<BatchEntry> batch, bool want_logits, std::vecto
   // (offset in step). Output rows are numbered in batch order across steps.
   Activations& a = s.act;
   size_t entry = 0, token = 0, next_out_row = 0;
+  size_t remaining = 0;  // tokens of the batch not yet in a step
+  for (const BatchEntry& b : batch) remaining += b.tokens.size();
   while (entry < batch.size()) {
+    // This step's rows, known up front so positions can follow the ids in one upload.
+    const size_t step_rows = std::min(remaining, s.max_tokens);
+    remaining -= step_rows;
+    int32_t* ids = a.tokens_host.data();
+    int32_t* positions = ids + step_rows;
     size_t rows = 0;
     s.segments.clear();
     while (entry < batch.size() && rows < s.max_tokens) {
@@ -332,8 +350,8 @@ Status LlamaModel::Run(std::span<BatchEntry> batch, bool want_logits, std::vecto
       s.segments.push_back({b.cache, rows, take, b.start_pos + static_cast<int>(token)});
       for (size_t i = 0; i < take; ++i) {
         const size_t ti = token + i;
-        a.ids[rows + i] = b.tokens[ti];
-        a.positions[rows + i] = b.start_pos + static_cast<int32_t>(ti);
+        ids[rows + i] = b.tokens[ti];
+        positions[rows + i] = b.start_pos + static_cast<int32_t>(ti);
         const bool last = ti + 1 == b.tokens.size();
         a.out_rows[rows + i] = (b.all_logits || last) ? next_out_row++ : Activations::kNoRow;
       }
@@ -344,8 +362,10 @@ Status LlamaModel::Run(std::span<BatchEntry> batch, bool want_logits, std::vecto
         token = 0;
       }
     }
-    const StepContext ctx{*backend_, c, a, rows, s.segments, s.rope_table};
-    backend_->GetRows(*s.embedding, std::span<const int32_t>(a.ids.data(), rows), a.x.ref());
+    PK_DCHECK(rows == step_rows);
+    backend_->Upload(a.tokens.ref(), ids, 2 * rows * sizeof(int32_t));
+    const StepContext ctx{*backend_, c, a, rows, s.segments, *s.rope_prepared};
+    backend_->GetRows(*s.embedding, a.ids(), rows, a.x.ref());
     for (int l = 0; l < c.num_layers; ++l) {
       const LayerParams& p = s.layers[static_cast<size_t>(l)];
       AttentionBlock(ctx, p, l);

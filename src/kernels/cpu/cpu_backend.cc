@@ -20,6 +20,17 @@ float* F(BufferRef r) {
   return reinterpret_cast<float*>(static_cast<std::byte*>(r.handle) + r.offset_bytes);
 }
 std::byte* B(BufferRef r) { return static_cast<std::byte*>(r.handle) + r.offset_bytes; }
+const int32_t* I32(BufferRef r) { return reinterpret_cast<const int32_t*>(B(r)); }
+
+// The host table itself, read in place.
+class HostRope final : public PreparedRope {
+ public:
+  explicit HostRope(const RopeTable& table) : PreparedRope(table.max_positions()), table_(&table) {}
+  const RopeTable& table() const { return *table_; }
+
+ private:
+  const RopeTable* table_;
+};
 
 // A matrix: its packed copy when PrepareMatrix made one, else the source view.
 class CpuWeight final : public Weight {
@@ -70,16 +81,18 @@ class CpuBackend final : public Backend {
   Result<std::unique_ptr<Weight>> PrepareMatrix(const tensor::TensorView& w,
                                                 const PrepareOptions& opts) override {
     if (!opts.repack) return std::unique_ptr<Weight>(std::make_unique<CpuWeight>(w));
-    PK_ASSIGN_OR_RETURN(PackedWeight packed,
-                        PackedWeight::TryPack(w, opts.consumed, opts.source));
+    PK_ASSIGN_OR_RETURN(PackedWeight packed, PackedWeight::TryPack(w, opts.consumed, opts.source));
     return std::unique_ptr<Weight>(std::make_unique<CpuWeight>(w, std::move(packed)));
+  }
+  Result<std::unique_ptr<PreparedRope>> PrepareRope(const RopeTable& table) override {
+    return std::unique_ptr<PreparedRope>(std::make_unique<HostRope>(table));
   }
   Result<std::unique_ptr<Weight>> PrepareTensor(const tensor::TensorView& w) override {
     return std::unique_ptr<Weight>(std::make_unique<CpuWeight>(w));
   }
 
-  void GetRows(const Weight& table, std::span<const int32_t> ids, BufferRef out) override {
-    kernels::GetRows(table.view(), ids.data(), ids.size(), F(out));
+  void GetRows(const Weight& table, BufferRef ids, size_t num_ids, BufferRef out) override {
+    kernels::GetRows(table.view(), I32(ids), num_ids, F(out));
   }
   void RmsNorm(BufferRef x, const Weight& weight, float eps, size_t n, size_t num_rows,
                BufferRef out) override {
@@ -117,10 +130,10 @@ class CpuBackend final : public Backend {
     float* p = F(x);
     for (size_t r = 0; r < num_rows; ++r) kernels::Add(p + r * n, W(bias).f32(), n, p + r * n);
   }
-  void Rope(BufferRef x, size_t num_tokens, size_t num_heads, std::span<const int32_t> positions,
-            const RopeTable& table) override {
-    PK_DCHECK(positions.size() >= num_tokens);
-    kernels::Rope(F(x), num_tokens, num_heads, positions.data(), table);
+  void Rope(BufferRef x, size_t num_tokens, size_t num_heads, BufferRef positions,
+            const PreparedRope& rope) override {
+    kernels::Rope(F(x), num_tokens, num_heads, I32(positions),
+                  static_cast<const HostRope&>(rope).table());
   }
   void StoreRows(BufferRef src, size_t n, tensor::DType dtype, BufferRef dst) override {
     if (dtype == tensor::DType::kF16) {

@@ -18,6 +18,17 @@ float* F(BufferRef r) {
   return reinterpret_cast<float*>(static_cast<std::byte*>(r.handle) + r.offset_bytes);
 }
 std::byte* B(BufferRef r) { return static_cast<std::byte*>(r.handle) + r.offset_bytes; }
+const int32_t* I32(BufferRef r) { return reinterpret_cast<const int32_t*>(B(r)); }
+
+// The host table itself, read in place.
+class HostRope final : public PreparedRope {
+ public:
+  explicit HostRope(const RopeTable& table) : PreparedRope(table.max_positions()), table_(&table) {}
+  const RopeTable& table() const { return *table_; }
+
+ private:
+  const RopeTable* table_;
+};
 
 // Weights are read in place from their source: no layout of its own.
 class RefWeight final : public Weight {
@@ -62,12 +73,15 @@ class RefBackend final : public Backend {
     PK_CHECK(kernels::MatMulSupports(w.dtype));
     return std::unique_ptr<Weight>(std::make_unique<RefWeight>(w));
   }
+  Result<std::unique_ptr<PreparedRope>> PrepareRope(const RopeTable& table) override {
+    return std::unique_ptr<PreparedRope>(std::make_unique<HostRope>(table));
+  }
   Result<std::unique_ptr<Weight>> PrepareTensor(const tensor::TensorView& w) override {
     return std::unique_ptr<Weight>(std::make_unique<RefWeight>(w));
   }
 
-  void GetRows(const Weight& table, std::span<const int32_t> ids, BufferRef out) override {
-    ref::GetRows(table.view(), ids.data(), ids.size(), F(out));
+  void GetRows(const Weight& table, BufferRef ids, size_t num_ids, BufferRef out) override {
+    ref::GetRows(table.view(), I32(ids), num_ids, F(out));
   }
   void RmsNorm(BufferRef x, const Weight& weight, float eps, size_t n, size_t num_rows,
                BufferRef out) override {
@@ -92,10 +106,13 @@ class RefBackend final : public Backend {
       for (size_t i = 0; i < n; ++i) p[r * n + i] += b[i];
     }
   }
-  void Rope(BufferRef x, size_t num_tokens, size_t num_heads, std::span<const int32_t> positions,
-            const RopeTable& table) override {
-    PK_CHECK(positions.size() >= num_tokens);
-    ref::Rope(F(x), num_tokens, num_heads, positions.data(), table);
+  void Rope(BufferRef x, size_t num_tokens, size_t num_heads, BufferRef positions,
+            const PreparedRope& rope) override {
+    const int32_t* pos = I32(positions);
+    for (size_t t = 0; t < num_tokens; ++t) {
+      PK_CHECK(pos[t] >= 0 && static_cast<size_t>(pos[t]) < rope.max_positions());
+    }
+    ref::Rope(F(x), num_tokens, num_heads, pos, static_cast<const HostRope&>(rope).table());
   }
   void StoreRows(BufferRef src, size_t n, tensor::DType dtype, BufferRef dst) override {
     const float* s = F(src);
