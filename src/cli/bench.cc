@@ -82,6 +82,10 @@ int BenchMain(BenchFlags& f) {
   if (!loaded.ok()) return Fail(cmd, loaded.status());
   runtime::Engine& engine = **loaded;
   const int threads = engine.threads();
+  // What runs the ops: the SIMD target of the CPU kernels, or "reference" for the
+  // plain-loop backend (which no SIMD target runs).
+  const std::string kernels_name =
+      mf.backend == "reference" ? std::string("reference") : kernels::ActiveTarget();
 
   std::vector<TestResult> results;
   const auto run_test = [&](bool prompt, int n) -> Status {
@@ -89,7 +93,7 @@ int BenchMain(BenchFlags& f) {
     t.name = (prompt ? "pp" : "tg") + std::to_string(n);
     (prompt ? t.n_prompt : t.n_gen) = n;
     std::fprintf(stderr, "pocket bench: %s, %d repetitions, %d threads, %s kernels...\n",
-                 t.name.c_str(), f.repetitions, threads, kernels::ActiveTarget().c_str());
+                 t.name.c_str(), f.repetitions, threads, kernels_name.c_str());
     PK_ASSIGN_OR_RETURN(t.seconds, prompt ? runtime::BenchPromptProcessing(engine, n, f.repetitions)
                                           : runtime::BenchTokenGeneration(engine, n, f.repetitions));
     for (double s : t.seconds) t.tokens_per_s.push_back(n / s);
@@ -117,7 +121,8 @@ int BenchMain(BenchFlags& f) {
       j["model_size"] = engine.weight_bytes();
       j["model_n_params"] = runtime::CountParameters(engine.config());
       j["n_threads"] = threads;
-      j["kernels"] = kernels::ActiveTarget();
+      j["backend"] = mf.backend;
+      j["kernels"] = kernels_name;
       j["n_prompt"] = t.n_prompt;
       j["n_gen"] = t.n_gen;
       j["test"] = t.name;
@@ -155,7 +160,8 @@ int BenchMain(BenchFlags& f) {
                 HumanBytes(weight_bytes).c_str(), HumanCount(params).c_str(), threads,
                 t.name.c_str(), ts);
   }
-  std::printf("\nmemory read bandwidth: %.2f GB/s (%s)\n", bw->bytes_per_s / 1e9,
+  std::printf("\nbackend: %s (%s kernels)\n", mf.backend.c_str(), kernels_name.c_str());
+  std::printf("memory read bandwidth: %.2f GB/s (%s)\n", bw->bytes_per_s / 1e9,
               bw->method.c_str());
   for (const auto& t : results) {
     if (t.n_gen == 0) continue;

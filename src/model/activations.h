@@ -35,8 +35,9 @@ struct Activations {
                                // the output head's normalised rows
   kernels::DeviceBuffer gate;  // [T][d_ff] gate projection, then SwiGLU(gate, up) in place
   kernels::DeviceBuffer up;    // [T][d_ff] up projection
-  // [T][vocab_size] logits, only when the output matrix has adapters (they must add to the
-  // logits before they go to the host); empty otherwise.
+  // [T][vocab_size] logits, only when the output matrix has a bias or adapters (they must
+  // add to the logits before they go to the host; LlamaModel allocates it at load or in
+  // AttachAdapter); empty otherwise.
   kernels::DeviceBuffer logits;
 
   // The step's token ids and positions, int32, for `rows` rows: ids at [0, rows), positions

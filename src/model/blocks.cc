@@ -5,6 +5,8 @@
 
 #include <cmath>
 
+#include "base/check.h"
+
 namespace pocket::model {
 
 using kernels::BufferRef;
@@ -80,6 +82,8 @@ size_t OutputHead(const StepContext& s, const HeadParams& p, bool want_logits, f
   } else if (p.output.adapters.empty() && p.output.bias == nullptr) {
     be.MatMulToHost(*p.output.weight, a.o.ref(), n_out, out);
   } else {
+    // Allocated at load when the output has a bias and by AttachAdapter for its adapters.
+    PK_CHECK(a.logits.size_bytes() >= n_out * static_cast<size_t>(c.vocab_size) * sizeof(float));
     ApplyLinear(be, p.output, a.o.ref(), n_out, a.logits.ref());
     be.Download(a.logits.ref(), out, n_out * static_cast<size_t>(c.vocab_size) * sizeof(float));
   }

@@ -51,6 +51,14 @@ struct LlamaModel::Impl {
     return Status::Ok();
   }
   size_t rope_positions() const { return rope_table->max_positions(); }
+  // act.logits for the output head's bias or adapters (once).
+  Status AllocateLogits(kernels::Backend& be) {
+    if (act.logits.size_bytes() != 0) return Status::Ok();
+    PK_ASSIGN_OR_RETURN(kernels::Buffer b,
+                        be.Allocate(max_tokens * head.output.out_features() * sizeof(float)));
+    act.logits = kernels::DeviceBuffer(&be, b);
+    return Status::Ok();
+  }
 
   // Prepares every weight on the backend; ResourceExhausted (naming the tensor) when the
   // backend cannot hold one.
@@ -214,12 +222,14 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::FromGguf(formats::GgufFile gguf,
   }
   std::unique_ptr<LlamaModel> model(
       new LlamaModel(std::move(file), std::move(config), std::move(weights), backend));
-  model->impl_ =
-      std::make_unique<Impl>(*backend, model->config_, model->weights_, opts);
+  model->impl_ = std::make_unique<Impl>(*backend, model->config_, model->weights_, opts);
   PK_RETURN_IF_ERROR(model->impl_->Prepare(model->weights_, *model->gguf_, opts.repack));
   PK_RETURN_IF_ERROR(model->impl_->GrowRope(
       std::min(model->config_.context_length, std::max(1, opts.rope_positions))));
   model->impl_->act = std::move(*act);
+  if (model->impl_->head.output.bias != nullptr) {
+    PK_RETURN_IF_ERROR(model->impl_->AllocateLogits(*backend));
+  }
   return model;
 }
 
@@ -256,11 +266,7 @@ Status LlamaModel::AttachAdapter(int layer, MatrixId which, std::shared_ptr<Adap
         std::to_string(linear.out_features()) + " x " + std::to_string(linear.in_features()) +
         " and a step has up to " + std::to_string(s.max_tokens) + " tokens");
   }
-  if (which == MatrixId::kOutput && s.act.logits.size_bytes() == 0) {
-    PK_ASSIGN_OR_RETURN(kernels::Buffer b,
-                        backend_->Allocate(s.max_tokens * linear.out_features() * sizeof(float)));
-    s.act.logits = kernels::DeviceBuffer(backend_.get(), b);
-  }
+  if (which == MatrixId::kOutput) PK_RETURN_IF_ERROR(s.AllocateLogits(*backend_));
   linear.adapters.push_back(std::move(adapter));
   return Status::Ok();
 }

@@ -337,6 +337,7 @@ TEST_F(CliTest, BenchJsonLinesAndTable) {
     EXPECT_GT(r["avg_ts"].get<double>(), 0);
     EXPECT_EQ(r["samples_ts"].size(), 2u);
     EXPECT_EQ(r["n_threads"], 1);
+    EXPECT_EQ(r["backend"], "cpu");
     EXPECT_GT(r["bandwidth_bytes_per_s"].get<double>(), 0);
     EXPECT_NE(r["bandwidth_method"].get<std::string>().find("STREAM"), std::string::npos);
   }
@@ -348,6 +349,15 @@ TEST_F(CliTest, BenchJsonLinesAndTable) {
   EXPECT_NE(table.out.find("pp8 |"), std::string::npos);
   EXPECT_NE(table.out.find("tg4 roofline:"), std::string::npos) << table.out;
   EXPECT_NE(table.out.find("memory read bandwidth:"), std::string::npos);
+  EXPECT_NE(table.out.find("backend: cpu ("), std::string::npos) << table.out;
+
+  // The reference backend is named as the kernels, not a SIMD target it does not use.
+  const Output ref = Pocket("bench " + Model() +
+                            " -p 0 -n 2 -r 1 -t 1 --bandwidth-mib 8 --json --backend reference");
+  ASSERT_EQ(ref.rc, 0) << ref.err;
+  const auto row = nlohmann::json::parse(ref.out);
+  EXPECT_EQ(row["backend"], "reference");
+  EXPECT_EQ(row["kernels"], "reference");
 }
 
 // --cpu-isa avx2 runs the AVX2 kernels (every x86-64 CI machine here has AVX2) and says so.
