@@ -8,7 +8,7 @@ APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config git clang libclang-rt-14-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libhwy-dev libboost-dev nlohmann-json3-dev libcli11-dev libtomlplusplus-dev
-  libsqlite3-dev libssl-dev libsodium-dev libzstd-dev zlib1g-dev libpcre2-dev
+  libsqlite3-dev libssl-dev libsodium-dev libzstd-dev zlib1g-dev libpcre2-dev libsimdjson-dev
   openssl ca-certificates
   python3 chromium chromium-driver
 )

@@ -441,5 +441,38 @@ TEST(TraceTest, ReplaysSmallTraceWithAstralCharacters) {
   EXPECT_EQ(doc.GetText("content").ToString(), trace->end_content);
 }
 
+
+TEST(TraceTest, ParsesFieldsInAnyOrderIgnoringUnknownKeysAndExtraPatchElements) {
+  const std::string json =
+      R"({"txns":[{"patches":[[0,0,"hé",7],[1,1,""]],"time":"x"},{"patches":[]}],)"
+      R"("meta":{"a":[1,2,{"b":null}]},"endContent":"h","startContent":""})";
+  auto t = ParseEditingTrace(json, "t.json");  // no padding: parsed from a copy
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  ASSERT_EQ(t->txns.size(), 2u);
+  ASSERT_EQ(t->txns[0].size(), 2u);
+  EXPECT_EQ(t->txns[0][0].text, "hé");
+  EXPECT_EQ(t->txns[0][1].pos, 1u);
+  EXPECT_EQ(t->txns[0][1].deleted, 1u);
+  EXPECT_EQ(t->num_patches, 2u);
+  EXPECT_EQ(t->end_content, "h");
+  Doc doc(1);
+  ASSERT_TRUE(ReplayTrace(*t, doc).ok());
+  EXPECT_EQ(doc.GetText("content").ToString(), "h");
+}
+
+TEST(TraceTest, MalformedTracesAreCorruptionNamingTheFile) {
+  for (const char* json : {
+           "", "[]", "{", R"({"startContent":""})", R"({"txns":{}})", R"({"txns":[1]})",
+           R"({"txns":[{}]})", R"({"txns":[{"patches":[[0,0]]}]})",
+           R"({"txns":[{"patches":[[-1,0,"a"]]}]})", R"({"txns":[{"patches":[[0,4294967296,"a"]]}]})",
+           R"({"txns":[{"patches":[[0,0,7]]}]})", R"({"txns":[{"patches":[[0,0,"a"]]}],"endContent":3})",
+           R"({"txns":[{"patches":[[0,0,"a"]]])"}) {
+    auto t = ParseEditingTrace(json, "bad.json");
+    ASSERT_FALSE(t.ok()) << json;
+    EXPECT_EQ(t.status().code(), StatusCode::kCorruption) << json;
+    EXPECT_NE(t.status().message().find("bad.json"), std::string::npos) << json;
+  }
+}
+
 }  // namespace
 }  // namespace pocket::crdt

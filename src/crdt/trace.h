@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/status.h"
@@ -28,6 +29,13 @@ struct EditingTrace {
 
 // Reads `path` (.gz detected by magic bytes). IOError / Corruption naming the path.
 Result<EditingTrace> LoadEditingTrace(const std::string& path);
+// The JSON text of a trace; Corruption naming `name` and what is wrong. Unknown top-level
+// keys, patch elements after the third and anything after the root object are ignored.
+// `capacity`: the bytes readable from
+// json.data() (>= json.size()); with 64 or more to spare the text is parsed in place, else
+// it is copied first.
+Result<EditingTrace> ParseEditingTrace(std::string_view json, const std::string& name,
+                                       size_t capacity = 0);
 
 // Applies the trace to text `field` of `doc` as local edits, one Doc::Transact per trace
 // transaction (startContent, if any, as a first transaction). Positions are converted from
