@@ -194,29 +194,46 @@ TEST(GgufFileTest, RejectsTooManyDims) {
 TEST(GgufFileTest, RejectsUnknownAndUnsupportedTensorTypes) {
   ExpectError(Bytes().Header(1, 0).TensorInfo("t", {32}, 999, 0).Pad(32).Zeros(64),
               StatusCode::kCorruption, "unknown ggml type 999");
-  ExpectError(Bytes().Header(1, 0).TensorInfo("t", {256}, 13, 0).Pad(32).Zeros(256),
-              StatusCode::kNotSupported, "Q5_K");
+  ExpectError(Bytes().Header(1, 0).TensorInfo("t", {256}, 35, 0).Pad(32).Zeros(256),
+              StatusCode::kNotSupported, "TQ2_0");
 }
 
 TEST(GgufFileTest, ListsUnsupportedTypesWhenAsked) {
   Bytes b;
-  b.Header(2, 0).TensorInfo("q5k", {256, 2}, 13, 0).TensorInfo("f", {8}, 0, 352).Pad(32).Zeros(384);
+  b.Header(2, 0).TensorInfo("tq2", {256, 2}, 35, 0).TensorInfo("f", {8}, 0, 160).Pad(32).Zeros(192);
   EXPECT_EQ(Parse(b.str()).code(), StatusCode::kNotSupported);
   GgufOpenOptions lenient;
   lenient.allow_unsupported_types = true;
   auto f = GgufFile::FromBytes(b.str(), "test.gguf", lenient);
   ASSERT_TRUE(f.ok()) << f.status().ToString();
-  const TensorInfo* t = f->FindTensor("q5k");
+  const TensorInfo* t = f->FindTensor("tq2");
   EXPECT_FALSE(t->supported);
-  EXPECT_EQ(t->ggml_type, 13u);
-  EXPECT_EQ(t->size_bytes, 352u);  // 2 rows × one 176-byte Q5_K block
-  EXPECT_EQ(GgmlTypeName(t->ggml_type), "Q5_K");
+  EXPECT_EQ(t->ggml_type, 35u);
+  EXPECT_EQ(t->size_bytes, 132u);  // 2 rows × one 66-byte TQ2_0 block
+  EXPECT_EQ(GgmlTypeName(t->ggml_type), "TQ2_0");
   EXPECT_TRUE(f->FindTensor("f")->supported);
   // Bounds are still checked with the real block size.
   Bytes short_data;
-  short_data.Header(1, 0).TensorInfo("q5k", {256, 2}, 13, 0).Pad(32).Zeros(300);
+  short_data.Header(1, 0).TensorInfo("tq2", {256, 2}, 35, 0).Pad(32).Zeros(100);
   EXPECT_EQ(GgufFile::FromBytes(short_data.str(), "t", lenient).status().code(),
             StatusCode::kCorruption);
+}
+
+// The reader's table of ggml types (written from ggml's type_traits) and tensor/dtype.h's
+// block structs agree on every type Pocket computes with.
+TEST(GgufFileTest, TypeTableMatchesTheBlockLayouts) {
+  for (tensor::DType t : tensor::kAllDTypes) {
+    if (t == tensor::DType::kQ8_K) continue;
+    const uint32_t id = static_cast<uint32_t>(t);
+    SCOPED_TRACE(std::string(tensor::DTypeName(t)));
+    EXPECT_EQ(GgmlTypeName(id), tensor::DTypeName(t));
+    Bytes b;
+    const uint64_t n = tensor::BlockElements(t);
+    b.Header(1, 0).TensorInfo("t", {n, 3}, id, 0).Pad(32).Zeros(3 * tensor::BlockBytes(t));
+    auto f = GgufFile::FromBytes(b.str(), "t");
+    ASSERT_TRUE(f.ok()) << f.status().ToString();
+    EXPECT_EQ(f->FindTensor("t")->size_bytes, 3 * tensor::BlockBytes(t));
+  }
 }
 
 TEST(GgufFileTest, RejectsPartialBlocks) {

@@ -228,6 +228,23 @@ uint32_t LlamaFileType(DType t) {
     case DType::kQ6_K: return 18;
     case DType::kBF16: return 32;
     case DType::kQ8_K: return 0;
+    // llama_ftype's "mostly" values for files of one type (the _S variant where there are
+    // several).
+    case DType::kQ4_1: return 3;
+    case DType::kQ5_0: return 8;
+    case DType::kQ5_1: return 9;
+    case DType::kQ2_K: return 10;
+    case DType::kQ3_K: return 11;
+    case DType::kQ5_K: return 16;
+    case DType::kIQ2_XXS: return 19;
+    case DType::kIQ2_XS: return 20;
+    case DType::kIQ3_XXS: return 23;
+    case DType::kIQ1_S: return 24;
+    case DType::kIQ4_NL: return 25;
+    case DType::kIQ3_S: return 26;
+    case DType::kIQ2_S: return 28;
+    case DType::kIQ4_XS: return 30;
+    case DType::kIQ1_M: return 31;
   }
   return 0;
 }

@@ -49,16 +49,18 @@ void* Workspace::Get(size_t slot, size_t bytes) {
   return b.data;
 }
 
-bool MatMulSupports(DType dtype) {
-  switch (dtype) {
-    case DType::kF32: case DType::kF16: case DType::kBF16: case DType::kQ8_0:
-    case DType::kQ4_0: case DType::kQ4_K: case DType::kQ6_K:
-      return true;
-    case DType::kQ8_K:
-      return false;
+MatMulPath MatMulPathOf(DType dtype) { return cpu::MatMulPathOf(dtype); }
+
+std::string_view MatMulPathName(MatMulPath path) {
+  switch (path) {
+    case MatMulPath::kUnsupported: return "unsupported";
+    case MatMulPath::kReference: return "reference";
+    case MatMulPath::kFast: return "fast";
   }
-  return false;
+  return "?";
 }
+
+bool MatMulSupports(DType dtype) { return MatMulPathOf(dtype) != MatMulPath::kUnsupported; }
 
 int MatMulActivationKind(DType dtype) {
   switch (dtype) {

@@ -59,7 +59,14 @@ class Workspace {
   std::vector<Buffer> buffers_;
 };
 
-// Weight dtypes MatMul accepts: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K.
+// How MatMul multiplies by a weight of `dtype` on this CPU now (the dispatched SIMD
+// target): kFast, a SIMD kernel of that target; kReference, a portable loop (same results,
+// slow); kUnsupported, refused. `pocket inspect --types` reports it per tensor type.
+enum class MatMulPath { kUnsupported, kReference, kFast };
+MatMulPath MatMulPathOf(tensor::DType dtype);
+std::string_view MatMulPathName(MatMulPath path);  // "unsupported", "reference", "fast"
+
+// Weight dtypes MatMul accepts on every target: MatMulPathOf(dtype) != kUnsupported.
 bool MatMulSupports(tensor::DType dtype);
 
 // How MatMul prepares its activation for a weight of `dtype`: 0 F32 as is (F32/F16/BF16),

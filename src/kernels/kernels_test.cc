@@ -66,6 +66,27 @@ TEST(KernelsTest, SeveralTargetsAreCompiled) {
   EXPECT_FALSE(ActiveTarget().empty());
 }
 
+TEST(KernelsTest, MatMulPathIsTheSameSetOnEveryTargetAndFastOnX86) {
+  std::vector<bool> supported;
+  for (DType t : tensor::kAllDTypes) supported.push_back(MatMulSupports(t));
+  ForEachTarget([&] {
+    for (size_t i = 0; i < std::size(tensor::kAllDTypes); ++i) {
+      const DType t = tensor::kAllDTypes[i];
+      SCOPED_TRACE(std::string(tensor::DTypeName(t)));
+      EXPECT_EQ(MatMulPathOf(t) != MatMulPath::kUnsupported, supported[i]);
+    }
+  });
+  EXPECT_EQ(MatMulPathOf(DType::kQ8_K), MatMulPath::kUnsupported);  // never a weight
+  EXPECT_EQ(MatMulPathOf(DType::kF32), MatMulPath::kFast);
+  const std::string target = ActiveTarget();
+  if (target == "AVX2" || target == "AVX3" || target == "AVX3_ZEN4" || target == "AVX3_SPR") {
+    for (DType t : {DType::kQ4_0, DType::kQ8_0, DType::kQ4_K, DType::kQ6_K}) {
+      EXPECT_EQ(MatMulPathOf(t), MatMulPath::kFast) << tensor::DTypeName(t);
+    }
+  }
+  EXPECT_EQ(MatMulPathName(MatMulPath::kReference), "reference");
+}
+
 TEST(KernelsTest, QuantizeActQ8MatchesReferenceBitForBit) {
   ForEachTarget([] {
     for (size_t n : {32u, 64u, 576u, 2048u}) {

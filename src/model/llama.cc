@@ -215,6 +215,12 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::FromGguf(formats::GgufFile gguf,
     return Status::NotSupported("llama: output matmul over " +
                                 std::string(tensor::DTypeName(weights.output.dtype)));
   }
+  // GetRows dequantizes rows of the embedding table: any MatMul type can be dequantized.
+  if (!backend->MatMulSupports(weights.token_embd.dtype)) {
+    return Status::NotSupported("llama: token embedding of " +
+                                std::string(tensor::DTypeName(weights.token_embd.dtype)) +
+                                " type");
+  }
   auto act = Activations::Create(*backend, config, static_cast<size_t>(opts.max_batch_tokens));
   if (!act.ok()) {
     return Status::ResourceExhausted("llama: cannot allocate activation workspaces for " +

@@ -450,8 +450,13 @@ void QuantizeRow(DType dtype, const float* src, void* dst, size_t n) {
     case DType::kQ4_K: QuantizeRowQ4_K(src, static_cast<BlockQ4_K*>(dst), n); return;
     case DType::kQ6_K: QuantizeRowQ6_K(src, static_cast<BlockQ6_K*>(dst), n); return;
     case DType::kQ8_K: QuantizeRowQ8_K(src, static_cast<BlockQ8_K*>(dst), n); return;
+    case DType::kQ4_1: case DType::kQ5_0: case DType::kQ5_1: case DType::kIQ4_NL:
+    case DType::kQ2_K: case DType::kQ3_K: case DType::kQ5_K: case DType::kIQ4_XS:
+    case DType::kIQ2_XXS: case DType::kIQ2_XS: case DType::kIQ2_S: case DType::kIQ3_XXS:
+    case DType::kIQ3_S: case DType::kIQ1_S: case DType::kIQ1_M:
+      break;
   }
-  PK_CHECK(false && "unknown dtype");
+  PK_CHECK(false && "QuantizeRow: no quantizer for this dtype");
 }
 
 void DequantizeRow(DType dtype, const void* src, float* dst, size_t n) {
@@ -465,8 +470,13 @@ void DequantizeRow(DType dtype, const void* src, float* dst, size_t n) {
     case DType::kQ4_K: DequantizeRowQ4_K(static_cast<const BlockQ4_K*>(src), dst, n); return;
     case DType::kQ6_K: DequantizeRowQ6_K(static_cast<const BlockQ6_K*>(src), dst, n); return;
     case DType::kQ8_K: DequantizeRowQ8_K(static_cast<const BlockQ8_K*>(src), dst, n); return;
+    case DType::kQ4_1: case DType::kQ5_0: case DType::kQ5_1: case DType::kIQ4_NL:
+    case DType::kQ2_K: case DType::kQ3_K: case DType::kQ5_K: case DType::kIQ4_XS:
+    case DType::kIQ2_XXS: case DType::kIQ2_XS: case DType::kIQ2_S: case DType::kIQ3_XXS:
+    case DType::kIQ3_S: case DType::kIQ1_S: case DType::kIQ1_M:
+      break;
   }
-  PK_CHECK(false && "unknown dtype");
+  PK_CHECK(false && "DequantizeRow: no dequantizer for this dtype");
 }
 
 }  // namespace pocket::tensor

@@ -54,6 +54,24 @@ TEST(QuantTest, BlockSizes) {
   EXPECT_EQ(v.size_bytes(), 6u * 288u);
 }
 
+TEST(QuantTest, EveryStoredTypeRoundTripsThroughItsGgmlId) {
+  for (DType t : kAllDTypes) {
+    SCOPED_TRACE(std::string(DTypeName(t)));
+    EXPECT_NE(DTypeName(t), "?");
+    EXPECT_GT(BlockElements(t), 0u);
+    EXPECT_GT(BlockBytes(t), 0u);
+    const std::optional<DType> back = DTypeFromGgml(static_cast<uint32_t>(t));
+    if (t == DType::kQ8_K) {
+      EXPECT_FALSE(back.has_value());  // an activation format, never in files
+    } else {
+      EXPECT_EQ(back, t);
+    }
+  }
+  EXPECT_FALSE(DTypeFromGgml(4).has_value());  // ggml's removed Q4_2
+  EXPECT_FALSE(DTypeFromGgml(9).has_value());  // Q8_1: activations only
+  EXPECT_FALSE(DTypeFromGgml(1000).has_value());
+}
+
 TEST(QuantTest, Q8_0HandComputedBlock) {
   float x[32];
   for (int j = 0; j < 32; ++j) x[j] = static_cast<float>(j - 16);  // amax 16 at j = 0

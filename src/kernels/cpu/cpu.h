@@ -69,6 +69,9 @@ void Add(const float* a, const float* b, size_t n, float* out);
 void AttentionHead(const float* q, const KvView& kv, size_t kv_head, size_t len, float scale,
                    float* scores, float* out);
 
+// kernels::MatMulPathOf for the target HWY_DYNAMIC_DISPATCH picks now.
+MatMulPath MatMulPathOf(tensor::DType dtype);
+
 // Name of the target HWY_DYNAMIC_DISPATCH picks now.
 const char* TargetName();
 // Highway targets compiled into these kernels that this CPU supports (HWY_* bits).

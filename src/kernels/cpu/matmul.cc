@@ -839,7 +839,23 @@ void MatMulRowsImpl(const tensor::TensorView& w, const uint8_t* packed, int pack
       return;
     }
     case DType::kQ8_K:
+    case DType::kQ4_1: case DType::kQ5_0: case DType::kQ5_1: case DType::kIQ4_NL:
+    case DType::kQ2_K: case DType::kQ3_K: case DType::kQ5_K: case DType::kIQ4_XS:
+    case DType::kIQ2_XXS: case DType::kIQ2_XS: case DType::kIQ2_S: case DType::kIQ3_XXS:
+    case DType::kIQ3_S: case DType::kIQ1_S: case DType::kIQ1_M:
       break;
+  }
+}
+
+// Per target: which dtypes have a SIMD kernel here (see MatMulRowsImpl's switch).
+MatMulPath MatMulPathImpl(DType dtype) {
+  switch (dtype) {
+    case DType::kF32: case DType::kF16: case DType::kBF16:
+      return MatMulPath::kFast;  // Highway vectors on every target
+    case DType::kQ8_0: case DType::kQ4_0: case DType::kQ4_K: case DType::kQ6_K:
+      return PK_X86_INT8 ? MatMulPath::kFast : MatMulPath::kReference;
+    default:
+      return MatMulPath::kUnsupported;
   }
 }
 
@@ -855,6 +871,7 @@ namespace pocket::kernels::cpu {
 HWY_EXPORT(MatMulRowsImpl);
 HWY_EXPORT(QuantizeActQ8Impl);
 HWY_EXPORT(TargetNameImpl);
+HWY_EXPORT(MatMulPathImpl);
 HWY_EXPORT(PackedLayoutImpl);
 
 void MatMulRows(const tensor::TensorView& w, const uint8_t* packed, int packed_layout,
@@ -866,6 +883,9 @@ void QuantizeActQ8(const float* x, size_t n, int8_t* q, float* d, int32_t* neg8s
   HWY_DYNAMIC_DISPATCH(QuantizeActQ8Impl)(x, n, q, d, neg8sum);
 }
 const char* TargetName() { return HWY_DYNAMIC_DISPATCH(TargetNameImpl)(); }
+MatMulPath MatMulPathOf(tensor::DType dtype) {
+  return HWY_DYNAMIC_DISPATCH(MatMulPathImpl)(dtype);
+}
 
 std::vector<int64_t> CompiledTargets() { return hwy::SupportedAndGeneratedTargets(); }
 const char* TargetNameOf(int64_t target) { return hwy::TargetName(target); }
