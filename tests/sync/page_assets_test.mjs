@@ -7,7 +7,8 @@
 //   * every module the page imports, transitively, is in the page folder (vendor.txt is
 //     closed under imports);
 //   * the page loads with no failed request and reaches "synced", and an edit syncs both
-//     ways with a real Yjs client (npm yjs + y-websocket);
+//     ways with a real Yjs client (npm yjs + y-websocket); with a module missing, the page
+//     says its scripts failed to load;
 //   * without vendor/, or without the page folder, `pocket collab serve` exits non-zero at
 //     once with one line naming the missing folder and how to get it; --no-page serves
 //     rooms only.
@@ -106,6 +107,13 @@ main('page_assets_test', async () => {
       document.getElementById('editor').value === '> typed in the page'))
     close(peer)
     assert.deepEqual(problems, [])
+
+    // A module that fails to load is said on the page, not left at "connecting…".
+    fs.rmSync(path.join(page, 'vendor/lib0/time.js'))
+    const broken = await browser.newPage()
+    await broken.goto(`http://127.0.0.1:${server.port}/?room=assets`)
+    await waitFor('the page says its scripts failed', () => broken.evaluate(() =>
+      document.getElementById('status').textContent.includes('failed to load')))
     await browser.close()
     browser = null
     await server.stop()
