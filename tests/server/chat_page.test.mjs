@@ -118,6 +118,7 @@ try {
   await waitFor('the error is shown', () => page.evaluate(() => !document.getElementById('error').hidden));
   const error = await page.evaluate(() => document.getElementById('error').textContent);
   check(error.includes("404: model 'missing-model' does not exist"), `error shown: ${error}`);
+  eq(await page.inputValue('#input'), 'hello', 'the failed message is back in the box to retry');
 
   eq(problems, [], 'no page errors or failed page requests');
 } finally {

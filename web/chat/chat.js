@@ -123,7 +123,7 @@ async function readEvents (response, onChunk) {
 
 async function send (text) {
   showError('')
-  addMessage('user', text)
+  const asked = addMessage('user', text)
   messages.push({ role: 'user', content: text })
   const reply = addMessage('assistant', '')
   reply.classList.add('streaming')
@@ -161,7 +161,13 @@ async function send (text) {
       addNote(reply, 'stopped')
     } else {
       showError(e instanceof TypeError ? `Cannot reach the server: ${e.message}` : e.message)
-      if (!content) reply.remove()
+      if (!content) {
+        // Nothing came back: the message goes back into the box to retry, not into history.
+        reply.remove()
+        asked.remove()
+        messages.pop()
+        if (!input.value) input.value = text
+      }
     }
   } finally {
     reply.classList.remove('streaming')
