@@ -52,7 +52,8 @@ if ((${#missing[@]})); then
 fi
 
 # Node packages for the cross-language tests (real yjs, y-websocket, openai, ...), pinned
-# by tests/node/package-lock.json.
+# by tests/node/package-lock.json; the build also copies the collab editor page's Yjs
+# modules from them (web/collab/vendor.txt).
 if [ "${1:-}" = "--with-node" ] && [ -f tests/node/package.json ]; then
   if [ ! -d tests/node/node_modules ] || [ tests/node/package-lock.json -nt tests/node/node_modules ]; then
     (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)

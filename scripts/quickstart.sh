@@ -3,7 +3,9 @@
 # the embedded default model. Extra arguments go to `pocket run`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh
+# --with-node: the pinned npm packages (tests/node/package-lock.json), which the build copies
+# the collab editor page's Yjs modules from (web/CMakeLists.txt); the tests use them too.
+bash scripts/deps.sh --with-node
 # The same configuration scripts/test.sh uses, so running the tests afterwards reuses this
 # build instead of reconfiguring (and rebuilding) the tree.
 cmake --preset release -DPOCKET_WERROR=ON -DPOCKET_BENCH=ON >/dev/null

@@ -18,21 +18,45 @@
 
 #include "cli/command.h"
 #include "cli/signals.h"
+#include "cli/web_assets.h"
 #include "sync/collab_server.h"
 
 namespace pocket::cli {
 namespace {
 
-// Walks up from the binary to find `rel` (the source tree holds web/ and tests/node/).
-std::string FindUpward(const std::string& rel) {
+// The editor page's folder and its npm modules: refuses to start without them (the page
+// would hang on "connecting…" with nothing said), naming what is missing and how to get it.
+// Fills web_root and node_modules of `o`; both stay empty with `no_page`.
+Status ResolvePage(const std::string& web, const std::string& node_modules, bool no_page,
+                   sync::CollabServerOptions& o) {
+  if (no_page) return Status::Ok();
   std::error_code ec;
-  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (ec) return "";
-  for (auto dir = exe.parent_path(); !dir.empty() && dir != dir.root_path();
-       dir = dir.parent_path()) {
-    if (std::filesystem::exists(dir / rel, ec)) return (dir / rel).string();
+  if (web.empty()) {
+    auto found = FindWebPage("collab");
+    if (!found.ok()) {
+      return Status::NotFound("the editor page is missing: " + found.status().message() +
+                              "; build the `pocket` target, pass --web DIR, or --no-page to "
+                              "serve rooms only");
+    }
+    o.web_root = *found;
+  } else if (!std::filesystem::is_regular_file(std::filesystem::path(web) / "index.html", ec)) {
+    return Status::NotFound("--web '" + web + "' holds no index.html");
+  } else {
+    o.web_root = web;
   }
-  return "";
+  o.node_modules = node_modules;
+  const std::string vendor = node_modules.empty() ? o.web_root + "/vendor" : node_modules;
+  // One file of each package the import map names; web/collab/vendor.txt lists them all.
+  for (const char* file : {"yjs/dist/yjs.mjs", "y-websocket/src/y-websocket.js",
+                           "y-protocols/sync.js", "lib0/encoding.js"}) {
+    if (!std::filesystem::is_regular_file(std::filesystem::path(vendor) / file, ec)) {
+      return Status::NotFound("the editor page's Yjs modules are missing (no " + vendor + "/" +
+                              file +
+                              "); run `bash scripts/deps.sh --with-node` and build again, "
+                              "or pass --no-page to serve rooms only");
+    }
+  }
+  return Status::Ok();
 }
 
 // Tokens file: one "ROOM TOKEN" per line; ROOM "*" sets the token of every other room;
@@ -69,6 +93,7 @@ CommandMain Configure(CLI::App& app) {
     int port = 1234;
     std::string token, tokens_file, web, node_modules;
     bool memory = false;
+    bool no_page = false;
     size_t compact_every = 500;
     size_t max_message_bytes = sync::SyncOptions{}.max_message_bytes;
     double new_rooms_per_minute = sync::SyncOptions{}.new_rooms_per_minute;
@@ -87,10 +112,15 @@ CommandMain Configure(CLI::App& app) {
       ->capture_default_str();
   serve->add_option("--token", f->token, "Access token every room requires (?token=...)");
   serve->add_option("--tokens", f->tokens_file, "File of 'ROOM TOKEN' lines ('*' = any room)");
-  serve->add_option("--web", f->web, "Folder of the editor page (default: web/collab)");
+  serve->add_option("--web", f->web,
+                    "Folder of the editor page (default: share/pocket/web/collab beside the "
+                    "binary, in the build or the install)");
   serve->add_option("--node-modules", f->node_modules,
-                    "node_modules holding yjs, y-websocket, y-protocols, lib0 for the page "
-                    "(default: tests/node/node_modules)");
+                    "Serve the page's yjs, y-websocket, y-protocols and lib0 from this "
+                    "node_modules instead of the page folder's vendor/ (development)");
+  serve->add_flag("--no-page", f->no_page, "Serve rooms only: no editor page, no check for it")
+      ->excludes("--web")
+      ->excludes("--node-modules");
   serve->add_flag("--memory", f->memory, "Keep rooms in memory only (nothing persisted)");
   serve->add_option("--compact-every", f->compact_every,
                     "Compact a room's log after this many updates (0: never)")
@@ -134,9 +164,9 @@ CommandMain Configure(CLI::App& app) {
     sync::CollabServerOptions o;
     o.bind_address = f->host;
     o.port = static_cast<uint16_t>(f->port);
-    o.web_root = f->web.empty() ? FindUpward("web/collab") : f->web;
-    o.node_modules =
-        f->node_modules.empty() ? FindUpward("tests/node/node_modules") : f->node_modules;
+    if (Status s = ResolvePage(f->web, f->node_modules, f->no_page, o); !s.ok()) {
+      return Fail("collab", s);
+    }
     if (!f->memory) o.sync.data_dir = f->dir;
     o.sync.token = f->token;
     o.sync.store.compact_every_records = f->compact_every;

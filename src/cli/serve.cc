@@ -17,6 +17,7 @@
 #include "cli/command.h"
 #include "cli/ledger_flags.h"
 #include "cli/signals.h"
+#include "cli/web_assets.h"
 #include "router/policy.h"
 #include "server/fake_model.h"
 #include "server/runtime_model.h"
@@ -49,6 +50,8 @@ struct ServeFlags {
   bool quiet = false;
   bool collab = false;
   std::string collab_dir;
+  std::string web;
+  bool no_page = false;
 };
 
 bool IsLoopback(const std::string& host) {
@@ -98,6 +101,24 @@ int RunServe(const ServeFlags& f) {
                  f.host.c_str());
   }
 
+  // The chat page at GET /: an explicit --web must hold it; a missing default only costs
+  // the page, so the API starts anyway and says so.
+  std::string web_root;
+  if (!f.no_page && !f.web.empty()) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(std::filesystem::path(f.web) / "index.html", ec))
+      return Fail("serve", Status::NotFound("--web '" + f.web + "' holds no index.html"));
+    web_root = f.web;
+  } else if (!f.no_page) {
+    auto found = FindWebPage("chat");
+    if (found.ok()) {
+      web_root = *found;
+    } else {
+      std::fprintf(stderr, "pocket serve: no chat page at GET /: %s\n",
+                   found.status().message().c_str());
+    }
+  }
+
   std::vector<std::shared_ptr<server::Model>> models;
   for (const auto& id : f.fake_models)
     models.push_back(std::make_shared<server::FakeModel>(id, f.fake_context, f.fake_delay_ms));
@@ -127,6 +148,7 @@ int RunServe(const ServeFlags& f) {
   }
   opts.collab = f.collab || !f.collab_dir.empty();
   opts.collab_dir = f.collab_dir;
+  opts.web_root = web_root;
   auto server = server::Server::Create(opts, models, std::move(policy));
   if (!server.ok()) return Fail("serve", server.status());
 
@@ -142,6 +164,8 @@ int RunServe(const ServeFlags& f) {
   for (const auto& m : models) ids += (ids.empty() ? "" : ", ") + m->id();
   std::fprintf(stderr, "pocket serve: listening on http://%s:%u/v1 (models: %s)\n", f.host.c_str(),
                port, ids.c_str());
+  if (!web_root.empty())
+    std::fprintf(stderr, "pocket serve: chat page at http://%s:%u/\n", f.host.c_str(), port);
   // The first signal stops the server here: in-flight generations and remote calls end,
   // connections close.
   WaitThenStop(signals, f.shutdown_timeout_ms, "pocket serve", [&] { (*server)->Stop(); });
@@ -196,6 +220,11 @@ CommandMain Configure(CLI::App& app) {
   app.add_flag("--quiet", f->quiet, "no per-request log lines");
   app.add_flag("--collab", f->collab, "serve y-websocket rooms on ws://HOST:PORT/collab/<room> (in memory)");
   app.add_option("--collab-dir", f->collab_dir, "like --collab, rooms persisted in this directory");
+  app.add_option("--web", f->web,
+                 "folder of the chat page served at GET / (default: share/pocket/web/chat "
+                 "beside the binary, in the build or the install)");
+  app.add_flag("--no-page", f->no_page, "no chat page: GET / is a 404 like any unknown path")
+      ->excludes("--web");
   return [f] { return RunServe(*f); };
 }
 

@@ -1,13 +1,18 @@
-// Endpoint routing: which handler a request goes to (/health, /metrics, /v1/models, the
-// generation endpoints, /v1/embeddings), API-key checks, and the handlers that answer on the
-// HTTP thread: models, embeddings, and the parsing and validation of a generation request
-// (model, Pocket extensions) before it is admitted (admission.cc).
+// Endpoint routing: which handler a request goes to (/health, the chat page at GET /,
+// /metrics, /v1/models, the generation endpoints, /v1/embeddings), API-key checks, and the
+// handlers that answer on the HTTP thread: the page, models, embeddings, and the parsing and
+// validation of a generation request (model, Pocket extensions) before it is admitted
+// (admission.cc).
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "base/clock.h"
+#include "base/file.h"
+#include "net/static_files.h"
 #include "server/errors.h"
 #include "server/openai_json.h"
 #include "server/request.h"
@@ -17,6 +22,27 @@
 namespace pocket::server {
 
 using nlohmann::json;
+
+namespace {
+
+// The chat page's file for a GET of `path`, or "" when `path` is none of its files: "/" is
+// index.html, "/NAME.EXT" a file directly in `web_root`. Every API path has no dot or a
+// second '/', so none is ever shadowed by a page file.
+std::string PageFile(const std::string& web_root, const std::string& path) {
+  if (web_root.empty() || !net::IsSafeUrlPath(path)) return "";
+  std::string file;
+  if (path == "/") {
+    file = web_root + "/index.html";
+  } else if (path.find('/', 1) == std::string::npos && path.find('.') != std::string::npos) {
+    file = web_root + path;
+  } else {
+    return "";
+  }
+  std::error_code ec;
+  return std::filesystem::is_regular_file(file, ec) ? file : "";
+}
+
+}  // namespace
 
 void Server::Route(const std::shared_ptr<Call>& call) {
   const std::string& path = call->req.path;
@@ -29,6 +55,24 @@ void Server::Route(const std::shared_ptr<Call>& call) {
     call->endpoint = "health";
     Reply(*call, 200, Dump(json{{"status", "ok"}, {"model", models_[0]->id()}}));
     return done();
+  }
+  // The chat page (web/chat) is public like /health: it holds nothing but the page, and its
+  // calls to /v1 carry the key the user types in.
+  if (method == "GET" || method == "HEAD") {
+    if (std::string file = PageFile(options_.web_root, path); !file.empty()) {
+      call->endpoint = "page";
+      auto body = ReadFile(file);
+      if (!body.ok()) {
+        Fail(*call, Status::Internal("cannot read the chat page"));
+        return done();
+      }
+      call->http_status = 200;
+      done();
+      call->ex->Respond(
+          200, {{"Content-Type", std::string(net::MimeType(file))}, {"Cache-Control", "no-cache"}},
+          method == "GET" ? std::move(body).value() : std::string());
+      return;
+    }
   }
   // API keys: when the policy configures any, every /v1 and /metrics call needs one.
   if (!router_->policy().api_keys.empty() && path != "/health") {

@@ -1,4 +1,5 @@
 // The OpenAI-compatible local AI server behind `pocket serve`:
+//   GET  / (the chat page, web/chat, when ServerOptions::web_root is set; no API key)
 //   GET  /health, /metrics (Prometheus text), /v1/models
 //   POST /v1/chat/completions, /v1/completions (streaming SSE or not), /v1/embeddings
 // Each generation request is admitted into a bounded queue (429 + Retry-After when full),
@@ -56,6 +57,9 @@ struct ServerOptions {
   bool collab = false;
   std::string collab_dir;  // "" = rooms in memory
   RequestLimits request_limits;  // messages and prompt bytes per request (400 beyond)
+  // Folder of the chat page answered at GET / ("/" is its index.html, "/NAME.EXT" its other
+  // files); "" = none, and GET / is a 404 like any unknown path.
+  std::string web_root;
 };
 
 class Server {

@@ -1,3 +1,5 @@
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -6,6 +8,8 @@
 #include <atomic>
 #include <chrono>
 #include <ctime>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -77,10 +81,12 @@ TEST(FakeModelTest, DeterministicPerSeedAndHonoursMaxTokens) {
 
 class ServerTest : public ::testing::Test {
  protected:
-  void StartWith(const std::string& policy_toml, std::shared_ptr<Model> model = nullptr) {
+  void StartWith(const std::string& policy_toml, std::shared_ptr<Model> model = nullptr,
+                 const std::string& web_root = "") {
     auto policy = router::ParsePolicy(policy_toml, router::ProcessEnv());
     ASSERT_TRUE(policy.ok()) << policy.status().ToString();
     ServerOptions o;
+    o.web_root = web_root;
     o.http.port = 0;
     o.default_ledger_path = ":memory:";
     o.max_active = 2;
@@ -179,6 +185,74 @@ TEST_F(ServerTest, ApiKeysRequiredWhenConfigured) {
   EXPECT_EQ(Call("GET", "/v1/models", "", "wrong").status, 401);
   EXPECT_EQ(Call("GET", "/v1/models", "", "secret-key").status, 200);
   EXPECT_EQ(Call("GET", "/metrics").status, 401);
+  server_->Stop();
+}
+
+// A page folder for the GET / tests: index.html, chat.js, and files named like API paths,
+// which must never be served in their place.
+std::string MakePageFolder() {
+  const std::string dir = testing::TempDir() + "pocket_page_" + std::to_string(::getpid());
+  std::filesystem::create_directories(dir + "/v1");
+  auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir + "/" + name) << text;
+  };
+  write("index.html", "<!doctype html><title>chat</title>");
+  write("chat.js", "export {}");
+  write("metrics", "not the metrics");
+  write("v1/models", "not the models");
+  return dir;
+}
+
+TEST_F(ServerTest, ServesTheChatPageAtRootAndLeavesEveryApiRouteAsItWas) {
+  const std::string dir = MakePageFolder();
+  StartWith("", nullptr, dir);
+  auto r = Call("GET", "/");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "<!doctype html><title>chat</title>");
+  EXPECT_EQ(r.Header("content-type"), "text/html; charset=utf-8");
+  r = Call("GET", "/chat.js?v=2");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.Header("content-type"), "text/javascript; charset=utf-8");
+  r = Call("HEAD", "/");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "");
+  // The API is unchanged around the page.
+  EXPECT_EQ(Call("GET", "/health").status, 200);
+  r = Call("GET", "/v1/models");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(json::parse(r.body)["object"], "list");
+  EXPECT_NE(Call("GET", "/metrics").body.find("pocket_http_requests_total"), std::string::npos);
+  r = Call("GET", "/missing.js");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(json::parse(r.body)["error"]["code"], "not_found");
+  EXPECT_EQ(Call("GET", "/../server_test.cc").status, 404);
+  EXPECT_EQ(Call("POST", "/", "{}").status, 404);
+  EXPECT_EQ(Call("POST", "/v1/chat/completions",
+                 R"({"messages":[{"role":"user","content":"hi"}],"max_tokens":2})")
+                .status,
+            200);
+  EXPECT_EQ(server_->metrics().Value("pocket_http_requests_total",
+                                     {{"endpoint", "page"}, {"status", "200"}}),
+            3);
+  server_->Stop();
+  std::filesystem::remove_all(dir);
+}
+
+TEST_F(ServerTest, TheChatPageNeedsNoApiKeyButTheApiStillDoes) {
+  const std::string dir = MakePageFolder();
+  StartWith("[api_keys.ci]\nsha256 = \"" + Sha256Hex("secret-key") + "\"\n", nullptr, dir);
+  EXPECT_EQ(Call("GET", "/").status, 200);
+  EXPECT_EQ(Call("GET", "/v1/models").status, 401);
+  EXPECT_EQ(Call("GET", "/missing.js").status, 401);
+  server_->Stop();
+  std::filesystem::remove_all(dir);
+}
+
+TEST_F(ServerTest, WithoutAPageFolderRootIsA404) {
+  StartWith("");
+  auto r = Call("GET", "/");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(json::parse(r.body)["error"]["code"], "not_found");
   server_->Stop();
 }
 

@@ -1,8 +1,8 @@
 // CollabServer: `pocket collab serve` as a net::HttpServer on the caller's io_context, with
-// the rooms (SyncService) on its WebSocket-upgrade hook and the editor page and vendored
-// npm modules on net::StaticFileHandler. The connection layer (accepting, limits, timeouts,
-// refusals) is all net's; what is collab's here is the mapping of URLs to files and the
-// options it gives the listener.
+// the rooms (SyncService) on its WebSocket-upgrade hook and the editor page (with its copied
+// npm modules under vendor/, or those of a node_modules override) on net::StaticFileHandler.
+// The connection layer (accepting, limits, timeouts, refusals) is all net's; what is
+// collab's here is the mapping of URLs to files and the options it gives the listener.
 #include "sync/collab_server.h"
 
 #include <boost/beast/core/tcp_stream.hpp>
@@ -22,8 +22,7 @@ Result<std::string> ResolveStaticPath(std::string_view target, const std::string
   std::string_view path = target.substr(0, target.find_first_of("?#"));
   if (!net::IsSafeUrlPath(path)) return Status::NotFound("no such page");
   constexpr std::string_view kVendor = "/vendor/";
-  if (path.substr(0, kVendor.size()) == kVendor) {
-    if (node_modules.empty()) return Status::NotFound("no vendor directory");
+  if (path.substr(0, kVendor.size()) == kVendor && !node_modules.empty()) {
     std::string_view rest = path.substr(kVendor.size());
     static constexpr std::array<std::string_view, 4> kPackages = {"yjs/", "y-websocket/",
                                                                   "y-protocols/", "lib0/"};

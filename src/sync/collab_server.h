@@ -1,8 +1,10 @@
 // CollabServer: what `pocket collab serve` runs. One net::HttpServer listener that serves
 //   * WebSocket upgrades on any path: y-websocket rooms (handed to SyncService), and
-//   * GET/HEAD of static files (net/static_files.h): the editor page from `web_root`
-//     (web/collab/), and /vendor/<package>/<file> from `node_modules` for the four npm
-//     packages the page imports (yjs, y-websocket, y-protocols, lib0) through its import map.
+//   * GET/HEAD of static files (net/static_files.h): the editor page from `web_root` (the
+//     build's or install's share/pocket/web/collab/, docs/web.md), whose vendor/ folder
+//     holds the npm modules the page imports through its import map (yjs, y-websocket,
+//     y-protocols, lib0); with `node_modules` set, /vendor/<package>/<file> of those four
+//     packages comes from there instead.
 // Binds 127.0.0.1 unless told otherwise. The connection layer is net::HttpServer's, the same
 // as `pocket serve`'s: connections are capped per client address and in all (answered 429 /
 // 503 at once beyond, net/listener.h), a new connection must send its first byte within
@@ -27,7 +29,7 @@ struct CollabServerOptions {
   std::string bind_address = "127.0.0.1";
   uint16_t port = 1234;  // 0: an ephemeral port (see CollabServer::port())
   std::string web_root;      // empty: no page
-  std::string node_modules;  // empty: no /vendor/
+  std::string node_modules;  // empty: /vendor/ from web_root/vendor/
   // A y-websocket client opens one WebSocket per document and a browser a few connections
   // for the page, so one host with many tabs or test clients (bench/sync/fanout.mjs: 50)
   // stays well under the per-client cap; WebSockets count until they close.
@@ -59,7 +61,9 @@ class CollabServer {
 };
 
 // Maps a request path to a file under `web_root` / `node_modules`, or NotFound. Rejects
-// what net::IsSafeUrlPath rejects ("..", "//", backslashes, NULs); "/" maps to index.html.
+// what net::IsSafeUrlPath rejects ("..", "//", backslashes, NULs); "/" maps to index.html;
+// /vendor/<package>/... maps into `node_modules` for the four packages when it is set, and
+// like any other path into `web_root` when it is not.
 Result<std::string> ResolveStaticPath(std::string_view target, const std::string& web_root,
                                       const std::string& node_modules);
 

@@ -32,6 +32,14 @@ TEST(ResolveStaticPathTest, ServesPageAndVendoredPackagesOnly) {
   EXPECT_FALSE(ResolveStaticPath("/", "", "").ok());
 }
 
+TEST(ResolveStaticPathTest, VendorComesFromThePageFolderWithoutNodeModules) {
+  EXPECT_EQ(*ResolveStaticPath("/vendor/yjs/dist/yjs.mjs", "/w", ""), "/w/vendor/yjs/dist/yjs.mjs");
+  EXPECT_EQ(*ResolveStaticPath("/vendor/lib0/encoding.js?x", "/w", ""),
+            "/w/vendor/lib0/encoding.js");
+  EXPECT_FALSE(ResolveStaticPath("/vendor/lib0/../../x", "/w", "").ok());
+  EXPECT_FALSE(ResolveStaticPath("/vendor/yjs/dist/yjs.mjs", "", "").ok());
+}
+
 TEST(AgentTest, CountsUtf16UnitsLikeYText) {
   EXPECT_EQ(Utf16Length(""), 0u);
   EXPECT_EQ(Utf16Length("abc"), 3u);

@@ -32,10 +32,11 @@ export function tempDir (name) {
   return fs.mkdtempSync(path.join(os.tmpdir(), `pocket-sync-${name}-`))
 }
 
-// Starts `pocket collab serve --port 0` and resolves once it printed its port.
-export async function startServer (pocket, args = []) {
+// Starts `pocket collab serve --port 0` and resolves once it printed its port. `opts.cwd`:
+// the working directory of the server (default: this process's).
+export async function startServer (pocket, args = [], opts = {}) {
   const child = spawn(pocket, ['collab', 'serve', '--port', '0', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe']
+    stdio: ['ignore', 'pipe', 'pipe'], cwd: opts.cwd
   })
   let out = ''
   let err = ''
