@@ -16,24 +16,14 @@
 #include <sstream>
 #include <thread>
 
+#include "base/data_dir.h"
 #include "cli/command.h"
+#include "cli/model_flags.h"
 #include "cli/signals.h"
 #include "sync/collab_server.h"
 
 namespace pocket::cli {
 namespace {
-
-// Walks up from the binary to find `rel` (the source tree holds web/ and tests/node/).
-std::string FindUpward(const std::string& rel) {
-  std::error_code ec;
-  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (ec) return "";
-  for (auto dir = exe.parent_path(); !dir.empty() && dir != dir.root_path();
-       dir = dir.parent_path()) {
-    if (std::filesystem::exists(dir / rel, ec)) return (dir / rel).string();
-  }
-  return "";
-}
 
 // Tokens file: one "ROOM TOKEN" per line; ROOM "*" sets the token of every other room;
 // blank lines and lines starting with '#' are skipped.
@@ -63,6 +53,9 @@ Status ReadTokens(const std::string& path, sync::SyncOptions& options) {
 CommandMain Configure(CLI::App& app) {
   app.require_subcommand(1);
   CLI::App* serve = app.add_subcommand("serve", "Serve y-websocket rooms and the editor page");
+  SetExamples(app, {"pocket collab serve --dir ./collab-data   # page at http://127.0.0.1:1234/"});
+  SetExamples(*serve, {"pocket collab serve --dir ./collab-data   # page at http://127.0.0.1:1234/",
+                       "pocket collab serve --memory --port 8081"});
   struct Flags {
     std::string dir = "pocket-collab-data";
     std::string host = "127.0.0.1";
@@ -134,9 +127,9 @@ CommandMain Configure(CLI::App& app) {
     sync::CollabServerOptions o;
     o.bind_address = f->host;
     o.port = static_cast<uint16_t>(f->port);
-    o.web_root = f->web.empty() ? FindUpward("web/collab") : f->web;
+    o.web_root = f->web.empty() ? FindDataPath("web/collab") : f->web;
     o.node_modules =
-        f->node_modules.empty() ? FindUpward("tests/node/node_modules") : f->node_modules;
+        f->node_modules.empty() ? FindDataPath("tests/node/node_modules") : f->node_modules;
     if (!f->memory) o.sync.data_dir = f->dir;
     o.sync.token = f->token;
     o.sync.store.compact_every_records = f->compact_every;
