@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -435,6 +436,57 @@ TEST_F(CliTest, MissingDefaultModelErrorSaysHowToPointAtAModel) {
         << command << ": " << o.err;
     EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << command << ": " << o.err;
   }
+}
+
+// Rewrites the ggml type id of tensor `name` in a GGUF file's tensor table (u64 name length,
+// name, u32 n_dims, n_dims x u64 ne, u32 type). Used only to give a type a smaller size, so
+// the file stays within bounds.
+void SetTensorType(const fs::path& path, const std::string& name, uint32_t type) {
+  std::string bytes = Slurp(path);
+  std::string key(8, '\0');
+  uint64_t len = name.size();
+  std::memcpy(key.data(), &len, 8);
+  key += name;
+  const size_t at = bytes.find(key);
+  ASSERT_NE(at, std::string::npos) << name;
+  uint32_t n_dims = 0;
+  std::memcpy(&n_dims, bytes.data() + at + key.size(), 4);
+  std::memcpy(bytes.data() + at + key.size() + 4 + 8 * n_dims, &type, 4);
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+TEST_F(CliTest, InspectTypesListsEachTypeWithItsMatMulPath) {
+  const std::string model = std::string(POCKET_SOURCE_DIR) + "/models/default.gguf";
+  const Output o = Pocket("inspect --types " + Quote(model));
+  ASSERT_EQ(o.rc, 0) << o.err;
+  EXPECT_NE(o.out.find("* 2 tensor type(s); matmul path on this CPU"), std::string::npos) << o.out;
+  // The default model: Q8_0 matrices, F32 norms (the byte counts add up to inspect's total).
+  EXPECT_TRUE(std::regex_search(
+      o.out,
+      std::regex("\nQ8_0 +\\|      29 \\| +3,932,160 \\| +4,177,920 \\| (fast|reference)\n")))
+      << o.out;
+  EXPECT_TRUE(std::regex_search(
+      o.out, std::regex("\nF32 +\\|       9 \\| +2,304 \\| +9,216 \\| (fast|reference)\n")))
+      << o.out;
+  EXPECT_EQ(o.out.find("Note:"), std::string::npos) << o.out;
+
+  // A type Pocket's GGUF reader does not map (I8, 24) is listed as unsupported; one it maps
+  // (IQ1_S, 19) gets the path MatMul has for it today.
+  const fs::path patched = *dir_ / "patched.gguf";
+  fs::copy_file(model, patched, fs::copy_options::overwrite_existing);
+  SetTensorType(patched, "blk.0.ffn_down.weight", 24);
+  SetTensorType(patched, "blk.0.attn_q.weight", 19);
+  const Output p = Pocket("inspect --types " + Quote(patched.string()));
+  ASSERT_EQ(p.rc, 0) << p.err;
+  EXPECT_NE(p.out.find("* 4 tensor type(s)"), std::string::npos) << p.out;
+  EXPECT_TRUE(std::regex_search(p.out, std::regex("\nQ8_0 +\\|      27 \\|"))) << p.out;
+  EXPECT_TRUE(std::regex_search(p.out, std::regex("\nI8 +\\|       1 \\| .* \\| unsupported\n")))
+      << p.out;
+  EXPECT_TRUE(
+      std::regex_search(p.out, std::regex("\nIQ1_S +\\|       1 \\| +65,536 \\| +12,800 \\| "
+                                          "(fast|reference|unsupported)\n")))
+      << p.out;
+  EXPECT_NE(p.out.find("* Note: "), std::string::npos) << p.out;
 }
 
 TEST_F(CliTest, ChatKeepsCacheAcrossTurnsAndResets) {
