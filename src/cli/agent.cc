@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "cli/command.h"
+#include "cli/model_flags.h"
 #include "sync/agent.h"
 #include "sync/engine_generator.h"
 
@@ -16,23 +17,33 @@ namespace {
 CommandMain Configure(CLI::App& app) {
   struct Flags {
     std::string server, model, scripted, name = "pocket-agent", color = "#0d9488";
+    std::vector<std::string> positionals;
     bool no_model = false, quiet = false;
     int max_tokens = 128, token_delay_ms = 0, threads = 0;
+    int ctx_size = sync::EngineGeneratorOptions{}.context_length;
     float temperature = 0.7f;
     int64_t seed = -1;
   };
   auto f = std::make_shared<Flags>();
+  app.description(
+      "Join a y-websocket room as an AI peer: answers \"/ai ...\" lines and \"ai-requests\" "
+      "entries with the local model, streaming the answer into the shared document.");
+  SetExamples(app, {"pocket agent --server ws://127.0.0.1:1234/demo",
+                    "pocket agent --server ws://127.0.0.1:1234/demo -m model.gguf --temp 0 "
+                    "-n 64 --seed 1"});
   app.add_option("--server", f->server, "Room to join: ws://HOST:PORT/ROOM[?token=T]")->required();
-  app.add_option("--model", f->model, "GGUF model (default: the embedded default model)");
+  AddModelOption(app, &f->model);
+  app.add_option("model", f->positionals, "[MODEL] (as -m)")->expected(0, 1);
   app.add_flag("--no-model", f->no_model, "Join without a model (presence says AI unavailable)");
   app.add_option("--scripted", f->scripted, "Answer every request with this text (demos, tests)");
   app.add_option("--name", f->name, "Name shown to others")->capture_default_str();
   app.add_option("--color", f->color, "Colour shown to others")->capture_default_str();
-  app.add_option("--max-tokens", f->max_tokens, "Longest answer in tokens")->capture_default_str();
-  app.add_option("--temperature", f->temperature, "Sampling temperature (0: greedy)")
-      ->capture_default_str();
-  app.add_option("--seed", f->seed, "Sampling seed (-1: random)");
-  app.add_option("--threads", f->threads, "Threads for the model (0: all cores)");
+  AddNPredictOption(app, &f->max_tokens, "--max-tokens");
+  AddTempOption(app, &f->temperature, "--temperature");
+  AddSeedOption(app, &f->seed);
+  AddThreadsOption(app, &f->threads);
+  AddCtxSizeOption(app, &f->ctx_size, "context size in tokens (0 = the model's, capped at 4096)",
+                   0);
   app.add_option("--token-delay-ms", f->token_delay_ms, "Pause between streamed tokens")
       ->capture_default_str();
   app.add_flag("--quiet", f->quiet, "Print nothing but errors");
@@ -45,18 +56,31 @@ CommandMain Configure(CLI::App& app) {
     if (!f->scripted.empty()) {
       o.generator = std::make_shared<sync::ScriptedGenerator>(f->scripted);
     } else if (!f->no_model) {
+      if (!f->model.empty() && !f->positionals.empty()) {
+        return Fail("agent", Status::InvalidArgument("give the model once: as MODEL or with -m"));
+      }
       sync::EngineGeneratorOptions g;
-      g.model_path = f->model.empty() ? DefaultModelPath() : f->model;
       g.max_tokens = f->max_tokens;
       g.temperature = f->temperature;
       g.seed = f->seed;
       g.threads = f->threads;
-      auto gen = sync::EngineGenerator::Load(g);
-      if (gen.ok()) {
-        o.generator = std::move(gen).value();
-      } else {
+      g.context_length = f->ctx_size;
+      const std::string given =
+          f->model.empty() && !f->positionals.empty() ? f->positionals.front() : f->model;
+      Result<std::string> path = given.empty() ? DefaultModelPath() : Result<std::string>(given);
+      Status unavailable = path.status();
+      if (path.ok()) {
+        g.model_path = *path;
+        auto gen = sync::EngineGenerator::Load(g);
+        if (gen.ok()) {
+          o.generator = std::move(gen).value();
+        } else {
+          unavailable = gen.status();
+        }
+      }
+      if (!unavailable.ok()) {
         std::fprintf(stderr, "pocket agent: AI unavailable, joining without a model: %s\n",
-                     gen.status().message().c_str());
+                     unavailable.message().c_str());
       }
     }
     const bool quiet = f->quiet;

@@ -185,20 +185,20 @@ CommandMain Configure(CLI::App& app) {
       "tg = -n single-token decode steps; tokens/s as mean ± sd over -r repetitions after "
       "one warm-up; then the fraction of the memory-bandwidth roofline reached by decoding "
       "(weight bytes per token x tg tokens/s / read bandwidth measured with a STREAM-like "
-      "kernel on the same threads).\n"
-      "  pocket bench\n"
-      "  pocket bench model.gguf -p 512 -n 128 -t 4 -r 5 --json");
+      "kernel on the same threads).");
+  SetExamples(app, {"pocket bench", "pocket bench model.gguf -p 512 -n 128 -t 4 -r 5 --json"});
   app.add_option("model", f->positionals, "[MODEL] (default: the embedded default model)");
   AddModelFlags(app, &f->model, false, false);
   app.add_option("-p,--n-prompt", f->n_prompt, "prompt tokens for the pp test (0 = skip)")
       ->capture_default_str()
-      ->check(CLI::Range(0, 1 << 16));
+      ->check(InRange(0, 1 << 16));
+  // llama-bench's -n: tokens to generate, as everywhere, but for the tg test (0 = skip it).
   app.add_option("-n,--n-gen", f->n_gen, "generated tokens for the tg test (0 = skip)")
       ->capture_default_str()
-      ->check(CLI::Range(0, 1 << 16));
+      ->check(InRange(0, 1 << 16));
   app.add_option("-r,--repetitions", f->repetitions, "timed repetitions of each test")
       ->capture_default_str()
-      ->check(CLI::Range(1, 1000));
+      ->check(InRange(1, 1000));
   app.add_option("-o,--output", f->output, "output format: md or jsonl")
       ->capture_default_str()
       ->check(CLI::IsMember({"md", "jsonl"}));
@@ -206,12 +206,16 @@ CommandMain Configure(CLI::App& app) {
   app.add_option("--bandwidth-mib", f->bandwidth_mib,
                  "buffer size of the bandwidth measurement in MiB")
       ->capture_default_str()
-      ->check(CLI::Range(1, 1 << 16));
+      ->check(InRange(1, 1 << 16));
   app.add_option("--cpu-isa", f->cpu_isa,
                  "instruction set for the kernels: native (all this CPU has) or avx2 (no "
                  "AVX-512, VNNI or AMX: what a CPU without them would do)")
       ->capture_default_str()
       ->check(CLI::IsMember({"native", "avx2"}));
+  // The context is sized from -p and -n; sampling does not apply (random token ids, and
+  // the decode steps' output is not sampled).
+  AddNotApplicable(app, "-c,--ctx-size", "the context is sized from -p and -n");
+  AddNotApplicable(app, "--temp,-s,--seed", "bench feeds random token ids and does not sample");
   return [f] { return BenchMain(*f); };
 }
 

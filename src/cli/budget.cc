@@ -5,6 +5,7 @@
 #include "base/clock.h"
 #include "cli/command.h"
 #include "cli/ledger_flags.h"
+#include "cli/model_flags.h"
 #include "router/ledger.h"
 #include "router/policy.h"
 
@@ -91,12 +92,14 @@ int RunBudget(const BudgetFlags& f) {
 
 CommandMain Configure(CLI::App& app) {
   auto f = std::make_shared<BudgetFlags>();
+  SetExamples(app, {"pocket budget --policy docs/policy.example.toml",
+                    "pocket budget --check --threshold 0.9   # exit 1 near a limit"});
   app.add_option("--policy", f->policy, "router policy (TOML) with the areas and their budgets");
   app.add_option("--ledger", f->ledger, "ledger file (unless the policy names one; default: as pocket serve, ~/.local/state/pocket/ledger.db)");
   app.add_flag("--reset-ledger", f->reset_ledger, kResetLedgerHelp);
   app.add_flag("--check", f->check, "exit 1 when any budget is at or over --threshold");
   app.add_option("--threshold", f->threshold, "fraction of a limit that counts as over")
-      ->check(CLI::Range(0.0, 10.0));
+      ->check(InRange(0.0, 10.0));
   app.add_flag("--json", f->json, "one JSON line per area and period");
   return [f] { return RunBudget(*f); };
 }

@@ -95,9 +95,9 @@ CommandMain Configure(CLI::App& app) {
   app.description(
       "Chat with a model through its chat template. One message per line on stdin; the "
       "reply streams to stdout. /reset clears the conversation, /exit (or end of input) "
-      "quits. The KV cache is kept across turns: only new tokens are evaluated.\n"
-      "  pocket chat\n"
-      "  printf 'Hi\\nTell me more\\n' | pocket chat model.gguf --temp 0 -n 64");
+      "quits. The KV cache is kept across turns: only new tokens are evaluated.");
+  SetExamples(app, {"pocket chat",
+                    "printf 'Hi\\nTell me more\\n' | pocket chat model.gguf --temp 0 -n 64"});
   app.add_option("model", f->positionals, "[MODEL] (default: the embedded default model)");
   AddModelFlags(app, &f->model, true, true);
   AddSamplingFlags(app, &f->sampling);

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "cli/command.h"
+#include "cli/model_flags.h"
 #include "cli/signals.h"
 #include "cli/web_assets.h"
 #include "sync/collab_server.h"
@@ -87,6 +88,9 @@ Status ReadTokens(const std::string& path, sync::SyncOptions& options) {
 CommandMain Configure(CLI::App& app) {
   app.require_subcommand(1);
   CLI::App* serve = app.add_subcommand("serve", "Serve y-websocket rooms and the editor page");
+  SetExamples(app, {"pocket collab serve --dir ./collab-data   # page at http://127.0.0.1:1234/"});
+  SetExamples(*serve, {"pocket collab serve --dir ./collab-data   # page at http://127.0.0.1:1234/",
+                       "pocket collab serve --memory --port 8081"});
   struct Flags {
     std::string dir = "pocket-collab-data";
     std::string host = "127.0.0.1";

@@ -32,8 +32,15 @@ struct Registrar {
 // Prints "pocket <command>: <message>" to stderr and returns exit code 1 (2 for bad usage).
 int Fail(const std::string& command, const Status& status);
 
-// The model used when none is given: the embedded default (see docs/models.md).
-std::string DefaultModelPath();
+// The default model's path in the source tree, and under <prefix>/share/pocket/ once
+// installed (see base/data_dir.h).
+inline constexpr const char* kDefaultModelRel = "models/default.gguf";
+
+// The model used when none is given: $POCKET_MODEL when set, else the embedded default
+// model found relative to the binary (installed, then the build tree; FindDataPath).
+// NotFound when POCKET_MODEL names a missing file or no default model is found; the
+// message says how to point at a model (-m PATH or POCKET_MODEL).
+Result<std::string> DefaultModelPath();
 
 // The router's ledger when neither --ledger nor the policy names one: per user, as other
 // tools keep their state: $XDG_STATE_HOME/pocket/ledger.db, else

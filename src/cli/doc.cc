@@ -9,6 +9,7 @@
 
 #include "base/file.h"
 #include "cli/command.h"
+#include "cli/model_flags.h"
 #include "crdt/doc.h"
 #include "crdt/trace.h"
 
@@ -125,6 +126,8 @@ CommandMain Configure(CLI::App& app) {
   app.description(
       "Yjs-compatible CRDT documents stored as Yjs v1 updates (what Y.encodeStateAsUpdate "
       "writes and Y.applyUpdate reads).");
+  SetExamples(app, {"pocket doc replay testdata/crdt/small-trace.json --out /tmp/doc.yjs",
+                    "pocket doc text /tmp/doc.yjs", "pocket doc info /tmp/doc.yjs"});
   app.require_subcommand(1);
   CLI::App* replay = app.add_subcommand(
       "replay", "apply an editing trace (editing-traces format, .json or .json.gz) as local edits");

@@ -1,12 +1,17 @@
 // `pocket inspect FILE`: a GGUF file's metadata and tensor table, laid out like llama.cpp's
-// gguf-dump (long strings and arrays summarised unless --full), then totals.
+// gguf-dump (long strings and arrays summarised unless --full), then totals; with --types,
+// the tensor types present and how MatMul runs each on this CPU (kernels::MatMulPathOf).
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "cli/command.h"
+#include "cli/model_flags.h"
 #include "formats/gguf.h"
+#include "kernels/kernels.h"
 
 namespace pocket::cli {
 namespace {
@@ -18,6 +23,7 @@ struct InspectFlags {
   std::string path;
   bool full = false;
   size_t max_items = 8;
+  bool types = false;
 };
 
 // gguf-dump's names for the value types.
@@ -107,12 +113,61 @@ std::string WithCommas(uint64_t v) {
   return s;
 }
 
+// --types: one row per tensor type present, with how MatMul runs it on this CPU. A type the
+// GGUF reader does not map to a DType (TensorInfo::supported false) is "unsupported" too.
+int TypesMain(const formats::GgufFile& g) {
+  struct Row {
+    std::string name;
+    size_t tensors = 0;
+    uint64_t elements = 0, bytes = 0;
+    kernels::MatMulPath path = kernels::MatMulPath::kUnsupported;
+  };
+  std::vector<Row> rows;  // in order of first appearance
+  for (const auto& t : g.tensors()) {
+    const std::string name(t.supported ? tensor::DTypeName(t.dtype)
+                                       : formats::GgmlTypeName(t.ggml_type));
+    auto it = std::find_if(rows.begin(), rows.end(), [&](const Row& r) { return r.name == name; });
+    if (it == rows.end()) {
+      Row r;
+      r.name = name;
+      if (t.supported) r.path = kernels::MatMulPathOf(t.dtype);
+      rows.push_back(r);
+      it = rows.end() - 1;
+    }
+    ++it->tensors;
+    it->elements += t.num_elements();
+    it->bytes += t.size_bytes;
+  }
+  std::printf("* File: %s\n", g.path().c_str());
+  std::printf(
+      "* %zu tensor type(s); matmul path on this CPU (%s kernels): fast = a SIMD kernel, "
+      "reference = a portable loop (same results, slow), unsupported = the model will "
+      "not load\n",
+      rows.size(), kernels::ActiveTarget().c_str());
+  std::printf("%-9s | %7s | %15s | %15s | %s\n", "type", "tensors", "elements", "bytes", "matmul");
+  size_t unsupported = 0;
+  for (const Row& r : rows) {
+    if (r.path == kernels::MatMulPath::kUnsupported) ++unsupported;
+    std::printf("%-9s | %7zu | %15s | %15s | %s\n", r.name.c_str(), r.tensors,
+                WithCommas(r.elements).c_str(), WithCommas(r.bytes).c_str(),
+                std::string(kernels::MatMulPathName(r.path)).c_str());
+  }
+  if (unsupported) {
+    std::printf(
+        "* Note: %zu type(s) have no matmul kernel in Pocket; a model with such a "
+        "weight will not load\n",
+        unsupported);
+  }
+  return 0;
+}
+
 int InspectMain(const InspectFlags& f) {
   formats::GgufOpenOptions options;
   options.allow_unsupported_types = true;  // list them; the model loader refuses them
   auto opened = formats::GgufFile::Open(f.path, options);
   if (!opened.ok()) return Fail("inspect", opened.status());
   const formats::GgufFile& g = *opened;
+  if (f.types) return TypesMain(g);
   std::printf("* File: %s\n", g.path().c_str());
   std::printf("* GGUF v%u, little-endian, %s bytes, alignment %zu, tensor data at offset %" PRIu64 "\n",
               g.version(), WithCommas(g.file_size()).c_str(), g.alignment(), g.data_offset());
@@ -177,10 +232,16 @@ CommandMain Configure(CLI::App& app) {
       "Print a GGUF file's metadata (like llama.cpp's gguf-dump: long strings and arrays are "
       "summarised) and its tensor table (elements, shape ne[0..3], type, absolute offset, "
       "bytes, name), then totals. The file is fully validated first; a malformed file gives "
-      "a one-line error and exit code 1.\n"
-      "  pocket inspect models/default.gguf");
+      "a one-line error and exit code 1. --types prints instead one line per tensor type "
+      "(tensors, elements, bytes) and whether this CPU multiplies by it with a SIMD kernel "
+      "(fast), a portable loop (reference) or not at all (unsupported).");
+  SetExamples(app, {"pocket inspect models/default.gguf",
+                    "pocket inspect --types Qwen2.5-0.5B-Instruct-Q4_K_M.gguf"});
   app.add_option("file", f->path, "the .gguf file")->required();
   app.add_flag("--full", f->full, "print strings and arrays in full");
+  app.add_flag("--types", f->types,
+               "list the tensor types present and how each runs here: fast, reference or "
+               "unsupported");
   app.add_option("--max-items", f->max_items, "array items shown when summarising")
       ->capture_default_str();
   return [f] { return InspectMain(*f); };

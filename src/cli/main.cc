@@ -3,10 +3,12 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <sstream>
 
+#include "base/data_dir.h"
 #include "base/log.h"
 #include "cli/command.h"
 
@@ -22,22 +24,24 @@ int Fail(const std::string& command, const Status& status) {
   return status.code() == StatusCode::kInvalidArgument ? 2 : 1;
 }
 
-std::string DefaultModelPath() {
-  if (const char* env = std::getenv("POCKET_MODEL"); env && *env) return env;
-  // Beside the binary's source tree: build/<preset>/pocket -> ../../models/default.gguf,
-  // or installed: <prefix>/bin/pocket -> <prefix>/share/pocket/default.gguf.
-  std::error_code ec;
-  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (!ec) {
-    for (auto dir = exe.parent_path(); !dir.empty() && dir != dir.root_path();
-         dir = dir.parent_path()) {
-      for (const char* rel : {"models/default.gguf", "share/pocket/default.gguf"}) {
-        auto p = dir / rel;
-        if (std::filesystem::exists(p, ec)) return p.string();
-      }
+Result<std::string> DefaultModelPath() {
+  if (const char* env = std::getenv("POCKET_MODEL"); env && *env) {
+    std::error_code ec;
+    if (!std::filesystem::exists(env, ec)) {
+      return Status::NotFound(std::string("POCKET_MODEL names '") + env +
+                              "', which does not exist (point it at a GGUF file, or unset it "
+                              "to use the default model)");
     }
+    return std::string(env);
   }
-  return "models/default.gguf";
+  const std::string exe_dir = ExecutableDir();
+  std::string found = FindDataPath(kDefaultModelRel, exe_dir);
+  if (!found.empty()) return found;
+  return Status::NotFound(
+      "no model given and the default model is missing (looked for " +
+      (std::filesystem::path(InstalledDataDir(exe_dir)) / kDefaultModelRel).string() + " and " +
+      kDefaultModelRel + " above " + exe_dir +
+      "); name a GGUF file with -m PATH or set POCKET_MODEL=PATH");
 }
 
 std::string DefaultLedgerPath() {
@@ -87,6 +91,8 @@ int main(int argc, char** argv) {
   CLI::App app{"pocket: local-first AI engine and toolkit", "pocket"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "pocket 0.1.0");
+  // Every --help shows each option's default (subcommands inherit this).
+  app.option_defaults()->always_capture_default();
   auto& registry = Registry();
   std::sort(registry.begin(), registry.end(),
             [](const Command& a, const Command& b) { return a.name < b.name; });
@@ -131,6 +137,8 @@ int main(int argc, char** argv) {
       if (ch == '\n') ch = ' ';
     }
     while (!what.empty() && what.back() == ' ') what.pop_back();
+    // CLI11 leaves a hidden option's name empty (": message"); its message names it.
+    if (what.rfind(": ", 0) == 0) what.erase(0, 2);
     std::fprintf(stderr, "%s: %s (see '%s --help')\n", who.c_str(), what.c_str(), who.c_str());
     return 2;
   }

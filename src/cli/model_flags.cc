@@ -1,25 +1,135 @@
+// The shared flag vocabulary of the model commands (see model_flags.h): one definition per
+// flag with its range check, the MODEL positional rule, and loading the engine.
 #include "cli/model_flags.h"
 
 #include <unistd.h>
 
+#include <cerrno>
+#include <cmath>
+#include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "cli/command.h"
 
 namespace pocket::cli {
 
+namespace {
+
+// Integers as integers (1073741824, not 1.07374e+09 or 1073741824.000000), others short.
+std::string FormatNumber(long double x) {
+  char buf[64];
+  if (std::fabs(x) < 1e18L && x == static_cast<long double>(static_cast<long long>(x))) {
+    std::snprintf(buf, sizeof(buf), "%lld", static_cast<long long>(x));
+  } else {
+    std::snprintf(buf, sizeof(buf), "%Lg", x);
+  }
+  return buf;
+}
+
+std::string WithAliases(std::string names, const std::string& aliases) {
+  if (!aliases.empty()) names += "," + aliases;
+  return names;
+}
+
+}  // namespace
+
+CLI::Validator InRange(double lo, double hi, const std::string& valid) {
+  const std::string range = valid.empty() ? FormatNumber(lo) + " to " + FormatNumber(hi) : valid;
+  return CLI::Validator(
+      [lo, hi, range](std::string& input) -> std::string {
+        // long double holds every int64 exactly, so integer flags (seeds) compare exactly.
+        char* end = nullptr;
+        errno = 0;
+        const long double v = std::strtold(input.c_str(), &end);
+        if (input.empty() || end != input.c_str() + input.size() || errno == ERANGE ||
+            std::isnan(v)) {
+          return input + " is not a number (valid: " + range + ")";
+        }
+        if (v < lo || v > hi) return input + " is out of range (valid: " + range + ")";
+        return "";
+      },
+      valid.empty() ? "in [" + FormatNumber(lo) + ", " + FormatNumber(hi) + "]" : valid);
+}
+
+CLI::Option* AddModelOption(CLI::App& app, std::string* model) {
+  return app.add_option("-m,--model", *model,
+                        "GGUF model file (default: $POCKET_MODEL, else the embedded default "
+                        "model installed with pocket)");
+}
+
+CLI::Option* AddModelOption(CLI::App& app, std::vector<std::string>* models) {
+  return app.add_option("-m,--model", *models,
+                        "GGUF model file, repeatable (default: $POCKET_MODEL, else the "
+                        "embedded default model installed with pocket)");
+}
+
+CLI::Option* AddThreadsOption(CLI::App& app, int* threads) {
+  // 0 keeps its documented meaning (all cores; llama.cpp reads any value <= 0 so), and
+  // scripts pass it; negative counts are rejected rather than silently read as 0.
+  return app.add_option("-t,--threads", *threads, "compute threads (0 = all cores)")
+      ->check(InRange(0, 1024))
+      ->capture_default_str();
+}
+
+CLI::Option* AddCtxSizeOption(CLI::App& app, int* ctx_size, const std::string& help, int min,
+                              const std::string& aliases) {
+  return app.add_option(WithAliases("-c,--ctx-size", aliases), *ctx_size, help)
+      ->check(InRange(min, 1 << 20))
+      ->capture_default_str();
+}
+
+CLI::Option* AddNPredictOption(CLI::App& app, int* n_predict, const std::string& aliases) {
+  // -1 is llama.cpp's "no limit" (until end of generation or a full context); other
+  // negatives are mistakes.
+  return app
+      .add_option(WithAliases("-n,--n-predict", aliases), *n_predict,
+                  "tokens to generate (-1 = until end of generation or a full context)")
+      ->check(InRange(-1, 1 << 30, "-1 (no limit) or 0 to 1073741824"))
+      ->capture_default_str();
+}
+
+CLI::Option* AddTempOption(CLI::App& app, float* temp, const std::string& aliases) {
+  // llama.cpp's sampler takes any temperature; nothing useful lies past 10.
+  return app.add_option(WithAliases("--temp", aliases), *temp, "temperature (0 = greedy)")
+      ->check(InRange(0, 10))
+      ->capture_default_str();
+}
+
+CLI::Option* AddSeedOption(CLI::App& app, int64_t* seed) {
+  return app
+      .add_option("-s,--seed", *seed, "RNG seed; the same seed gives the same output (-1 = random)")
+      ->check(InRange(-1, static_cast<double>(INT64_MAX), "-1 (random) or 0 and up"))
+      ->capture_default_str();
+}
+
+void AddNotApplicable(CLI::App& app, const std::string& names, const std::string& reason) {
+  // One hidden option per name: CLI11 does not name a hidden option in its error, so the
+  // message does.
+  std::stringstream list(names);
+  std::string name;
+  while (std::getline(list, name, ',')) {
+    const std::string message = name + " does not apply to " + app.get_name() + ": " + reason;
+    app.add_option(name, "")->group("")->check(
+        CLI::Validator([message](std::string&) { return message; }, ""));
+  }
+}
+
+void SetExamples(CLI::App& app, const std::vector<std::string>& lines) {
+  std::string text = "Examples:";
+  for (const std::string& line : lines) text += "\n  " + line;
+  app.footer(text + "\n");
+}
+
 void AddModelFlags(CLI::App& app, ModelFlags* flags, bool with_ctx, bool with_template) {
-  app.add_option("-m,--model", flags->model,
-                 "GGUF model file (default: the embedded default model; the first positional "
-                 "is the model when it ends in .gguf or is a GGUF file)");
-  app.add_option("-t,--threads", flags->threads, "threads to use (0 = all cores)")
-      ->check(CLI::Range(0, 1024));
+  AddModelOption(app, &flags->model);
+  AddThreadsOption(app, &flags->threads);
   if (with_ctx) {
-    app.add_option("-c,--ctx-size", flags->ctx_size,
-                   "context size in tokens (0 = the model's, capped at 4096)")
-        ->check(CLI::Range(0, 1 << 20));
+    AddCtxSizeOption(app, &flags->ctx_size,
+                     "context size in tokens (0 = the model's, capped at 4096)", 0);
   }
   if (with_template) {
     app.add_option("--chat-template", flags->chat_template,
@@ -39,33 +149,27 @@ void AddModelFlags(CLI::App& app, ModelFlags* flags, bool with_ctx, bool with_te
 
 void AddSamplingFlags(CLI::App& app, SamplingFlags* flags) {
   auto& p = flags->params;
-  app.add_option("-n,--n-predict", flags->n_predict,
-                 "tokens to generate (-1 = until end of generation or a full context)")
-      ->check(CLI::Range(-1, 1 << 30));
-  // The ranges llama.cpp's sampler accepts (a temperature past 2 and a penalty past 10 are
-  // allowed there too, but nothing useful lies beyond these bounds).
-  app.add_option("--temp", p.temperature, "temperature (0 = greedy)")
-      ->check(CLI::Range(0.0f, 10.0f))
-      ->capture_default_str();
+  AddNPredictOption(app, &flags->n_predict);
+  // The ranges llama.cpp's sampler accepts (a penalty past 10 is allowed there too, but
+  // nothing useful lies beyond these bounds).
+  AddTempOption(app, &p.temperature);
   app.add_option("--top-k", p.top_k, "top-k sampling (0 = off)")
-      ->check(CLI::Range(0, 1 << 24))
+      ->check(InRange(0, 1 << 24))
       ->capture_default_str();
   app.add_option("--top-p", p.top_p, "top-p sampling (1.0 = off)")
-      ->check(CLI::Range(0.0f, 1.0f))
+      ->check(InRange(0, 1))
       ->capture_default_str();
   app.add_option("--min-p", p.min_p, "min-p sampling (0.0 = off)")
-      ->check(CLI::Range(0.0f, 1.0f))
+      ->check(InRange(0, 1))
       ->capture_default_str();
   app.add_option("--repeat-penalty", p.repeat_penalty, "repetition penalty (1.0 = off)")
-      ->check(CLI::Range(0.0f, 100.0f))
+      ->check(InRange(0, 100))
       ->capture_default_str();
   app.add_option("--repeat-last-n", p.repeat_last_n,
                  "last n tokens the repetition penalty looks at (0 = off, -1 = all)")
-      ->check(CLI::Range(-1, 1 << 30))
+      ->check(InRange(-1, 1 << 30, "-1 (all) or 0 to 1073741824"))
       ->capture_default_str();
-  app.add_option("-s,--seed", flags->seed,
-                 "RNG seed; the same seed gives the same output (-1 = random)")
-      ->capture_default_str();
+  AddSeedOption(app, &flags->seed);
   app.add_option("--stop,-r,--reverse-prompt", flags->stop,
                  "stop generating before this text (repeatable)")
       ->allow_extra_args(false);
@@ -97,7 +201,7 @@ Result<std::string> TakeModel(const std::string& command, const std::string& mod
   if (positionals->size() > max_rest) {
     return Status::InvalidArgument("too many arguments (see `pocket " + command + " --help`)");
   }
-  if (model.empty()) model = DefaultModelPath();
+  if (model.empty()) return DefaultModelPath();
   return model;
 }
 

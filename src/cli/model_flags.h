@@ -1,12 +1,29 @@
-// Flags and argument rules shared by the model commands (run, chat, perplexity, bench):
-// llama.cpp's flag names where one exists, so habits carry over, and the MODEL positional
-// rule: MODEL is optional everywhere (default: DefaultModelPath()); a positional is taken
-// as the model when it ends in ".gguf" or names an existing file that starts with the GGUF
-// magic; -m/--model FILE names it explicitly (then no positional is a model).
+// The one vocabulary of flags shared by the model commands (run, chat, serve, agent, bench,
+// perplexity): llama.cpp's names, so habits carry over, each defined once here with its help
+// text, its default shown in --help and its valid range checked at parse time (a value out
+// of range is a usage error: exit 2, "pocket <command>: --flag: VALUE is out of range
+// (valid: ...)"). A command takes the flags that mean something to it and, for the others
+// of the vocabulary, says why they do not apply (AddNotApplicable) instead of CLI11's
+// "not expected".
+//
+//   -m, --model FILE      the GGUF model (serve: repeatable)
+//   [MODEL] positional    see the rule below
+//   -c, --ctx-size N      context size in tokens (perplexity: tokens per chunk)
+//   -t, --threads N       compute threads, 0 = all cores
+//   -n, --n-predict N     tokens to generate, -1 = no limit (bench: -n, --n-gen, tg tokens)
+//   --temp T              temperature, 0 = greedy
+//   -s, --seed S          RNG seed, -1 = random
+//
+// The MODEL positional rule: MODEL is optional everywhere (default: DefaultModelPath()); a
+// positional is taken as the model when it ends in ".gguf" or names an existing file that
+// starts with the GGUF magic; -m/--model FILE names it explicitly (then no positional is a
+// model).
+// Called from each command's Configure (single-threaded, before parsing).
 #pragma once
 
 #include <CLI/CLI.hpp>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -14,6 +31,34 @@
 #include "runtime/engine.h"
 
 namespace pocket::cli {
+
+// A CLI11 check that a number lies in [lo, hi]. The error reads "VALUE is out of range
+// (valid: LO to HI)" (CLI11 puts the flag before it, main.cc the command); `valid` replaces
+// "LO to HI" where the range has a special value (e.g. "-1 (no limit) or 0 to 1073741824").
+// --help shows "in [LO, HI]", or `valid` when given.
+CLI::Validator InRange(double lo, double hi, const std::string& valid = "");
+
+// The shared flags, one function each. `aliases` are extra names a command documented
+// before the vocabulary was unified (e.g. serve's --context, agent's --temperature); they
+// keep working. Each returns the option for command-specific tweaks.
+CLI::Option* AddModelOption(CLI::App& app, std::string* model);
+// serve: several models, -m repeated.
+CLI::Option* AddModelOption(CLI::App& app, std::vector<std::string>* models);
+CLI::Option* AddThreadsOption(CLI::App& app, int* threads);
+// `help` says what the size means for the command; `min` is the smallest valid value.
+CLI::Option* AddCtxSizeOption(CLI::App& app, int* ctx_size, const std::string& help, int min,
+                              const std::string& aliases = "");
+CLI::Option* AddNPredictOption(CLI::App& app, int* n_predict, const std::string& aliases = "");
+CLI::Option* AddTempOption(CLI::App& app, float* temp, const std::string& aliases = "");
+CLI::Option* AddSeedOption(CLI::App& app, int64_t* seed);
+
+// Accepts `names` (e.g. "--temp") only to reject them with "does not apply to <command>:
+// <reason>" (a usage error); hidden from --help.
+void AddNotApplicable(CLI::App& app, const std::string& names, const std::string& reason);
+
+// Sets the command's examples, shown at the end of its --help under "Examples:". Each
+// line is one command line, optionally followed by "  # comment".
+void SetExamples(CLI::App& app, const std::vector<std::string>& lines);
 
 struct ModelFlags {
   std::string model;          // -m/--model
@@ -25,8 +70,7 @@ struct ModelFlags {
   std::string backend = "cpu";  // --backend cpu|reference
 };
 // Adds -m/--model, -t/--threads, -c/--ctx-size (unless `with_ctx` is false), --no-repack,
-// --backend,
-// -v/--verbose and, when `with_template`, --chat-template.
+// --backend, -v/--verbose and, when `with_template`, --chat-template.
 void AddModelFlags(CLI::App& app, ModelFlags* flags, bool with_ctx = true,
                    bool with_template = false);
 
@@ -51,7 +95,8 @@ bool LooksLikeModel(const std::string& arg);
 
 // Splits positionals into the model path and the rest. With -m given, all positionals are
 // the rest; else the first is the model when LooksLikeModel() or when there are more than
-// `max_rest` positionals. InvalidArgument when more than `max_rest` remain.
+// `max_rest` positionals; else DefaultModelPath() (NotFound when there is none).
+// InvalidArgument when more than `max_rest` remain.
 Result<std::string> TakeModel(const std::string& command, const std::string& model_flag,
                               std::vector<std::string>* positionals, size_t max_rest);
 

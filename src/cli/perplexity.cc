@@ -63,16 +63,18 @@ CommandMain Configure(CLI::App& app) {
   app.description(
       "Perplexity of a text file, defined exactly as llama.cpp's llama-perplexity (chunks of "
       "N tokens, BOS as first token of each chunk when the model adds BOS, only the second "
-      "half of each chunk scored), so the figures are comparable.\n"
-      "  pocket perplexity model.gguf wiki.test.raw -c 512");
+      "half of each chunk scored), so the figures are comparable.");
+  SetExamples(app, {"pocket perplexity model.gguf wiki.test.raw -c 512",
+                    "pocket perplexity -m model.gguf -f wiki.test.raw -t 4 --chunks 20"});
   app.add_option("args", f->positionals, "[MODEL] TEXTFILE");
   app.add_option("-f,--file", f->file, "the text file (instead of the TEXTFILE positional)");
   AddModelFlags(app, &f->model, false, false);
-  app.add_option("-c,--ctx-size,--ctx", f->n_ctx, "tokens per chunk")
-      ->capture_default_str()
-      ->check(CLI::Range(2, 1 << 20));
+  AddCtxSizeOption(app, &f->n_ctx, "context size: tokens per chunk", 2, "--ctx");
   app.add_option("--chunks", f->chunks, "score at most this many chunks (-1 = all)")
+      ->check(InRange(-1, 1 << 30, "-1 (all) or 0 to 1073741824"))
       ->capture_default_str();
+  AddNotApplicable(app, "-n,--n-predict,--temp,-s,--seed",
+                   "perplexity scores the text and generates nothing");
   return [f] { return PerplexityMain(*f); };
 }
 

@@ -86,10 +86,10 @@ CommandMain Configure(CLI::App& app) {
   auto f = std::make_shared<RunFlags>();
   app.description(
       "Generate text from a prompt and stream it to stdout (only the generated text; "
-      "everything else goes to stderr).\n"
-      "  pocket run \"Once upon a time\"            # embedded default model\n"
-      "  pocket run model.gguf \"Once upon a time\" -n 64 --temp 0\n"
-      "  echo \"Hello\" | pocket run -m model.gguf --seed 42");
+      "everything else goes to stderr).");
+  SetExamples(app, {"pocket run \"Once upon a time\" -n 32         # embedded default model",
+                    "pocket run model.gguf \"Once upon a time\" -n 64 --temp 0",
+                    "echo \"Hello\" | pocket run -m model.gguf --seed 42 -c 2048 -t 4"});
   app.add_option("args", f->positionals, "[MODEL] [PROMPT]; the prompt is read from stdin "
                                          "when none is given");
   AddModelFlags(app, &f->model, true, true);

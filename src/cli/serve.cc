@@ -16,6 +16,7 @@
 #include "base/log.h"
 #include "cli/command.h"
 #include "cli/ledger_flags.h"
+#include "cli/model_flags.h"
 #include "cli/signals.h"
 #include "cli/web_assets.h"
 #include "router/policy.h"
@@ -27,7 +28,8 @@ namespace pocket::cli {
 namespace {
 
 struct ServeFlags {
-  std::vector<std::string> models;
+  std::vector<std::string> models;             // -m/--model
+  std::vector<std::string> positional_models;  // [MODEL...]
   std::vector<std::string> fake_models;
   int fake_delay_ms = 0;
   int fake_context = 2048;
@@ -123,7 +125,12 @@ int RunServe(const ServeFlags& f) {
   for (const auto& id : f.fake_models)
     models.push_back(std::make_shared<server::FakeModel>(id, f.fake_context, f.fake_delay_ms));
   std::vector<std::string> paths = f.models;
-  if (paths.empty() && models.empty()) paths.push_back(DefaultModelPath());
+  paths.insert(paths.end(), f.positional_models.begin(), f.positional_models.end());
+  if (paths.empty() && models.empty()) {
+    auto path = DefaultModelPath();
+    if (!path.ok()) return Fail("serve", path.status());
+    paths.push_back(*path);
+  }
   for (const auto& path : paths) {
     auto m = server::LoadRuntimeModel(path, f.threads, f.context, f.max_active);
     if (!m.ok()) return Fail("serve", m.status());
@@ -174,48 +181,60 @@ int RunServe(const ServeFlags& f) {
 
 CommandMain Configure(CLI::App& app) {
   auto f = std::make_shared<ServeFlags>();
-  app.add_option("--model", f->models, "GGUF model file (repeatable); id = file name without .gguf")
+  app.description(
+      "The OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/models, "
+      "...) over local GGUF models, with the router's policy for remote backends. Sampling "
+      "(temperature, max_tokens, seed) is set per request, as in the OpenAI API. One JSON "
+      "line per request on stderr; stops on SIGINT/SIGTERM.");
+  SetExamples(app, {"pocket serve                                # embedded default model, :8080",
+                    "pocket serve -m model.gguf -c 4096 -t 4 --port 8080",
+                    "pocket serve a.gguf b.gguf --policy docs/policy.example.toml"});
+  AddModelOption(app, &f->models)->check(CLI::ExistingFile);
+  app.add_option("models", f->positional_models,
+                 "[MODEL...] GGUF model files, as -m; model id = file name without .gguf")
       ->check(CLI::ExistingFile);
   app.add_option("--fake-model", f->fake_models,
                  "serve a deterministic fake model with this id (for tests; repeatable)");
   app.add_option("--fake-delay-ms", f->fake_delay_ms, "per-token delay of fake models");
   app.add_option("--fake-context", f->fake_context, "context length of fake models")
-      ->check(CLI::Range(16, 1 << 20));
+      ->check(InRange(16, 1 << 20));
   app.add_option("--policy", f->policy, "router policy (TOML; see docs/policy.example.toml)");
   app.add_option("--host", f->host, "address to listen on (default loopback)");
   app.add_option("--port", f->port, "port (0: any free port; see --port-file)")
-      ->check(CLI::Range(0, 65535));
+      ->check(InRange(0, 65535));
   app.add_option("--port-file", f->port_file, "write the bound port to this file once listening");
   app.add_option("--ledger", f->ledger, "SQLite ledger of remote spend (unless the policy names one; default: "
                  "$XDG_STATE_HOME/pocket/ledger.db or ~/.local/state/pocket/ledger.db)");
   app.add_flag("--reset-ledger", f->reset_ledger, kResetLedgerHelp);
-  app.add_option("--threads", f->threads, "compute threads (0: all cores)");
-  app.add_option("--context", f->context, "context length (0: the model's, capped at 4096)");
+  AddThreadsOption(app, &f->threads);
+  AddCtxSizeOption(app, &f->context,
+                   "context size in tokens of each sequence (0 = the model's, capped at 4096)", 0,
+                   "--context");
   app.add_option("--max-active", f->max_active, "requests generating at once")
-      ->check(CLI::Range(1, 256));
+      ->check(InRange(1, 256));
   app.add_option("--max-queue", f->max_queue, "requests waiting; beyond this: 429")
-      ->check(CLI::Range(0, 4096));
+      ->check(InRange(0, 4096));
   app.add_option("--max-body-bytes", f->max_body_bytes, "request body limit (413 beyond)");
   app.add_option("--read-timeout-ms", f->read_timeout_ms,
                  "time to receive a whole request, from its first byte (408)")
       ->capture_default_str();
   app.add_option("--first-byte-timeout-ms", f->first_byte_timeout_ms,
                  "a new connection that sends nothing within this is closed")
-      ->check(CLI::Range(int64_t{1}, int64_t{3600000}))
+      ->check(InRange(1, 3600000))
       ->capture_default_str();
   app.add_option("--max-connections", f->max_connections,
                  "open connections in all; beyond: 503 at once (0: no limit)")
-      ->check(CLI::Range(0, 1 << 20))
+      ->check(InRange(0, 1 << 20))
       ->capture_default_str();
   app.add_option("--max-connections-per-client", f->max_connections_per_client,
                  "open connections of one client address (IPv6: per /64); beyond: 429 at once "
                  "(0: no limit)")
-      ->check(CLI::Range(0, 1 << 20))
+      ->check(InRange(0, 1 << 20))
       ->capture_default_str();
   app.add_option("--shutdown-timeout-ms", f->shutdown_timeout_ms,
                  "on SIGTERM/SIGINT, exit after this long even if a remote call or handler has "
                  "not finished (a second signal exits at once)")
-      ->check(CLI::Range(int64_t{100}, int64_t{600000}))
+      ->check(InRange(100, 600000))
       ->capture_default_str();
   app.add_flag("--quiet", f->quiet, "no per-request log lines");
   app.add_flag("--collab", f->collab, "serve y-websocket rooms on ws://HOST:PORT/collab/<room> (in memory)");
@@ -225,6 +244,9 @@ CommandMain Configure(CLI::App& app) {
                  "beside the binary, in the build or the install)");
   app.add_flag("--no-page", f->no_page, "no chat page: GET / is a 404 like any unknown path")
       ->excludes("--web");
+  AddNotApplicable(app, "-n,--n-predict,--temp,-s,--seed",
+                   "sampling is set per request ('max_tokens', 'temperature', 'seed' in the "
+                   "request body)");
   return [f] { return RunServe(*f); };
 }
 

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "cli/command.h"
+#include "cli/model_flags.h"
 #include "net/http_client.h"
 
 namespace pocket::cli {
@@ -160,8 +161,11 @@ int RunTop(const TopFlags& f) {
 
 CommandMain Configure(CLI::App& app) {
   auto f = std::make_shared<TopFlags>();
+  SetExamples(app, {"pocket top --url http://127.0.0.1:8080",
+                    "pocket top --url http://127.0.0.1:8080 --once"});
   app.add_option("--url", f->url, "base URL of the server (http://host:port)");
-  app.add_option("--interval", f->interval_s, "seconds between refreshes")->check(CLI::Range(0.1, 3600.0));
+  app.add_option("--interval", f->interval_s, "seconds between refreshes")
+      ->check(InRange(0.1, 3600.0));
   app.add_option("--iterations", f->iterations, "refreshes before exiting (0: until Ctrl-C)");
   app.add_flag("--once", f->once, "print one snapshot and exit");
   app.add_option("--api-key", f->api_key, "bearer key when the server requires one");

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -95,13 +96,18 @@ class CliTest : public ::testing::Test {
 
   // Runs `pocket ARGS` with `stdin_text` on stdin.
   static Output Pocket(const std::string& args, const std::string& stdin_text = "") {
+    return Shell(std::string(POCKET_BIN) + " " + args, stdin_text);
+  }
+
+  // Runs the shell command line `command` with `stdin_text` on stdin.
+  static Output Shell(const std::string& command, const std::string& stdin_text = "") {
     static int counter = 0;
     const fs::path base = *dir_ / ("run" + std::to_string(counter++));
     const fs::path in = base.string() + ".in", out = base.string() + ".out",
                    err = base.string() + ".err";
     std::ofstream(in, std::ios::binary) << stdin_text;
-    const std::string cmd = std::string(POCKET_BIN) + " " + args + " <" + Quote(in.string()) +
-                            " >" + Quote(out.string()) + " 2>" + Quote(err.string());
+    const std::string cmd = command + " <" + Quote(in.string()) + " >" + Quote(out.string()) +
+                            " 2>" + Quote(err.string());
     const int status = std::system(cmd.c_str());
     Output o;
     o.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -252,6 +258,235 @@ TEST_F(CliTest, EveryModelCommandHasHelp) {
     EXPECT_EQ(o.rc, 0) << cmd;
     EXPECT_NE(o.out.find("Usage"), std::string::npos) << cmd;
   }
+}
+
+// One flag vocabulary (llama.cpp's names) on every model command: each takes the flags that
+// mean something to it, under the same names.
+TEST_F(CliTest, SharedFlagsHaveTheSameNamesOnEveryModelCommand) {
+  struct Case {
+    std::string command;
+    std::vector<std::string> flags;
+  };
+  const std::vector<Case> cases = {
+      {"run",
+       {"-m,--model", "-c,--ctx-size", "-t,--threads", "-n,--n-predict", "--temp", "-s,--seed"}},
+      {"chat",
+       {"-m,--model", "-c,--ctx-size", "-t,--threads", "-n,--n-predict", "--temp", "-s,--seed"}},
+      {"serve", {"-m,--model", "-c,--ctx-size,--context", "-t,--threads"}},
+      {"agent",
+       {"-m,--model", "-c,--ctx-size", "-t,--threads", "-n,--n-predict,--max-tokens",
+        "--temp,--temperature", "-s,--seed"}},
+      {"bench", {"-m,--model", "-t,--threads", "-n,--n-gen"}},
+      {"perplexity", {"-m,--model", "-c,--ctx-size,--ctx", "-t,--threads"}},
+  };
+  for (const Case& c : cases) {
+    const Output o = Pocket(c.command + " --help");
+    ASSERT_EQ(o.rc, 0) << c.command;
+    for (const std::string& flag : c.flags) {
+      EXPECT_NE(o.out.find("  " + flag + " "), std::string::npos) << c.command << ": " << flag;
+    }
+    // The positional MODEL is taken everywhere.
+    EXPECT_TRUE(std::regex_search(
+        o.out, std::regex("Usage: pocket " + c.command + " \\[OPTIONS\\] \\[(args|model|models)")))
+        << c.command << ": " << o.out;
+  }
+}
+
+// Out-of-range values of the shared flags: exit 2, nothing on stdout, one line naming the
+// command, the flag and the valid range, on every command that takes the flag.
+TEST_F(CliTest, SharedFlagsRejectOutOfRangeValuesNamingTheRange) {
+  struct Case {
+    std::string args, command, flag, valid;
+  };
+  const std::string server = " --server ws://127.0.0.1:1/room";
+  const std::vector<Case> cases = {
+      {"run --top-p 7 x", "run", "--top-p", "valid: 0 to 1"},
+      {"run --temp -1 x", "run", "--temp", "valid: 0 to 10"},
+      {"chat --temp -1", "chat", "--temp", "valid: 0 to 10"},
+      {"agent --temp -1" + server, "agent", "--temp", "valid: 0 to 10"},
+      {"agent --temperature 11" + server, "agent", "--temp", "valid: 0 to 10"},
+      {"run -t -1 x", "run", "--threads", "valid: 0 to 1024"},
+      {"serve -t -1", "serve", "--threads", "valid: 0 to 1024"},
+      {"bench -t -1", "bench", "--threads", "valid: 0 to 1024"},
+      {"perplexity -t -1 f.txt", "perplexity", "--threads", "valid: 0 to 1024"},
+      {"agent -t 5000" + server, "agent", "--threads", "valid: 0 to 1024"},
+      {"run -c -5 x", "run", "--ctx-size", "valid: 0 to 1048576"},
+      {"chat -c -5", "chat", "--ctx-size", "valid: 0 to 1048576"},
+      {"serve -c -5", "serve", "--ctx-size", "valid: 0 to 1048576"},
+      {"serve --context -5", "serve", "--ctx-size", "valid: 0 to 1048576"},
+      {"agent -c -5" + server, "agent", "--ctx-size", "valid: 0 to 1048576"},
+      {"perplexity -c 1 f.txt", "perplexity", "--ctx-size", "valid: 2 to 1048576"},
+      {"run -n -2 x", "run", "--n-predict", "valid: -1 (no limit) or 0 to 1073741824"},
+      {"chat -n -2", "chat", "--n-predict", "valid: -1 (no limit) or 0 to 1073741824"},
+      {"agent --max-tokens -2" + server, "agent", "--n-predict",
+       "valid: -1 (no limit) or 0 to 1073741824"},
+      {"bench -n -2", "bench", "--n-gen", "valid: 0 to 65536"},
+      {"run --seed -2 x", "run", "--seed", "valid: -1 (random) or 0 and up"},
+      {"agent -s -2" + server, "agent", "--seed", "valid: -1 (random) or 0 and up"},
+      {"run --temp abc x", "run", "--temp", "abc is not a number"},
+  };
+  for (const Case& c : cases) {
+    const Output o = Pocket(c.args);
+    EXPECT_EQ(o.rc, 2) << c.args << ": " << o.err;
+    EXPECT_EQ(o.out, "") << c.args;
+    EXPECT_EQ(o.err.rfind("pocket " + c.command + ": " + c.flag + ": ", 0), 0u)
+        << c.args << ": " << o.err;
+    EXPECT_NE(o.err.find(c.valid), std::string::npos) << c.args << ": " << o.err;
+    EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << c.args << ": " << o.err;
+  }
+}
+
+// A shared flag that has no meaning for a command is a usage error that says why.
+TEST_F(CliTest, SharedFlagsThatDoNotApplySayWhy) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"serve --temp 0.5",
+       "pocket serve: --temp does not apply to serve: sampling is set per "
+       "request"},
+      {"serve -n 16", "pocket serve: -n does not apply to serve"},
+      {"serve --seed 1", "pocket serve: --seed does not apply to serve"},
+      {"bench --temp 0", "pocket bench: --temp does not apply to bench"},
+      {"bench -c 64", "pocket bench: -c does not apply to bench"},
+      {"perplexity --seed 1 f.txt", "pocket perplexity: --seed does not apply to perplexity"},
+  };
+  for (const auto& [args, want] : cases) {
+    const Output o = Pocket(args);
+    EXPECT_EQ(o.rc, 2) << args << ": " << o.err;
+    EXPECT_EQ(o.err.rfind(want, 0), 0u) << args << ": " << o.err;
+    EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << args << ": " << o.err;
+  }
+}
+
+TEST_F(CliTest, SharedFlagsWorkTogetherOnEachCommand) {
+  const Output run = Pocket("run -m " + Model() + " -c 64 -t 1 -n 3 --temp 0 -s 1 'Hi'");
+  ASSERT_EQ(run.rc, 0) << run.err;
+  EXPECT_FALSE(run.out.empty());
+  const Output chat = Pocket("chat " + Model() + " -c 64 -t 1 -n 3 --temp 0 --seed 1", "Hi\n");
+  ASSERT_EQ(chat.rc, 0) << chat.err;
+  std::string text;
+  for (int i = 0; i < 100; ++i) text += "the cat sat on the mat. ";
+  std::ofstream(*dir_ / "flags.txt") << text;
+  const Output ppl = Pocket("perplexity -m " + Model() + " -f " +
+                            Quote((*dir_ / "flags.txt").string()) + " -c 32 -t 1 --chunks 1");
+  ASSERT_EQ(ppl.rc, 0) << ppl.err;
+  const Output bench =
+      Pocket("bench -m " + Model() + " -t 1 -p 0 -n 2 -r 1 --bandwidth-mib 8 --json");
+  ASSERT_EQ(bench.rc, 0) << bench.err;
+  EXPECT_EQ(nlohmann::json::parse(bench.out)["n_threads"], 1);
+}
+
+// Every command's --help (and `collab serve`'s) shows option defaults and at least one
+// example command line.
+TEST_F(CliTest, EveryHelpShowsDefaultsAndAnExample) {
+  // The unknown-command message lists every command.
+  const Output list = Pocket("no-such-command");
+  const size_t at = list.err.find("(commands: ");
+  ASSERT_NE(at, std::string::npos) << list.err;
+  std::vector<std::string> commands;
+  std::stringstream names(list.err.substr(at + 11, list.err.find(')', at) - at - 11));
+  for (std::string name; std::getline(names >> std::ws, name, ',');) commands.push_back(name);
+  ASSERT_GE(commands.size(), 10u) << list.err;
+  commands.push_back("collab serve");
+  commands.push_back("doc replay");
+  const std::regex with_default("[A-Z]+(:[^=\\n]*)?=[^ \\n]");
+  for (const std::string& command : commands) {
+    const Output o = Pocket(command + " --help");
+    EXPECT_EQ(o.rc, 0) << command;
+    EXPECT_TRUE(std::regex_search(o.out, std::regex("\n  pocket " + command + "[ \n]")))
+        << command << " has no example: " << o.out;
+    // A group of subcommands (collab, doc) has no options of its own to show.
+    if (o.out.find("[OPTIONS] SUBCOMMAND\n") != std::string::npos) continue;
+    EXPECT_TRUE(std::regex_search(o.out, with_default))
+        << command << " shows no default: " << o.out;
+  }
+  // The shared flags' defaults, where they differ by command.
+  EXPECT_NE(Pocket("run --help").out.find("--temp FLOAT:in [0, 10]=0.8"), std::string::npos);
+  EXPECT_NE(Pocket("agent --help").out.find("=0.7"), std::string::npos);
+  EXPECT_NE(Pocket("serve --help").out.find("--port INT:in [0, 65535]=8080"), std::string::npos);
+  EXPECT_NE(Pocket("perplexity --help").out.find("=512"), std::string::npos);
+}
+
+// No model anywhere: the error names where the default was looked for and how to give one.
+TEST_F(CliTest, MissingDefaultModelErrorSaysHowToPointAtAModel) {
+  // POCKET_MODEL naming a missing file is reported as such.
+  const Output env =
+      Shell("env POCKET_MODEL=/nonexistent/m.gguf " + std::string(POCKET_BIN) + " run Hi -n 2");
+  EXPECT_EQ(env.rc, 1) << env.err;
+  EXPECT_EQ(env.err.rfind("pocket run: POCKET_MODEL names '/nonexistent/m.gguf'", 0), 0u)
+      << env.err;
+  EXPECT_EQ(std::count(env.err.begin(), env.err.end(), '\n'), 1) << env.err;
+
+  // A copy of the binary with no model near it (nothing installed beside it, no source tree
+  // above it): every model command says where it looked and how to name a model.
+  const fs::path lone = *dir_ / "lone" / "bin" / "pocket";
+  fs::create_directories(lone.parent_path());
+  fs::copy_file(POCKET_BIN, lone, fs::copy_options::overwrite_existing);
+  const std::string ledger = Quote((*dir_ / "lone" / "ledger.db").string());
+  for (const std::string& command :
+       std::vector<std::string>{"run Hi -n 2", "chat", "perplexity f.txt", "bench",
+                                "serve --port 0 --ledger " + ledger}) {
+    const Output o = Shell("env -u POCKET_MODEL " + Quote(lone.string()) + " " + command);
+    EXPECT_EQ(o.rc, 1) << command << ": " << o.err;
+    EXPECT_EQ(o.out, "") << command;
+    EXPECT_NE(
+        o.err.find("the default model is missing (looked for " +
+                   (*dir_ / "lone" / "share" / "pocket" / "models" / "default.gguf").string()),
+        std::string::npos)
+        << command << ": " << o.err;
+    EXPECT_NE(o.err.find("-m PATH or set POCKET_MODEL"), std::string::npos)
+        << command << ": " << o.err;
+    EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << command << ": " << o.err;
+  }
+}
+
+// Rewrites the ggml type id of tensor `name` in a GGUF file's tensor table (u64 name length,
+// name, u32 n_dims, n_dims x u64 ne, u32 type). Used only to give a type a smaller size, so
+// the file stays within bounds.
+void SetTensorType(const fs::path& path, const std::string& name, uint32_t type) {
+  std::string bytes = Slurp(path);
+  std::string key(8, '\0');
+  uint64_t len = name.size();
+  std::memcpy(key.data(), &len, 8);
+  key += name;
+  const size_t at = bytes.find(key);
+  ASSERT_NE(at, std::string::npos) << name;
+  uint32_t n_dims = 0;
+  std::memcpy(&n_dims, bytes.data() + at + key.size(), 4);
+  std::memcpy(bytes.data() + at + key.size() + 4 + 8 * n_dims, &type, 4);
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+TEST_F(CliTest, InspectTypesListsEachTypeWithItsMatMulPath) {
+  const std::string model = std::string(POCKET_SOURCE_DIR) + "/models/default.gguf";
+  const Output o = Pocket("inspect --types " + Quote(model));
+  ASSERT_EQ(o.rc, 0) << o.err;
+  EXPECT_NE(o.out.find("* 2 tensor type(s); matmul path on this CPU"), std::string::npos) << o.out;
+  // The default model: Q8_0 matrices, F32 norms (the byte counts add up to inspect's total).
+  EXPECT_TRUE(std::regex_search(
+      o.out,
+      std::regex("\nQ8_0 +\\|      29 \\| +3,932,160 \\| +4,177,920 \\| (fast|reference)\n")))
+      << o.out;
+  EXPECT_TRUE(std::regex_search(
+      o.out, std::regex("\nF32 +\\|       9 \\| +2,304 \\| +9,216 \\| (fast|reference)\n")))
+      << o.out;
+  EXPECT_EQ(o.out.find("Note:"), std::string::npos) << o.out;
+
+  // A type Pocket's GGUF reader does not map (I8, 24) is listed as unsupported; one it maps
+  // (IQ1_S, 19) gets the path MatMul has for it today.
+  const fs::path patched = *dir_ / "patched.gguf";
+  fs::copy_file(model, patched, fs::copy_options::overwrite_existing);
+  SetTensorType(patched, "blk.0.ffn_down.weight", 24);
+  SetTensorType(patched, "blk.0.attn_q.weight", 19);
+  const Output p = Pocket("inspect --types " + Quote(patched.string()));
+  ASSERT_EQ(p.rc, 0) << p.err;
+  EXPECT_NE(p.out.find("* 4 tensor type(s)"), std::string::npos) << p.out;
+  EXPECT_TRUE(std::regex_search(p.out, std::regex("\nQ8_0 +\\|      27 \\|"))) << p.out;
+  EXPECT_TRUE(std::regex_search(p.out, std::regex("\nI8 +\\|       1 \\| .* \\| unsupported\n")))
+      << p.out;
+  EXPECT_TRUE(
+      std::regex_search(p.out, std::regex("\nIQ1_S +\\|       1 \\| +65,536 \\| +12,800 \\| "
+                                          "(fast|reference|unsupported)\n")))
+      << p.out;
+  EXPECT_NE(p.out.find("* Note: "), std::string::npos) << p.out;
 }
 
 TEST_F(CliTest, ChatKeepsCacheAcrossTurnsAndResets) {
