@@ -105,7 +105,7 @@ int RunServe(const ServeFlags& f) {
 
   // The chat page at GET /: an explicit --web must hold it; a missing default only costs
   // the page, so the API starts anyway and says so.
-  std::string web_root;
+  std::string web_root, page_warning;
   if (!f.no_page && !f.web.empty()) {
     std::error_code ec;
     if (!std::filesystem::is_regular_file(std::filesystem::path(f.web) / "index.html", ec))
@@ -116,8 +116,7 @@ int RunServe(const ServeFlags& f) {
     if (found.ok()) {
       web_root = *found;
     } else {
-      std::fprintf(stderr, "pocket serve: no chat page at GET /: %s\n",
-                   found.status().message().c_str());
+      page_warning = found.status().message();  // said once the models load
     }
   }
 
@@ -135,6 +134,9 @@ int RunServe(const ServeFlags& f) {
     auto m = server::LoadRuntimeModel(path, f.threads, f.context, f.max_active);
     if (!m.ok()) return Fail("serve", m.status());
     models.push_back(std::move(*m));
+  }
+  if (!page_warning.empty()) {
+    std::fprintf(stderr, "pocket serve: no chat page at GET /: %s\n", page_warning.c_str());
   }
 
   server::ServerOptions opts;
