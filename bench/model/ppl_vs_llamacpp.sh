@@ -75,7 +75,9 @@ pocket_run() {
   o=$("$pocket" perplexity -m "$1" -f "$text" -c "$ctx" --chunks "$chunks" -t "$threads" 2>&1)
   echo "$o" >>"$log"
   pocket_ppl=$(echo "$o" | final_ppl)
-  [ -n "$pocket_ppl" ] || pocket_err=$(echo "$o" | grep -v '^\s*$' | tail -1 | cut -c1-100)
+  # The last line, less the "pocket perplexity: gguf PATH: " prefix the row already names.
+  [ -n "$pocket_ppl" ] || pocket_err=$(echo "$o" | grep -v '^\s*$' | tail -1 |
+    sed "s|^pocket perplexity: ||; s|^gguf $1: ||" | cut -c1-100)
 }
 
 needs_imatrix() { case $1 in IQ1_* | IQ2_* | IQ3_*) return 0 ;; esac; return 1; }
