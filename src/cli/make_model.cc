@@ -19,6 +19,7 @@ struct MakeModelFlags {
   std::string type;
   std::string chat;
   double rope_base = 0;
+  double init_std = 0.02;
   uint64_t seed = 0;
   std::string name;
   std::string out;
@@ -47,6 +48,7 @@ int MakeModelMain(const MakeModelFlags& f) {
   if (f.untied) spec.tied = false;
   if (!f.name.empty()) spec.name = f.name;
   spec.seed = f.seed;
+  spec.init_std = static_cast<float>(f.init_std);
   if (!f.chat.empty()) {
     if (f.chat == "chatml") {
       spec.chat = formats::ChatStyle::kChatMl;
@@ -88,13 +90,15 @@ CommandMain Configure(CLI::App& app) {
   std::string shapes;
   for (const auto& s : formats::NamedShapes()) shapes += (shapes.empty() ? "" : ", ") + s;
   app.description(
-      "Write a random-weight model (weights ~ N(0, 0.02), norms 1) as a complete GGUF file "
+      "Write a random-weight model (weights ~ N(0, --init-std), norms 1) as a complete GGUF file "
       "with a synthetic byte-level BPE tokenizer and a chat template, loadable by Pocket and "
       "llama.cpp. The same flags and seed give the same bytes. Shapes: " + shapes +
       "; explicit sizes override the shape's.\n"
       "  pocket make-model --shape smollm2-135m --type q8_0 --seed 1 --out /tmp/smollm2-rand.gguf\n"
       "  pocket make-model --d-model 128 --layers 2 --heads 4 --kv-heads 2 --d-ff 256 "
-      "--vocab 1024 --type f32 --out /tmp/tiny.gguf");
+      "--vocab 1024 --type f32 --out /tmp/tiny.gguf\n"
+      "  pocket make-model --shape smollm2-135m --type f32 --init-std 0.1 --out /tmp/sharp.gguf "
+      "(sharper logits, for perplexity comparisons)");
   app.add_option("--shape", f->shape, "a named shape (" + shapes + ")");
   app.add_option("--arch", f->arch, "llama or qwen2 (default llama)");
   app.add_option("--d-model", f->d_model, "embedding width");
@@ -109,6 +113,10 @@ CommandMain Configure(CLI::App& app) {
   app.add_flag("--untied", f->untied, "write a separate output.weight");
   app.add_option("--type", f->type, "weight type: f32, f16 (default), bf16, q8_0, q4_0, q4_k, q6_k");
   app.add_option("--chat", f->chat, "chat template and special tokens: chatml or llama3");
+  app.add_option("--init-std", f->init_std,
+                 "standard deviation of the non-norm weights, in (0, 10]; larger gives sharper "
+                 "logits")
+      ->capture_default_str();
   app.add_option("--seed", f->seed, "random seed")->capture_default_str();
   app.add_option("--name", f->name, "general.name");
   app.add_option("-o,--out", f->out, "the .gguf file to write")->required();

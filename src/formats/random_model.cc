@@ -213,6 +213,7 @@ Status ValidateSpec(const RandomModelSpec& s) {
   if (s.num_heads % s.num_kv_heads != 0) return bad("heads must be a multiple of kv-heads");
   if (s.vocab_size < 512 || s.vocab_size > (1 << 22)) return bad("vocab must be in [512, 4194304]");
   if (s.weight_type == DType::kQ8_K) return bad("Q8_K is not a weight type");
+  if (!(s.init_std > 0.0f && s.init_std <= 10.0f)) return bad("init-std must be in (0, 10]");
   if (s.d_model > (1 << 16) || s.d_ff > (1 << 18) || s.num_layers > 1024) {
     return bad("sizes too large");
   }
@@ -240,6 +241,7 @@ Result<GgufWriter> BuildRandomModel(const RandomModelSpec& s) {
 
   const uint64_t seed = s.seed;
   const DType wanted = s.weight_type;
+  const float init_std = s.init_std;
   // ne as GGUF stores it: ne[0] = input features (row length).
   auto add = [&](const std::string& name, std::vector<uint64_t> ne, bool is_norm) -> Status {
     const bool matrix = ne.size() == 2;
@@ -249,7 +251,7 @@ Result<GgufWriter> BuildRandomModel(const RandomModelSpec& s) {
     const uint64_t row_len = ne[0];
     return w.AddTensorLazy(name, std::move(ne), dtype, [=]() {
       std::vector<float> data =
-          is_norm ? std::vector<float>(n, 1.0f) : RandomNormal(n, 0.02f, seed, name);
+          is_norm ? std::vector<float>(n, 1.0f) : RandomNormal(n, init_std, seed, name);
       return Result<std::string>(EncodeTensor(data.data(), data.size(), row_len, dtype));
     });
   };

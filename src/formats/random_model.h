@@ -1,12 +1,11 @@
 // Random-weight Llama-family models written as complete GGUF files (`pocket make-model`,
 // scripts/make_default_model.sh): real shapes for side-by-side benchmarks with llama.cpp
 // (llama-bench loads them), tiny shapes for tests, and the embedded default model.
-// Weights ~ N(0, 0.02) (norm weights 1), from a portable generator: the same spec and seed
-// give the same bytes on every machine (no libm in the sampling, only integer and float
-// additions). The tokenizer section is a synthetic byte-level BPE vocabulary: the 256
-// byte tokens of GPT-2's alphabet, special tokens, and merged tokens (space+letter,
-// letter pairs, ...) each with the merge that makes it, so llama.cpp's gpt2 tokenizer
-// loads and tokenizes any text.
+// Weights ~ N(0, init_std), 0.02 by default (norm weights 1), from a portable generator: the same
+// spec and seed give the same bytes on every machine (no libm in the sampling, only integer and
+// float additions). The tokenizer section is a synthetic byte-level BPE vocabulary: the 256 byte
+// tokens of GPT-2's alphabet, special tokens, and merged tokens (space+letter, letter pairs, ...)
+// each with the merge that makes it, so llama.cpp's gpt2 tokenizer loads and tokenizes any text.
 // Thread safety: free functions.
 #pragma once
 
@@ -40,6 +39,10 @@ struct RandomModelSpec {
   float llama3_rope_factor = 0;  // > 0: write rope_freqs.weight like Llama 3.x (factor 32)
   ChatStyle chat = ChatStyle::kChatMl;
   tensor::DType weight_type = tensor::DType::kF16;
+  // Standard deviation of every non-norm weight. Larger values give sharper logits, so that a
+  // perplexity comparison between weight types (bench/model/ppl_vs_llamacpp.sh) is sensitive:
+  // at 0.02 the logits of a random model are nearly uniform. Must be in (0, 10].
+  float init_std = 0.02f;
   uint64_t seed = 0;
 };
 

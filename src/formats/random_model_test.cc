@@ -118,6 +118,30 @@ TEST(RandomModelTest, Qwen2AddsBiasesAndLlama3AddsRopeFreqs) {
   EXPECT_EQ(l->FindTensor("rope_freqs.weight")->ne, (std::vector<uint64_t>{8}));
 }
 
+TEST(RandomModelTest, InitStdSetsTheSpreadOfEveryNonNormWeight) {
+  RandomModelSpec spec = NamedShape("tiny").value();
+  spec.weight_type = DType::kF32;
+  spec.init_std = 0.1f;
+  auto f = Build(spec);
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  for (const char* name : {"token_embd.weight", "blk.0.attn_q.weight", "blk.1.ffn_down.weight"}) {
+    const TensorInfo* t = f->FindTensor(name);
+    ASSERT_NE(t, nullptr) << name;
+    std::vector<float> w(t->num_elements());
+    tensor::DequantizeRow(t->dtype, f->TensorBytes(*t).data(), w.data(), w.size());
+    double sum2 = 0;
+    for (float x : w) sum2 += x * x;
+    EXPECT_NEAR(std::sqrt(sum2 / w.size()), 0.1, 0.006) << name;
+  }
+  float norm;
+  std::memcpy(&norm, f->TensorBytes(*f->FindTensor("output_norm.weight")).data(), 4);
+  EXPECT_EQ(norm, 1.0f);
+  for (float bad : {0.0f, -0.02f, 11.0f, std::nanf("")}) {
+    spec.init_std = bad;
+    EXPECT_EQ(BuildRandomModel(spec).status().code(), StatusCode::kInvalidArgument) << bad;
+  }
+}
+
 TEST(RandomModelTest, RejectsBadSpecs) {
   RandomModelSpec spec;
   spec.num_heads = 3;  // 256 % 3 != 0

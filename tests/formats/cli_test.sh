@@ -43,6 +43,13 @@ set -e
 [ "$rc" = 2 ] || fail "make-model bad heads: exit $rc"
 [ "$(wc -l <"$TMP/stderr")" = 1 ] || fail "make-model: not one line"
 [ ! -e "$TMP/bad.gguf" ] || fail "make-model left a file behind"
+set +e
+"$POCKET" make-model --shape tiny --init-std 0 --out "$TMP/bad.gguf" 2>"$TMP/stderr"
+rc=$?
+set -e
+[ "$rc" = 2 ] || fail "make-model --init-std 0: exit $rc"
+grep -q "init-std must be in (0, 10]" "$TMP/stderr" || fail "make-model --init-std 0: message"
+[ ! -e "$TMP/bad.gguf" ] || fail "make-model --init-std 0 left a file behind"
 
 # convert: missing folder -> one line, non-zero, no output file.
 set +e
