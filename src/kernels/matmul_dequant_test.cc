@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/cpu/cpu.h"
+#include "kernels/cpu/matmul_dequant.h"
 #include "kernels/iq_testutil.h"
 #include "kernels/kernels.h"
 #include "kernels/ref/ref.h"
@@ -56,6 +57,25 @@ TEST(MatMulDequantTest, IqTypesRunOnTheReferencePathOnEveryTarget) {
     for (DType t : kIqDTypes) {
       EXPECT_EQ(MatMulPathOf(t), MatMulPath::kReference) << tensor::DTypeName(t);
       EXPECT_EQ(MatMulActivationKind(t), 0) << tensor::DTypeName(t);  // f32 activations
+    }
+  });
+}
+
+TEST(MatMulDequantTest, VectorDecoderGivesTheReferenceBitsOnEveryTarget) {
+  ForEachTarget([] {
+    for (DType dtype : kIqDTypes) {
+      SCOPED_TRACE(std::string(tensor::DTypeName(dtype)));
+      constexpr size_t kCols = 8 * 256;
+      std::vector<uint8_t> blocks = RandomIqRows(dtype, 1, kCols, 11);
+      const size_t bb = tensor::BlockBytes(dtype);
+      // Lowest and highest codes everywhere (scales kept: only the first bytes of IQ1_M's
+      // scale words are overwritten, the others hold d).
+      std::memset(blocks.data() + 2, 0x00, bb - 2 - (dtype == DType::kIQ1_M ? 8 : 0));
+      std::memset(blocks.data() + bb + 2, 0xFF, bb - 2 - (dtype == DType::kIQ1_M ? 8 : 0));
+      std::vector<float> want(kCols), got(kCols, -1.0f);
+      tensor::DequantizeRow(dtype, blocks.data(), want.data(), kCols);
+      cpu::DequantizeRowIq(dtype, blocks.data(), got.data(), kCols);
+      EXPECT_EQ(0, std::memcmp(want.data(), got.data(), kCols * 4));
     }
   });
 }
