@@ -82,7 +82,7 @@ TEST(MatMulDequantTest, VectorDecoderGivesTheReferenceBitsOnEveryTarget) {
 
 // The dequantized row is ggml's exact values (quant_iq_test.cc) and the activation is x
 // itself, so the only difference from ref::MatMul (double sum, one rounding) is the f32
-// summation: four FMA chains of cols / (4 * lanes) steps, their sum and the lane sum, far
+// summation: eight FMA chains of cols / (8 * lanes) steps, their sum and the lane sum, far
 // inside (cols + 16) roundings of 2^-23 of the sum of |products| (the F32 weights' bound in
 // kernels_test.cc).
 double Tolerance(size_t cols, double abs_sum) {
