@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "kernels/cpu/cpu.h"
+#include "kernels/iq_testutil.h"
 #include "kernels/ref/ref.h"
 #include "tensor/fp16.h"
 #include "tensor/quant.h"
@@ -42,8 +43,12 @@ HostWeight MakeWeight(DType dtype, size_t rows, size_t cols, uint32_t seed, floa
   const auto f = RandomNormal(rows * cols, seed, sd);
   const size_t row_bytes = tensor::RowBytes(dtype, cols);
   w.bytes.resize(rows * row_bytes);
-  for (size_t r = 0; r < rows; ++r) {
-    tensor::QuantizeRow(dtype, f.data() + r * cols, w.bytes.data() + r * row_bytes, cols);
+  if (IsIqDType(dtype)) {
+    w.bytes = RandomIqRows(dtype, rows, cols, seed);  // no quantizer for these types
+  } else {
+    for (size_t r = 0; r < rows; ++r) {
+      tensor::QuantizeRow(dtype, f.data() + r * cols, w.bytes.data() + r * row_bytes, cols);
+    }
   }
   w.view.dtype = dtype;
   w.view.ne = {static_cast<int64_t>(cols), static_cast<int64_t>(rows), 1, 1};
@@ -127,6 +132,9 @@ double MatMulTolerance(DType dtype, size_t cols, double abs_sum) {
     case DType::kF32:
     case DType::kF16:
     case DType::kBF16:
+    // The IQ types: f32 dot of the exactly dequantized row (matmul_dequant_test.cc).
+    case DType::kIQ2_XXS: case DType::kIQ2_XS: case DType::kIQ2_S: case DType::kIQ3_XXS:
+    case DType::kIQ3_S: case DType::kIQ1_S: case DType::kIQ1_M:
       return (static_cast<double>(cols) + 16.0) * std::ldexp(abs_sum, -23) + 1e-7;
     default:
       return (static_cast<double>(cols) / 32.0 + 8.0) * std::ldexp(abs_sum, -22) + 1e-7;
@@ -186,6 +194,9 @@ TEST_P(BackendTest, MatMulMatchesReferenceOnAllDtypes) {
       {DType::kQ4_K, {256, 1536}},     {DType::kQ6_K, {256, 1536}},
       {DType::kF32, {1, 7, 17, 576}},  {DType::kF16, {1, 7, 17, 576}},
       {DType::kBF16, {1, 7, 17, 576}},
+      {DType::kIQ2_XXS, {256}},        {DType::kIQ2_XS, {256}}, {DType::kIQ2_S, {256}},
+      {DType::kIQ3_XXS, {256}},        {DType::kIQ3_S, {256}},  {DType::kIQ1_S, {256}},
+      {DType::kIQ1_M, {256}},
   };
   ForEachTarget([&] {
     for (const auto& c : cases) {
@@ -239,7 +250,9 @@ TEST_P(BackendTest, MatMulSharedEqualsSeparateMatMuls) {
          {std::vector<DType>{DType::kQ4_0, DType::kQ8_0, DType::kQ4_0},
           std::vector<DType>{DType::kQ4_K, DType::kQ6_K},
           std::vector<DType>{DType::kF32, DType::kF16},
-          std::vector<DType>{DType::kQ8_0, DType::kF32, DType::kQ4_K}}) {
+          std::vector<DType>{DType::kQ8_0, DType::kF32, DType::kQ4_K},
+          std::vector<DType>{DType::kIQ2_XXS, DType::kF16, DType::kIQ1_S},
+          std::vector<DType>{DType::kQ4_0, DType::kIQ3_S}}) {
       std::vector<HostWeight> hw;
       std::vector<std::unique_ptr<Weight>> w;
       std::vector<Tensor> ys;
@@ -266,7 +279,9 @@ TEST_P(BackendTest, MatMulSharedEqualsSeparateMatMuls) {
 TEST_P(BackendTest, GetRowsDequantizesAnyDtypeExactly) {
   ForEachTarget([&] {
     for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0,
-                        DType::kQ4_K, DType::kQ6_K}) {
+                        DType::kQ4_K, DType::kQ6_K, DType::kIQ2_XXS, DType::kIQ2_XS,
+                        DType::kIQ2_S, DType::kIQ3_XXS, DType::kIQ3_S, DType::kIQ1_S,
+                        DType::kIQ1_M}) {
       const HostWeight hw = MakeWeight(dtype, 10, 256, 7);
       const int32_t ids[] = {9, 0, 3, 3};
       const auto t = Prepared(backend_->PrepareTensor(hw.view));
@@ -431,7 +446,9 @@ TEST_P(BackendTest, MatMulIsBatchInvariant) {
   ASSERT_TRUE(b1.ok() && b3.ok());
   ForEachTarget([&] {
     for (DType dtype :
-         {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K, DType::kF16, DType::kF32}) {
+         {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K, DType::kF16, DType::kF32,
+          DType::kIQ2_XXS, DType::kIQ2_XS, DType::kIQ2_S, DType::kIQ3_XXS, DType::kIQ3_S,
+          DType::kIQ1_S, DType::kIQ1_M}) {
       const size_t cols = tensor::BlockElements(dtype) == 256 ? 512 : 576;
       const HostWeight hw = MakeWeight(dtype, kRows, cols, 5);
       const auto xh = RandomNormal(kTokens * cols, 6);

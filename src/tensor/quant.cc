@@ -470,10 +470,19 @@ void DequantizeRow(DType dtype, const void* src, float* dst, size_t n) {
     case DType::kQ4_K: DequantizeRowQ4_K(static_cast<const BlockQ4_K*>(src), dst, n); return;
     case DType::kQ6_K: DequantizeRowQ6_K(static_cast<const BlockQ6_K*>(src), dst, n); return;
     case DType::kQ8_K: DequantizeRowQ8_K(static_cast<const BlockQ8_K*>(src), dst, n); return;
+    case DType::kIQ2_XXS:
+      DequantizeRowIQ2_XXS(static_cast<const BlockIQ2_XXS*>(src), dst, n);
+      return;
+    case DType::kIQ2_XS: DequantizeRowIQ2_XS(static_cast<const BlockIQ2_XS*>(src), dst, n); return;
+    case DType::kIQ2_S: DequantizeRowIQ2_S(static_cast<const BlockIQ2_S*>(src), dst, n); return;
+    case DType::kIQ3_XXS:
+      DequantizeRowIQ3_XXS(static_cast<const BlockIQ3_XXS*>(src), dst, n);
+      return;
+    case DType::kIQ3_S: DequantizeRowIQ3_S(static_cast<const BlockIQ3_S*>(src), dst, n); return;
+    case DType::kIQ1_S: DequantizeRowIQ1_S(static_cast<const BlockIQ1_S*>(src), dst, n); return;
+    case DType::kIQ1_M: DequantizeRowIQ1_M(static_cast<const BlockIQ1_M*>(src), dst, n); return;
     case DType::kQ4_1: case DType::kQ5_0: case DType::kQ5_1: case DType::kIQ4_NL:
     case DType::kQ2_K: case DType::kQ3_K: case DType::kQ5_K: case DType::kIQ4_XS:
-    case DType::kIQ2_XXS: case DType::kIQ2_XS: case DType::kIQ2_S: case DType::kIQ3_XXS:
-    case DType::kIQ3_S: case DType::kIQ1_S: case DType::kIQ1_M:
       break;
   }
   PK_CHECK(false && "DequantizeRow: no dequantizer for this dtype");

@@ -37,6 +37,16 @@ void DequantizeRowQ8_K(const BlockQ8_K* x, float* y, size_t n);
 // Q4_K's 6-bit scale and min of sub-block j (0..7) from the 12 packed bytes.
 void GetScaleMinK4(int j, const uint8_t* scales, uint8_t* scale, uint8_t* min);
 
+// IQ1/IQ2/IQ3 lattice types (quant_iq.cc): reference decoders, bit-identical to ggml's
+// dequantize_row_iq*. No quantizers (llama-quantize makes these files). n as above.
+void DequantizeRowIQ2_XXS(const BlockIQ2_XXS* x, float* y, size_t n);
+void DequantizeRowIQ2_XS(const BlockIQ2_XS* x, float* y, size_t n);
+void DequantizeRowIQ2_S(const BlockIQ2_S* x, float* y, size_t n);
+void DequantizeRowIQ3_XXS(const BlockIQ3_XXS* x, float* y, size_t n);
+void DequantizeRowIQ3_S(const BlockIQ3_S* x, float* y, size_t n);
+void DequantizeRowIQ1_S(const BlockIQ1_S* x, float* y, size_t n);
+void DequantizeRowIQ1_M(const BlockIQ1_M* x, float* y, size_t n);
+
 // Any DType (F32, F16, BF16 are plain conversions; F32 is a copy). `n` elements;
 // REQUIRES: n % BlockElements(dtype) == 0; dst has RowBytes(dtype, n) bytes (quantize)
 // or n floats (dequantize). Aborts (PK_CHECK) on a violated precondition.

@@ -21,6 +21,7 @@
 #include "hwy/highway.h"
 #include "kernels/cpu/amx.h"
 #include "kernels/cpu/cpu.h"
+#include "kernels/cpu/matmul_dequant.h"
 #include "tensor/dtype.h"
 #include "tensor/fp16.h"
 #include "tensor/quant.h"
@@ -838,11 +839,13 @@ void MatMulRowsImpl(const tensor::TensorView& w, const uint8_t* packed, int pack
       }
       return;
     }
+    case DType::kIQ2_XXS: case DType::kIQ2_XS: case DType::kIQ2_S: case DType::kIQ3_XXS:
+    case DType::kIQ3_S: case DType::kIQ1_S: case DType::kIQ1_M:
+      MatMulRowsDequant(w, act, r0, r1, y);  // reference path, matmul_dequant.cc
+      return;
     case DType::kQ8_K:
     case DType::kQ4_1: case DType::kQ5_0: case DType::kQ5_1: case DType::kIQ4_NL:
     case DType::kQ2_K: case DType::kQ3_K: case DType::kQ5_K: case DType::kIQ4_XS:
-    case DType::kIQ2_XXS: case DType::kIQ2_XS: case DType::kIQ2_S: case DType::kIQ3_XXS:
-    case DType::kIQ3_S: case DType::kIQ1_S: case DType::kIQ1_M:
       break;
   }
 }
@@ -854,6 +857,9 @@ MatMulPath MatMulPathImpl(DType dtype) {
       return MatMulPath::kFast;  // Highway vectors on every target
     case DType::kQ8_0: case DType::kQ4_0: case DType::kQ4_K: case DType::kQ6_K:
       return PK_X86_INT8 ? MatMulPath::kFast : MatMulPath::kReference;
+    case DType::kIQ2_XXS: case DType::kIQ2_XS: case DType::kIQ2_S: case DType::kIQ3_XXS:
+    case DType::kIQ3_S: case DType::kIQ1_S: case DType::kIQ1_M:
+      return MatMulPath::kReference;  // dequantize a row, f32 dot (matmul_dequant.cc)
     default:
       return MatMulPath::kUnsupported;
   }

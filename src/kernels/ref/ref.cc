@@ -46,6 +46,8 @@ void EffectiveActivation(DType dtype, const float* x, size_t n, float* out) {
     case DType::kF32:
     case DType::kF16:
     case DType::kBF16:
+    case DType::kIQ2_XXS: case DType::kIQ2_XS: case DType::kIQ2_S: case DType::kIQ3_XXS:
+    case DType::kIQ3_S: case DType::kIQ1_S: case DType::kIQ1_M:
       std::copy(x, x + n, out);
       return;
     case DType::kQ8_0:
@@ -66,8 +68,6 @@ void EffectiveActivation(DType dtype, const float* x, size_t n, float* out) {
     case DType::kQ8_K:
     case DType::kQ4_1: case DType::kQ5_0: case DType::kQ5_1: case DType::kIQ4_NL:
     case DType::kQ2_K: case DType::kQ3_K: case DType::kQ5_K: case DType::kIQ4_XS:
-    case DType::kIQ2_XXS: case DType::kIQ2_XS: case DType::kIQ2_S: case DType::kIQ3_XXS:
-    case DType::kIQ3_S: case DType::kIQ1_S: case DType::kIQ1_M:
       break;
   }
   PK_CHECK(false && "EffectiveActivation: unsupported weight dtype");
