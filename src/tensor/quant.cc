@@ -470,7 +470,10 @@ void DequantizeRow(DType dtype, const void* src, float* dst, size_t n) {
     case DType::kQ4_K: DequantizeRowQ4_K(static_cast<const BlockQ4_K*>(src), dst, n); return;
     case DType::kQ6_K: DequantizeRowQ6_K(static_cast<const BlockQ6_K*>(src), dst, n); return;
     case DType::kQ8_K: DequantizeRowQ8_K(static_cast<const BlockQ8_K*>(src), dst, n); return;
-    case DType::kQ4_1: case DType::kQ5_0: case DType::kQ5_1: case DType::kIQ4_NL:
+    case DType::kQ4_1: DequantizeRowQ4_1(static_cast<const BlockQ4_1*>(src), dst, n); return;
+    case DType::kQ5_0: DequantizeRowQ5_0(static_cast<const BlockQ5_0*>(src), dst, n); return;
+    case DType::kQ5_1: DequantizeRowQ5_1(static_cast<const BlockQ5_1*>(src), dst, n); return;
+    case DType::kIQ4_NL: DequantizeRowIQ4_NL(static_cast<const BlockIQ4_NL*>(src), dst, n); return;
     case DType::kQ2_K: case DType::kQ3_K: case DType::kQ5_K: case DType::kIQ4_XS:
     case DType::kIQ2_XXS: case DType::kIQ2_XS: case DType::kIQ2_S: case DType::kIQ3_XXS:
     case DType::kIQ3_S: case DType::kIQ1_S: case DType::kIQ1_M:
