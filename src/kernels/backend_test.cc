@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "kernels/cpu/cpu.h"
+#include "kernels/quant_blocks_testutil.h"
 #include "kernels/ref/ref.h"
 #include "tensor/fp16.h"
 #include "tensor/quant.h"
@@ -37,13 +38,17 @@ struct HostWeight {
   std::vector<uint8_t> bytes;
   tensor::TensorView view;
 };
+// Types without a quantizer get random blocks (FillRandomBlocks; `sd` does not apply).
 HostWeight MakeWeight(DType dtype, size_t rows, size_t cols, uint32_t seed, float sd = 0.05f) {
   HostWeight w;
-  const auto f = RandomNormal(rows * cols, seed, sd);
   const size_t row_bytes = tensor::RowBytes(dtype, cols);
   w.bytes.resize(rows * row_bytes);
-  for (size_t r = 0; r < rows; ++r) {
-    tensor::QuantizeRow(dtype, f.data() + r * cols, w.bytes.data() + r * row_bytes, cols);
+  if (!FillRandomBlocks(dtype, w.bytes.data(), rows * cols / tensor::BlockElements(dtype),
+                        seed)) {
+    const auto f = RandomNormal(rows * cols, seed, sd);
+    for (size_t r = 0; r < rows; ++r) {
+      tensor::QuantizeRow(dtype, f.data() + r * cols, w.bytes.data() + r * row_bytes, cols);
+    }
   }
   w.view.dtype = dtype;
   w.view.ne = {static_cast<int64_t>(cols), static_cast<int64_t>(rows), 1, 1};
@@ -184,6 +189,8 @@ TEST_P(BackendTest, MatMulMatchesReferenceOnAllDtypes) {
   const std::vector<Case> cases = {
       {DType::kQ8_0, {32, 576, 2048}}, {DType::kQ4_0, {32, 96, 576}},
       {DType::kQ4_K, {256, 1536}},     {DType::kQ6_K, {256, 1536}},
+      {DType::kQ4_1, {32, 576, 896}},  {DType::kQ5_0, {32, 576, 896}},
+      {DType::kQ5_1, {32, 576, 896}},  {DType::kIQ4_NL, {32, 576, 896}},
       {DType::kF32, {1, 7, 17, 576}},  {DType::kF16, {1, 7, 17, 576}},
       {DType::kBF16, {1, 7, 17, 576}},
   };
@@ -239,7 +246,10 @@ TEST_P(BackendTest, MatMulSharedEqualsSeparateMatMuls) {
          {std::vector<DType>{DType::kQ4_0, DType::kQ8_0, DType::kQ4_0},
           std::vector<DType>{DType::kQ4_K, DType::kQ6_K},
           std::vector<DType>{DType::kF32, DType::kF16},
-          std::vector<DType>{DType::kQ8_0, DType::kF32, DType::kQ4_K}}) {
+          std::vector<DType>{DType::kQ8_0, DType::kF32, DType::kQ4_K},
+          std::vector<DType>{DType::kQ5_0, DType::kQ8_0, DType::kIQ4_NL, DType::kQ5_1,
+                             DType::kQ4_1},
+          std::vector<DType>{DType::kQ5_0, DType::kQ6_K, DType::kQ4_1}}) {
       std::vector<HostWeight> hw;
       std::vector<std::unique_ptr<Weight>> w;
       std::vector<Tensor> ys;
@@ -266,7 +276,8 @@ TEST_P(BackendTest, MatMulSharedEqualsSeparateMatMuls) {
 TEST_P(BackendTest, GetRowsDequantizesAnyDtypeExactly) {
   ForEachTarget([&] {
     for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0,
-                        DType::kQ4_K, DType::kQ6_K}) {
+                        DType::kQ4_K, DType::kQ6_K, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1,
+                        DType::kIQ4_NL}) {
       const HostWeight hw = MakeWeight(dtype, 10, 256, 7);
       const int32_t ids[] = {9, 0, 3, 3};
       const auto t = Prepared(backend_->PrepareTensor(hw.view));
@@ -430,8 +441,8 @@ TEST_P(BackendTest, MatMulIsBatchInvariant) {
   auto b1 = MakeBackend(GetParam(), 1), b3 = MakeBackend(GetParam(), 3);
   ASSERT_TRUE(b1.ok() && b3.ok());
   ForEachTarget([&] {
-    for (DType dtype :
-         {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K, DType::kF16, DType::kF32}) {
+    for (DType dtype : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K, DType::kF16,
+                        DType::kF32, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kIQ4_NL}) {
       const size_t cols = tensor::BlockElements(dtype) == 256 ? 512 : 576;
       const HostWeight hw = MakeWeight(dtype, kRows, cols, 5);
       const auto xh = RandomNormal(kTokens * cols, 6);

@@ -66,6 +66,7 @@ int MatMulActivationKind(DType dtype) {
   switch (dtype) {
     case DType::kQ8_0:
     case DType::kQ4_0:
+    case DType::kQ4_1: case DType::kQ5_0: case DType::kQ5_1: case DType::kIQ4_NL:
       return 1;
     case DType::kQ4_K:
     case DType::kQ6_K:
@@ -137,6 +138,8 @@ enum class ActKind { kFloat, kQ8, kQ8K };
 ActKind ActKindOf(DType d) {
   switch (d) {
     case DType::kQ8_0: case DType::kQ4_0: return ActKind::kQ8;
+    case DType::kQ4_1: case DType::kQ5_0: case DType::kQ5_1: case DType::kIQ4_NL:
+      return ActKind::kQ8;
     case DType::kQ4_K: case DType::kQ6_K: return ActKind::kQ8K;
     default: return ActKind::kFloat;
   }

@@ -70,7 +70,7 @@ std::string_view MatMulPathName(MatMulPath path);  // "unsupported", "reference"
 bool MatMulSupports(tensor::DType dtype);
 
 // How MatMul prepares its activation for a weight of `dtype`: 0 F32 as is (F32/F16/BF16),
-// 1 int8 per 32-block (Q8_0/Q4_0), 2 Q8_K (Q4_K/Q6_K). MatMulShared's jobs share one kind.
+// 1 int8 per 32-block (Q8_0/Q4_0 and the 32-element Q4_1/Q5_0/Q5_1/IQ4_NL), 2 Q8_K (Q4_K/Q6_K). MatMulShared's jobs share one kind.
 int MatMulActivationKind(tensor::DType dtype);
 
 // y[t][r] = sum_c W[r][c] * x[t][c]   for t < num_tokens, r < rows.
@@ -138,7 +138,7 @@ void MatMul(const PackedWeight& w, const float* x, size_t num_tokens, float* y,
 // Several weights that share one input (Q, K, V; or gate, up): x is quantized once and all
 // rows of all weights are computed in one dispatch. Each job's y is [num_tokens][its rows].
 // `packed`, when set, is PackedWeight::Pack(w) (same bits, faster).
-// REQUIRES: all jobs have the same cols and the same activation kind (Q8_0/Q4_0 together,
+// REQUIRES: all jobs have the same cols and the same activation kind (32-element types together,
 // Q4_K/Q6_K together, or float types); at most 8 jobs.
 struct MatMulJob {
   tensor::TensorView w;

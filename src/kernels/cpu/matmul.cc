@@ -838,8 +838,10 @@ void MatMulRowsImpl(const tensor::TensorView& w, const uint8_t* packed, int pack
       }
       return;
     }
-    case DType::kQ8_K:
     case DType::kQ4_1: case DType::kQ5_0: case DType::kQ5_1: case DType::kIQ4_NL:
+      MatMulRowsLegacy(w, act, r0, r1, y);  // matmul_legacy.cc
+      return;
+    case DType::kQ8_K:
     case DType::kQ2_K: case DType::kQ3_K: case DType::kQ5_K: case DType::kIQ4_XS:
     case DType::kIQ2_XXS: case DType::kIQ2_XS: case DType::kIQ2_S: case DType::kIQ3_XXS:
     case DType::kIQ3_S: case DType::kIQ1_S: case DType::kIQ1_M:
@@ -853,6 +855,7 @@ MatMulPath MatMulPathImpl(DType dtype) {
     case DType::kF32: case DType::kF16: case DType::kBF16:
       return MatMulPath::kFast;  // Highway vectors on every target
     case DType::kQ8_0: case DType::kQ4_0: case DType::kQ4_K: case DType::kQ6_K:
+    case DType::kQ4_1: case DType::kQ5_0: case DType::kQ5_1: case DType::kIQ4_NL:
       return PK_X86_INT8 ? MatMulPath::kFast : MatMulPath::kReference;
     default:
       return MatMulPath::kUnsupported;
