@@ -215,11 +215,15 @@ TEST(KernelsTest, PackedWeightGivesTheSameBitsAsThePlainView) {
   ThreadPool pool(2);
   Workspace ws;
   ForEachTarget([&] {
-    for (DType dtype : {DType::kQ4_0, DType::kQ8_0, DType::kF16, DType::kQ6_K}) {
+    for (DType dtype : {DType::kQ4_0, DType::kQ8_0, DType::kF16, DType::kQ6_K, DType::kQ4_1,
+                        DType::kQ5_0, DType::kQ5_1, DType::kIQ4_NL}) {
       const size_t cols = tensor::BlockElements(dtype) == 256 ? 512 : 576;
       for (size_t rows : {1u, 37u, 64u}) {
         const Weight w = MakeWeight(dtype, rows, cols, static_cast<uint32_t>(rows));
         const PackedWeight packed = PackedWeight::Pack(w.view);
+        if (tensor::BlockElements(dtype) == 32 && ActiveTarget() == "AVX3") {
+          EXPECT_TRUE(packed.packed()) << tensor::DTypeName(dtype);  // the fast decode path
+        }
         // Same bytes, the other prefetch distance.
         const PackedWeight streamed = PackedWeight::Pack(w.view, {}, WeightSource::kMemory);
         if (dtype == DType::kF16 || dtype == DType::kQ6_K) {
@@ -282,7 +286,8 @@ TEST(KernelsTest, AmxTilesGiveTheSameBitsAsTheVnniTiles) {
 TEST(KernelsTest, PackedForAnotherTargetFallsBackToTheView) {
   ThreadPool pool(2);
   Workspace ws;
-  for (DType dtype : {DType::kQ4_0, DType::kQ8_0}) {
+  for (DType dtype : {DType::kQ4_0, DType::kQ8_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1,
+                      DType::kIQ4_NL}) {
     const Weight w = MakeWeight(dtype, 40, 256, 7);
     std::vector<PackedWeight> packs;
     ForEachTarget([&] { packs.push_back(PackedWeight::Pack(w.view)); });

@@ -44,9 +44,17 @@ void MatMulRows(const tensor::TensorView& w, const uint8_t* packed, int packed_l
                 bool from_memory, const Activations& act, size_t r0, size_t r1, float* y);
 
 // MatMulRows for Q4_1, Q5_0, Q5_1 and IQ4_NL weights (kernels/cpu/matmul_legacy.cc; same
-// contract, kind-1 activations, no packed layout).
-void MatMulRowsLegacy(const tensor::TensorView& w, const Activations& act, size_t r0,
-                      size_t r1, float* y);
+// contract, kind-1 activations).
+void MatMulRowsLegacy(const tensor::TensorView& w, const uint8_t* packed, int packed_layout,
+                      bool from_memory, const Activations& act, size_t r0, size_t r1,
+                      float* y);
+// Their packed layout (kPackedLanePairs on AVX-512, else kPackedNone; the block layout is
+// described in matmul_legacy.cc): bytes per 8-row group per 32-block (0 for other dtypes),
+// and the packing of group g (rows 8g..8g+7, missing rows repeat the last) into `dst`
+// (cols / 32 * LegacyPackedBlockBytes bytes).
+int LegacyPackedLayout();
+size_t LegacyPackedBlockBytes(tensor::DType dtype);
+void PackLegacyGroup(const tensor::TensorView& w, size_t g, uint8_t* dst);
 
 // PackedWeight layouts, per group of 8 rows (the last group repeats its last row), per
 // 32-block: the 8 rows' f16 scales (16 bytes), then the quants (Q8_0's bytes XOR 0x80,
