@@ -221,7 +221,8 @@ TEST(KernelsTest, PackedWeightGivesTheSameBitsAsThePlainView) {
       for (size_t rows : {1u, 37u, 64u}) {
         const Weight w = MakeWeight(dtype, rows, cols, static_cast<uint32_t>(rows));
         const PackedWeight packed = PackedWeight::Pack(w.view);
-        if (tensor::BlockElements(dtype) == 32 && ActiveTarget() == "AVX3") {
+        if (tensor::BlockElements(dtype) == 32 &&
+            (ActiveTarget() == "AVX3" || ActiveTarget() == "AVX2")) {
           EXPECT_TRUE(packed.packed()) << tensor::DTypeName(dtype);  // the fast decode path
         }
         // Same bytes, the other prefetch distance.
@@ -319,6 +320,30 @@ TEST(KernelsTest, MatMulSharedEqualsSeparateMatMuls) {
     std::vector<float> y(tokens * static_cast<size_t>(j.w.ne[1]));
     MatMul(j.w, x.data(), tokens, y.data(), pool, ws);
     EXPECT_EQ(0, std::memcmp(y.data(), j.y, y.size() * 4));
+  }
+}
+
+// The fallback types' x86 tiles compute exact block integers (vpdpbusd with VNNI, else
+// vpmaddubsw; IQ4_NL's codes offset by 128 or signed) followed by the same float steps, so
+// AVX2 and AVX-512 give the same bits, and so must every pair of x86 targets here.
+TEST(KernelsTest, FallbackTypesGiveTheSameBitsOnEveryX86Target) {
+  ThreadPool pool(2);
+  Workspace ws;
+  for (DType dtype : {DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kIQ4_NL}) {
+    const Weight w = MakeWeight(dtype, 37, 896, 11);
+    const auto x = RandomNormal(5 * 896, 12, 3.0f);
+    std::vector<std::vector<float>> results;
+    ForEachTarget([&] {
+      const std::string target = ActiveTarget();
+      if (target != "AVX2" && target != "AVX3") return;
+      std::vector<float> y(5 * 37);
+      MatMul(PackedWeight::Pack(w.view), x.data(), 5, y.data(), pool, ws);
+      results.push_back(y);
+    });
+    for (size_t i = 1; i < results.size(); ++i) {
+      EXPECT_EQ(0, std::memcmp(results[0].data(), results[i].data(), results[0].size() * 4))
+          << tensor::DTypeName(dtype);
+    }
   }
 }
 

@@ -5,16 +5,15 @@
 //   Q5_0:   sum((u - 16) * x) = sum(u * x) + 2 * neg8sum        (u = 5-bit code, 0..31)
 //   Q4_1/Q5_1: sum(d*u + m) * dx*x = d*dx * sum(u * x) + m*dx * sum(x), sum(x) = -neg8sum/8
 //   IQ4_NL: sum(v * x), v = kIQ4NLValues[nibble] (int8)
-// The float steps per (row, token, block) are fixed (cvt of the integer dot, times the
-// product of the two scales, accumulated in 8 float lanes; Q4_1/Q5_1's min term in a
-// scalar), and the lanes are summed in a fixed order at the end, so every (row, token)
-// result is the same bits whatever the batch, the token tile and the row split (batch
-// invariance). Targets differ in the order of float additions, not in the integers.
+// Per (row, token) the float steps are fixed: per block, acc = fma(float(dot) * dw, dx,
+// acc), then for Q4_1/Q5_1 acc = fma(m, dx * sum(x), acc) (x86: one such lane per row of
+// an 8-row tile; portable: a scalar), so each result is the same bits whatever the batch,
+// the token tile and the row split (batch invariance).
 //
-// x86 (AVX2, AVX-512): per row, a block's 32 codes are unpacked once into a byte vector in
-// element order and shared by a tile of tokens (prefill); the block dot is vpdpbusd with
-// AVX512-VNNI, else vpmaddubsw + vpmaddwd. Q5's fifth bits come from qh with a byte mask
-// (AVX-512) or a shuffle + compare (AVX2); IQ4_NL's table lookup is one vpshufb.
+// x86 (AVX2, AVX-512): the weights are read in an 8-row interleaved layout (PackedWeight,
+// built at load by PackLegacyGroup, or on the fly for a plain view) by the 8-row tiles
+// below; AVX2 and AVX-512 give the same bits. Decode speed per core, 576x1536 mat-vec
+// (kernels_bench, docs/kernels.md): Q5_0 18.9 us, IQ4_NL 15.4 us vs Q4_0 12.0 us (AVX-512).
 // Other targets: portable loops per (row, token).
 #include <algorithm>
 #include <cstdint>
@@ -185,147 +184,43 @@ void RowsPortable(const tensor::TensorView& w, const Activations& act, size_t r0
 #if PK_LEGACY_X86
 
 
-#if HWY_TARGET == HWY_AVX2
-// ---- AVX2: per row, the block unpacked once and shared by a tile of tokens. ----
-
-HWY_INLINE float HorizontalSum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-// The block's 32 codes in element order as bytes: nibbles (0..15), with the fifth bit for
-// Q5 (0..31), or for IQ4_NL the (signed) table values.
-template <DType kType>
-HWY_INLINE __m256i UnpackBlock(const uint8_t* blk) {
-  using L = Layout<kType>;
-  const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + L::kQs));
-  __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q),
-                               _mm256_set1_epi8(0x0F));
-  if constexpr (kType == DType::kIQ4_NL) {
-    const __m256i table = _mm256_setr_epi8(
-        -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113, -127, -104,
-        -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113);
-    return _mm256_shuffle_epi8(table, u);
-  }
-  if constexpr (L::kFive) {
-    // Byte e takes byte e / 8 of qh, keeps bit e % 8 (all other bits forced to one), and
-    // compares with all-ones.
-    const uint32_t qh = Load32(blk + L::kQh);
-    const __m256i spread = _mm256_shuffle_epi8(
-        _mm256_set1_epi32(static_cast<int32_t>(qh)),
-        _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0));
-    const __m256i bits = _mm256_cmpeq_epi8(
-        _mm256_or_si256(spread, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe)),
-        _mm256_set1_epi64x(-1));
-    u = _mm256_or_si256(u, _mm256_and_si256(bits, _mm256_set1_epi8(16)));
-  }
-  return u;
-}
-
-// Per 32-bit lane, the sum of four products of the block's codes with the activation:
-// vpmaddubsw + vpmaddwd, exact since a pair sums to at most 2 * 31 * 128 (Q4/Q5 codes are
-// the unsigned operand) or 2 * 127 * 127 (IQ4_NL: |v| unsigned times sign(x, v)).
-template <DType kType>
-HWY_INLINE __m256i BlockDot(__m256i u, __m256i x) {
-  __m256i p;
-  if constexpr (kType == DType::kIQ4_NL) {
-    p = _mm256_maddubs_epi16(_mm256_abs_epi8(u), _mm256_sign_epi8(x, u));
-  } else {
-    p = _mm256_maddubs_epi16(u, x);
-  }
-  return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
-}
-
-// One row against RN tokens (activation rows a[0..RN)); y[t * y_stride] gets token t.
-template <DType kType, int RN>
-HWY_INLINE void RowTile(const uint8_t* wrow, const ActRow* a, size_t nb, float* y,
-                        size_t y_stride) {
-  using L = Layout<kType>;
-  __m256 acc[RN];
-  float mins[RN];
-  for (int t = 0; t < RN; ++t) {
-    acc[t] = _mm256_setzero_ps();
-    mins[t] = 0.0f;
-  }
-  for (size_t b = 0; b < nb; ++b) {
-    const uint8_t* blk = wrow + b * L::kBytes;
-    const __m256i u = UnpackBlock<kType>(blk);
-    float dw, mw = 0.0f;
-    if constexpr (L::kMin) {
-      const __m128 dm = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int32_t>(Load32(blk))));
-      dw = _mm_cvtss_f32(dm);
-      mw = _mm_cvtss_f32(_mm_movehdup_ps(dm));
-    } else {
-      dw = _cvtsh_ss(Load16(blk));
-    }
-    for (int t = 0; t < RN; ++t) {
-      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].q + 32 * b));
-      __m256i p = BlockDot<kType>(u, x);
-      if constexpr (kType == DType::kQ5_0) {  // -16 * sum(x), into lane 0
-        p = _mm256_add_epi32(p, _mm256_zextsi128_si256(_mm_cvtsi32_si128(2 * a[t].neg8sum[b])));
-      }
-      const float dx = a[t].d[b];
-      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * dx), acc[t]);
-      if constexpr (L::kMin) {
-        mins[t] += mw * dx * static_cast<float>(-a[t].neg8sum[b] / 8);
-      }
-    }
-  }
-  for (int t = 0; t < RN; ++t) y[t * y_stride] = HorizontalSum(acc[t]) + mins[t];
-}
-
-template <DType kType>
-void Rows(const tensor::TensorView& w, const uint8_t*, int, bool, const Activations& act,
-          size_t r0, size_t r1, float* y) {
-  const size_t rows = static_cast<size_t>(w.ne[1]), nb = act.cols / 32;
-  const auto* wbase = static_cast<const uint8_t*>(w.data);
-  const size_t w_stride = w.row_bytes();
-  constexpr int kRn = 4;  // 16 vector registers
-  for (size_t r = r0; r < r1; ++r) {
-    const uint8_t* wrow = wbase + r * w_stride;
-    size_t t = 0;
-    ActRow a[kRn];
-    for (; t + kRn <= act.num_tokens; t += kRn) {
-      for (int i = 0; i < kRn; ++i) a[i] = ActRowOf(act, t + i);
-      RowTile<kType, kRn>(wrow, a, nb, y + t * rows + r, rows);
-    }
-    for (; t < act.num_tokens; ++t) {
-      a[0] = ActRowOf(act, t);
-      RowTile<kType, 1>(wrow, a, nb, y + t * rows + r, rows);
-    }
-  }
-}
-#endif  // HWY_TARGET == HWY_AVX2
-
 #if HWY_TARGET == HWY_AVX3
 bool HasVnni() {
   static const bool vnni = __builtin_cpu_supports("avx512vnni");
   return vnni;
 }
+#endif
 
-// ---- 8-row tiles over the packed layout (Layout::kPk*, AVX-512). ----
+// ---- 8-row tiles over the packed layout (Layout::kPk*), AVX2 and AVX-512. ----
 //
 // As Q4_0's TilePairs256 (matmul.cc): 256-bit halves of each 64-byte vector (rows 0-3 in
 // the low half, 4-7 in the high), one broadcast qword of the activation per code vector,
 // the two int32 halves of each lane pair added, so lane r of the result is row r's exact
-// block dot for all 8 rows at once with no per-row unpacking. Q5's fifth bits are one
-// masked byte add per vector (the packed qh bytes are the masks); IQ4_NL's codes go
-// through vpshufb. The block's codes are unpacked once per block and shared by the RN
-// tokens of a tile; per (row, token) the integer and float steps are the same for every
-// RN, so the results do not depend on the tile (batch invariance).
+// block dot for all 8 rows at once with no per-row unpacking. Q5's fifth bits: one masked
+// byte add per vector on AVX-512 (the packed qh bytes are the masks), a shuffle + compare
+// on AVX2; IQ4_NL's codes go through vpshufb. The block's codes are unpacked once per block
+// and shared by the RN tokens of a tile; per (row, token) the integer and float steps are
+// the same for every RN, so the results do not depend on the tile (batch invariance). The
+// integers are exact and the float steps the same on both targets, so AVX2 and AVX-512 give
+// the same bits, and one packed layout serves both.
 
 // Prefetch distances as matmul.cc measured for Q4_0's packed tiles: 8 KiB ahead into L2
 // when the weights stay in the last-level cache, 2 KiB into L1 when they stream from DRAM.
 constexpr size_t kPrefetchCache = 8192, kPrefetchMemory = 2048;
 
+// acc + per 32-bit lane the sum of four code x activation products. vpdpbusd by inline
+// asm (Highway's AVX3 target does not enable the VNNI intrinsics; the caller checks the CPU
+// at run time); else vpmaddubsw + vpmaddwd, exact since a pair sums to at most 2 * 31 * 128
+// (Q4/Q5 codes as the unsigned operand) or 2 * 127 * 127 (IQ4_NL: |v| times sign(x, v)).
 template <DType kType, bool kVnni>
 HWY_INLINE __m256i PairDot(__m256i acc, __m256i u, __m256i x) {
+#if HWY_TARGET == HWY_AVX3
   if constexpr (kVnni) {
     asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "v"(x));
     return acc;
-  } else {
+  }
+#endif
+  {
     __m256i p;
     if constexpr (kType == DType::kIQ4_NL) {
       p = _mm256_maddubs_epi16(_mm256_abs_epi8(u), _mm256_sign_epi8(x, u));
@@ -343,7 +238,6 @@ HWY_INLINE void TilePackedBlocks(const uint8_t* pk, size_t b0, size_t b1, const 
                                  __m256* acc) {
   using L = Layout<kType>;
   constexpr int kOffsetMul = kType == DType::kQ5_0 ? 2 : (kType == DType::kIQ4_NL && kVnni) ? 16 : 0;
-  const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
   const __m256i m4 = _mm256_set1_epi8(0x0F);
   // kIQ4NLValues, + 128 (unsigned 1..241) for vpdpbusd, signed for vpmaddubsw's sign trick.
   const __m256i table =
@@ -376,8 +270,22 @@ HWY_INLINE void TilePackedBlocks(const uint8_t* pk, size_t b0, size_t b1, const 
       u[h][3] = _mm256_and_si256(_mm256_srli_epi16(hi, 4), m4);
       for (int k = 0; k < 4; ++k) {
         if constexpr (L::kFive) {
-          const __mmask32 bits = _cvtu32_mask32(Load32(blk + L::kPkQh + 8 * k + 4 * h));
-          u[h][k] = _mm256_mask_add_epi8(u[h][k], bits, u[h][k], _mm256_set1_epi8(16));
+          // Bit i of this word is the fifth bit of byte i of u[h][k].
+          const uint32_t qh = Load32(blk + L::kPkQh + 8 * k + 4 * h);
+#if HWY_TARGET == HWY_AVX3
+          u[h][k] = _mm256_mask_add_epi8(u[h][k], _cvtu32_mask32(qh), u[h][k],
+                                         _mm256_set1_epi8(16));
+#else
+          // Byte i takes byte i / 8 of the word, keeps bit i % 8 (the other bits forced to
+          // one) and compares with all-ones.
+          const __m256i spread = _mm256_shuffle_epi8(
+              _mm256_set1_epi32(static_cast<int32_t>(qh)),
+              _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0));
+          const __m256i set = _mm256_cmpeq_epi8(
+              _mm256_or_si256(spread, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe)),
+              _mm256_set1_epi64x(-1));
+          u[h][k] = _mm256_or_si256(u[h][k], _mm256_and_si256(set, _mm256_set1_epi8(16)));
+#endif
         }
         if constexpr (kType == DType::kIQ4_NL) u[h][k] = _mm256_shuffle_epi8(table, u[h][k]);
       }
@@ -399,7 +307,10 @@ HWY_INLINE void TilePackedBlocks(const uint8_t* pk, size_t b0, size_t b1, const 
         const __m256i p = _mm256_add_epi32(p0, p1);
         ph[h] = _mm256_add_epi32(p, _mm256_srli_epi64(p, 32));  // lane 2r: row 4h + r
       }
-      __m256i p = _mm256_permutex2var_epi32(ph[0], even, ph[1]);
+      // [r0 r1 r4 r5 | r2 r3 r6 r7], then the 64-bit quarters in order.
+      const __m256i p4 = _mm256_castps_si256(_mm256_shuffle_ps(
+          _mm256_castsi256_ps(ph[0]), _mm256_castsi256_ps(ph[1]), _MM_SHUFFLE(2, 0, 2, 0)));
+      __m256i p = _mm256_permute4x64_epi64(p4, _MM_SHUFFLE(3, 1, 2, 0));
       const int32_t s = a[t].neg8sum[b];
       if constexpr (kOffsetMul != 0) p = _mm256_add_epi32(p, _mm256_set1_epi32(kOffsetMul * s));
       const float dx = a[t].d[b];
@@ -501,32 +412,32 @@ void RowsRepackOnTheFly(const tensor::TensorView& w, const Activations& act, siz
   }
 }
 
-template <DType kType>
-void Rows(const tensor::TensorView& w, const uint8_t* packed, int packed_layout,
-          bool from_memory, const Activations& act, size_t r0, size_t r1, float* y) {
+template <DType kType, bool kVnni>
+void RowsX86(const tensor::TensorView& w, const uint8_t* packed, int packed_layout,
+             bool from_memory, const Activations& act, size_t r0, size_t r1, float* y) {
   if (packed != nullptr && packed_layout == kPackedLanePairs) {
     const size_t rows = static_cast<size_t>(w.ne[1]);
-    if (HasVnni()) {
-      if (from_memory) {
-        RowsPacked<kType, true, true>(packed, rows, act, r0, r1, y);
-      } else {
-        RowsPacked<kType, true, false>(packed, rows, act, r0, r1, y);
-      }
-    } else if (from_memory) {
-      RowsPacked<kType, false, true>(packed, rows, act, r0, r1, y);
+    if (from_memory) {
+      RowsPacked<kType, kVnni, true>(packed, rows, act, r0, r1, y);
     } else {
-      RowsPacked<kType, false, false>(packed, rows, act, r0, r1, y);
+      RowsPacked<kType, kVnni, false>(packed, rows, act, r0, r1, y);
     }
     return;
   }
-  if (HasVnni()) {
-    RowsRepackOnTheFly<kType, true>(w, act, r0, r1, y);
-  } else {
-    RowsRepackOnTheFly<kType, false>(w, act, r0, r1, y);
-  }
+  RowsRepackOnTheFly<kType, kVnni>(w, act, r0, r1, y);
 }
 
-#endif  // HWY_TARGET == HWY_AVX3
+template <DType kType>
+void Rows(const tensor::TensorView& w, const uint8_t* packed, int packed_layout,
+          bool from_memory, const Activations& act, size_t r0, size_t r1, float* y) {
+#if HWY_TARGET == HWY_AVX3
+  if (HasVnni()) {
+    RowsX86<kType, true>(w, packed, packed_layout, from_memory, act, r0, r1, y);
+    return;
+  }
+#endif
+  RowsX86<kType, false>(w, packed, packed_layout, from_memory, act, r0, r1, y);
+}
 
 #else
 
@@ -555,8 +466,8 @@ void MatMulRowsLegacyImpl(const tensor::TensorView& w, const uint8_t* packed, in
   }
 }
 
-// The PackedWeight layout this target reads for these types: the AVX-512 tiles only.
-int LegacyPackedLayoutImpl() { return HWY_TARGET == HWY_AVX3 ? kPackedLanePairs : kPackedNone; }
+// The PackedWeight layout this target reads for these types (the x86 tiles).
+int LegacyPackedLayoutImpl() { return PK_LEGACY_X86 ? kPackedLanePairs : kPackedNone; }
 
 }  // namespace HWY_NAMESPACE
 }  // namespace pocket::kernels::cpu
