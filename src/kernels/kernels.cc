@@ -269,7 +269,9 @@ Result<PackedWeight> PackedWeight::TryPack(const tensor::TensorView& w,
   p.layout_ = layout;
   PK_CHECK(w.ne[2] == 1 && w.ne[3] == 1 && w.ne[0] % 32 == 0);
   const size_t rows = static_cast<size_t>(w.ne[1]), nb = static_cast<size_t>(w.ne[0]) / 32;
-  const size_t pb = legacy_bytes != 0 ? legacy_bytes : q4 ? cpu::kPackedQ4Bytes : cpu::kPackedQ8Bytes;
+  const size_t pb = legacy_bytes != 0 ? legacy_bytes
+                    : q4                ? cpu::kPackedQ4Bytes
+                                        : cpu::kPackedQ8Bytes;
   const size_t block_bytes = tensor::BlockBytes(w.dtype);
   const size_t groups = (rows + 7) / 8;
   p.size_bytes_ = groups * nb * pb;

@@ -51,7 +51,8 @@ Bench Make(DType dtype, size_t rows, size_t cols, size_t tokens) {
   for (size_t r = 0; r < std::min<size_t>(rows, 64); ++r) {
     for (auto& v : row) v = dist(rng);
     uint8_t* dst = b.w.data() + r * row_bytes;
-    if (!FillRandomBlocks(dtype, dst, cols / tensor::BlockElements(dtype), static_cast<uint32_t>(r))) {
+    if (!FillRandomBlocks(dtype, dst, cols / tensor::BlockElements(dtype),
+                          static_cast<uint32_t>(r))) {
       tensor::QuantizeRow(dtype, row.data(), dst, cols);
     }
   }

@@ -13,9 +13,15 @@ using tensor::DType;
 bool FillRandomBlocks(DType dtype, void* dst, size_t blocks, uint32_t seed) {
   bool has_min = false;
   switch (dtype) {
-    case DType::kQ4_1: case DType::kQ5_1: has_min = true; break;
-    case DType::kQ5_0: case DType::kIQ4_NL: break;
-    default: return false;
+    case DType::kQ4_1:
+    case DType::kQ5_1:
+      has_min = true;
+      break;
+    case DType::kQ5_0:
+    case DType::kIQ4_NL:
+      break;
+    default:
+      return false;
   }
   const size_t block_bytes = tensor::BlockBytes(dtype);
   std::mt19937 rng(seed);

@@ -18,9 +18,9 @@ namespace pocket::tensor {
 namespace {
 
 // f16 bits of small exact values.
-constexpr f16_t kHalf = 0x3800;       // 0.5
-constexpr f16_t kMinusTwo = 0xC000;   // -2.0
-constexpr f16_t kQuarter = 0x3400;    // 0.25
+constexpr f16_t kHalf = 0x3800;      // 0.5
+constexpr f16_t kMinusTwo = 0xC000;  // -2.0
+constexpr f16_t kQuarter = 0x3400;   // 0.25
 
 TEST(QuantLegacyTest, Q4_1BlockIsScaleTimesNibblePlusMin) {
   BlockQ4_1 b{};
@@ -30,7 +30,7 @@ TEST(QuantLegacyTest, Q4_1BlockIsScaleTimesNibblePlusMin) {
   float y[32];
   DequantizeRow(DType::kQ4_1, &b, y, 32);
   for (int j = 0; j < 16; ++j) {
-    EXPECT_EQ(y[j], 0.5f * j - 2.0f) << j;             // low nibble: element j
+    EXPECT_EQ(y[j], 0.5f * j - 2.0f) << j;              // low nibble: element j
     EXPECT_EQ(y[j + 16], 0.5f * (15 - j) - 2.0f) << j;  // high nibble: element j + 16
   }
 }

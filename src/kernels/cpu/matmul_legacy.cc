@@ -21,10 +21,10 @@
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/cpu/matmul_legacy.cc"
-#include "kernels/cpu/hwy_targets.h"  // IWYU pragma: keep
-#include "hwy/foreach_target.h"       // IWYU pragma: keep
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
 #include "kernels/cpu/cpu.h"
+#include "kernels/cpu/hwy_targets.h"  // IWYU pragma: keep
 #include "tensor/dtype.h"
 #include "tensor/fp16.h"
 
@@ -91,9 +91,9 @@ inline void PackBlock(const uint8_t* const* row, size_t b, uint8_t* out) {
 HWY_BEFORE_NAMESPACE();
 namespace pocket::kernels::cpu {
 namespace HWY_NAMESPACE {
-using tensor::DType;
 using legacy::Layout;
 using legacy::PackBlock;
+using tensor::DType;
 
 #undef PK_LEGACY_X86
 #if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3
@@ -183,7 +183,6 @@ void RowsPortable(const tensor::TensorView& w, const Activations& act, size_t r0
 
 #if PK_LEGACY_X86
 
-
 #if HWY_TARGET == HWY_AVX3
 bool HasVnni() {
   static const bool vnni = __builtin_cpu_supports("avx512vnni");
@@ -237,16 +236,18 @@ template <DType kType, int RN, bool kVnni, bool kFromMemory>
 HWY_INLINE void TilePackedBlocks(const uint8_t* pk, size_t b0, size_t b1, const ActRow* a,
                                  __m256* acc) {
   using L = Layout<kType>;
-  constexpr int kOffsetMul = kType == DType::kQ5_0 ? 2 : (kType == DType::kIQ4_NL && kVnni) ? 16 : 0;
+  constexpr int kOffsetMul = kType == DType::kQ5_0                ? 2
+                             : (kType == DType::kIQ4_NL && kVnni) ? 16
+                                                                  : 0;
   const __m256i m4 = _mm256_set1_epi8(0x0F);
   // kIQ4NLValues, + 128 (unsigned 1..241) for vpdpbusd, signed for vpmaddubsw's sign trick.
-  const __m256i table =
-      kVnni ? _mm256_setr_epi8(1, 24, 45, 63, 79, 93, 106, 118, -127, -115, -103, -90, -75,
-                               -59, -39, -15, 1, 24, 45, 63, 79, 93, 106, 118, -127, -115,
-                               -103, -90, -75, -59, -39, -15)
-            : _mm256_setr_epi8(-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53,
-                               69, 89, 113, -127, -104, -83, -65, -49, -35, -22, -10, 1, 13,
-                               25, 38, 53, 69, 89, 113);
+  const __m256i table = kVnni
+                            ? _mm256_setr_epi8(1, 24, 45, 63, 79, 93, 106, 118, -127, -115, -103,
+                                               -90, -75, -59, -39, -15, 1, 24, 45, 63, 79, 93, 106,
+                                               118, -127, -115, -103, -90, -75, -59, -39, -15)
+                            : _mm256_setr_epi8(-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25,
+                                               38, 53, 69, 89, 113, -127, -104, -83, -65, -49, -35,
+                                               -22, -10, 1, 13, 25, 38, 53, 69, 89, 113);
   for (size_t b = b0; b < b1; ++b) {
     const uint8_t* blk = pk + (b - b0) * L::kPkBytes;
     for (size_t line = 0; line < L::kPkBytes; line += 64) {
@@ -273,17 +274,17 @@ HWY_INLINE void TilePackedBlocks(const uint8_t* pk, size_t b0, size_t b1, const 
           // Bit i of this word is the fifth bit of byte i of u[h][k].
           const uint32_t qh = Load32(blk + L::kPkQh + 8 * k + 4 * h);
 #if HWY_TARGET == HWY_AVX3
-          u[h][k] = _mm256_mask_add_epi8(u[h][k], _cvtu32_mask32(qh), u[h][k],
-                                         _mm256_set1_epi8(16));
+          u[h][k] =
+              _mm256_mask_add_epi8(u[h][k], _cvtu32_mask32(qh), u[h][k], _mm256_set1_epi8(16));
 #else
           // Byte i takes byte i / 8 of the word, keeps bit i % 8 (the other bits forced to
           // one) and compares with all-ones.
           const __m256i spread = _mm256_shuffle_epi8(
               _mm256_set1_epi32(static_cast<int32_t>(qh)),
               _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0));
-          const __m256i set = _mm256_cmpeq_epi8(
-              _mm256_or_si256(spread, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe)),
-              _mm256_set1_epi64x(-1));
+          const __m256i set =
+              _mm256_cmpeq_epi8(_mm256_or_si256(spread, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe)),
+                                _mm256_set1_epi64x(-1));
           u[h][k] = _mm256_or_si256(u[h][k], _mm256_and_si256(set, _mm256_set1_epi8(16)));
 #endif
         }
@@ -314,8 +315,8 @@ HWY_INLINE void TilePackedBlocks(const uint8_t* pk, size_t b0, size_t b1, const 
       const int32_t s = a[t].neg8sum[b];
       if constexpr (kOffsetMul != 0) p = _mm256_add_epi32(p, _mm256_set1_epi32(kOffsetMul * s));
       const float dx = a[t].d[b];
-      acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(p), dw), _mm256_set1_ps(dx),
-                               acc[t]);
+      acc[t] =
+          _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(p), dw), _mm256_set1_ps(dx), acc[t]);
       if constexpr (L::kMin) {
         const __m256 mw =
             _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + L::kPkM)));
@@ -348,8 +349,8 @@ HWY_INLINE void TilePacked(const uint8_t* pk, size_t valid_rows, const ActRow* a
 }
 
 template <DType kType, bool kVnni, bool kFromMemory>
-void RowsPacked(const uint8_t* packed, size_t rows, const Activations& act, size_t r0,
-                size_t r1, float* y) {
+void RowsPacked(const uint8_t* packed, size_t rows, const Activations& act, size_t r0, size_t r1,
+                float* y) {
   const size_t nb = act.cols / 32;
   const size_t group_bytes = nb * Layout<kType>::kPkBytes;
   constexpr int kRn = 4;
@@ -374,8 +375,8 @@ void RowsPacked(const uint8_t* packed, size_t rows, const Activations& act, size
 // results are the packed path's bits (PackedWeight's contract) at the cost of the copy.
 // r0 need not be a multiple of 8 here.
 template <DType kType, bool kVnni>
-void RowsRepackOnTheFly(const tensor::TensorView& w, const Activations& act, size_t r0,
-                        size_t r1, float* y) {
+void RowsRepackOnTheFly(const tensor::TensorView& w, const Activations& act, size_t r0, size_t r1,
+                        float* y) {
   using L = Layout<kType>;
   constexpr size_t kChunk = 32;
   alignas(64) uint8_t buf[kChunk * L::kPkBytes];
@@ -428,8 +429,8 @@ void RowsX86(const tensor::TensorView& w, const uint8_t* packed, int packed_layo
 }
 
 template <DType kType>
-void Rows(const tensor::TensorView& w, const uint8_t* packed, int packed_layout,
-          bool from_memory, const Activations& act, size_t r0, size_t r1, float* y) {
+void Rows(const tensor::TensorView& w, const uint8_t* packed, int packed_layout, bool from_memory,
+          const Activations& act, size_t r0, size_t r1, float* y) {
 #if HWY_TARGET == HWY_AVX3
   if (HasVnni()) {
     RowsX86<kType, true>(w, packed, packed_layout, from_memory, act, r0, r1, y);
@@ -442,8 +443,8 @@ void Rows(const tensor::TensorView& w, const uint8_t* packed, int packed_layout,
 #else
 
 template <DType kType>
-void Rows(const tensor::TensorView& w, const uint8_t*, int, bool, const Activations& act,
-          size_t r0, size_t r1, float* y) {
+void Rows(const tensor::TensorView& w, const uint8_t*, int, bool, const Activations& act, size_t r0,
+          size_t r1, float* y) {
   RowsPortable<kType>(w, act, r0, r1, y);
 }
 
@@ -458,11 +459,20 @@ void MatMulRowsLegacyImpl(const tensor::TensorView& w, const uint8_t* packed, in
   const int l = packed_layout;
   const bool m = from_memory;
   switch (w.dtype) {
-    case DType::kQ4_1: Rows<DType::kQ4_1>(w, p, l, m, act, r0, r1, y); return;
-    case DType::kQ5_0: Rows<DType::kQ5_0>(w, p, l, m, act, r0, r1, y); return;
-    case DType::kQ5_1: Rows<DType::kQ5_1>(w, p, l, m, act, r0, r1, y); return;
-    case DType::kIQ4_NL: Rows<DType::kIQ4_NL>(w, p, l, m, act, r0, r1, y); return;
-    default: return;  // MatMulRowsImpl routes only the four types here
+    case DType::kQ4_1:
+      Rows<DType::kQ4_1>(w, p, l, m, act, r0, r1, y);
+      return;
+    case DType::kQ5_0:
+      Rows<DType::kQ5_0>(w, p, l, m, act, r0, r1, y);
+      return;
+    case DType::kQ5_1:
+      Rows<DType::kQ5_1>(w, p, l, m, act, r0, r1, y);
+      return;
+    case DType::kIQ4_NL:
+      Rows<DType::kIQ4_NL>(w, p, l, m, act, r0, r1, y);
+      return;
+    default:
+      return;  // MatMulRowsImpl routes only the four types here
   }
 }
 
@@ -480,10 +490,8 @@ HWY_EXPORT(MatMulRowsLegacyImpl);
 HWY_EXPORT(LegacyPackedLayoutImpl);
 
 void MatMulRowsLegacy(const tensor::TensorView& w, const uint8_t* packed, int packed_layout,
-                      bool from_memory, const Activations& act, size_t r0, size_t r1,
-                      float* y) {
-  HWY_DYNAMIC_DISPATCH(MatMulRowsLegacyImpl)(w, packed, packed_layout, from_memory, act, r0, r1,
-                                             y);
+                      bool from_memory, const Activations& act, size_t r0, size_t r1, float* y) {
+  HWY_DYNAMIC_DISPATCH(MatMulRowsLegacyImpl)(w, packed, packed_layout, from_memory, act, r0, r1, y);
 }
 
 int LegacyPackedLayout() { return HWY_DYNAMIC_DISPATCH(LegacyPackedLayoutImpl)(); }
@@ -504,21 +512,35 @@ void PackGroup(const tensor::TensorView& w, size_t g, uint8_t* dst) {
 
 size_t LegacyPackedBlockBytes(tensor::DType dtype) {
   switch (dtype) {
-    case tensor::DType::kQ4_1: return legacy::Layout<tensor::DType::kQ4_1>::kPkBytes;
-    case tensor::DType::kQ5_0: return legacy::Layout<tensor::DType::kQ5_0>::kPkBytes;
-    case tensor::DType::kQ5_1: return legacy::Layout<tensor::DType::kQ5_1>::kPkBytes;
-    case tensor::DType::kIQ4_NL: return legacy::Layout<tensor::DType::kIQ4_NL>::kPkBytes;
-    default: return 0;
+    case tensor::DType::kQ4_1:
+      return legacy::Layout<tensor::DType::kQ4_1>::kPkBytes;
+    case tensor::DType::kQ5_0:
+      return legacy::Layout<tensor::DType::kQ5_0>::kPkBytes;
+    case tensor::DType::kQ5_1:
+      return legacy::Layout<tensor::DType::kQ5_1>::kPkBytes;
+    case tensor::DType::kIQ4_NL:
+      return legacy::Layout<tensor::DType::kIQ4_NL>::kPkBytes;
+    default:
+      return 0;
   }
 }
 
 void PackLegacyGroup(const tensor::TensorView& w, size_t g, uint8_t* dst) {
   switch (w.dtype) {
-    case tensor::DType::kQ4_1: PackGroup<tensor::DType::kQ4_1>(w, g, dst); return;
-    case tensor::DType::kQ5_0: PackGroup<tensor::DType::kQ5_0>(w, g, dst); return;
-    case tensor::DType::kQ5_1: PackGroup<tensor::DType::kQ5_1>(w, g, dst); return;
-    case tensor::DType::kIQ4_NL: PackGroup<tensor::DType::kIQ4_NL>(w, g, dst); return;
-    default: return;
+    case tensor::DType::kQ4_1:
+      PackGroup<tensor::DType::kQ4_1>(w, g, dst);
+      return;
+    case tensor::DType::kQ5_0:
+      PackGroup<tensor::DType::kQ5_0>(w, g, dst);
+      return;
+    case tensor::DType::kQ5_1:
+      PackGroup<tensor::DType::kQ5_1>(w, g, dst);
+      return;
+    case tensor::DType::kIQ4_NL:
+      PackGroup<tensor::DType::kIQ4_NL>(w, g, dst);
+      return;
+    default:
+      return;
   }
 }
 
