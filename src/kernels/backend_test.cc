@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "kernels/cpu/cpu.h"
-#include "kernels/iq_testutil.h"
+#include "kernels/quant_blocks_testutil.h"
 #include "kernels/ref/ref.h"
 #include "tensor/fp16.h"
 #include "tensor/quant.h"
@@ -38,14 +38,14 @@ struct HostWeight {
   std::vector<uint8_t> bytes;
   tensor::TensorView view;
 };
+// Types without a quantizer get random blocks (FillRandomBlocks; `sd` does not apply).
 HostWeight MakeWeight(DType dtype, size_t rows, size_t cols, uint32_t seed, float sd = 0.05f) {
   HostWeight w;
-  const auto f = RandomNormal(rows * cols, seed, sd);
   const size_t row_bytes = tensor::RowBytes(dtype, cols);
   w.bytes.resize(rows * row_bytes);
-  if (IsIqDType(dtype)) {
-    w.bytes = RandomIqRows(dtype, rows, cols, seed);  // no quantizer for these types
-  } else {
+  if (!FillRandomBlocks(dtype, w.bytes.data(), rows * cols / tensor::BlockElements(dtype),
+                        seed)) {
+    const auto f = RandomNormal(rows * cols, seed, sd);
     for (size_t r = 0; r < rows; ++r) {
       tensor::QuantizeRow(dtype, f.data() + r * cols, w.bytes.data() + r * row_bytes, cols);
     }
@@ -192,6 +192,8 @@ TEST_P(BackendTest, MatMulMatchesReferenceOnAllDtypes) {
   const std::vector<Case> cases = {
       {DType::kQ8_0, {32, 576, 2048}}, {DType::kQ4_0, {32, 96, 576}},
       {DType::kQ4_K, {256, 1536}},     {DType::kQ6_K, {256, 1536}},
+      {DType::kQ4_1, {32, 576, 896}},  {DType::kQ5_0, {32, 576, 896}},
+      {DType::kQ5_1, {32, 576, 896}},  {DType::kIQ4_NL, {32, 576, 896}},
       {DType::kF32, {1, 7, 17, 576}},  {DType::kF16, {1, 7, 17, 576}},
       {DType::kBF16, {1, 7, 17, 576}},
       {DType::kIQ2_XXS, {256}},        {DType::kIQ2_XS, {256}}, {DType::kIQ2_S, {256}},
@@ -252,7 +254,10 @@ TEST_P(BackendTest, MatMulSharedEqualsSeparateMatMuls) {
           std::vector<DType>{DType::kF32, DType::kF16},
           std::vector<DType>{DType::kQ8_0, DType::kF32, DType::kQ4_K},
           std::vector<DType>{DType::kIQ2_XXS, DType::kF16, DType::kIQ1_S},
-          std::vector<DType>{DType::kQ4_0, DType::kIQ3_S}}) {
+          std::vector<DType>{DType::kQ4_0, DType::kIQ3_S},
+          std::vector<DType>{DType::kQ5_0, DType::kQ8_0, DType::kIQ4_NL, DType::kQ5_1,
+                             DType::kQ4_1},
+          std::vector<DType>{DType::kQ5_0, DType::kQ6_K, DType::kQ4_1}}) {
       std::vector<HostWeight> hw;
       std::vector<std::unique_ptr<Weight>> w;
       std::vector<Tensor> ys;
@@ -279,9 +284,9 @@ TEST_P(BackendTest, MatMulSharedEqualsSeparateMatMuls) {
 TEST_P(BackendTest, GetRowsDequantizesAnyDtypeExactly) {
   ForEachTarget([&] {
     for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0,
-                        DType::kQ4_K, DType::kQ6_K, DType::kIQ2_XXS, DType::kIQ2_XS,
-                        DType::kIQ2_S, DType::kIQ3_XXS, DType::kIQ3_S, DType::kIQ1_S,
-                        DType::kIQ1_M}) {
+                        DType::kQ4_K, DType::kQ6_K, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1,
+                        DType::kIQ4_NL, DType::kIQ2_XXS, DType::kIQ2_XS, DType::kIQ2_S,
+                        DType::kIQ3_XXS, DType::kIQ3_S, DType::kIQ1_S, DType::kIQ1_M}) {
       const HostWeight hw = MakeWeight(dtype, 10, 256, 7);
       const int32_t ids[] = {9, 0, 3, 3};
       const auto t = Prepared(backend_->PrepareTensor(hw.view));
@@ -447,8 +452,9 @@ TEST_P(BackendTest, MatMulIsBatchInvariant) {
   ForEachTarget([&] {
     for (DType dtype :
          {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K, DType::kF16, DType::kF32,
-          DType::kIQ2_XXS, DType::kIQ2_XS, DType::kIQ2_S, DType::kIQ3_XXS, DType::kIQ3_S,
-          DType::kIQ1_S, DType::kIQ1_M}) {
+          DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kIQ4_NL, DType::kIQ2_XXS,
+          DType::kIQ2_XS, DType::kIQ2_S, DType::kIQ3_XXS, DType::kIQ3_S, DType::kIQ1_S,
+          DType::kIQ1_M}) {
       const size_t cols = tensor::BlockElements(dtype) == 256 ? 512 : 576;
       const HostWeight hw = MakeWeight(dtype, kRows, cols, 5);
       const auto xh = RandomNormal(kTokens * cols, 6);

@@ -66,6 +66,7 @@ int MatMulActivationKind(DType dtype) {
   switch (dtype) {
     case DType::kQ8_0:
     case DType::kQ4_0:
+    case DType::kQ4_1: case DType::kQ5_0: case DType::kQ5_1: case DType::kIQ4_NL:
       return 1;
     case DType::kQ4_K:
     case DType::kQ6_K:
@@ -137,6 +138,8 @@ enum class ActKind { kFloat, kQ8, kQ8K };
 ActKind ActKindOf(DType d) {
   switch (d) {
     case DType::kQ8_0: case DType::kQ4_0: return ActKind::kQ8;
+    case DType::kQ4_1: case DType::kQ5_0: case DType::kQ5_1: case DType::kIQ4_NL:
+      return ActKind::kQ8;
     case DType::kQ4_K: case DType::kQ6_K: return ActKind::kQ8K;
     default: return ActKind::kFloat;
   }
@@ -258,12 +261,17 @@ Result<PackedWeight> PackedWeight::TryPack(const tensor::TensorView& w,
   p.view_ = w;
   p.source_ = source;
   const bool q4 = w.dtype == DType::kQ4_0;
-  const int layout = (q4 || w.dtype == DType::kQ8_0) ? cpu::PackedLayout(w.dtype) : 0;
+  // Q4_1, Q5_0, Q5_1, IQ4_NL: their own block layout (cpu/matmul_legacy.cc packs it).
+  const size_t legacy_bytes = cpu::LegacyPackedBlockBytes(w.dtype);
+  const int layout =
+      (q4 || w.dtype == DType::kQ8_0 || legacy_bytes != 0) ? cpu::PackedLayout(w.dtype) : 0;
   if (layout == cpu::kPackedNone) return p;
   p.layout_ = layout;
   PK_CHECK(w.ne[2] == 1 && w.ne[3] == 1 && w.ne[0] % 32 == 0);
   const size_t rows = static_cast<size_t>(w.ne[1]), nb = static_cast<size_t>(w.ne[0]) / 32;
-  const size_t pb = q4 ? cpu::kPackedQ4Bytes : cpu::kPackedQ8Bytes;
+  const size_t pb = legacy_bytes != 0 ? legacy_bytes
+                    : q4                ? cpu::kPackedQ4Bytes
+                                        : cpu::kPackedQ8Bytes;
   const size_t block_bytes = tensor::BlockBytes(w.dtype);
   const size_t groups = (rows + 7) / 8;
   p.size_bytes_ = groups * nb * pb;
@@ -280,6 +288,10 @@ Result<PackedWeight> PackedWeight::TryPack(const tensor::TensorView& w,
     if (consumed && g > 0 && (g % release_groups == 0)) {
       consumed(w.row(static_cast<int64_t>(released_rows)), (8 * g - released_rows) * row_bytes);
       released_rows = 8 * g;
+    }
+    if (legacy_bytes != 0) {
+      cpu::PackLegacyGroup(w, g, out + g * nb * pb);
+      continue;
     }
     for (size_t j = 0; j < 8; ++j) {
       const auto* row = reinterpret_cast<const uint8_t*>(

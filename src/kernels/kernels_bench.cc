@@ -12,8 +12,10 @@
 #include <random>
 #include <vector>
 
+#include "base/check.h"
 #include "base/thread_pool.h"
 #include "kernels/kernels.h"
+#include "kernels/quant_blocks_testutil.h"
 #include "tensor/quant.h"
 
 namespace pocket::kernels {
@@ -32,6 +34,12 @@ struct Bench {
 };
 
 Bench Make(DType dtype, size_t rows, size_t cols, size_t tokens) {
+  // POCKET_BENCH_ISA=avx2: what a CPU without AVX-512 runs (kernels::LimitInstructionSet).
+  static const bool isa_set = [] {
+    const char* isa = std::getenv("POCKET_BENCH_ISA");
+    return isa == nullptr || LimitInstructionSet(isa).ok();
+  }();
+  PK_CHECK(isa_set);
   Bench b;
   std::mt19937 rng(1);
   std::normal_distribution<float> dist(0.0f, 0.05f);
@@ -42,7 +50,11 @@ Bench Make(DType dtype, size_t rows, size_t cols, size_t tokens) {
   // and repeat them (the kernels' speed does not depend on the values).
   for (size_t r = 0; r < std::min<size_t>(rows, 64); ++r) {
     for (auto& v : row) v = dist(rng);
-    tensor::QuantizeRow(dtype, row.data(), b.w.data() + r * row_bytes, cols);
+    uint8_t* dst = b.w.data() + r * row_bytes;
+    if (!FillRandomBlocks(dtype, dst, cols / tensor::BlockElements(dtype),
+                          static_cast<uint32_t>(r))) {
+      tensor::QuantizeRow(dtype, row.data(), dst, cols);
+    }
   }
   for (size_t r = 64; r < rows; ++r) {
     std::copy_n(b.w.data() + (r % 64) * row_bytes, row_bytes, b.w.data() + r * row_bytes);
@@ -139,7 +151,21 @@ PK_MATMUL_BENCH(q8_0_135m_output_576x49152_t1, DType::kQ8_0, 49152, 576, 1);
 PK_MATMUL_BENCH(q6_k_1b_ffn_up_2048x8192_t1, DType::kQ6_K, 8192, 2048, 1);
 PK_MATMUL_BENCH(q4_k_1b_ffn_up_2048x8192_t1, DType::kQ4_K, 8192, 2048, 1);
 PK_MATMUL_BENCH(f16_135m_ffn_up_576x1536_t1, DType::kF16, 1536, 576, 1);
+// The 32-element fallback types llama-quantize puts in Q4_K_M / Q5_K_M / Q3_K_M files
+// wherever a row is not a multiple of 256 (SmolLM2's 576, Qwen2.5-0.5B's 896); compare
+// with the Q4_0 / Q8_0 lines of the same shape.
+PK_MATMUL_BENCH(q5_0_135m_ffn_up_576x1536_t1, DType::kQ5_0, 1536, 576, 1);
+PK_MATMUL_BENCH(q5_1_135m_ffn_up_576x1536_t1, DType::kQ5_1, 1536, 576, 1);
+PK_MATMUL_BENCH(q4_1_135m_ffn_up_576x1536_t1, DType::kQ4_1, 1536, 576, 1);
+PK_MATMUL_BENCH(iq4_nl_135m_ffn_up_576x1536_t1, DType::kIQ4_NL, 1536, 576, 1);
+PK_MATMUL_BENCH(q4_0_qwen05b_ffn_up_896x4864_t1, DType::kQ4_0, 4864, 896, 1);
+PK_MATMUL_BENCH(q8_0_qwen05b_ffn_up_896x4864_t1, DType::kQ8_0, 4864, 896, 1);
+PK_MATMUL_BENCH(q5_0_qwen05b_ffn_up_896x4864_t1, DType::kQ5_0, 4864, 896, 1);
+PK_MATMUL_BENCH(q5_1_qwen05b_ffn_up_896x4864_t1, DType::kQ5_1, 4864, 896, 1);
+PK_MATMUL_BENCH(iq4_nl_qwen05b_ffn_up_896x4864_t1, DType::kIQ4_NL, 4864, 896, 1);
 // Prefill.
+PK_MATMUL_BENCH(q5_0_135m_ffn_up_576x1536_t64, DType::kQ5_0, 1536, 576, 64);
+PK_MATMUL_BENCH(iq4_nl_135m_ffn_up_576x1536_t64, DType::kIQ4_NL, 1536, 576, 64);
 PK_MATMUL_BENCH(q4_0_1b_ffn_up_2048x8192_t64, DType::kQ4_0, 8192, 2048, 64);
 PK_MATMUL_BENCH(q8_0_1b_ffn_up_2048x8192_t64, DType::kQ8_0, 8192, 2048, 64);
 PK_MATMUL_BENCH(q4_0_135m_ffn_up_576x1536_t64, DType::kQ4_0, 1536, 576, 64);

@@ -13,6 +13,7 @@
 
 #include "kernels/cpu/amx.h"
 #include "kernels/cpu/cpu.h"
+#include "kernels/quant_blocks_testutil.h"
 #include "kernels/ref/ref.h"
 #include "tensor/fp16.h"
 #include "tensor/quant.h"
@@ -30,18 +31,22 @@ std::vector<float> RandomNormal(size_t n, uint32_t seed, float stddev = 1.0f) {
   return v;
 }
 
-// A weight matrix [rows][cols] of `dtype` made from random normals.
+// A weight matrix [rows][cols] of `dtype` made from random normals (random blocks for
+// the types without a quantizer).
 struct Weight {
   std::vector<uint8_t> bytes;
   tensor::TensorView view;
 };
 Weight MakeWeight(DType dtype, size_t rows, size_t cols, uint32_t seed) {
   Weight w;
-  const auto f = RandomNormal(rows * cols, seed, 0.05f);
   const size_t row_bytes = tensor::RowBytes(dtype, cols);
   w.bytes.resize(rows * row_bytes);
-  for (size_t r = 0; r < rows; ++r) {
-    tensor::QuantizeRow(dtype, f.data() + r * cols, w.bytes.data() + r * row_bytes, cols);
+  if (!FillRandomBlocks(dtype, w.bytes.data(), rows * cols / tensor::BlockElements(dtype),
+                        seed)) {
+    const auto f = RandomNormal(rows * cols, seed, 0.05f);
+    for (size_t r = 0; r < rows; ++r) {
+      tensor::QuantizeRow(dtype, f.data() + r * cols, w.bytes.data() + r * row_bytes, cols);
+    }
   }
   w.view.dtype = dtype;
   w.view.ne = {static_cast<int64_t>(cols), static_cast<int64_t>(rows), 1, 1};
@@ -80,7 +85,8 @@ TEST(KernelsTest, MatMulPathIsTheSameSetOnEveryTargetAndFastOnX86) {
   EXPECT_EQ(MatMulPathOf(DType::kF32), MatMulPath::kFast);
   const std::string target = ActiveTarget();
   if (target == "AVX2" || target == "AVX3" || target == "AVX3_ZEN4" || target == "AVX3_SPR") {
-    for (DType t : {DType::kQ4_0, DType::kQ8_0, DType::kQ4_K, DType::kQ6_K}) {
+    for (DType t : {DType::kQ4_0, DType::kQ8_0, DType::kQ4_K, DType::kQ6_K, DType::kQ4_1,
+                    DType::kQ5_0, DType::kQ5_1, DType::kIQ4_NL}) {
       EXPECT_EQ(MatMulPathOf(t), MatMulPath::kFast) << tensor::DTypeName(t);
     }
   }
@@ -139,6 +145,12 @@ TEST(KernelsTest, MatMulMatchesReferenceOnAllDtypes) {
       {DType::kQ4_0, {32, 96, 576, 1536, 2048}},
       {DType::kQ4_K, {256, 1536, 2048}},
       {DType::kQ6_K, {256, 1536, 2048}},
+      // The fallback types of rows that are not a multiple of 256 (576: SmolLM2, 896:
+      // Qwen2.5-0.5B).
+      {DType::kQ4_1, {32, 96, 576, 896, 1536, 2048}},
+      {DType::kQ5_0, {32, 96, 576, 896, 1536, 2048}},
+      {DType::kQ5_1, {32, 96, 576, 896, 1536, 2048}},
+      {DType::kIQ4_NL, {32, 96, 576, 896, 1536, 2048}},
       {DType::kF32, {1, 7, 15, 16, 17, 576}},
       {DType::kF16, {1, 7, 15, 16, 17, 576}},
       {DType::kBF16, {1, 7, 15, 16, 17, 576}},
@@ -175,7 +187,7 @@ TEST(KernelsTest, MatMulIsBatchInvariant) {
   Workspace ws;
   ForEachTarget([&] {
     for (DType dtype : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K, DType::kF16,
-                        DType::kF32}) {
+                        DType::kF32, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kIQ4_NL}) {
       const size_t cols = tensor::BlockElements(dtype) == 256 ? 512 : 576;
       const Weight w = MakeWeight(dtype, kRows, cols, 5);
       const auto x = RandomNormal(kTokens * cols, 6);
@@ -203,11 +215,16 @@ TEST(KernelsTest, PackedWeightGivesTheSameBitsAsThePlainView) {
   ThreadPool pool(2);
   Workspace ws;
   ForEachTarget([&] {
-    for (DType dtype : {DType::kQ4_0, DType::kQ8_0, DType::kF16, DType::kQ6_K}) {
+    for (DType dtype : {DType::kQ4_0, DType::kQ8_0, DType::kF16, DType::kQ6_K, DType::kQ4_1,
+                        DType::kQ5_0, DType::kQ5_1, DType::kIQ4_NL}) {
       const size_t cols = tensor::BlockElements(dtype) == 256 ? 512 : 576;
       for (size_t rows : {1u, 37u, 64u}) {
         const Weight w = MakeWeight(dtype, rows, cols, static_cast<uint32_t>(rows));
         const PackedWeight packed = PackedWeight::Pack(w.view);
+        if (tensor::BlockElements(dtype) == 32 &&
+            (ActiveTarget() == "AVX3" || ActiveTarget() == "AVX2")) {
+          EXPECT_TRUE(packed.packed()) << tensor::DTypeName(dtype);  // the fast decode path
+        }
         // Same bytes, the other prefetch distance.
         const PackedWeight streamed = PackedWeight::Pack(w.view, {}, WeightSource::kMemory);
         if (dtype == DType::kF16 || dtype == DType::kQ6_K) {
@@ -270,7 +287,8 @@ TEST(KernelsTest, AmxTilesGiveTheSameBitsAsTheVnniTiles) {
 TEST(KernelsTest, PackedForAnotherTargetFallsBackToTheView) {
   ThreadPool pool(2);
   Workspace ws;
-  for (DType dtype : {DType::kQ4_0, DType::kQ8_0}) {
+  for (DType dtype : {DType::kQ4_0, DType::kQ8_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1,
+                      DType::kIQ4_NL}) {
     const Weight w = MakeWeight(dtype, 40, 256, 7);
     std::vector<PackedWeight> packs;
     ForEachTarget([&] { packs.push_back(PackedWeight::Pack(w.view)); });
@@ -303,6 +321,56 @@ TEST(KernelsTest, MatMulSharedEqualsSeparateMatMuls) {
     MatMul(j.w, x.data(), tokens, y.data(), pool, ws);
     EXPECT_EQ(0, std::memcmp(y.data(), j.y, y.size() * 4));
   }
+}
+
+// The fallback types' x86 tiles compute exact block integers (vpdpbusd with VNNI, else
+// vpmaddubsw; IQ4_NL's codes offset by 128 or signed) followed by the same float steps, so
+// AVX2 and AVX-512 give the same bits, and so must every pair of x86 targets here.
+TEST(KernelsTest, FallbackTypesGiveTheSameBitsOnEveryX86Target) {
+  ThreadPool pool(2);
+  Workspace ws;
+  for (DType dtype : {DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kIQ4_NL}) {
+    const Weight w = MakeWeight(dtype, 37, 896, 11);
+    const auto x = RandomNormal(5 * 896, 12, 3.0f);
+    std::vector<std::vector<float>> results;
+    ForEachTarget([&] {
+      const std::string target = ActiveTarget();
+      if (target != "AVX2" && target != "AVX3") return;
+      std::vector<float> y(5 * 37);
+      MatMul(PackedWeight::Pack(w.view), x.data(), 5, y.data(), pool, ws);
+      results.push_back(y);
+    });
+    for (size_t i = 1; i < results.size(); ++i) {
+      EXPECT_EQ(0, std::memcmp(results[0].data(), results[i].data(), results[0].size() * 4))
+          << tensor::DTypeName(dtype);
+    }
+  }
+}
+
+// A Q4_K_M file of a 576-wide model mixes Q5_0 (fallback of Q4_K), Q8_0 (of Q6_K) and
+// Q4_0 in the jobs that share one input: one int8 activation serves them all.
+TEST(KernelsTest, MatMulSharedMixesTheFallbackTypesWithQ8_0) {
+  ThreadPool pool(2);
+  Workspace ws;
+  const size_t cols = 576, tokens = 5;
+  const Weight q = MakeWeight(DType::kQ5_0, 576, cols, 1);
+  const Weight k = MakeWeight(DType::kQ8_0, 64, cols, 2);
+  const Weight v = MakeWeight(DType::kIQ4_NL, 64, cols, 3);
+  const Weight g = MakeWeight(DType::kQ5_1, 70, cols, 4);
+  const Weight u = MakeWeight(DType::kQ4_1, 9, cols, 5);
+  const auto x = RandomNormal(tokens * cols, 4);
+  std::vector<float> yq(tokens * 576), yk(tokens * 64), yv(tokens * 64), yg(tokens * 70),
+      yu(tokens * 9);
+  const MatMulJob jobs[] = {{q.view, yq.data()}, {k.view, yk.data()}, {v.view, yv.data()},
+                            {g.view, yg.data()}, {u.view, yu.data()}};
+  ForEachTarget([&] {
+    MatMulShared(jobs, x.data(), tokens, pool, ws);
+    for (const auto& j : jobs) {
+      std::vector<float> y(tokens * static_cast<size_t>(j.w.ne[1]));
+      MatMul(j.w, x.data(), tokens, y.data(), pool, ws);
+      EXPECT_EQ(0, std::memcmp(y.data(), j.y, y.size() * 4)) << tensor::DTypeName(j.w.dtype);
+    }
+  });
 }
 
 TEST(KernelsTest, RmsNormMatchesReference) {
@@ -464,7 +532,8 @@ TEST(KernelsTest, ArgMaxAndScaledExpMatchReference) {
 
 TEST(KernelsTest, GetRowsDequantizesAnyDtype) {
   for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0,
-                      DType::kQ4_K, DType::kQ6_K}) {
+                      DType::kQ4_K, DType::kQ6_K, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1,
+                      DType::kIQ4_NL}) {
     const Weight w = MakeWeight(dtype, 10, 256, 7);
     const int32_t ids[] = {9, 0, 3, 3};
     std::vector<float> got(4 * 256), want(4 * 256);

@@ -481,7 +481,10 @@ void DequantizeRow(DType dtype, const void* src, float* dst, size_t n) {
     case DType::kIQ3_S: DequantizeRowIQ3_S(static_cast<const BlockIQ3_S*>(src), dst, n); return;
     case DType::kIQ1_S: DequantizeRowIQ1_S(static_cast<const BlockIQ1_S*>(src), dst, n); return;
     case DType::kIQ1_M: DequantizeRowIQ1_M(static_cast<const BlockIQ1_M*>(src), dst, n); return;
-    case DType::kQ4_1: case DType::kQ5_0: case DType::kQ5_1: case DType::kIQ4_NL:
+    case DType::kQ4_1: DequantizeRowQ4_1(static_cast<const BlockQ4_1*>(src), dst, n); return;
+    case DType::kQ5_0: DequantizeRowQ5_0(static_cast<const BlockQ5_0*>(src), dst, n); return;
+    case DType::kQ5_1: DequantizeRowQ5_1(static_cast<const BlockQ5_1*>(src), dst, n); return;
+    case DType::kIQ4_NL: DequantizeRowIQ4_NL(static_cast<const BlockIQ4_NL*>(src), dst, n); return;
     case DType::kQ2_K: case DType::kQ3_K: case DType::kQ5_K: case DType::kIQ4_XS:
       break;
   }

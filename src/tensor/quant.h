@@ -37,6 +37,18 @@ void DequantizeRowQ8_K(const BlockQ8_K* x, float* y, size_t n);
 // Q4_K's 6-bit scale and min of sub-block j (0..7) from the 12 packed bytes.
 void GetScaleMinK4(int j, const uint8_t* scales, uint8_t* scale, uint8_t* min);
 
+// ---- 32-element fallback types (tensor/quant_legacy.cc) ----
+// llama-quantize writes these where a row is not a multiple of 256 (Q4_K -> Q5_0,
+// Q5_K -> Q5_1, Q2_K/Q3_K/IQ4_XS -> IQ4_NL). Dequantization only, bit-identical to ggml:
+//   Q4_1: x = d * q + m        (q: 4 bits, layout as Q4_0)
+//   Q5_0: x = d * (q - 16)     (q: nibble | bit j of qh << 4)
+//   Q5_1: x = d * q + m        (q as Q5_0)
+//   IQ4_NL: x = d * kIQ4NLValues[nibble]
+void DequantizeRowQ4_1(const BlockQ4_1* x, float* y, size_t n);
+void DequantizeRowQ5_0(const BlockQ5_0* x, float* y, size_t n);
+void DequantizeRowQ5_1(const BlockQ5_1* x, float* y, size_t n);
+void DequantizeRowIQ4_NL(const BlockIQ4_NL* x, float* y, size_t n);
+
 // IQ1/IQ2/IQ3 lattice types (quant_iq.cc): reference decoders, bit-identical to ggml's
 // dequantize_row_iq*. No quantizers (llama-quantize makes these files). n as above.
 void DequantizeRowIQ2_XXS(const BlockIQ2_XXS* x, float* y, size_t n);

@@ -17,7 +17,9 @@ namespace pocket::kernels::cpu {
 //  kind 0 (float weights): f32 rows of `cols` floats, stride_bytes apart.
 //  kind 1 (Q8_0/Q4_0 weights): per token at q8 + t * stride_bytes: cols int8 quants, then
 //    cols / 32 float scales (ref::QuantizeActQ8 format), then cols / 32 int32 holding
-//    -8 * (sum of the block's quants) (folds Q4_0's offset of 8 into the integer dot).
+//    -8 * (sum of the block's quants) (folds Q4_0's offset of 8 into the integer dot; Q5_0's
+//    offset of 16 is twice it, and Q4_1/Q5_1's min term needs the sum itself: -neg8sum / 8,
+//    exact). Also used by Q4_1, Q5_0, Q5_1 and IQ4_NL weights.
 //  kind 2 (Q4_K/Q6_K weights): per token cols / 256 tensor::BlockQ8_K.
 struct Activations {
   int kind = 0;
@@ -40,6 +42,19 @@ void QuantizeActQ8(const float* x, size_t n, int8_t* q, float* d, int32_t* neg8s
 // PackedWeight::source() is kMemory (picks the prefetch distance; same bits).
 void MatMulRows(const tensor::TensorView& w, const uint8_t* packed, int packed_layout,
                 bool from_memory, const Activations& act, size_t r0, size_t r1, float* y);
+
+// MatMulRows for Q4_1, Q5_0, Q5_1 and IQ4_NL weights (kernels/cpu/matmul_legacy.cc; same
+// contract, kind-1 activations).
+void MatMulRowsLegacy(const tensor::TensorView& w, const uint8_t* packed, int packed_layout,
+                      bool from_memory, const Activations& act, size_t r0, size_t r1,
+                      float* y);
+// Their packed layout (kPackedLanePairs on AVX-512, else kPackedNone; the block layout is
+// described in matmul_legacy.cc): bytes per 8-row group per 32-block (0 for other dtypes),
+// and the packing of group g (rows 8g..8g+7, missing rows repeat the last) into `dst`
+// (cols / 32 * LegacyPackedBlockBytes bytes).
+int LegacyPackedLayout();
+size_t LegacyPackedBlockBytes(tensor::DType dtype);
+void PackLegacyGroup(const tensor::TensorView& w, size_t g, uint8_t* dst);
 
 // PackedWeight layouts, per group of 8 rows (the last group repeats its last row), per
 // 32-block: the 8 rows' f16 scales (16 bytes), then the quants (Q8_0's bytes XOR 0x80,

@@ -843,8 +843,10 @@ void MatMulRowsImpl(const tensor::TensorView& w, const uint8_t* packed, int pack
     case DType::kIQ3_S: case DType::kIQ1_S: case DType::kIQ1_M:
       MatMulRowsDequant(w, act, r0, r1, y);  // reference path, matmul_dequant.cc
       return;
-    case DType::kQ8_K:
     case DType::kQ4_1: case DType::kQ5_0: case DType::kQ5_1: case DType::kIQ4_NL:
+      MatMulRowsLegacy(w, packed, packed_layout, from_memory, act, r0, r1, y);  // matmul_legacy.cc
+      return;
+    case DType::kQ8_K:
     case DType::kQ2_K: case DType::kQ3_K: case DType::kQ5_K: case DType::kIQ4_XS:
       break;
   }
@@ -856,6 +858,7 @@ MatMulPath MatMulPathImpl(DType dtype) {
     case DType::kF32: case DType::kF16: case DType::kBF16:
       return MatMulPath::kFast;  // Highway vectors on every target
     case DType::kQ8_0: case DType::kQ4_0: case DType::kQ4_K: case DType::kQ6_K:
+    case DType::kQ4_1: case DType::kQ5_0: case DType::kQ5_1: case DType::kIQ4_NL:
       return PK_X86_INT8 ? MatMulPath::kFast : MatMulPath::kReference;
     case DType::kIQ2_XXS: case DType::kIQ2_XS: case DType::kIQ2_S: case DType::kIQ3_XXS:
     case DType::kIQ3_S: case DType::kIQ1_S: case DType::kIQ1_M:
@@ -884,7 +887,10 @@ void MatMulRows(const tensor::TensorView& w, const uint8_t* packed, int packed_l
                 bool from_memory, const Activations& act, size_t r0, size_t r1, float* y) {
   HWY_DYNAMIC_DISPATCH(MatMulRowsImpl)(w, packed, packed_layout, from_memory, act, r0, r1, y);
 }
-int PackedLayout(tensor::DType dtype) { return HWY_DYNAMIC_DISPATCH(PackedLayoutImpl)(dtype); }
+int PackedLayout(tensor::DType dtype) {
+  if (LegacyPackedBlockBytes(dtype) != 0) return LegacyPackedLayout();  // matmul_legacy.cc
+  return HWY_DYNAMIC_DISPATCH(PackedLayoutImpl)(dtype);
+}
 void QuantizeActQ8(const float* x, size_t n, int8_t* q, float* d, int32_t* neg8sum) {
   HWY_DYNAMIC_DISPATCH(QuantizeActQ8Impl)(x, n, q, d, neg8sum);
 }

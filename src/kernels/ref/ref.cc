@@ -51,7 +51,8 @@ void EffectiveActivation(DType dtype, const float* x, size_t n, float* out) {
       std::copy(x, x + n, out);
       return;
     case DType::kQ8_0:
-    case DType::kQ4_0: {
+    case DType::kQ4_0:
+    case DType::kQ4_1: case DType::kQ5_0: case DType::kQ5_1: case DType::kIQ4_NL: {
       std::vector<int8_t> q(n);
       std::vector<float> d(n / 32);
       QuantizeActQ8(x, n, q.data(), d.data());
@@ -66,7 +67,6 @@ void EffectiveActivation(DType dtype, const float* x, size_t n, float* out) {
       return;
     }
     case DType::kQ8_K:
-    case DType::kQ4_1: case DType::kQ5_0: case DType::kQ5_1: case DType::kIQ4_NL:
     case DType::kQ2_K: case DType::kQ3_K: case DType::kQ5_K: case DType::kIQ4_XS:
       break;
   }

@@ -22,8 +22,9 @@ namespace pocket::kernels::ref {
 void QuantizeActQ8(const float* x, size_t n, int8_t* q, float* d);
 
 // The dequantized activation MatMul multiplies by for a weight of `dtype`: x itself for
-// F32/F16/BF16 and the IQ1/IQ2/IQ3 types, d * q of QuantizeActQ8 for Q8_0/Q4_0,
-// DequantizeRowQ8_K(QuantizeRowQ8_K(x)) for Q4_K/Q6_K. x, out: [n].
+// F32/F16/BF16 and the IQ1/IQ2/IQ3 types, d * q of QuantizeActQ8 for the 32-element types
+// (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL), DequantizeRowQ8_K(QuantizeRowQ8_K(x)) for Q4_K/Q6_K.
+// x, out: [n].
 void EffectiveActivation(tensor::DType dtype, const float* x, size_t n, float* out);
 
 // y[t][r] = sum_c deq(W)[r][c] * EffectiveActivation(x[t])[c], summed in double and
