@@ -5,8 +5,6 @@
 
 #include <cstdint>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <string>
 #include <vector>
 
@@ -94,67 +92,8 @@ TEST(QuantLegacyTest, RowsOfSeveralBlocksDecodeBlockByBlock) {
   for (size_t e = 0; e < 96; ++e) EXPECT_EQ(y[e], static_cast<float>(e / 32 + 1) * -15) << e;
 }
 
-// A golden file: raw blocks and gguf-py's float32 dequantization of them.
-struct Golden {
-  uint32_t ggml_type = 0, blocks = 0, block_elements = 0, block_bytes = 0;
-  std::vector<uint8_t> raw;
-  std::vector<float> want;
-};
-
-uint32_t ReadU32(const std::vector<uint8_t>& f, size_t off) {
-  uint32_t v;
-  std::memcpy(&v, f.data() + off, 4);
-  return v;
-}
-
-Golden LoadGolden(const std::string& name) {
-  const std::string path = std::string(POCKET_SOURCE_DIR) + "/tests/golden/quant/" + name + ".bin";
-  std::ifstream in(path, std::ios::binary);
-  EXPECT_TRUE(in.good()) << path;
-  const std::vector<uint8_t> f((std::istreambuf_iterator<char>(in)),
-                               std::istreambuf_iterator<char>());
-  Golden g;
-  if (f.size() < 24 || std::memcmp(f.data(), "PKQG", 4) != 0 || ReadU32(f, 4) != 1) {
-    ADD_FAILURE() << path << ": not a version 1 golden";
-    return g;
-  }
-  g.ggml_type = ReadU32(f, 8);
-  g.blocks = ReadU32(f, 12);
-  g.block_elements = ReadU32(f, 16);
-  g.block_bytes = ReadU32(f, 20);
-  const size_t raw_bytes = size_t{g.blocks} * g.block_bytes;
-  const size_t floats = size_t{g.blocks} * g.block_elements;
-  if (f.size() != 24 + raw_bytes + floats * 4) {
-    ADD_FAILURE() << path << ": size " << f.size() << " does not match its header";
-    return g;
-  }
-  g.raw.assign(f.begin() + 24, f.begin() + 24 + static_cast<ptrdiff_t>(raw_bytes));
-  g.want.resize(floats);
-  std::memcpy(g.want.data(), f.data() + 24 + raw_bytes, floats * 4);
-  return g;
-}
-
-// Bit-identical (compared as bits, so -0.0 vs 0.0 would show): the reference decoders do
-// ggml's float operations in ggml's order, unfused.
-TEST(QuantLegacyTest, DequantizationMatchesGgufPyGoldensBitForBit) {
-  for (DType t : {DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kIQ4_NL}) {
-    SCOPED_TRACE(std::string(DTypeName(t)));
-    const Golden g = LoadGolden(std::string(DTypeName(t)));
-    ASSERT_EQ(g.ggml_type, static_cast<uint32_t>(t));
-    ASSERT_EQ(g.block_elements, BlockElements(t));
-    ASSERT_EQ(g.block_bytes, BlockBytes(t));
-    ASSERT_GE(g.blocks, 2u);
-    std::vector<float> got(g.want.size());
-    DequantizeRow(t, g.raw.data(), got.data(), got.size());
-    for (size_t i = 0; i < got.size(); ++i) {
-      uint32_t a, b;
-      std::memcpy(&a, &got[i], 4);
-      std::memcpy(&b, &g.want[i], 4);
-      ASSERT_EQ(a, b) << "element " << i << " (block " << i / 32 << "): got " << got[i]
-                      << ", gguf-py " << g.want[i];
-    }
-  }
-}
+// gguf-py's goldens for these types are checked with every other type's in quant_test.cc
+// (EveryGgufPyGoldenDequantizesBitForBit).
 
 }  // namespace
 }  // namespace pocket::tensor

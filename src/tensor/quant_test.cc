@@ -5,9 +5,11 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "tensor/fp16.h"
+#include "tensor/quant_golden_testutil.h"
 #include "tensor/tensor.h"
 
 namespace pocket::tensor {
@@ -70,6 +72,15 @@ TEST(QuantTest, EveryStoredTypeRoundTripsThroughItsGgmlId) {
   EXPECT_FALSE(DTypeFromGgml(4).has_value());  // ggml's removed Q4_2
   EXPECT_FALSE(DTypeFromGgml(9).has_value());  // Q8_1: activations only
   EXPECT_FALSE(DTypeFromGgml(1000).has_value());
+}
+
+// Every golden in tests/golden/quant/ (llama.cpp's gguf-py dequantizing random blocks of
+// each GGML type; made by make_goldens.py and make_iq_goldens.py there) is decoded by
+// tensor::DequantizeRow to the same bits.
+TEST(QuantTest, EveryGgufPyGoldenDequantizesBitForBit) {
+  const std::vector<std::string> files = QuantGoldenFiles();
+  EXPECT_GE(files.size(), 19u);
+  for (const std::string& f : files) ExpectDequantizesGoldenExactly(f);
 }
 
 TEST(QuantTest, Q8_0HandComputedBlock) {
