@@ -470,8 +470,11 @@ void DequantizeRow(DType dtype, const void* src, float* dst, size_t n) {
     case DType::kQ4_K: DequantizeRowQ4_K(static_cast<const BlockQ4_K*>(src), dst, n); return;
     case DType::kQ6_K: DequantizeRowQ6_K(static_cast<const BlockQ6_K*>(src), dst, n); return;
     case DType::kQ8_K: DequantizeRowQ8_K(static_cast<const BlockQ8_K*>(src), dst, n); return;
+    case DType::kQ2_K: DequantizeRowQ2_K(static_cast<const BlockQ2_K*>(src), dst, n); return;
+    case DType::kQ3_K: DequantizeRowQ3_K(static_cast<const BlockQ3_K*>(src), dst, n); return;
+    case DType::kQ5_K: DequantizeRowQ5_K(static_cast<const BlockQ5_K*>(src), dst, n); return;
+    case DType::kIQ4_XS: DequantizeRowIQ4_XS(static_cast<const BlockIQ4_XS*>(src), dst, n); return;
     case DType::kQ4_1: case DType::kQ5_0: case DType::kQ5_1: case DType::kIQ4_NL:
-    case DType::kQ2_K: case DType::kQ3_K: case DType::kQ5_K: case DType::kIQ4_XS:
     case DType::kIQ2_XXS: case DType::kIQ2_XS: case DType::kIQ2_S: case DType::kIQ3_XXS:
     case DType::kIQ3_S: case DType::kIQ1_S: case DType::kIQ1_M:
       break;
