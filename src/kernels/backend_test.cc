@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "kernels/cpu/cpu.h"
+#include "kernels/kquant_testutil.h"
 #include "kernels/ref/ref.h"
 #include "tensor/fp16.h"
 #include "tensor/quant.h"
@@ -42,8 +43,13 @@ HostWeight MakeWeight(DType dtype, size_t rows, size_t cols, uint32_t seed, floa
   const auto f = RandomNormal(rows * cols, seed, sd);
   const size_t row_bytes = tensor::RowBytes(dtype, cols);
   w.bytes.resize(rows * row_bytes);
-  for (size_t r = 0; r < rows; ++r) {
-    tensor::QuantizeRow(dtype, f.data() + r * cols, w.bytes.data() + r * row_bytes, cols);
+  if (testing::NeedsRandomBlocks(dtype)) {  // no quantizer: random blocks, sane scales
+    std::mt19937 rng(seed);
+    testing::RandomBlocks(dtype, rng, w.bytes.data(), rows * cols / tensor::BlockElements(dtype));
+  } else {
+    for (size_t r = 0; r < rows; ++r) {
+      tensor::QuantizeRow(dtype, f.data() + r * cols, w.bytes.data() + r * row_bytes, cols);
+    }
   }
   w.view.dtype = dtype;
   w.view.ne = {static_cast<int64_t>(cols), static_cast<int64_t>(rows), 1, 1};
@@ -121,8 +127,8 @@ class BackendTest : public ::testing::TestWithParam<BackendKind> {
 // roundings of 2^-23 for float weights; 2^-14 for K-quants (cancellation of the min term).
 double MatMulTolerance(DType dtype, size_t cols, double abs_sum) {
   switch (dtype) {
-    case DType::kQ4_K:
-    case DType::kQ6_K:
+    case DType::kQ2_K: case DType::kQ3_K: case DType::kQ4_K: case DType::kQ5_K:
+    case DType::kQ6_K: case DType::kIQ4_XS:
       return std::ldexp(abs_sum, -14) + 1e-7;
     case DType::kF32:
     case DType::kF16:
@@ -184,6 +190,8 @@ TEST_P(BackendTest, MatMulMatchesReferenceOnAllDtypes) {
   const std::vector<Case> cases = {
       {DType::kQ8_0, {32, 576, 2048}}, {DType::kQ4_0, {32, 96, 576}},
       {DType::kQ4_K, {256, 1536}},     {DType::kQ6_K, {256, 1536}},
+      {DType::kQ2_K, {256, 1536}},     {DType::kQ3_K, {256, 1536}},
+      {DType::kQ5_K, {256, 1536}},     {DType::kIQ4_XS, {256, 1536}},
       {DType::kF32, {1, 7, 17, 576}},  {DType::kF16, {1, 7, 17, 576}},
       {DType::kBF16, {1, 7, 17, 576}},
   };
@@ -238,6 +246,8 @@ TEST_P(BackendTest, MatMulSharedEqualsSeparateMatMuls) {
     for (std::vector<DType> dtypes :
          {std::vector<DType>{DType::kQ4_0, DType::kQ8_0, DType::kQ4_0},
           std::vector<DType>{DType::kQ4_K, DType::kQ6_K},
+          std::vector<DType>{DType::kQ2_K, DType::kQ3_K, DType::kQ5_K, DType::kIQ4_XS,
+                             DType::kQ4_K},
           std::vector<DType>{DType::kF32, DType::kF16},
           std::vector<DType>{DType::kQ8_0, DType::kF32, DType::kQ4_K}}) {
       std::vector<HostWeight> hw;
@@ -266,7 +276,8 @@ TEST_P(BackendTest, MatMulSharedEqualsSeparateMatMuls) {
 TEST_P(BackendTest, GetRowsDequantizesAnyDtypeExactly) {
   ForEachTarget([&] {
     for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0,
-                        DType::kQ4_K, DType::kQ6_K}) {
+                        DType::kQ4_K, DType::kQ6_K, DType::kQ2_K, DType::kQ3_K, DType::kQ5_K,
+                        DType::kIQ4_XS}) {
       const HostWeight hw = MakeWeight(dtype, 10, 256, 7);
       const int32_t ids[] = {9, 0, 3, 3};
       const auto t = Prepared(backend_->PrepareTensor(hw.view));
@@ -431,7 +442,8 @@ TEST_P(BackendTest, MatMulIsBatchInvariant) {
   ASSERT_TRUE(b1.ok() && b3.ok());
   ForEachTarget([&] {
     for (DType dtype :
-         {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K, DType::kF16, DType::kF32}) {
+         {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K, DType::kQ2_K, DType::kQ3_K,
+          DType::kQ5_K, DType::kIQ4_XS, DType::kF16, DType::kF32}) {
       const size_t cols = tensor::BlockElements(dtype) == 256 ? 512 : 576;
       const HostWeight hw = MakeWeight(dtype, kRows, cols, 5);
       const auto xh = RandomNormal(kTokens * cols, 6);

@@ -67,8 +67,8 @@ int MatMulActivationKind(DType dtype) {
     case DType::kQ8_0:
     case DType::kQ4_0:
       return 1;
-    case DType::kQ4_K:
-    case DType::kQ6_K:
+    case DType::kQ2_K: case DType::kQ3_K: case DType::kQ4_K: case DType::kQ5_K:
+    case DType::kQ6_K: case DType::kIQ4_XS:
       return 2;
     default:
       return 0;
@@ -137,7 +137,9 @@ enum class ActKind { kFloat, kQ8, kQ8K };
 ActKind ActKindOf(DType d) {
   switch (d) {
     case DType::kQ8_0: case DType::kQ4_0: return ActKind::kQ8;
-    case DType::kQ4_K: case DType::kQ6_K: return ActKind::kQ8K;
+    case DType::kQ2_K: case DType::kQ3_K: case DType::kQ4_K: case DType::kQ5_K:
+    case DType::kQ6_K: case DType::kIQ4_XS:
+      return ActKind::kQ8K;
     default: return ActKind::kFloat;
   }
 }

@@ -28,7 +28,8 @@ void Q3KScales(const uint8_t* packed, int8_t* scales) {
 }
 
 int IQ4XSScale(const BlockIQ4_XS& b, int ib) {
-  const int ls = ((b.scales_l[ib / 2] >> (4 * (ib % 2))) & 0xF) | (((b.scales_h >> (2 * ib)) & 3) << 4);
+  const int ls =
+      ((b.scales_l[ib / 2] >> (4 * (ib % 2))) & 0xF) | (((b.scales_h >> (2 * ib)) & 3) << 4);
   return ls - 32;
 }
 

@@ -92,10 +92,10 @@ TEST(QuantKTest, IQ4_XSHandComputedBlock) {
   BlockIQ4_XS b;
   std::memset(&b, 0, sizeof(b));
   b.d = F32ToF16(0.25f);
-  b.scales_l[0] = 0x21;  // sub-block 0: low 4 bits 1; sub-block 1: 2
+  b.scales_l[0] = 0x21;                         // sub-block 0: low 4 bits 1; sub-block 1: 2
   b.scales_h = 0x2 | (0x3 << 2) | (0x3 << 14);  // sub-block 0: +32; 1: +48; 7: +48
-  b.qs[0] = 0xF0;        // element 0: value[0] = -127, element 16: value[15] = 113
-  b.qs[16] = 0x08;       // sub-block 1 element 0: value[8] = 1
+  b.qs[0] = 0xF0;   // element 0: value[0] = -127, element 16: value[15] = 113
+  b.qs[16] = 0x08;  // sub-block 1 element 0: value[8] = 1
   EXPECT_EQ(IQ4XSScale(b, 0), 1);
   EXPECT_EQ(IQ4XSScale(b, 1), 18);
   EXPECT_EQ(IQ4XSScale(b, 7), 16);
@@ -146,8 +146,8 @@ Golden ReadGolden(const std::string& name) {
 // Bit-identical (the README says the goldens equal ggml's C dequantization bit for bit,
 // and ours does the same float operations in the same order, unfused).
 TEST(QuantKTest, DequantizeMatchesGgufPyGoldensBitForBit) {
-  for (DType t : {DType::kQ2_K, DType::kQ3_K, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K,
-                  DType::kIQ4_XS}) {
+  for (DType t :
+       {DType::kQ2_K, DType::kQ3_K, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kIQ4_XS}) {
     const std::string name(DTypeName(t));
     SCOPED_TRACE(name);
     const Golden g = ReadGolden(name);

@@ -18,7 +18,8 @@ namespace pocket::kernels::cpu {
 //  kind 1 (Q8_0/Q4_0 weights): per token at q8 + t * stride_bytes: cols int8 quants, then
 //    cols / 32 float scales (ref::QuantizeActQ8 format), then cols / 32 int32 holding
 //    -8 * (sum of the block's quants) (folds Q4_0's offset of 8 into the integer dot).
-//  kind 2 (Q4_K/Q6_K weights): per token cols / 256 tensor::BlockQ8_K.
+//  kind 2 (Q2_K/Q3_K/Q4_K/Q5_K/Q6_K/IQ4_XS weights): per token cols / 256
+//    tensor::BlockQ8_K.
 struct Activations {
   int kind = 0;
   size_t cols = 0;
@@ -40,6 +41,13 @@ void QuantizeActQ8(const float* x, size_t n, int8_t* q, float* d, int32_t* neg8s
 // PackedWeight::source() is kMemory (picks the prefetch distance; same bits).
 void MatMulRows(const tensor::TensorView& w, const uint8_t* packed, int packed_layout,
                 bool from_memory, const Activations& act, size_t r0, size_t r1, float* y);
+
+// MatMulRows for the 256-element super-block types Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and
+// IQ4_XS (act.kind 2, Q8_K); same contract (matmul_kquant.cc). KQuantPath: MatMulPathOf for
+// those types on the dispatched target (kUnsupported for any other dtype).
+void MatMulKQuantRows(const tensor::TensorView& w, const Activations& act, size_t r0, size_t r1,
+                      float* y);
+MatMulPath KQuantPath(tensor::DType dtype);
 
 // PackedWeight layouts, per group of 8 rows (the last group repeats its last row), per
 // 32-block: the 8 rows' f16 scales (16 bytes), then the quants (Q8_0's bytes XOR 0x80,
