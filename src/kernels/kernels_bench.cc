@@ -14,6 +14,7 @@
 
 #include "base/thread_pool.h"
 #include "kernels/kernels.h"
+#include "kernels/kquant_testutil.h"
 #include "tensor/quant.h"
 
 namespace pocket::kernels {
@@ -42,7 +43,12 @@ Bench Make(DType dtype, size_t rows, size_t cols, size_t tokens) {
   // and repeat them (the kernels' speed does not depend on the values).
   for (size_t r = 0; r < std::min<size_t>(rows, 64); ++r) {
     for (auto& v : row) v = dist(rng);
-    tensor::QuantizeRow(dtype, row.data(), b.w.data() + r * row_bytes, cols);
+    if (testing::NeedsRandomBlocks(dtype)) {  // no quantizer for these: random blocks
+      testing::RandomBlocks(dtype, rng, b.w.data() + r * row_bytes,
+                            cols / tensor::BlockElements(dtype));
+    } else {
+      tensor::QuantizeRow(dtype, row.data(), b.w.data() + r * row_bytes, cols);
+    }
   }
   for (size_t r = 64; r < rows; ++r) {
     std::copy_n(b.w.data() + (r % 64) * row_bytes, row_bytes, b.w.data() + r * row_bytes);
@@ -138,11 +144,20 @@ PK_MATMUL_BENCH(q8_0_135m_output_576x49152_t1, DType::kQ8_0, 49152, 576, 1);
 // K-quants (x86: per-row vpmaddubsw, no tiles yet) and F16 (Highway, portable).
 PK_MATMUL_BENCH(q6_k_1b_ffn_up_2048x8192_t1, DType::kQ6_K, 8192, 2048, 1);
 PK_MATMUL_BENCH(q4_k_1b_ffn_up_2048x8192_t1, DType::kQ4_K, 8192, 2048, 1);
+PK_MATMUL_BENCH(q5_k_1b_ffn_up_2048x8192_t1, DType::kQ5_K, 8192, 2048, 1);
+PK_MATMUL_BENCH(q3_k_1b_ffn_up_2048x8192_t1, DType::kQ3_K, 8192, 2048, 1);
+PK_MATMUL_BENCH(q2_k_1b_ffn_up_2048x8192_t1, DType::kQ2_K, 8192, 2048, 1);
+PK_MATMUL_BENCH(iq4_xs_1b_ffn_up_2048x8192_t1, DType::kIQ4_XS, 8192, 2048, 1);
+PK_MATMUL_BENCH(q4_k_1b_ffn_down_8192x2048_t1, DType::kQ4_K, 2048, 8192, 1);
+PK_MATMUL_BENCH(q6_k_1b_ffn_down_8192x2048_t1, DType::kQ6_K, 2048, 8192, 1);
 PK_MATMUL_BENCH(f16_135m_ffn_up_576x1536_t1, DType::kF16, 1536, 576, 1);
 // Prefill.
 PK_MATMUL_BENCH(q4_0_1b_ffn_up_2048x8192_t64, DType::kQ4_0, 8192, 2048, 64);
 PK_MATMUL_BENCH(q8_0_1b_ffn_up_2048x8192_t64, DType::kQ8_0, 8192, 2048, 64);
 PK_MATMUL_BENCH(q4_0_135m_ffn_up_576x1536_t64, DType::kQ4_0, 1536, 576, 64);
+PK_MATMUL_BENCH(q4_k_1b_ffn_up_2048x8192_t64, DType::kQ4_K, 8192, 2048, 64);
+PK_MATMUL_BENCH(q5_k_1b_ffn_up_2048x8192_t64, DType::kQ5_K, 8192, 2048, 64);
+PK_MATMUL_BENCH(q6_k_1b_ffn_up_2048x8192_t64, DType::kQ6_K, 8192, 2048, 64);
 
 BENCHMARK_CAPTURE(BM_DecodeModel, q4_0_llama1b, DType::kQ4_0, 2048, 8192, 512, 128256, 16)
     ->UseRealTime()

@@ -241,6 +241,9 @@ HWY_INLINE float HorizontalSum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
+// F16C conversion (exact, as tensor::F16ToF32, without the call).
+HWY_INLINE float HalfToFloat(uint16_t bits) { return _cvtsh_ss(bits); }
+
 HWY_INLINE __m256i Load256(const void* p) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
 }
@@ -314,8 +317,8 @@ HWY_INLINE float DotQ45KX86(const uint8_t* wrow, const BlockQ8_K* x, size_t nb) 
       sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, _mm256_set1_epi16(sc[2 * c])));
       sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, _mm256_set1_epi16(sc[2 * c + 1])));
     }
-    const float d = x[b].d * tensor::F16ToF32(d_bits);
-    const float dmin = x[b].d * tensor::F16ToF32(dmin_bits);
+    const float d = x[b].d * HalfToFloat(d_bits);
+    const float dmin = x[b].d * HalfToFloat(dmin_bits);
     acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(d), acc);
     acc_m = _mm_fmadd_ps(_mm_cvtepi32_ps(prod_m), _mm_set1_ps(dmin), acc_m);
   }
@@ -363,10 +366,25 @@ float DotQ6KX86(const uint8_t* wrow, const BlockQ8_K* x, size_t nb) {
         sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, ScalePair(sc, 8 * half + 2 * k)));
       }
     }
-    const float d = x[b].d * tensor::F16ToF32(blk->d);
+    const float d = x[b].d * HalfToFloat(blk->d);
     acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(d), acc);
   }
   return HorizontalSum(acc);
+}
+
+// tensor::Q3KScales in a register (the same kmask steps, then minus 32 per byte).
+HWY_INLINE __m128i Q3KScalesX86(const uint8_t* packed) {
+  constexpr uint32_t kMask1 = 0x03030303, kMask2 = 0x0f0f0f0f;
+  uint32_t aux[3];
+  std::memcpy(aux, packed, 12);
+  const uint32_t tmp = aux[2];
+  const uint32_t s2 = ((aux[0] >> 4) & kMask2) | (((tmp >> 4) & kMask1) << 4);
+  const uint32_t s3 = ((aux[1] >> 4) & kMask2) | (((tmp >> 6) & kMask1) << 4);
+  const uint32_t s0 = (aux[0] & kMask2) | (((tmp >> 0) & kMask1) << 4);
+  const uint32_t s1 = (aux[1] & kMask2) | (((tmp >> 2) & kMask1) << 4);
+  const __m128i v = _mm_setr_epi32(static_cast<int>(s0), static_cast<int>(s1), static_cast<int>(s2),
+                                   static_cast<int>(s3));
+  return _mm_sub_epi8(v, _mm_set1_epi8(32));
 }
 
 // Q3_K: q = low 2 bits | hmask bit << 2 (0..7, unsigned), value = q - 4; the -4 folds in
@@ -376,9 +394,7 @@ float DotQ3KX86(const uint8_t* wrow, const BlockQ8_K* x, size_t nb) {
   const __m256i m3 = _mm256_set1_epi8(0x03);
   for (size_t b = 0; b < nb; ++b) {
     const auto* blk = reinterpret_cast<const tensor::BlockQ3_K*>(wrow) + b;
-    alignas(16) int8_t s8[16];
-    tensor::Q3KScales(blk->scales, s8);
-    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(s8)));
+    const __m256i sc16 = _mm256_cvtepi8_epi16(Q3KScalesX86(blk->scales));
     alignas(32) int16_t sc[16];
     _mm256_store_si256(reinterpret_cast<__m256i*>(sc), sc16);
     __m256i sumi = _mm256_slli_epi32(_mm256_madd_epi16(sc16, Load256(x[b].bsums)), 2);
@@ -396,7 +412,7 @@ float DotQ3KX86(const uint8_t* wrow, const BlockQ8_K* x, size_t nb) {
         sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, ScalePair(sc, 8 * half + 2 * j)));
       }
     }
-    const float d = x[b].d * tensor::F16ToF32(blk->d);
+    const float d = x[b].d * HalfToFloat(blk->d);
     acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(d), acc);
   }
   return HorizontalSum(acc);
@@ -426,8 +442,8 @@ float DotQ2KX86(const uint8_t* wrow, const BlockQ8_K* x, size_t nb) {
         sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, ScalePair(sc, 8 * half + 2 * j)));
       }
     }
-    const float d = x[b].d * tensor::F16ToF32(blk->d);
-    const float dmin = x[b].d * tensor::F16ToF32(blk->dmin);
+    const float d = x[b].d * HalfToFloat(blk->d);
+    const float dmin = x[b].d * HalfToFloat(blk->dmin);
     acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(d), acc);
     acc_m = _mm256_fmadd_ps(_mm256_cvtepi32_ps(prod_m), _mm256_set1_ps(dmin), acc_m);
   }
@@ -440,12 +456,25 @@ float DotQ2KX86(const uint8_t* wrow, const BlockQ8_K* x, size_t nb) {
 float DotIQ4XSX86(const uint8_t* wrow, const BlockQ8_K* x, size_t nb) {
   __m256 acc = _mm256_setzero_ps();
   const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m256i kShiftL = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
+  const __m256i kShiftH = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+  const __m256i m4_32 = _mm256_set1_epi32(0xF), m3_32 = _mm256_set1_epi32(3);
   const __m256i values = _mm256_broadcastsi128_si256(
       _mm_loadu_si128(reinterpret_cast<const __m128i*>(tensor::kIQ4NLValues)));
   for (size_t b = 0; b < nb; ++b) {
     const auto* blk = reinterpret_cast<const tensor::BlockIQ4_XS*>(wrow) + b;
+    // The 8 scales (tensor::IQ4XSScale) in int32 lanes: nibble ib of scales_l, 2-bit
+    // field ib of scales_h, minus 32; packed to int16.
+    uint32_t sl;
+    std::memcpy(&sl, blk->scales_l, 4);
+    const __m256i lo = _mm256_and_si256(
+        _mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(sl)), kShiftL), m4_32);
+    const __m256i hi = _mm256_slli_epi32(
+        _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(blk->scales_h), kShiftH), m3_32), 4);
+    const __m256i s32 = _mm256_sub_epi32(_mm256_or_si256(lo, hi), _mm256_set1_epi32(32));
     alignas(16) int16_t sc[8];
-    for (int ib = 0; ib < 8; ++ib) sc[ib] = static_cast<int16_t>(tensor::IQ4XSScale(*blk, ib));
+    _mm_store_si128(reinterpret_cast<__m128i*>(sc),
+                    _mm_packs_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1)));
     const int8_t* xq = x[b].qs;
     __m256i sumi = _mm256_setzero_si256();
     for (int k = 0; k < 4; ++k) {
@@ -466,7 +495,7 @@ float DotIQ4XSX86(const uint8_t* wrow, const BlockQ8_K* x, size_t nb) {
       sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, s));
       sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, s));
     }
-    const float d = x[b].d * tensor::F16ToF32(blk->d);
+    const float d = x[b].d * HalfToFloat(blk->d);
     acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(d), acc);
   }
   return HorizontalSum(acc);
