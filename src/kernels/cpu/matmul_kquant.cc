@@ -40,20 +40,6 @@ using tensor::DType;
 
 using DotFn = float (*)(const uint8_t* wrow, const BlockQ8_K* x, size_t nb);
 
-// Q4_K's 8 scales (bytes 0..7) and 8 mins (bytes 8..15) from the 12 packed bytes; the
-// same values as tensor::GetScaleMinK4, unpacked four at a time (ggml's kmask trick).
-HWY_INLINE void UnpackScaleMinK4(const uint8_t* packed, uint8_t* out16) {
-  constexpr uint32_t kMask1 = 0x3f3f3f3f, kMask2 = 0x0f0f0f0f, kMask3 = 0x03030303;
-  uint32_t u[4];
-  std::memcpy(u, packed, 12);
-  u[3] = ((u[2] >> 4) & kMask2) | (((u[1] >> 6) & kMask3) << 4);
-  const uint32_t mins_lo = u[1] & kMask1;
-  u[1] = (u[2] & kMask2) | (((u[0] >> 6) & kMask3) << 4);
-  u[2] = mins_lo;
-  u[0] &= kMask1;
-  std::memcpy(out16, u, 16);
-}
-
 // ---------------------------------------------------------------------------------------
 // Portable per-(row, token) dot products.
 
@@ -265,111 +251,153 @@ HWY_INLINE __m256i MoveBit(__m256i v, int from, int to) {
   return v;
 }
 
-// Q4_K / Q5_K share everything but the fifth bit. The 8 mins times the 8 pair sums of
-// bsums (vpmaddwd, exact) go into their own float lanes.
+// Per-row accumulators of the Q4_K/Q5_K/Q6_K dots: `s` the scale terms, `m` the min
+// terms (zero where the type has none); the row's result is sum(s) - sum(m), summed in a
+// fixed order.
+struct KAcc {
+  __m256 s;
+  __m256 m;
+};
+
+// Q8_K's 16 bsums summed in pairs (the 32-element sub-block sums of Q4_K/Q5_K), shared by
+// every row of a token's block.
+HWY_INLINE __m128i PairSums(const BlockQ8_K& xb) {
+  const __m256i bsums = Load256(xb.bsums);
+  return _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));
+}
+
+// One Q4_K / Q5_K block (they share everything but the fifth bit). Scales and mins are
+// unpacked in registers (tensor::GetScaleMinK4's values, ggml's kmask steps); each
+// sub-block's scale is broadcast with a byte shuffle. The 8 mins times the pair sums of
+// bsums (vpmaddwd, exact) go into the `m` lanes.
 template <bool kQ5>
-HWY_INLINE float DotQ45KX86(const uint8_t* wrow, const BlockQ8_K* x, size_t nb) {
-  constexpr size_t kBlockBytes = kQ5 ? sizeof(tensor::BlockQ5_K) : sizeof(tensor::BlockQ4_K);
-  __m256 acc = _mm256_setzero_ps();
-  __m128 acc_m = _mm_setzero_ps();
+HWY_INLINE void BlockQ45K(const uint8_t* p, const BlockQ8_K& xb, __m128i pair_sums, KAcc& a) {
+  constexpr uint32_t kMask1 = 0x3f3f3f3f, kMask2 = 0x0f0f0f0f, kMask3 = 0x03030303;
+  uint16_t d_bits, dmin_bits;
+  std::memcpy(&d_bits, p, 2);
+  std::memcpy(&dmin_bits, p + 2, 2);
+  uint32_t u[3];
+  std::memcpy(u, p + 4, 12);
+  const uint32_t s03 = u[0] & kMask1;
+  const uint32_t s47 = (u[2] & kMask2) | (((u[0] >> 6) & kMask3) << 4);
+  const uint32_t m03 = u[1] & kMask1;
+  const uint32_t m47 = ((u[2] >> 4) & kMask2) | (((u[1] >> 6) & kMask3) << 4);
+  const __m256i sm16 = _mm256_cvtepu8_epi16(_mm_setr_epi32(
+      static_cast<int>(s03), static_cast<int>(s47), static_cast<int>(m03), static_cast<int>(m47)));
+  const __m256i scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sm16));
+  const __m128i prod_m = _mm_madd_epi16(_mm256_extracti128_si256(sm16, 1), pair_sums);
+  const uint8_t* qs = p + 16;  // Q4_K: d, dmin, scales[12], qs; Q5_K: ..., qh[32], qs
+  __m256i hbits = _mm256_setzero_si256();
+  if constexpr (kQ5) {
+    hbits = Load256(p + 16);
+    qs = p + 48;
+  }
   const __m256i m4 = _mm256_set1_epi8(0x0F);
-  for (size_t b = 0; b < nb; ++b) {
-    const uint8_t* p = wrow + b * kBlockBytes;
-    uint16_t d_bits, dmin_bits;
-    std::memcpy(&d_bits, p, 2);
-    std::memcpy(&dmin_bits, p + 2, 2);
-    const uint8_t* qs;
-    const uint8_t* qh = nullptr;
+  __m256i sumi = _mm256_setzero_si256();
+  for (int c = 0; c < 4; ++c) {
+    const __m256i q = Load256(qs + 32 * c);
+    __m256i lo = _mm256_and_si256(q, m4);
+    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
     if constexpr (kQ5) {
-      const auto* blk = reinterpret_cast<const tensor::BlockQ5_K*>(p);
-      qs = blk->qs;
-      qh = blk->qh;
-    } else {
-      qs = reinterpret_cast<const tensor::BlockQ4_K*>(p)->qs;
+      const __m256i blo =
+          _mm256_and_si256(hbits, _mm256_set1_epi8(static_cast<char>(1 << (2 * c))));
+      const __m256i bhi =
+          _mm256_and_si256(hbits, _mm256_set1_epi8(static_cast<char>(1 << (2 * c + 1))));
+      lo = _mm256_or_si256(lo, MoveBit(blo, 2 * c, 4));
+      hi = _mm256_or_si256(hi, MoveBit(bhi, 2 * c + 1, 4));
     }
-    alignas(16) uint8_t sm[16];
-    UnpackScaleMinK4(p + 4, sm);
-    int16_t sc[8];
-    for (int j = 0; j < 8; ++j) sc[j] = sm[j];
-    const __m128i mins =
-        _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sm + 8)));
-    const __m256i bsums = Load256(x[b].bsums);
-    const __m128i pair_sums =
-        _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));
-    const __m128i prod_m = _mm_madd_epi16(mins, pair_sums);
-    __m256i hbits = _mm256_setzero_si256();
-    if constexpr (kQ5) hbits = Load256(qh);
-    __m256i sumi = _mm256_setzero_si256();
-    for (int c = 0; c < 4; ++c) {
-      const __m256i q = Load256(qs + 32 * c);
-      __m256i lo = _mm256_and_si256(q, m4);
-      __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-      if constexpr (kQ5) {
-        const __m256i blo =
-            _mm256_and_si256(hbits, _mm256_set1_epi8(static_cast<char>(1 << (2 * c))));
-        const __m256i bhi =
-            _mm256_and_si256(hbits, _mm256_set1_epi8(static_cast<char>(1 << (2 * c + 1))));
-        lo = _mm256_or_si256(lo, MoveBit(blo, 2 * c, 4));
-        hi = _mm256_or_si256(hi, MoveBit(bhi, 2 * c + 1, 4));
-      }
-      const __m256i plo = _mm256_maddubs_epi16(lo, Load256(x[b].qs + 64 * c));
-      const __m256i phi = _mm256_maddubs_epi16(hi, Load256(x[b].qs + 64 * c + 32));
-      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, _mm256_set1_epi16(sc[2 * c])));
-      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, _mm256_set1_epi16(sc[2 * c + 1])));
-    }
-    const float d = x[b].d * HalfToFloat(d_bits);
-    const float dmin = x[b].d * HalfToFloat(dmin_bits);
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(d), acc);
-    acc_m = _mm_fmadd_ps(_mm_cvtepi32_ps(prod_m), _mm_set1_ps(dmin), acc_m);
+    // Scale of sub-block j in every int16: bytes 2j, 2j + 1 of `scales`, repeated.
+    const __m256i sc_lo =
+        _mm256_shuffle_epi8(scales, _mm256_set1_epi16(((4 * c + 1) << 8) | (4 * c)));
+    const __m256i sc_hi =
+        _mm256_shuffle_epi8(scales, _mm256_set1_epi16(((4 * c + 3) << 8) | (4 * c + 2)));
+    const __m256i plo = _mm256_maddubs_epi16(lo, Load256(xb.qs + 64 * c));
+    const __m256i phi = _mm256_maddubs_epi16(hi, Load256(xb.qs + 64 * c + 32));
+    sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, sc_lo));
+    sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, sc_hi));
   }
-  acc_m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
-  acc_m = _mm_add_ss(acc_m, _mm_movehdup_ps(acc_m));
-  return HorizontalSum(acc) - _mm_cvtss_f32(acc_m);
+  const float d = xb.d * HalfToFloat(d_bits);
+  const float dmin = xb.d * HalfToFloat(dmin_bits);
+  a.s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(d), a.s);
+  a.m = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_zextsi128_si256(prod_m)), _mm256_set1_ps(dmin),
+                        a.m);
 }
 
-float DotQ4KX86(const uint8_t* wrow, const BlockQ8_K* x, size_t nb) {
-  return DotQ45KX86<false>(wrow, x, nb);
-}
-float DotQ5KX86(const uint8_t* wrow, const BlockQ8_K* x, size_t nb) {
-  return DotQ45KX86<true>(wrow, x, nb);
-}
-
-// Q6_K: 6-bit values 0..63 (unsigned) x Q8_K; the -32 offset is 32 * sum(scale * bsum),
-// subtracted in the int32 lanes (exact).
-float DotQ6KX86(const uint8_t* wrow, const BlockQ8_K* x, size_t nb) {
-  __m256 acc = _mm256_setzero_ps();
+// One Q6_K block: 6-bit values 0..63 (unsigned) x Q8_K; the -32 offset is
+// 32 * sum(scale * bsum), subtracted in the int32 lanes (exact).
+HWY_INLINE void BlockQ6K(const uint8_t* p, const BlockQ8_K& xb, __m128i, KAcc& a) {
+  const auto* blk = reinterpret_cast<const tensor::BlockQ6_K*>(p);
   const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
-  for (size_t b = 0; b < nb; ++b) {
-    const auto* blk = reinterpret_cast<const tensor::BlockQ6_K*>(wrow) + b;
-    const __m256i sc16 =
-        _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->scales)));
-    alignas(32) int16_t sc[16];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(sc), sc16);
-    __m256i sumi = _mm256_slli_epi32(_mm256_madd_epi16(sc16, Load256(x[b].bsums)), 5);
-    sumi = _mm256_sub_epi32(_mm256_setzero_si256(), sumi);
-    for (int half = 0; half < 2; ++half) {
-      const uint8_t* ql = blk->ql + 64 * half;
-      const __m256i l0 = Load256(ql);
-      const __m256i l1 = Load256(ql + 32);
-      const __m256i h = Load256(blk->qh + 32 * half);
-      __m256i q[4];
-      q[0] =
-          _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(h, m2), 4));
-      q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
-                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), m2), 4));
-      q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), m2), 4));
-      q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), m2), 4));
-      for (int k = 0; k < 4; ++k) {
-        const __m256i p = _mm256_maddubs_epi16(q[k], Load256(x[b].qs + 128 * half + 32 * k));
-        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, ScalePair(sc, 8 * half + 2 * k)));
-      }
+  const __m256i sc16 =
+      _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->scales)));
+  alignas(32) int16_t sc[16];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(sc), sc16);
+  __m256i sumi = _mm256_slli_epi32(_mm256_madd_epi16(sc16, Load256(xb.bsums)), 5);
+  sumi = _mm256_sub_epi32(_mm256_setzero_si256(), sumi);
+  for (int half = 0; half < 2; ++half) {
+    const uint8_t* ql = blk->ql + 64 * half;
+    const __m256i l0 = Load256(ql);
+    const __m256i l1 = Load256(ql + 32);
+    const __m256i h = Load256(blk->qh + 32 * half);
+    __m256i q[4];
+    q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(h, m2), 4));
+    q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), m2), 4));
+    q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), m2), 4));
+    q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), m2), 4));
+    for (int k = 0; k < 4; ++k) {
+      const __m256i pr = _mm256_maddubs_epi16(q[k], Load256(xb.qs + 128 * half + 32 * k));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(pr, ScalePair(sc, 8 * half + 2 * k)));
     }
-    const float d = x[b].d * HalfToFloat(blk->d);
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(d), acc);
   }
-  return HorizontalSum(acc);
+  const float d = xb.d * HalfToFloat(blk->d);
+  a.s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(d), a.s);
+}
+
+// One row against one token. (Several rows per pass over the token's blocks, sharing the
+// pair sums and activation loads, measured 2-6x slower here: 2 or 4 rows of inlined
+// blocks; not kept.)
+template <void (*kBlock)(const uint8_t*, const BlockQ8_K&, __m128i, KAcc&), size_t kBlockBytes,
+          bool kPairs>
+HWY_INLINE float DotRowX86(const uint8_t* w, const BlockQ8_K* x, size_t nb) {
+  KAcc acc;
+  acc.s = acc.m = _mm256_setzero_ps();
+  for (size_t b = 0; b < nb; ++b) {
+    const __m128i pairs = kPairs ? PairSums(x[b]) : _mm_setzero_si128();
+    kBlock(w + b * kBlockBytes, x[b], pairs, acc);
+  }
+  return HorizontalSum(acc.s) - HorizontalSum(acc.m);
+}
+
+// Rows [r0, r1) x every token.
+template <void (*kBlock)(const uint8_t*, const BlockQ8_K&, __m128i, KAcc&), size_t kBlockBytes,
+          bool kPairs>
+void MatMulRowsX86(const uint8_t* wbase, size_t w_stride, const Activations& act, size_t rows,
+                   size_t r0, size_t r1, float* y) {
+  const size_t nb = act.cols / tensor::kQKK;
+  for (size_t r = r0; r < r1; ++r) {
+    for (size_t t = 0; t < act.num_tokens; ++t) {
+      const auto* x = reinterpret_cast<const BlockQ8_K*>(act.q8 + t * act.stride_bytes);
+      y[t * rows + r] = DotRowX86<kBlock, kBlockBytes, kPairs>(wbase + r * w_stride, x, nb);
+    }
+  }
+}
+
+using RowsFn = void (*)(const uint8_t*, size_t, const Activations&, size_t, size_t, size_t, float*);
+
+RowsFn FastRows(DType dtype) {
+  switch (dtype) {
+    case DType::kQ4_K:
+      return MatMulRowsX86<BlockQ45K<false>, sizeof(tensor::BlockQ4_K), true>;
+    case DType::kQ5_K:
+      return MatMulRowsX86<BlockQ45K<true>, sizeof(tensor::BlockQ5_K), true>;
+    case DType::kQ6_K:
+      return MatMulRowsX86<BlockQ6K, sizeof(tensor::BlockQ6_K), false>;
+    default:
+      return nullptr;
+  }
 }
 
 // tensor::Q3KScales in a register (the same kmask steps, then minus 32 per byte).
@@ -508,11 +536,9 @@ DotFn FastDot(DType dtype) {
     case DType::kQ3_K:
       return DotQ3KX86;
     case DType::kQ4_K:
-      return DotQ4KX86;
     case DType::kQ5_K:
-      return DotQ5KX86;
     case DType::kQ6_K:
-      return DotQ6KX86;
+      return nullptr;  // FastRows
     case DType::kIQ4_XS:
       return DotIQ4XSX86;
     default:
@@ -523,6 +549,8 @@ DotFn FastDot(DType dtype) {
 #else
 
 DotFn FastDot(DType) { return nullptr; }
+using RowsFn = void (*)(const uint8_t*, size_t, const Activations&, size_t, size_t, size_t, float*);
+RowsFn FastRows(DType) { return nullptr; }
 
 #endif  // PK_X86_KQUANT
 
@@ -532,6 +560,10 @@ void MatMulKQuantRowsImpl(const tensor::TensorView& w, const Activations& act, s
   const size_t nb = act.cols / tensor::kQKK;
   const auto* wbase = static_cast<const uint8_t*>(w.data);
   const size_t w_stride = w.row_bytes();
+  if (const RowsFn fast = FastRows(w.dtype); fast != nullptr) {
+    fast(wbase, w_stride, act, rows, r0, r1, y);
+    return;
+  }
   DotFn dot = FastDot(w.dtype);
   if (dot == nullptr) dot = PortableDot(w.dtype);
   for (size_t r = r0; r < r1; ++r) {
@@ -545,7 +577,8 @@ void MatMulKQuantRowsImpl(const tensor::TensorView& w, const Activations& act, s
 
 MatMulPath KQuantPathImpl(DType dtype) {
   if (PortableDot(dtype) == nullptr) return MatMulPath::kUnsupported;
-  return FastDot(dtype) != nullptr ? MatMulPath::kFast : MatMulPath::kReference;
+  const bool fast = FastDot(dtype) != nullptr || FastRows(dtype) != nullptr;
+  return fast ? MatMulPath::kFast : MatMulPath::kReference;
 }
 
 }  // namespace HWY_NAMESPACE
