@@ -3,11 +3,12 @@
 // order and with the same float/int types, as ggml-quants.c's dequantize_row_*: checked
 // bit for bit against llama.cpp's gguf-py on random blocks (tests/golden/quant/). Built
 // with -ffp-contract=off (tensor/CMakeLists.txt) so `d * q - m` is never fused.
+#include "tensor/quant.h"
+
 #include <cstring>
 
 #include "base/check.h"
 #include "tensor/fp16.h"
-#include "tensor/quant.h"
 
 namespace pocket::tensor {
 

@@ -17,10 +17,13 @@
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/cpu/matmul_kquant.cc"
-#include "hwy/foreach_target.h"  // IWYU pragma: keep
+// The target list (hwy_targets.h) must come before foreach_target.h.
+// clang-format off
+#include "kernels/cpu/hwy_targets.h"  // IWYU pragma: keep
+#include "hwy/foreach_target.h"       // IWYU pragma: keep
+// clang-format on
 #include "hwy/highway.h"
 #include "kernels/cpu/cpu.h"
-#include "kernels/cpu/hwy_targets.h"  // IWYU pragma: keep
 #include "tensor/dtype.h"
 #include "tensor/fp16.h"
 #include "tensor/quant.h"
