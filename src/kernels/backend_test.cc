@@ -126,8 +126,8 @@ class BackendTest : public ::testing::TestWithParam<BackendKind> {
 // roundings of 2^-23 for float weights; 2^-14 for K-quants (cancellation of the min term).
 double MatMulTolerance(DType dtype, size_t cols, double abs_sum) {
   switch (dtype) {
-    case DType::kQ4_K:
-    case DType::kQ6_K:
+    case DType::kQ2_K: case DType::kQ3_K: case DType::kQ4_K: case DType::kQ5_K:
+    case DType::kQ6_K: case DType::kIQ4_XS:
       return std::ldexp(abs_sum, -14) + 1e-7;
     case DType::kF32:
     case DType::kF16:
@@ -194,6 +194,8 @@ TEST_P(BackendTest, MatMulMatchesReferenceOnAllDtypes) {
       {DType::kQ4_K, {256, 1536}},     {DType::kQ6_K, {256, 1536}},
       {DType::kQ4_1, {32, 576, 896}},  {DType::kQ5_0, {32, 576, 896}},
       {DType::kQ5_1, {32, 576, 896}},  {DType::kIQ4_NL, {32, 576, 896}},
+      {DType::kQ2_K, {256, 1536}},     {DType::kQ3_K, {256, 1536}},
+      {DType::kQ5_K, {256, 1536}},     {DType::kIQ4_XS, {256, 1536}},
       {DType::kF32, {1, 7, 17, 576}},  {DType::kF16, {1, 7, 17, 576}},
       {DType::kBF16, {1, 7, 17, 576}},
       {DType::kIQ2_XXS, {256}},        {DType::kIQ2_XS, {256}}, {DType::kIQ2_S, {256}},
@@ -251,6 +253,8 @@ TEST_P(BackendTest, MatMulSharedEqualsSeparateMatMuls) {
     for (std::vector<DType> dtypes :
          {std::vector<DType>{DType::kQ4_0, DType::kQ8_0, DType::kQ4_0},
           std::vector<DType>{DType::kQ4_K, DType::kQ6_K},
+          std::vector<DType>{DType::kQ2_K, DType::kQ3_K, DType::kQ5_K, DType::kIQ4_XS,
+                             DType::kQ4_K},
           std::vector<DType>{DType::kF32, DType::kF16},
           std::vector<DType>{DType::kQ8_0, DType::kF32, DType::kQ4_K},
           std::vector<DType>{DType::kIQ2_XXS, DType::kF16, DType::kIQ1_S},
@@ -286,7 +290,8 @@ TEST_P(BackendTest, GetRowsDequantizesAnyDtypeExactly) {
     for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0,
                         DType::kQ4_K, DType::kQ6_K, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1,
                         DType::kIQ4_NL, DType::kIQ2_XXS, DType::kIQ2_XS, DType::kIQ2_S,
-                        DType::kIQ3_XXS, DType::kIQ3_S, DType::kIQ1_S, DType::kIQ1_M}) {
+                        DType::kIQ3_XXS, DType::kIQ3_S, DType::kIQ1_S, DType::kIQ1_M,
+                        DType::kQ2_K, DType::kQ3_K, DType::kQ5_K, DType::kIQ4_XS}) {
       const HostWeight hw = MakeWeight(dtype, 10, 256, 7);
       const int32_t ids[] = {9, 0, 3, 3};
       const auto t = Prepared(backend_->PrepareTensor(hw.view));
@@ -454,7 +459,7 @@ TEST_P(BackendTest, MatMulIsBatchInvariant) {
          {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K, DType::kF16, DType::kF32,
           DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kIQ4_NL, DType::kIQ2_XXS,
           DType::kIQ2_XS, DType::kIQ2_S, DType::kIQ3_XXS, DType::kIQ3_S, DType::kIQ1_S,
-          DType::kIQ1_M}) {
+          DType::kIQ1_M, DType::kQ2_K, DType::kQ3_K, DType::kQ5_K, DType::kIQ4_XS}) {
       const size_t cols = tensor::BlockElements(dtype) == 256 ? 512 : 576;
       const HostWeight hw = MakeWeight(dtype, kRows, cols, 5);
       const auto xh = RandomNormal(kTokens * cols, 6);

@@ -68,8 +68,8 @@ int MatMulActivationKind(DType dtype) {
     case DType::kQ4_0:
     case DType::kQ4_1: case DType::kQ5_0: case DType::kQ5_1: case DType::kIQ4_NL:
       return 1;
-    case DType::kQ4_K:
-    case DType::kQ6_K:
+    case DType::kQ2_K: case DType::kQ3_K: case DType::kQ4_K: case DType::kQ5_K:
+    case DType::kQ6_K: case DType::kIQ4_XS:
       return 2;
     default:
       return 0;
@@ -135,15 +135,8 @@ namespace {
 
 enum class ActKind { kFloat, kQ8, kQ8K };
 
-ActKind ActKindOf(DType d) {
-  switch (d) {
-    case DType::kQ8_0: case DType::kQ4_0: return ActKind::kQ8;
-    case DType::kQ4_1: case DType::kQ5_0: case DType::kQ5_1: case DType::kIQ4_NL:
-      return ActKind::kQ8;
-    case DType::kQ4_K: case DType::kQ6_K: return ActKind::kQ8K;
-    default: return ActKind::kFloat;
-  }
-}
+// MatMulActivationKind's 0, 1, 2.
+ActKind ActKindOf(DType d) { return static_cast<ActKind>(MatMulActivationKind(d)); }
 
 // Workspace slots used here.
 constexpr size_t kSlotAct = 0;

@@ -71,14 +71,15 @@ bool MatMulSupports(tensor::DType dtype);
 
 // How MatMul prepares its activation for a weight of `dtype`: 0 F32 as is (F32/F16/BF16),
 // 1 int8 per 32-block (Q8_0/Q4_0 and the 32-element Q4_1/Q5_0/Q5_1/IQ4_NL), 2 Q8_K
-// (Q4_K/Q6_K). MatMulShared's jobs share one kind.
+// (Q2_K..Q6_K, IQ4_XS). MatMulShared's jobs share one kind.
 int MatMulActivationKind(tensor::DType dtype);
 
 // y[t][r] = sum_c W[r][c] * x[t][c]   for t < num_tokens, r < rows.
 //   w: [rows][cols] (ne[0] = cols), any MatMulSupports dtype.
 //   x: [num_tokens][cols] F32.   y: [num_tokens][rows] F32.
 // Q8_0 / Q4_0 / Q4_1 / Q5_0 / Q5_1 / IQ4_NL weights: x is quantized per 32-block to int8
-// (ref::QuantizeActQ8) and the block dot products are integer. Q4_K / Q6_K: x is quantized to Q8_K
+// (ref::QuantizeActQ8) and the block dot products are integer. Q2_K..Q6_K, IQ4_XS: x is
+// quantized to Q8_K
 // (tensor::QuantizeRowQ8_K). F32/F16/BF16: F32 dot products. num_tokens > 1 runs a batched
 // mat-mat (each weight block loaded once for several tokens) with results bit-identical
 // to num_tokens = 1. Rows are split across the pool's threads.
@@ -140,8 +141,8 @@ void MatMul(const PackedWeight& w, const float* x, size_t num_tokens, float* y,
 // Several weights that share one input (Q, K, V; or gate, up): x is quantized once and all
 // rows of all weights are computed in one dispatch. Each job's y is [num_tokens][its rows].
 // `packed`, when set, is PackedWeight::Pack(w) (same bits, faster).
-// REQUIRES: all jobs have the same cols and the same activation kind (32-element types together,
-// Q4_K/Q6_K together, or float types); at most 8 jobs.
+// REQUIRES: all jobs have the same cols and the same activation kind (32-element types
+// together, K-quants together, or float types); at most 8 jobs.
 struct MatMulJob {
   tensor::TensorView w;
   float* y;

@@ -150,6 +150,12 @@ PK_MATMUL_BENCH(q8_0_135m_output_576x49152_t1, DType::kQ8_0, 49152, 576, 1);
 // K-quants (x86: per-row vpmaddubsw, no tiles yet) and F16 (Highway, portable).
 PK_MATMUL_BENCH(q6_k_1b_ffn_up_2048x8192_t1, DType::kQ6_K, 8192, 2048, 1);
 PK_MATMUL_BENCH(q4_k_1b_ffn_up_2048x8192_t1, DType::kQ4_K, 8192, 2048, 1);
+PK_MATMUL_BENCH(q5_k_1b_ffn_up_2048x8192_t1, DType::kQ5_K, 8192, 2048, 1);
+PK_MATMUL_BENCH(q3_k_1b_ffn_up_2048x8192_t1, DType::kQ3_K, 8192, 2048, 1);
+PK_MATMUL_BENCH(q2_k_1b_ffn_up_2048x8192_t1, DType::kQ2_K, 8192, 2048, 1);
+PK_MATMUL_BENCH(iq4_xs_1b_ffn_up_2048x8192_t1, DType::kIQ4_XS, 8192, 2048, 1);
+PK_MATMUL_BENCH(q4_k_1b_ffn_down_8192x2048_t1, DType::kQ4_K, 2048, 8192, 1);
+PK_MATMUL_BENCH(q6_k_1b_ffn_down_8192x2048_t1, DType::kQ6_K, 2048, 8192, 1);
 PK_MATMUL_BENCH(f16_135m_ffn_up_576x1536_t1, DType::kF16, 1536, 576, 1);
 // The 32-element fallback types llama-quantize puts in Q4_K_M / Q5_K_M / Q3_K_M files
 // wherever a row is not a multiple of 256 (SmolLM2's 576, Qwen2.5-0.5B's 896); compare
@@ -169,6 +175,9 @@ PK_MATMUL_BENCH(iq4_nl_135m_ffn_up_576x1536_t64, DType::kIQ4_NL, 1536, 576, 64);
 PK_MATMUL_BENCH(q4_0_1b_ffn_up_2048x8192_t64, DType::kQ4_0, 8192, 2048, 64);
 PK_MATMUL_BENCH(q8_0_1b_ffn_up_2048x8192_t64, DType::kQ8_0, 8192, 2048, 64);
 PK_MATMUL_BENCH(q4_0_135m_ffn_up_576x1536_t64, DType::kQ4_0, 1536, 576, 64);
+PK_MATMUL_BENCH(q4_k_1b_ffn_up_2048x8192_t64, DType::kQ4_K, 8192, 2048, 64);
+PK_MATMUL_BENCH(q5_k_1b_ffn_up_2048x8192_t64, DType::kQ5_K, 8192, 2048, 64);
+PK_MATMUL_BENCH(q6_k_1b_ffn_up_2048x8192_t64, DType::kQ6_K, 8192, 2048, 64);
 
 BENCHMARK_CAPTURE(BM_DecodeModel, q4_0_llama1b, DType::kQ4_0, 2048, 8192, 512, 128256, 16)
     ->UseRealTime()

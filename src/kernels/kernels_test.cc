@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <random>
 #include <string>
@@ -86,7 +87,8 @@ TEST(KernelsTest, MatMulPathIsTheSameSetOnEveryTargetAndFastOnX86) {
   const std::string target = ActiveTarget();
   if (target == "AVX2" || target == "AVX3" || target == "AVX3_ZEN4" || target == "AVX3_SPR") {
     for (DType t : {DType::kQ4_0, DType::kQ8_0, DType::kQ4_K, DType::kQ6_K, DType::kQ4_1,
-                    DType::kQ5_0, DType::kQ5_1, DType::kIQ4_NL}) {
+                    DType::kQ5_0, DType::kQ5_1, DType::kIQ4_NL, DType::kQ2_K, DType::kQ3_K,
+                    DType::kQ5_K, DType::kIQ4_XS}) {
       EXPECT_EQ(MatMulPathOf(t), MatMulPath::kFast) << tensor::DTypeName(t);
     }
   }
@@ -125,7 +127,8 @@ TEST(KernelsTest, QuantizeActQ8MatchesReferenceBitForBit) {
 // term inside a block (cancellation), so the bound is taken against a looser 2^-14.
 double Tolerance(DType dtype, size_t cols, double abs_sum) {
   switch (dtype) {
-    case DType::kQ4_K: case DType::kQ6_K:
+    case DType::kQ2_K: case DType::kQ3_K: case DType::kQ4_K: case DType::kQ5_K:
+    case DType::kQ6_K: case DType::kIQ4_XS:
       return std::ldexp(abs_sum, -14) + 1e-7;
     case DType::kF32: case DType::kF16: case DType::kBF16:
       return (static_cast<double>(cols) + 16.0) * std::ldexp(abs_sum, -23) + 1e-7;
@@ -151,6 +154,10 @@ TEST(KernelsTest, MatMulMatchesReferenceOnAllDtypes) {
       {DType::kQ5_0, {32, 96, 576, 896, 1536, 2048}},
       {DType::kQ5_1, {32, 96, 576, 896, 1536, 2048}},
       {DType::kIQ4_NL, {32, 96, 576, 896, 1536, 2048}},
+      {DType::kQ2_K, {256, 1536, 2048}},
+      {DType::kQ3_K, {256, 1536, 2048}},
+      {DType::kQ5_K, {256, 1536, 2048}},
+      {DType::kIQ4_XS, {256, 1536, 2048}},
       {DType::kF32, {1, 7, 15, 16, 17, 576}},
       {DType::kF16, {1, 7, 15, 16, 17, 576}},
       {DType::kBF16, {1, 7, 15, 16, 17, 576}},
@@ -180,6 +187,57 @@ TEST(KernelsTest, MatMulMatchesReferenceOnAllDtypes) {
   });
 }
 
+// Uniform payloads (0x00, 0xFF, 0x88: every type's smallest and largest codes) against
+// activations that quantize to +-127 everywhere: the x86 kernels' vpmaddubsw pairs must
+// not saturate, and offsets/mins must fold in exactly.
+TEST(KernelsTest, KQuantKernelsMatchReferenceOnExtremeBlocks) {
+  struct ScaleFields {
+    DType dtype;
+    size_t d, dmin;  // byte offsets of the f16 fields in a block (dmin = d: none)
+  };
+  const ScaleFields types[] = {
+      {DType::kQ2_K, offsetof(tensor::BlockQ2_K, d), offsetof(tensor::BlockQ2_K, dmin)},
+      {DType::kQ3_K, offsetof(tensor::BlockQ3_K, d), offsetof(tensor::BlockQ3_K, d)},
+      {DType::kQ4_K, offsetof(tensor::BlockQ4_K, d), offsetof(tensor::BlockQ4_K, dmin)},
+      {DType::kQ5_K, offsetof(tensor::BlockQ5_K, d), offsetof(tensor::BlockQ5_K, dmin)},
+      {DType::kQ6_K, offsetof(tensor::BlockQ6_K, d), offsetof(tensor::BlockQ6_K, d)},
+      {DType::kIQ4_XS, offsetof(tensor::BlockIQ4_XS, d), offsetof(tensor::BlockIQ4_XS, d)},
+  };
+  constexpr size_t kRows = 3, kCols = 512, kTokens = 3;
+  std::vector<float> x(kTokens * kCols);
+  for (size_t c = 0; c < kCols; ++c) {
+    x[c] = 1.0f;
+    x[kCols + c] = -1.0f;
+    x[2 * kCols + c] = (c % 3 == 0) ? -1.0f : 1.0f;
+  }
+  ThreadPool pool(1);
+  Workspace ws;
+  ForEachTarget([&] {
+    for (const ScaleFields& t : types) {
+      for (uint8_t fill : {uint8_t{0x00}, uint8_t{0xFF}, uint8_t{0x88}}) {
+        Weight w;
+        w.bytes.assign(kRows * tensor::RowBytes(t.dtype, kCols), fill);
+        const tensor::f16_t d = tensor::F32ToF16(0.01f), dmin = tensor::F32ToF16(0.003f);
+        for (size_t off = 0; off < w.bytes.size(); off += tensor::BlockBytes(t.dtype)) {
+          std::memcpy(&w.bytes[off + t.d], &d, 2);
+          if (t.dmin != t.d) std::memcpy(&w.bytes[off + t.dmin], &dmin, 2);
+        }
+        w.view.dtype = t.dtype;
+        w.view.ne = {static_cast<int64_t>(kCols), static_cast<int64_t>(kRows), 1, 1};
+        w.view.data = w.bytes.data();
+        std::vector<float> y(kTokens * kRows), want(kTokens * kRows), mag(kTokens * kRows);
+        MatMul(w.view, x.data(), kTokens, y.data(), pool, ws);
+        ref::MatMul(w.view, x.data(), kTokens, want.data());
+        ref::MatMulAbs(w.view, x.data(), kTokens, mag.data());
+        for (size_t i = 0; i < y.size(); ++i) {
+          ASSERT_NEAR(y[i], want[i], Tolerance(t.dtype, kCols, mag[i]))
+              << tensor::DTypeName(t.dtype) << " fill " << int{fill} << " i=" << i;
+        }
+      }
+    }
+  });
+}
+
 TEST(KernelsTest, MatMulIsBatchInvariant) {
   // Every output must be bit-identical whatever the batch size, the token's place in the
   // batch and the thread count.
@@ -187,7 +245,8 @@ TEST(KernelsTest, MatMulIsBatchInvariant) {
   Workspace ws;
   ForEachTarget([&] {
     for (DType dtype : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K, DType::kF16,
-                        DType::kF32, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kIQ4_NL}) {
+                        DType::kF32, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kIQ4_NL,
+                        DType::kQ2_K, DType::kQ3_K, DType::kQ5_K, DType::kIQ4_XS}) {
       const size_t cols = tensor::BlockElements(dtype) == 256 ? 512 : 576;
       const Weight w = MakeWeight(dtype, kRows, cols, 5);
       const auto x = RandomNormal(kTokens * cols, 6);
@@ -533,7 +592,7 @@ TEST(KernelsTest, ArgMaxAndScaledExpMatchReference) {
 TEST(KernelsTest, GetRowsDequantizesAnyDtype) {
   for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0,
                       DType::kQ4_K, DType::kQ6_K, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1,
-                      DType::kIQ4_NL}) {
+                      DType::kIQ4_NL, DType::kQ2_K, DType::kQ3_K, DType::kQ5_K, DType::kIQ4_XS}) {
     const Weight w = MakeWeight(dtype, 10, 256, 7);
     const int32_t ids[] = {9, 0, 3, 3};
     std::vector<float> got(4 * 256), want(4 * 256);

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kernels/iq_testutil.h"
+#include "kernels/kquant_testutil.h"
 #include "tensor/fp16.h"
 
 namespace pocket::kernels {
@@ -13,6 +14,11 @@ namespace pocket::kernels {
 using tensor::DType;
 
 bool FillRandomBlocks(DType dtype, void* dst, size_t blocks, uint32_t seed) {
+  if (testing::NeedsRandomBlocks(dtype)) {  // Q2_K, Q3_K, Q5_K, IQ4_XS
+    std::mt19937 rng(seed);
+    testing::RandomBlocks(dtype, rng, static_cast<uint8_t*>(dst), blocks);
+    return true;
+  }
   if (IsIqDType(dtype)) {
     const std::vector<uint8_t> rows = RandomIqRows(dtype, 1, blocks * tensor::kQKK, seed);
     std::memcpy(dst, rows.data(), rows.size());

@@ -14,8 +14,8 @@ namespace pocket::kernels {
 // the scale fields with finite f16 values of a weight-like size (d of magnitude 0.004 to
 // 0.02 with a random sign; Q4_1/Q5_1's d positive and m in [-0.15, 0.15], as a fit of
 // N(0, 0.05) weights gives). Returns false, writing nothing, for a dtype it does not
-// know (those have tensor::QuantizeRow). Handles Q4_1, Q5_0, Q5_1, IQ4_NL, and the IQ1/IQ2/IQ3
-// types through RandomIqRows (iq_testutil.h).
+// know (those have tensor::QuantizeRow). Handles Q4_1, Q5_0, Q5_1, IQ4_NL here, Q2_K, Q3_K,
+// Q5_K, IQ4_XS through kquant_testutil.h and the IQ1/IQ2/IQ3 types through iq_testutil.h.
 bool FillRandomBlocks(tensor::DType dtype, void* dst, size_t blocks, uint32_t seed);
 
 }  // namespace pocket::kernels

@@ -485,8 +485,10 @@ void DequantizeRow(DType dtype, const void* src, float* dst, size_t n) {
     case DType::kQ5_0: DequantizeRowQ5_0(static_cast<const BlockQ5_0*>(src), dst, n); return;
     case DType::kQ5_1: DequantizeRowQ5_1(static_cast<const BlockQ5_1*>(src), dst, n); return;
     case DType::kIQ4_NL: DequantizeRowIQ4_NL(static_cast<const BlockIQ4_NL*>(src), dst, n); return;
-    case DType::kQ2_K: case DType::kQ3_K: case DType::kQ5_K: case DType::kIQ4_XS:
-      break;
+    case DType::kQ2_K: DequantizeRowQ2_K(static_cast<const BlockQ2_K*>(src), dst, n); return;
+    case DType::kQ3_K: DequantizeRowQ3_K(static_cast<const BlockQ3_K*>(src), dst, n); return;
+    case DType::kQ5_K: DequantizeRowQ5_K(static_cast<const BlockQ5_K*>(src), dst, n); return;
+    case DType::kIQ4_XS: DequantizeRowIQ4_XS(static_cast<const BlockIQ4_XS*>(src), dst, n); return;
   }
   PK_CHECK(false && "DequantizeRow: no dequantizer for this dtype");
 }

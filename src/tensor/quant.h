@@ -65,4 +65,15 @@ void DequantizeRowIQ1_M(const BlockIQ1_M* x, float* y, size_t n);
 void QuantizeRow(DType dtype, const float* src, void* dst, size_t n);
 void DequantizeRow(DType dtype, const void* src, float* dst, size_t n);
 
+// ---- K-quants Q2_K, Q3_K, Q5_K and IQ4_XS (quant_k.cc): dequantization only; files in
+// these types come from llama-quantize. Same bits as ggml's dequantize_row_*. n as above.
+void DequantizeRowQ2_K(const BlockQ2_K* x, float* y, size_t n);
+void DequantizeRowQ3_K(const BlockQ3_K* x, float* y, size_t n);
+void DequantizeRowQ5_K(const BlockQ5_K* x, float* y, size_t n);
+void DequantizeRowIQ4_XS(const BlockIQ4_XS* x, float* y, size_t n);
+// Q3_K's 16 sub-block scales from its 12 packed bytes, minus 32 (range -32..31).
+void Q3KScales(const uint8_t* packed, int8_t* scales);
+// IQ4_XS's scale of sub-block ib (0..7), minus 32 (range -32..31).
+int IQ4XSScale(const BlockIQ4_XS& b, int ib);
+
 }  // namespace pocket::tensor

@@ -20,7 +20,8 @@ namespace pocket::kernels::cpu {
 //    -8 * (sum of the block's quants) (folds Q4_0's offset of 8 into the integer dot; Q5_0's
 //    offset of 16 is twice it, and Q4_1/Q5_1's min term needs the sum itself: -neg8sum / 8,
 //    exact). Also used by Q4_1, Q5_0, Q5_1 and IQ4_NL weights.
-//  kind 2 (Q4_K/Q6_K weights): per token cols / 256 tensor::BlockQ8_K.
+//  kind 2 (Q2_K/Q3_K/Q4_K/Q5_K/Q6_K/IQ4_XS weights): per token cols / 256
+//    tensor::BlockQ8_K.
 struct Activations {
   int kind = 0;
   size_t cols = 0;
@@ -55,6 +56,12 @@ void MatMulRowsLegacy(const tensor::TensorView& w, const uint8_t* packed, int pa
 int LegacyPackedLayout();
 size_t LegacyPackedBlockBytes(tensor::DType dtype);
 void PackLegacyGroup(const tensor::TensorView& w, size_t g, uint8_t* dst);
+// MatMulRows for the 256-element super-block types Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and
+// IQ4_XS (act.kind 2, Q8_K); same contract (matmul_kquant.cc). KQuantPath: MatMulPathOf for
+// those types on the dispatched target (kUnsupported for any other dtype).
+void MatMulKQuantRows(const tensor::TensorView& w, const Activations& act, size_t r0, size_t r1,
+                      float* y);
+MatMulPath KQuantPath(tensor::DType dtype);
 
 // PackedWeight layouts, per group of 8 rows (the last group repeats its last row), per
 // 32-block: the 8 rows' f16 scales (16 bytes), then the quants (Q8_0's bytes XOR 0x80,

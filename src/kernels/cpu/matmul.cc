@@ -10,6 +10,7 @@
 // (batch invariance) and independent of the row split across threads.
 //
 // Other targets and other dtypes: portable loops per (row, token), integer within a block.
+// The 256-element super-block types (Q2_K..Q6_K, IQ4_XS) live in matmul_kquant.cc.
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
@@ -64,59 +65,6 @@ float DotQ8Portable(const uint8_t* wrow, bool q4, const int8_t* xq, const float*
     for (size_t i = 0; i < 32; ++i) isum += int32_t{w[i]} * xq[b * 32 + i];
     const float scale = dw * xd[b];
     acc += scale * static_cast<float>(isum);
-  }
-  return acc;
-}
-
-float DotQ4K(const uint8_t* wrow, const tensor::BlockQ8_K* x, size_t nb) {
-  float acc = 0.0f;
-  uint8_t q[256];
-  for (size_t b = 0; b < nb; ++b) {
-    const auto* blk = reinterpret_cast<const tensor::BlockQ4_K*>(wrow) + b;
-    for (size_t c = 0; c < 4; ++c) {
-      for (size_t l = 0; l < 32; ++l) {
-        q[64 * c + l] = blk->qs[32 * c + l] & 0x0F;
-        q[64 * c + 32 + l] = blk->qs[32 * c + l] >> 4;
-      }
-    }
-    int32_t sumi = 0, summ = 0;
-    for (int j = 0; j < 8; ++j) {
-      uint8_t sc, m;
-      tensor::GetScaleMinK4(j, blk->scales, &sc, &m);
-      int32_t s = 0;
-      for (size_t i = 0; i < 32; ++i) s += int32_t{q[32 * j + i]} * x[b].qs[32 * j + i];
-      sumi += int32_t{sc} * s;
-      summ += int32_t{m} * (x[b].bsums[2 * j] + x[b].bsums[2 * j + 1]);
-    }
-    const float d = tensor::F16ToF32(blk->d), dmin = tensor::F16ToF32(blk->dmin);
-    acc += x[b].d * (d * static_cast<float>(sumi) - dmin * static_cast<float>(summ));
-  }
-  return acc;
-}
-
-float DotQ6K(const uint8_t* wrow, const tensor::BlockQ8_K* x, size_t nb) {
-  float acc = 0.0f;
-  int8_t q[256];
-  for (size_t b = 0; b < nb; ++b) {
-    const auto* blk = reinterpret_cast<const tensor::BlockQ6_K*>(wrow) + b;
-    for (size_t half = 0; half < 2; ++half) {
-      const uint8_t* ql = blk->ql + 64 * half;
-      const uint8_t* qh = blk->qh + 32 * half;
-      int8_t* o = q + 128 * half;
-      for (size_t l = 0; l < 32; ++l) {
-        o[l] = static_cast<int8_t>(((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32);
-        o[l + 32] = static_cast<int8_t>(((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32);
-        o[l + 64] = static_cast<int8_t>(((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
-        o[l + 96] = static_cast<int8_t>(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
-      }
-    }
-    int32_t sumi = 0;
-    for (size_t j = 0; j < 16; ++j) {
-      int32_t s = 0;
-      for (size_t i = 0; i < 16; ++i) s += int32_t{q[16 * j + i]} * x[b].qs[16 * j + i];
-      sumi += int32_t{blk->scales[j]} * s;
-    }
-    acc += x[b].d * (tensor::F16ToF32(blk->d) * static_cast<float>(sumi));
   }
   return acc;
 }
@@ -583,81 +531,6 @@ void MatMulPairs(const uint8_t* packed, bool from_memory, const Activations& act
 }
 #endif  // HWY_TARGET == HWY_AVX3
 
-// ---- K-quants on x86: per (row, token), vpmaddubsw against Q8_K, scales via vpmaddwd. ----
-
-// Q4_K: nibbles (unsigned) x Q8_K int8; the 6-bit sub-block scales multiply the int16
-// pair sums (vpmaddwd), the mins fold in through Q8_K's bsums. Exact integers per block.
-float DotQ4KX86(const uint8_t* wrow, const tensor::BlockQ8_K* x, size_t nb) {
-  __m256 acc = _mm256_setzero_ps();
-  float mins = 0.0f;
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
-  for (size_t b = 0; b < nb; ++b) {
-    const auto* blk = reinterpret_cast<const tensor::BlockQ4_K*>(wrow) + b;
-    uint8_t sc[8], mn[8];
-    for (int j = 0; j < 8; ++j) tensor::GetScaleMinK4(j, blk->scales, &sc[j], &mn[j]);
-    __m256i sumi = _mm256_setzero_si256();
-    for (int c = 0; c < 4; ++c) {
-      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qs + 32 * c));
-      const __m256i lo = _mm256_and_si256(q, m4);
-      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-      const __m256i plo = _mm256_maddubs_epi16(
-          lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs + 64 * c)));
-      const __m256i phi = _mm256_maddubs_epi16(
-          hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs + 64 * c + 32)));
-      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, _mm256_set1_epi16(sc[2 * c])));
-      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, _mm256_set1_epi16(sc[2 * c + 1])));
-    }
-    int32_t summ = 0;
-    for (int j = 0; j < 8; ++j) summ += int32_t{mn[j]} * (x[b].bsums[2 * j] + x[b].bsums[2 * j + 1]);
-    const float d = x[b].d * tensor::F16ToF32(blk->d);
-    const float dmin = x[b].d * tensor::F16ToF32(blk->dmin);
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(d), acc);
-    mins += dmin * static_cast<float>(summ);
-  }
-  return HorizontalSum(acc) - mins;
-}
-
-// Q6_K: 6-bit values 0..63 (unsigned) x Q8_K; the -32 offset is folded in with the bsums
-// (exact, in the int32 lanes).
-float DotQ6KX86(const uint8_t* wrow, const tensor::BlockQ8_K* x, size_t nb) {
-  __m256 acc = _mm256_setzero_ps();
-  const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
-  for (size_t b = 0; b < nb; ++b) {
-    const auto* blk = reinterpret_cast<const tensor::BlockQ6_K*>(wrow) + b;
-    __m256i sumi = _mm256_setzero_si256();
-    for (int half = 0; half < 2; ++half) {
-      const uint8_t* ql = blk->ql + 64 * half;
-      const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
-      const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 32));
-      const __m256i h =
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qh + 32 * half));
-      __m256i q[4];
-      q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4),
-                             _mm256_slli_epi16(_mm256_and_si256(h, m2), 4));
-      q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
-                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), m2), 4));
-      q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), m2), 4));
-      q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), m2), 4));
-      const int8_t* sc = blk->scales + 8 * half;
-      for (int k = 0; k < 4; ++k) {
-        const __m256i p = _mm256_maddubs_epi16(
-            q[k], _mm256_loadu_si256(
-                      reinterpret_cast<const __m256i*>(x[b].qs + 128 * half + 32 * k)));
-        const __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[2 * k + 1]), _mm_set1_epi16(sc[2 * k]));
-        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, s));
-      }
-    }
-    int32_t corr = 0;
-    for (int j = 0; j < 16; ++j) corr += int32_t{blk->scales[j]} * x[b].bsums[j];
-    sumi = _mm256_sub_epi32(sumi, _mm256_zextsi128_si256(_mm_cvtsi32_si128(32 * corr)));
-    const float d = x[b].d * tensor::F16ToF32(blk->d);
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(d), acc);
-  }
-  return HorizontalSum(acc);
-}
-
 bool HasVnni() {
 #if HWY_TARGET == HWY_AVX3
   static const bool vnni = __builtin_cpu_supports("avx512vnni");
@@ -802,23 +675,10 @@ void MatMulRowsImpl(const tensor::TensorView& w, const uint8_t* packed, int pack
 #endif
       return;
     }
-    case DType::kQ4_K:
-    case DType::kQ6_K: {
-      const bool q4k = w.dtype == DType::kQ4_K;
-      for (size_t r = r0; r < r1; ++r) {
-        for (size_t t = 0; t < act.num_tokens; ++t) {
-          const auto* x = reinterpret_cast<const tensor::BlockQ8_K*>(act.q8 + t * act.stride_bytes);
-#if PK_X86_INT8
-          y[t * rows + r] = q4k ? DotQ4KX86(wbase + r * w_stride, x, cols / 256)
-                                : DotQ6KX86(wbase + r * w_stride, x, cols / 256);
-#else
-          y[t * rows + r] = q4k ? DotQ4K(wbase + r * w_stride, x, cols / 256)
-                                : DotQ6K(wbase + r * w_stride, x, cols / 256);
-#endif
-        }
-      }
+    case DType::kQ2_K: case DType::kQ3_K: case DType::kQ4_K: case DType::kQ5_K:
+    case DType::kQ6_K: case DType::kIQ4_XS:
+      MatMulKQuantRows(w, act, r0, r1, y);  // matmul_kquant.cc
       return;
-    }
     case DType::kF32:
     case DType::kF16:
     case DType::kBF16: {
@@ -847,7 +707,6 @@ void MatMulRowsImpl(const tensor::TensorView& w, const uint8_t* packed, int pack
       MatMulRowsLegacy(w, packed, packed_layout, from_memory, act, r0, r1, y);  // matmul_legacy.cc
       return;
     case DType::kQ8_K:
-    case DType::kQ2_K: case DType::kQ3_K: case DType::kQ5_K: case DType::kIQ4_XS:
       break;
   }
 }
@@ -857,9 +716,12 @@ MatMulPath MatMulPathImpl(DType dtype) {
   switch (dtype) {
     case DType::kF32: case DType::kF16: case DType::kBF16:
       return MatMulPath::kFast;  // Highway vectors on every target
-    case DType::kQ8_0: case DType::kQ4_0: case DType::kQ4_K: case DType::kQ6_K:
+    case DType::kQ8_0: case DType::kQ4_0:
     case DType::kQ4_1: case DType::kQ5_0: case DType::kQ5_1: case DType::kIQ4_NL:
       return PK_X86_INT8 ? MatMulPath::kFast : MatMulPath::kReference;
+    case DType::kQ2_K: case DType::kQ3_K: case DType::kQ4_K: case DType::kQ5_K:
+    case DType::kQ6_K: case DType::kIQ4_XS:
+      return KQuantPath(dtype);  // matmul_kquant.cc
     case DType::kIQ2_XXS: case DType::kIQ2_XS: case DType::kIQ2_S: case DType::kIQ3_XXS:
     case DType::kIQ3_S: case DType::kIQ1_S: case DType::kIQ1_M:
       return MatMulPath::kReference;  // dequantize a row, f32 dot (matmul_dequant.cc)

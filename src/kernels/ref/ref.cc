@@ -59,15 +59,14 @@ void EffectiveActivation(DType dtype, const float* x, size_t n, float* out) {
       for (size_t i = 0; i < n; ++i) out[i] = d[i / 32] * static_cast<float>(q[i]);
       return;
     }
-    case DType::kQ4_K:
-    case DType::kQ6_K: {
+    case DType::kQ2_K: case DType::kQ3_K: case DType::kQ4_K: case DType::kQ5_K:
+    case DType::kQ6_K: case DType::kIQ4_XS: {
       std::vector<tensor::BlockQ8_K> blocks(n / tensor::kQKK);
       tensor::QuantizeRowQ8_K(x, blocks.data(), n);
       tensor::DequantizeRowQ8_K(blocks.data(), out, n);
       return;
     }
     case DType::kQ8_K:
-    case DType::kQ2_K: case DType::kQ3_K: case DType::kQ5_K: case DType::kIQ4_XS:
       break;
   }
   PK_CHECK(false && "EffectiveActivation: unsupported weight dtype");

@@ -1,0 +1,604 @@
+// MatMul bodies for the 256-element super-block weight types Q2_K, Q3_K, Q4_K, Q5_K, Q6_K
+// and IQ4_XS against Q8_K activations, compiled once per Highway target (foreach_target).
+//
+// Every target: a portable dot per (row, token), integer within a block (the block's
+// quants decoded to int8 with integer sub-block scales), one float step per block.
+// x86 (AVX2 and AVX-512 targets, 256-bit integer ops): vpmaddubsw of the unsigned quants
+// (or |IQ4 value| with the sign moved onto x) against Q8_K's int8, vpmaddwd with the
+// sub-block scales, int32 lanes per block; offsets and mins fold in exactly through Q8_K's
+// bsums (sums of 16 quants). Per block the int32 lanes become floats and one FMA per lane
+// adds them, times d_w * d_x, into 8 float lanes; mins go into their own lanes; both are
+// summed in a fixed order at the end. Each (row, token) sees exactly the same operations
+// whatever the batch, the row range or the thread count: batch invariant by construction.
+// Why not VNNI here: a sub-block scale multiplies each 32-element dot, so vpdpbusd would
+// need a vpmulld (or a float convert) per sub-block after it; vpmaddubsw + vpmaddwd does
+// the scale in the same two instructions (llama.cpp's x86 K-quant dots do the same).
+#include <cstring>
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/cpu/matmul_kquant.cc"
+// The target list (hwy_targets.h) must come before foreach_target.h.
+// clang-format off
+#include "kernels/cpu/hwy_targets.h"  // IWYU pragma: keep
+#include "hwy/foreach_target.h"       // IWYU pragma: keep
+// clang-format on
+#include "hwy/highway.h"
+#include "kernels/cpu/cpu.h"
+#include "tensor/dtype.h"
+#include "tensor/fp16.h"
+#include "tensor/quant.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace pocket::kernels::cpu {
+namespace HWY_NAMESPACE {
+using tensor::BlockQ8_K;
+using tensor::DType;
+
+#undef PK_X86_KQUANT
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3
+#define PK_X86_KQUANT 1
+#else
+#define PK_X86_KQUANT 0
+#endif
+
+using DotFn = float (*)(const uint8_t* wrow, const BlockQ8_K* x, size_t nb);
+
+// ---------------------------------------------------------------------------------------
+// Portable per-(row, token) dot products.
+
+// Q4_K and Q6_K: unchanged from the original kernels (same bits on non-x86 targets).
+float DotQ4K(const uint8_t* wrow, const BlockQ8_K* x, size_t nb) {
+  float acc = 0.0f;
+  uint8_t q[256];
+  for (size_t b = 0; b < nb; ++b) {
+    const auto* blk = reinterpret_cast<const tensor::BlockQ4_K*>(wrow) + b;
+    for (size_t c = 0; c < 4; ++c) {
+      for (size_t l = 0; l < 32; ++l) {
+        q[64 * c + l] = blk->qs[32 * c + l] & 0x0F;
+        q[64 * c + 32 + l] = blk->qs[32 * c + l] >> 4;
+      }
+    }
+    int32_t sumi = 0, summ = 0;
+    for (int j = 0; j < 8; ++j) {
+      uint8_t sc, m;
+      tensor::GetScaleMinK4(j, blk->scales, &sc, &m);
+      int32_t s = 0;
+      for (size_t i = 0; i < 32; ++i) s += int32_t{q[32 * j + i]} * x[b].qs[32 * j + i];
+      sumi += int32_t{sc} * s;
+      summ += int32_t{m} * (x[b].bsums[2 * j] + x[b].bsums[2 * j + 1]);
+    }
+    const float d = tensor::F16ToF32(blk->d), dmin = tensor::F16ToF32(blk->dmin);
+    acc += x[b].d * (d * static_cast<float>(sumi) - dmin * static_cast<float>(summ));
+  }
+  return acc;
+}
+
+float DotQ6K(const uint8_t* wrow, const BlockQ8_K* x, size_t nb) {
+  float acc = 0.0f;
+  int8_t q[256];
+  for (size_t b = 0; b < nb; ++b) {
+    const auto* blk = reinterpret_cast<const tensor::BlockQ6_K*>(wrow) + b;
+    for (size_t half = 0; half < 2; ++half) {
+      const uint8_t* ql = blk->ql + 64 * half;
+      const uint8_t* qh = blk->qh + 32 * half;
+      int8_t* o = q + 128 * half;
+      for (size_t l = 0; l < 32; ++l) {
+        o[l] = static_cast<int8_t>(((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32);
+        o[l + 32] = static_cast<int8_t>(((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32);
+        o[l + 64] = static_cast<int8_t>(((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
+        o[l + 96] = static_cast<int8_t>(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
+      }
+    }
+    int32_t sumi = 0;
+    for (size_t j = 0; j < 16; ++j) {
+      int32_t s = 0;
+      for (size_t i = 0; i < 16; ++i) s += int32_t{q[16 * j + i]} * x[b].qs[16 * j + i];
+      sumi += int32_t{blk->scales[j]} * s;
+    }
+    acc += x[b].d * (tensor::F16ToF32(blk->d) * static_cast<float>(sumi));
+  }
+  return acc;
+}
+
+// One block of Q2_K / Q3_K / Q5_K / IQ4_XS decoded for the portable dot: x_i = d *
+// scale[i / 16] * q[i] - dmin * (min term folded into summ).
+struct DecodedBlock {
+  int8_t q[256];
+  int16_t scale[16];  // per 16 elements
+  int16_t min[16];    // per 16 elements (0 where the type has no mins)
+  float d = 0.0f, dmin = 0.0f;
+};
+
+void DecodeQ2K(const uint8_t* p, DecodedBlock& o) {
+  const auto& b = *reinterpret_cast<const tensor::BlockQ2_K*>(p);
+  for (int half = 0; half < 2; ++half) {
+    for (int j = 0; j < 4; ++j) {
+      for (int l = 0; l < 32; ++l) {
+        o.q[128 * half + 32 * j + l] = static_cast<int8_t>((b.qs[32 * half + l] >> (2 * j)) & 3);
+      }
+    }
+  }
+  for (int g = 0; g < 16; ++g) {
+    o.scale[g] = b.scales[g] & 0xF;
+    o.min[g] = b.scales[g] >> 4;
+  }
+  o.d = tensor::F16ToF32(b.d);
+  o.dmin = tensor::F16ToF32(b.dmin);
+}
+
+void DecodeQ3K(const uint8_t* p, DecodedBlock& o) {
+  const auto& b = *reinterpret_cast<const tensor::BlockQ3_K*>(p);
+  for (int half = 0; half < 2; ++half) {
+    for (int j = 0; j < 4; ++j) {
+      const int bit = 4 * half + j;
+      for (int l = 0; l < 32; ++l) {
+        const int low = (b.qs[32 * half + l] >> (2 * j)) & 3;
+        const int high = (b.hmask[l] >> bit) & 1;
+        o.q[128 * half + 32 * j + l] = static_cast<int8_t>(low - (high ? 0 : 4));
+      }
+    }
+  }
+  int8_t s[16];
+  tensor::Q3KScales(b.scales, s);
+  for (int g = 0; g < 16; ++g) {
+    o.scale[g] = s[g];
+    o.min[g] = 0;
+  }
+  o.d = tensor::F16ToF32(b.d);
+  o.dmin = 0.0f;
+}
+
+void DecodeQ5K(const uint8_t* p, DecodedBlock& o) {
+  const auto& b = *reinterpret_cast<const tensor::BlockQ5_K*>(p);
+  for (int c = 0; c < 4; ++c) {
+    for (int l = 0; l < 32; ++l) {
+      const uint8_t q = b.qs[32 * c + l], h = b.qh[l];
+      o.q[64 * c + l] = static_cast<int8_t>((q & 0xF) | (((h >> (2 * c)) & 1) << 4));
+      o.q[64 * c + 32 + l] = static_cast<int8_t>((q >> 4) | (((h >> (2 * c + 1)) & 1) << 4));
+    }
+  }
+  for (int j = 0; j < 8; ++j) {
+    uint8_t sc, m;
+    tensor::GetScaleMinK4(j, b.scales, &sc, &m);
+    o.scale[2 * j] = o.scale[2 * j + 1] = sc;
+    o.min[2 * j] = o.min[2 * j + 1] = m;
+  }
+  o.d = tensor::F16ToF32(b.d);
+  o.dmin = tensor::F16ToF32(b.dmin);
+}
+
+void DecodeIQ4XS(const uint8_t* p, DecodedBlock& o) {
+  const auto& b = *reinterpret_cast<const tensor::BlockIQ4_XS*>(p);
+  for (int ib = 0; ib < 8; ++ib) {
+    for (int j = 0; j < 16; ++j) {
+      o.q[32 * ib + j] = tensor::kIQ4NLValues[b.qs[16 * ib + j] & 0xF];
+      o.q[32 * ib + 16 + j] = tensor::kIQ4NLValues[b.qs[16 * ib + j] >> 4];
+    }
+    o.scale[2 * ib] = o.scale[2 * ib + 1] = static_cast<int16_t>(tensor::IQ4XSScale(b, ib));
+  }
+  for (int g = 0; g < 16; ++g) o.min[g] = 0;
+  o.d = tensor::F16ToF32(b.d);
+  o.dmin = 0.0f;
+}
+
+template <void (*kDecode)(const uint8_t*, DecodedBlock&), size_t kBlockBytes>
+float DotDecoded(const uint8_t* wrow, const BlockQ8_K* x, size_t nb) {
+  float acc = 0.0f;
+  DecodedBlock blk;
+  for (size_t b = 0; b < nb; ++b) {
+    kDecode(wrow + b * kBlockBytes, blk);
+    int32_t sumi = 0, summ = 0;
+    for (int g = 0; g < 16; ++g) {
+      int32_t s = 0;
+      for (int i = 0; i < 16; ++i) s += int32_t{blk.q[16 * g + i]} * x[b].qs[16 * g + i];
+      sumi += int32_t{blk.scale[g]} * s;
+      summ += int32_t{blk.min[g]} * x[b].bsums[g];
+    }
+    acc += x[b].d * (blk.d * static_cast<float>(sumi) - blk.dmin * static_cast<float>(summ));
+  }
+  return acc;
+}
+
+DotFn PortableDot(DType dtype) {
+  switch (dtype) {
+    case DType::kQ2_K:
+      return DotDecoded<DecodeQ2K, sizeof(tensor::BlockQ2_K)>;
+    case DType::kQ3_K:
+      return DotDecoded<DecodeQ3K, sizeof(tensor::BlockQ3_K)>;
+    case DType::kQ4_K:
+      return DotQ4K;
+    case DType::kQ5_K:
+      return DotDecoded<DecodeQ5K, sizeof(tensor::BlockQ5_K)>;
+    case DType::kQ6_K:
+      return DotQ6K;
+    case DType::kIQ4_XS:
+      return DotDecoded<DecodeIQ4XS, sizeof(tensor::BlockIQ4_XS)>;
+    default:
+      return nullptr;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// x86.
+
+#if PK_X86_KQUANT
+
+HWY_INLINE float HorizontalSum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// F16C conversion (exact, as tensor::F16ToF32, without the call).
+HWY_INLINE float HalfToFloat(uint16_t bits) { return _cvtsh_ss(bits); }
+
+HWY_INLINE __m256i Load256(const void* p) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
+
+// Low 128-bit lane: scale[g] in every int16; high lane: scale[g + 1]. `s16` holds int16
+// scales; one dword broadcast (a pure load) and one byte shuffle.
+HWY_INLINE __m256i ScalePair(const int16_t* s16, int g) {
+  int32_t pair;
+  std::memcpy(&pair, s16 + g, 4);
+  const __m256i pick = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,  //
+                                        2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
+  return _mm256_shuffle_epi8(_mm256_set1_epi32(pair), pick);
+}
+
+// Bit `from` of each byte of `v` (only that bit may be set) moved to bit `to`.
+HWY_INLINE __m256i MoveBit(__m256i v, int from, int to) {
+  if (from > to) return _mm256_srli_epi16(v, from - to);
+  if (from < to) return _mm256_slli_epi16(v, to - from);
+  return v;
+}
+
+// Per-row accumulators of the Q4_K/Q5_K/Q6_K dots: `s` the scale terms, `m` the min
+// terms (zero where the type has none); the row's result is sum(s) - sum(m), summed in a
+// fixed order.
+struct KAcc {
+  __m256 s;
+  __m256 m;
+};
+
+// Q8_K's 16 bsums summed in pairs (the 32-element sub-block sums of Q4_K/Q5_K), shared by
+// every row of a token's block.
+HWY_INLINE __m128i PairSums(const BlockQ8_K& xb) {
+  const __m256i bsums = Load256(xb.bsums);
+  return _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));
+}
+
+// One Q4_K / Q5_K block (they share everything but the fifth bit). Scales and mins are
+// unpacked in registers (tensor::GetScaleMinK4's values, ggml's kmask steps); each
+// sub-block's scale is broadcast with a byte shuffle. The 8 mins times the pair sums of
+// bsums (vpmaddwd, exact) go into the `m` lanes.
+template <bool kQ5>
+HWY_INLINE void BlockQ45K(const uint8_t* p, const BlockQ8_K& xb, __m128i pair_sums, KAcc& a) {
+  constexpr uint32_t kMask1 = 0x3f3f3f3f, kMask2 = 0x0f0f0f0f, kMask3 = 0x03030303;
+  uint16_t d_bits, dmin_bits;
+  std::memcpy(&d_bits, p, 2);
+  std::memcpy(&dmin_bits, p + 2, 2);
+  uint32_t u[3];
+  std::memcpy(u, p + 4, 12);
+  const uint32_t s03 = u[0] & kMask1;
+  const uint32_t s47 = (u[2] & kMask2) | (((u[0] >> 6) & kMask3) << 4);
+  const uint32_t m03 = u[1] & kMask1;
+  const uint32_t m47 = ((u[2] >> 4) & kMask2) | (((u[1] >> 6) & kMask3) << 4);
+  const __m256i sm16 = _mm256_cvtepu8_epi16(_mm_setr_epi32(
+      static_cast<int>(s03), static_cast<int>(s47), static_cast<int>(m03), static_cast<int>(m47)));
+  const __m256i scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sm16));
+  const __m128i prod_m = _mm_madd_epi16(_mm256_extracti128_si256(sm16, 1), pair_sums);
+  const uint8_t* qs = p + 16;  // Q4_K: d, dmin, scales[12], qs; Q5_K: ..., qh[32], qs
+  __m256i hbits = _mm256_setzero_si256();
+  if constexpr (kQ5) {
+    hbits = Load256(p + 16);
+    qs = p + 48;
+  }
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  __m256i sumi = _mm256_setzero_si256();
+  for (int c = 0; c < 4; ++c) {
+    const __m256i q = Load256(qs + 32 * c);
+    __m256i lo = _mm256_and_si256(q, m4);
+    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+    if constexpr (kQ5) {
+      const __m256i blo =
+          _mm256_and_si256(hbits, _mm256_set1_epi8(static_cast<char>(1 << (2 * c))));
+      const __m256i bhi =
+          _mm256_and_si256(hbits, _mm256_set1_epi8(static_cast<char>(1 << (2 * c + 1))));
+      lo = _mm256_or_si256(lo, MoveBit(blo, 2 * c, 4));
+      hi = _mm256_or_si256(hi, MoveBit(bhi, 2 * c + 1, 4));
+    }
+    // Scale of sub-block j in every int16: bytes 2j, 2j + 1 of `scales`, repeated.
+    const __m256i sc_lo =
+        _mm256_shuffle_epi8(scales, _mm256_set1_epi16(((4 * c + 1) << 8) | (4 * c)));
+    const __m256i sc_hi =
+        _mm256_shuffle_epi8(scales, _mm256_set1_epi16(((4 * c + 3) << 8) | (4 * c + 2)));
+    const __m256i plo = _mm256_maddubs_epi16(lo, Load256(xb.qs + 64 * c));
+    const __m256i phi = _mm256_maddubs_epi16(hi, Load256(xb.qs + 64 * c + 32));
+    sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, sc_lo));
+    sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, sc_hi));
+  }
+  const float d = xb.d * HalfToFloat(d_bits);
+  const float dmin = xb.d * HalfToFloat(dmin_bits);
+  a.s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(d), a.s);
+  a.m = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_zextsi128_si256(prod_m)), _mm256_set1_ps(dmin),
+                        a.m);
+}
+
+// One Q6_K block: 6-bit values 0..63 (unsigned) x Q8_K; the -32 offset is
+// 32 * sum(scale * bsum), subtracted in the int32 lanes (exact).
+HWY_INLINE void BlockQ6K(const uint8_t* p, const BlockQ8_K& xb, __m128i, KAcc& a) {
+  const auto* blk = reinterpret_cast<const tensor::BlockQ6_K*>(p);
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
+  const __m256i sc16 =
+      _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->scales)));
+  alignas(32) int16_t sc[16];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(sc), sc16);
+  __m256i sumi = _mm256_slli_epi32(_mm256_madd_epi16(sc16, Load256(xb.bsums)), 5);
+  sumi = _mm256_sub_epi32(_mm256_setzero_si256(), sumi);
+  for (int half = 0; half < 2; ++half) {
+    const uint8_t* ql = blk->ql + 64 * half;
+    const __m256i l0 = Load256(ql);
+    const __m256i l1 = Load256(ql + 32);
+    const __m256i h = Load256(blk->qh + 32 * half);
+    __m256i q[4];
+    q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(h, m2), 4));
+    q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), m2), 4));
+    q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), m2), 4));
+    q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), m2), 4));
+    for (int k = 0; k < 4; ++k) {
+      const __m256i pr = _mm256_maddubs_epi16(q[k], Load256(xb.qs + 128 * half + 32 * k));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(pr, ScalePair(sc, 8 * half + 2 * k)));
+    }
+  }
+  const float d = xb.d * HalfToFloat(blk->d);
+  a.s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(d), a.s);
+}
+
+// One row against one token. (Several rows per pass over the token's blocks, sharing the
+// pair sums and activation loads, measured 2-6x slower here: 2 or 4 rows of inlined
+// blocks; not kept.)
+template <void (*kBlock)(const uint8_t*, const BlockQ8_K&, __m128i, KAcc&), size_t kBlockBytes,
+          bool kPairs>
+HWY_INLINE float DotRowX86(const uint8_t* w, const BlockQ8_K* x, size_t nb) {
+  KAcc acc;
+  acc.s = acc.m = _mm256_setzero_ps();
+  for (size_t b = 0; b < nb; ++b) {
+    const __m128i pairs = kPairs ? PairSums(x[b]) : _mm_setzero_si128();
+    kBlock(w + b * kBlockBytes, x[b], pairs, acc);
+  }
+  return HorizontalSum(acc.s) - HorizontalSum(acc.m);
+}
+
+// Rows [r0, r1) x every token.
+template <void (*kBlock)(const uint8_t*, const BlockQ8_K&, __m128i, KAcc&), size_t kBlockBytes,
+          bool kPairs>
+void MatMulRowsX86(const uint8_t* wbase, size_t w_stride, const Activations& act, size_t rows,
+                   size_t r0, size_t r1, float* y) {
+  const size_t nb = act.cols / tensor::kQKK;
+  for (size_t r = r0; r < r1; ++r) {
+    for (size_t t = 0; t < act.num_tokens; ++t) {
+      const auto* x = reinterpret_cast<const BlockQ8_K*>(act.q8 + t * act.stride_bytes);
+      y[t * rows + r] = DotRowX86<kBlock, kBlockBytes, kPairs>(wbase + r * w_stride, x, nb);
+    }
+  }
+}
+
+using RowsFn = void (*)(const uint8_t*, size_t, const Activations&, size_t, size_t, size_t, float*);
+
+RowsFn FastRows(DType dtype) {
+  switch (dtype) {
+    case DType::kQ4_K:
+      return MatMulRowsX86<BlockQ45K<false>, sizeof(tensor::BlockQ4_K), true>;
+    case DType::kQ5_K:
+      return MatMulRowsX86<BlockQ45K<true>, sizeof(tensor::BlockQ5_K), true>;
+    case DType::kQ6_K:
+      return MatMulRowsX86<BlockQ6K, sizeof(tensor::BlockQ6_K), false>;
+    default:
+      return nullptr;
+  }
+}
+
+// tensor::Q3KScales in a register (the same kmask steps, then minus 32 per byte).
+HWY_INLINE __m128i Q3KScalesX86(const uint8_t* packed) {
+  constexpr uint32_t kMask1 = 0x03030303, kMask2 = 0x0f0f0f0f;
+  uint32_t aux[3];
+  std::memcpy(aux, packed, 12);
+  const uint32_t tmp = aux[2];
+  const uint32_t s2 = ((aux[0] >> 4) & kMask2) | (((tmp >> 4) & kMask1) << 4);
+  const uint32_t s3 = ((aux[1] >> 4) & kMask2) | (((tmp >> 6) & kMask1) << 4);
+  const uint32_t s0 = (aux[0] & kMask2) | (((tmp >> 0) & kMask1) << 4);
+  const uint32_t s1 = (aux[1] & kMask2) | (((tmp >> 2) & kMask1) << 4);
+  const __m128i v = _mm_setr_epi32(static_cast<int>(s0), static_cast<int>(s1), static_cast<int>(s2),
+                                   static_cast<int>(s3));
+  return _mm_sub_epi8(v, _mm_set1_epi8(32));
+}
+
+// Q3_K: q = low 2 bits | hmask bit << 2 (0..7, unsigned), value = q - 4; the -4 folds in
+// as 4 * sum(scale * bsum) in the int32 lanes. Signed scales -32..31 through vpmaddwd.
+float DotQ3KX86(const uint8_t* wrow, const BlockQ8_K* x, size_t nb) {
+  __m256 acc = _mm256_setzero_ps();
+  const __m256i m3 = _mm256_set1_epi8(0x03);
+  for (size_t b = 0; b < nb; ++b) {
+    const auto* blk = reinterpret_cast<const tensor::BlockQ3_K*>(wrow) + b;
+    const __m256i sc16 = _mm256_cvtepi8_epi16(Q3KScalesX86(blk->scales));
+    alignas(32) int16_t sc[16];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(sc), sc16);
+    __m256i sumi = _mm256_slli_epi32(_mm256_madd_epi16(sc16, Load256(x[b].bsums)), 2);
+    sumi = _mm256_sub_epi32(_mm256_setzero_si256(), sumi);
+    const __m256i hm = Load256(blk->hmask);
+    for (int half = 0; half < 2; ++half) {
+      const __m256i q = Load256(blk->qs + 32 * half);
+      for (int j = 0; j < 4; ++j) {
+        const int bit = 4 * half + j;
+        const __m256i low = _mm256_and_si256(_mm256_srli_epi16(q, 2 * j), m3);
+        const __m256i high =
+            MoveBit(_mm256_and_si256(hm, _mm256_set1_epi8(static_cast<char>(1 << bit))), bit, 2);
+        const __m256i p = _mm256_maddubs_epi16(_mm256_or_si256(low, high),
+                                               Load256(x[b].qs + 128 * half + 32 * j));
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, ScalePair(sc, 8 * half + 2 * j)));
+      }
+    }
+    const float d = x[b].d * HalfToFloat(blk->d);
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(d), acc);
+  }
+  return HorizontalSum(acc);
+}
+
+// Q2_K: q 0..3 (unsigned) with 4-bit scales; the 4-bit mins times bsums (vpmaddwd) go
+// into their own float lanes, times dmin.
+float DotQ2KX86(const uint8_t* wrow, const BlockQ8_K* x, size_t nb) {
+  __m256 acc = _mm256_setzero_ps();
+  __m256 acc_m = _mm256_setzero_ps();
+  const __m256i m3 = _mm256_set1_epi8(0x03);
+  const __m128i m4 = _mm_set1_epi8(0x0F);
+  for (size_t b = 0; b < nb; ++b) {
+    const auto* blk = reinterpret_cast<const tensor::BlockQ2_K*>(wrow) + b;
+    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->scales));
+    const __m256i sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(raw, m4));
+    const __m256i mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), m4));
+    alignas(32) int16_t sc[16];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(sc), sc16);
+    const __m256i prod_m = _mm256_madd_epi16(mn16, Load256(x[b].bsums));
+    __m256i sumi = _mm256_setzero_si256();
+    for (int half = 0; half < 2; ++half) {
+      const __m256i q = Load256(blk->qs + 32 * half);
+      for (int j = 0; j < 4; ++j) {
+        const __m256i q2 = _mm256_and_si256(_mm256_srli_epi16(q, 2 * j), m3);
+        const __m256i p = _mm256_maddubs_epi16(q2, Load256(x[b].qs + 128 * half + 32 * j));
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, ScalePair(sc, 8 * half + 2 * j)));
+      }
+    }
+    const float d = x[b].d * HalfToFloat(blk->d);
+    const float dmin = x[b].d * HalfToFloat(blk->dmin);
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(d), acc);
+    acc_m = _mm256_fmadd_ps(_mm256_cvtepi32_ps(prod_m), _mm256_set1_ps(dmin), acc_m);
+  }
+  return HorizontalSum(acc) - HorizontalSum(acc_m);
+}
+
+// IQ4_XS: nibbles through the 16-entry codebook with vpshufb (signed values), then the
+// sign moves onto x so vpmaddubsw sees |value| (<= 127) as the unsigned operand: a pair
+// of products is at most 2 * 127 * 127, no saturation. Q8_K quants are in [-127, 127].
+float DotIQ4XSX86(const uint8_t* wrow, const BlockQ8_K* x, size_t nb) {
+  __m256 acc = _mm256_setzero_ps();
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m256i kShiftL = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
+  const __m256i kShiftH = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+  const __m256i m4_32 = _mm256_set1_epi32(0xF), m3_32 = _mm256_set1_epi32(3);
+  const __m256i values = _mm256_broadcastsi128_si256(
+      _mm_loadu_si128(reinterpret_cast<const __m128i*>(tensor::kIQ4NLValues)));
+  for (size_t b = 0; b < nb; ++b) {
+    const auto* blk = reinterpret_cast<const tensor::BlockIQ4_XS*>(wrow) + b;
+    // The 8 scales (tensor::IQ4XSScale) in int32 lanes: nibble ib of scales_l, 2-bit
+    // field ib of scales_h, minus 32; packed to int16.
+    uint32_t sl;
+    std::memcpy(&sl, blk->scales_l, 4);
+    const __m256i lo = _mm256_and_si256(
+        _mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(sl)), kShiftL), m4_32);
+    const __m256i hi = _mm256_slli_epi32(
+        _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(blk->scales_h), kShiftH), m3_32), 4);
+    const __m256i s32 = _mm256_sub_epi32(_mm256_or_si256(lo, hi), _mm256_set1_epi32(32));
+    alignas(16) int16_t sc[8];
+    _mm_store_si128(reinterpret_cast<__m128i*>(sc),
+                    _mm_packs_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1)));
+    const int8_t* xq = x[b].qs;
+    __m256i sumi = _mm256_setzero_si256();
+    for (int k = 0; k < 4; ++k) {
+      // Low 128-bit lane: sub-block 2k, high lane: sub-block 2k + 1.
+      const __m256i q = Load256(blk->qs + 32 * k);
+      const __m256i vlo = _mm256_shuffle_epi8(values, _mm256_and_si256(q, m4));
+      const __m256i vhi =
+          _mm256_shuffle_epi8(values, _mm256_and_si256(_mm256_srli_epi16(q, 4), m4));
+      const __m256i xlo = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(xq + 64 * k + 32),
+                                              reinterpret_cast<const __m128i*>(xq + 64 * k));
+      const __m256i xhi = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(xq + 64 * k + 48),
+                                              reinterpret_cast<const __m128i*>(xq + 64 * k + 16));
+      const __m256i plo =
+          _mm256_maddubs_epi16(_mm256_sign_epi8(vlo, vlo), _mm256_sign_epi8(xlo, vlo));
+      const __m256i phi =
+          _mm256_maddubs_epi16(_mm256_sign_epi8(vhi, vhi), _mm256_sign_epi8(xhi, vhi));
+      const __m256i s = ScalePair(sc, 2 * k);
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(plo, s));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(phi, s));
+    }
+    const float d = x[b].d * HalfToFloat(blk->d);
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(d), acc);
+  }
+  return HorizontalSum(acc);
+}
+
+DotFn FastDot(DType dtype) {
+  switch (dtype) {
+    case DType::kQ2_K:
+      return DotQ2KX86;
+    case DType::kQ3_K:
+      return DotQ3KX86;
+    case DType::kQ4_K:
+    case DType::kQ5_K:
+    case DType::kQ6_K:
+      return nullptr;  // FastRows
+    case DType::kIQ4_XS:
+      return DotIQ4XSX86;
+    default:
+      return nullptr;
+  }
+}
+
+#else
+
+DotFn FastDot(DType) { return nullptr; }
+using RowsFn = void (*)(const uint8_t*, size_t, const Activations&, size_t, size_t, size_t, float*);
+RowsFn FastRows(DType) { return nullptr; }
+
+#endif  // PK_X86_KQUANT
+
+void MatMulKQuantRowsImpl(const tensor::TensorView& w, const Activations& act, size_t r0, size_t r1,
+                          float* y) {
+  const size_t rows = static_cast<size_t>(w.ne[1]);
+  const size_t nb = act.cols / tensor::kQKK;
+  const auto* wbase = static_cast<const uint8_t*>(w.data);
+  const size_t w_stride = w.row_bytes();
+  if (const RowsFn fast = FastRows(w.dtype); fast != nullptr) {
+    fast(wbase, w_stride, act, rows, r0, r1, y);
+    return;
+  }
+  DotFn dot = FastDot(w.dtype);
+  if (dot == nullptr) dot = PortableDot(w.dtype);
+  for (size_t r = r0; r < r1; ++r) {
+    const uint8_t* wr = wbase + r * w_stride;
+    for (size_t t = 0; t < act.num_tokens; ++t) {
+      const auto* x = reinterpret_cast<const BlockQ8_K*>(act.q8 + t * act.stride_bytes);
+      y[t * rows + r] = dot(wr, x, nb);
+    }
+  }
+}
+
+MatMulPath KQuantPathImpl(DType dtype) {
+  if (PortableDot(dtype) == nullptr) return MatMulPath::kUnsupported;
+  const bool fast = FastDot(dtype) != nullptr || FastRows(dtype) != nullptr;
+  return fast ? MatMulPath::kFast : MatMulPath::kReference;
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace pocket::kernels::cpu
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace pocket::kernels::cpu {
+
+HWY_EXPORT(MatMulKQuantRowsImpl);
+HWY_EXPORT(KQuantPathImpl);
+
+void MatMulKQuantRows(const tensor::TensorView& w, const Activations& act, size_t r0, size_t r1,
+                      float* y) {
+  HWY_DYNAMIC_DISPATCH(MatMulKQuantRowsImpl)(w, act, r0, r1, y);
+}
+MatMulPath KQuantPath(tensor::DType dtype) { return HWY_DYNAMIC_DISPATCH(KQuantPathImpl)(dtype); }
+
+}  // namespace pocket::kernels::cpu
+#endif  // HWY_ONCE
