@@ -17,15 +17,15 @@ struct QuantGolden {
   std::vector<float> values;  // blocks * block_elements
 };
 
-// Reads tests/golden/quant/<file>; adds a test failure and returns false when the file is
-// missing or malformed.
-bool LoadQuantGolden(const std::string& file, QuantGolden* g);
+// Reads tests/golden/quant/<file>; false with `why` set when the file is missing or
+// malformed. (No gtest here: *_testutil.cc is linked into the benches too.)
+bool LoadQuantGolden(const std::string& file, QuantGolden* g, std::string* why);
 
 // Every tests/golden/quant/*.bin file name, sorted.
 std::vector<std::string> QuantGoldenFiles();
 
 // DequantizeRow of the golden's blocks equals its floats bit for bit (as bits: -0.0 vs 0.0
-// shows). Fails the test on the first difference, naming the element and block.
-void ExpectDequantizesGoldenExactly(const std::string& file);
+// shows). False with `why` naming the file and the first differing element and block.
+bool DequantizesGoldenExactly(const std::string& file, std::string* why);
 
 }  // namespace pocket::tensor
