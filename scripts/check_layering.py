@@ -38,7 +38,7 @@ ALLOWED = {
     "tokenizer": {"base", "formats"},
     "model": {"base", "tensor", "kernels", "formats"},
     "runtime": {"model", "tokenizer"},
-    "train": {"model", "kernels", "formats"},
+    "train": {"model", "kernels", "formats", "tokenizer"},
     "registry": {"base", "formats", "net"},
     "router": {"runtime", "registry", "net"},
     "crdt": {"base"},
