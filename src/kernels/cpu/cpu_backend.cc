@@ -5,14 +5,13 @@
 // caller's memory).
 #include "kernels/cpu/cpu_backend.h"
 
-#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 
 #include "base/check.h"
 #include "base/thread_pool.h"
-#include "kernels/ref/ref.h"
+#include "kernels/cpu/train.h"
 #include "tensor/fp16.h"
 
 namespace pocket::kernels::cpu {
@@ -195,36 +194,30 @@ class CpuBackend final : public Backend {
     return {b.handle, 0};
   }
 
-  // Pending its fast version: MatMulBackwardInput runs kernels/ref's plain loop (host
-  // memory is shared).
   void MatMulBackwardInput(const Weight& w, BufferRef dy, size_t num_tokens,
                            BufferRef dx) override {
-    ref::MatMulBackwardInput(w.view(), F(dy), num_tokens, F(dx));
+    cpu::MatMulBackwardInput(w.view(), F(dy), num_tokens, F(dx), pool_);
   }
-  // Pending its fast version: MatMulBackwardWeight runs kernels/ref's plain loop.
   void MatMulBackwardWeight(BufferRef x, BufferRef dy, size_t num_tokens, size_t rows,
                             size_t cols, BufferRef dw) override {
-    ref::MatMulBackwardWeight(F(x), F(dy), num_tokens, rows, cols, F(dw));
+    cpu::MatMulBackwardWeight(F(x), F(dy), num_tokens, rows, cols, F(dw), pool_);
   }
-  // Pending its fast version: SumRows runs kernels/ref's plain loop.
   void SumRows(BufferRef dy, size_t n, size_t num_rows, BufferRef dbias) override {
-    ref::SumRows(F(dy), n, num_rows, F(dbias));
+    cpu::SumRows(F(dy), n, num_rows, F(dbias), pool_);
   }
-  // Pending its fast version: GetRowsBackward runs kernels/ref's plain loop.
   void GetRowsBackward(BufferRef ids, size_t num_ids, BufferRef dout, size_t n,
                        BufferRef dtable) override {
-    ref::GetRowsBackward(I32(ids), num_ids, F(dout), n, F(dtable));
+    cpu::GetRowsBackward(I32(ids), num_ids, F(dout), n, F(dtable), pool_);
   }
-  // Pending its fast version: RmsNormBackward runs kernels/ref's plain loop.
   void RmsNormBackward(BufferRef x, const Weight& weight, float eps, size_t n, size_t num_rows,
                        BufferRef dy, BufferRef dx, BufferRef dweight) override {
-    ref::RmsNormBackward(F(x), W(weight).f32(), eps, n, num_rows, F(dy), F(dx), F(dweight));
+    cpu::RmsNormBackward(F(x), W(weight).f32(), eps, n, num_rows, F(dy), F(dx), F(dweight),
+                         pool_, train_ws_);
   }
-  // Pending its fast version: RopeBackward runs kernels/ref's plain loop.
   void RopeBackward(BufferRef dx, size_t num_tokens, size_t num_heads, BufferRef positions,
                     const PreparedRope& rope) override {
-    ref::RopeBackward(F(dx), num_tokens, num_heads, I32(positions),
-                      static_cast<const HostRope&>(rope).table());
+    cpu::RopeBackward(F(dx), num_tokens, num_heads, I32(positions),
+                      static_cast<const HostRope&>(rope).table(), train_ws_);
   }
   // Attention (the inference kernel) per sequence over an F32 view of its k, v: the same
   // bits as Attention by construction.
@@ -243,36 +236,34 @@ class CpuBackend final : public Backend {
                          F(out) + s * seq_len * q_row, pool_, ws_);
     }
   }
-  // Pending its fast version: AttentionBackward runs kernels/ref's plain loop.
   void AttentionBackward(BufferRef q, BufferRef k, BufferRef v, BufferRef dout, size_t num_seqs,
                          size_t seq_len, size_t num_heads, size_t num_kv_heads, size_t head_dim,
                          float scale, BufferRef dq, BufferRef dk, BufferRef dv) override {
-    ref::AttentionBackward(F(q), F(k), F(v), F(dout), num_seqs, seq_len, num_heads, num_kv_heads,
-                           head_dim, scale, F(dq), F(dk), F(dv));
+    cpu::AttentionBackward(F(q), F(k), F(v), F(dout), num_seqs, seq_len, num_heads, num_kv_heads,
+                           head_dim, scale, F(dq), F(dk), F(dv), pool_);
   }
-  // Pending its fast version: SwiGLUBackward runs kernels/ref's plain loop.
   void SwiGLUBackward(BufferRef gate, BufferRef up, BufferRef dout, size_t n, BufferRef dgate,
                       BufferRef dup) override {
-    ref::SwiGLUBackward(F(gate), F(up), F(dout), n, F(dgate), F(dup));
+    cpu::SwiGLUBackward(F(gate), F(up), F(dout), n, F(dgate), F(dup), pool_);
   }
-  // Pending its fast version: CrossEntropy runs kernels/ref's plain loop.
   void CrossEntropy(BufferRef logits, BufferRef targets, size_t num_rows, size_t vocab,
                     float grad_scale, BufferRef losses, BufferRef dlogits) override {
-    ref::CrossEntropy(F(logits), I32(targets), num_rows, vocab, grad_scale, F(losses),
-                      F(dlogits));
+    cpu::CrossEntropy(F(logits), I32(targets), num_rows, vocab, grad_scale, F(losses),
+                      F(dlogits), pool_);
   }
-  // Pending its fast version: SumSquares runs kernels/ref's plain loop.
-  double SumSquares(BufferRef x, size_t n) override { return ref::SumSquares(F(x), n); }
-  void Fill(BufferRef x, size_t n, float value) override { std::fill(F(x), F(x) + n, value); }
-  // Pending its fast version: AdamW runs kernels/ref's plain loop.
+  double SumSquares(BufferRef x, size_t n) override {
+    return cpu::SumSquares(F(x), n, pool_, train_ws_);
+  }
+  void Fill(BufferRef x, size_t n, float value) override { cpu::Fill(F(x), n, value, pool_); }
   void AdamW(BufferRef param, BufferRef grad, BufferRef m, BufferRef v, size_t n,
              const AdamWParams& p) override {
-    ref::AdamW(F(param), F(grad), F(m), F(v), n, p);
+    cpu::AdamW(F(param), F(grad), F(m), F(v), n, p, pool_);
   }
 
  private:
   ThreadPool pool_;
   Workspace ws_;
+  Workspace train_ws_;  // the training ops' scratch (kernels/cpu/train.h's slots)
 };
 
 }  // namespace
