@@ -16,6 +16,25 @@ using kernels::BufferRef;
 Result<std::unique_ptr<Backprop>> Backprop::Create(ModelParams* params, size_t max_rows) {
   PK_CHECK(params != nullptr);
   if (max_rows == 0) return Status::InvalidArgument("train: a batch needs at least one token");
+  // Every adapter must take a whole batch, and be one the backward can train through.
+  auto check = [max_rows](const model::Linear& l, const std::string& where) -> Status {
+    for (const auto& a : l.adapters) {
+      if (a->max_tokens() < max_rows || dynamic_cast<TrainableLora*>(a.get()) == nullptr) {
+        return Status::InvalidArgument("train: the adapter on " + where +
+                                       " is not a TrainableLora for " + std::to_string(max_rows) +
+                                       " tokens");
+      }
+    }
+    return Status::Ok();
+  };
+  for (size_t l = 0; l < params->layers().size(); ++l) {
+    const model::LayerParams& p = params->layers()[l];
+    const std::string where = "layer " + std::to_string(l);
+    for (const model::Linear* linear : {&p.wq, &p.wk, &p.wv, &p.wo, &p.gate, &p.up, &p.down}) {
+      PK_RETURN_IF_ERROR(check(*linear, where));
+    }
+  }
+  PK_RETURN_IF_ERROR(check(params->head().output, "the output"));
   std::unique_ptr<Backprop> b(new Backprop(params));
   kernels::Backend& be = params->backend();
   const model::LlamaConfig& c = params->config();
@@ -142,9 +161,8 @@ void Backprop::LinearBackward(const model::Linear& l, BufferRef x, BufferRef dy,
     }
   }
   for (const auto& adapter : l.adapters) {
-    // Only adapters that can be trained can be trained through.
     auto* lora = dynamic_cast<TrainableLora*>(adapter.get());
-    PK_CHECK(lora != nullptr);
+    PK_CHECK(lora != nullptr);  // Create refused any other
     lora->Backward(be, x, dy, rows_, dx);
   }
 }

@@ -37,7 +37,9 @@ struct Batch {
 class Backprop {
  public:
   // Workspaces (activations, per-layer tape, gradients of activations) for batches of up to
-  // max_rows = num_seqs * seq_len tokens, seq_len <= context_length. ResourceExhausted.
+  // max_rows = num_seqs * seq_len tokens, seq_len <= context_length. InvalidArgument when an
+  // adapter attached to a matrix is not a TrainableLora or takes fewer than max_rows tokens;
+  // ResourceExhausted.
   static Result<std::unique_ptr<Backprop>> Create(ModelParams* params, size_t max_rows);
 
   // The training forward: writes the tape and the per-row losses; the logits' gradient

@@ -109,5 +109,12 @@ TEST(LoraFilesTest, MergeRejectsAnAdapterForAMissingMatrix) {
   EXPECT_FALSE(MergeLora(base, v).ok());
 }
 
+TEST(LoraFilesTest, BackpropRefusesAnAdapterTooSmallForTheBatch) {
+  const formats::GgufFile base = TinyBase();
+  Adapted a = AdaptedTiny(BackendKind::kCpu, base);  // adapters for 16 tokens
+  EXPECT_TRUE(Backprop::Create(a.base.get(), 16).ok());
+  EXPECT_FALSE(Backprop::Create(a.base.get(), 17).ok());
+}
+
 }  // namespace
 }  // namespace pocket::train
