@@ -5,10 +5,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
+#include "formats/random_model.h"
 #include "model/llama.h"
+#include "tokenizer/tokenizer.h"
 #include "train/backprop.h"
 #include "train/train_testutil.h"
 
@@ -103,6 +106,37 @@ TEST(ModelParamsTest, ExportedModelComputesTheTrainingLoss) {
     }
     EXPECT_NEAR(sum, expected, 1e-4 * std::abs(expected)) << "tied " << tied;
   }
+}
+
+// With a vocabulary, the written checkpoint is a complete model: what `pocket run` opens
+// (tokenizer and model from the one file).
+TEST(ModelParamsTest, WrittenCheckpointWithVocabLoadsAsAModel) {
+  auto be = testing::MakeBackendOrDie(BackendKind::kCpu, 1);
+  model::LlamaConfig c = testing::TinyConfig(/*tied=*/true);
+  c.vocab_size = 512;  // the synthetic byte-level vocabulary's minimum
+  auto params = ModelParams::Init(be, c, InitOptions{});
+  ASSERT_TRUE(params.ok());
+  const formats::GgufVocab vocab = formats::SyntheticVocab(512, formats::ChatStyle::kChatMl);
+  auto w = (*params)->ToGguf("tiny-trained", &vocab, tensor::DType::kQ8_0);
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  const std::string path = ::testing::TempDir() + "/pocket_train_export.gguf";
+  ASSERT_TRUE(w->Write(path).ok());
+  auto file = formats::GgufFile::Open(path);
+  ASSERT_TRUE(file.ok());
+  auto tok = tokenizer::Tokenizer::FromGguf(*file);
+  ASSERT_TRUE(tok.ok()) << tok.status().ToString();
+  const std::vector<int32_t> ids = tok->Encode("hello world", false, false);
+  ASSERT_FALSE(ids.empty());
+  auto m = model::LlamaModel::Load(path, {.threads = 1});
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  auto cache = (*m)->NewKvCache(static_cast<int>(ids.size()), tensor::DType::kF32);
+  ASSERT_TRUE(cache.ok());
+  model::BatchEntry e{&*cache, ids, 0, false};
+  std::vector<float> logits;
+  ASSERT_TRUE((*m)->Forward({&e, 1}, &logits).ok());
+  ASSERT_EQ(logits.size(), 512u);
+  for (float x : logits) ASSERT_TRUE(std::isfinite(x));
+  std::remove(path.c_str());
 }
 
 TEST(ModelParamsTest, RejectsBadConfig) {
