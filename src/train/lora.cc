@@ -2,8 +2,11 @@
 // scaled add) over trainable A and B, and its backward through Backend ops.
 #include "train/lora.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <map>
+#include <tuple>
 
 #include "base/check.h"
 #include "formats/gguf_names.h"
@@ -68,6 +71,74 @@ void TrainableLora::Backward(kernels::Backend& backend, kernels::BufferRef x, ke
   backend.MatMulBackwardInput(*b_weight_, sdy, num_tokens, dax_.ref());
   backend.MatMulBackwardWeight(x, dax_.ref(), num_tokens, rank_, in_, a_.grad.ref());
   backend.MatMulBackwardInput(*a_weight_, dax_.ref(), num_tokens, dx);
+}
+
+Result<LoraTargets> ParseLoraTargets(std::string_view list) {
+  LoraTargets t;
+  const std::pair<const char*, bool*> names[] = {{"q", &t.q},      {"k", &t.k},       {"v", &t.v},
+                                                 {"o", &t.o},      {"gate", &t.gate}, {"up", &t.up},
+                                                 {"down", &t.down}};
+  size_t start = 0;
+  bool any = false;
+  while (start <= list.size()) {
+    const size_t comma = std::min(list.find(',', start), list.size());
+    const std::string_view item = list.substr(start, comma - start);
+    bool found = false;
+    for (const auto& [name, flag] : names) {
+      if (item != name) continue;
+      if (*flag) return Status::InvalidArgument("lora targets: '" + std::string(item) + "' twice");
+      *flag = found = any = true;
+    }
+    if (!found) {
+      return Status::InvalidArgument("lora targets: unknown '" + std::string(item) +
+                                     "' (q, k, v, o, gate, up, down)");
+    }
+    start = comma + 1;
+  }
+  if (!any) return Status::InvalidArgument("lora targets: none given");
+  return t;
+}
+
+Result<std::vector<std::shared_ptr<TrainableLora>>> AttachLora(ModelParams* base,
+                                                               const LoraOptions& o) {
+  const LoraTargets& t = o.targets;
+  if (o.rank == 0 || o.max_tokens == 0 || !(t.q || t.k || t.v || t.o || t.gate || t.up || t.down)) {
+    return Status::InvalidArgument("lora: rank, tokens and targets must be given");
+  }
+  std::vector<std::shared_ptr<TrainableLora>> out;
+  for (size_t l = 0; l < base->layers().size(); ++l) {
+    model::LayerParams& p = base->layers()[l];
+    const int li = static_cast<int>(l);
+    const std::tuple<bool, model::Linear*, const char*> matrices[] = {
+        {t.q, &p.wq, formats::gguf_names::kAttnQ},
+        {t.k, &p.wk, formats::gguf_names::kAttnK},
+        {t.v, &p.wv, formats::gguf_names::kAttnV},
+        {t.o, &p.wo, formats::gguf_names::kAttnOutput},
+        {t.gate, &p.gate, formats::gguf_names::kFfnGate},
+        {t.up, &p.up, formats::gguf_names::kFfnUp},
+        {t.down, &p.down, formats::gguf_names::kFfnDown}};
+    for (const auto& [wanted, linear, tensor_name] : matrices) {
+      if (!wanted) continue;
+      const float a_std = 1.0f / std::sqrt(3.0f * static_cast<float>(linear->in_features()));
+      PK_ASSIGN_OR_RETURN(std::shared_ptr<TrainableLora> a,
+                          TrainableLora::Create(base->shared_backend(),
+                                                formats::gguf_names::LayerTensor(li, tensor_name),
+                                                linear->in_features(), linear->out_features(),
+                                                o.rank, o.alpha, o.max_tokens, o.seed, a_std));
+      linear->adapters.push_back(a);
+      out.push_back(std::move(a));
+    }
+  }
+  return out;
+}
+
+std::vector<Param*> LoraParams(std::span<const std::shared_ptr<TrainableLora>> adapters) {
+  std::vector<Param*> out;
+  for (const auto& a : adapters) {
+    out.push_back(&a->a());
+    out.push_back(&a->b());
+  }
+  return out;
 }
 
 namespace {

@@ -12,6 +12,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/status.h"
@@ -70,6 +71,31 @@ class TrainableLora final : public model::Adapter {
   kernels::DeviceBuffer bax_;  // [max_tokens][out]: B (A x); in Backward, scale * dy
   kernels::DeviceBuffer dax_;  // [max_tokens][rank]
 };
+
+// Which matrices of each layer get an adapter (`--targets q,k,v,o,gate,up,down`).
+struct LoraTargets {
+  bool q = false, k = false, v = false, o = false, gate = false, up = false, down = false;
+};
+// Parses a comma-separated list of q, k, v, o, gate, up, down (each at most once, at least
+// one). InvalidArgument naming the bad entry otherwise.
+Result<LoraTargets> ParseLoraTargets(std::string_view list);
+
+struct LoraOptions {
+  LoraTargets targets;
+  size_t rank = 8;
+  float alpha = 16.0f;  // scale = alpha / rank
+  uint64_t seed = 0;
+  size_t max_tokens = 0;  // the Trainer's micro-batch rows (micro_batch_seqs * seq_len)
+};
+
+// Attaches a fresh TrainableLora (A as PEFT's default: uniform-like with std 1/sqrt(3 in),
+// B = 0) to every targeted matrix of every layer of the frozen `base`, in layer order and
+// q, k, v, o, gate, up, down within a layer (the order of their Params and of the adapter
+// file). InvalidArgument for rank 0, no target or max_tokens 0; ResourceExhausted.
+Result<std::vector<std::shared_ptr<TrainableLora>>> AttachLora(ModelParams* base,
+                                                               const LoraOptions& options);
+// The Params of `adapters`, A then B of each, in order (what Trainer::Create takes).
+std::vector<Param*> LoraParams(std::span<const std::shared_ptr<TrainableLora>> adapters);
 
 // The adapters as a GGUF LoRA adapter in the layout llama.cpp loads (llama-adapter.cpp,
 // convert_lora_to_gguf.py): general.type "adapter", adapter.type "lora",

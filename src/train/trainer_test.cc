@@ -187,6 +187,20 @@ TEST(TrainerTest, ResumedRunEndsWithTheSameBytes) {
   EXPECT_FALSE((*t2)->LoadState(*sf).ok());
 }
 
+TEST(LoraTargetsTest, ParsesTheListAndNamesABadEntry) {
+  auto all = ParseLoraTargets("q,k,v,o,gate,up,down");
+  ASSERT_TRUE(all.ok());
+  EXPECT_TRUE(all->q && all->k && all->v && all->o && all->gate && all->up && all->down);
+  auto some = ParseLoraTargets("v,q");
+  ASSERT_TRUE(some.ok());
+  EXPECT_TRUE(some->q && some->v && !some->k && !some->down);
+  auto bad = ParseLoraTargets("q,ffn");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("'ffn'"), std::string::npos);
+  EXPECT_FALSE(ParseLoraTargets("q,q").ok());
+  EXPECT_FALSE(ParseLoraTargets("").ok());
+}
+
 TEST(LearningRateTest, WarmsUpLinearlyThenFollowsTheCosineToTheFloor) {
   OptimizerOptions o;
   o.lr = 1.0f;
@@ -214,24 +228,17 @@ TEST(LoraTrainingTest, AdaptersLearnOnAFrozenQuantizedBase) {
                                     /*trainable=*/false);
   ASSERT_TRUE(base.ok()) << base.status().ToString();
   const size_t seqs = 2, seq_len = 16;
-  std::vector<std::shared_ptr<TrainableLora>> adapters;
-  std::vector<Param*> trained;
-  for (size_t l = 0; l < (*base)->layers().size(); ++l) {
-    model::LayerParams& p = (*base)->layers()[l];
-    const std::pair<model::Linear*, const char*> targets[] = {
-        {&p.wq, "attn_q"},     {&p.wk, "attn_k"}, {&p.wv, "attn_v"},    {&p.wo, "attn_output"},
-        {&p.gate, "ffn_gate"}, {&p.up, "ffn_up"}, {&p.down, "ffn_down"}};
-    for (const auto& [linear, name] : targets) {
-      auto a = TrainableLora::Create(be, "blk." + std::to_string(l) + "." + name + ".weight",
-                                     linear->in_features(), linear->out_features(), 4, 8.0f,
-                                     seqs * seq_len, 11, 0.1f);
-      ASSERT_TRUE(a.ok());
-      linear->adapters.push_back(*a);
-      trained.push_back(&(*a)->a());
-      trained.push_back(&(*a)->b());
-      adapters.push_back(*a);
-    }
-  }
+  LoraOptions lo;
+  lo.targets = *ParseLoraTargets("q,k,v,o,gate,up,down");
+  lo.rank = 4;
+  lo.alpha = 8.0f;
+  lo.seed = 11;
+  lo.max_tokens = seqs * seq_len;
+  auto adapters = AttachLora(base->get(), lo);
+  ASSERT_TRUE(adapters.ok()) << adapters.status().ToString();
+  ASSERT_EQ(adapters->size(), 14u);
+  EXPECT_EQ((*adapters)[3]->name(), "blk.0.attn_output.weight");
+  const std::vector<Param*> trained = LoraParams(*adapters);
   OptimizerOptions o = Options(30);
   o.lr = 3e-2f;
   auto trainer = Trainer::Create(base->get(), trained, o, seqs, seq_len);
