@@ -33,16 +33,18 @@
 //
 // Who calls: model (forward pass, KV cache, adapters), kernels tests and benches, train.
 // Thread safety:
-//  - The ops (GetRows ... Axpy), Upload, Download, Copy and Synchronize: one thread at a
-//    time (the model serialises its forward passes).
-//  - Allocate, Free, PrepareMatrix, PrepareTensor and PrepareRope are thread-safe and may run
-//    concurrently with the ops and with each other (a KV cache is made or destroyed by a
-//    session thread while another thread runs Forward; an adapter is made while the model
-//    decodes). Free may be called while ops that use the buffer are still in flight: the
-//    backend orders it after every op already issued (the CPU and reference backends run
-//    ops synchronously and free at once). A buffer must not be used by ops issued after
-//    its Free.
-//  - Weights are immutable and shared freely; a BufferRef is a plain value.
+//  - The ops (GetRows ... Axpy, the backward ops and the optimizer), Upload, Download,
+//    Copy and Synchronize: one thread at a time (the model serialises its forward passes).
+//  - Allocate, Free, PrepareMatrix, PrepareTensor, PrepareRope and CreateTrainable are
+//    thread-safe and may run concurrently with the ops and with each other (a KV cache is
+//    made or destroyed by a session thread while another thread runs Forward; an adapter
+//    is made while the model decodes). Free may be called while ops that use the buffer
+//    are still in flight: the backend orders it after every op already issued (the CPU
+//    and reference backends run ops synchronously and free at once). A buffer must not be
+//    used by ops issued after its Free.
+//  - Weights are immutable and shared freely, except a CreateTrainable tensor, whose values
+//    change when an op writes its TrainableData (ordered with the other ops); a BufferRef
+//    is a plain value.
 // The CPU and reference backends meet this with the C allocator (aligned_alloc / free)
 // and Prepare* functions that touch no backend state (CPU packing allocates its own copy).
 #pragma once
@@ -243,6 +245,91 @@ class Backend {
   virtual void Add(BufferRef a, BufferRef b, size_t n, BufferRef out) = 0;
   // y += alpha * x over n (adapters: LoRA's scaled update).
   virtual void Axpy(float alpha, BufferRef x, size_t n, BufferRef y) = 0;
+
+  // --- Trainable tensors (train) ---
+  // An F32 tensor of `shape` (ne[0] = row length; dtype must be kF32; shape.data ignored)
+  // whose values live in a backend buffer that ops may update in place between forward
+  // passes (AdamW). It is a Weight like any other: MatMul, MatMulShared, MatMulToHost,
+  // RmsNorm, AddBias and GetRows read its current values. Contents uninitialised: fill it
+  // with Upload(TrainableData(w), ...). The Weight owns its buffer (freed with it).
+  // ResourceExhausted when it cannot be allocated. Thread-safe like Allocate.
+  virtual Result<std::unique_ptr<Weight>> CreateTrainable(const tensor::TensorView& shape) = 0;
+  // The buffer behind a Weight made by CreateTrainable (REQUIRES: it was; checked).
+  virtual BufferRef TrainableData(const Weight& w) = 0;
+
+  // --- Backward ops (train; each is the derivative of the forward op of the same name) ---
+  // Every output element is reduced in one fixed order whatever the thread count, so each
+  // op's result is bit-identical for any threads() (checkpoints are reproducible by hash).
+  // "accumulates" means += into what is there (gradients sum over blocks and
+  // micro-batches); "writes" means overwrite. Outputs do not alias inputs unless stated.
+  //
+  // dx[t][c] (accumulates) += sum_r dy[t][r] * deq(W)[r][c]: the input gradient of MatMul
+  // for any dtype MatMul accepts (quantized weights are dequantized block by block on the
+  // fly: LoRA on a frozen quantized base). dy [num_tokens][rows], dx [num_tokens][cols].
+  // The forward's activation quantization is treated as identity (straight-through).
+  virtual void MatMulBackwardInput(const Weight& w, BufferRef dy, size_t num_tokens,
+                                   BufferRef dx) = 0;
+  // dw[r][c] (accumulates) += sum_t dy[t][r] * x[t][c], t summed in order 0..num_tokens-1.
+  // x [num_tokens][cols], dy [num_tokens][rows], dw [rows][cols] F32.
+  virtual void MatMulBackwardWeight(BufferRef x, BufferRef dy, size_t num_tokens, size_t rows,
+                                    size_t cols, BufferRef dw) = 0;
+  // dbias[c] (accumulates) += sum_r dy[r][c], r in order: AddBias's gradient. dy
+  // [num_rows][n], dbias [n].
+  virtual void SumRows(BufferRef dy, size_t n, size_t num_rows, BufferRef dbias) = 0;
+  // dtable[ids[i]][:] (accumulates) += dout[i][:], i in order 0..num_ids-1 (repeated ids
+  // sum in that order). ids int32 [num_ids], dout [num_ids][n], dtable F32 [vocab][n].
+  // REQUIRES: 0 <= ids[i] < vocab.
+  virtual void GetRowsBackward(BufferRef ids, size_t num_ids, BufferRef dout, size_t n,
+                               BufferRef dtable) = 0;
+  // RmsNorm(x) = x * w / rms(x): given x and dy (the output's gradient),
+  // dx (accumulates) += the input gradient; dweight (accumulates) += sum over rows (in
+  // order) of dy * x / rms(x). x, dy, dx [num_rows][n]; weight, dweight [n] F32.
+  virtual void RmsNormBackward(BufferRef x, const Weight& weight, float eps, size_t n,
+                               size_t num_rows, BufferRef dy, BufferRef dx,
+                               BufferRef dweight) = 0;
+  // The inverse rotation of Rope, in place on dx (Rope is orthogonal, so this is its
+  // gradient). Same shapes and positions as Rope.
+  virtual void RopeBackward(BufferRef dx, size_t num_tokens, size_t num_heads,
+                            BufferRef positions, const PreparedRope& rope) = 0;
+  // Causal GQA attention over num_seqs sequences of seq_len tokens each, every sequence
+  // starting at position 0: q [num_seqs*seq_len][num_heads][head_dim], k, v
+  // [num_seqs*seq_len][num_kv_heads][head_dim] F32 (q and k with RoPE applied), the same
+  // scores and softmax as Attention. AttentionTrain writes out [..][num_heads][head_dim]
+  // (bit-identical to Attention over an F32 cache holding the same k, v); AttentionBackward
+  // recomputes the softmax and writes dq, dk, dv (dk/dv sum over query tokens in order,
+  // and the query heads of a kv head in head order). REQUIRES: num_heads % num_kv_heads
+  // == 0.
+  virtual void AttentionTrain(BufferRef q, BufferRef k, BufferRef v, size_t num_seqs,
+                              size_t seq_len, size_t num_heads, size_t num_kv_heads,
+                              size_t head_dim, float scale, BufferRef out) = 0;
+  virtual void AttentionBackward(BufferRef q, BufferRef k, BufferRef v, BufferRef dout,
+                                 size_t num_seqs, size_t seq_len, size_t num_heads,
+                                 size_t num_kv_heads, size_t head_dim, float scale,
+                                 BufferRef dq, BufferRef dk, BufferRef dv) = 0;
+  // out = silu(gate) * up: writes dgate and dup (either may alias dout) over n.
+  virtual void SwiGLUBackward(BufferRef gate, BufferRef up, BufferRef dout, size_t n,
+                              BufferRef dgate, BufferRef dup) = 0;
+  // Softmax cross-entropy per row of logits [num_rows][vocab] against targets (int32
+  // [num_rows]; a target < 0 is ignored: loss 0, gradient 0). Writes losses [num_rows]
+  // (-log softmax(logits)[target], 0 for ignored rows) and dlogits [num_rows][vocab] =
+  // (softmax - onehot(target)) * grad_scale (0 rows for ignored). dlogits may alias logits.
+  // REQUIRES: targets < vocab.
+  virtual void CrossEntropy(BufferRef logits, BufferRef targets, size_t num_rows, size_t vocab,
+                            float grad_scale, BufferRef losses, BufferRef dlogits) = 0;
+
+  // --- Optimizer ---
+  // sum of x[i]^2 over n, as double, summed in a fixed blocking independent of threads;
+  // waits for the ops issued before it (global-norm clipping).
+  virtual double SumSquares(BufferRef x, size_t n) = 0;
+  // x[i] = value for i < n (zeroing gradients).
+  virtual void Fill(BufferRef x, size_t n, float value) = 0;
+  // One AdamW step (Loshchilov & Hutter, decoupled weight decay, bias-corrected), over n:
+  //   g = grad[i] * grad_scale;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
+  //   mhat = m / (1 - b1^step);  vhat = v / (1 - b2^step);
+  //   param -= lr * (mhat / (sqrt(vhat) + eps) + weight_decay * param)
+  // m, v F32 [n] (start at 0), updated in place; step >= 1.
+  virtual void AdamW(BufferRef param, BufferRef grad, BufferRef m, BufferRef v, size_t n,
+                     const AdamWParams& p) = 0;
 };
 
 // A backend of `kind` using `threads` threads (0 = all cores; the reference backend always

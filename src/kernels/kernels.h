@@ -252,6 +252,14 @@ struct KvView {
 void Attention(const float* q, size_t num_tokens, size_t num_heads, size_t first_position,
                const KvView& kv, float scale, float* out, ThreadPool& pool, Workspace& ws);
 
+// One AdamW step's hyper-parameters (Backend::AdamW, ref::AdamW; Loshchilov & Hutter,
+// "Decoupled Weight Decay Regularization", Algorithm 2 with bias correction).
+struct AdamWParams {
+  float lr = 1e-3f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0.0f;
+  float grad_scale = 1.0f;  // clipping factor / accumulation steps, applied to grad first
+  int64_t step = 1;         // 1-based, for bias correction
+};
+
 // The SIMD target the dispatcher picked ("AVX2", "AVX3", "EMU128", ...), for logs/benches.
 std::string ActiveTarget();
 

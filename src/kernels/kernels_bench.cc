@@ -14,6 +14,7 @@
 
 #include "base/check.h"
 #include "base/thread_pool.h"
+#include "kernels/cpu/train.h"
 #include "kernels/kernels.h"
 #include "kernels/quant_blocks_testutil.h"
 #include "tensor/quant.h"
@@ -178,6 +179,50 @@ PK_MATMUL_BENCH(q4_0_135m_ffn_up_576x1536_t64, DType::kQ4_0, 1536, 576, 64);
 PK_MATMUL_BENCH(q4_k_1b_ffn_up_2048x8192_t64, DType::kQ4_K, 8192, 2048, 64);
 PK_MATMUL_BENCH(q5_k_1b_ffn_up_2048x8192_t64, DType::kQ5_K, 8192, 2048, 64);
 PK_MATMUL_BENCH(q6_k_1b_ffn_up_2048x8192_t64, DType::kQ6_K, 8192, 2048, 64);
+
+// Training's matmuls (kernels/cpu/train.h) at SmolLM2-135M's FFN shapes with a 256-token
+// sequence: per step each weight of the model costs one forward MatMul, one
+// MatMulBackwardInput and one MatMulBackwardWeight of these sizes (LoRA: the base's
+// MatMulBackwardInput only, on its quantized weight). items_per_second is multiply-adds
+// per second; compare with the forward's F32 line of the same shape and with the FMA peak
+// (2 threads of AVX-512 / AVX2 on this machine's two cores).
+void BM_MatMulBackwardWeight(benchmark::State& state, Shape s, size_t tokens) {
+  Bench b = Make(DType::kF32, s.rows, s.cols, tokens);
+  std::vector<float> dy(tokens * s.rows, 0.01f), dw(s.rows * s.cols, 0.0f);
+  for (auto _ : state) {
+    cpu::MatMulBackwardWeight(b.x.data(), dy.data(), tokens, s.rows, s.cols, dw.data(), Pool());
+    benchmark::DoNotOptimize(dw.data());
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * s.rows * s.cols * tokens));
+  state.SetLabel(ActiveTarget());
+}
+void BM_MatMulBackwardInput(benchmark::State& state, DType dtype, Shape s, size_t tokens) {
+  Bench b = Make(dtype, s.rows, s.cols, tokens);
+  std::vector<float> dy(tokens * s.rows, 0.01f), dx(tokens * s.cols, 0.0f);
+  for (auto _ : state) {
+    cpu::MatMulBackwardInput(b.view, dy.data(), tokens, dx.data(), Pool());
+    benchmark::DoNotOptimize(dx.data());
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * s.rows * s.cols * tokens));
+  state.SetLabel(ActiveTarget());
+}
+#define PK_TRAIN_BENCH(fn, name, ...)              \
+  BENCHMARK_CAPTURE(fn, name, __VA_ARGS__)         \
+      ->UseRealTime()                              \
+      ->ComputeStatistics("min", MinOf)            \
+      ->Unit(benchmark::kMillisecond)
+PK_TRAIN_BENCH(BM_MatMulBackwardWeight, ffn_up_576x1536_t256, (Shape{1536, 576}), 256);
+PK_TRAIN_BENCH(BM_MatMulBackwardWeight, ffn_down_1536x576_t256, (Shape{576, 1536}), 256);
+PK_TRAIN_BENCH(BM_MatMulBackwardInput, f32_ffn_up_576x1536_t256, DType::kF32, (Shape{1536, 576}),
+               256);
+PK_TRAIN_BENCH(BM_MatMulBackwardInput, f32_ffn_down_1536x576_t256, DType::kF32,
+               (Shape{576, 1536}), 256);
+PK_TRAIN_BENCH(BM_MatMulBackwardInput, q8_0_ffn_up_576x1536_t256, DType::kQ8_0,
+               (Shape{1536, 576}), 256);
+PK_TRAIN_BENCH(BM_MatMulBackwardInput, q4_0_ffn_up_576x1536_t256, DType::kQ4_0,
+               (Shape{1536, 576}), 256);
+// The forward of the same shape in F32, for comparison.
+PK_MATMUL_BENCH(f32_135m_ffn_up_576x1536_t256, DType::kF32, 1536, 576, 256);
 
 BENCHMARK_CAPTURE(BM_DecodeModel, q4_0_llama1b, DType::kQ4_0, 2048, 8192, 512, 128256, 16)
     ->UseRealTime()

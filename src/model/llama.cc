@@ -21,22 +21,10 @@ struct LlamaModel::Impl {
   // (both can fail).
   Impl(kernels::Backend& be, const LlamaConfig& c, const LlamaWeights& w,
        const LoadOptions& opts)
-      : backend(be), max_tokens(static_cast<size_t>(std::max(1, opts.max_batch_tokens))) {
+      : backend(be),
+        max_tokens(static_cast<size_t>(std::max(1, opts.max_batch_tokens))),
+        rope(RopeConfigOf(c, w.rope_freqs)) {
     segments.reserve(max_tokens);
-    rope.head_dim = static_cast<size_t>(c.head_dim);
-    rope.rot_dims = static_cast<size_t>(c.head_dim);
-    rope.freq_base = c.rope_freq_base;
-    rope.style = c.rope_neox ? kernels::RopeStyle::kNeox : kernels::RopeStyle::kNormal;
-    if (w.rope_freqs.data != nullptr) {
-      const float* f = static_cast<const float*>(w.rope_freqs.data);
-      rope.freq_factors.assign(f, f + w.rope_freqs.ne[0]);
-    } else if (c.rope_scaling == RopeScaling::kLlama3) {
-      rope.freq_factors = kernels::Llama3RopeFreqFactors(
-          rope.rot_dims, c.rope_freq_base, c.rope_scaling_factor, c.rope_low_freq_factor,
-          c.rope_high_freq_factor, static_cast<size_t>(c.rope_original_context));
-    } else if (c.rope_scaling == RopeScaling::kLinear) {
-      rope.freq_scale = 1.0f / c.rope_scaling_factor;
-    }
   }
   // Replaces the table (and its backend copy) when it covers fewer positions than
   // positions_needed. ResourceExhausted from the backend; the old table stays then.

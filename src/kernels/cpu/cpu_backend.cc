@@ -11,6 +11,7 @@
 
 #include "base/check.h"
 #include "base/thread_pool.h"
+#include "kernels/cpu/train.h"
 #include "tensor/fp16.h"
 
 namespace pocket::kernels::cpu {
@@ -32,17 +33,26 @@ class HostRope final : public PreparedRope {
   const RopeTable* table_;
 };
 
-// A matrix: its packed copy when PrepareMatrix made one, else the source view.
+// A matrix: its packed copy when PrepareMatrix made one, else the source view. A trainable
+// tensor (CreateTrainable) is never packed: its view points into the buffer it owns, so
+// every op reads the values AdamW last wrote.
 class CpuWeight final : public Weight {
  public:
   explicit CpuWeight(const tensor::TensorView& view) : Weight(view) {}
   CpuWeight(const tensor::TensorView& view, PackedWeight packed)
       : Weight(view), packed_(std::move(packed)) {}
+  CpuWeight(const tensor::TensorView& view, Buffer owned) : Weight(view), owned_(owned) {}
+  ~CpuWeight() override { std::free(owned_.handle); }
+  CpuWeight(const CpuWeight&) = delete;
+  CpuWeight& operator=(const CpuWeight&) = delete;
   const PackedWeight* packed() const { return packed_.packed() ? &packed_ : nullptr; }
   const float* f32() const { return static_cast<const float*>(view().data); }
+  // The buffer of a trainable tensor; handle nullptr for any other weight.
+  const Buffer& owned() const { return owned_; }
 
  private:
   PackedWeight packed_;
+  Buffer owned_;
 };
 
 const CpuWeight& W(const Weight& w) { return static_cast<const CpuWeight&>(w); }
@@ -166,9 +176,94 @@ class CpuBackend final : public Backend {
     for (size_t i = 0; i < n; ++i) ys[i] += alpha * xs[i];
   }
 
+  Result<std::unique_ptr<Weight>> CreateTrainable(const tensor::TensorView& shape) override {
+    PK_CHECK(shape.dtype == tensor::DType::kF32);
+    const size_t count = static_cast<size_t>(shape.num_elements());
+    if (count > SIZE_MAX / sizeof(float)) {
+      return Status::ResourceExhausted("cpu backend: trainable tensor of " +
+                                       std::to_string(count) + " floats is too large");
+    }
+    PK_ASSIGN_OR_RETURN(Buffer buffer, Allocate(count * sizeof(float)));
+    tensor::TensorView view = shape;
+    view.data = buffer.handle;
+    return std::unique_ptr<Weight>(std::make_unique<CpuWeight>(view, buffer));
+  }
+  BufferRef TrainableData(const Weight& w) override {
+    const Buffer& b = W(w).owned();
+    PK_CHECK(b.handle != nullptr && "TrainableData: not made by CreateTrainable");
+    return {b.handle, 0};
+  }
+
+  void MatMulBackwardInput(const Weight& w, BufferRef dy, size_t num_tokens,
+                           BufferRef dx) override {
+    cpu::MatMulBackwardInput(w.view(), F(dy), num_tokens, F(dx), pool_);
+  }
+  void MatMulBackwardWeight(BufferRef x, BufferRef dy, size_t num_tokens, size_t rows,
+                            size_t cols, BufferRef dw) override {
+    cpu::MatMulBackwardWeight(F(x), F(dy), num_tokens, rows, cols, F(dw), pool_);
+  }
+  void SumRows(BufferRef dy, size_t n, size_t num_rows, BufferRef dbias) override {
+    cpu::SumRows(F(dy), n, num_rows, F(dbias), pool_);
+  }
+  void GetRowsBackward(BufferRef ids, size_t num_ids, BufferRef dout, size_t n,
+                       BufferRef dtable) override {
+    cpu::GetRowsBackward(I32(ids), num_ids, F(dout), n, F(dtable), pool_);
+  }
+  void RmsNormBackward(BufferRef x, const Weight& weight, float eps, size_t n, size_t num_rows,
+                       BufferRef dy, BufferRef dx, BufferRef dweight) override {
+    cpu::RmsNormBackward(F(x), W(weight).f32(), eps, n, num_rows, F(dy), F(dx), F(dweight),
+                         pool_, train_ws_);
+  }
+  void RopeBackward(BufferRef dx, size_t num_tokens, size_t num_heads, BufferRef positions,
+                    const PreparedRope& rope) override {
+    cpu::RopeBackward(F(dx), num_tokens, num_heads, I32(positions),
+                      static_cast<const HostRope&>(rope).table(), train_ws_);
+  }
+  // Attention (the inference kernel) per sequence over an F32 view of its k, v: the same
+  // bits as Attention by construction.
+  void AttentionTrain(BufferRef q, BufferRef k, BufferRef v, size_t num_seqs, size_t seq_len,
+                      size_t num_heads, size_t num_kv_heads, size_t head_dim, float scale,
+                      BufferRef out) override {
+    const size_t q_row = num_heads * head_dim, kv_row = num_kv_heads * head_dim;
+    for (size_t s = 0; s < num_seqs; ++s) {
+      KvView view;
+      view.dtype = tensor::DType::kF32;
+      view.k = F(k) + s * seq_len * kv_row;
+      view.v = F(v) + s * seq_len * kv_row;
+      view.num_kv_heads = num_kv_heads;
+      view.head_dim = head_dim;
+      kernels::Attention(F(q) + s * seq_len * q_row, seq_len, num_heads, 0, view, scale,
+                         F(out) + s * seq_len * q_row, pool_, ws_);
+    }
+  }
+  void AttentionBackward(BufferRef q, BufferRef k, BufferRef v, BufferRef dout, size_t num_seqs,
+                         size_t seq_len, size_t num_heads, size_t num_kv_heads, size_t head_dim,
+                         float scale, BufferRef dq, BufferRef dk, BufferRef dv) override {
+    cpu::AttentionBackward(F(q), F(k), F(v), F(dout), num_seqs, seq_len, num_heads, num_kv_heads,
+                           head_dim, scale, F(dq), F(dk), F(dv), pool_);
+  }
+  void SwiGLUBackward(BufferRef gate, BufferRef up, BufferRef dout, size_t n, BufferRef dgate,
+                      BufferRef dup) override {
+    cpu::SwiGLUBackward(F(gate), F(up), F(dout), n, F(dgate), F(dup), pool_);
+  }
+  void CrossEntropy(BufferRef logits, BufferRef targets, size_t num_rows, size_t vocab,
+                    float grad_scale, BufferRef losses, BufferRef dlogits) override {
+    cpu::CrossEntropy(F(logits), I32(targets), num_rows, vocab, grad_scale, F(losses),
+                      F(dlogits), pool_);
+  }
+  double SumSquares(BufferRef x, size_t n) override {
+    return cpu::SumSquares(F(x), n, pool_, train_ws_);
+  }
+  void Fill(BufferRef x, size_t n, float value) override { cpu::Fill(F(x), n, value, pool_); }
+  void AdamW(BufferRef param, BufferRef grad, BufferRef m, BufferRef v, size_t n,
+             const AdamWParams& p) override {
+    cpu::AdamW(F(param), F(grad), F(m), F(v), n, p, pool_);
+  }
+
  private:
   ThreadPool pool_;
   Workspace ws_;
+  Workspace train_ws_;  // the training ops' scratch (kernels/cpu/train.h's slots)
 };
 
 }  // namespace

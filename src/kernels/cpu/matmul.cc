@@ -69,38 +69,97 @@ float DotQ8Portable(const uint8_t* wrow, bool q4, const int8_t* xq, const float*
   return acc;
 }
 
-// F32 / F16 / BF16 weights: vector FMA over full vectors, then a fixed-order tail.
+// F32 / F16 / BF16 weights: per (row, token) one vector FMA chain over the full vectors,
+// the lanes summed (SumOfLanes), then the tail in index order. MatMulFloatTile runs kR rows
+// x kT tokens of these chains side by side, so each weight vector is loaded once for kT
+// tokens and each activation vector once for kR rows, and the FMA latency is hidden behind
+// kR * kT independent chains (one chain alone waits ~4 cycles per FMA). Every (row, token)
+// still goes through exactly the operations of a 1 x 1 tile, so the tiling changes no bit
+// (batch invariance).
 template <typename T>
-float DotFloat(const T* w, const float* x, size_t n) {
-  const hn::ScalableTag<float> df;
-  const size_t N = hn::Lanes(df);
-  auto acc = hn::Zero(df);
-  size_t i = 0;
+HWY_INLINE float WeightAt(const T* w, size_t i) {
   if constexpr (std::is_same_v<T, float>) {
-    for (; i + N <= n; i += N) acc = hn::MulAdd(hn::LoadU(df, w + i), hn::LoadU(df, x + i), acc);
+    return w[i];
+  } else if constexpr (std::is_same_v<T, hwy::float16_t>) {
+    uint16_t bits;
+    std::memcpy(&bits, &w[i], 2);
+    return tensor::F16ToF32(bits);
+  } else {
+    uint16_t bits;
+    std::memcpy(&bits, &w[i], 2);
+    return tensor::BF16ToF32(bits);
+  }
+}
+
+template <typename T>
+HWY_INLINE auto LoadWeightF32(hn::ScalableTag<float> df, const T* w) {
+  if constexpr (std::is_same_v<T, float>) {
+    return hn::LoadU(df, w);
   } else {
     const hn::Rebind<T, decltype(df)> dh;
-    for (; i + N <= n; i += N) {
-      acc = hn::MulAdd(hn::PromoteTo(df, hn::LoadU(dh, w + i)), hn::LoadU(df, x + i), acc);
+    return hn::PromoteTo(df, hn::LoadU(dh, w));
+  }
+}
+
+// y[(t0 + j) * rows + r0 + i] for i < kR, j < kT; w rows are w_stride bytes apart, x rows
+// n floats apart.
+template <typename T, size_t kR, size_t kT>
+HWY_INLINE void MatMulFloatTile(const uint8_t* w, size_t w_stride, const float* x, size_t n,
+                                size_t rows, size_t r0, size_t t0, float* y) {
+  const hn::ScalableTag<float> df;
+  const size_t N = hn::Lanes(df);
+  const T* wr[kR];
+  const float* xt[kT];
+  for (size_t i = 0; i < kR; ++i) wr[i] = reinterpret_cast<const T*>(w + (r0 + i) * w_stride);
+  for (size_t j = 0; j < kT; ++j) xt[j] = x + (t0 + j) * n;
+  decltype(hn::Zero(df)) acc[kR][kT];
+  for (size_t i = 0; i < kR; ++i) {
+    for (size_t j = 0; j < kT; ++j) acc[i][j] = hn::Zero(df);
+  }
+  size_t c = 0;
+  for (; c + N <= n; c += N) {
+    decltype(hn::Zero(df)) wv[kR];
+    for (size_t i = 0; i < kR; ++i) wv[i] = LoadWeightF32(df, wr[i] + c);
+    for (size_t j = 0; j < kT; ++j) {
+      const auto xv = hn::LoadU(df, xt[j] + c);
+      for (size_t i = 0; i < kR; ++i) acc[i][j] = hn::MulAdd(wv[i], xv, acc[i][j]);
     }
   }
-  float sum = hn::GetLane(hn::SumOfLanes(df, acc));
-  for (; i < n; ++i) {
-    float wi;
-    if constexpr (std::is_same_v<T, float>) {
-      wi = w[i];
-    } else if constexpr (std::is_same_v<T, hwy::float16_t>) {
-      uint16_t bits;
-      std::memcpy(&bits, &w[i], 2);
-      wi = tensor::F16ToF32(bits);
-    } else {
-      uint16_t bits;
-      std::memcpy(&bits, &w[i], 2);
-      wi = tensor::BF16ToF32(bits);
+  for (size_t i = 0; i < kR; ++i) {
+    for (size_t j = 0; j < kT; ++j) {
+      float sum = hn::GetLane(hn::SumOfLanes(df, acc[i][j]));
+      for (size_t k = c; k < n; ++k) sum += WeightAt(wr[i], k) * xt[j][k];
+      y[(t0 + j) * rows + r0 + i] = sum;
     }
-    sum += wi * x[i];
   }
-  return sum;
+}
+
+#if HWY_TARGET <= HWY_AVX3
+constexpr size_t kFloatTileRows = 4, kFloatTileTokens = 4;  // 16 chains of 32 registers
+#else
+constexpr size_t kFloatTileRows = 2, kFloatTileTokens = 4;  // 8 chains of 16 registers
+#endif
+
+template <typename T, size_t kR>
+void MatMulFloatRowBlock(const uint8_t* w, size_t w_stride, const Activations& act,
+                         size_t rows, size_t r, float* y) {
+  size_t t = 0;
+  for (; t + kFloatTileTokens <= act.num_tokens; t += kFloatTileTokens) {
+    MatMulFloatTile<T, kR, kFloatTileTokens>(w, w_stride, act.f32, act.cols, rows, r, t, y);
+  }
+  for (; t < act.num_tokens; ++t) {
+    MatMulFloatTile<T, kR, 1>(w, w_stride, act.f32, act.cols, rows, r, t, y);
+  }
+}
+
+template <typename T>
+void MatMulFloatRows(const uint8_t* w, size_t w_stride, const Activations& act, size_t rows,
+                     size_t r0, size_t r1, float* y) {
+  size_t r = r0;
+  for (; r + kFloatTileRows <= r1; r += kFloatTileRows) {
+    MatMulFloatRowBlock<T, kFloatTileRows>(w, w_stride, act, rows, r, y);
+  }
+  for (; r < r1; ++r) MatMulFloatRowBlock<T, 1>(w, w_stride, act, rows, r, y);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -680,25 +739,14 @@ void MatMulRowsImpl(const tensor::TensorView& w, const uint8_t* packed, int pack
       MatMulKQuantRows(w, act, r0, r1, y);  // matmul_kquant.cc
       return;
     case DType::kF32:
-    case DType::kF16:
-    case DType::kBF16: {
-      for (size_t r = r0; r < r1; ++r) {
-        const uint8_t* wr = wbase + r * w_stride;
-        for (size_t t = 0; t < act.num_tokens; ++t) {
-          const float* x = act.f32 + t * cols;
-          float v;
-          if (w.dtype == DType::kF32) {
-            v = DotFloat(reinterpret_cast<const float*>(wr), x, cols);
-          } else if (w.dtype == DType::kF16) {
-            v = DotFloat(reinterpret_cast<const hwy::float16_t*>(wr), x, cols);
-          } else {
-            v = DotFloat(reinterpret_cast<const hwy::bfloat16_t*>(wr), x, cols);
-          }
-          y[t * rows + r] = v;
-        }
-      }
+      MatMulFloatRows<float>(wbase, w_stride, act, rows, r0, r1, y);
       return;
-    }
+    case DType::kF16:
+      MatMulFloatRows<hwy::float16_t>(wbase, w_stride, act, rows, r0, r1, y);
+      return;
+    case DType::kBF16:
+      MatMulFloatRows<hwy::bfloat16_t>(wbase, w_stride, act, rows, r0, r1, y);
+      return;
     case DType::kIQ2_XXS: case DType::kIQ2_XS: case DType::kIQ2_S: case DType::kIQ3_XXS:
     case DType::kIQ3_S: case DType::kIQ1_S: case DType::kIQ1_M:
       MatMulRowsDequant(w, act, r0, r1, y);  // reference path, matmul_dequant.cc

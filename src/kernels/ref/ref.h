@@ -48,4 +48,43 @@ void GetRows(const tensor::TensorView& table, const int32_t* ids, size_t num_ids
 void Attention(const float* q, size_t num_tokens, size_t num_heads, size_t first_position,
                const KvView& kv, float scale, float* out);
 
+// --- Training (kernels/ref/ref_train.cc): the backward ops and optimizer of
+// kernels::Backend on host pointers, same shapes, accumulate/write rules and names. Sums
+// are in double and rounded once to float where that makes the spec exact; where the spec
+// fixes a float order (GetRowsBackward) it is followed literally.
+
+// dx[t][c] += sum_r dy[t][r] * deq(W)[r][c] (rounded once per element).
+void MatMulBackwardInput(const tensor::TensorView& w, const float* dy, size_t num_tokens,
+                         float* dx);
+// dw[r][c] += sum_t dy[t][r] * x[t][c] (rounded once per element).
+void MatMulBackwardWeight(const float* x, const float* dy, size_t num_tokens, size_t rows,
+                          size_t cols, float* dw);
+// dbias[c] += sum_r dy[r][c] (rounded once per element).
+void SumRows(const float* dy, size_t n, size_t num_rows, float* dbias);
+// dtable[ids[i]][:] += dout[i][:] as float adds, i in order.
+void GetRowsBackward(const int32_t* ids, size_t num_ids, const float* dout, size_t n,
+                     float* dtable);
+void RmsNormBackward(const float* x, const float* weight, float eps, size_t n, size_t num_rows,
+                     const float* dy, float* dx, float* dweight);
+// The inverse rotation of Rope, angles computed as ref::Rope computes them.
+void RopeBackward(float* dx, size_t num_tokens, size_t num_heads, const int32_t* positions,
+                  const RopeTable& table);
+// ref::Attention over each sequence with an F32 cache view of its k, v.
+void AttentionTrain(const float* q, const float* k, const float* v, size_t num_seqs,
+                    size_t seq_len, size_t num_heads, size_t num_kv_heads, size_t head_dim,
+                    float scale, float* out);
+void AttentionBackward(const float* q, const float* k, const float* v, const float* dout,
+                       size_t num_seqs, size_t seq_len, size_t num_heads, size_t num_kv_heads,
+                       size_t head_dim, float scale, float* dq, float* dk, float* dv);
+void SwiGLUBackward(const float* gate, const float* up, const float* dout, size_t n,
+                    float* dgate, float* dup);
+void CrossEntropy(const float* logits, const int32_t* targets, size_t num_rows, size_t vocab,
+                  float grad_scale, float* losses, float* dlogits);
+// Sum in double, in index order.
+double SumSquares(const float* x, size_t n);
+void Fill(float* x, size_t n, float value);
+// The update computed in double, each of param, m, v rounded once to float.
+void AdamW(float* param, const float* grad, float* m, float* v, size_t n,
+           const AdamWParams& p);
+
 }  // namespace pocket::kernels::ref

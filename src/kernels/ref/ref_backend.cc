@@ -1,6 +1,7 @@
 // kernels::Backend over kernels/ref's plain loops: the oracle. Every op is the ref function
 // of the same name on host memory; the ops ref has no function for (MatMulShared, AddBias,
-// StoreRows, Axpy) are the obvious loops over it, written here.
+// StoreRows, Axpy) are the obvious loops over it, written here. CreateTrainable's tensors are
+// RefWeights over a buffer they own.
 #include "kernels/ref/ref_backend.h"
 
 #include <cstdlib>
@@ -34,6 +35,20 @@ class HostRope final : public PreparedRope {
 class RefWeight final : public Weight {
  public:
   explicit RefWeight(const tensor::TensorView& view) : Weight(view) {}
+};
+
+// CreateTrainable's tensor: a RefWeight whose view points into a buffer it owns, so every
+// op that reads a Weight's view sees the buffer's current values.
+class TrainableWeight final : public Weight {
+ public:
+  TrainableWeight(const tensor::TensorView& view, Buffer buffer) : Weight(view), buffer_(buffer) {}
+  ~TrainableWeight() override { std::free(buffer_.handle); }
+  TrainableWeight(const TrainableWeight&) = delete;
+  TrainableWeight& operator=(const TrainableWeight&) = delete;
+  BufferRef data() const { return {buffer_.handle, 0}; }
+
+ private:
+  Buffer buffer_;
 };
 
 const float* F32(const Weight& w) {
@@ -144,6 +159,80 @@ class RefBackend final : public Backend {
     const float* xs = F(x);
     float* ys = F(y);
     for (size_t i = 0; i < n; ++i) ys[i] += alpha * xs[i];
+  }
+
+  Result<std::unique_ptr<Weight>> CreateTrainable(const tensor::TensorView& shape) override {
+    PK_CHECK(shape.dtype == tensor::DType::kF32);
+    const size_t count = static_cast<size_t>(shape.num_elements());
+    if (count > SIZE_MAX / sizeof(float)) {
+      return Status::ResourceExhausted("reference backend: trainable tensor of " +
+                                       std::to_string(count) + " floats is too large");
+    }
+    PK_ASSIGN_OR_RETURN(Buffer buffer, Allocate(count * sizeof(float)));
+    tensor::TensorView view = shape;
+    view.data = buffer.handle;
+    return std::unique_ptr<Weight>(std::make_unique<TrainableWeight>(view, buffer));
+  }
+  BufferRef TrainableData(const Weight& w) override {
+    const auto* t = dynamic_cast<const TrainableWeight*>(&w);
+    PK_CHECK(t != nullptr && "TrainableData: not made by CreateTrainable");
+    return t->data();
+  }
+
+  void MatMulBackwardInput(const Weight& w, BufferRef dy, size_t num_tokens,
+                           BufferRef dx) override {
+    ref::MatMulBackwardInput(w.view(), F(dy), num_tokens, F(dx));
+  }
+  void MatMulBackwardWeight(BufferRef x, BufferRef dy, size_t num_tokens, size_t rows,
+                            size_t cols, BufferRef dw) override {
+    ref::MatMulBackwardWeight(F(x), F(dy), num_tokens, rows, cols, F(dw));
+  }
+  void SumRows(BufferRef dy, size_t n, size_t num_rows, BufferRef dbias) override {
+    ref::SumRows(F(dy), n, num_rows, F(dbias));
+  }
+  void GetRowsBackward(BufferRef ids, size_t num_ids, BufferRef dout, size_t n,
+                       BufferRef dtable) override {
+    ref::GetRowsBackward(I32(ids), num_ids, F(dout), n, F(dtable));
+  }
+  void RmsNormBackward(BufferRef x, const Weight& weight, float eps, size_t n, size_t num_rows,
+                       BufferRef dy, BufferRef dx, BufferRef dweight) override {
+    ref::RmsNormBackward(F(x), F32(weight), eps, n, num_rows, F(dy), F(dx), F(dweight));
+  }
+  void RopeBackward(BufferRef dx, size_t num_tokens, size_t num_heads, BufferRef positions,
+                    const PreparedRope& rope) override {
+    const int32_t* pos = I32(positions);
+    for (size_t t = 0; t < num_tokens; ++t) {
+      PK_CHECK(pos[t] >= 0 && static_cast<size_t>(pos[t]) < rope.max_positions());
+    }
+    ref::RopeBackward(F(dx), num_tokens, num_heads, pos,
+                      static_cast<const HostRope&>(rope).table());
+  }
+  void AttentionTrain(BufferRef q, BufferRef k, BufferRef v, size_t num_seqs, size_t seq_len,
+                      size_t num_heads, size_t num_kv_heads, size_t head_dim, float scale,
+                      BufferRef out) override {
+    ref::AttentionTrain(F(q), F(k), F(v), num_seqs, seq_len, num_heads, num_kv_heads, head_dim,
+                        scale, F(out));
+  }
+  void AttentionBackward(BufferRef q, BufferRef k, BufferRef v, BufferRef dout, size_t num_seqs,
+                         size_t seq_len, size_t num_heads, size_t num_kv_heads, size_t head_dim,
+                         float scale, BufferRef dq, BufferRef dk, BufferRef dv) override {
+    ref::AttentionBackward(F(q), F(k), F(v), F(dout), num_seqs, seq_len, num_heads, num_kv_heads,
+                           head_dim, scale, F(dq), F(dk), F(dv));
+  }
+  void SwiGLUBackward(BufferRef gate, BufferRef up, BufferRef dout, size_t n, BufferRef dgate,
+                      BufferRef dup) override {
+    ref::SwiGLUBackward(F(gate), F(up), F(dout), n, F(dgate), F(dup));
+  }
+  void CrossEntropy(BufferRef logits, BufferRef targets, size_t num_rows, size_t vocab,
+                    float grad_scale, BufferRef losses, BufferRef dlogits) override {
+    ref::CrossEntropy(F(logits), I32(targets), num_rows, vocab, grad_scale, F(losses),
+                      F(dlogits));
+  }
+  double SumSquares(BufferRef x, size_t n) override { return ref::SumSquares(F(x), n); }
+  void Fill(BufferRef x, size_t n, float value) override { ref::Fill(F(x), n, value); }
+  void AdamW(BufferRef param, BufferRef grad, BufferRef m, BufferRef v, size_t n,
+             const AdamWParams& p) override {
+    ref::AdamW(F(param), F(grad), F(m), F(v), n, p);
   }
 };
 
