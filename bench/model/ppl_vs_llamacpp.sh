@@ -17,7 +17,8 @@
 # default 0.02 the logits are nearly uniform and Q4_0 moves perplexity by only 0.6 %).
 # QUANTIZER=pocket makes the files with `pocket quantize` instead (issue 13: its output must
 # load in llama.cpp and give the same perplexity there): TYPES then defaults to, and may only
-# hold, Q8_0 Q4_0 Q4_K Q6_K, and the files are OUT/<source>-pocket-<type>.gguf.
+# hold, Q8_0 Q4_0 Q4_K Q6_K, and the files are OUT/<source>-pocket-<type>.gguf; with PURE=1
+# they are made with --pure (every matrix in the type) as OUT/<source>-pocket-pure-<type>.gguf.
 # Prints one row per type: the tensor types llama-quantize put in the file, both
 # perplexities, their relative difference and PASS/FAIL; a file Pocket cannot load is
 # reported on its row ("pocket: <error>") and the run goes on. Exit status 0 only when every
@@ -46,7 +47,10 @@ done
 mkdir -p "$out"
 base=$(basename "$src" .gguf)
 log=$out/$base.ppl_vs_llamacpp.log
-[ "$quantizer" = pocket ] && log=$out/$base.pocket-quantize.ppl_vs_llamacpp.log
+pure=()
+tag=pocket
+[ "${PURE:-0}" = 1 ] && pure=(--pure) && tag=pocket-pure
+[ "$quantizer" = pocket ] && log=$out/$base.$tag-quantize.ppl_vs_llamacpp.log
 : >"$log"
 
 # "Final estimate: PPL = 123.4567 +/- 1.2345" -> 123.4567 (both tools print this line).
@@ -107,16 +111,17 @@ printf '%s, -c %s, %s chunks of %s\n' "$src" "$ctx" "$chunks" "$text"
 # "vs source": how far the type moves llama.cpp's own perplexity from the source file's, the
 # scale against which the tolerance is to be read.
 row() { printf '%-8s | %-40s | %9s | %14s | %14s | %8s | %s\n' "$@"; }
-row type "tensor types ($quantizer quantize)" "vs source" "llama.cpp ppl" "Pocket ppl" "rel diff" \
+row type "tensor types ($quantizer quantize${pure[*]:+ --pure})" "vs source" "llama.cpp ppl" "Pocket ppl" "rel diff" \
   result
 fails=0
 src_ppl=""
 for t in SOURCE $types; do
   file=$src
   if [ "$t" != SOURCE ] && [ "$quantizer" = pocket ]; then
-    file=$out/$base-pocket-$t.gguf
+    file=$out/$base-$tag-$t.gguf
     if ! [ "$file" -nt "$src" ] &&
-      ! "$pocket" quantize "$src" "$file" --type "${t,,}" -t "$threads" >>"$log" 2>&1; then
+      ! "$pocket" quantize "${pure[@]}" "$src" "$file" --type "${t,,}" -t "$threads" \
+        >>"$log" 2>&1; then
       row "$t" - - - - - "pocket quantize failed"
       fails=$((fails + 1))
       continue
