@@ -1,8 +1,7 @@
-// The recipe parser (toml++, as router/policy.cc uses it) and the canonical
-// form. Every key is read by one typed reader that knows its range, so the
-// messages are uniform; the keys a section accepts are listed once, next to its
-// reader, and anything else is an unknown key. Cross-key checks come after all
-// sections are read.
+// The recipe parser (toml++, as router/policy.cc uses it) and the canonical form. Every key is read
+// by one typed reader that knows its range, so the messages are uniform; the keys a section accepts
+// are listed once, next to its reader, and anything else is an unknown key. Cross-key checks come
+// after all sections are read.
 #include "train/recipe.h"
 
 #include <toml++/toml.h>
@@ -23,7 +22,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr const char *kCheckpointTypes[] = {"f32", "f16", "q8_0", "q4_0", "q4_k", "q6_k"};
+constexpr const char* kCheckpointTypes[] = {"f32", "f16", "q8_0", "q4_0", "q4_k", "q6_k"};
 
 // Shortest text that reads back as the same double ("0.001", "1e-05", "10000").
 std::string FormatDouble(double v) {
@@ -50,14 +49,14 @@ std::string Quote(std::string_view s) {
   return out + "\"";
 }
 
-// A path as written, lexically normalised ("./a//b" -> "a/b"), so spelling does
-// not change the hash; and the same path resolved against `dir` when relative.
-std::string NormalPath(const std::string &p) {
+// A path as written, lexically normalised ("./a//b" -> "a/b"), so spelling does not change the
+// hash; and the same path resolved against `dir` when relative.
+std::string NormalPath(const std::string& p) {
   std::string n = fs::path(p).lexically_normal().string();
   while (n.size() > 1 && n.back() == '/') n.pop_back();  // "notes/" is "notes"
   return n.empty() ? p : n;
 }
-std::string Resolve(const fs::path &dir, const std::string &p) {
+std::string Resolve(const fs::path& dir, const std::string& p) {
   const fs::path path(p);
   if (path.is_absolute() || dir.empty()) return path.lexically_normal().string();
   return (dir / path).lexically_normal().string();
@@ -75,21 +74,20 @@ struct Range {
   }
 };
 
-// One [section] of the recipe: typed readers that name the full key in every
-// error.
+// One [section] of the recipe: typed readers that name the full key in every error.
 class Section {
  public:
-  Section(const toml::table *table, std::string name, const std::string *path)
+  Section(const toml::table* table, std::string name, const std::string* path)
       : table_(table), name_(std::move(name)), path_(path) {}
 
-  Status Error(std::string_view key, const std::string &what) const {
+  Status Error(std::string_view key, const std::string& what) const {
     return Status::InvalidArgument("recipe " + *path_ + ": " + Key(key) + ": " + what);
   }
   std::string Key(std::string_view key) const { return name_ + "." + std::string(key); }
 
   Status CheckKeys(std::initializer_list<std::string_view> allowed) const {
     if (!table_) return Status::Ok();
-    for (const auto &[k, v] : *table_) {
+    for (const auto& [k, v] : *table_) {
       bool ok = false;
       for (std::string_view a : allowed) ok = ok || k.str() == a;
       if (!ok) return Error(k.str(), "unknown key");
@@ -97,10 +95,10 @@ class Section {
     return Status::Ok();
   }
 
-  Status Int(std::string_view key, int64_t lo, int64_t hi, int64_t *out) const {
-    const toml::node *n = Get(key);
+  Status Int(std::string_view key, int64_t lo, int64_t hi, int64_t* out) const {
+    const toml::node* n = Get(key);
     if (!n) return Status::Ok();
-    const auto *i = n->as_integer();
+    const auto* i = n->as_integer();
     if (!i) return Error(key, "expected an integer");
     const int64_t v = i->get();
     if (v < lo || v > hi) {
@@ -112,13 +110,13 @@ class Section {
   }
 
   // Integers are accepted where a float is expected (lr = 1).
-  Status Float(std::string_view key, Range range, double *out) const {
-    const toml::node *n = Get(key);
+  Status Float(std::string_view key, Range range, double* out) const {
+    const toml::node* n = Get(key);
     if (!n) return Status::Ok();
     double v;
-    if (const auto *i = n->as_integer()) {
+    if (const auto* i = n->as_integer()) {
       v = static_cast<double>(i->get());
-    } else if (const auto *f = n->as_floating_point()) {
+    } else if (const auto* f = n->as_floating_point()) {
       v = f->get();
     } else {
       return Error(key, "expected a number");
@@ -130,10 +128,10 @@ class Section {
     return Status::Ok();
   }
 
-  Status Bool(std::string_view key, bool *out) const {
-    const toml::node *n = Get(key);
+  Status Bool(std::string_view key, bool* out) const {
+    const toml::node* n = Get(key);
     if (!n) return Status::Ok();
-    const auto *b = n->as_boolean();
+    const auto* b = n->as_boolean();
     if (!b) return Error(key, "expected true or false");
     *out = b->get();
     return Status::Ok();
@@ -141,10 +139,10 @@ class Section {
 
   // `choices` empty: any string.
   Status String(std::string_view key, std::initializer_list<std::string_view> choices,
-                std::string *out) const {
-    const toml::node *n = Get(key);
+                std::string* out) const {
+    const toml::node* n = Get(key);
     if (!n) return Status::Ok();
-    const auto *s = n->as_string();
+    const auto* s = n->as_string();
     if (!s) return Error(key, "expected a string");
     if (choices.size() > 0) {
       std::string list;
@@ -160,18 +158,18 @@ class Section {
   }
 
   // An array of strings; a single string is read as an array of one.
-  Status Strings(std::string_view key, std::vector<std::string> *out) const {
-    const toml::node *n = Get(key);
+  Status Strings(std::string_view key, std::vector<std::string>* out) const {
+    const toml::node* n = Get(key);
     if (!n) return Status::Ok();
-    if (const auto *s = n->as_string()) {
+    if (const auto* s = n->as_string()) {
       *out = {s->get()};
       return Status::Ok();
     }
-    const auto *a = n->as_array();
+    const auto* a = n->as_array();
     if (!a) return Error(key, "expected an array of strings");
     std::vector<std::string> v;
     for (size_t i = 0; i < a->size(); ++i) {
-      const auto *s = a->get(i)->as_string();
+      const auto* s = a->get(i)->as_string();
       if (!s) return Error(key, "element " + std::to_string(i) + ": expected a string");
       v.push_back(s->get());
     }
@@ -182,15 +180,15 @@ class Section {
   bool Has(std::string_view key) const { return Get(key) != nullptr; }
 
  private:
-  const toml::node *Get(std::string_view key) const { return table_ ? table_->get(key) : nullptr; }
-  const toml::table *table_;
+  const toml::node* Get(std::string_view key) const { return table_ ? table_->get(key) : nullptr; }
+  const toml::table* table_;
   std::string name_;
-  const std::string *path_;
+  const std::string* path_;
 };
 
 constexpr int64_t kMaxInt = int64_t{1} << 62;
 
-Status ReadModel(const Section &s, ModelRecipe *m) {
+Status ReadModel(const Section& s, ModelRecipe* m) {
   PK_RETURN_IF_ERROR(
       s.CheckKeys({"arch", "vocab_size", "d_model", "n_layers", "n_heads", "n_kv_heads", "d_ff",
                    "context", "rope_theta", "norm_eps", "tied_embeddings", "init_std"}));
@@ -224,14 +222,14 @@ Status ReadModel(const Section &s, ModelRecipe *m) {
   return Status::Ok();
 }
 
-Status ReadTokenizer(const Section &s, const fs::path &dir, TokenizerRecipe *t) {
+Status ReadTokenizer(const Section& s, const fs::path& dir, TokenizerRecipe* t) {
   PK_RETURN_IF_ERROR(s.CheckKeys({"kind", "from", "pre", "min_frequency", "special_tokens",
                                   "bos_token", "eos_token", "eot_token", "pad_token"}));
   PK_RETURN_IF_ERROR(s.String("kind", {"bpe", "gguf"}, &t->kind));
   PK_RETURN_IF_ERROR(s.String("from", {}, &t->from));
   if (t->kind == "gguf") {
     // The vocabulary, its specials and pre-tokenizer all come from the file.
-    for (const char *k : {"pre", "min_frequency", "special_tokens", "bos_token", "eos_token",
+    for (const char* k : {"pre", "min_frequency", "special_tokens", "bos_token", "eos_token",
                           "eot_token", "pad_token"}) {
       if (s.Has(k)) return s.Error(k, "only with tokenizer.kind = \"bpe\"");
     }
@@ -247,7 +245,7 @@ Status ReadTokenizer(const Section &s, const fs::path &dir, TokenizerRecipe *t) 
   const std::vector<std::string> pres = tokenizer::PreTokenizerNames();
   PK_RETURN_IF_ERROR(s.String("pre", {}, &t->pre));
   bool known = false;
-  for (const std::string &p : pres) {
+  for (const std::string& p : pres) {
     known = known || p == t->pre;
     pre_choices += (pre_choices.empty() ? "" : ", ") + p;
   }
@@ -265,20 +263,20 @@ Status ReadTokenizer(const Section &s, const fs::path &dir, TokenizerRecipe *t) 
       }
     }
   }
-  for (auto [key, out] : {std::pair<const char *, std::string *>{"bos_token", &t->bos_token},
+  for (auto [key, out] : {std::pair<const char*, std::string*>{"bos_token", &t->bos_token},
                           {"eos_token", &t->eos_token},
                           {"eot_token", &t->eot_token},
                           {"pad_token", &t->pad_token}}) {
     PK_RETURN_IF_ERROR(s.String(key, {}, out));
     if (out->empty()) continue;
     bool found = false;
-    for (const std::string &sp : t->special_tokens) found = found || sp == *out;
+    for (const std::string& sp : t->special_tokens) found = found || sp == *out;
     if (!found) return s.Error(key, "'" + *out + "' is not one of tokenizer.special_tokens");
   }
   return Status::Ok();
 }
 
-Status ReadData(const Section &s, const fs::path &dir, DataRecipe *d) {
+Status ReadData(const Section& s, const fs::path& dir, DataRecipe* d) {
   PK_RETURN_IF_ERROR(
       s.CheckKeys({"paths", "validation_fraction", "seq_len", "max_document_bytes"}));
   PK_RETURN_IF_ERROR(s.Strings("paths", &d->paths));
@@ -294,7 +292,7 @@ Status ReadData(const Section &s, const fs::path &dir, DataRecipe *d) {
   return Status::Ok();
 }
 
-Status ReadTraining(const Section &s, TrainingRecipe *t) {
+Status ReadTraining(const Section& s, TrainingRecipe* t) {
   PK_RETURN_IF_ERROR(
       s.CheckKeys({"steps", "batch_size", "grad_accum", "lr", "min_lr", "warmup_steps",
                    "weight_decay", "beta1", "beta2", "eps", "clip_norm", "seed", "threads"}));
@@ -324,8 +322,8 @@ Status ReadTraining(const Section &s, TrainingRecipe *t) {
   return Status::Ok();
 }
 
-Status ReadCheckpoint(const Section &s, const fs::path &dir, const std::string &recipe_path,
-                      CheckpointRecipe *c) {
+Status ReadCheckpoint(const Section& s, const fs::path& dir, const std::string& recipe_path,
+                      CheckpointRecipe* c) {
   PK_RETURN_IF_ERROR(s.CheckKeys({"interval", "output", "quantize"}));
   PK_RETURN_IF_ERROR(s.Int("interval", 0, int64_t{1} << 40, &c->interval));
   PK_RETURN_IF_ERROR(s.String("output", {}, &c->output));
@@ -339,7 +337,7 @@ Status ReadCheckpoint(const Section &s, const fs::path &dir, const std::string &
   return Status::Ok();
 }
 
-Status ReadRepro(const Section &s, std::string *sha256) {
+Status ReadRepro(const Section& s, std::string* sha256) {
   PK_RETURN_IF_ERROR(s.CheckKeys({"sha256"}));
   PK_RETURN_IF_ERROR(s.String("sha256", {}, sha256));
   if (sha256->empty()) return Status::Ok();
@@ -353,20 +351,20 @@ Status ReadRepro(const Section &s, std::string *sha256) {
 
 std::string CheckpointTypeNames() {
   std::string out;
-  for (const char *t : kCheckpointTypes) out += (out.empty() ? "" : ", ") + std::string(t);
+  for (const char* t : kCheckpointTypes) out += (out.empty() ? "" : ", ") + std::string(t);
   return out;
 }
 
-Result<Recipe> ParseRecipe(std::string_view toml_text, const std::string &path) {
+Result<Recipe> ParseRecipe(std::string_view toml_text, const std::string& path) {
   toml::table root;
   try {
     root = toml::parse(toml_text, path);
-  } catch (const toml::parse_error &e) {
+  } catch (const toml::parse_error& e) {
     std::ostringstream msg;
     msg << "recipe " << path << ":" << e.source().begin.line << ":" << e.source().begin.column
         << ": " << e.description();
     return Status::InvalidArgument(msg.str());
-  } catch (const std::exception &e) {
+  } catch (const std::exception& e) {
     return Status::InvalidArgument("recipe " + path + ": " + e.what());
   }
   Recipe r;
@@ -374,7 +372,7 @@ Result<Recipe> ParseRecipe(std::string_view toml_text, const std::string &path) 
   const fs::path dir = fs::path(path).parent_path();
   static constexpr std::string_view kSections[] = {"model",    "tokenizer",  "data",
                                                    "training", "checkpoint", "repro"};
-  for (const auto &[k, v] : root) {
+  for (const auto& [k, v] : root) {
     bool known = false;
     for (std::string_view s : kSections) known = known || k.str() == s;
     if (!known)
@@ -398,8 +396,7 @@ Result<Recipe> ParseRecipe(std::string_view toml_text, const std::string &path) 
   // Checks across sections.
   const Section model = section("model"), data = section("data");
   if (r.tokenizer.kind == "bpe") {
-    // BpeTrainOptions' floor: the special tokens and the 256 byte tokens, plus
-    // one merge.
+    // BpeTrainOptions' floor: the special tokens and the 256 byte tokens, plus one merge.
     const int64_t floor = 256 + static_cast<int64_t>(r.tokenizer.special_tokens.size()) + 1;
     if (r.model.vocab_size < floor) {
       return model.Error("vocab_size", std::to_string(r.model.vocab_size) +
@@ -415,32 +412,31 @@ Result<Recipe> ParseRecipe(std::string_view toml_text, const std::string &path) 
   return r;
 }
 
-Result<Recipe> LoadRecipe(const std::string &path) {
+Result<Recipe> LoadRecipe(const std::string& path) {
   auto text = ReadFile(path);
   if (!text.ok()) return text.status().WithContext("recipe " + path);
   return ParseRecipe(*text, path);
 }
 
-std::string CanonicalRecipe(const Recipe &r) {
+std::string CanonicalRecipe(const Recipe& r) {
   std::string out = "# pocket recipe, canonical form v1\n";
-  auto kv = [&out](std::string_view key, const std::string &value) {
+  auto kv = [&out](std::string_view key, const std::string& value) {
     out += std::string(key) + " = " + value + "\n";
   };
   auto i = [](int64_t v) { return std::to_string(v); };
   auto b = [](bool v) { return std::string(v ? "true" : "false"); };
-  auto strings = [](const std::vector<std::string> &v) {
+  auto strings = [](const std::vector<std::string>& v) {
     std::string s = "[";
     for (size_t j = 0; j < v.size(); ++j) s += (j ? ", " : "") + Quote(v[j]);
     return s + "]";
   };
-  // Floats always carry a '.', an exponent or both, so they read back as TOML
-  // floats.
+  // Floats always carry a '.', an exponent or both, so they read back as TOML floats.
   auto f = [](double v) {
     std::string s = FormatDouble(v);
     if (s.find_first_of(".e") == std::string::npos) s += ".0";
     return s;
   };
-  const ModelRecipe &m = r.model;
+  const ModelRecipe& m = r.model;
   out += "[model]\n";
   kv("arch", Quote(m.arch));
   kv("vocab_size", i(m.vocab_size));
@@ -454,7 +450,7 @@ std::string CanonicalRecipe(const Recipe &r) {
   kv("norm_eps", f(m.norm_eps));
   kv("tied_embeddings", b(m.tied_embeddings));
   kv("init_std", f(m.init_std));
-  const TokenizerRecipe &t = r.tokenizer;
+  const TokenizerRecipe& t = r.tokenizer;
   out += "[tokenizer]\n";
   kv("kind", Quote(t.kind));
   if (t.kind == "gguf") {
@@ -468,13 +464,13 @@ std::string CanonicalRecipe(const Recipe &r) {
     kv("eot_token", Quote(t.eot_token));
     kv("pad_token", Quote(t.pad_token));
   }
-  const DataRecipe &d = r.data;
+  const DataRecipe& d = r.data;
   out += "[data]\n";
   kv("paths", strings(d.paths));
   kv("validation_fraction", f(d.validation_fraction));
   kv("seq_len", i(d.seq_len));
   kv("max_document_bytes", i(d.max_document_bytes));
-  const TrainingRecipe &tr = r.training;
+  const TrainingRecipe& tr = r.training;
   out += "[training]\n";
   kv("steps", i(tr.steps));
   kv("batch_size", i(tr.batch_size));
@@ -493,6 +489,6 @@ std::string CanonicalRecipe(const Recipe &r) {
   return out;
 }
 
-std::string RecipeSha256(const Recipe &recipe) { return Sha256Hex(CanonicalRecipe(recipe)); }
+std::string RecipeSha256(const Recipe& recipe) { return Sha256Hex(CanonicalRecipe(recipe)); }
 
 }  // namespace pocket::train

@@ -130,15 +130,15 @@ struct Recipe {
 // Parses recipe text. `path` names it in messages and its folder resolves
 // relative paths (no file is opened or checked for existence). InvalidArgument
 // as described above.
-Result<Recipe> ParseRecipe(std::string_view toml_text, const std::string &path);
+Result<Recipe> ParseRecipe(std::string_view toml_text, const std::string& path);
 // Reads and parses the file `path`. IOError naming it when it cannot be read.
-Result<Recipe> LoadRecipe(const std::string &path);
+Result<Recipe> LoadRecipe(const std::string& path);
 
 // The fixed-order TOML text described above; parsing it gives a recipe with the
 // same canonical form.
-std::string CanonicalRecipe(const Recipe &recipe);
+std::string CanonicalRecipe(const Recipe& recipe);
 // Lower-case hex SHA-256 of CanonicalRecipe(recipe).
-std::string RecipeSha256(const Recipe &recipe);
+std::string RecipeSha256(const Recipe& recipe);
 
 // The checkpoint types checkpoint.quantize accepts: "f32, f16, q8_0, q4_0,
 // q4_k, q6_k".

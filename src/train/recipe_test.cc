@@ -18,8 +18,7 @@ constexpr char kMinimal[] = R"([data]
 paths = ["corpus.txt"]
 )";
 
-// Every key written out, in a scrambled order, with comments and mixed number
-// spellings.
+// Every key written out, in a scrambled order, with comments and mixed number spellings.
 constexpr char kFull[] = R"(
 # a recipe
 [training]
@@ -74,9 +73,8 @@ quantize = "q4_k"
 sha256 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 )";
 
-// The same recipe as kFull, written differently: other order, other spacing,
-// inline tables, other number spellings; threads, interval, output and sha256
-// changed (not hashed).
+// The same recipe as kFull, written differently: other order, other spacing, inline tables, other
+// number spellings; threads, interval, output and sha256 changed (not hashed).
 constexpr char kFullReordered[] = R"(
 repro = { sha256 = "" }
 checkpoint = { quantize = "q4_k", interval = 7, output = "elsewhere.gguf" }
@@ -125,7 +123,7 @@ lr = 0.003
 seed = 42
 )";
 
-Status ParseError(const std::string &text) {
+Status ParseError(const std::string& text) {
   auto r = ParseRecipe(text, "/r/recipe.toml");
   return r.ok() ? Status::Ok() : r.status();
 }
@@ -298,7 +296,7 @@ TEST(RecipeTest, HashIgnoresFormattingCommentsOrderAndUnhashedKeys) {
 
 TEST(RecipeTest, HashChangesWithEveryHashedValue) {
   const std::string base = RecipeSha256(ParseRecipe(kMinimal, "m.toml").value());
-  for (const char *change : {"[model]\nd_model = 128\n", "[model]\ntied_embeddings = false\n",
+  for (const char* change : {"[model]\nd_model = 128\n", "[model]\ntied_embeddings = false\n",
                              "[model]\nrope_theta = 10000.5\n",
                              "[tokenizer]\nspecial_tokens = [\"<|endoftext|>\", \"<s>\"]\n",
                              "[training]\nseed = 1\n", "[training]\nlr = 0.0011\n",
@@ -307,7 +305,7 @@ TEST(RecipeTest, HashChangesWithEveryHashedValue) {
     ASSERT_TRUE(r.ok()) << change << r.status().ToString();
     EXPECT_NE(RecipeSha256(*r), base) << change;
   }
-  for (const char *data :
+  for (const char* data :
        {"[data]\npaths = [\"other.txt\"]\n", "[data]\npaths = [\"corpus.txt\"]\nseq_len = 255\n"}) {
     auto r = ParseRecipe(data, "m.toml");
     ASSERT_TRUE(r.ok()) << data << r.status().ToString();
@@ -315,9 +313,8 @@ TEST(RecipeTest, HashChangesWithEveryHashedValue) {
   }
 }
 
-// The value pins the canonical form: a change to it (a key added, a format
-// changed) changes every recorded recipe hash, so it must be deliberate (bump
-// "canonical form v1").
+// The value pins the canonical form: a change to it (a key added, a format changed) changes every
+// recorded recipe hash, so it must be deliberate (bump "canonical form v1").
 TEST(RecipeTest, CanonicalFormIsStable) {
   const Recipe r = ParseRecipe(kFull, "/r/recipe.toml").value();
   EXPECT_EQ(CanonicalRecipe(r), R"(# pocket recipe, canonical form v1
