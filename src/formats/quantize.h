@@ -15,9 +15,10 @@
 //     convert` does (formats::StorageType): Q6_K -> Q8_0 (as llama.cpp), Q4_K -> Q4_0
 //     (llama.cpp uses Q5_0, for which Pocket has no quantizer), then F16 when not a
 //     multiple of 32 (as llama.cpp). llama-quantize --pure has no fallback (it fails);
-//   - not reproduced: llama-quantize's per-layer mixes of its _S/_M types (Q4_K_S puts Q5_K
-//     in the first attn_v/ffn_down layers): `q4_k` here is Q4_K throughout, as file type 14
-//     (MOSTLY_Q4_K_S) is written;
+//   - not reproduced: llama-quantize's per-layer mixes of its _S/_M types (its `Q4_K` is
+//     Q4_K_M, which puts Q6_K and Q5_K in some attn_v/ffn_down layers; Pocket has no Q5_K
+//     quantizer): `q4_k` here is Q4_K throughout, written as file type 14 (MOSTLY_Q4_K_S);
+//     with --pure the two agree;
 //   - a tensor already in its target type is copied byte for byte (as llama-quantize does).
 // Metadata is copied in file order; general.file_type and general.quantization_version are
 // set, and two provenance keys are added (or replaced): kParentSha256Key (the SHA-256 of the

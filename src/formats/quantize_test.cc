@@ -36,9 +36,9 @@ class QuantizeTest : public ::testing::Test {
 
   // A small Llama model: d_model 256 (rows fit K-quant blocks) and d_ff 320, so ffn_down's rows
   // (320 = 10 * 32) take the K-quants' fallbacks Q4_0 / Q8_0.
-  std::string WriteModel(const std::string& name, DType weight_type) {
+  std::string WriteModel(const std::string& name, DType weight_type, int64_t num_layers = 2) {
     RandomModelSpec spec = NamedShape("tiny-k").value();
-    spec.num_layers = 2;
+    spec.num_layers = num_layers;
     spec.d_ff = 320;
     spec.vocab_size = 512;
     spec.weight_type = weight_type;
@@ -122,12 +122,15 @@ TEST(QuantizeTypesTest, NamesRoundTrip) {
   EXPECT_FALSE(QuantizeTypeFromName("Q8_0").has_value());
 }
 
+// Rows are split across threads differently for 1, 2 and 3 threads (and the output
+// matrix's Q6_K rows too, unless pure); every split must give the first run's bytes.
 TEST_F(QuantizeTest, SameBytesForAnyThreadCountAndEveryRun) {
-  const std::string src = WriteModel("src.gguf", DType::kF16);
+  const std::string src = WriteModel("src.gguf", DType::kF16, /*num_layers=*/1);
   for (const auto& [name, type] : QuantizeTypes()) {
     for (bool pure : {false, true}) {
+      if (pure && type == DType::kQ8_0) continue;  // the same file as without --pure
       std::string first;
-      for (size_t threads : {1u, 2u, 3u, 1u}) {
+      for (size_t threads : {1u, 3u, 2u}) {
         const std::string out = Path(name + ".gguf");
         auto rep = QuantizeGguf(src, out, Opts(type, threads, pure));
         ASSERT_TRUE(rep.ok()) << rep.status().ToString();
