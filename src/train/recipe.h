@@ -1,47 +1,36 @@
-// The training recipe of `pocket train` / `pocket repro`: a TOML file
-// (docs/train.md lists every key with its default and range) parsed into a
-// Recipe, and its canonical form.
+// The training recipe of `pocket train` / `pocket repro`: a TOML file (docs/train.md lists every
+// key with its default and range) parsed into a Recipe, and its canonical form.
 //
-//   [model]       architecture sizes (vocab_size, d_model, n_layers, n_heads,
-//   n_kv_heads,
-//                 d_ff, context, rope_theta, norm_eps, tied_embeddings,
-//                 init_std)
-//   [tokenizer]   kind = "bpe" (train a byte-level BPE of model.vocab_size
-//   tokens on the
-//                 data, with the given special tokens) or "gguf" (take the
-//                 vocabulary of the GGUF file `from`)
+//   [model]       architecture sizes (vocab_size, d_model, n_layers, n_heads, n_kv_heads,
+//                 d_ff, context, rope_theta, norm_eps, tied_embeddings, init_std)
+//   [tokenizer]   kind = "bpe" (train a byte-level BPE of model.vocab_size tokens on the
+//                 data, with the given special tokens) or "gguf" (take the vocabulary of
+//                 the GGUF file `from`)
 //   [data]        paths, validation_fraction, seq_len, max_document_bytes
-//   [training]    steps, batch_size, grad_accum, lr, min_lr, warmup_steps,
-//   weight_decay,
+//   [training]    steps, batch_size, grad_accum, lr, min_lr, warmup_steps, weight_decay,
 //                 beta1, beta2, eps, clip_norm, seed, threads
 //   [checkpoint]  interval, output, quantize
-//   [repro]       sha256: the SHA-256 `pocket repro` expects of the final
-//   checkpoint
+//   [repro]       sha256: the SHA-256 `pocket repro` expects of the final checkpoint
 //
-// Errors are one line, "recipe <path>: <full key>: <what>": an unknown key
-// anywhere
-// ("training.lr_max: unknown key"), a wrong TOML type ("model.d_model: expected
-// an integer"), a value out of range ("training.lr: 2 is out of range (0, 1]"),
-// or values that do not fit together ("model.n_heads: 3 does not divide
-// model.d_model = 256"). TOML syntax errors give line and column. Every key is
-// optional (the defaults are the struct's initialisers) but data.paths.
+// Errors are one line, "recipe <path>: <full key>: <what>": an unknown key anywhere
+// ("training.lr_max: unknown key"), a wrong TOML type ("model.d_model: expected an integer"), a
+// value out of range ("training.lr: 2 is out of range (0, 1]"), or values that do not fit together
+// ("model.n_heads: 3 does not divide model.d_model = 256"). TOML syntax errors give line and
+// column. Every key is optional (the defaults are the struct's initialisers) but data.paths.
 //
-// Paths (data.paths, tokenizer.from, checkpoint.output) are kept as written
-// (lexically normalised) and also resolved against the recipe file's folder
-// when relative.
+// Paths (data.paths, tokenizer.from, checkpoint.output) are kept as written (lexically normalised)
+// and also resolved against the recipe file's folder when relative.
 //
-// Canonical form and hash: CanonicalRecipe() prints every key that decides the
-// checkpoint's bytes, in a fixed order, one value format per type, paths as
-// written — so the hash does not change with comments, spacing, key order,
-// defaults written out or left implicit, 1e-3 vs 0.001, or where the checkout
-// lives. Left out on purpose: training.threads (the bytes are the same for any
-// thread count), checkpoint.interval and checkpoint.output (where and how often
-// to save does not change the weights) and repro.sha256 (it records the
-// result). RecipeSha256() is its SHA-256, stored in checkpoints as
-// kRecipeSha256Key.
+// Canonical form and hash: CanonicalRecipe() prints every key that decides the checkpoint's bytes,
+// in a fixed order, one value format per type, paths as written — so the hash does not change with
+// comments, spacing, key order, defaults written out or left implicit, 1e-3 vs 0.001, or where the
+// checkout lives. Left out on purpose: training.threads (the bytes are the same for any thread
+// count), checkpoint.interval and checkpoint.output (where and how often to save does not change
+// the weights) and repro.sha256 (it records the result). RecipeSha256() is its SHA-256, stored in
+// checkpoints as kRecipeSha256Key.
 //
-// Users: `pocket train`, `pocket repro` (src/cli), the trainer (train/). Thread
-// safety: plain data and pure functions.
+// Users: `pocket train`, `pocket repro` (src/cli), the trainer (train/). Thread safety: plain data
+// and pure functions.
 #pragma once
 
 #include <cstddef>
@@ -127,21 +116,19 @@ struct Recipe {
   std::string recorded_sha256;  // repro.sha256: 64 lower-case hex digits, or empty
 };
 
-// Parses recipe text. `path` names it in messages and its folder resolves
-// relative paths (no file is opened or checked for existence). InvalidArgument
-// as described above.
+// Parses recipe text. `path` names it in messages and its folder resolves relative paths (no file
+// is opened or checked for existence). InvalidArgument as described above.
 Result<Recipe> ParseRecipe(std::string_view toml_text, const std::string& path);
 // Reads and parses the file `path`. IOError naming it when it cannot be read.
 Result<Recipe> LoadRecipe(const std::string& path);
 
-// The fixed-order TOML text described above; parsing it gives a recipe with the
-// same canonical form.
+// The fixed-order TOML text described above; parsing it gives a recipe with the same canonical
+// form.
 std::string CanonicalRecipe(const Recipe& recipe);
 // Lower-case hex SHA-256 of CanonicalRecipe(recipe).
 std::string RecipeSha256(const Recipe& recipe);
 
-// The checkpoint types checkpoint.quantize accepts: "f32, f16, q8_0, q4_0,
-// q4_k, q6_k".
+// The checkpoint types checkpoint.quantize accepts: "f32, f16, q8_0, q4_0, q4_k, q6_k".
 std::string CheckpointTypeNames();
 
 }  // namespace pocket::train
