@@ -15,6 +15,10 @@
 # A random-weight source must have sharp logits for the comparison to mean anything: make it
 # with `pocket make-model --shape smollm2-135m --type f16 --seed 1 --init-std 0.05` (at the
 # default 0.02 the logits are nearly uniform and Q4_0 moves perplexity by only 0.6 %).
+# QUANTIZER=pocket makes the files with `pocket quantize` instead (issue 13: its output must
+# load in llama.cpp and give the same perplexity there): TYPES then defaults to, and may only
+# hold, Q8_0 Q4_0 Q4_K Q6_K, and the files are OUT/<source>-pocket-<type>.gguf; with PURE=1
+# they are made with --pure (every matrix in the type) as OUT/<source>-pocket-pure-<type>.gguf.
 # Prints one row per type: the tensor types llama-quantize put in the file, both
 # perplexities, their relative difference and PASS/FAIL; a file Pocket cannot load is
 # reported on its row ("pocket: <error>") and the run goes on. Exit status 0 only when every
@@ -27,8 +31,13 @@ fi
 pocket=$1/pocket llama_bin=$2 src=$3 text=$4
 ctx=${CTX:-256} chunks=${CHUNKS:-16} threads=${THREADS:-2} tol=${TOL_PCT:-0.5}
 out=${OUT:-$(dirname "$src")}
-types=${TYPES:-"Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K_M Q4_K_M Q5_K_M Q6_K IQ4_NL IQ4_XS \
-IQ3_S IQ3_XXS IQ2_S IQ2_XS IQ2_XXS IQ1_M IQ1_S"}
+quantizer=${QUANTIZER:-llama}
+case $quantizer in
+  llama) types=${TYPES:-"Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K_M Q4_K_M Q5_K_M Q6_K IQ4_NL IQ4_XS \
+IQ3_S IQ3_XXS IQ2_S IQ2_XS IQ2_XXS IQ1_M IQ1_S"} ;;
+  pocket) types=${TYPES:-"Q8_0 Q4_0 Q4_K Q6_K"} ;;
+  *) echo "ppl_vs_llamacpp: QUANTIZER must be llama or pocket" >&2; exit 2 ;;
+esac
 for f in "$pocket" "$llama_bin/llama-quantize" "$llama_bin/llama-perplexity"; do
   [ -x "$f" ] || { echo "ppl_vs_llamacpp: $f is not an executable" >&2; exit 2; }
 done
@@ -38,6 +47,10 @@ done
 mkdir -p "$out"
 base=$(basename "$src" .gguf)
 log=$out/$base.ppl_vs_llamacpp.log
+pure=()
+tag=pocket
+[ "${PURE:-0}" = 1 ] && pure=(--pure) && tag=pocket-pure
+[ "$quantizer" = pocket ] && log=$out/$base.$tag-quantize.ppl_vs_llamacpp.log
 : >"$log"
 
 # "Final estimate: PPL = 123.4567 +/- 1.2345" -> 123.4567 (both tools print this line).
@@ -83,6 +96,7 @@ pocket_run() {
 needs_imatrix() { case $1 in IQ1_* | IQ2_* | IQ3_*) return 0 ;; esac; return 1; }
 imatrix=$out/$base.imatrix.gguf
 for t in $types; do
+  [ "$quantizer" = llama ] || break
   needs_imatrix "$t" || continue
   if ! [ "$imatrix" -nt "$src" ]; then
     echo "making the importance matrix $imatrix (llama-imatrix, -c $ctx, $chunks chunks)" >&2
@@ -97,13 +111,22 @@ printf '%s, -c %s, %s chunks of %s\n' "$src" "$ctx" "$chunks" "$text"
 # "vs source": how far the type moves llama.cpp's own perplexity from the source file's, the
 # scale against which the tolerance is to be read.
 row() { printf '%-8s | %-40s | %9s | %14s | %14s | %8s | %s\n' "$@"; }
-row type "tensor types (llama-quantize)" "vs source" "llama.cpp ppl" "Pocket ppl" "rel diff" \
+row type "tensor types ($quantizer quantize${pure[*]:+ --pure})" "vs source" "llama.cpp ppl" "Pocket ppl" "rel diff" \
   result
 fails=0
 src_ppl=""
 for t in SOURCE $types; do
   file=$src
-  if [ "$t" != SOURCE ]; then
+  if [ "$t" != SOURCE ] && [ "$quantizer" = pocket ]; then
+    file=$out/$base-$tag-$t.gguf
+    if ! [ "$file" -nt "$src" ] &&
+      ! "$pocket" quantize "${pure[@]}" "$src" "$file" --type "${t,,}" -t "$threads" \
+        >>"$log" 2>&1; then
+      row "$t" - - - - - "pocket quantize failed"
+      fails=$((fails + 1))
+      continue
+    fi
+  elif [ "$t" != SOURCE ]; then
     file=$out/$base-$t.gguf
     if ! [ "$file" -nt "$src" ]; then
       extra=()

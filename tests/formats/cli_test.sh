@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `pocket inspect`, `pocket make-model`, `pocket convert`: exit codes, one-line errors,
+# `pocket inspect`, `pocket make-model`, `pocket convert`, `pocket quantize`: exit codes, one-line errors,
 # byte-identical regeneration of the embedded default model.
 # Env: POCKET_BIN (the binary), POCKET_SOURCE_DIR (the repository root).
 set -euo pipefail
@@ -59,5 +59,45 @@ set -e
 [ "$rc" != 0 ] || fail "convert of a missing folder succeeded"
 [ "$(wc -l <"$TMP/stderr")" = 1 ] || fail "convert: not one line"
 [ ! -e "$TMP/c.gguf" ] || fail "convert left a file behind"
+
+# quantize: same bytes for 1 and 2 threads; provenance keys; the output loads and runs.
+"$POCKET" quantize "$SRC/models/default.gguf" "$TMP/q4a.gguf" --type q4_0 -t 1 >"$TMP/stdout"
+"$POCKET" quantize "$SRC/models/default.gguf" "$TMP/q4b.gguf" --type q4_0 -t 2 >/dev/null
+cmp "$TMP/q4a.gguf" "$TMP/q4b.gguf" || fail "quantize: bytes depend on the thread count"
+grep -q "^$TMP/q4a.gguf: q4_0, 38 tensors" "$TMP/stdout" || fail "quantize summary: $(cat "$TMP/stdout")"
+out=$("$POCKET" inspect "$TMP/q4a.gguf")
+grep -q "general.file_type = 2$" <<<"$out" || fail "quantize: general.file_type"
+grep -q "pocket.quantize.type = 'q4_0'" <<<"$out" || fail "quantize: pocket.quantize.type"
+sha=$(sha256sum "$SRC/models/default.gguf" | cut -d' ' -f1)
+# (inspect shows the first 58 characters of a long string)
+grep -q "pocket.parent_sha256 = '${sha:0:40}" <<<"$out" || fail "quantize: pocket.parent_sha256"
+"$POCKET" run -m "$TMP/q4a.gguf" -n 4 --seed 1 "Hello" >/dev/null || fail "quantized model does not run"
+"$POCKET" quantize --help | grep -q "pocket quantize .* --type q4_k" || fail "quantize --help: example"
+"$POCKET" quantize --help | grep -q -- "--type TEXT=q8_0" || fail "quantize --help: default"
+
+# quantize: a bad --type is a usage error listing the choices; a missing input is named;
+# neither leaves a file, and a failed run keeps an existing good output as it was.
+cp "$TMP/q4a.gguf" "$TMP/keep.gguf"
+set +e
+"$POCKET" quantize "$SRC/models/default.gguf" "$TMP/keep.gguf" --type q5_k 2>"$TMP/stderr"
+rc=$?
+set -e
+[ "$rc" = 2 ] || fail "quantize --type q5_k: exit $rc"
+grep -q "^pocket quantize: unknown --type 'q5_k' (q8_0, q4_0, q4_k, q6_k)$" "$TMP/stderr" ||
+  fail "quantize --type message: $(cat "$TMP/stderr")"
+set +e
+"$POCKET" quantize "$TMP/missing.gguf" "$TMP/keep.gguf" --type q8_0 2>"$TMP/stderr"
+rc=$?
+set -e
+[ "$rc" = 1 ] || fail "quantize missing input: exit $rc"
+[ "$(wc -l <"$TMP/stderr")" = 1 ] || fail "quantize missing input: not one line"
+grep -q "$TMP/missing.gguf" "$TMP/stderr" || fail "quantize: missing input not named: $(cat "$TMP/stderr")"
+set +e
+"$POCKET" quantize "$TMP/cut.gguf" "$TMP/keep.gguf" --type q8_0 2>/dev/null
+rc=$?
+set -e
+[ "$rc" = 1 ] || fail "quantize truncated input: exit $rc"
+cmp "$TMP/keep.gguf" "$TMP/q4a.gguf" || fail "quantize: a failed run changed the existing output"
+
 ls "$TMP" | grep -q tmp && fail "temp files left behind"
 echo "formats cli: ok"
