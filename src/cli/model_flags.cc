@@ -106,6 +106,24 @@ CLI::Option* AddSeedOption(CLI::App& app, int64_t* seed) {
       ->capture_default_str();
 }
 
+CLI::Option* AddTopKOption(CLI::App& app, int* top_k) {
+  return app.add_option("--top-k", *top_k, "top-k sampling (0 = off)")
+      ->check(InRange(0, 1 << 24))
+      ->capture_default_str();
+}
+
+CLI::Option* AddTopPOption(CLI::App& app, float* top_p) {
+  return app.add_option("--top-p", *top_p, "top-p sampling (1.0 = off)")
+      ->check(InRange(0, 1))
+      ->capture_default_str();
+}
+
+CLI::Option* AddMinPOption(CLI::App& app, float* min_p) {
+  return app.add_option("--min-p", *min_p, "min-p sampling (0.0 = off)")
+      ->check(InRange(0, 1))
+      ->capture_default_str();
+}
+
 void AddNotApplicable(CLI::App& app, const std::string& names, const std::string& reason) {
   // One hidden option per name: CLI11 does not name a hidden option in its error, so the
   // message does.
@@ -154,15 +172,9 @@ void AddSamplingFlags(CLI::App& app, SamplingFlags* flags) {
   // The ranges llama.cpp's sampler accepts (a penalty past 10 is allowed there too, but
   // nothing useful lies beyond these bounds).
   AddTempOption(app, &p.temperature);
-  app.add_option("--top-k", p.top_k, "top-k sampling (0 = off)")
-      ->check(InRange(0, 1 << 24))
-      ->capture_default_str();
-  app.add_option("--top-p", p.top_p, "top-p sampling (1.0 = off)")
-      ->check(InRange(0, 1))
-      ->capture_default_str();
-  app.add_option("--min-p", p.min_p, "min-p sampling (0.0 = off)")
-      ->check(InRange(0, 1))
-      ->capture_default_str();
+  AddTopKOption(app, &p.top_k);
+  AddTopPOption(app, &p.top_p);
+  AddMinPOption(app, &p.min_p);
   app.add_option("--repeat-penalty", p.repeat_penalty, "repetition penalty (1.0 = off)")
       ->check(InRange(0, 100))
       ->capture_default_str();

@@ -12,7 +12,9 @@
 //   -t, --threads N       compute threads, 0 = all cores
 //   -n, --n-predict N     tokens to generate, -1 = no limit (bench: -n, --n-gen, tg tokens)
 //   --temp T              temperature, 0 = greedy
+//   --top-k, --top-p, --min-p   sampler truncation, each 0 (top-p: 1) = off
 //   -s, --seed S          RNG seed, -1 = random
+// serve takes the sampling flags as the defaults of requests that leave the field out.
 //
 // The MODEL positional rule: MODEL is optional everywhere (default: DefaultModelPath()); a
 // positional is taken as the model when it ends in ".gguf" or names an existing file that
@@ -51,6 +53,9 @@ CLI::Option* AddCtxSizeOption(CLI::App& app, int* ctx_size, const std::string& h
 CLI::Option* AddNPredictOption(CLI::App& app, int* n_predict, const std::string& aliases = "");
 CLI::Option* AddTempOption(CLI::App& app, float* temp, const std::string& aliases = "");
 CLI::Option* AddSeedOption(CLI::App& app, int64_t* seed);
+CLI::Option* AddTopKOption(CLI::App& app, int* top_k);
+CLI::Option* AddTopPOption(CLI::App& app, float* top_p);
+CLI::Option* AddMinPOption(CLI::App& app, float* min_p);
 
 // Accepts `names` (e.g. "--temp") only to reject them with "does not apply to <command>:
 // <reason>" (a usage error); hidden from --help.

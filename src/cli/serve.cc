@@ -20,6 +20,7 @@
 #include "cli/signals.h"
 #include "cli/web_assets.h"
 #include "router/policy.h"
+#include "runtime/sampling.h"
 #include "server/fake_model.h"
 #include "server/runtime_model.h"
 #include "server/server.h"
@@ -41,6 +42,14 @@ struct ServeFlags {
   bool reset_ledger = false;
   int threads = 0;
   int context = 0;
+  // Defaults of requests that leave the field out (server::GenerationDefaults); OpenAI's
+  // unless given.
+  int n_predict = -1;
+  float temp = 1.0f;
+  float top_p = 1.0f;
+  int top_k = 0;
+  float min_p = 0.0f;
+  int64_t seed = -1;
   int max_active = 8;
   int max_queue = 32;
   uint64_t max_body_bytes = 4ull << 20;
@@ -158,6 +167,12 @@ int RunServe(const ServeFlags& f) {
   opts.collab = f.collab || !f.collab_dir.empty();
   opts.collab_dir = f.collab_dir;
   opts.web_root = web_root;
+  opts.generation_defaults.temperature = f.temp;
+  opts.generation_defaults.top_p = f.top_p;
+  opts.generation_defaults.top_k = f.top_k;
+  opts.generation_defaults.min_p = f.min_p;
+  opts.generation_defaults.seed = f.seed < 0 ? runtime::kRandomSeed : static_cast<uint64_t>(f.seed);
+  opts.generation_defaults.max_tokens = f.n_predict;
   auto server = server::Server::Create(opts, models, std::move(policy));
   if (!server.ok()) return Fail("serve", server.status());
 
@@ -185,11 +200,14 @@ CommandMain Configure(CLI::App& app) {
   auto f = std::make_shared<ServeFlags>();
   app.description(
       "The OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/models, "
-      "...) over local GGUF models, with the router's policy for remote backends. Sampling "
-      "(temperature, max_tokens, seed) is set per request, as in the OpenAI API. One JSON "
-      "line per request on stderr; stops on SIGINT/SIGTERM.");
+      "...) over local GGUF models, with the router's policy for remote backends. A request "
+      "sets its own sampling (temperature, top_p, max_tokens, seed), as in the OpenAI API; "
+      "--temp, --top-p, -n and --seed are the values of a request that leaves them out, as "
+      "in llama-server (a remote backend gets the request's own fields, and -n as its "
+      "max_tokens). One JSON line per request on stderr; stops on SIGINT/SIGTERM.");
   SetExamples(app, {"pocket serve                                # embedded default model, :8080",
                     "pocket serve -m model.gguf -c 4096 -t 4 --port 8080",
+                    "pocket serve -m model.gguf --temp 0.7 -n 256 --seed 1  # request defaults",
                     "pocket serve a.gguf b.gguf --policy docs/policy.example.toml"});
   AddModelOption(app, &f->models)->check(CLI::ExistingFile);
   app.add_option("models", f->positional_models,
@@ -246,9 +264,19 @@ CommandMain Configure(CLI::App& app) {
                  "beside the binary, in the build or the install)");
   app.add_flag("--no-page", f->no_page, "no chat page: GET / is a 404 like any unknown path")
       ->excludes("--web");
-  AddNotApplicable(app, "-n,--n-predict,--temp,-s,--seed",
-                   "sampling is set per request ('max_tokens', 'temperature', 'seed' in the "
-                   "request body)");
+  AddNPredictOption(app, &f->n_predict)
+      ->description(
+          "max_tokens of a request that sets neither max_tokens nor max_completion_tokens (-1 "
+          "= until end of generation or a full context; a bound, not counted against the "
+          "context as a requested max_tokens is)");
+  AddTempOption(app, &f->temp)->description("temperature of a request that sets none (0 = greedy)");
+  AddTopPOption(app, &f->top_p)->description("top_p of a request that sets none (1.0 = off)");
+  AddTopKOption(app, &f->top_k)
+      ->description("top-k sampling of every request (0 = off; not an OpenAI request field)");
+  AddMinPOption(app, &f->min_p)
+      ->description("min-p sampling of every request (0.0 = off; not an OpenAI request field)");
+  AddSeedOption(app, &f->seed)
+      ->description("seed of a request that sets none (-1 = a random seed per request)");
   return [f] { return RunServe(*f); };
 }
 

@@ -74,7 +74,9 @@ void Server::RunLocal(Call& c) {
   const int ctx = model.context_length();
   if (!c.prepared.ok()) return Fail(c, c.prepared);
   int prompt_tokens = c.prepared_tokens;
-  const int reserve = c.gen.max_tokens > 0 ? c.gen.max_tokens : 1;
+  // A limit the request asked for must fit (OpenAI's rule); the server's default limit is
+  // only a bound, so a request that sets none needs room for one token, as without it.
+  const int reserve = c.max_tokens_requested && c.gen.max_tokens > 0 ? c.gen.max_tokens : 1;
   if (prompt_tokens + reserve > ctx) {
     if (!c.truncate || !chat) {
       return Fail(c,

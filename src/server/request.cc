@@ -255,18 +255,22 @@ std::optional<RequestError> CheckForwardedFields(const json& b, bool chat) {
 }
 
 // The sampling and output fields shared by chat and completions.
-std::optional<RequestError> ParseCommon(const json& b, GenerationFields* out) {
+std::optional<RequestError> ParseCommon(const json& b, const GenerationDefaults& defaults,
+                                        GenerationFields* out) {
   runtime::GenerateRequest& gen = out->gen;
-  gen.sampling.temperature = 1.0f;  // OpenAI's default
-  gen.sampling.top_p = 1.0f;
-  gen.sampling.top_k = 0;
-  gen.sampling.min_p = 0.0f;
+  gen.sampling.temperature = defaults.temperature;
+  gen.sampling.top_p = defaults.top_p;
+  gen.sampling.top_k = defaults.top_k;
+  gen.sampling.min_p = defaults.min_p;
+  gen.sampling.seed = defaults.seed;
+  gen.max_tokens = defaults.max_tokens;
   for (const char* key : {"max_tokens", "max_completion_tokens"}) {
     if (const json* v = Opt(b, key)) {
       if (!v->is_number_integer()) return WrongType(key, "an integer", *v);
       if (!IntIn(*v, 1, 1 << 24))
         return Invalid(key, "'" + std::string(key) + "' must be a positive integer");
       gen.max_tokens = static_cast<int>(v->get<int64_t>());
+      out->max_tokens_requested = true;
     }
   }
   if (auto e = CheckNumberRange(b, "temperature", 0, 2)) return e;
@@ -451,12 +455,13 @@ std::optional<RequestError> ParseRequestBody(std::string_view text, nlohmann::js
 
 std::optional<RequestError> ParseGenerationRequest(const json& b, bool chat,
                                                    const RequestLimits& limits,
-                                                   GenerationFields* out) {
+                                                   GenerationFields* out,
+                                                   const GenerationDefaults& defaults) {
   if (!b.is_object())
     return RequestError{Status::InvalidArgument("request body must be a JSON object"), "",
                         "invalid_json"};
   if (auto e = ParseModel(b, &out->model)) return e;
-  if (auto e = ParseCommon(b, out)) return e;
+  if (auto e = ParseCommon(b, defaults, out)) return e;
   if (auto e = CheckForwardedFields(b, chat)) return e;
   if (chat) {
     size_t text_bytes = 0;

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -18,6 +19,7 @@
 #include "base/status.h"
 #include "net/http_server.h"
 #include "runtime/engine.h"
+#include "runtime/sampling.h"
 
 namespace pocket::server {
 
@@ -48,19 +50,42 @@ struct RequestError {
 // kMaxJsonDepth, or is not a JSON object.
 std::optional<RequestError> ParseRequestBody(std::string_view text, nlohmann::json* body);
 
+// The server-wide values of the sampling fields a request leaves out (`pocket serve`'s
+// --temp, --top-p, --top-k, --min-p, -s/--seed and -n, as llama-server's): a field the
+// request sets wins. The defaults here are OpenAI's, what a request got before the flags
+// existed. top_k and min_p are not OpenAI request fields, so the server's value always
+// applies to them.
+struct GenerationDefaults {
+  float temperature = 1.0f;              // 0: greedy
+  float top_p = 1.0f;                    // 1: off
+  int top_k = 0;                         // 0: off
+  float min_p = 0.0f;                    // 0: off
+  uint64_t seed = runtime::kRandomSeed;  // kRandomSeed: a random seed per request
+  // max_tokens of a request that sets neither max_tokens nor max_completion_tokens; -1:
+  // until end of generation or a full context. Unlike a requested limit it is a bound, not
+  // a reservation: the context check does not count it, and generation also ends when the
+  // context is full.
+  int max_tokens = -1;
+};
+
 // The fields of a chat or completion request the server acts on.
 struct GenerationFields {
   std::string model = "auto";  // as requested ("" and "auto": the router picks)
   runtime::GenerateRequest gen;
+  // Whether gen.max_tokens is the request's own (max_tokens or max_completion_tokens)
+  // rather than GenerationDefaults::max_tokens.
+  bool max_tokens_requested = false;
   bool stream = false;
   bool include_usage = false;
 };
 
 // Validates `body` (an object) as a chat request (`chat`) or a completion request and fills
-// `*out`. The `pocket` extension object is left to the caller.
+// `*out`, taking each sampling field the body leaves out from `defaults`. The `pocket`
+// extension object is left to the caller.
 std::optional<RequestError> ParseGenerationRequest(const nlohmann::json& body, bool chat,
                                                    const RequestLimits& limits,
-                                                   GenerationFields* out);
+                                                   GenerationFields* out,
+                                                   const GenerationDefaults& defaults = {});
 
 struct EmbeddingsFields {
   std::string model = "auto";

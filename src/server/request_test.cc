@@ -267,6 +267,71 @@ TEST(RequestTest, ParsedFieldsReachTheGenerateRequest) {
   EXPECT_TRUE(e.base64);
 }
 
+// Without server defaults a request that leaves the sampling fields out gets OpenAI's, as
+// before the defaults existed; with them it gets the server's; a field it sets wins.
+TEST(RequestTest, SamplingFieldsLeftOutTakeTheServerDefaultsAndSetOnesWin) {
+  const json bare = json::parse(R"({"messages": [{"role": "user", "content": "hi"}]})");
+  GenerationFields openai;
+  ASSERT_FALSE(ParseGenerationRequest(bare, true, RequestLimits{}, &openai).has_value());
+  EXPECT_FLOAT_EQ(openai.gen.sampling.temperature, 1.0f);
+  EXPECT_FLOAT_EQ(openai.gen.sampling.top_p, 1.0f);
+  EXPECT_EQ(openai.gen.sampling.top_k, 0);
+  EXPECT_FLOAT_EQ(openai.gen.sampling.min_p, 0.0f);
+  EXPECT_EQ(openai.gen.sampling.seed, runtime::kRandomSeed);
+  EXPECT_EQ(openai.gen.max_tokens, -1);
+  EXPECT_FALSE(openai.max_tokens_requested);
+
+  GenerationDefaults d;
+  d.temperature = 0.25f;
+  d.top_p = 0.5f;
+  d.top_k = 7;
+  d.min_p = 0.125f;
+  d.seed = 99;
+  d.max_tokens = 12;
+  for (const bool chat : {true, false}) {
+    json body = chat ? bare : json::parse(R"({"prompt": "hi"})");
+    GenerationFields f;
+    ASSERT_FALSE(ParseGenerationRequest(body, chat, RequestLimits{}, &f, d).has_value());
+    EXPECT_FLOAT_EQ(f.gen.sampling.temperature, 0.25f);
+    EXPECT_FLOAT_EQ(f.gen.sampling.top_p, 0.5f);
+    EXPECT_EQ(f.gen.sampling.top_k, 7);
+    EXPECT_FLOAT_EQ(f.gen.sampling.min_p, 0.125f);
+    EXPECT_EQ(f.gen.sampling.seed, 99u);
+    EXPECT_EQ(f.gen.max_tokens, 12);
+    EXPECT_FALSE(f.max_tokens_requested);
+
+    body["temperature"] = 0;
+    body["top_p"] = 1;
+    body["seed"] = 3;
+    body["max_tokens"] = 30;
+    GenerationFields set;
+    ASSERT_FALSE(ParseGenerationRequest(body, chat, RequestLimits{}, &set, d).has_value());
+    EXPECT_FLOAT_EQ(set.gen.sampling.temperature, 0.0f);
+    EXPECT_FLOAT_EQ(set.gen.sampling.top_p, 1.0f);
+    EXPECT_EQ(set.gen.sampling.seed, 3u);
+    EXPECT_EQ(set.gen.max_tokens, 30);
+    EXPECT_TRUE(set.max_tokens_requested);
+    // Not OpenAI request fields: the server's value stays.
+    EXPECT_EQ(set.gen.sampling.top_k, 7);
+    EXPECT_FLOAT_EQ(set.gen.sampling.min_p, 0.125f);
+
+    body.erase("max_tokens");
+    body["max_completion_tokens"] = 5;
+    GenerationFields mct;
+    ASSERT_FALSE(ParseGenerationRequest(body, chat, RequestLimits{}, &mct, d).has_value());
+    EXPECT_EQ(mct.gen.max_tokens, 5);
+    EXPECT_TRUE(mct.max_tokens_requested);
+    // A null field counts as absent, as everywhere in the body.
+    body["max_completion_tokens"] = nullptr;
+    body["temperature"] = nullptr;
+    GenerationFields nulls;
+    ASSERT_FALSE(ParseGenerationRequest(body, chat, RequestLimits{}, &nulls, d).has_value());
+    EXPECT_EQ(nulls.gen.max_tokens, 12);
+    EXPECT_FALSE(nulls.max_tokens_requested);
+    EXPECT_FLOAT_EQ(nulls.gen.sampling.temperature, 0.25f);
+  }
+}
+
 TEST(RequestTest, MessageCountAndPromptBytesAreBounded) {
   RequestLimits limits;
   limits.max_messages = 10;

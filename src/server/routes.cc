@@ -150,12 +150,14 @@ void Server::HandleGeneration(std::shared_ptr<Call> call) {
     LogCall(c);
   };
   GenerationFields fields;
-  if (auto e = ParseGenerationRequest(b, chat, options_.request_limits, &fields)) {
+  if (auto e = ParseGenerationRequest(b, chat, options_.request_limits, &fields,
+                                      options_.generation_defaults)) {
     Fail(c, e->status, e->code, e->param);
     return done();
   }
   c.model_name = std::move(fields.model);
   c.gen = std::move(fields.gen);
+  c.max_tokens_requested = fields.max_tokens_requested;
   c.stream = fields.stream;
   c.include_usage = fields.include_usage;
   // Pocket extensions (the body's `pocket` object and the x-pocket-* headers).

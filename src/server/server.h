@@ -52,11 +52,16 @@ struct ServerOptions {
   int max_queue = 32;  // admitted requests waiting for a slot; beyond: 429
   std::string default_ledger_path = "pocket-ledger.db";
   int retry_after_s = 1;
-  int default_remote_max_tokens = 1024;  // sent to a remote when the request sets none
+  // Sent to a remote when the request sets no max_tokens and generation_defaults has none.
+  int default_remote_max_tokens = 1024;
   // Mount y-websocket collaboration rooms (sync::SyncService) on ws://host/collab/<room>.
   bool collab = false;
   std::string collab_dir;  // "" = rooms in memory
   RequestLimits request_limits;  // messages and prompt bytes per request (400 beyond)
+  // Sampling and max_tokens of a chat or completion request that leaves them out, on every
+  // route (a remote gets the request's own fields, except max_tokens: see
+  // default_remote_max_tokens, which a default max_tokens replaces).
+  GenerationDefaults generation_defaults;
   // Folder of the chat page answered at GET / ("/" is its index.html, "/NAME.EXT" its other
   // files); "" = none, and GET / is a 404 like any unknown path.
   std::string web_root;

@@ -67,6 +67,7 @@ struct Server::Call {
   nlohmann::json body;
   // Parsed generation request.
   runtime::GenerateRequest gen;
+  bool max_tokens_requested = false;  // gen.max_tokens is the request's, not the server's default
   bool stream = false, include_usage = false;
   std::string model_name;  // as requested
   Model* model = nullptr;  // the local model to use

@@ -82,11 +82,12 @@ TEST(FakeModelTest, DeterministicPerSeedAndHonoursMaxTokens) {
 class ServerTest : public ::testing::Test {
  protected:
   void StartWith(const std::string& policy_toml, std::shared_ptr<Model> model = nullptr,
-                 const std::string& web_root = "") {
+                 const std::string& web_root = "", const GenerationDefaults& defaults = {}) {
     auto policy = router::ParsePolicy(policy_toml, router::ProcessEnv());
     ASSERT_TRUE(policy.ok()) << policy.status().ToString();
     ServerOptions o;
     o.web_root = web_root;
+    o.generation_defaults = defaults;
     o.http.port = 0;
     o.default_ledger_path = ":memory:";
     o.max_active = 2;
@@ -433,6 +434,10 @@ class CannedRemote {
             need = end + 4 + (cl < end ? std::stoul(got.substr(cl + 15)) : 0);
           }
         }
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          last_request_ = got;
+        }
         ++requests;
         const std::string out = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                                 "Connection: close\r\nContent-Length: " +
@@ -452,8 +457,16 @@ class CannedRemote {
     return "http://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()) + "/v1";
   }
   std::atomic<int> requests{0};
+  // The body of the last request received.
+  std::string LastBody() {
+    std::lock_guard<std::mutex> lock(mu_);
+    const size_t end = last_request_.find("\r\n\r\n");
+    return end == std::string::npos ? "" : last_request_.substr(end + 4);
+  }
 
  private:
+  std::mutex mu_;
+  std::string last_request_;
   std::string reply_;
   boost::asio::io_context ioc_;
   boost::asio::ip::tcp::acceptor acceptor_;
@@ -467,6 +480,126 @@ std::string RemotePolicy(const std::string& url) {
          "\"\napi_key = \"k\"\nmodel = \"big\"\nprice_input_per_1k = 0.5\n"
          "price_output_per_1k = 1.5\ncontext_length = 8000\n"
          "[areas.chat]\nbackends = [\"local\", \"cloud\"]\n";
+}
+
+// The text of a generation answer: a JSON completion, or an SSE stream of chunks.
+std::string AnswerText(const net::FetchResponse& r) {
+  std::string text;
+  if (r.body.rfind("data: ", 0) != 0) {
+    const json j = json::parse(r.body);
+    const json& c = j["choices"][0];
+    return c.contains("message") ? c["message"]["content"].get<std::string>()
+                                 : c["text"].get<std::string>();
+  }
+  for (size_t at = 0; (at = r.body.find("data: ", at)) != std::string::npos;) {
+    const size_t end = r.body.find("\n\n", at);
+    const std::string data = r.body.substr(at + 6, end - at - 6);
+    at = end;
+    if (data == "[DONE]") break;
+    const json j = json::parse(data);
+    if (j["choices"].empty()) continue;
+    const json& c = j["choices"][0];
+    if (c.contains("delta") && c["delta"].contains("content"))
+      text += c["delta"]["content"].get<std::string>();
+    if (c.contains("text")) text += c["text"].get<std::string>();
+  }
+  return text;
+}
+
+int CompletionTokens(const net::FetchResponse& r) {
+  return json::parse(r.body)["usage"]["completion_tokens"].get<int>();
+}
+
+// `pocket serve --temp/--seed/-n`: a request that leaves temperature, seed or max_tokens
+// out gets the server's value, on both endpoints, streamed or not; one that sets them
+// wins. The fake model is deterministic per (prompt, seed) and greedy at temperature 0, so
+// equal texts mean equal sampling.
+TEST_F(ServerTest, RequestsThatLeaveSamplingOutGetTheServerDefaultsAndSetFieldsWin) {
+  GenerationDefaults d;
+  d.temperature = 0.5f;
+  d.seed = 11;
+  d.max_tokens = 6;
+  StartWith("", nullptr, "", d);
+  const std::string msgs = R"("messages":[{"role":"user","content":"hi"}])";
+  auto chat = [&](const std::string& extra) {
+    auto r = Call("POST", "/v1/chat/completions", "{" + msgs + extra + "}");
+    EXPECT_EQ(r.status, 200) << extra << ": " << r.body;
+    return r;
+  };
+  const auto bare = chat("");
+  const std::string text = AnswerText(bare);
+  EXPECT_EQ(CompletionTokens(bare), 6);  // the fake never stops early
+  EXPECT_EQ(AnswerText(chat(R"(,"temperature":0.5,"seed":11,"max_tokens":6)")), text);
+  EXPECT_EQ(AnswerText(chat(R"(,"stream":true)")), text);
+  // Set fields win: another seed, greedy, a shorter or longer limit.
+  const auto seed12 = chat(R"(,"seed":12)");
+  EXPECT_EQ(AnswerText(seed12), AnswerText(chat(R"(,"temperature":0.5,"seed":12,"max_tokens":6)")));
+  EXPECT_NE(AnswerText(seed12), text);
+  const std::string greedy = AnswerText(chat(R"(,"temperature":0)"));
+  EXPECT_NE(greedy, text);
+  EXPECT_EQ(AnswerText(chat(R"(,"temperature":0,"seed":12,"stream":true)")), greedy);
+  const auto three = chat(R"(,"max_tokens":3)");
+  EXPECT_EQ(CompletionTokens(three), 3);
+  EXPECT_EQ(text.rfind(AnswerText(three), 0), 0u);  // the same draws, fewer of them
+  EXPECT_EQ(CompletionTokens(chat(R"(,"max_completion_tokens":9)")), 9);
+
+  // /v1/completions, plain and streamed.
+  auto comp = [&](const std::string& extra) {
+    auto r = Call("POST", "/v1/completions", R"({"prompt":"Once")" + extra + "}");
+    EXPECT_EQ(r.status, 200) << extra << ": " << r.body;
+    return r;
+  };
+  const auto cbare = comp("");
+  EXPECT_EQ(CompletionTokens(cbare), 6);
+  EXPECT_EQ(AnswerText(cbare), AnswerText(comp(R"(,"temperature":0.5,"seed":11,"max_tokens":6)")));
+  EXPECT_EQ(AnswerText(comp(R"(,"stream":true)")), AnswerText(cbare));
+  EXPECT_NE(AnswerText(comp(R"(,"temperature":0)")), AnswerText(cbare));
+  server_->Stop();
+}
+
+// The default max_tokens bounds a generation but is not a reservation: a prompt that leaves
+// less room than it still runs (to the full context), where the same limit asked for by
+// the request is context_length_exceeded, as OpenAI answers.
+TEST_F(ServerTest, TheDefaultMaxTokensIsABoundNotAReservation) {
+  GenerationDefaults d;
+  d.max_tokens = 200;
+  StartWith("", std::make_shared<FakeModel>("fake", 64, 0), "", d);
+  const std::string body = R"({"prompt":")" + std::string(40, 'x') + R"(")";
+  auto r = Call("POST", "/v1/completions", body + "}");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(CompletionTokens(r), 64 - 41);  // 40 bytes + BOS: the rest of the context
+  EXPECT_EQ(json::parse(r.body)["choices"][0]["finish_reason"], "length");
+  r = Call("POST", "/v1/completions", body + R"(,"max_tokens":200})");
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(json::parse(r.body)["error"]["code"], "context_length_exceeded");
+  server_->Stop();
+}
+
+// The router's way to the local model (here a fallback from a remote that answers
+// nonsense) uses the defaults too; the remote gets the request's own fields and the
+// default max_tokens as its limit (instead of default_remote_max_tokens).
+TEST_F(ServerTest, TheDefaultsReachTheLocalFallbackAndTheRemoteGetsTheDefaultLimit) {
+  CannedRemote remote("not json");
+  GenerationDefaults d;
+  d.temperature = 0.5f;
+  d.seed = 11;
+  d.max_tokens = 6;
+  StartWith(RemotePolicy(remote.url()), nullptr, "", d);
+  const std::string msgs = R"({"messages":[{"role":"user","content":"hi"}])";
+  auto r = Call("POST", "/v1/chat/completions", msgs + R"(,"model":"cloud"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(remote.requests.load(), 1);
+  EXPECT_NE(r.Header("x-pocket-route").find("error=bad_response"), std::string::npos)
+      << r.Header("x-pocket-route");
+  const json sent = json::parse(remote.LastBody());
+  EXPECT_EQ(sent["max_tokens"], 6) << sent.dump();
+  EXPECT_FALSE(sent.contains("temperature")) << sent.dump();
+  EXPECT_FALSE(sent.contains("seed")) << sent.dump();
+  const auto local = Call("POST", "/v1/chat/completions",
+                          msgs + R"(,"model":"fake","temperature":0.5,"seed":11,"max_tokens":6})");
+  ASSERT_EQ(local.status, 200) << local.body;
+  EXPECT_EQ(AnswerText(r), AnswerText(local));
+  server_->Stop();
 }
 
 TEST_F(ServerTest, DeepNestingNeverReachesOrComesBackFromTheRemote) {

@@ -272,7 +272,9 @@ TEST_F(CliTest, SharedFlagsHaveTheSameNamesOnEveryModelCommand) {
        {"-m,--model", "-c,--ctx-size", "-t,--threads", "-n,--n-predict", "--temp", "-s,--seed"}},
       {"chat",
        {"-m,--model", "-c,--ctx-size", "-t,--threads", "-n,--n-predict", "--temp", "-s,--seed"}},
-      {"serve", {"-m,--model", "-c,--ctx-size,--context", "-t,--threads"}},
+      {"serve",
+       {"-m,--model", "-c,--ctx-size,--context", "-t,--threads", "-n,--n-predict", "--temp",
+        "-s,--seed"}},
       {"agent",
        {"-m,--model", "-c,--ctx-size", "-t,--threads", "-n,--n-predict,--max-tokens",
         "--temp,--temperature", "-s,--seed"}},
@@ -303,6 +305,10 @@ TEST_F(CliTest, SharedFlagsRejectOutOfRangeValuesNamingTheRange) {
       {"run --top-p 7 x", "run", "--top-p", "valid: 0 to 1"},
       {"run --temp -1 x", "run", "--temp", "valid: 0 to 10"},
       {"chat --temp -1", "chat", "--temp", "valid: 0 to 10"},
+      {"serve --temp -1", "serve", "--temp", "valid: 0 to 10"},
+      {"serve --top-p 7", "serve", "--top-p", "valid: 0 to 1"},
+      {"serve -n -2", "serve", "--n-predict", "valid: -1 (no limit) or 0 to 1073741824"},
+      {"serve --seed -2", "serve", "--seed", "valid: -1 (random) or 0 and up"},
       {"agent --temp -1" + server, "agent", "--temp", "valid: 0 to 10"},
       {"agent --temperature 11" + server, "agent", "--temp", "valid: 0 to 10"},
       {"run -t -1 x", "run", "--threads", "valid: 0 to 1024"},
@@ -339,11 +345,6 @@ TEST_F(CliTest, SharedFlagsRejectOutOfRangeValuesNamingTheRange) {
 // A shared flag that has no meaning for a command is a usage error that says why.
 TEST_F(CliTest, SharedFlagsThatDoNotApplySayWhy) {
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"serve --temp 0.5",
-       "pocket serve: --temp does not apply to serve: sampling is set per "
-       "request"},
-      {"serve -n 16", "pocket serve: -n does not apply to serve"},
-      {"serve --seed 1", "pocket serve: --seed does not apply to serve"},
       {"bench --temp 0", "pocket bench: --temp does not apply to bench"},
       {"bench -c 64", "pocket bench: -c does not apply to bench"},
       {"perplexity --seed 1 f.txt", "pocket perplexity: --seed does not apply to perplexity"},
@@ -402,6 +403,8 @@ TEST_F(CliTest, EveryHelpShowsDefaultsAndAnExample) {
   EXPECT_NE(Pocket("run --help").out.find("--temp FLOAT:in [0, 10]=0.8"), std::string::npos);
   EXPECT_NE(Pocket("agent --help").out.find("=0.7"), std::string::npos);
   EXPECT_NE(Pocket("serve --help").out.find("--port INT:in [0, 65535]=8080"), std::string::npos);
+  // serve's sampling flags are request defaults: OpenAI's unless given.
+  EXPECT_NE(Pocket("serve --help").out.find("--temp FLOAT:in [0, 10]=1 "), std::string::npos);
   EXPECT_NE(Pocket("perplexity --help").out.find("=512"), std::string::npos);
 }
 

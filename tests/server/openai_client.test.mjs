@@ -2,7 +2,8 @@
 // (plain and streaming, usage), completions, JSON mode (response_format json_object),
 // embeddings, errors (unknown model 404, bad
 // JSON 400, context_length_exceeded, 413, 431, 408, 429), truncation, cancellation on
-// disconnect, batch-invariant seeded output, and a /metrics scrape.
+// disconnect, batch-invariant seeded output, the server's sampling defaults (--temp, -n,
+// --seed) for requests that leave those fields out, and a /metrics scrape.
 // The model is the deterministic fake (--fake-model) unless POCKET_TEST_MODEL names a GGUF.
 import net from 'node:net';
 import { loadOpenAI, startServer, check, eq, done, sleep } from './lib.mjs';
@@ -13,7 +14,7 @@ const modelArgs = process.env.POCKET_TEST_MODEL
   : ['--fake-model', 'tiny', '--fake-context', '256', '--fake-delay-ms', '2'];
 const server = await startServer([...modelArgs, '--max-body-bytes', '65536',
                                   '--read-timeout-ms', '800', '--max-active', '4',
-                                  '--max-queue', '4']);
+                                  '--max-queue', '4', '--temp', '0.5', '-n', '12', '--seed', '11']);
 const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
 
 try {
@@ -79,6 +80,33 @@ try {
     ctext += chunk.choices[0]?.text ?? '';
   }
   eq(ctext, comp.choices[0].text, 'streamed completion equals the plain one');
+
+  // Server-wide defaults (--temp 0.5 -n 12 --seed 11, as llama-server's): a request that
+  // leaves temperature, max_tokens and seed out gets them, streamed or not, on both
+  // endpoints; one that sets them wins.
+  const bare = { model: local, messages: [{ role: 'user', content: 'Say hello.' }] };
+  const explicit = { temperature: 0.5, max_tokens: 12, seed: 11 };
+  const d = await client.chat.completions.create(bare);
+  const dText = d.choices[0].message.content;
+  eq(dText, (await client.chat.completions.create({ ...bare, ...explicit })).choices[0].message.content,
+     'a request without temperature/max_tokens/seed gets the server defaults');
+  check(process.env.POCKET_TEST_MODEL ? d.usage.completion_tokens <= 12 : d.usage.completion_tokens === 12,
+        `-n 12 bounds a request without max_tokens (${d.usage.completion_tokens} tokens)`);
+  let dStreamed = '';
+  for await (const chunk of await client.chat.completions.create({ ...bare, stream: true })) {
+    dStreamed += chunk.choices[0]?.delta?.content ?? '';
+  }
+  eq(dStreamed, dText, 'a streamed request gets the same defaults');
+  const short = await client.chat.completions.create({ ...bare, max_tokens: 3 });
+  check(short.usage.completion_tokens <= 3, `a request's max_tokens wins (${short.usage.completion_tokens})`);
+  eq((await client.chat.completions.create({ ...bare, temperature: 0 })).choices[0].message.content,
+     (await client.chat.completions.create({ ...bare, ...explicit, temperature: 0 })).choices[0].message.content,
+     "a request's temperature wins, the other defaults stay");
+  const cd = await client.completions.create({ model: local, prompt: 'Once upon a time' });
+  eq(cd.choices[0].text,
+     (await client.completions.create({ model: local, prompt: 'Once upon a time', ...explicit })).choices[0].text,
+     'completions without the fields get the server defaults');
+  check(cd.usage.completion_tokens <= 12, `completions bounded by -n (${cd.usage.completion_tokens})`);
 
   // JSON mode: response_format json_object. The content parses as an object whenever the
   // object closed (finish_reason stop); a max_tokens cut leaves a prefix starting with '{'.
