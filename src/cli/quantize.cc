@@ -43,10 +43,9 @@ int QuantizeMain(const QuantizeFlags& f) {
               rep->output_bytes / 1e6, rep->source_sha256.c_str());
   if (rep->num_fallback) {
     std::printf(
-        "%zu matrices in a fallback type: row length not a multiple of "
-        "the block "
-        "(Q4_K -> Q4_0, Q6_K -> Q8_0, then F16)\n",
-        rep->num_fallback);
+        "%zu %s in a fallback type: row length not a multiple of the block (Q4_K -> "
+        "Q4_0, Q6_K -> Q8_0, then F16)\n",
+        rep->num_fallback, rep->num_fallback == 1 ? "matrix" : "matrices");
   }
   return 0;
 }

@@ -29,8 +29,7 @@ void MatMulBackwardInput(const tensor::TensorView& w, const float* dy, size_t nu
 // dw[r][c] += sum_t dy[t][r] * x[t][c], chained onto dw with one FMA per t in order.
 void MatMulBackwardWeight(const float* x, const float* dy, size_t num_tokens, size_t rows,
                           size_t cols, float* dw, ThreadPool& pool);
-// dbias[c] += dy[r][c] for r in order (float adds): the same bits as ref::SumRows' exact
-// sum up to float rounding of the chain.
+// dbias[c] += dy[r][c] as a chain of float adds onto dbias, r in order.
 void SumRows(const float* dy, size_t n, size_t num_rows, float* dbias, ThreadPool& pool);
 // dtable[ids[i]] += dout[i] as float adds, i in order: bit-identical to ref.
 void GetRowsBackward(const int32_t* ids, size_t num_ids, const float* dout, size_t n, float* dtable,
