@@ -83,7 +83,8 @@ Status CheckHeader(const json& doc, std::string_view what, const char* media_typ
   std::string type;
   PK_RETURN_IF_ERROR(ReadString(doc, "mediaType", what, "", false, &type));
   // mediaType is optional in OCI but, when present, must be the document's own.
-  if (!type.empty() && type != media_type) {
+  const bool docker = type == kDockerManifestType && media_type == std::string(kOciManifestType);
+  if (!type.empty() && type != media_type && !docker) {
     return Bad(what, "mediaType", "is '" + type.substr(0, 80) + "', expected " + media_type);
   }
   if (media_type_out) *media_type_out = type.empty() ? media_type : type;

@@ -22,6 +22,9 @@ namespace pocket::registry {
 // OCI's own types.
 inline constexpr char kOciManifestType[] = "application/vnd.oci.image.manifest.v1+json";
 inline constexpr char kOciIndexType[] = "application/vnd.oci.image.index.v1+json";
+// Docker's v2 manifest, which Ollama's manifests use: the same fields, read alike.
+inline constexpr char kDockerManifestType[] =
+    "application/vnd.docker.distribution.manifest.v2+json";
 inline constexpr char kOciLayoutVersion[] = "1.0.0";
 inline constexpr char kRefNameAnnotation[] = "org.opencontainers.image.ref.name";
 inline constexpr char kCreatedAnnotation[] = "org.opencontainers.image.created";
@@ -75,7 +78,8 @@ struct Index {
 // Parse an image manifest / image index. `what` names the source in messages ("manifest
 // sha256:ab12...", "/home/u/.local/share/pocket/index.json"). Corruption for anything
 // malformed: not JSON, too deep, a missing or mistyped field, schemaVersion other than 2, a
-// bad digest or negative size, a media type that is not the document's.
+// bad digest or negative size, a media type that is not the document's (a manifest may be
+// OCI's or Docker v2's).
 Result<Manifest> ParseManifest(std::string_view bytes, std::string_view what);
 Result<Index> ParseIndex(std::string_view bytes, std::string_view what);
 

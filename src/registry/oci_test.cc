@@ -49,6 +49,16 @@ TEST(OciTest, RecognisesOllamaAndModelPackGgufLayers) {
   EXPECT_EQ(m.ModelLayer(), nullptr);
 }
 
+TEST(OciTest, ReadsOllamaStyleDockerV2Manifests) {
+  Manifest m = SampleManifest();
+  m.media_type = kDockerManifestType;
+  m.layers[0].media_type = kOllamaModelLayerType;
+  auto parsed = ParseManifest(SerializeManifest(m), "ollama");
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  EXPECT_EQ(parsed->media_type, kDockerManifestType);
+  ASSERT_NE(parsed->ModelLayer(), nullptr);
+}
+
 TEST(OciTest, MalformedManifestsAreOneLineCorruptionNamingTheField) {
   const std::string good_digest = DigestOf("a");
   const std::string cfg =

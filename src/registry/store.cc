@@ -508,7 +508,7 @@ Result<GcReport> Store::Gc() {
 Result<VerifyReport> Store::Verify(bool repair) {
   VerifyReport report;
   if (::access(Path("index.json").c_str(), F_OK) != 0) return report;
-  if (repair) PK_RETURN_IF_ERROR(EnsureLayout());
+  PK_RETURN_IF_ERROR(EnsureLayout());  // locks/ may be missing in a layout another tool made
   // verify --repair removes blobs: exclusive, like gc. A plain verify only reads and may run
   // beside imports, which only ever add whole blobs.
   PK_ASSIGN_OR_RETURN(FileLock store_lock, FileLock::Acquire(Path("locks/store.lock"),
