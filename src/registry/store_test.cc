@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -251,6 +252,51 @@ TEST_F(StoreTest, ConcurrentImportsFromTwoProcessesWriteTheBlobOnce) {
   auto verify = store.Verify(false);
   ASSERT_TRUE(verify.ok());
   EXPECT_TRUE(verify->clean());
+}
+
+// kill -9 of an import at some point inside its blob write: whatever it left, no blob is
+// under a name its bytes do not hash to, gc clears the leftovers, and importing again works.
+// The kill lands anywhere from before the temp file to after the rename (how far the child
+// got is up to the scheduler); the claim holds at every point, so no timing is assumed.
+TEST_F(StoreTest, KillDuringImportNeverLeavesABadBlob) {
+  auto spec = formats::NamedShape("tiny");
+  ASSERT_TRUE(spec.ok());
+  spec->vocab_size = 4096;  // a few MB, so the copy takes a while
+  spec->weight_type = tensor::DType::kF32;
+  const std::string model = (dir_ / "big.gguf").string();
+  ASSERT_TRUE(formats::BuildRandomModel(*spec)->Write(model).ok());
+  for (int delay_us : {0, 500, 2000, 8000}) {
+    int locked[2];
+    ASSERT_EQ(::pipe(locked), 0);
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      ImportOptions options;
+      options.while_blob_locked = [&] { (void)!::write(locked[1], "L", 1); };
+      auto r = Store(root_).Import(model, Ref("big"), options);
+      ::_exit(r.ok() ? 0 : 2);
+    }
+    char c;
+    ASSERT_EQ(::read(locked[0], &c, 1), 1);
+    ::usleep(delay_us);
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    ::close(locked[0]);
+    ::close(locked[1]);
+    Store store(root_);
+    auto report = store.Verify(false);
+    ASSERT_TRUE(report.ok()) << report.status().message();
+    EXPECT_TRUE(report->bad_blobs.empty())
+        << "delay " << delay_us << ": " << report->bad_blobs[0].reason;
+    ASSERT_TRUE(store.Gc().ok());
+    EXPECT_TRUE(fs::is_empty(root_ + "/tmp")) << "delay " << delay_us;
+    auto again = store.Import(model, Ref("big"));
+    ASSERT_TRUE(again.ok()) << again.status().message();
+    EXPECT_TRUE(store.Verify(false)->clean());
+    ASSERT_TRUE(store.Remove(Ref("big")).ok());
+    ASSERT_TRUE(store.Gc().ok());
+  }
 }
 
 TEST_F(StoreTest, MalformedIndexIsOneLineErrorAndNothingChanges) {
