@@ -39,8 +39,9 @@ int LsMain(const LsFlags& f) {
   std::printf("%-*s  %-12s  %9s  %s\n", static_cast<int>(width), "NAME", "ID", "SIZE", "MODIFIED");
   for (const auto& t : *tags) {
     std::printf("%-*s  %.12s  %9s  %s\n", static_cast<int>(width), t.ref.ToString().c_str(),
-                registry::DigestHex(t.manifest_digest).data(), HumanBytes(t.size_bytes).c_str(),
-                t.created.c_str());
+                registry::DigestHex(t.manifest_digest).data(),
+                // A tag written by another tool (skopeo) carries no size: "-".
+                t.size_bytes > 0 ? HumanBytes(t.size_bytes).c_str() : "-", t.created.c_str());
   }
   return 0;
 }

@@ -168,6 +168,29 @@ TEST_F(RegistryCliTest, VerifyReportsACorruptBlobAndRepairRemovesIt) {
   EXPECT_EQ(Pocket("verify").rc, 0);
 }
 
+// The store is an OCI image layout: skopeo (Debian's, when installed) copies a stored model
+// out of it and into a fresh layout, which pocket then reads and runs.
+TEST_F(RegistryCliTest, SkopeoCopiesModelsInAndOutOfTheStore) {
+  if (std::system("command -v skopeo >/dev/null 2>&1") != 0) GTEST_SKIP() << "no skopeo";
+  ASSERT_EQ(Pocket("import " + Quote(model_) + " tiny:v1").rc, 0);
+  const std::string other = (dir_ / "other").string();
+  const std::string copy = "skopeo copy -q " + Quote("oci:" + store_ + ":tiny:v1") + " " +
+                           Quote("oci:" + other + ":copied:v2") + " >/dev/null 2>&1";
+  ASSERT_EQ(std::system(copy.c_str()), 0);
+  const Output listed = Pocket("ls --json --store " + Quote(other));
+  ASSERT_EQ(listed.rc, 0) << listed.err;
+  const auto tags = nlohmann::json::parse(listed.out);
+  ASSERT_EQ(tags.size(), 1u);
+  EXPECT_EQ(tags[0]["name"], "copied");
+  EXPECT_EQ(Pocket("verify --store " + Quote(other)).rc, 0);
+  const std::string saved = store_;
+  store_ = other;
+  const Output ran = Pocket("run copied:v2 Hello -n 4 --temp 0");
+  store_ = saved;
+  ASSERT_EQ(ran.rc, 0) << ran.err;
+  EXPECT_EQ(ran.out, Pocket("run " + Quote(model_) + " Hello -n 4 --temp 0").out);
+}
+
 TEST_F(RegistryCliTest, EveryStoreCommandHasHelpWithAnExample) {
   for (const std::string cmd : {"import", "ls", "show", "rm", "gc", "verify"}) {
     const Output o = Pocket(cmd + " --help");
