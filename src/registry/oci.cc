@@ -3,6 +3,7 @@
 // file and the field, never an exception or an abort.
 #include "registry/oci.h"
 
+#include <initializer_list>
 #include <limits>
 #include <nlohmann/json.hpp>
 
@@ -47,6 +48,22 @@ Status ReadAnnotations(const json& obj, std::string_view what, const std::string
   return Status::Ok();
 }
 
+// The members of `obj` other than `known`, dumped ("" when none). Sorted keys, so equal
+// extras are equal strings.
+std::string Extra(const json& obj, std::initializer_list<const char*> known) {
+  json extra = obj;
+  for (const char* key : known) extra.erase(key);
+  if (extra.empty()) return "";
+  return extra.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+// `extra` parsed back (our own dump, so valid; an object or nothing).
+json ExtraObject(const std::string& extra) {
+  if (extra.empty()) return json::object();
+  json j = json::parse(extra, nullptr, /*allow_exceptions=*/false);
+  return j.is_object() ? j : json::object();
+}
+
 Status ReadDescriptor(const json& obj, std::string_view what, const std::string& where,
                       Descriptor* d) {
   if (!obj.is_object()) return Bad(what, where.substr(0, where.size() - 1), "is not an object");
@@ -69,7 +86,9 @@ Status ReadDescriptor(const json& obj, std::string_view what, const std::string&
   }
   if (d->size < 0) return Bad(what, where + "size", "is negative");
   PK_RETURN_IF_ERROR(ReadString(obj, "artifactType", what, where, false, &d->artifact_type));
-  return ReadAnnotations(obj, what, where, &d->annotations);
+  PK_RETURN_IF_ERROR(ReadAnnotations(obj, what, where, &d->annotations));
+  d->extra_json = Extra(obj, {"mediaType", "digest", "size", "artifactType", "annotations"});
+  return Status::Ok();
 }
 
 Status CheckHeader(const json& doc, std::string_view what, const char* media_type,
@@ -92,7 +111,10 @@ Status CheckHeader(const json& doc, std::string_view what, const char* media_typ
 }
 
 json DescriptorJson(const Descriptor& d) {
-  json j = {{"mediaType", d.media_type}, {"digest", d.digest}, {"size", d.size}};
+  json j = ExtraObject(d.extra_json);
+  j["mediaType"] = d.media_type;
+  j["digest"] = d.digest;
+  j["size"] = d.size;
   if (!d.artifact_type.empty()) j["artifactType"] = d.artifact_type;
   if (!d.annotations.empty()) j["annotations"] = d.annotations;
   return j;
@@ -163,6 +185,7 @@ Result<Index> ParseIndex(std::string_view bytes, std::string_view what) {
         ReadDescriptor((*manifests)[i], what, "manifests[" + std::to_string(i) + "].", &d));
     index.manifests.push_back(std::move(d));
   }
+  index.extra_json = Extra(doc, {"schemaVersion", "mediaType", "manifests"});
   return index;
 }
 
@@ -180,8 +203,10 @@ std::string SerializeManifest(const Manifest& m) {
 std::string SerializeIndex(const Index& index) {
   json manifests = json::array();
   for (const Descriptor& d : index.manifests) manifests.push_back(DescriptorJson(d));
-  json j = {
-      {"schemaVersion", 2}, {"mediaType", kOciIndexType}, {"manifests", std::move(manifests)}};
+  json j = ExtraObject(index.extra_json);
+  j["schemaVersion"] = 2;
+  j["mediaType"] = kOciIndexType;
+  j["manifests"] = std::move(manifests);
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 

@@ -54,6 +54,9 @@ struct Descriptor {
   int64_t size = 0;
   std::string artifact_type;  // optional; empty when absent
   std::map<std::string, std::string> annotations;
+  // Fields Pocket does not read (platform, urls, data, ...) as one JSON object, "" when
+  // none: kept so that rewriting an index another tool wrote (skopeo) loses nothing.
+  std::string extra_json;
   bool operator==(const Descriptor&) const = default;
 };
 
@@ -72,6 +75,7 @@ struct Manifest {
 
 struct Index {
   std::vector<Descriptor> manifests;
+  std::string extra_json;  // the index's other fields (annotations, subject, ...), as above
   bool operator==(const Index&) const = default;
 };
 

@@ -10,8 +10,8 @@ namespace {
 Manifest SampleManifest() {
   Manifest m;
   m.artifact_type = kModelArtifactType;
-  m.config = {kModelConfigType, DigestOf("{}"), 2, "", {}};
-  Descriptor layer{kGgufLayerType, DigestOf("GGUF"), 4, "", {}};
+  m.config = {kModelConfigType, DigestOf("{}"), 2, "", {}, ""};
+  Descriptor layer{kGgufLayerType, DigestOf("GGUF"), 4, "", {}, ""};
   layer.annotations[kTitleAnnotation] = "m.gguf";
   m.layers.push_back(layer);
   return m;
@@ -30,12 +30,31 @@ TEST(OciTest, ManifestRoundTripsAndIsDeterministic) {
 
 TEST(OciTest, IndexRoundTrips) {
   Index index;
-  Descriptor d{kOciManifestType, DigestOf("x"), 1, kModelArtifactType, {}};
+  Descriptor d{kOciManifestType, DigestOf("x"), 1, kModelArtifactType, {}, ""};
   d.annotations[kRefNameAnnotation] = "tiny:latest";
   index.manifests = {d, d};
   auto parsed = ParseIndex(SerializeIndex(index), "index.json");
   ASSERT_TRUE(parsed.ok()) << parsed.status().message();
   EXPECT_EQ(*parsed, index);
+}
+
+TEST(OciTest, IndexKeepsFieldsItDoesNotReadWhenRewritten) {
+  const std::string written_by_another_tool =
+      R"({"schemaVersion":2,"annotations":{"x":"y"},"manifests":[{"mediaType":)"
+      R"("application/vnd.oci.image.manifest.v1+json","digest":")" +
+      DigestOf("m") +
+      R"(","size":3,"platform":{"architecture":"amd64","os":"linux"},"urls":["u"]}]})";
+  auto index = ParseIndex(written_by_another_tool, "index.json");
+  ASSERT_TRUE(index.ok()) << index.status().message();
+  const std::string rewritten = SerializeIndex(*index);
+  EXPECT_NE(rewritten.find(R"("platform":{"architecture":"amd64","os":"linux"})"),
+            std::string::npos)
+      << rewritten;
+  EXPECT_NE(rewritten.find(R"("urls":["u"])"), std::string::npos);
+  EXPECT_NE(rewritten.find(R"("annotations":{"x":"y"})"), std::string::npos);
+  auto again = ParseIndex(rewritten, "again");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, *index);
 }
 
 TEST(OciTest, RecognisesOllamaAndModelPackGgufLayers) {

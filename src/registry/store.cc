@@ -326,8 +326,9 @@ Result<ImportResult> Store::Import(const std::string& gguf_path, const ModelRef&
 
   Manifest m;
   m.artifact_type = kModelArtifactType;
-  m.config = {kModelConfigType, config_digest, static_cast<int64_t>(config_bytes.size()), "", {}};
-  Descriptor layer_desc{kGgufLayerType, layer.digest, layer.size, "", {}};
+  m.config = {
+      kModelConfigType, config_digest, static_cast<int64_t>(config_bytes.size()), "", {}, ""};
+  Descriptor layer_desc{kGgufLayerType, layer.digest, layer.size, "", {}, ""};
   layer_desc.annotations[kTitleAnnotation] = fs::path(gguf_path).filename().string();
   m.layers.push_back(std::move(layer_desc));
   const std::string manifest_bytes = SerializeManifest(m);
@@ -340,7 +341,8 @@ Result<ImportResult> Store::Import(const std::string& gguf_path, const ModelRef&
                  manifest_digest,
                  static_cast<int64_t>(manifest_bytes.size()),
                  kModelArtifactType,
-                 {}};
+                 {},
+                 ""};
   tag.annotations[kRefNameAnnotation] = ref.ToString();
   tag.annotations[kCreatedAnnotation] = options.created.empty() ? NowRfc3339() : options.created;
   tag.annotations[kSizeAnnotation] = std::to_string(total);
