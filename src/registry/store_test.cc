@@ -4,6 +4,7 @@
 #include "registry/store.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -297,6 +298,43 @@ TEST_F(StoreTest, KillDuringImportNeverLeavesABadBlob) {
     ASSERT_TRUE(store.Remove(Ref("big")).ok());
     ASSERT_TRUE(store.Gc().ok());
   }
+}
+
+// A full disk, simulated in a child process by a file-size limit (writes past it fail with
+// EFBIG, as they would with ENOSPC): the import fails with one line naming the temp file,
+// and nothing is left under a final name or in tmp/.
+TEST_F(StoreTest, FullDiskDuringImportLeavesNothingBehind) {
+  auto spec = formats::NamedShape("tiny");
+  ASSERT_TRUE(spec.ok());
+  spec->vocab_size = 4096;
+  spec->weight_type = tensor::DType::kF32;
+  const std::string model = (dir_ / "big.gguf").string();
+  ASSERT_TRUE(formats::BuildRandomModel(*spec)->Write(model).ok());
+  ASSERT_GT(fs::file_size(model), 1u << 20);
+  const std::string message_file = (dir_ / "message").string();
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::signal(SIGXFSZ, SIG_IGN);
+    struct rlimit limit = {512 * 1024, 512 * 1024};
+    ::setrlimit(RLIMIT_FSIZE, &limit);
+    auto r = Store(root_).Import(model, Ref("big"));
+    if (r.ok()) ::_exit(1);
+    std::ofstream(message_file) << StatusCodeName(r.status().code()) << " " << r.status().message();
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the import succeeded";
+  const std::string message = *ReadFile(message_file);
+  EXPECT_EQ(message.rfind("IOError cannot write " + root_ + "/tmp/", 0), 0u) << message;
+  EXPECT_EQ(message.find('\n'), std::string::npos);
+  EXPECT_EQ(CountBlobs(), 0u);
+  EXPECT_TRUE(fs::is_empty(root_ + "/tmp"));
+  Store store(root_);
+  EXPECT_TRUE(store.List()->empty());
+  EXPECT_TRUE(store.Verify(false)->clean());
+  EXPECT_TRUE(store.Import(model, Ref("big")).ok());  // with room again
 }
 
 TEST_F(StoreTest, MalformedIndexIsOneLineErrorAndNothingChanges) {
