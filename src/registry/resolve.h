@@ -1,7 +1,9 @@
 // The one rule by which every model command reads its model argument (run, chat, serve,
-// perplexity, bench, inspect, agent): a path that exists wins; else an argument that looks
-// like a path (ends in .gguf, starts with '/', './', '../' or '~') is a missing file; else
-// it is NAME[:TAG] in the user's store (DefaultStoreRoot()). docs/registry.md states it.
+// perplexity, bench, inspect, agent): a file that exists wins; else an argument that looks
+// like a path (ends in .gguf, starts with '/', './', '../' or '~') is that path (missing, or
+// a directory the loader refuses); else it is NAME[:TAG] in the user's store
+// (DefaultStoreRoot()), and only when the store has no such tag is a directory of that name
+// returned for the loader to refuse. docs/registry.md states it.
 // Called by src/cli (model_flags.cc, serve.cc). Thread safety: reads env and files only.
 #pragma once
 

@@ -424,6 +424,13 @@ TEST_F(StoreTest, ModelArgumentIsAPathFirstThenAStoredName) {
   fs::current_path(dir_);
   ASSERT_TRUE(WriteFileAtomic((dir_ / "tiny:v1").string(), "x").ok());
   EXPECT_EQ(*ResolveModelPath("tiny:v1"), "tiny:v1");
+  // A directory does not shadow a stored model; one that is not a stored name is returned
+  // for the loader to refuse.
+  fs::create_directories(dir_ / "tiny");
+  ASSERT_TRUE(store.Import(model, Ref("tiny")).ok());
+  EXPECT_EQ(*ResolveModelPath("tiny"), *store.ModelPath(Ref("tiny")));
+  fs::create_directories(dir_ / "notstored");
+  EXPECT_EQ(*ResolveModelPath("notstored"), "notstored");
   fs::current_path(cwd);
   auto missing = ResolveModelPath("tiny:v2");
   ASSERT_FALSE(missing.ok());
