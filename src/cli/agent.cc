@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "cli/command.h"
+#include "registry/resolve.h"
 #include "cli/model_flags.h"
 #include "sync/agent.h"
 #include "sync/engine_generator.h"
@@ -67,7 +68,7 @@ CommandMain Configure(CLI::App& app) {
       g.context_length = f->ctx_size;
       const std::string given =
           f->model.empty() && !f->positionals.empty() ? f->positionals.front() : f->model;
-      Result<std::string> path = given.empty() ? DefaultModelPath() : Result<std::string>(given);
+      Result<std::string> path = given.empty() ? DefaultModelPath() : registry::ResolveModelPath(given);
       Status unavailable = path.status();
       if (path.ok()) {
         g.model_path = *path;

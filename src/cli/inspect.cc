@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "registry/resolve.h"
 #include "cli/model_flags.h"
 #include "formats/gguf.h"
 #include "kernels/kernels.h"
@@ -164,7 +165,9 @@ int TypesMain(const formats::GgufFile& g) {
 int InspectMain(const InspectFlags& f) {
   formats::GgufOpenOptions options;
   options.allow_unsupported_types = true;  // list them; the model loader refuses them
-  auto opened = formats::GgufFile::Open(f.path, options);
+  auto resolved = registry::ResolveModelPath(f.path);  // a path, else NAME[:TAG] in the store
+  auto opened = resolved.ok() ? formats::GgufFile::Open(*resolved, options)
+                              : Result<formats::GgufFile>(resolved.status());
   if (!opened.ok()) return Fail("inspect", opened.status());
   const formats::GgufFile& g = *opened;
   if (f.types) return TypesMain(g);

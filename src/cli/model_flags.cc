@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "cli/command.h"
+#include "registry/resolve.h"
 
 namespace pocket::cli {
 
@@ -195,9 +196,9 @@ bool LooksLikeModel(const std::string& arg) {
     if (ext == ".gguf") return true;
   }
   std::error_code ec;
-  if (arg.empty() || arg.size() > 4096 || !std::filesystem::is_regular_file(arg, ec)) {
-    return false;
-  }
+  if (arg.empty() || arg.size() > 4096) return false;
+  if (!std::filesystem::exists(arg, ec)) return registry::ResolveModelPath(arg).ok();  // NAME:TAG
+  if (!std::filesystem::is_regular_file(arg, ec)) return false;
   std::ifstream in(arg, std::ios::binary);
   char magic[4] = {};
   return in.read(magic, 4) && std::string_view(magic, 4) == "GGUF";
@@ -215,7 +216,7 @@ Result<std::string> TakeModel(const std::string& command, const std::string& mod
     return Status::InvalidArgument("too many arguments (see `pocket " + command + " --help`)");
   }
   if (model.empty()) return DefaultModelPath();
-  return model;
+  return registry::ResolveModelPath(model);  // a path, else NAME[:TAG] in the store
 }
 
 Result<std::shared_ptr<runtime::Engine>> LoadEngine(const std::string& model_path,

@@ -15,6 +15,7 @@
 #include "base/file.h"
 #include "base/log.h"
 #include "cli/command.h"
+#include "registry/resolve.h"
 #include "cli/ledger_flags.h"
 #include "cli/model_flags.h"
 #include "cli/signals.h"
@@ -139,8 +140,10 @@ int RunServe(const ServeFlags& f) {
     if (!path.ok()) return Fail("serve", path.status());
     paths.push_back(*path);
   }
-  for (const auto& path : paths) {
-    auto m = server::LoadRuntimeModel(path, f.threads, f.context, f.max_active);
+  for (const auto& arg : paths) {
+    auto path = registry::ResolveModelPath(arg);  // a path, else NAME[:TAG] in the store
+    if (!path.ok()) return Fail("serve", path.status());
+    auto m = server::LoadRuntimeModel(*path, f.threads, f.context, f.max_active);
     if (!m.ok()) return Fail("serve", m.status());
     models.push_back(std::move(*m));
   }

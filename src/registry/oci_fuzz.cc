@@ -1,0 +1,24 @@
+// libFuzzer target over the OCI manifest and index parsers (the store's index.json and
+// manifest blobs; later, a registry's replies). The input is tried as both. Whatever parses
+// must serialize and parse back to the same value (the store rewrites index.json it read),
+// and never abort. Seeds: testdata/fuzz/oci_fuzz/.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string_view>
+
+#include "registry/oci.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string_view bytes(reinterpret_cast<const char*>(data), size);
+  if (auto m = pocket::registry::ParseManifest(bytes, "fuzz"); m.ok()) {
+    (void)m->ModelLayer();
+    auto again = pocket::registry::ParseManifest(pocket::registry::SerializeManifest(*m), "again");
+    if (!again.ok() || !(*again == *m)) std::abort();
+  }
+  if (auto index = pocket::registry::ParseIndex(bytes, "fuzz"); index.ok()) {
+    auto again = pocket::registry::ParseIndex(pocket::registry::SerializeIndex(*index), "again");
+    if (!again.ok() || !(*again == *index)) std::abort();
+  }
+  return 0;
+}

@@ -1,0 +1,601 @@
+// The local store (see store.h): blob writes (temp, hash, check, fsync, rename), the index
+// as an OCI image index, import of a GGUF file, and the maintenance passes gc and verify.
+// Lock order, always: store.lock, then a blob lock, then index.lock.
+#include "registry/store.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <set>
+
+#include "base/file.h"
+#include "base/json_limits.h"
+#include "base/sha256.h"
+#include "formats/gguf.h"
+#include "registry/file_lock.h"
+#include "registry/model_config.h"
+
+namespace pocket::registry {
+namespace {
+
+namespace fs = std::filesystem;
+
+// 1 MiB reads: past this size sha256 (~1-2 GB/s) dominates and syscalls are noise.
+constexpr size_t kChunkBytes = 1 << 20;
+
+Status Errno(const std::string& what, const std::string& path) {
+  return Status::IOError(what + " " + path + ": " + std::strerror(errno));
+}
+
+std::string NowRfc3339() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const { return fd_; }
+  int Release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+
+ private:
+  int fd_;
+};
+
+// read() until `n` bytes or end of file; -1 on error.
+ssize_t ReadFull(int fd, char* buf, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    const ssize_t r = ::read(fd, buf + got, n - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return -1;
+    if (r == 0) break;
+    got += static_cast<size_t>(r);
+  }
+  return static_cast<ssize_t>(got);
+}
+
+Status WriteFull(int fd, const char* buf, size_t n, const std::string& path) {
+  while (n > 0) {
+    const ssize_t w = ::write(fd, buf, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return Errno("cannot write", path);
+    buf += w;
+    n -= static_cast<size_t>(w);
+  }
+  return Status::Ok();
+}
+
+struct FileDigest {
+  std::string digest;
+  int64_t size = 0;
+};
+
+Result<FileDigest> HashFile(const std::string& path) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) return Errno("cannot open", path);
+  Sha256 sha;
+  std::string buf(kChunkBytes, '\0');
+  FileDigest out;
+  while (true) {
+    const ssize_t n = ReadFull(fd.get(), buf.data(), buf.size());
+    if (n < 0) return Errno("cannot read", path);
+    if (n == 0) break;
+    sha.Update(std::string_view(buf.data(), static_cast<size_t>(n)));
+    out.size += n;
+  }
+  const auto d = sha.Finish();
+  out.digest = "sha256:" + ToHex(d.data(), d.size());
+  return out;
+}
+
+// A temp file in <root>/tmp, locked by its writer (gc removes only unlocked ones) and
+// removed on destruction unless committed.
+class TempBlob {
+ public:
+  static Result<TempBlob> Create(const std::string& tmp_dir, std::string_view hex) {
+    static std::atomic<uint64_t> counter{0};
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      const std::string path = tmp_dir + "/" + std::string(hex.substr(0, 16)) + "." +
+                               std::to_string(::getpid()) + "." +
+                               std::to_string(counter.fetch_add(1)) + ".tmp";
+      const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+      if (fd < 0 && errno == EEXIST) continue;
+      if (fd < 0) return Errno("cannot create", path);
+      ::flock(fd, LOCK_EX);  // advisory, for gc; a failure only makes the file look stale
+      return TempBlob(fd, path);
+    }
+    return Status::IOError("cannot create a temp file in " + tmp_dir);
+  }
+  TempBlob(TempBlob&& o) noexcept : fd_(o.fd_), path_(std::move(o.path_)) { o.fd_ = -1; }
+  TempBlob(const TempBlob&) = delete;
+  ~TempBlob() {
+    if (fd_ >= 0) {
+      ::close(fd_);
+      ::unlink(path_.c_str());
+    }
+  }
+  int fd() const { return fd_; }
+  const std::string& path() const { return path_; }
+  // fsync, close, rename to `final_path`, fsync its directory.
+  Status Commit(const std::string& final_path) {
+    if (::fsync(fd_) != 0) return Errno("cannot fsync", path_);
+    if (::rename(path_.c_str(), final_path.c_str()) != 0) {
+      return Errno("cannot rename " + path_ + " to", final_path);
+    }
+    ::close(fd_);
+    fd_ = -1;
+    return SyncDirectoryOf(final_path);
+  }
+
+ private:
+  TempBlob(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  int fd_;
+  std::string path_;
+};
+
+bool IsHex64(std::string_view s) {
+  if (s.size() != 64) return false;
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+std::string RefName(const Descriptor& d) {
+  auto it = d.annotations.find(kRefNameAnnotation);
+  return it == d.annotations.end() ? std::string() : it->second;
+}
+
+TagEntry EntryOf(const Descriptor& d) {
+  TagEntry e;
+  // Tags written by other tools may hold a bare tag or an invalid name: shown as given.
+  const std::string name = RefName(d);
+  if (auto ref = ParseModelRef(name); ref.ok()) {
+    e.ref = *ref;
+  } else {
+    e.ref.name = name;
+    e.ref.tag = "";
+  }
+  e.manifest_digest = d.digest;
+  if (auto it = d.annotations.find(kSizeAnnotation); it != d.annotations.end()) {
+    e.size_bytes = std::strtoll(it->second.c_str(), nullptr, 10);
+  }
+  if (auto it = d.annotations.find(kCreatedAnnotation); it != d.annotations.end()) {
+    e.created = it->second;
+  }
+  return e;
+}
+
+std::string EntryKey(const TagEntry& e) {
+  return e.ref.tag.empty() ? e.ref.name : e.ref.ToString();
+}
+
+}  // namespace
+
+Result<std::string> DefaultStoreRoot() {
+  if (const char* home = std::getenv("POCKET_HOME"); home && *home) return std::string(home);
+  if (const char* data = std::getenv("XDG_DATA_HOME"); data && *data == '/') {
+    return (fs::path(data) / "pocket").string();
+  }
+  if (const char* home = std::getenv("HOME"); home && *home == '/') {
+    return (fs::path(home) / ".local" / "share" / "pocket").string();
+  }
+  return Status::NotFound(
+      "no model store: set POCKET_HOME (or XDG_DATA_HOME or HOME) to an absolute directory");
+}
+
+Store::Store(std::string root) : root_(std::move(root)) {}
+
+std::string Store::Path(std::string_view rel) const { return root_ + "/" + std::string(rel); }
+
+std::string Store::BlobPath(std::string_view digest) const {
+  return root_ + "/blobs/sha256/" + std::string(DigestHex(digest));
+}
+
+Status Store::EnsureLayout() const {
+  for (const char* dir : {"blobs/sha256", "tmp", "locks"}) {
+    std::error_code ec;
+    fs::create_directories(Path(dir), ec);
+    if (ec) {
+      return Status::IOError("cannot create the model store at " + root_ + ": " + Path(dir) + ": " +
+                             ec.message());
+    }
+  }
+  const std::string layout = Path("oci-layout");
+  if (::access(layout.c_str(), F_OK) != 0) {
+    PK_RETURN_IF_ERROR(WriteFileAtomic(
+        layout, std::string("{\"imageLayoutVersion\":\"") + kOciLayoutVersion + "\"}"));
+  }
+  if (::access(Path("index.json").c_str(), F_OK) != 0) {
+    auto lock = FileLock::Acquire(Path("locks/index.lock"), FileLock::Mode::kExclusive);
+    if (!lock.ok()) return lock.status();
+    if (::access(Path("index.json").c_str(), F_OK) != 0) PK_RETURN_IF_ERROR(WriteIndex(Index{}));
+  }
+  return Status::Ok();
+}
+
+Result<Index> Store::ReadIndex() const {
+  const std::string path = Path("index.json");
+  if (::access(path.c_str(), F_OK) != 0 && errno == ENOENT) return Index{};
+  PK_ASSIGN_OR_RETURN(std::string bytes, ReadFile(path));
+  return ParseIndex(bytes, path);
+}
+
+Status Store::WriteIndex(const Index& index) const {
+  return WriteFileAtomic(Path("index.json"), SerializeIndex(index));
+}
+
+Result<bool> Store::PutBlobBytes(std::string_view bytes, std::string* digest) {
+  *digest = DigestOf(bytes);
+  const std::string hex(DigestHex(*digest));
+  const std::string final_path = BlobPath(*digest);
+  PK_ASSIGN_OR_RETURN(FileLock lock, FileLock::Acquire(Path("locks/sha256-" + hex + ".lock"),
+                                                       FileLock::Mode::kExclusive));
+  struct stat st;
+  if (::stat(final_path.c_str(), &st) == 0 && st.st_size == static_cast<off_t>(bytes.size())) {
+    return false;
+  }
+  PK_ASSIGN_OR_RETURN(TempBlob tmp, TempBlob::Create(Path("tmp"), hex));
+  PK_RETURN_IF_ERROR(WriteFull(tmp.fd(), bytes.data(), bytes.size(), tmp.path()));
+  PK_RETURN_IF_ERROR(tmp.Commit(final_path));
+  return true;
+}
+
+Result<bool> Store::PutBlobFile(const std::string& path, const std::string& digest, int64_t size,
+                                const std::function<void()>& while_locked) {
+  const std::string hex(DigestHex(digest));
+  const std::string final_path = BlobPath(digest);
+  PK_ASSIGN_OR_RETURN(FileLock lock, FileLock::Acquire(Path("locks/sha256-" + hex + ".lock"),
+                                                       FileLock::Mode::kExclusive));
+  if (while_locked) while_locked();
+  // A blob already under its name was verified when written; a same-size check catches a
+  // truncation without re-reading gigabytes (`pocket verify` re-hashes).
+  struct stat st;
+  if (::stat(final_path.c_str(), &st) == 0 && st.st_size == size) return false;
+  Fd src(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (src.get() < 0) return Errno("cannot open", path);
+  PK_ASSIGN_OR_RETURN(TempBlob tmp, TempBlob::Create(Path("tmp"), hex));
+  Sha256 sha;
+  std::string buf(kChunkBytes, '\0');
+  int64_t copied = 0;
+  while (true) {
+    const ssize_t n = ReadFull(src.get(), buf.data(), buf.size());
+    if (n < 0) return Errno("cannot read", path);
+    if (n == 0) break;
+    sha.Update(std::string_view(buf.data(), static_cast<size_t>(n)));
+    PK_RETURN_IF_ERROR(WriteFull(tmp.fd(), buf.data(), static_cast<size_t>(n), tmp.path()));
+    copied += n;
+  }
+  const auto d = sha.Finish();
+  if (copied != size || "sha256:" + ToHex(d.data(), d.size()) != digest) {
+    return Status::Corruption(path + " changed while it was being imported; import it again");
+  }
+  PK_RETURN_IF_ERROR(tmp.Commit(final_path));
+  return true;
+}
+
+Result<ImportResult> Store::Import(const std::string& gguf_path, const ModelRef& ref,
+                                   const ImportOptions& options) {
+  formats::GgufOpenOptions open_options;
+  open_options.allow_unsupported_types = true;
+  auto gguf = formats::GgufFile::Open(gguf_path, open_options);
+  if (!gguf.ok()) {
+    if (gguf.status().code() == StatusCode::kIOError) return gguf.status();
+    return Status::InvalidArgument(gguf_path + " is not a GGUF model: " + gguf.status().message());
+  }
+  PK_ASSIGN_OR_RETURN(nlohmann::json config, ModelConfigFromGguf(*gguf));
+
+  PK_RETURN_IF_ERROR(EnsureLayout());
+  PK_ASSIGN_OR_RETURN(FileLock store_lock,
+                      FileLock::Acquire(Path("locks/store.lock"), FileLock::Mode::kShared));
+  PK_ASSIGN_OR_RETURN(FileDigest layer, HashFile(gguf_path));
+  ImportResult result;
+  result.layer_digest = layer.digest;
+  PK_ASSIGN_OR_RETURN(result.layer_written,
+                      PutBlobFile(gguf_path, layer.digest, layer.size, options.while_blob_locked));
+
+  const std::string config_bytes =
+      config.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::string config_digest;
+  PK_RETURN_IF_ERROR(PutBlobBytes(config_bytes, &config_digest));
+
+  Manifest m;
+  m.artifact_type = kModelArtifactType;
+  m.config = {
+      kModelConfigType, config_digest, static_cast<int64_t>(config_bytes.size()), "", {}, ""};
+  Descriptor layer_desc{kGgufLayerType, layer.digest, layer.size, "", {}, ""};
+  layer_desc.annotations[kTitleAnnotation] = fs::path(gguf_path).filename().string();
+  m.layers.push_back(std::move(layer_desc));
+  const std::string manifest_bytes = SerializeManifest(m);
+  std::string manifest_digest;
+  PK_RETURN_IF_ERROR(PutBlobBytes(manifest_bytes, &manifest_digest));
+
+  const int64_t total =
+      static_cast<int64_t>(manifest_bytes.size() + config_bytes.size()) + layer.size;
+  Descriptor tag{kOciManifestType,
+                 manifest_digest,
+                 static_cast<int64_t>(manifest_bytes.size()),
+                 kModelArtifactType,
+                 {},
+                 ""};
+  tag.annotations[kRefNameAnnotation] = ref.ToString();
+  tag.annotations[kCreatedAnnotation] = options.created.empty() ? NowRfc3339() : options.created;
+  tag.annotations[kSizeAnnotation] = std::to_string(total);
+  {
+    PK_ASSIGN_OR_RETURN(FileLock index_lock,
+                        FileLock::Acquire(Path("locks/index.lock"), FileLock::Mode::kExclusive));
+    PK_ASSIGN_OR_RETURN(Index index, ReadIndex());
+    auto& ms = index.manifests;
+    ms.erase(std::remove_if(ms.begin(), ms.end(),
+                            [&](const Descriptor& d) { return RefName(d) == ref.ToString(); }),
+             ms.end());
+    ms.push_back(tag);
+    PK_RETURN_IF_ERROR(WriteIndex(index));
+  }
+  result.entry = EntryOf(tag);
+  return result;
+}
+
+Result<std::vector<TagEntry>> Store::List() const {
+  PK_ASSIGN_OR_RETURN(Index index, ReadIndex());
+  std::vector<TagEntry> out;
+  out.reserve(index.manifests.size());
+  for (const Descriptor& d : index.manifests) out.push_back(EntryOf(d));
+  std::sort(out.begin(), out.end(),
+            [](const TagEntry& a, const TagEntry& b) { return EntryKey(a) < EntryKey(b); });
+  return out;
+}
+
+Result<TagEntry> Store::Find(const ModelRef& ref) const {
+  PK_ASSIGN_OR_RETURN(Index index, ReadIndex());
+  for (const Descriptor& d : index.manifests) {
+    if (RefName(d) == ref.ToString()) return EntryOf(d);
+  }
+  return Status::NotFound("model '" + ref.ToString() + "' is not in the store " + root_ +
+                          " (`pocket ls` lists it; `pocket import FILE.gguf " + ref.ToString() +
+                          "` adds a file)");
+}
+
+Result<Manifest> Store::ReadManifest(const std::string& digest, const std::string& tag) const {
+  const std::string path = BlobPath(digest);
+  auto bytes = ReadFile(path);
+  if (!bytes.ok()) {
+    return Status::Corruption("tag '" + tag + "': manifest " + digest + " is missing from " +
+                              root_ + " (run `pocket verify --repair`)");
+  }
+  return ParseManifest(*bytes, "tag '" + tag + "': manifest " + digest);
+}
+
+Result<ModelInfo> Store::Show(const ModelRef& ref) const {
+  ModelInfo info;
+  PK_ASSIGN_OR_RETURN(info.entry, Find(ref));
+  const std::string tag = ref.ToString();
+  PK_ASSIGN_OR_RETURN(info.manifest, ReadManifest(info.entry.manifest_digest, tag));
+  PK_ASSIGN_OR_RETURN(info.manifest_json, ReadFile(BlobPath(info.entry.manifest_digest)));
+  const Descriptor* layer = info.manifest.ModelLayer();
+  if (!layer) {
+    return Status::Corruption("tag '" + tag + "': manifest " + info.entry.manifest_digest +
+                              " has no GGUF layer");
+  }
+  auto config = ReadFile(BlobPath(info.manifest.config.digest));
+  if (!config.ok()) {
+    return Status::Corruption("tag '" + tag + "': config " + info.manifest.config.digest +
+                              " is missing (run `pocket verify --repair`)");
+  }
+  auto parsed =
+      ParseUntrustedJson(*config, "tag '" + tag + "': config " + info.manifest.config.digest);
+  if (!parsed.ok()) return Status::Corruption(parsed.status().message());
+  info.config = std::move(parsed).value();
+  info.model_path = BlobPath(layer->digest);
+  struct stat st;
+  if (::stat(info.model_path.c_str(), &st) != 0) {
+    return Status::Corruption("tag '" + tag + "': model blob " + layer->digest +
+                              " is missing (run `pocket verify --repair`)");
+  }
+  if (st.st_size != layer->size) {
+    return Status::Corruption("tag '" + tag + "': model blob " + layer->digest + " has " +
+                              std::to_string(st.st_size) + " bytes, the manifest says " +
+                              std::to_string(layer->size) + " (run `pocket verify --repair`)");
+  }
+  return info;
+}
+
+Result<std::string> Store::ModelPath(const ModelRef& ref) const {
+  PK_ASSIGN_OR_RETURN(ModelInfo info, Show(ref));
+  return info.model_path;
+}
+
+Status Store::Remove(const ModelRef& ref) {
+  if (::access(Path("index.json").c_str(), F_OK) != 0) return Find(ref).status();
+  PK_ASSIGN_OR_RETURN(FileLock index_lock,
+                      FileLock::Acquire(Path("locks/index.lock"), FileLock::Mode::kExclusive));
+  PK_ASSIGN_OR_RETURN(Index index, ReadIndex());
+  auto& ms = index.manifests;
+  const size_t before = ms.size();
+  ms.erase(std::remove_if(ms.begin(), ms.end(),
+                          [&](const Descriptor& d) { return RefName(d) == ref.ToString(); }),
+           ms.end());
+  if (ms.size() == before) return Find(ref).status();
+  return WriteIndex(index);
+}
+
+Result<GcReport> Store::Gc() {
+  GcReport report;
+  if (::access(Path("index.json").c_str(), F_OK) != 0) return report;  // no store yet
+  PK_RETURN_IF_ERROR(EnsureLayout());
+  PK_ASSIGN_OR_RETURN(FileLock store_lock,
+                      FileLock::Acquire(Path("locks/store.lock"), FileLock::Mode::kExclusive));
+  std::set<std::string> live;
+  {
+    PK_ASSIGN_OR_RETURN(FileLock index_lock,
+                        FileLock::Acquire(Path("locks/index.lock"), FileLock::Mode::kExclusive));
+    PK_ASSIGN_OR_RETURN(Index index, ReadIndex());
+    for (const Descriptor& d : index.manifests) {
+      auto m = ReadManifest(d.digest, RefName(d));
+      if (!m.ok()) {
+        return Status::Corruption(m.status().message() +
+                                  "; nothing removed (run `pocket verify --repair` first)");
+      }
+      live.insert(std::string(DigestHex(d.digest)));
+      live.insert(std::string(DigestHex(m->config.digest)));
+      for (const Descriptor& l : m->layers) live.insert(std::string(DigestHex(l.digest)));
+    }
+    // Temp files of base::WriteFileAtomic left by a killed index writer.
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(root_, ec)) {
+      if (e.path().filename().string().rfind("index.json.tmp.", 0) == 0 &&
+          ::unlink(e.path().c_str()) == 0) {
+        ++report.temp_files_removed;
+      }
+    }
+  }
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(Path("blobs/sha256"), ec)) {
+    const std::string name = e.path().filename().string();
+    if (!IsHex64(name)) continue;  // not ours to judge: verify reports it
+    if (live.count(name)) {
+      ++report.blobs_kept;
+      continue;
+    }
+    struct stat st;
+    const int64_t size = ::stat(e.path().c_str(), &st) == 0 ? st.st_size : 0;
+    if (::unlink(e.path().c_str()) != 0) return Errno("cannot remove", e.path().string());
+    ++report.blobs_removed;
+    report.bytes_removed += size;
+  }
+  if (ec) return Status::IOError("cannot list " + Path("blobs/sha256") + ": " + ec.message());
+  if (report.blobs_removed > 0) PK_RETURN_IF_ERROR(SyncDirectoryOf(Path("blobs/sha256/x")));
+  // Writers hold a lock on their temp file; one we can lock has no live writer. (Holding
+  // store.lock already excludes importers; the temp lock also covers writers that do not
+  // take it.)
+  for (const auto& e : fs::directory_iterator(Path("tmp"), ec)) {
+    auto lock = FileLock::TryAcquireExisting(e.path().string(), FileLock::Mode::kExclusive);
+    if (!lock.ok()) continue;
+    if (lock->UnlinkAndRelease().ok()) ++report.temp_files_removed;
+  }
+  // Blob lock files: the ones nobody holds go (the lock protocol re-checks the inode).
+  for (const auto& e : fs::directory_iterator(Path("locks"), ec)) {
+    if (e.path().filename().string().rfind("sha256-", 0) != 0) continue;
+    auto lock = FileLock::TryAcquireExisting(e.path().string(), FileLock::Mode::kExclusive);
+    if (lock.ok()) (void)lock->UnlinkAndRelease();
+  }
+  return report;
+}
+
+Result<VerifyReport> Store::Verify(bool repair) {
+  VerifyReport report;
+  if (::access(Path("index.json").c_str(), F_OK) != 0) return report;
+  PK_RETURN_IF_ERROR(EnsureLayout());  // locks/ may be missing in a layout another tool made
+  // verify --repair removes blobs: exclusive, like gc. A plain verify only reads and may run
+  // beside imports, which only ever add whole blobs.
+  PK_ASSIGN_OR_RETURN(FileLock store_lock, FileLock::Acquire(Path("locks/store.lock"),
+                                                             repair ? FileLock::Mode::kExclusive
+                                                                    : FileLock::Mode::kShared));
+  std::set<std::string> bad;  // digests
+  std::error_code ec;
+  std::vector<fs::path> blobs;
+  for (const auto& e : fs::directory_iterator(Path("blobs/sha256"), ec)) blobs.push_back(e.path());
+  if (ec && ec != std::errc::no_such_file_or_directory) {
+    return Status::IOError("cannot list " + Path("blobs/sha256") + ": " + ec.message());
+  }
+  std::sort(blobs.begin(), blobs.end());
+  for (const fs::path& p : blobs) {
+    const std::string name = p.filename().string();
+    if (!IsHex64(name)) {
+      report.bad_blobs.push_back({p.string(), "is not named by a sha256 digest"});
+      continue;
+    }
+    const std::string digest = "sha256:" + name;
+    auto got = HashFile(p.string());
+    ++report.blobs_checked;
+    if (!got.ok()) {
+      report.bad_blobs.push_back({digest, got.status().message()});
+      bad.insert(digest);
+      continue;
+    }
+    report.bytes_checked += got->size;
+    if (got->digest != digest) {
+      report.bad_blobs.push_back({digest, "content hashes to " + got->digest + " (" +
+                                              std::to_string(got->size) + " bytes)"});
+      bad.insert(digest);
+    }
+  }
+
+  std::optional<FileLock> index_lock;
+  if (repair) {
+    PK_ASSIGN_OR_RETURN(FileLock l,
+                        FileLock::Acquire(Path("locks/index.lock"), FileLock::Mode::kExclusive));
+    index_lock.emplace(std::move(l));
+  }
+  PK_ASSIGN_OR_RETURN(Index index, ReadIndex());
+  Index kept;
+  for (const Descriptor& d : index.manifests) {
+    const std::string tag = RefName(d);
+    std::string problem;
+    auto check = [&](const Descriptor& blob, const char* what) {
+      if (!problem.empty()) return;
+      struct stat st;
+      if (bad.count(blob.digest)) {
+        problem = std::string(what) + " " + blob.digest + " is corrupt";
+      } else if (::stat(BlobPath(blob.digest).c_str(), &st) != 0) {
+        problem = std::string(what) + " " + blob.digest + " is missing";
+      } else if (st.st_size != blob.size) {
+        problem = std::string(what) + " " + blob.digest + " has " + std::to_string(st.st_size) +
+                  " bytes, expected " + std::to_string(blob.size);
+      }
+    };
+    check(d, "manifest");
+    if (problem.empty()) {
+      auto m = ReadManifest(d.digest, tag);
+      if (!m.ok()) {
+        problem = m.status().message();
+      } else {
+        check(m->config, "config");
+        for (const Descriptor& l : m->layers) check(l, "layer");
+      }
+    }
+    if (problem.empty()) {
+      kept.manifests.push_back(d);
+    } else {
+      report.broken_tags.push_back({tag.empty() ? d.digest : tag, problem});
+    }
+  }
+  if (repair && !report.clean()) {
+    for (const VerifyProblem& p : report.bad_blobs) {
+      if (!IsValidDigest(p.what)) continue;  // a stray file: reported, not ours to delete
+      const std::string path = BlobPath(p.what);
+      if (::unlink(path.c_str()) != 0 && errno != ENOENT) return Errno("cannot remove", path);
+    }
+    if (!report.bad_blobs.empty()) PK_RETURN_IF_ERROR(SyncDirectoryOf(Path("blobs/sha256/x")));
+    if (kept.manifests.size() != index.manifests.size()) PK_RETURN_IF_ERROR(WriteIndex(kept));
+    report.repaired = true;
+  }
+  return report;
+}
+
+}  // namespace pocket::registry

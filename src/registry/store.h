@@ -1,0 +1,151 @@
+// The local content-addressed model store: one per user, an OCI image layout on disk so
+// that skopeo and ORAS users recognise it (docs/registry.md):
+//   <root>/oci-layout             {"imageLayoutVersion":"1.0.0"}
+//   <root>/index.json             OCI image index: one manifest descriptor per NAME:TAG,
+//                                 the tag in org.opencontainers.image.ref.name, plus the
+//                                 import time (org.opencontainers.image.created) and the
+//                                 total size (io.pocket.size) so `ls` reads one file
+//   <root>/blobs/sha256/<hex>     manifests, configs and GGUF layers, named by their SHA-256
+//   <root>/tmp/                   blobs being written (temp names, removed by gc when stale)
+//   <root>/locks/                 flock files: store.lock, index.lock, sha256-<hex>.lock
+//
+// Durability: a blob is written to tmp/, hashed while written, checked against its digest,
+// fsynced, renamed to blobs/sha256/<hex> and the directory fsynced; index.json is replaced
+// the same way (base::WriteFileAtomic). A crash, a kill or a full disk therefore never
+// leaves a blob under its final name that does not match its digest, nor a half-written
+// index; what it can leave is a temp file (gc removes it) or blobs no tag references yet
+// (gc removes them).
+//
+// Concurrency between processes: writers (Import) hold store.lock shared, gc and verify
+// --repair hold it exclusive, so gc never removes a blob a running import is about to tag.
+// A per-blob lock makes two imports of the same bytes write the blob once (the second finds
+// it in place). index.json is read-modify-written under index.lock; readers (List, Resolve)
+// take no lock: the rename makes each read see a whole index.
+// Thread safety: a Store is a value holding only its root; every call works on the files,
+// so calls from several threads or processes are safe as above.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "registry/oci.h"
+#include "registry/reference.h"
+
+namespace pocket::registry {
+
+// The per-user store: $POCKET_HOME, else $XDG_DATA_HOME/pocket, else
+// $HOME/.local/share/pocket (relative XDG_DATA_HOME/HOME values are ignored, as the XDG spec
+// says). NotFound when none of them gives an absolute path.
+Result<std::string> DefaultStoreRoot();
+
+struct TagEntry {
+  ModelRef ref;
+  std::string manifest_digest;  // "sha256:..."
+  int64_t size_bytes = 0;       // manifest + config + layers (io.pocket.size; 0 if absent)
+  std::string created;          // RFC 3339 UTC, as stored ("" if absent)
+};
+
+struct ImportOptions {
+  // Test seam: called while the blob lock of the GGUF layer is held, before its blob is
+  // looked for (lets a test hold two processes inside the critical section).
+  std::function<void()> while_blob_locked;
+  // The time recorded in the index (RFC 3339); empty = now.
+  std::string created;
+};
+
+struct ImportResult {
+  TagEntry entry;
+  std::string layer_digest;
+  bool layer_written = false;  // false: the blob was already in the store (dedupe)
+};
+
+struct ModelInfo {
+  TagEntry entry;
+  Manifest manifest;
+  std::string manifest_json;  // the manifest blob's bytes
+  nlohmann::json config;      // the parsed config blob
+  std::string model_path;     // the GGUF layer's blob
+};
+
+struct GcReport {
+  int blobs_removed = 0;
+  int64_t bytes_removed = 0;
+  int temp_files_removed = 0;
+  int blobs_kept = 0;
+};
+
+struct VerifyProblem {
+  std::string what;    // a digest or a NAME:TAG
+  std::string reason;  // one line
+};
+
+struct VerifyReport {
+  int blobs_checked = 0;
+  int64_t bytes_checked = 0;
+  std::vector<VerifyProblem> bad_blobs;    // content does not match its name, or unreadable
+  std::vector<VerifyProblem> broken_tags;  // manifest unreadable or a referenced blob gone
+  bool repaired = false;                   // the above were removed
+  bool clean() const { return bad_blobs.empty() && broken_tags.empty(); }
+};
+
+class Store {
+ public:
+  // A store at `root` (absolute or relative). Touches nothing: reads of a missing store see
+  // no tags; the first write creates the layout.
+  explicit Store(std::string root);
+
+  const std::string& root() const { return root_; }
+  // <root>/blobs/sha256/<hex>. REQUIRES: IsValidDigest(digest).
+  std::string BlobPath(std::string_view digest) const;
+
+  // Adds the GGUF file `gguf_path` as NAME:TAG (replacing what the tag named before): its
+  // bytes become the layer blob, its header the config blob (model_config.h). The file is
+  // read twice: once to hash it (so the blob lock can be taken by digest), once to copy it,
+  // hashing again; Corruption when the two passes differ (the file changed meanwhile).
+  // InvalidArgument naming the file when it is not a GGUF model; IOError naming the path
+  // for an unwritable store or a full disk (nothing is left under a final name).
+  Result<ImportResult> Import(const std::string& gguf_path, const ModelRef& ref,
+                              const ImportOptions& options = {});
+
+  // Every tag, sorted by NAME:TAG. Corruption naming index.json when it is malformed.
+  Result<std::vector<TagEntry>> List() const;
+  // The tag's entry; NotFound "model 'NAME:TAG' is not in the store <root>".
+  Result<TagEntry> Find(const ModelRef& ref) const;
+  // The tag's manifest, config and GGUF path, each checked to exist and parse (contents
+  // are not re-hashed: Verify does that). Corruption naming the blob otherwise.
+  Result<ModelInfo> Show(const ModelRef& ref) const;
+  // The GGUF blob of NAME:TAG (Show's model_path).
+  Result<std::string> ModelPath(const ModelRef& ref) const;
+
+  // Drops the tag; its blobs stay until Gc. NotFound when the tag is not there.
+  Status Remove(const ModelRef& ref);
+
+  // Removes blobs no tag references (through its manifest) and temp files no live writer
+  // holds. Corruption, removing nothing, when a tag's manifest cannot be read (what it
+  // references is unknown): `pocket verify --repair` drops such a tag first.
+  Result<GcReport> Gc();
+
+  // Re-hashes every blob and checks every tag's manifest and the blobs it references.
+  // With `repair`, removes the blobs that do not match and the tags that are broken (or
+  // reference a removed blob). Only malformed index.json or I/O on the store fail the call.
+  Result<VerifyReport> Verify(bool repair);
+
+ private:
+  std::string Path(std::string_view rel) const;
+  Status EnsureLayout() const;
+  Result<Index> ReadIndex() const;  // empty when index.json does not exist
+  Status WriteIndex(const Index& index) const;
+  // Writes `bytes` as a blob (once per digest, under its lock); returns true when written.
+  Result<bool> PutBlobBytes(std::string_view bytes, std::string* digest);
+  Result<bool> PutBlobFile(const std::string& path, const std::string& digest, int64_t size,
+                           const std::function<void()>& while_locked);
+  Result<Manifest> ReadManifest(const std::string& digest, const std::string& tag) const;
+
+  std::string root_;
+};
+
+}  // namespace pocket::registry

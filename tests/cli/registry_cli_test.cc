@@ -1,0 +1,203 @@
+// End-to-end tests of the model store's commands: the built `pocket` binary, run through the
+// shell with POCKET_HOME pointing at a store in a temp dir, on a tiny model written by
+// `pocket make-model`.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Output {
+  int rc = -1;
+  std::string out, err;
+};
+
+std::string Slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string Quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+class RegistryCliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("pocket_registry_cli_test." + std::to_string(getpid()) + "." +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    store_ = (dir_ / "store").string();
+    model_ = (dir_ / "tiny.gguf").string();
+    const Output o =
+        Pocket("make-model --shape tiny --vocab 512 --type f32 --seed 3 --out " + Quote(model_));
+    ASSERT_EQ(o.rc, 0) << o.err;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  Output Pocket(const std::string& args) {
+    const fs::path base = dir_ / ("run" + std::to_string(counter_++));
+    const std::string out = base.string() + ".out", err = base.string() + ".err";
+    const std::string cmd = "POCKET_HOME=" + Quote(store_) + " " + POCKET_BIN + " " + args +
+                            " </dev/null >" + Quote(out) + " 2>" + Quote(err);
+    const int status = std::system(cmd.c_str());
+    Output o;
+    o.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    o.out = Slurp(out);
+    o.err = Slurp(err);
+    return o;
+  }
+
+  static int Lines(const std::string& s) {
+    return static_cast<int>(std::count(s.begin(), s.end(), '\n'));
+  }
+
+  fs::path dir_;
+  std::string store_, model_;
+  int counter_ = 0;
+};
+
+TEST_F(RegistryCliTest, ImportLsShowRunRmGcVerifyRoundTrip) {
+  Output o = Pocket("import " + Quote(model_) + " tiny:v1");
+  ASSERT_EQ(o.rc, 0) << o.err;
+  EXPECT_NE(o.out.find("tiny:v1"), std::string::npos) << o.out;
+  o = Pocket("import " + Quote(model_) + " team/tiny");
+  ASSERT_EQ(o.rc, 0) << o.err;
+  EXPECT_NE(o.out.find("already in the store"), std::string::npos) << o.out;
+
+  o = Pocket("ls --json");
+  ASSERT_EQ(o.rc, 0) << o.err;
+  const auto tags = nlohmann::json::parse(o.out);
+  ASSERT_EQ(tags.size(), 2u);
+  EXPECT_EQ(tags[0]["name"], "team/tiny");
+  EXPECT_EQ(tags[0]["tag"], "latest");
+  EXPECT_EQ(tags[1]["name"], "tiny");
+  EXPECT_EQ(tags[0]["digest"], tags[1]["digest"]);  // one model, two tags
+  o = Pocket("ls");
+  ASSERT_EQ(o.rc, 0);
+  EXPECT_EQ(Lines(o.out), 3) << o.out;
+  EXPECT_NE(o.out.find("team/tiny:latest"), std::string::npos) << o.out;
+
+  o = Pocket("show tiny:v1 --json");
+  ASSERT_EQ(o.rc, 0) << o.err;
+  const auto shown = nlohmann::json::parse(o.out);
+  EXPECT_EQ(shown["config"]["architecture"], "llama");
+  EXPECT_EQ(shown["manifest"]["layers"][0]["mediaType"], "application/vnd.pocket.model.gguf.v1");
+
+  // The stored model runs by name, with the same output as its file.
+  const Output by_file = Pocket("run " + Quote(model_) + " Hello -n 6 --temp 0");
+  const Output by_name = Pocket("run tiny:v1 Hello -n 6 --temp 0");
+  ASSERT_EQ(by_name.rc, 0) << by_name.err;
+  EXPECT_EQ(by_name.out, by_file.out);
+  EXPECT_EQ(Pocket("run -m team/tiny Hello -n 6 --temp 0").out, by_file.out);
+  EXPECT_EQ(Pocket("inspect tiny:v1").rc, 0);
+
+  ASSERT_EQ(Pocket("rm tiny:v1").rc, 0);
+  o = Pocket("gc");
+  ASSERT_EQ(o.rc, 0) << o.err;
+  EXPECT_NE(o.out.find("removed 0 blob(s)"), std::string::npos) << o.out;
+  ASSERT_EQ(Pocket("rm team/tiny").rc, 0);
+  o = Pocket("gc");
+  EXPECT_NE(o.out.find("removed 3 blob(s)"), std::string::npos) << o.out;
+  o = Pocket("verify");
+  EXPECT_EQ(o.rc, 0) << o.out;
+  o = Pocket("ls --json");
+  EXPECT_EQ(o.out, "[]\n");
+}
+
+TEST_F(RegistryCliTest, BadNamesAndMissingModelsAreOneLineErrors) {
+  Output o = Pocket("import " + Quote(model_) + " ../../x");
+  EXPECT_EQ(o.rc, 2);
+  EXPECT_EQ(Lines(o.err), 1) << o.err;
+  EXPECT_EQ(o.err.rfind("pocket import: '../../x'", 0), 0u) << o.err;
+  EXPECT_FALSE(fs::exists(store_));
+  for (const std::string cmd : {"show nothing:here", "rm nothing", "run nothing:here hi"}) {
+    o = Pocket(cmd);
+    EXPECT_EQ(o.rc, 1) << cmd;
+    EXPECT_EQ(Lines(o.err), 1) << cmd << ": " << o.err;
+    EXPECT_NE(o.err.find("nothing"), std::string::npos) << o.err;
+  }
+  o = Pocket("import " + Quote((dir_ / "missing.gguf").string()) + " x");
+  EXPECT_NE(o.rc, 0);
+  EXPECT_EQ(Lines(o.err), 1) << o.err;
+  // A store that is a file: one line naming it.
+  std::ofstream(store_) << "x";
+  o = Pocket("import " + Quote(model_) + " x");
+  EXPECT_EQ(o.rc, 1);
+  EXPECT_EQ(Lines(o.err), 1) << o.err;
+  EXPECT_NE(o.err.find(store_), std::string::npos) << o.err;
+}
+
+TEST_F(RegistryCliTest, VerifyReportsACorruptBlobAndRepairRemovesIt) {
+  ASSERT_EQ(Pocket("import " + Quote(model_) + " tiny").rc, 0);
+  const auto shown = nlohmann::json::parse(Pocket("show tiny --json").out);
+  const std::string blob = shown["path"];
+  {
+    std::fstream f(blob, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(64);
+    f.put('\x01');
+  }
+  Output o = Pocket("verify");
+  EXPECT_EQ(o.rc, 1);
+  EXPECT_NE(o.out.find("bad blob sha256:" + fs::path(blob).filename().string()), std::string::npos)
+      << o.out;
+  EXPECT_NE(o.out.find("broken tag tiny:latest"), std::string::npos) << o.out;
+  o = Pocket("verify --repair");
+  EXPECT_EQ(o.rc, 0) << o.out;
+  EXPECT_FALSE(fs::exists(blob));
+  EXPECT_EQ(Pocket("ls --json").out, "[]\n");
+  EXPECT_EQ(Pocket("verify").rc, 0);
+  // The model can be imported again.
+  EXPECT_EQ(Pocket("import " + Quote(model_) + " tiny").rc, 0);
+  EXPECT_EQ(Pocket("verify").rc, 0);
+}
+
+// The store is an OCI image layout: skopeo (Debian's, when installed) copies a stored model
+// out of it and into a fresh layout, which pocket then reads and runs.
+TEST_F(RegistryCliTest, SkopeoCopiesModelsInAndOutOfTheStore) {
+  if (std::system("command -v skopeo >/dev/null 2>&1") != 0) GTEST_SKIP() << "no skopeo";
+  ASSERT_EQ(Pocket("import " + Quote(model_) + " tiny:v1").rc, 0);
+  const std::string other = (dir_ / "other").string();
+  const std::string copy = "skopeo copy -q " + Quote("oci:" + store_ + ":tiny:v1") + " " +
+                           Quote("oci:" + other + ":copied:v2") + " >/dev/null 2>&1";
+  ASSERT_EQ(std::system(copy.c_str()), 0);
+  const Output listed = Pocket("ls --json --store " + Quote(other));
+  ASSERT_EQ(listed.rc, 0) << listed.err;
+  const auto tags = nlohmann::json::parse(listed.out);
+  ASSERT_EQ(tags.size(), 1u);
+  EXPECT_EQ(tags[0]["name"], "copied");
+  EXPECT_EQ(Pocket("verify --store " + Quote(other)).rc, 0);
+  const std::string saved = store_;
+  store_ = other;
+  const Output ran = Pocket("run copied:v2 Hello -n 4 --temp 0");
+  store_ = saved;
+  ASSERT_EQ(ran.rc, 0) << ran.err;
+  EXPECT_EQ(ran.out, Pocket("run " + Quote(model_) + " Hello -n 4 --temp 0").out);
+}
+
+TEST_F(RegistryCliTest, EveryStoreCommandHasHelpWithAnExample) {
+  for (const std::string cmd : {"import", "ls", "show", "rm", "gc", "verify"}) {
+    const Output o = Pocket(cmd + " --help");
+    EXPECT_EQ(o.rc, 0) << cmd;
+    EXPECT_NE(o.out.find("Examples:\n  pocket " + cmd), std::string::npos) << o.out;
+    EXPECT_NE(o.out.find("--store"), std::string::npos) << o.out;
+  }
+}
+
+}  // namespace
