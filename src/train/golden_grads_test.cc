@@ -1,9 +1,10 @@
 // The backward pass against PyTorch: loss and every gradient of a tiny Llama model (the
 // committed testdata/train/tiny_llama.gguf, made by Pocket's own init and export) on a fixed
 // batch (testdata/train/batch.json), against tests/golden/train/make_torch_grads.py's
-// float32 run (testdata/train/golden.json, grads.f32). The golden is made on the GPU machine;
-// until it is committed the comparison is skipped. Relative error max|ours - torch| /
-// max|torch| per tensor, < 1e-4 (the bar).
+// float32 run (testdata/train/golden.json, grads.f32). The golden was made with
+// Debian 12's python3-torch (CPU, float32; see testdata/train/README.md); without it the
+// comparison is skipped. Relative error max|ours - torch| / max|torch| per tensor, < 1e-4
+// (the bar).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -84,7 +85,7 @@ class GoldenGradsBackendTest : public ::testing::TestWithParam<BackendKind> {};
 TEST_P(GoldenGradsBackendTest, LossAndGradientsMatchPyTorch) {
   if (!std::filesystem::exists(Path("grads.f32"))) {
     GTEST_SKIP() << "no testdata/train/grads.f32 yet: run tests/golden/train/make_torch_grads.py "
-                    "on the GPU machine";
+                    "with PyTorch (testdata/train/README.md)";
   }
   auto json = ReadFile(Path("golden.json"));
   ASSERT_TRUE(json.ok());

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Golden loss and gradients for Pocket's training backward pass (src/train).
 
-Runs on the GPU machine (PyTorch installed, no internet; the GPU is not needed: the model
-runs on the CPU). Reads the tiny Llama GGUF written by Pocket's own export
+Runs wherever PyTorch is installed (Debian 12's python3-torch made the committed golden;
+the model runs on the CPU). Reads the tiny Llama GGUF written by Pocket's own export
 (testdata/train/tiny_llama.gguf: ModelParams::Init + ToGguf, F32; how it is made:
 testdata/train/README.md), builds the same model in plain PyTorch float32 — GGUF tensor
 layout as is, "normal" (adjacent-pair) RoPE as ggml applies it to GGUF Q/K rows, GQA,
