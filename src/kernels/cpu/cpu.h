@@ -62,8 +62,8 @@ void PackLegacyGroup(const tensor::TensorView& w, size_t g, uint8_t* dst);
 void MatMulKQuantRows(const tensor::TensorView& w, const uint8_t* packed, int packed_layout,
                       bool from_memory, const Activations& act, size_t r0, size_t r1, float* y);
 MatMulPath KQuantPath(tensor::DType dtype);
-// Their packed layout (Q4_K only: kPackedKQuant8 on x86, else kPackedNone; the block layout
-// is described in matmul_kquant.cc): bytes per 8-row group per 256-block (0 for other
+// Their packed layout (Q4_K and Q6_K: kPackedKQuant8 on x86, else kPackedNone; the block
+// layouts are described in matmul_kquant.cc): bytes per 8-row group per 256-block (0 for other
 // dtypes), and the packing of group g (rows 8g..8g+7, missing rows repeat the last) into
 // `dst` (cols / 256 * KQuantPackedBlockBytes bytes).
 int KQuantPackedLayout(tensor::DType dtype);
@@ -78,7 +78,8 @@ void PackKQuantGroup(const tensor::TensorView& w, size_t g, uint8_t* dst);
 //  kPackedLanePairs (512-bit VNNI tiles): vectors k = 0..1 (Q4_0) or 0..3 (Q8_0) of 64
 //    bytes whose 8-byte lane pair j holds row j's quant bytes 8k..8k+7.
 // Same block size either way.
-//  kPackedKQuant8: Q4_K's 8-row tiles (matmul_kquant.cc), the same on every x86 target.
+//  kPackedKQuant8: Q4_K's and Q6_K's 8-row tiles (matmul_kquant.cc), the same on every x86
+//    target.
 constexpr int kPackedNone = 0, kPackedLanes = 1, kPackedLanePairs = 2, kPackedKQuant8 = 3;
 constexpr size_t kPackedQ4Bytes = 16 + 4 * 32;
 constexpr size_t kPackedQ8Bytes = 16 + 8 * 32;
