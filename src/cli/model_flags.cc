@@ -157,8 +157,8 @@ void AddModelFlags(CLI::App& app, ModelFlags* flags, bool with_ctx, bool with_te
   }
   app.add_flag("--no-repack", flags->no_repack,
                "read every weight in place from the file instead of re-laying Q4_0/Q8_0 (and "
-               "Q4_1/Q5_0/Q5_1/IQ4_NL) matrices out for the CPU kernels at load (slower "
-               "generation)");
+               "Q4_1/Q5_0/Q5_1/IQ4_NL/Q4_K/Q6_K) matrices out for the CPU kernels at load "
+               "(slower generation)");
   app.add_option("--backend", flags->backend,
                  "what runs the model: cpu (the SIMD kernels) or reference (plain loops, "
                  "slow: the oracle the kernels are checked against)")

@@ -254,15 +254,21 @@ Result<PackedWeight> PackedWeight::TryPack(const tensor::TensorView& w,
   p.view_ = w;
   p.source_ = source;
   const bool q4 = w.dtype == DType::kQ4_0;
-  // Q4_1, Q5_0, Q5_1, IQ4_NL: their own block layout (cpu/matmul_legacy.cc packs it).
+  // Q4_1, Q5_0, Q5_1, IQ4_NL: their own block layout (cpu/matmul_legacy.cc packs it); Q4_K
+  // likewise (cpu/matmul_kquant.cc), per 256-element block.
   const size_t legacy_bytes = cpu::LegacyPackedBlockBytes(w.dtype);
-  const int layout =
-      (q4 || w.dtype == DType::kQ8_0 || legacy_bytes != 0) ? cpu::PackedLayout(w.dtype) : 0;
+  const size_t kquant_bytes = cpu::KQuantPackedBlockBytes(w.dtype);
+  const int layout = (q4 || w.dtype == DType::kQ8_0 || legacy_bytes != 0 || kquant_bytes != 0)
+                         ? cpu::PackedLayout(w.dtype)
+                         : 0;
   if (layout == cpu::kPackedNone) return p;
   p.layout_ = layout;
-  PK_CHECK(w.ne[2] == 1 && w.ne[3] == 1 && w.ne[0] % 32 == 0);
-  const size_t rows = static_cast<size_t>(w.ne[1]), nb = static_cast<size_t>(w.ne[0]) / 32;
-  const size_t pb = legacy_bytes != 0 ? legacy_bytes
+  const size_t block_elems = tensor::BlockElements(w.dtype);
+  PK_CHECK(w.ne[2] == 1 && w.ne[3] == 1 && w.ne[0] % static_cast<int64_t>(block_elems) == 0);
+  const size_t rows = static_cast<size_t>(w.ne[1]);
+  const size_t nb = static_cast<size_t>(w.ne[0]) / block_elems;
+  const size_t pb = kquant_bytes != 0   ? kquant_bytes
+                    : legacy_bytes != 0 ? legacy_bytes
                     : q4                ? cpu::kPackedQ4Bytes
                                         : cpu::kPackedQ8Bytes;
   const size_t block_bytes = tensor::BlockBytes(w.dtype);
@@ -284,6 +290,10 @@ Result<PackedWeight> PackedWeight::TryPack(const tensor::TensorView& w,
     }
     if (legacy_bytes != 0) {
       cpu::PackLegacyGroup(w, g, out + g * nb * pb);
+      continue;
+    }
+    if (kquant_bytes != 0) {
+      cpu::PackKQuantGroup(w, g, out + g * nb * pb);
       continue;
     }
     for (size_t j = 0; j < 8; ++j) {

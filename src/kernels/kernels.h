@@ -88,9 +88,10 @@ void MatMul(const tensor::TensorView& w, const float* x, size_t num_tokens, floa
             ThreadPool& pool, Workspace& ws);
 
 // A weight matrix re-laid out once, at load time, for the int8 kernels: 8 rows interleaved
-// per 32-block with their scales side by side, so decode streams one contiguous array and
+// per block with their scales side by side, so decode streams one contiguous array and
 // the kernel skips the per-call transposition (see cpu/cpu.h for the layout). Used for
-// Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL on x86 (AVX2/AVX-512) and Q8_0 on CPUs with AVX512-VNNI;
+// Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q4_K and Q6_K on x86 (AVX2/AVX-512) and Q8_0 on CPUs
+// with AVX512-VNNI;
 // for anything else Pack() keeps only the view and MatMul reads it as is. Results are
 // bit-identical to MatMul on the plain view. Costs a copy of the matrix (the original bytes
 // stay in the GGUF mapping: GetRows and the fallback read them, so they must outlive this

@@ -275,18 +275,19 @@ TEST(KernelsTest, PackedWeightGivesTheSameBitsAsThePlainView) {
   Workspace ws;
   ForEachTarget([&] {
     for (DType dtype : {DType::kQ4_0, DType::kQ8_0, DType::kF16, DType::kQ6_K, DType::kQ4_1,
-                        DType::kQ5_0, DType::kQ5_1, DType::kIQ4_NL}) {
+                        DType::kQ5_0, DType::kQ5_1, DType::kIQ4_NL, DType::kQ4_K}) {
       const size_t cols = tensor::BlockElements(dtype) == 256 ? 512 : 576;
       for (size_t rows : {1u, 37u, 64u}) {
         const Weight w = MakeWeight(dtype, rows, cols, static_cast<uint32_t>(rows));
         const PackedWeight packed = PackedWeight::Pack(w.view);
-        if (tensor::BlockElements(dtype) == 32 &&
+        if ((tensor::BlockElements(dtype) == 32 || dtype == DType::kQ4_K ||
+             dtype == DType::kQ6_K) &&
             (ActiveTarget() == "AVX3" || ActiveTarget() == "AVX2")) {
           EXPECT_TRUE(packed.packed()) << tensor::DTypeName(dtype);  // the fast decode path
         }
         // Same bytes, the other prefetch distance.
         const PackedWeight streamed = PackedWeight::Pack(w.view, {}, WeightSource::kMemory);
-        if (dtype == DType::kF16 || dtype == DType::kQ6_K) {
+        if (dtype == DType::kF16) {
           EXPECT_FALSE(packed.packed());
         }
         for (size_t tokens : {1u, 11u, 16u, 37u}) {  // 16+: the AMX tiles where there are some
@@ -347,7 +348,7 @@ TEST(KernelsTest, PackedForAnotherTargetFallsBackToTheView) {
   ThreadPool pool(2);
   Workspace ws;
   for (DType dtype : {DType::kQ4_0, DType::kQ8_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1,
-                      DType::kIQ4_NL}) {
+                      DType::kIQ4_NL, DType::kQ4_K, DType::kQ6_K}) {
     const Weight w = MakeWeight(dtype, 40, 256, 7);
     std::vector<PackedWeight> packs;
     ForEachTarget([&] { packs.push_back(PackedWeight::Pack(w.view)); });
@@ -385,12 +386,16 @@ TEST(KernelsTest, MatMulSharedEqualsSeparateMatMuls) {
 // The fallback types' x86 tiles compute exact block integers (vpdpbusd with VNNI, else
 // vpmaddubsw; IQ4_NL's codes offset by 128 or signed) followed by the same float steps, so
 // AVX2 and AVX-512 give the same bits, and so must every pair of x86 targets here.
+// Q4_K's and Q6_K's 8-row tiles likewise (vpdpbusd then vpmulld by the scales with VNNI,
+// vpmaddubsw + vpmaddwd with the scales without).
 TEST(KernelsTest, FallbackTypesGiveTheSameBitsOnEveryX86Target) {
   ThreadPool pool(2);
   Workspace ws;
-  for (DType dtype : {DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kIQ4_NL}) {
-    const Weight w = MakeWeight(dtype, 37, 896, 11);
-    const auto x = RandomNormal(5 * 896, 12, 3.0f);
+  for (DType dtype :
+       {DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kIQ4_NL, DType::kQ4_K, DType::kQ6_K}) {
+    const size_t cols = tensor::BlockElements(dtype) == 256 ? 1024 : 896;
+    const Weight w = MakeWeight(dtype, 37, cols, 11);
+    const auto x = RandomNormal(5 * cols, 12, 3.0f);
     std::vector<std::vector<float>> results;
     ForEachTarget([&] {
       const std::string target = ActiveTarget();
@@ -404,6 +409,52 @@ TEST(KernelsTest, FallbackTypesGiveTheSameBitsOnEveryX86Target) {
           << tensor::DTypeName(dtype);
     }
   }
+}
+
+// Q4_K's and Q6_K's 8-row tiles (repacked at load) and their plain-row dots: the same bits
+// packed or not, for every batch size, token position, row split (odd row counts, a lone
+// last row) and thread count, on one block and on many, with activations at the ends of
+// Q8_K's range; and within the reference's tolerance.
+TEST(KernelsTest, KQuantTilesGiveTheSameBitsPackedOrNotForAnyBatchAndThreadCount) {
+  Workspace ws;
+  ThreadPool pool1(1), pool2(2), pool3(3);
+  ForEachTarget([&] {
+    for (DType dtype : {DType::kQ4_K, DType::kQ6_K}) {
+      SCOPED_TRACE(tensor::DTypeName(dtype));
+      for (size_t cols : {256u, 2560u}) {
+        for (size_t rows : {1u, 9u, 45u}) {
+          const Weight w = MakeWeight(dtype, rows, cols, static_cast<uint32_t>(rows + cols));
+          const PackedWeight packed = PackedWeight::Pack(w.view);
+          constexpr size_t kTokens = 7;
+          auto x = RandomNormal(kTokens * cols, static_cast<uint32_t>(cols), 2.0f);
+          x[3] = 1e3f;  // one block whose other quants are near zero, its max at +127
+          x[cols + 5] = -1e3f;
+          std::vector<float> batched(kTokens * rows), want(kTokens * rows), mag(kTokens * rows);
+          MatMul(packed, x.data(), kTokens, batched.data(), pool2, ws);
+          ref::MatMul(w.view, x.data(), kTokens, want.data());
+          ref::MatMulAbs(w.view, x.data(), kTokens, mag.data());
+          for (size_t i = 0; i < batched.size(); ++i) {
+            ASSERT_NEAR(batched[i], want[i], Tolerance(dtype, cols, mag[i])) << i;
+          }
+          for (ThreadPool* pool : {&pool1, &pool2, &pool3}) {
+            for (size_t n : {1u, 2u, 5u, 7u}) {
+              for (size_t t0 = 0; t0 + n <= kTokens; t0 += n) {
+                std::vector<float> y(n * rows), plain(n * rows);
+                MatMul(packed, x.data() + t0 * cols, n, y.data(), *pool, ws);
+                MatMul(w.view, x.data() + t0 * cols, n, plain.data(), *pool, ws);
+                ASSERT_EQ(0, std::memcmp(y.data(), batched.data() + t0 * rows, y.size() * 4))
+                    << "cols=" << cols << " rows=" << rows << " threads=" << pool->num_threads()
+                    << " batch=" << n << " first token=" << t0;
+                ASSERT_EQ(0, std::memcmp(plain.data(), y.data(), y.size() * 4))
+                    << "cols=" << cols << " rows=" << rows << " threads=" << pool->num_threads()
+                    << " batch=" << n << " first token=" << t0;
+              }
+            }
+          }
+        }
+      }
+    }
+  });
 }
 
 // A Q4_K_M file of a 576-wide model mixes Q5_0 (fallback of Q4_K), Q8_0 (of Q6_K) and

@@ -59,9 +59,16 @@ void PackLegacyGroup(const tensor::TensorView& w, size_t g, uint8_t* dst);
 // MatMulRows for the 256-element super-block types Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and
 // IQ4_XS (act.kind 2, Q8_K); same contract (matmul_kquant.cc). KQuantPath: MatMulPathOf for
 // those types on the dispatched target (kUnsupported for any other dtype).
-void MatMulKQuantRows(const tensor::TensorView& w, const Activations& act, size_t r0, size_t r1,
-                      float* y);
+void MatMulKQuantRows(const tensor::TensorView& w, const uint8_t* packed, int packed_layout,
+                      bool from_memory, const Activations& act, size_t r0, size_t r1, float* y);
 MatMulPath KQuantPath(tensor::DType dtype);
+// Their packed layout (Q4_K and Q6_K: kPackedKQuant8 on x86, else kPackedNone; the block
+// layouts are described in matmul_kquant.cc): bytes per 8-row group per 256-block (0 for other
+// dtypes), and the packing of group g (rows 8g..8g+7, missing rows repeat the last) into
+// `dst` (cols / 256 * KQuantPackedBlockBytes bytes).
+int KQuantPackedLayout(tensor::DType dtype);
+size_t KQuantPackedBlockBytes(tensor::DType dtype);
+void PackKQuantGroup(const tensor::TensorView& w, size_t g, uint8_t* dst);
 
 // PackedWeight layouts, per group of 8 rows (the last group repeats its last row), per
 // 32-block: the 8 rows' f16 scales (16 bytes), then the quants (Q8_0's bytes XOR 0x80,
@@ -71,7 +78,9 @@ MatMulPath KQuantPath(tensor::DType dtype);
 //  kPackedLanePairs (512-bit VNNI tiles): vectors k = 0..1 (Q4_0) or 0..3 (Q8_0) of 64
 //    bytes whose 8-byte lane pair j holds row j's quant bytes 8k..8k+7.
 // Same block size either way.
-constexpr int kPackedNone = 0, kPackedLanes = 1, kPackedLanePairs = 2;
+//  kPackedKQuant8: Q4_K's and Q6_K's 8-row tiles (matmul_kquant.cc), the same on every x86
+//    target.
+constexpr int kPackedNone = 0, kPackedLanes = 1, kPackedLanePairs = 2, kPackedKQuant8 = 3;
 constexpr size_t kPackedQ4Bytes = 16 + 4 * 32;
 constexpr size_t kPackedQ8Bytes = 16 + 8 * 32;
 // The layout the dispatched MatMul reads for `dtype` on this CPU (kPackedNone: it reads

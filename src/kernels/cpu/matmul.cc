@@ -736,7 +736,7 @@ void MatMulRowsImpl(const tensor::TensorView& w, const uint8_t* packed, int pack
     }
     case DType::kQ2_K: case DType::kQ3_K: case DType::kQ4_K: case DType::kQ5_K:
     case DType::kQ6_K: case DType::kIQ4_XS:
-      MatMulKQuantRows(w, act, r0, r1, y);  // matmul_kquant.cc
+      MatMulKQuantRows(w, packed, packed_layout, from_memory, act, r0, r1, y);  // matmul_kquant.cc
       return;
     case DType::kF32:
       MatMulFloatRows<float>(wbase, w_stride, act, rows, r0, r1, y);
@@ -799,6 +799,7 @@ void MatMulRows(const tensor::TensorView& w, const uint8_t* packed, int packed_l
 }
 int PackedLayout(tensor::DType dtype) {
   if (LegacyPackedBlockBytes(dtype) != 0) return LegacyPackedLayout();  // matmul_legacy.cc
+  if (KQuantPackedBlockBytes(dtype) != 0) return KQuantPackedLayout(dtype);  // matmul_kquant.cc
   return HWY_DYNAMIC_DISPATCH(PackedLayoutImpl)(dtype);
 }
 void QuantizeActQ8(const float* x, size_t n, int8_t* q, float* d, int32_t* neg8sum) {
