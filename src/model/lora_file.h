@@ -18,13 +18,18 @@
 #include <string>
 
 #include "base/status.h"
+#include "formats/gguf.h"
 #include "model/llama.h"
 
 namespace pocket::model {
 
-// Attaches every adapter of the file `path` to `model`; returns how many
-// matrices it adapts through *num_matrices when non-null.
-Status AttachLoraFile(LlamaModel &model, const std::string &path,
-                      float user_scale = 1.0f, int *num_matrices = nullptr);
+// Attaches every adapter of the file `path` to `model`; returns how many matrices it adapts
+// through *num_matrices when non-null.
+Status AttachLoraFile(LlamaModel& model, const std::string& path, float user_scale = 1.0f,
+                      int* num_matrices = nullptr);
 
-} // namespace pocket::model
+// The same for an opened file (tests); errors name adapter.path().
+Status AttachLoraGguf(LlamaModel& model, const formats::GgufFile& adapter, float user_scale = 1.0f,
+                      int* num_matrices = nullptr);
+
+}  // namespace pocket::model
