@@ -32,31 +32,25 @@ constexpr char kCursorEpochKey[] = "pocket.train.cursor_epoch";
 constexpr char kCursorPositionKey[] = "pocket.train.cursor_position";
 
 double Seconds(std::chrono::steady_clock::time_point since) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - since)
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
 }
 
-void Note(const std::function<void(const std::string &)> &f,
-          const std::string &line) {
-  if (f)
-    f(line);
+void Note(const std::function<void(const std::string&)>& f, const std::string& line) {
+  if (f) f(line);
 }
 
-size_t CountTargets(const std::vector<int32_t> &targets) {
-  return static_cast<size_t>(std::count_if(targets.begin(), targets.end(),
-                                           [](int32_t t) { return t >= 0; }));
+size_t CountTargets(const std::vector<int32_t>& targets) {
+  return static_cast<size_t>(
+      std::count_if(targets.begin(), targets.end(), [](int32_t t) { return t >= 0; }));
 }
 
 // The mean loss over every counted target of `split`, evaluated micro_seqs
 // sequences at a time in order (a fixed order: the same value for any thread
 // count). nullopt for an empty split.
-Result<std::optional<double>> SplitLoss(Trainer &trainer,
-                                        const PackedSplit &split,
-                                        size_t micro_seqs,
-                                        size_t max_seqs = 0) {
+Result<std::optional<double>> SplitLoss(Trainer& trainer, const PackedSplit& split,
+                                        size_t micro_seqs, size_t max_seqs = 0) {
   size_t n = split.num_sequences();
-  if (max_seqs != 0)
-    n = std::min(n, max_seqs);
+  if (max_seqs != 0) n = std::min(n, max_seqs);
   const size_t seq = split.seq_len();
   double sum = 0.0;
   size_t count = 0;
@@ -67,19 +61,16 @@ Result<std::optional<double>> SplitLoss(Trainer &trainer,
     targets.assign(c * seq, -1);
     split.Sequences(first, c, inputs, targets);
     const size_t counted = CountTargets(targets);
-    if (counted == 0)
-      continue;
-    PK_ASSIGN_OR_RETURN(double loss,
-                        trainer.Evaluate(Batch{c, seq, inputs, targets}));
+    if (counted == 0) continue;
+    PK_ASSIGN_OR_RETURN(double loss, trainer.Evaluate(Batch{c, seq, inputs, targets}));
     sum += loss * static_cast<double>(counted);
     count += counted;
   }
-  if (count == 0)
-    return std::optional<double>();
+  if (count == 0) return std::optional<double>();
   return std::optional<double>(sum / static_cast<double>(count));
 }
 
-model::LlamaConfig ConfigOf(const ModelRecipe &m) {
+model::LlamaConfig ConfigOf(const ModelRecipe& m) {
   model::LlamaConfig c;
   c.arch = m.arch;
   c.d_model = static_cast<int>(m.d_model);
@@ -102,32 +93,25 @@ model::LlamaConfig ConfigOf(const ModelRecipe &m) {
 // SHA-256.
 struct TokenizerSetup {
   std::unique_ptr<tokenizer::Tokenizer> tok;
-  std::string
-      chat_template; // Jinja source written into the model; may be empty
-  std::string parent_sha256; // kind "gguf": the file's
+  std::string chat_template;  // Jinja source written into the model; may be empty
+  std::string parent_sha256;  // kind "gguf": the file's
 };
 
-Result<TokenizerSetup>
-BuildTokenizer(const Recipe &r, const DataOptions &data_options,
-               const std::function<void(const std::string &)> &note) {
+Result<TokenizerSetup> BuildTokenizer(const Recipe& r, const DataOptions& data_options,
+                                      const std::function<void(const std::string&)>& note) {
   TokenizerSetup out;
   const std::string where = "recipe " + r.path + ": ";
   if (r.tokenizer.kind == "gguf") {
-    PK_ASSIGN_OR_RETURN(formats::GgufFile f,
-                        formats::GgufFile::Open(r.tokenizer.from_resolved));
+    PK_ASSIGN_OR_RETURN(formats::GgufFile f, formats::GgufFile::Open(r.tokenizer.from_resolved));
     auto tok = tokenizer::Tokenizer::FromGguf(f);
-    if (!tok.ok())
-      return tok.status().WithContext(where + "tokenizer.from");
+    if (!tok.ok()) return tok.status().WithContext(where + "tokenizer.from");
     if (static_cast<int64_t>(tok->vocab_size()) != r.model.vocab_size) {
       return Status::InvalidArgument(
-          where + "model.vocab_size: " + std::to_string(r.model.vocab_size) +
-          " but " + r.tokenizer.from + " has " +
-          std::to_string(tok->vocab_size()) + " tokens");
+          where + "model.vocab_size: " + std::to_string(r.model.vocab_size) + " but " +
+          r.tokenizer.from + " has " + std::to_string(tok->vocab_size()) + " tokens");
     }
-    if (auto t = f.GetString("tokenizer.chat_template"); t.ok())
-      out.chat_template = *t;
-    PK_ASSIGN_OR_RETURN(out.parent_sha256,
-                        FileSha256(r.tokenizer.from_resolved));
+    if (auto t = f.GetString("tokenizer.chat_template"); t.ok()) out.chat_template = *t;
+    PK_ASSIGN_OR_RETURN(out.parent_sha256, FileSha256(r.tokenizer.from_resolved));
     out.tok = std::make_unique<tokenizer::Tokenizer>(std::move(*tok));
     return out;
   }
@@ -141,116 +125,96 @@ BuildTokenizer(const Recipe &r, const DataOptions &data_options,
   o.eot_token = r.tokenizer.eot_token;
   o.pad_token = r.tokenizer.pad_token;
   auto trainer = tokenizer::BpeTrainer::Create(std::move(o));
-  if (!trainer.ok())
-    return trainer.status().WithContext(where + "tokenizer");
+  if (!trainer.ok()) return trainer.status().WithContext(where + "tokenizer");
   const auto start = std::chrono::steady_clock::now();
-  for (const std::string &path : r.data.resolved_paths) {
-    PK_ASSIGN_OR_RETURN(std::vector<std::string> texts,
-                        CorpusTexts(path, data_options));
-    for (const std::string &t : texts)
-      trainer->AddDocument(t);
+  for (const std::string& path : r.data.resolved_paths) {
+    PK_ASSIGN_OR_RETURN(std::vector<std::string> texts, CorpusTexts(path, data_options));
+    for (const std::string& t : texts) trainer->AddDocument(t);
   }
   PK_ASSIGN_OR_RETURN(tokenizer::BpeTrainResult bpe, trainer->Train());
   const size_t size = bpe.vocab.tokens.size();
   if (static_cast<int64_t>(size) != r.model.vocab_size) {
     return Status::InvalidArgument(
-        where + "model.vocab_size: the data gives only " +
-        std::to_string(size) + " tokens with tokenizer.min_frequency = " +
-        std::to_string(r.tokenizer.min_frequency) +
+        where + "model.vocab_size: the data gives only " + std::to_string(size) +
+        " tokens with tokenizer.min_frequency = " + std::to_string(r.tokenizer.min_frequency) +
         " (lower one of them, or add data)");
   }
-  Note(note,
-       "tokenizer: byte-level BPE of " + std::to_string(size) +
-           " tokens trained on " + std::to_string(bpe.num_distinct_words) +
-           " distinct words in " +
-           std::to_string(static_cast<int>(Seconds(start) * 1000)) + " ms");
-  PK_ASSIGN_OR_RETURN(tokenizer::Tokenizer tok,
-                      tokenizer::Tokenizer::FromVocab(bpe.vocab));
+  Note(note, "tokenizer: byte-level BPE of " + std::to_string(size) + " tokens trained on " +
+                 std::to_string(bpe.num_distinct_words) + " distinct words in " +
+                 std::to_string(static_cast<int>(Seconds(start) * 1000)) + " ms");
+  PK_ASSIGN_OR_RETURN(tokenizer::Tokenizer tok, tokenizer::Tokenizer::FromVocab(bpe.vocab));
   out.tok = std::make_unique<tokenizer::Tokenizer>(std::move(tok));
   return out;
 }
 
-void SetProvenance(formats::GgufWriter &w, const std::string &recipe_sha,
-                   const std::string &data_sha, const std::string &parent_sha,
-                   uint64_t seed) {
+void SetProvenance(formats::GgufWriter& w, const std::string& recipe_sha,
+                   const std::string& data_sha, const std::string& parent_sha, uint64_t seed) {
   w.SetString(kRecipeSha256Key, recipe_sha);
   w.SetString(kDataSha256Key, data_sha);
-  if (!parent_sha.empty())
-    w.SetString(formats::kParentSha256Key, parent_sha);
+  if (!parent_sha.empty()) w.SetString(formats::kParentSha256Key, parent_sha);
   w.SetUint64(kSeedKey, seed);
   w.SetString(kToolVersionKey, kToolVersion);
 }
 
 // Everything a run holds.
 struct Run {
-  const Recipe *recipe = nullptr;
+  const Recipe* recipe = nullptr;
   std::string recipe_sha;
   TokenizerSetup tok;
   std::optional<Dataset> data;
   std::unique_ptr<ModelParams> model;
   std::unique_ptr<Trainer> trainer;
-  std::string name; // general.name: the recipe file's stem
+  std::string name;  // general.name: the recipe file's stem
 
   // The model as a GGUF with vocabulary and provenance (step >= 0: a
   // checkpoint's step key).
-  Result<formats::GgufWriter> ModelGguf(tensor::DType type,
-                                        int64_t step) const {
-    PK_ASSIGN_OR_RETURN(formats::GgufWriter w,
-                        model->ToGguf(name, nullptr, type));
+  Result<formats::GgufWriter> ModelGguf(tensor::DType type, int64_t step) const {
+    PK_ASSIGN_OR_RETURN(formats::GgufWriter w, model->ToGguf(name, nullptr, type));
     tokenizer::AddVocabToGguf(tok.tok->vocab(), w);
-    if (!tok.chat_template.empty())
-      w.SetString("tokenizer.chat_template", tok.chat_template);
-    SetProvenance(w, recipe_sha, data->data_hash(), tok.parent_sha256,
-                  recipe->training.seed);
-    if (step >= 0)
-      w.SetInt64(kTrainStepKey, step);
+    if (!tok.chat_template.empty()) w.SetString("tokenizer.chat_template", tok.chat_template);
+    SetProvenance(w, recipe_sha, data->data_hash(), tok.parent_sha256, recipe->training.seed);
+    if (step >= 0) w.SetInt64(kTrainStepKey, step);
     return w;
   }
 
-  Status WriteCheckpoint(const CheckpointPaths &paths,
-                         const DataCursor &cursor) const {
+  Status WriteCheckpoint(const CheckpointPaths& paths, const DataCursor& cursor) const {
     PK_ASSIGN_OR_RETURN(formats::GgufWriter state, trainer->StateToGguf());
     state.SetString(kRecipeSha256Key, recipe_sha);
     state.SetString(kDataSha256Key, data->data_hash());
     state.SetUint64(kCursorEpochKey, cursor.epoch);
     state.SetUint64(kCursorPositionKey, cursor.position);
-    for (const Param &p : model->params()) {
+    for (const Param& p : model->params()) {
       const std::vector<float> v = model->Values(p);
       std::string bytes(v.size() * sizeof(float), '\0');
       std::memcpy(bytes.data(), v.data(), bytes.size());
-      PK_RETURN_IF_ERROR(
-          state.AddTensor(p.name, p.ne, tensor::DType::kF32, std::move(bytes)));
+      PK_RETURN_IF_ERROR(state.AddTensor(p.name, p.ne, tensor::DType::kF32, std::move(bytes)));
     }
     // The state first: resuming reads it alone, so a kill between the two
     // writes loses nothing; the model file is for people and other tools.
     PK_RETURN_IF_ERROR(state.Write(paths.state));
-    PK_ASSIGN_OR_RETURN(formats::GgufWriter m,
-                        ModelGguf(tensor::DType::kF32, trainer->step()));
+    PK_ASSIGN_OR_RETURN(formats::GgufWriter m, ModelGguf(tensor::DType::kF32, trainer->step()));
     return m.Write(paths.model);
   }
 
   // Restores parameters, optimizer state and cursor from the state file.
-  Result<DataCursor> Resume(const std::string &path) {
+  Result<DataCursor> Resume(const std::string& path) {
     PK_ASSIGN_OR_RETURN(formats::GgufFile f, formats::GgufFile::Open(path));
     auto recipe_key = f.GetString(kRecipeSha256Key);
     if (!recipe_key.ok() || *recipe_key != recipe_sha) {
-      return Status::InvalidArgument(
-          "checkpoint " + path +
-          " was written by another recipe (its recipe hash differs); "
-          "run without --resume to start over");
+      return Status::InvalidArgument("checkpoint " + path +
+                                     " was written by another recipe (its recipe hash differs); "
+                                     "run without --resume to start over");
     }
     auto data_key = f.GetString(kDataSha256Key);
     if (!data_key.ok() || *data_key != data->data_hash()) {
-      return Status::InvalidArgument(
-          "checkpoint " + path +
-          " was written on other data (its data hash differs); run "
-          "without --resume to start over");
+      return Status::InvalidArgument("checkpoint " + path +
+                                     " was written on other data (its data hash differs); run "
+                                     "without --resume to start over");
     }
-    for (const Param &p : model->params()) {
-      const formats::TensorInfo *t = f.FindTensor(p.name);
+    for (const Param& p : model->params()) {
+      const formats::TensorInfo* t = f.FindTensor(p.name);
       if (t == nullptr || t->dtype != tensor::DType::kF32 || t->ne != p.ne) {
-        return Status::InvalidArgument("checkpoint " + path +
-                                       ": no F32 tensor '" + p.name +
+        return Status::InvalidArgument("checkpoint " + path + ": no F32 tensor '" + p.name +
                                        "' of the parameter's shape");
       }
       const std::span<const std::byte> bytes = f.TensorBytes(*t);
@@ -267,54 +231,45 @@ struct Run {
 };
 
 // Creates the folder `path` will be written in. IOError naming it.
-Status MakeParent(const std::string &path) {
+Status MakeParent(const std::string& path) {
   const std::filesystem::path dir = std::filesystem::path(path).parent_path();
-  if (dir.empty())
-    return Status::Ok();
+  if (dir.empty()) return Status::Ok();
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  if (ec)
-    return Status::IOError("cannot create folder " + dir.string() + ": " +
-                           ec.message());
+  if (ec) return Status::IOError("cannot create folder " + dir.string() + ": " + ec.message());
   return Status::Ok();
 }
 
-std::string Stem(const std::string &path) {
+std::string Stem(const std::string& path) {
   std::string s = std::filesystem::path(path).filename().string();
-  if (s.ends_with(".toml"))
-    s.resize(s.size() - 5);
+  if (s.ends_with(".toml")) s.resize(s.size() - 5);
   return s;
 }
 
-} // namespace
+}  // namespace
 
-CheckpointPaths CheckpointPathsFor(const std::string &output) {
+CheckpointPaths CheckpointPathsFor(const std::string& output) {
   std::string base = output;
-  if (base.ends_with(".gguf"))
-    base.resize(base.size() - 5);
+  if (base.ends_with(".gguf")) base.resize(base.size() - 5);
   return {output, base + ".ckpt.gguf", base + ".ckpt-state.gguf"};
 }
 
-Result<std::string> FileSha256(const std::string &path) {
+Result<std::string> FileSha256(const std::string& path) {
   PK_ASSIGN_OR_RETURN(std::string bytes, ReadFile(path));
   return Sha256Hex(bytes);
 }
 
-Result<TrainRunResult> RunRecipe(const Recipe &recipe,
-                                 const TrainRunOptions &options) {
-  const Recipe &r = recipe;
+Result<TrainRunResult> RunRecipe(const Recipe& recipe, const TrainRunOptions& options) {
+  const Recipe& r = recipe;
   const std::string where = "recipe " + r.path + ": ";
   if (r.data.resolved_paths.size() != 1) {
-    return Status::InvalidArgument(
-        where + "data.paths: name one file or folder (" +
-        std::to_string(r.data.resolved_paths.size()) +
-        " given; put the files in one folder)");
+    return Status::InvalidArgument(where + "data.paths: name one file or folder (" +
+                                   std::to_string(r.data.resolved_paths.size()) +
+                                   " given; put the files in one folder)");
   }
-  const int threads = options.threads >= 0
-                          ? options.threads
-                          : static_cast<int>(r.training.threads);
-  const CheckpointPaths paths = CheckpointPathsFor(
-      options.output.empty() ? r.checkpoint.output_resolved : options.output);
+  const int threads = options.threads >= 0 ? options.threads : static_cast<int>(r.training.threads);
+  const CheckpointPaths paths =
+      CheckpointPathsFor(options.output.empty() ? r.checkpoint.output_resolved : options.output);
   PK_RETURN_IF_ERROR(MakeParent(paths.output));
   TrainRunResult result;
   Run run;
@@ -334,28 +289,24 @@ Result<TrainRunResult> RunRecipe(const Recipe &recipe,
     tmpl.emplace(std::move(t));
   }
   {
-    PK_ASSIGN_OR_RETURN(Dataset ds,
-                        Dataset::Load(r.data.resolved_paths[0], *run.tok.tok,
-                                      tmpl ? &*tmpl : nullptr, dopts));
+    PK_ASSIGN_OR_RETURN(Dataset ds, Dataset::Load(r.data.resolved_paths[0], *run.tok.tok,
+                                                  tmpl ? &*tmpl : nullptr, dopts));
     run.data.emplace(std::move(ds));
   }
-  const DataStats &st = run.data->stats();
+  const DataStats& st = run.data->stats();
   result.data_hash = run.data->data_hash();
-  Note(options.on_note,
-       "data: " + std::to_string(st.files_read) + " files, " +
-           std::to_string(st.train_documents) + " + " +
-           std::to_string(st.validation_documents) + " documents, " +
-           std::to_string(st.train_tokens) + " training and " +
-           std::to_string(st.validation_tokens) +
-           " held-out tokens; data sha256 " + result.data_hash);
+  Note(options.on_note, "data: " + std::to_string(st.files_read) + " files, " +
+                            std::to_string(st.train_documents) + " + " +
+                            std::to_string(st.validation_documents) + " documents, " +
+                            std::to_string(st.train_tokens) + " training and " +
+                            std::to_string(st.validation_tokens) +
+                            " held-out tokens; data sha256 " + result.data_hash);
 
-  PK_ASSIGN_OR_RETURN(
-      auto backend, kernels::MakeBackend(kernels::BackendKind::kCpu, threads));
+  PK_ASSIGN_OR_RETURN(auto backend, kernels::MakeBackend(kernels::BackendKind::kCpu, threads));
   InitOptions init;
   init.seed = r.training.seed;
   init.std = static_cast<float>(r.model.init_std);
-  PK_ASSIGN_OR_RETURN(run.model,
-                      ModelParams::Init(backend, ConfigOf(r.model), init));
+  PK_ASSIGN_OR_RETURN(run.model, ModelParams::Init(backend, ConfigOf(r.model), init));
   OptimizerOptions opt;
   opt.lr = static_cast<float>(r.training.lr);
   opt.min_lr = static_cast<float>(r.training.min_lr);
@@ -368,25 +319,22 @@ Result<TrainRunResult> RunRecipe(const Recipe &recipe,
   opt.clip_norm = static_cast<float>(r.training.clip_norm);
   const size_t micro = static_cast<size_t>(r.training.batch_size);
   const size_t seq = static_cast<size_t>(r.data.seq_len);
-  PK_ASSIGN_OR_RETURN(run.trainer,
-                      Trainer::Create(run.model.get(),
-                                      Trainer::AllParams(run.model.get()), opt,
-                                      micro, seq));
+  PK_ASSIGN_OR_RETURN(
+      run.trainer,
+      Trainer::Create(run.model.get(), Trainer::AllParams(run.model.get()), opt, micro, seq));
   DataCursor cursor;
   std::error_code ec;
   if (options.resume && std::filesystem::exists(paths.state, ec)) {
     PK_ASSIGN_OR_RETURN(cursor, run.Resume(paths.state));
     result.resumed_from = run.trainer->step();
-    Note(options.on_note, "resuming from " + paths.state + " at step " +
-                              std::to_string(result.resumed_from));
-  } else if (options.resume) {
     Note(options.on_note,
-         "no checkpoint at " + paths.state + ": starting at step 0");
+         "resuming from " + paths.state + " at step " + std::to_string(result.resumed_from));
+  } else if (options.resume) {
+    Note(options.on_note, "no checkpoint at " + paths.state + ": starting at step 0");
   }
   const size_t step_seqs = micro * static_cast<size_t>(r.training.grad_accum);
   PK_ASSIGN_OR_RETURN(BatchIterator batches,
-                      BatchIterator::Create(run.data->train(), step_seqs,
-                                            r.training.seed, cursor));
+                      BatchIterator::Create(run.data->train(), step_seqs, r.training.seed, cursor));
   std::vector<int32_t> inputs(step_seqs * seq), targets(step_seqs * seq);
   const auto start = std::chrono::steady_clock::now();
   size_t tokens = 0;
@@ -394,8 +342,7 @@ Result<TrainRunResult> RunRecipe(const Recipe &recipe,
   const int64_t interval = r.checkpoint.interval;
   while (run.trainer->step() < total) {
     batches.Next(inputs, targets);
-    PK_ASSIGN_OR_RETURN(
-        StepStats s, run.trainer->Step(Batch{step_seqs, seq, inputs, targets}));
+    PK_ASSIGN_OR_RETURN(StepStats s, run.trainer->Step(Batch{step_seqs, seq, inputs, targets}));
     const int64_t step = run.trainer->step();
     tokens += s.tokens;
     TrainProgress p;
@@ -407,23 +354,18 @@ Result<TrainRunResult> RunRecipe(const Recipe &recipe,
     const double secs = Seconds(start);
     p.tokens_per_s = secs > 0 ? static_cast<double>(tokens) / secs : 0.0;
     const int64_t done = step - result.resumed_from;
-    p.eta_s = done > 0 ? secs / static_cast<double>(done) *
-                             static_cast<double>(total - step)
-                       : 0;
+    p.eta_s = done > 0 ? secs / static_cast<double>(done) * static_cast<double>(total - step) : 0;
     const bool stop = options.stop_after > 0 && step >= options.stop_after;
-    p.checkpoint =
-        step == total || stop || (interval > 0 && step % interval == 0);
+    p.checkpoint = step == total || stop || (interval > 0 && step % interval == 0);
     if (p.checkpoint) {
-      PK_ASSIGN_OR_RETURN(
-          std::optional<double> val,
-          SplitLoss(*run.trainer, run.data->validation(), micro));
+      PK_ASSIGN_OR_RETURN(std::optional<double> val,
+                          SplitLoss(*run.trainer, run.data->validation(), micro));
       p.has_validation = val.has_value();
       p.validation_loss = val.value_or(0.0);
       result.validation_loss = p.validation_loss;
       PK_RETURN_IF_ERROR(run.WriteCheckpoint(paths, batches.cursor()));
     }
-    if (options.on_progress)
-      options.on_progress(p);
+    if (options.on_progress) options.on_progress(p);
     if (stop && step < total) {
       result.step = step;
       return result;
@@ -440,24 +382,20 @@ Result<TrainRunResult> RunRecipe(const Recipe &recipe,
   }
 
   // The final output.
-  const std::string &q = r.checkpoint.quantize;
+  const std::string& q = r.checkpoint.quantize;
   if (q == "f32" || q == "f16") {
-    PK_ASSIGN_OR_RETURN(
-        formats::GgufWriter w,
-        run.ModelGguf(q == "f32" ? tensor::DType::kF32 : tensor::DType::kF16,
-                      -1));
+    PK_ASSIGN_OR_RETURN(formats::GgufWriter w,
+                        run.ModelGguf(q == "f32" ? tensor::DType::kF32 : tensor::DType::kF16, -1));
     PK_RETURN_IF_ERROR(w.Write(paths.output));
   } else {
     const auto type = formats::QuantizeTypeFromName(q);
     if (!type) {
-      return Status::InvalidArgument(where +
-                                     "checkpoint.quantize: unknown type " + q);
+      return Status::InvalidArgument(where + "checkpoint.quantize: unknown type " + q);
     }
     formats::QuantizeOptions qo;
     qo.type = *type;
     qo.num_threads = static_cast<size_t>(threads);
-    PK_RETURN_IF_ERROR(
-        formats::QuantizeGguf(paths.model, paths.output, qo).status());
+    PK_RETURN_IF_ERROR(formats::QuantizeGguf(paths.model, paths.output, qo).status());
   }
   PK_ASSIGN_OR_RETURN(result.sha256, FileSha256(paths.output));
   result.output = paths.output;
@@ -465,36 +403,27 @@ Result<TrainRunResult> RunRecipe(const Recipe &recipe,
   return result;
 }
 
-Result<FinetuneResult> Finetune(const FinetuneOptions &o) {
+Result<FinetuneResult> Finetune(const FinetuneOptions& o) {
   if (o.rank < 1 || o.rank > 4096) {
     return Status::InvalidArgument("--lora-rank: " + std::to_string(o.rank) +
                                    " is out of range [1, 4096]");
   }
-  if (!(o.alpha > 0))
-    return Status::InvalidArgument("--lora-alpha: must be above 0");
-  if (o.steps < 0)
-    return Status::InvalidArgument("--steps: must be at least 0");
-  if (!(o.lr > 0 && o.lr <= 1))
-    return Status::InvalidArgument("--lr: must be in (0, 1]");
-  if (o.batch < 1)
-    return Status::InvalidArgument("--batch: must be at least 1");
-  if (o.seq_len < 1)
-    return Status::InvalidArgument("--seq-len: must be at least 1");
+  if (!(o.alpha > 0)) return Status::InvalidArgument("--lora-alpha: must be above 0");
+  if (o.steps < 0) return Status::InvalidArgument("--steps: must be at least 0");
+  if (!(o.lr > 0 && o.lr <= 1)) return Status::InvalidArgument("--lr: must be in (0, 1]");
+  if (o.batch < 1) return Status::InvalidArgument("--batch: must be at least 1");
+  if (o.seq_len < 1) return Status::InvalidArgument("--seq-len: must be at least 1");
   auto targets = ParseLoraTargets(o.targets);
-  if (!targets.ok())
-    return targets.status().WithContext("--targets");
+  if (!targets.ok()) return targets.status().WithContext("--targets");
 
   PK_ASSIGN_OR_RETURN(formats::GgufFile base, formats::GgufFile::Open(o.base));
   auto tok = tokenizer::Tokenizer::FromGguf(base);
-  if (!tok.ok())
-    return tok.status().WithContext(o.base);
+  if (!tok.ok()) return tok.status().WithContext(o.base);
   std::optional<tokenizer::ChatTemplate> tmpl;
   if (!o.chat_template.empty()) {
     auto t = tokenizer::ChatTemplate::Builtin(o.chat_template);
-    if (!t.ok())
-      t = tokenizer::ChatTemplate::Parse(o.chat_template);
-    if (!t.ok())
-      return t.status().WithContext("--chat-template");
+    if (!t.ok()) t = tokenizer::ChatTemplate::Parse(o.chat_template);
+    if (!t.ok()) return t.status().WithContext("--chat-template");
     tmpl.emplace(std::move(*t));
   } else if (auto t = tokenizer::ChatTemplate::FromGguf(base); t.ok()) {
     tmpl.emplace(std::move(*t));
@@ -502,26 +431,20 @@ Result<FinetuneResult> Finetune(const FinetuneOptions &o) {
   DataOptions dopts;
   dopts.seq_len = static_cast<size_t>(o.seq_len);
   dopts.validation_fraction = o.validation_fraction;
-  PK_ASSIGN_OR_RETURN(
-      Dataset data,
-      Dataset::Load(o.data, *tok, tmpl ? &*tmpl : nullptr, dopts));
-  const DataStats &st = data.stats();
+  PK_ASSIGN_OR_RETURN(Dataset data, Dataset::Load(o.data, *tok, tmpl ? &*tmpl : nullptr, dopts));
+  const DataStats& st = data.stats();
   Note(o.on_note, "data: " + std::to_string(st.files_read) + " files, " +
                       std::to_string(st.train_documents) + " + " +
                       std::to_string(st.validation_documents) + " documents, " +
                       std::to_string(st.train_loss_tokens) + " training and " +
-                      std::to_string(st.validation_loss_tokens) +
-                      " held-out target tokens");
+                      std::to_string(st.validation_loss_tokens) + " held-out target tokens");
 
-  PK_ASSIGN_OR_RETURN(auto backend, kernels::MakeBackend(
-                                        kernels::BackendKind::kCpu, o.threads));
-  PK_ASSIGN_OR_RETURN(
-      auto model, ModelParams::FromGguf(backend, base, /*trainable=*/false));
+  PK_ASSIGN_OR_RETURN(auto backend, kernels::MakeBackend(kernels::BackendKind::kCpu, o.threads));
+  PK_ASSIGN_OR_RETURN(auto model, ModelParams::FromGguf(backend, base, /*trainable=*/false));
   if (o.seq_len > model->config().context_length) {
-    return Status::InvalidArgument(
-        "--seq-len: " + std::to_string(o.seq_len) +
-        " exceeds the model's context " +
-        std::to_string(model->config().context_length));
+    return Status::InvalidArgument("--seq-len: " + std::to_string(o.seq_len) +
+                                   " exceeds the model's context " +
+                                   std::to_string(model->config().context_length));
   }
   LoraOptions lo;
   lo.targets = *targets;
@@ -539,36 +462,30 @@ Result<FinetuneResult> Finetune(const FinetuneOptions &o) {
   opt.total_steps = std::max<int64_t>(o.steps, 1);
   opt.beta2 = 0.999f;
   opt.weight_decay = 0.0f;
-  std::vector<Param *> params = LoraParams(adapters);
+  std::vector<Param*> params = LoraParams(adapters);
   FinetuneResult result;
   result.num_matrices = adapters.size();
-  for (const Param *p : params)
-    result.num_params += p->size;
-  PK_ASSIGN_OR_RETURN(auto trainer,
-                      Trainer::Create(model.get(), params, opt, micro, seq));
+  for (const Param* p : params) result.num_params += p->size;
+  PK_ASSIGN_OR_RETURN(auto trainer, Trainer::Create(model.get(), params, opt, micro, seq));
 
   // Losses: the training split's first sequences (up to 16 batches) and the
   // whole held-out split.
   const size_t train_eval_seqs = 16 * micro;
-  auto losses = [&](double *train_loss, double *val_loss) -> Status {
-    PK_ASSIGN_OR_RETURN(
-        auto t, SplitLoss(*trainer, data.train(), micro, train_eval_seqs));
+  auto losses = [&](double* train_loss, double* val_loss) -> Status {
+    PK_ASSIGN_OR_RETURN(auto t, SplitLoss(*trainer, data.train(), micro, train_eval_seqs));
     PK_ASSIGN_OR_RETURN(auto v, SplitLoss(*trainer, data.validation(), micro));
     *train_loss = t.value_or(0.0);
     *val_loss = v.value_or(0.0);
     return Status::Ok();
   };
-  PK_RETURN_IF_ERROR(
-      losses(&result.train_loss_before, &result.validation_loss_before));
-  PK_ASSIGN_OR_RETURN(BatchIterator batches,
-                      BatchIterator::Create(data.train(), micro, o.seed));
+  PK_RETURN_IF_ERROR(losses(&result.train_loss_before, &result.validation_loss_before));
+  PK_ASSIGN_OR_RETURN(BatchIterator batches, BatchIterator::Create(data.train(), micro, o.seed));
   std::vector<int32_t> inputs(micro * seq), targets_buf(micro * seq);
   const auto start = std::chrono::steady_clock::now();
   size_t tokens = 0;
   for (int64_t i = 0; i < o.steps; ++i) {
     batches.Next(inputs, targets_buf);
-    PK_ASSIGN_OR_RETURN(StepStats s,
-                        trainer->Step(Batch{micro, seq, inputs, targets_buf}));
+    PK_ASSIGN_OR_RETURN(StepStats s, trainer->Step(Batch{micro, seq, inputs, targets_buf}));
     tokens += s.tokens;
     if (o.on_progress) {
       TrainProgress p;
@@ -579,20 +496,16 @@ Result<FinetuneResult> Finetune(const FinetuneOptions &o) {
       p.grad_norm = s.grad_norm;
       const double secs = Seconds(start);
       p.tokens_per_s = secs > 0 ? static_cast<double>(tokens) / secs : 0.0;
-      p.eta_s = secs / static_cast<double>(i + 1) *
-                static_cast<double>(o.steps - i - 1);
+      p.eta_s = secs / static_cast<double>(i + 1) * static_cast<double>(o.steps - i - 1);
       o.on_progress(p);
     }
   }
-  PK_RETURN_IF_ERROR(
-      losses(&result.train_loss_after, &result.validation_loss_after));
+  PK_RETURN_IF_ERROR(losses(&result.train_loss_after, &result.validation_loss_after));
 
   PK_ASSIGN_OR_RETURN(const std::string base_sha, FileSha256(o.base));
   PK_RETURN_IF_ERROR(MakeParent(o.out));
-  if (!o.merge.empty())
-    PK_RETURN_IF_ERROR(MakeParent(o.merge));
-  PK_ASSIGN_OR_RETURN(formats::GgufWriter w,
-                      LoraAdapterGguf(model->config().arch, adapters));
+  if (!o.merge.empty()) PK_RETURN_IF_ERROR(MakeParent(o.merge));
+  PK_ASSIGN_OR_RETURN(formats::GgufWriter w, LoraAdapterGguf(model->config().arch, adapters));
   w.SetString(kDataSha256Key, data.data_hash());
   w.SetString(formats::kParentSha256Key, base_sha);
   w.SetUint64(kSeedKey, o.seed);
@@ -607,4 +520,4 @@ Result<FinetuneResult> Finetune(const FinetuneOptions &o) {
   return result;
 }
 
-} // namespace pocket::train
+}  // namespace pocket::train

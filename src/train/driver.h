@@ -55,44 +55,43 @@ inline constexpr char kTrainStepKey[] = "pocket.train.step";
 inline constexpr char kToolVersion[] = "pocket 0.1.0";
 
 struct CheckpointPaths {
-  std::string output; // the final model
-  std::string model;  // <out>.ckpt.gguf
-  std::string state;  // <out>.ckpt-state.gguf
+  std::string output;  // the final model
+  std::string model;   // <out>.ckpt.gguf
+  std::string state;   // <out>.ckpt-state.gguf
 };
 // The files of a run whose final model is `output`.
-CheckpointPaths CheckpointPathsFor(const std::string &output);
+CheckpointPaths CheckpointPathsFor(const std::string& output);
 
 struct TrainProgress {
   int64_t step = 0, total_steps = 0;
   double loss = 0.0;
   float lr = 0.0f;
   double grad_norm = 0.0;
-  double tokens_per_s =
-      0.0; // counted targets per second over the run so far (this process)
+  double tokens_per_s = 0.0;  // counted targets per second over the run so far (this process)
   double eta_s = 0.0;
-  bool has_validation = false; // set on checkpoint steps
+  bool has_validation = false;  // set on checkpoint steps
   double validation_loss = 0.0;
-  bool checkpoint = false; // a checkpoint was written after this step
+  bool checkpoint = false;  // a checkpoint was written after this step
 };
 
 struct TrainRunOptions {
-  int threads = -1;   // < 0: the recipe's training.threads (0: all cores)
-  std::string output; // empty: the recipe's checkpoint.output (resolved)
+  int threads = -1;    // < 0: the recipe's training.threads (0: all cores)
+  std::string output;  // empty: the recipe's checkpoint.output (resolved)
   bool resume = false;
   // > 0: stop after this step, with a checkpoint, as if killed there (tests,
   // `--stop-after`).
   int64_t stop_after = 0;
-  std::function<void(const TrainProgress &)> on_progress;
-  std::function<void(const std::string &)> on_note; // one line of information
+  std::function<void(const TrainProgress&)> on_progress;
+  std::function<void(const std::string&)> on_note;  // one line of information
 };
 
 struct TrainRunResult {
-  std::string output; // the final model (empty when stopped early)
-  std::string sha256; // of the final model (empty when stopped early)
-  int64_t step = 0;   // steps done
+  std::string output;  // the final model (empty when stopped early)
+  std::string sha256;  // of the final model (empty when stopped early)
+  int64_t step = 0;    // steps done
   int64_t resumed_from = 0;
   bool finished = false;
-  double validation_loss = 0.0; // at the last checkpoint
+  double validation_loss = 0.0;  // at the last checkpoint
   std::string data_hash;
 };
 
@@ -100,16 +99,15 @@ struct TrainRunResult {
 // data layer's
 // ("data: ..."), InvalidArgument for a state file of another recipe or data,
 // IOError for a write.
-Result<TrainRunResult> RunRecipe(const Recipe &recipe,
-                                 const TrainRunOptions &options);
+Result<TrainRunResult> RunRecipe(const Recipe& recipe, const TrainRunOptions& options);
 
 struct FinetuneOptions {
-  std::string base;  // GGUF model (any type Pocket multiplies: F32, F16, BF16,
-                     // Q8_0, Q4_0, ...)
-  std::string data;  // file or folder (text, .jsonl chat records)
-  std::string out;   // the adapter
-  std::string merge; // non-empty: also write the merged model here
-  std::string chat_template; // empty: the base's tokenizer.chat_template
+  std::string base;           // GGUF model (any type Pocket multiplies: F32, F16, BF16,
+                              // Q8_0, Q4_0, ...)
+  std::string data;           // file or folder (text, .jsonl chat records)
+  std::string out;            // the adapter
+  std::string merge;          // non-empty: also write the merged model here
+  std::string chat_template;  // empty: the base's tokenizer.chat_template
   std::string targets = "q,k,v,o,gate,up,down";
   int64_t rank = 8;
   double alpha = 16.0;
@@ -120,23 +118,23 @@ struct FinetuneOptions {
   uint64_t seed = 0;
   int threads = 0;
   double validation_fraction = 0.1;
-  std::function<void(const TrainProgress &)> on_progress;
-  std::function<void(const std::string &)> on_note;
+  std::function<void(const TrainProgress&)> on_progress;
+  std::function<void(const std::string&)> on_note;
 };
 
 struct FinetuneResult {
   double train_loss_before = 0, train_loss_after = 0;
   double validation_loss_before = 0, validation_loss_after = 0;
-  size_t num_matrices = 0; // adapted matrices
-  size_t num_params = 0;   // trainable values
+  size_t num_matrices = 0;  // adapted matrices
+  size_t num_params = 0;    // trainable values
   std::string adapter_sha256, merged_sha256;
 };
 
 // Fine-tunes as described above. InvalidArgument naming the option (--rank,
 // --targets, ...) for a bad value; the loaders' and data layer's errors.
-Result<FinetuneResult> Finetune(const FinetuneOptions &options);
+Result<FinetuneResult> Finetune(const FinetuneOptions& options);
 
 // Lower-case hex SHA-256 of a file's bytes. IOError naming it.
-Result<std::string> FileSha256(const std::string &path);
+Result<std::string> FileSha256(const std::string& path);
 
-} // namespace pocket::train
+}  // namespace pocket::train

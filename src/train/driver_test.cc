@@ -28,7 +28,7 @@ namespace {
 using ::testing::HasSubstr;
 
 class TempDir {
-public:
+ public:
   TempDir() {
     std::string templ = ::testing::TempDir() + "pocket_driver_XXXXXX";
     PK_CHECK(mkdtemp(templ.data()) != nullptr);
@@ -38,33 +38,30 @@ public:
     std::error_code ec;
     std::filesystem::remove_all(path_, ec);
   }
-  const std::string &path() const { return path_; }
-  std::string Write(const std::string &rel, const std::string &bytes) const {
+  const std::string& path() const { return path_; }
+  std::string Write(const std::string& rel, const std::string& bytes) const {
     const std::string full = path_ + "/" + rel;
-    std::filesystem::create_directories(
-        std::filesystem::path(full).parent_path());
+    std::filesystem::create_directories(std::filesystem::path(full).parent_path());
     std::ofstream(full, std::ios::binary) << bytes;
     return full;
   }
 
-private:
+ private:
   std::string path_;
 };
 
 std::string Corpus(int variant) {
-  const char *nouns[] = {"boat",  "rose", "bell", "road",
-                         "bread", "gull", "net",  "hive"};
+  const char* nouns[] = {"boat", "rose", "bell", "road", "bread", "gull", "net", "hive"};
   std::string s;
   for (int i = 0; i < 60; ++i) {
     s += "The " + std::string(nouns[(i + variant) % 8]) + " and the " +
          std::string(nouns[(i * 3 + variant) % 8]) + " went to the sea.\n";
-    if (i % 10 == 9)
-      s += "\n";
+    if (i % 10 == 9) s += "\n";
   }
   return s;
 }
 
-Recipe TinyRecipe(const TempDir &dir, const std::string &extra = "") {
+Recipe TinyRecipe(const TempDir& dir, const std::string& extra = "") {
   dir.Write("data/a.txt", Corpus(0));
   dir.Write("data/b.txt", Corpus(1));
   dir.Write("data/c.txt", Corpus(2));
@@ -95,7 +92,7 @@ quantize = "q8_0"
   return std::move(*r);
 }
 
-std::string Bytes(const std::string &path) {
+std::string Bytes(const std::string& path) {
   auto b = ReadFile(path);
   PK_CHECK(b.ok());
   return std::move(*b);
@@ -116,25 +113,21 @@ TEST(RunRecipeTest, SameBytesForOneAndTwoThreadsWithProvenanceKeysInOrder) {
   ASSERT_TRUE(b.ok()) << b.status().message();
   EXPECT_EQ(a->sha256, b->sha256);
   EXPECT_EQ(Bytes(a->output), Bytes(b->output));
-  EXPECT_EQ(Bytes(dir.path() + "/t1/m.ckpt.gguf"),
-            Bytes(dir.path() + "/t2/m.ckpt.gguf"));
+  EXPECT_EQ(Bytes(dir.path() + "/t1/m.ckpt.gguf"), Bytes(dir.path() + "/t2/m.ckpt.gguf"));
 
   auto f = formats::GgufFile::Open(a->output);
   ASSERT_TRUE(f.ok());
   std::vector<std::string> keys;
-  for (const auto &kv : f->metadata()) {
-    if (kv.key.starts_with("pocket."))
-      keys.emplace_back(kv.key);
+  for (const auto& kv : f->metadata()) {
+    if (kv.key.starts_with("pocket.")) keys.emplace_back(kv.key);
   }
-  EXPECT_THAT(
-      keys, ::testing::ElementsAre("pocket.recipe_sha256", "pocket.data_sha256",
-                                   "pocket.seed", "pocket.tool_version",
-                                   "pocket.train.step", "pocket.parent_sha256",
-                                   "pocket.quantize.type"));
+  EXPECT_THAT(keys,
+              ::testing::ElementsAre("pocket.recipe_sha256", "pocket.data_sha256", "pocket.seed",
+                                     "pocket.tool_version", "pocket.train.step",
+                                     "pocket.parent_sha256", "pocket.quantize.type"));
   EXPECT_EQ(*f->GetString("pocket.recipe_sha256"), RecipeSha256(r));
   EXPECT_EQ(*f->GetString("pocket.data_sha256"), a->data_hash);
-  EXPECT_EQ(*f->GetString("pocket.parent_sha256"),
-            *FileSha256(dir.path() + "/t1/m.ckpt.gguf"));
+  EXPECT_EQ(*f->GetString("pocket.parent_sha256"), *FileSha256(dir.path() + "/t1/m.ckpt.gguf"));
 }
 
 TEST(RunRecipeTest, StoppedAndResumedRunEndsWithTheSameBytes) {
@@ -146,7 +139,7 @@ TEST(RunRecipeTest, StoppedAndResumedRunEndsWithTheSameBytes) {
   auto full = RunRecipe(r, o);
   ASSERT_TRUE(full.ok()) << full.status().message();
   o.output = dir.path() + "/cut/m.gguf";
-  o.stop_after = 3; // between checkpoints (interval 2): the stop writes its own
+  o.stop_after = 3;  // between checkpoints (interval 2): the stop writes its own
   auto cut = RunRecipe(r, o);
   ASSERT_TRUE(cut.ok()) << cut.status().message();
   EXPECT_FALSE(cut->finished);
@@ -165,8 +158,7 @@ TEST(RunRecipeTest, StoppedAndResumedRunEndsWithTheSameBytes) {
   EXPECT_EQ(again->sha256, full->sha256);
 }
 
-TEST(RunRecipeTest,
-     StateOfAnotherRecipeIsRefusedAndAnotherSeedChangesTheBytes) {
+TEST(RunRecipeTest, StateOfAnotherRecipeIsRefusedAndAnotherSeedChangesTheBytes) {
   TempDir dir;
   const Recipe r = TinyRecipe(dir);
   TrainRunOptions o;
@@ -185,8 +177,7 @@ TEST(RunRecipeTest,
   EXPECT_NE(second->sha256, first->sha256);
 }
 
-TEST(FinetuneTest,
-     LowersHeldOutLossAndAdapterFileComputesWhatTheMergedModelDoes) {
+TEST(FinetuneTest, LowersHeldOutLossAndAdapterFileComputesWhatTheMergedModelDoes) {
   TempDir dir;
   Recipe r = TinyRecipe(dir);
   r.checkpoint.quantize = "f32";
@@ -196,8 +187,7 @@ TEST(FinetuneTest,
   ASSERT_TRUE(base.ok()) << base.status().message();
   for (int i = 0; i < 6; ++i) {
     dir.Write("notes/n" + std::to_string(i) + ".md",
-              "Meeting " + std::to_string(i) +
-                  ": buy a rope for the bell. Owner: Eva.\n");
+              "Meeting " + std::to_string(i) + ": buy a rope for the bell. Owner: Eva.\n");
   }
   FinetuneOptions f;
   f.base = base->output;
@@ -225,7 +215,7 @@ TEST(FinetuneTest,
   auto merged = model::LlamaModel::Load(f.merge);
   auto plain = model::LlamaModel::Load(base->output);
   ASSERT_TRUE(merged.ok() && plain.ok());
-  auto logits = [](model::LlamaModel &m) {
+  auto logits = [](model::LlamaModel& m) {
     auto cache = m.NewKvCache(16, tensor::DType::kF32);
     PK_CHECK(cache.ok());
     const std::vector<int32_t> tokens = {40, 41, 42, 43, 44};
@@ -237,10 +227,8 @@ TEST(FinetuneTest,
   const auto lw = logits(**with), lm = logits(**merged), lp = logits(**plain);
   double max_diff = 0, max_change = 0;
   for (size_t i = 0; i < lw.size(); ++i) {
-    max_diff =
-        std::max(max_diff, static_cast<double>(std::fabs(lw[i] - lm[i])));
-    max_change =
-        std::max(max_change, static_cast<double>(std::fabs(lw[i] - lp[i])));
+    max_diff = std::max(max_diff, static_cast<double>(std::fabs(lw[i] - lm[i])));
+    max_change = std::max(max_change, static_cast<double>(std::fabs(lw[i] - lp[i])));
   }
   EXPECT_LT(max_diff, 1e-4);
   EXPECT_GT(max_change, 1e-3);
@@ -249,8 +237,7 @@ TEST(FinetuneTest,
   auto wrong = model::LlamaModel::Load(base->output);
   ASSERT_TRUE(wrong.ok());
   const Status bad = model::AttachLoraFile(**wrong, base->output);
-  EXPECT_THAT(bad.message(), HasSubstr("LoRA adapter " + base->output +
-                                       ": not a LoRA adapter"));
+  EXPECT_THAT(bad.message(), HasSubstr("LoRA adapter " + base->output + ": not a LoRA adapter"));
 }
 
 TEST(FinetuneTest, BadOptionsNameTheFlag) {
@@ -262,5 +249,5 @@ TEST(FinetuneTest, BadOptionsNameTheFlag) {
   EXPECT_THAT(Finetune(f).status().message(), HasSubstr("--targets"));
 }
 
-} // namespace
-} // namespace pocket::train
+}  // namespace
+}  // namespace pocket::train
