@@ -100,7 +100,8 @@ CommandMain Configure(CLI::App& app) {
   app.add_option("-t,--threads", f->threads,
                  "compute threads (0 = all cores; default: the recipe's "
                  "training.threads)")
-      ->check(InRange(0, 1024));
+      ->check(InRange(0, 1024))
+      ->default_str("the recipe's");
   app.add_flag("--resume", f->resume, "start from the recipe's last checkpoint, if any");
   app.add_flag("--keep", f->keep, "keep the scratch folder (its path is printed)");
   app.add_flag("-q,--quiet", f->quiet, "no per-step progress lines");

@@ -77,7 +77,8 @@ CommandMain Configure(CLI::App& app) {
                  "compute threads (0 = all cores; default: the recipe's "
                  "training.threads); the "
                  "output's bytes do not depend on it")
-      ->check(InRange(0, 1024));
+      ->check(InRange(0, 1024))
+      ->default_str("the recipe's");
   app.add_option("-o,--out", f->out,
                  "the final model (default: the recipe's checkpoint.output); "
                  "checkpoints go "
