@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <memory>
@@ -240,6 +241,97 @@ Status MakeParent(const std::string& path) {
   return Status::Ok();
 }
 
+// One JSON line of the training log.
+std::string LogLine(const TrainProgress& p) {
+  char buf[320];
+  int n = std::snprintf(buf, sizeof(buf),
+                        "{\"step\":%lld,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6g,"
+                        "\"tokens_per_s\":%.1f",
+                        static_cast<long long>(p.step), p.loss, static_cast<double>(p.lr),
+                        p.grad_norm, p.tokens_per_s);
+  std::string line(buf, static_cast<size_t>(n));
+  if (p.has_validation) {
+    std::snprintf(buf, sizeof(buf), ",\"val_loss\":%.6f", p.validation_loss);
+    line += buf;
+  }
+  return line + "}\n";
+}
+
+struct LogPoint {
+  int64_t step = 0;
+  double loss = 0.0;
+  bool has_val = false;
+  double val = 0.0;
+};
+
+// Parses the lines LogLine wrote (others are skipped).
+std::vector<LogPoint> ParseLog(std::string_view text) {
+  std::vector<LogPoint> out;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    const std::string line(text.substr(pos, end - pos));
+    pos = end + 1;
+    LogPoint p;
+    long long step = 0;
+    if (std::sscanf(line.c_str(), "{\"step\":%lld,\"loss\":%lf", &step, &p.loss) != 2) continue;
+    p.step = step;
+    if (const size_t v = line.find("\"val_loss\":"); v != std::string::npos) {
+      p.has_val = std::sscanf(line.c_str() + v + 11, "%lf", &p.val) == 1;
+    }
+    out.push_back(p);
+  }
+  return out;
+}
+
+// The loss curve: training loss per step (a line) and validation loss at checkpoints (dots).
+std::string LossSvg(const std::vector<LogPoint>& points, int64_t total_steps) {
+  const double w = 640, h = 360, left = 50, right = 10, top = 20, bottom = 30;
+  double lo = 1e300, hi = -1e300;
+  for (const LogPoint& p : points) {
+    lo = std::min({lo, p.loss, p.has_val ? p.val : p.loss});
+    hi = std::max({hi, p.loss, p.has_val ? p.val : p.loss});
+  }
+  if (points.empty()) lo = 0, hi = 1;
+  if (hi - lo < 1e-9) hi = lo + 1;
+  const double steps = static_cast<double>(std::max<int64_t>(total_steps, 1));
+  auto x = [&](int64_t s) { return left + (w - left - right) * static_cast<double>(s) / steps; };
+  auto y = [&](double l) { return top + (h - top - bottom) * (hi - l) / (hi - lo); };
+  char buf[256];
+  std::string svg;
+  std::snprintf(buf, sizeof(buf),
+                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+                "font-family=\"sans-serif\" font-size=\"11\">\n",
+                w, h);
+  svg += buf;
+  svg += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
+  std::snprintf(buf, sizeof(buf),
+                "<path d=\"M%.1f %.1fV%.1fH%.1f\" stroke=\"black\" fill=\"none\"/>\n", left, top,
+                h - bottom, w - right);
+  svg += buf;
+  std::snprintf(buf, sizeof(buf),
+                "<text x=\"4\" y=\"%.1f\">%.3f</text><text x=\"4\" y=\"%.1f\">%.3f</text>"
+                "<text x=\"%.1f\" y=\"%.1f\">step %lld</text>"
+                "<text x=\"%.1f\" y=\"14\">loss (line: training, dots: validation)</text>\n",
+                top + 4, hi, h - bottom, lo, w - right - 80, h - 8,
+                static_cast<long long>(total_steps), left + 10);
+  svg += buf;
+  std::string path;
+  for (const LogPoint& p : points) {
+    std::snprintf(buf, sizeof(buf), "%s%.1f %.1f", path.empty() ? "M" : " L", x(p.step), y(p.loss));
+    path += buf;
+  }
+  svg += "<path d=\"" + path + "\" stroke=\"#1f77b4\" fill=\"none\"/>\n";
+  for (const LogPoint& p : points) {
+    if (!p.has_val) continue;
+    std::snprintf(buf, sizeof(buf), "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"#ff7f0e\"/>\n",
+                  x(p.step), y(p.val));
+    svg += buf;
+  }
+  return svg + "</svg>\n";
+}
+
 std::string Stem(const std::string& path) {
   std::string s = std::filesystem::path(path).filename().string();
   if (s.ends_with(".toml")) s.resize(s.size() - 5);
@@ -251,7 +343,8 @@ std::string Stem(const std::string& path) {
 CheckpointPaths CheckpointPathsFor(const std::string& output) {
   std::string base = output;
   if (base.ends_with(".gguf")) base.resize(base.size() - 5);
-  return {output, base + ".ckpt.gguf", base + ".ckpt-state.gguf"};
+  return {output, base + ".ckpt.gguf", base + ".ckpt-state.gguf", base + ".log.jsonl",
+          base + ".loss.svg"};
 }
 
 Result<std::string> FileSha256(const std::string& path) {
@@ -324,11 +417,23 @@ Result<TrainRunResult> RunRecipe(const Recipe& recipe, const TrainRunOptions& op
       Trainer::Create(run.model.get(), Trainer::AllParams(run.model.get()), opt, micro, seq));
   DataCursor cursor;
   std::error_code ec;
+  std::string log_text;  // the JSON-lines log, written beside each checkpoint
+  std::vector<LogPoint> log_points;
   if (options.resume && std::filesystem::exists(paths.state, ec)) {
     PK_ASSIGN_OR_RETURN(cursor, run.Resume(paths.state));
     result.resumed_from = run.trainer->step();
     Note(options.on_note,
          "resuming from " + paths.state + " at step " + std::to_string(result.resumed_from));
+    // The log up to the checkpoint (a killed run may have logged later steps elsewhere).
+    if (auto old = ReadFile(paths.log); old.ok()) {
+      for (const LogPoint& lp : ParseLog(*old)) {
+        if (lp.step > result.resumed_from) break;
+        log_points.push_back(lp);
+      }
+      size_t pos = 0;
+      for (size_t i = 0; i < log_points.size(); ++i) pos = old->find('\n', pos) + 1;
+      log_text = old->substr(0, pos);
+    }
   } else if (options.resume) {
     Note(options.on_note, "no checkpoint at " + paths.state + ": starting at step 0");
   }
@@ -364,6 +469,12 @@ Result<TrainRunResult> RunRecipe(const Recipe& recipe, const TrainRunOptions& op
       p.validation_loss = val.value_or(0.0);
       result.validation_loss = p.validation_loss;
       PK_RETURN_IF_ERROR(run.WriteCheckpoint(paths, batches.cursor()));
+    }
+    log_text += LogLine(p);
+    log_points.push_back({p.step, p.loss, p.has_validation, p.validation_loss});
+    if (p.checkpoint) {
+      PK_RETURN_IF_ERROR(WriteFileAtomic(paths.log, log_text));
+      PK_RETURN_IF_ERROR(WriteFileAtomic(paths.svg, LossSvg(log_points, total)));
     }
     if (options.on_progress) options.on_progress(p);
     if (stop && step < total) {

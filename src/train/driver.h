@@ -14,6 +14,9 @@
 //                          checkpoint): every parameter's F32 values, the AdamW
 //                          moments and step (Trainer::StateToGguf), the data
 //                          cursor, the recipe and data hashes.
+//   <out>.log.jsonl        one line per step up to the checkpoint: {"step", "loss", "lr",
+//                          "grad_norm", "tokens_per_s"[, "val_loss" at checkpoints]};
+//   <out>.loss.svg         the loss curve (training per step, validation at checkpoints).
 // (<out> is the output path without its ".gguf".) A run with resume = true
 // continues from the state file when there is one (refusing one written by
 // another recipe or data) and ends with the same bytes as a run that never
@@ -58,6 +61,8 @@ struct CheckpointPaths {
   std::string output;  // the final model
   std::string model;   // <out>.ckpt.gguf
   std::string state;   // <out>.ckpt-state.gguf
+  std::string log;     // <out>.log.jsonl: one JSON object per step, up to the last checkpoint
+  std::string svg;     // <out>.loss.svg: the loss curve, redrawn at each checkpoint
 };
 // The files of a run whose final model is `output`.
 CheckpointPaths CheckpointPathsFor(const std::string& output);

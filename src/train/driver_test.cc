@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -152,6 +153,14 @@ TEST(RunRecipeTest, StoppedAndResumedRunEndsWithTheSameBytes) {
   ASSERT_TRUE(resumed.ok()) << resumed.status().message();
   EXPECT_EQ(resumed->resumed_from, 3);
   EXPECT_EQ(resumed->sha256, full->sha256);
+  // The log holds every step once (the resumed run kept the lines up to its checkpoint), and
+  // the loss curve is drawn beside it.
+  const CheckpointPaths cp = CheckpointPathsFor(o.output);
+  const std::string log = Bytes(cp.log);
+  EXPECT_EQ(std::count(log.begin(), log.end(), '\n'), 4);
+  EXPECT_THAT(log, HasSubstr("{\"step\":3,"));
+  EXPECT_THAT(log, HasSubstr("{\"step\":4,"));
+  EXPECT_THAT(Bytes(cp.svg), HasSubstr("<svg"));
   // Resuming a finished run writes the same output again.
   auto again = RunRecipe(r, o);
   ASSERT_TRUE(again.ok()) << again.status().message();

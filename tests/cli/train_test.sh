@@ -39,6 +39,8 @@ grep -q -- "--resume" "$TMP/out3" || fail "a stopped run did not say how to resu
 "$BIN" train "$R" -q --resume -t 2 --out "$TMP/t3/tiny.gguf" >/dev/null 2>"$TMP/err" || fail "resume: $(cat "$TMP/err")"
 grep -q "resuming from .* at step 13" "$TMP/err" || fail "resume did not resume: $(cat "$TMP/err")"
 [ "$A" = "$(sha "$TMP/t3/tiny.gguf")" ] || fail "a resumed run ends with other bytes"
+[ "$(wc -l <"$TMP/t3/tiny.log.jsonl")" -eq 40 ] || fail "the resumed run's log does not hold the 40 steps once"
+grep -q "<svg" "$TMP/t3/tiny.loss.svg" || fail "no loss curve"
 
 # Repro: no digest recorded -> exit 1 with the digest to record.
 set +e
