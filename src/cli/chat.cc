@@ -100,6 +100,11 @@ CommandMain Configure(CLI::App& app) {
                     "printf 'Hi\\nTell me more\\n' | pocket chat model.gguf --temp 0 -n 64"});
   app.add_option("model", f->positionals, "[MODEL] (default: the embedded default model)");
   AddModelFlags(app, &f->model, true, true);
+  app.add_option("--lora", f->model.lora,
+                 "a GGUF LoRA adapter (llama.cpp's layout, e.g. from pocket finetune) applied to "
+                 "the model at scale alpha/rank; repeatable")
+      ->check(CLI::ExistingFile)
+      ->allow_extra_args(false);
   AddSamplingFlags(app, &f->sampling);
   app.add_option("--system-prompt,--system", f->system, "system message for the conversation");
   return [f] { return ChatMain(*f); };

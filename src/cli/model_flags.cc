@@ -230,6 +230,7 @@ Result<std::shared_ptr<runtime::Engine>> LoadEngine(const std::string& model_pat
   opts.context_length = flags.ctx_size;
   opts.repack = !flags.no_repack;
   opts.backend = flags.backend;
+  opts.lora_adapters = flags.lora;
   PK_ASSIGN_OR_RETURN(auto engine, runtime::Engine::Load(model_path, opts));
   if (!flags.chat_template.empty()) {
     PK_RETURN_IF_ERROR(engine->SetChatTemplate(flags.chat_template));

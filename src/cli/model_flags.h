@@ -73,6 +73,7 @@ struct ModelFlags {
   bool verbose = false;       // -v/--verbose
   bool no_repack = false;     // --no-repack
   std::string backend = "cpu";  // --backend cpu|reference
+  std::vector<std::string> lora;  // --lora FILE (run, chat, perplexity add the flag)
 };
 // Adds -m/--model, -t/--threads, -c/--ctx-size (unless `with_ctx` is false), --no-repack,
 // --backend, -v/--verbose and, when `with_template`, --chat-template.

@@ -69,6 +69,11 @@ CommandMain Configure(CLI::App& app) {
   app.add_option("args", f->positionals, "[MODEL] TEXTFILE");
   app.add_option("-f,--file", f->file, "the text file (instead of the TEXTFILE positional)");
   AddModelFlags(app, &f->model, false, false);
+  app.add_option("--lora", f->model.lora,
+                 "a GGUF LoRA adapter (llama.cpp's layout, e.g. from pocket finetune) applied to "
+                 "the model at scale alpha/rank; repeatable")
+      ->check(CLI::ExistingFile)
+      ->allow_extra_args(false);
   AddCtxSizeOption(app, &f->n_ctx, "context size: tokens per chunk", 2, "--ctx");
   app.add_option("--chunks", f->chunks, "score at most this many chunks (-1 = all)")
       ->check(InRange(-1, 1 << 30, "-1 (all) or 0 to 1073741824"))

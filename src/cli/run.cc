@@ -93,6 +93,11 @@ CommandMain Configure(CLI::App& app) {
   app.add_option("args", f->positionals, "[MODEL] [PROMPT]; the prompt is read from stdin "
                                          "when none is given");
   AddModelFlags(app, &f->model, true, true);
+  app.add_option("--lora", f->model.lora,
+                 "a GGUF LoRA adapter (llama.cpp's layout, e.g. from pocket finetune) applied to "
+                 "the model at scale alpha/rank; repeatable")
+      ->check(CLI::ExistingFile)
+      ->allow_extra_args(false);
   AddSamplingFlags(app, &f->sampling);
   app.add_option("-p,--prompt", f->prompt, "the prompt");
   app.add_option("-f,--file", f->file, "read the prompt from this file");

@@ -9,6 +9,7 @@
 
 #include "base/clock.h"
 #include "model/kv_cache.h"
+#include "model/lora_file.h"
 #include "runtime/engine_impl.h"
 #include "runtime/generation.h"
 #include "runtime/json_constraint.h"
@@ -71,6 +72,9 @@ Result<std::shared_ptr<Engine>> Engine::Load(const std::string& gguf_path,
   // would leave an engine that cannot generate.
   if (impl->context_length <= 0) {
     return Status::Internal(gguf_path + ": the model loader did not report its header");
+  }
+  for (const std::string& adapter : opts.lora_adapters) {
+    PK_RETURN_IF_ERROR(model::AttachLoraFile(*impl->model, adapter));
   }
   auto tok = tokenizer::Tokenizer::FromGguf(impl->model->gguf());
   if (!tok.ok()) return tok.status().WithContext(gguf_path);

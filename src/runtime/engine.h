@@ -133,6 +133,10 @@ struct EngineOptions {
   // model::LoadOptions::backend by name (model::ParseBackendKind): "cpu" or "reference"
   // (the plain-loop oracle: slow, same greedy output).
   std::string backend = "cpu";
+  // GGUF LoRA adapters (llama.cpp's layout, model/lora_file.h) attached to the model at load,
+  // in order, each at scale alpha / rank. An adapter that does not fit the model is an error
+  // naming the adapter file.
+  std::vector<std::string> lora_adapters;
 };
 
 class Session;

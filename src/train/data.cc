@@ -645,6 +645,52 @@ Result<Dataset> Dataset::Load(const std::string& path, const tokenizer::Tokenize
 // ---------------------------------------------------------------------------------------
 // BatchIterator
 
+Result<std::vector<std::string>> CorpusTexts(const std::string& path,
+                                             const DataOptions& options) {
+  std::vector<FileEntry> files;
+  size_t skipped = 0;
+  PK_RETURN_IF_ERROR(ListFiles(path, files, skipped));
+  std::vector<std::string> out;
+  for (const FileEntry& file : files) {
+    const std::string& name = file.display;
+    Result<std::string> bytes = ReadFile(name);
+    if (!bytes.ok()) return Status::IOError("data: " + bytes.status().message());
+    std::string_view text = *bytes;
+    if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);
+    if (const size_t bad = FindInvalidUtf8(text); bad != std::string_view::npos) {
+      const size_t offset = bad + (bytes->size() - text.size());
+      const size_t line = 1 + std::count(text.begin(), text.begin() + bad, '\n');
+      return Status::InvalidArgument("data: " + name + ": not valid UTF-8 at byte " +
+                                     std::to_string(offset) + " (line " + std::to_string(line) +
+                                     ")");
+    }
+    if (!IsChatFile(name)) {
+      for (const std::string_view piece : CutText(text, options.max_document_bytes)) {
+        out.emplace_back(piece);
+      }
+      continue;
+    }
+    size_t line_no = 0;
+    size_t pos = 0;
+    while (pos < text.size()) {
+      size_t end = text.find('\n', pos);
+      if (end == std::string_view::npos) end = text.size();
+      std::string_view line = text.substr(pos, end - pos);
+      pos = end + 1;
+      ++line_no;
+      if (line.ends_with('\r')) line.remove_suffix(1);
+      if (line.find_first_not_of(" \t") == std::string_view::npos) continue;
+      Result<std::vector<ChatMessage>> messages = ParseChatRecord(line);
+      if (!messages.ok()) {
+        return Status::InvalidArgument("data: " + name + ":" + std::to_string(line_no) + ": " +
+                                       messages.status().message());
+      }
+      for (ChatMessage& m : *messages) out.push_back(std::move(m.content));
+    }
+  }
+  return out;
+}
+
 Result<BatchIterator> BatchIterator::Create(const PackedSplit& split, size_t num_seqs,
                                             uint64_t seed, DataCursor cursor) {
   if (split.num_sequences() == 0) {

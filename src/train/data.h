@@ -167,6 +167,14 @@ class Dataset {
   std::string data_hash_;
 };
 
+// The texts a tokenizer for this data is trained on (`pocket train` with tokenizer.kind = "bpe"):
+// the same files as Dataset::Load, in the same order and with the same checks (UTF-8, chat record
+// syntax, the same one-line errors), each text file cut into documents as Load cuts it, and each
+// chat record as its messages' contents, in order. Both splits are included (the tokenizer sees
+// the whole corpus, as tokenizers usually do; the model never trains on the held-out documents).
+// Deterministic: a pure function of the bytes under `path` and options.max_document_bytes.
+Result<std::vector<std::string>> CorpusTexts(const std::string& path, const DataOptions& options);
+
 // Where a BatchIterator is: the next batch starts at `position` in the order of `epoch`. A
 // checkpoint stores these two numbers (and the seed) to continue exactly.
 struct DataCursor {

@@ -750,5 +750,44 @@ TEST(BatchIteratorTest, RejectsEmptySplitsAndForeignCursors) {
   EXPECT_THAT(bad.status().message(), HasSubstr("position 4 is past the 4 training sequences"));
 }
 
+// The tokenizer's corpus: the files Dataset::Load reads, in its order, cut as it cuts them, chat
+// records as their messages' contents; the same errors.
+TEST(CorpusTextsTest, SameFilesOrderAndCutsAsTheDatasetWithChatContents) {
+  TempDir dir;
+  dir.Write("b.txt", "second\n");
+  dir.Write("a/x.md", "\xEF\xBB\xBF" "first\n");
+  dir.Write("c.jsonl",
+            R"({"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"yo"}]})"
+            "\n");
+  dir.Write("skip.bin", "not read");
+  DataOptions o = NoSplit();
+  auto texts = CorpusTexts(dir.path(), o);
+  ASSERT_TRUE(texts.ok()) << texts.status().message();
+  EXPECT_THAT(*texts, ElementsAre("first\n", "second\n", "hi", "yo"));
+
+  std::string big;
+  for (int i = 0; i < 40; ++i) big += "line " + std::to_string(i) + "\n\n";
+  dir.Write("d.txt", big);
+  o.max_document_bytes = 64;
+  auto cut = CorpusTexts(dir.path() + "/d.txt", o);
+  ASSERT_TRUE(cut.ok());
+  EXPECT_GT(cut->size(), 3u);
+  std::string joined;
+  for (const std::string& t : *cut) {
+    EXPECT_LE(t.size(), 64u);
+    joined += t;
+  }
+  EXPECT_EQ(joined, big);
+
+  dir.Write("e/bad.txt", "ok\n\xff\n");
+  auto bad = CorpusTexts(dir.path() + "/e", o);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(), HasSubstr("bad.txt: not valid UTF-8 at byte 3 (line 2)"));
+  dir.Write("f/c.jsonl", "{\"messages\": []}\n");
+  auto chat = CorpusTexts(dir.path() + "/f", o);
+  ASSERT_FALSE(chat.ok());
+  EXPECT_THAT(chat.status().message(), HasSubstr("c.jsonl:1: "));
+}
+
 }  // namespace
 }  // namespace pocket::train
