@@ -77,8 +77,17 @@ EOF
 }
 
 llama_ppl() {
-  "$llama_bin/llama-perplexity" -m "$1" -f "$text" -c "$ctx" --chunks "$chunks" \
-    -t "$threads" 2>&1 | tee -a "$log" | final_ppl
+  # llama-perplexity logs from a thread of its own; on this machine it now and then exits
+  # before that thread has printed the last lines (the running figures stop early or the
+  # "Final estimate" line is missing). Such a run is repeated, up to three times in all.
+  local try p
+  for try in 1 2 3; do
+    p=$("$llama_bin/llama-perplexity" -m "$1" -f "$text" -c "$ctx" --chunks "$chunks" \
+      -t "$threads" 2>&1 | tee -a "$log" | final_ppl)
+    [ -n "$p" ] && break
+    echo "llama-perplexity printed no final estimate for $1 (try $try)" >>"$log"
+  done
+  echo "$p"
 }
 
 # Sets pocket_ppl, or pocket_err to the first error line when Pocket fails.
