@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "kernels/cpu/cpu.h"
+#include "kernels/kernels_testutil.h"
 #include "kernels/quant_blocks_testutil.h"
 #include "kernels/ref/ref.h"
 #include "tensor/fp16.h"
@@ -24,37 +25,6 @@ namespace pocket::kernels {
 namespace {
 
 using tensor::DType;
-
-std::vector<float> RandomNormal(size_t n, uint32_t seed, float stddev = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, stddev);
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
-
-// A weight tensor [rows][cols] of `dtype` made from random normals (host bytes).
-struct HostWeight {
-  std::vector<uint8_t> bytes;
-  tensor::TensorView view;
-};
-// Types without a quantizer get random blocks (FillRandomBlocks; `sd` does not apply).
-HostWeight MakeWeight(DType dtype, size_t rows, size_t cols, uint32_t seed, float sd = 0.05f) {
-  HostWeight w;
-  const size_t row_bytes = tensor::RowBytes(dtype, cols);
-  w.bytes.resize(rows * row_bytes);
-  if (!FillRandomBlocks(dtype, w.bytes.data(), rows * cols / tensor::BlockElements(dtype),
-                        seed)) {
-    const auto f = RandomNormal(rows * cols, seed, sd);
-    for (size_t r = 0; r < rows; ++r) {
-      tensor::QuantizeRow(dtype, f.data() + r * cols, w.bytes.data() + r * row_bytes, cols);
-    }
-  }
-  w.view.dtype = dtype;
-  w.view.ne = {static_cast<int64_t>(cols), static_cast<int64_t>(rows), 1, 1};
-  w.view.data = w.bytes.data();
-  return w;
-}
 
 // A host array living in a backend buffer for the length of a test.
 class Tensor {
@@ -101,13 +71,7 @@ class BackendTest : public ::testing::TestWithParam<BackendKind> {
   // Runs `body` once per compiled+supported SIMD target (dispatch forced to it).
   template <typename F>
   void ForEachTarget(const F& body) {
-    for (int64_t target : cpu::CompiledTargets()) {
-      cpu::SetTargetForTest(target);
-      SCOPED_TRACE(std::string("target ") + cpu::TargetNameOf(target));
-      body();
-      if (GetParam() == BackendKind::kReference) break;  // no SIMD targets there
-    }
-    cpu::SetTargetForTest(0);
+    kernels::ForEachTarget(body, GetParam() == BackendKind::kReference);  // no SIMD there
   }
   // The result of op(backend, output) for `out_floats` floats, on `b`.
   template <typename Op>
@@ -212,8 +176,8 @@ TEST_P(BackendTest, MatMulMatchesReferenceOnAllDtypes) {
           // 17 and 64 tokens: the prefill paths (token tiles, AMX at 16+ where present).
           for (size_t tokens : {1u, 6u, 17u, 64u}) {
             for (bool repack : {false, true}) {
-              const HostWeight hw =
-                  MakeWeight(c.dtype, rows, cols, static_cast<uint32_t>(rows + cols));
+              const TestMatrix hw =
+                  MakeTestMatrix(c.dtype, rows, cols, static_cast<uint32_t>(rows + cols));
               const auto xh = RandomNormal(tokens * cols, static_cast<uint32_t>(cols + tokens));
               PrepareOptions po;
               po.repack = repack;
@@ -262,14 +226,14 @@ TEST_P(BackendTest, MatMulSharedEqualsSeparateMatMuls) {
           std::vector<DType>{DType::kQ5_0, DType::kQ8_0, DType::kIQ4_NL, DType::kQ5_1,
                              DType::kQ4_1},
           std::vector<DType>{DType::kQ5_0, DType::kQ6_K, DType::kQ4_1}}) {
-      std::vector<HostWeight> hw;
+      std::vector<TestMatrix> hw;
       std::vector<std::unique_ptr<Weight>> w;
       std::vector<Tensor> ys;
       std::vector<SharedMatMulJob> jobs;
       const auto xh = RandomNormal(tokens * cols, 4);
       Tensor x(*backend_, xh);
       for (size_t j = 0; j < dtypes.size(); ++j) {
-        hw.push_back(MakeWeight(dtypes[j], 24 + 8 * j, cols, static_cast<uint32_t>(j)));
+        hw.push_back(MakeTestMatrix(dtypes[j], 24 + 8 * j, cols, static_cast<uint32_t>(j)));
         w.push_back(Prepared(backend_->PrepareMatrix(hw.back().view, {})));
         ys.emplace_back(*backend_, tokens * (24 + 8 * j) * sizeof(float));
       }
@@ -292,7 +256,7 @@ TEST_P(BackendTest, GetRowsDequantizesAnyDtypeExactly) {
                         DType::kIQ4_NL, DType::kIQ2_XXS, DType::kIQ2_XS, DType::kIQ2_S,
                         DType::kIQ3_XXS, DType::kIQ3_S, DType::kIQ1_S, DType::kIQ1_M,
                         DType::kQ2_K, DType::kQ3_K, DType::kQ5_K, DType::kIQ4_XS}) {
-      const HostWeight hw = MakeWeight(dtype, 10, 256, 7);
+      const TestMatrix hw = MakeTestMatrix(dtype, 10, 256, 7);
       const int32_t ids[] = {9, 0, 3, 3};
       const auto t = Prepared(backend_->PrepareTensor(hw.view));
       const auto tr = Prepared(ref_->PrepareTensor(hw.view));
@@ -313,7 +277,7 @@ TEST_P(BackendTest, RmsNormMatchesReference) {
   ForEachTarget([&] {
     for (size_t n : {1u, 7u, 17u, 576u, 2048u}) {
       const auto xh = RandomNormal(3 * n, static_cast<uint32_t>(n));
-      const HostWeight hw = MakeWeight(DType::kF32, 1, n, 9, 1.0f);
+      const TestMatrix hw = MakeTestMatrix(DType::kF32, 1, n, 9, 1.0f);
       const auto w = Prepared(backend_->PrepareTensor(hw.view));
       const auto wr = Prepared(ref_->PrepareTensor(hw.view));
       Tensor x(*backend_, xh), xr(*ref_, xh);
@@ -334,7 +298,7 @@ TEST_P(BackendTest, AddBiasAddAxpyAreExact) {
   ForEachTarget([&] {
     for (size_t n : {1u, 7u, 17u, 1536u}) {
       const auto ah = RandomNormal(3 * n, 1), bh = RandomNormal(3 * n, 2);
-      const HostWeight bias = MakeWeight(DType::kF32, 1, n, 3, 1.0f);
+      const TestMatrix bias = MakeTestMatrix(DType::kF32, 1, n, 3, 1.0f);
       auto run = [&](Backend& be) {
         const auto bw = Prepared(be.PrepareTensor(bias.view));
         Tensor a(be, ah), b(be, bh);
@@ -461,7 +425,7 @@ TEST_P(BackendTest, MatMulIsBatchInvariant) {
           DType::kIQ2_XS, DType::kIQ2_S, DType::kIQ3_XXS, DType::kIQ3_S, DType::kIQ1_S,
           DType::kIQ1_M, DType::kQ2_K, DType::kQ3_K, DType::kQ5_K, DType::kIQ4_XS}) {
       const size_t cols = tensor::BlockElements(dtype) == 256 ? 512 : 576;
-      const HostWeight hw = MakeWeight(dtype, kRows, cols, 5);
+      const TestMatrix hw = MakeTestMatrix(dtype, kRows, cols, 5);
       const auto xh = RandomNormal(kTokens * cols, 6);
       PrepareOptions in_place;
       in_place.repack = false;

@@ -14,6 +14,7 @@
 
 #include "kernels/cpu/amx.h"
 #include "kernels/cpu/cpu.h"
+#include "kernels/kernels_testutil.h"
 #include "kernels/quant_blocks_testutil.h"
 #include "kernels/ref/ref.h"
 #include "tensor/fp16.h"
@@ -23,48 +24,6 @@ namespace pocket::kernels {
 namespace {
 
 using tensor::DType;
-
-std::vector<float> RandomNormal(size_t n, uint32_t seed, float stddev = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, stddev);
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
-
-// A weight matrix [rows][cols] of `dtype` made from random normals (random blocks for
-// the types without a quantizer).
-struct Weight {
-  std::vector<uint8_t> bytes;
-  tensor::TensorView view;
-};
-Weight MakeWeight(DType dtype, size_t rows, size_t cols, uint32_t seed) {
-  Weight w;
-  const size_t row_bytes = tensor::RowBytes(dtype, cols);
-  w.bytes.resize(rows * row_bytes);
-  if (!FillRandomBlocks(dtype, w.bytes.data(), rows * cols / tensor::BlockElements(dtype),
-                        seed)) {
-    const auto f = RandomNormal(rows * cols, seed, 0.05f);
-    for (size_t r = 0; r < rows; ++r) {
-      tensor::QuantizeRow(dtype, f.data() + r * cols, w.bytes.data() + r * row_bytes, cols);
-    }
-  }
-  w.view.dtype = dtype;
-  w.view.ne = {static_cast<int64_t>(cols), static_cast<int64_t>(rows), 1, 1};
-  w.view.data = w.bytes.data();
-  return w;
-}
-
-// Runs `body` once per compiled+supported target, with dispatch forced to it.
-template <typename F>
-void ForEachTarget(const F& body) {
-  for (int64_t target : cpu::CompiledTargets()) {
-    cpu::SetTargetForTest(target);
-    SCOPED_TRACE(std::string("target ") + cpu::TargetNameOf(target));
-    body();
-  }
-  cpu::SetTargetForTest(0);
-}
 
 TEST(KernelsTest, SeveralTargetsAreCompiled) {
   const auto targets = cpu::CompiledTargets();
@@ -169,7 +128,7 @@ TEST(KernelsTest, MatMulMatchesReferenceOnAllDtypes) {
       for (size_t cols : c.cols) {
         for (size_t rows : {1u, 7u, 9u}) {
           for (size_t tokens : {1u, 3u, 6u}) {
-            const Weight w = MakeWeight(c.dtype, rows, cols, static_cast<uint32_t>(rows + cols));
+            const TestMatrix w = MakeTestMatrix(c.dtype, rows, cols, static_cast<uint32_t>(rows + cols));
             const auto x = RandomNormal(tokens * cols, static_cast<uint32_t>(cols + tokens));
             std::vector<float> y(tokens * rows), want(tokens * rows), mag(tokens * rows);
             MatMul(w.view, x.data(), tokens, y.data(), pool, ws);
@@ -215,7 +174,7 @@ TEST(KernelsTest, KQuantKernelsMatchReferenceOnExtremeBlocks) {
   ForEachTarget([&] {
     for (const ScaleFields& t : types) {
       for (uint8_t fill : {uint8_t{0x00}, uint8_t{0xFF}, uint8_t{0x88}}) {
-        Weight w;
+        TestMatrix w;
         w.bytes.assign(kRows * tensor::RowBytes(t.dtype, kCols), fill);
         const tensor::f16_t d = tensor::F32ToF16(0.01f), dmin = tensor::F32ToF16(0.003f);
         for (size_t off = 0; off < w.bytes.size(); off += tensor::BlockBytes(t.dtype)) {
@@ -248,7 +207,7 @@ TEST(KernelsTest, MatMulIsBatchInvariant) {
                         DType::kF32, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kIQ4_NL,
                         DType::kQ2_K, DType::kQ3_K, DType::kQ5_K, DType::kIQ4_XS}) {
       const size_t cols = tensor::BlockElements(dtype) == 256 ? 512 : 576;
-      const Weight w = MakeWeight(dtype, kRows, cols, 5);
+      const TestMatrix w = MakeTestMatrix(dtype, kRows, cols, 5);
       const auto x = RandomNormal(kTokens * cols, 6);
       ThreadPool pool1(1), pool2(2), pool3(3);
       std::vector<float> batched(kTokens * kRows), batched3(kTokens * kRows);
@@ -278,7 +237,7 @@ TEST(KernelsTest, PackedWeightGivesTheSameBitsAsThePlainView) {
                         DType::kQ5_0, DType::kQ5_1, DType::kIQ4_NL, DType::kQ4_K}) {
       const size_t cols = tensor::BlockElements(dtype) == 256 ? 512 : 576;
       for (size_t rows : {1u, 37u, 64u}) {
-        const Weight w = MakeWeight(dtype, rows, cols, static_cast<uint32_t>(rows));
+        const TestMatrix w = MakeTestMatrix(dtype, rows, cols, static_cast<uint32_t>(rows));
         const PackedWeight packed = PackedWeight::Pack(w.view);
         if ((tensor::BlockElements(dtype) == 32 || dtype == DType::kQ4_K ||
              dtype == DType::kQ6_K) &&
@@ -320,7 +279,7 @@ TEST(KernelsTest, AmxTilesGiveTheSameBitsAsTheVnniTiles) {
   for (DType dtype : {DType::kQ4_0, DType::kQ8_0}) {
     for (size_t cols : {64u, 2048u}) {
       for (size_t rows : {8u, 24u, 37u, 64u}) {
-        const Weight w = MakeWeight(dtype, rows, cols, static_cast<uint32_t>(rows * cols));
+        const TestMatrix w = MakeTestMatrix(dtype, rows, cols, static_cast<uint32_t>(rows * cols));
         const PackedWeight packed = PackedWeight::Pack(w.view);
         ASSERT_EQ(packed.layout(), cpu::kPackedLanePairs);
         for (size_t tokens : {16u, 33u}) {
@@ -349,7 +308,7 @@ TEST(KernelsTest, PackedForAnotherTargetFallsBackToTheView) {
   Workspace ws;
   for (DType dtype : {DType::kQ4_0, DType::kQ8_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1,
                       DType::kIQ4_NL, DType::kQ4_K, DType::kQ6_K}) {
-    const Weight w = MakeWeight(dtype, 40, 256, 7);
+    const TestMatrix w = MakeTestMatrix(dtype, 40, 256, 7);
     std::vector<PackedWeight> packs;
     ForEachTarget([&] { packs.push_back(PackedWeight::Pack(w.view)); });
     const auto x = RandomNormal(3 * 256, 4);
@@ -369,9 +328,9 @@ TEST(KernelsTest, MatMulSharedEqualsSeparateMatMuls) {
   ThreadPool pool(2);
   Workspace ws;
   const size_t cols = 576, tokens = 5;
-  const Weight q = MakeWeight(DType::kQ4_0, 576, cols, 1);
-  const Weight k = MakeWeight(DType::kQ8_0, 192, cols, 2);
-  const Weight v = MakeWeight(DType::kQ4_0, 190, cols, 3);
+  const TestMatrix q = MakeTestMatrix(DType::kQ4_0, 576, cols, 1);
+  const TestMatrix k = MakeTestMatrix(DType::kQ8_0, 192, cols, 2);
+  const TestMatrix v = MakeTestMatrix(DType::kQ4_0, 190, cols, 3);
   const auto x = RandomNormal(tokens * cols, 4);
   std::vector<float> yq(tokens * 576), yk(tokens * 192), yv(tokens * 190);
   const MatMulJob jobs[] = {{q.view, yq.data()}, {k.view, yk.data()}, {v.view, yv.data()}};
@@ -394,7 +353,7 @@ TEST(KernelsTest, FallbackTypesGiveTheSameBitsOnEveryX86Target) {
   for (DType dtype :
        {DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kIQ4_NL, DType::kQ4_K, DType::kQ6_K}) {
     const size_t cols = tensor::BlockElements(dtype) == 256 ? 1024 : 896;
-    const Weight w = MakeWeight(dtype, 37, cols, 11);
+    const TestMatrix w = MakeTestMatrix(dtype, 37, cols, 11);
     const auto x = RandomNormal(5 * cols, 12, 3.0f);
     std::vector<std::vector<float>> results;
     ForEachTarget([&] {
@@ -423,7 +382,7 @@ TEST(KernelsTest, KQuantTilesGiveTheSameBitsPackedOrNotForAnyBatchAndThreadCount
       SCOPED_TRACE(tensor::DTypeName(dtype));
       for (size_t cols : {256u, 2560u}) {
         for (size_t rows : {1u, 9u, 45u}) {
-          const Weight w = MakeWeight(dtype, rows, cols, static_cast<uint32_t>(rows + cols));
+          const TestMatrix w = MakeTestMatrix(dtype, rows, cols, static_cast<uint32_t>(rows + cols));
           const PackedWeight packed = PackedWeight::Pack(w.view);
           constexpr size_t kTokens = 7;
           auto x = RandomNormal(kTokens * cols, static_cast<uint32_t>(cols), 2.0f);
@@ -463,11 +422,11 @@ TEST(KernelsTest, MatMulSharedMixesTheFallbackTypesWithQ8_0) {
   ThreadPool pool(2);
   Workspace ws;
   const size_t cols = 576, tokens = 5;
-  const Weight q = MakeWeight(DType::kQ5_0, 576, cols, 1);
-  const Weight k = MakeWeight(DType::kQ8_0, 64, cols, 2);
-  const Weight v = MakeWeight(DType::kIQ4_NL, 64, cols, 3);
-  const Weight g = MakeWeight(DType::kQ5_1, 70, cols, 4);
-  const Weight u = MakeWeight(DType::kQ4_1, 9, cols, 5);
+  const TestMatrix q = MakeTestMatrix(DType::kQ5_0, 576, cols, 1);
+  const TestMatrix k = MakeTestMatrix(DType::kQ8_0, 64, cols, 2);
+  const TestMatrix v = MakeTestMatrix(DType::kIQ4_NL, 64, cols, 3);
+  const TestMatrix g = MakeTestMatrix(DType::kQ5_1, 70, cols, 4);
+  const TestMatrix u = MakeTestMatrix(DType::kQ4_1, 9, cols, 5);
   const auto x = RandomNormal(tokens * cols, 4);
   std::vector<float> yq(tokens * 576), yk(tokens * 64), yv(tokens * 64), yg(tokens * 70),
       yu(tokens * 9);
@@ -644,7 +603,7 @@ TEST(KernelsTest, GetRowsDequantizesAnyDtype) {
   for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0,
                       DType::kQ4_K, DType::kQ6_K, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1,
                       DType::kIQ4_NL, DType::kQ2_K, DType::kQ3_K, DType::kQ5_K, DType::kIQ4_XS}) {
-    const Weight w = MakeWeight(dtype, 10, 256, 7);
+    const TestMatrix w = MakeTestMatrix(dtype, 10, 256, 7);
     const int32_t ids[] = {9, 0, 3, 3};
     std::vector<float> got(4 * 256), want(4 * 256);
     GetRows(w.view, ids, 4, got.data());
@@ -702,7 +661,7 @@ TEST(KernelsTest, LimitInstructionSetCapsAtAvx2) {
   ThreadPool pool(2);
   Workspace ws;
   for (DType dtype : {DType::kQ4_0, DType::kQ8_0}) {
-    const Weight w = MakeWeight(dtype, 45, 256, 9);
+    const TestMatrix w = MakeTestMatrix(dtype, 45, 256, 9);
     for (size_t tokens : {1u, 3u, 9u}) {
       auto x = RandomNormal(tokens * 256, static_cast<uint32_t>(tokens), 3.0f);
       x[7] = 0.0f;

@@ -13,6 +13,7 @@
 #include "kernels/cpu/matmul_dequant.h"
 #include "kernels/iq_testutil.h"
 #include "kernels/kernels.h"
+#include "kernels/kernels_testutil.h"
 #include "kernels/ref/ref.h"
 #include "tensor/quant.h"
 
@@ -20,14 +21,6 @@ namespace pocket::kernels {
 namespace {
 
 using tensor::DType;
-
-std::vector<float> RandomNormal(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, 1.0f);
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
 
 struct IqWeight {
   std::vector<uint8_t> bytes;
@@ -42,15 +35,6 @@ IqWeight MakeIqWeight(DType dtype, size_t rows, size_t cols, uint32_t seed) {
   return w;
 }
 
-template <typename F>
-void ForEachTarget(const F& body) {
-  for (int64_t target : cpu::CompiledTargets()) {
-    cpu::SetTargetForTest(target);
-    SCOPED_TRACE(std::string("target ") + cpu::TargetNameOf(target));
-    body();
-  }
-  cpu::SetTargetForTest(0);
-}
 
 TEST(MatMulDequantTest, IqTypesRunOnTheReferencePathOnEveryTarget) {
   ForEachTarget([] {

@@ -28,6 +28,7 @@
 
 #include "kernels/backend.h"
 #include "kernels/cpu/cpu.h"
+#include "kernels/kernels_testutil.h"
 #include "kernels/quant_blocks_testutil.h"
 #include "kernels/ref/ref.h"
 #include "tensor/quant.h"
@@ -36,14 +37,6 @@ namespace pocket::kernels {
 namespace {
 
 using tensor::DType;
-
-std::vector<float> RandomNormal(size_t n, uint32_t seed, float stddev = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, stddev);
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
 
 tensor::TensorView F32View(const std::vector<float>& v, size_t rows, size_t cols) {
   tensor::TensorView view;
@@ -560,15 +553,6 @@ class TrainOpsCpuTest : public ::testing::Test {
     cpu1_ = *c1;
     ref_ = *r;
   }
-  template <typename F>
-  void ForEachTarget(const F& body) {
-    for (int64_t target : cpu::CompiledTargets()) {
-      cpu::SetTargetForTest(target);
-      SCOPED_TRACE(std::string("target ") + cpu::TargetNameOf(target));
-      body();
-    }
-    cpu::SetTargetForTest(0);
-  }
   // op on the CPU backend with 2 threads (twice) and 1 thread, and on the reference
   // backend. The CPU runs must agree bit for bit (determinism for any thread count and
   // across runs); returns {cpu, reference}.
@@ -615,26 +599,13 @@ TEST_F(TrainOpsCpuTest, MatMulBackwardWeightMatchesReference) {
   });
 }
 
-// A weight [rows][cols] of dtype from random normals (or random blocks for the types
-// without a quantizer), and its exact dequantization.
-struct TestWeight {
-  std::vector<uint8_t> bytes;
-  tensor::TensorView view;
+// A weight [rows][cols] of dtype (MakeTestMatrix) and its exact dequantization.
+struct TestWeight : TestMatrix {
   std::vector<float> deq;
 };
 TestWeight MakeWeight(DType dtype, size_t rows, size_t cols, uint32_t seed) {
-  TestWeight w;
+  TestWeight w{MakeTestMatrix(dtype, rows, cols, seed), {}};
   const size_t row_bytes = tensor::RowBytes(dtype, cols);
-  w.bytes.resize(rows * row_bytes);
-  if (!FillRandomBlocks(dtype, w.bytes.data(), rows * cols / tensor::BlockElements(dtype), seed)) {
-    const auto f = RandomNormal(rows * cols, seed, 0.05f);
-    for (size_t r = 0; r < rows; ++r) {
-      tensor::QuantizeRow(dtype, f.data() + r * cols, w.bytes.data() + r * row_bytes, cols);
-    }
-  }
-  w.view.dtype = dtype;
-  w.view.ne = {static_cast<int64_t>(cols), static_cast<int64_t>(rows), 1, 1};
-  w.view.data = w.bytes.data();
   w.deq.resize(rows * cols);
   for (size_t r = 0; r < rows; ++r) {
     tensor::DequantizeRow(dtype, w.bytes.data() + r * row_bytes, w.deq.data() + r * cols, cols);
