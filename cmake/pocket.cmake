@@ -20,6 +20,11 @@ endif()
 # own arithmetic gives the same bits. Benchmarks and the pocket binary keep -O3.
 # Measured on the release build: docs/PERFORMANCE.md, "Build time".
 set(POCKET_TEST_OPTIMIZE $<$<CONFIG:Release>:-O2>)
+# No floating-point contraction anywhere: GCC (-ffp-contract=fast) and Clang (=on) would fuse
+# a scalar a * b + c into an FMA by different rules inside the kernels' FMA targets, and a
+# training checkpoint's bytes would depend on the compiler. Where scalar code must match a
+# vector lane's fused multiply-add it calls std::fma (docs/kernels.md, "Determinism").
+add_compile_options(-ffp-contract=off)
 if(POCKET_SANITIZE)
   add_compile_options(-fsanitize=address,undefined -fno-sanitize-recover=undefined
                       -fno-omit-frame-pointer)

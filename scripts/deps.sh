@@ -10,6 +10,7 @@ APT_PACKAGES=(
   libhwy-dev libboost-dev nlohmann-json3-dev libcli11-dev libtomlplusplus-dev
   libsqlite3-dev libssl-dev libsodium-dev libzstd-dev zlib1g-dev libpcre2-dev libsimdjson-dev
   openssl ca-certificates
+  bible-kjv  # the default model's training text (scripts/kjv_text.sh, recipes/default.toml)
   python3 chromium chromium-driver
 )
 # Node.js and npm: Debian's nodejs + npm unless a node with npm is already installed (the

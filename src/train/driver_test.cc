@@ -19,6 +19,7 @@
 #include "base/check.h"
 #include "base/file.h"
 #include "formats/gguf.h"
+#include "kernels/cpu/cpu.h"
 #include "model/kv_cache.h"
 #include "model/llama.h"
 #include "model/lora_file.h"
@@ -256,6 +257,65 @@ TEST(FinetuneTest, BadOptionsNameTheFlag) {
   f.rank = 4;
   f.targets = "q,x";
   EXPECT_THAT(Finetune(f).status().message(), HasSubstr("--targets"));
+}
+
+
+// Runs body(dir) once per compiled x86 target with FMA (AVX2, AVX-512) and expects the
+// same string from each.
+template <typename F>
+void ExpectSameOnEveryFmaTarget(const F& body) {
+  std::string first, first_name;
+  for (int64_t target : kernels::cpu::CompiledTargets()) {
+    const std::string name = kernels::cpu::TargetNameOf(target);
+    if (name != "AVX3" && name != "AVX2" && name != "AVX3_ZEN4" && name != "AVX3_SPR") continue;
+    kernels::cpu::SetTargetForTest(target);
+    const std::string got = body(name);
+    kernels::cpu::SetTargetForTest(0);
+    if (first_name.empty()) {
+      first = got;
+      first_name = name;
+    } else {
+      EXPECT_EQ(got, first) << name << " differs from " << first_name;
+    }
+  }
+}
+
+// Every x86-64 target with FMA (AVX2 and AVX-512 here) gives the same checkpoint and
+// adapter bytes: the kernels' reductions follow one order whatever the vector width, so a
+// recipe reproduces on any machine the kernels dispatch differently on. Widths with tails
+// at every level: d_model 72, d_ff 88, head_dim 36, vocab 290.
+TEST(RunRecipeTest, SameBytesOnEveryCompiledTargetWithFma) {
+  TempDir dir;
+  Recipe r = TinyRecipe(dir);
+  r.model.d_model = 72;
+  r.model.d_ff = 88;
+  r.model.n_heads = 2;
+  ExpectSameOnEveryFmaTarget([&](const std::string& name) {
+    TrainRunOptions o;
+    o.threads = 2;
+    o.output = dir.path() + "/" + name + "/m.gguf";
+    auto a = RunRecipe(r, o);
+    EXPECT_TRUE(a.ok()) << a.status().message();
+    return a.ok() ? a->sha256 : std::string();
+  });
+  for (int i = 0; i < 6; ++i) {
+    dir.Write("notes/n" + std::to_string(i) + ".md",
+              "Meeting " + std::to_string(i) + ": buy a rope for the bell. Owner: Eva.\n");
+  }
+  ExpectSameOnEveryFmaTarget([&](const std::string& name) {
+    FinetuneOptions f;
+    f.base = dir.path() + "/AVX2/m.gguf";  // q8_0: the frozen weights stay quantized
+    f.data = dir.path() + "/notes";
+    f.out = dir.path() + "/" + name + "/a.gguf";
+    f.steps = 3;
+    f.rank = 2;
+    f.batch = 2;
+    f.seq_len = 16;
+    f.threads = 2;
+    auto res = Finetune(f);
+    EXPECT_TRUE(res.ok()) << res.status().message();
+    return res.ok() ? Bytes(f.out) : std::string();
+  });
 }
 
 }  // namespace

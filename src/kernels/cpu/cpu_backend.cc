@@ -115,10 +115,13 @@ class CpuBackend final : public Backend {
                     size_t num_tokens) override {
     PK_CHECK(!jobs.empty() && jobs.size() <= 8);
     // One quantization of x for all jobs when they take the same activation kind (the
-    // kernels require it); else each job on its own, with the same bits.
+    // kernels require it); else (or for trainable weights) each job on its own, with the
+    // same bits.
     const int kind = MatMulActivationKind(jobs[0].w->view().dtype);
     bool same = true;
-    for (const SharedMatMulJob& j : jobs) same &= MatMulActivationKind(j.w->view().dtype) == kind;
+    for (const SharedMatMulJob& j : jobs) {
+      same &= MatMulActivationKind(j.w->view().dtype) == kind && W(*j.w).owned().handle == nullptr;
+    }
     if (!same) {
       for (const SharedMatMulJob& j : jobs) MatMul(*j.w, x, num_tokens, j.y);
       return;
@@ -130,7 +133,10 @@ class CpuBackend final : public Backend {
     kernels::MatMulShared(std::span<const MatMulJob>(k, jobs.size()), F(x), num_tokens, pool_, ws_);
   }
   void MatMulToHost(const Weight& w, BufferRef x, size_t num_tokens, float* y) override {
-    if (const PackedWeight* p = W(w).packed()) {
+    if (W(w).owned().handle != nullptr) {  // trainable: the training forward's GEMM
+      cpu::MatMulTrainable(W(w).f32(), static_cast<size_t>(w.view().num_rows()),
+                           static_cast<size_t>(w.view().ne[0]), F(x), num_tokens, y, pool_);
+    } else if (const PackedWeight* p = W(w).packed()) {
       kernels::MatMul(*p, F(x), num_tokens, y, pool_, ws_);
     } else {
       kernels::MatMul(w.view(), F(x), num_tokens, y, pool_, ws_);

@@ -12,6 +12,7 @@
 // Other targets and other dtypes: portable loops per (row, token), integer within a block.
 // The 256-element super-block types (Q2_K..Q6_K, IQ4_XS) live in matmul_kquant.cc.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <type_traits>
 
@@ -20,6 +21,7 @@
 #include "kernels/cpu/hwy_targets.h"  // IWYU pragma: keep
 #include "hwy/foreach_target.h"       // IWYU pragma: keep
 #include "hwy/highway.h"
+#include "kernels/cpu/fixed_sum-inl.h"
 #include "kernels/cpu/amx.h"
 #include "kernels/cpu/cpu.h"
 #include "kernels/cpu/matmul_dequant.h"
@@ -69,13 +71,14 @@ float DotQ8Portable(const uint8_t* wrow, bool q4, const int8_t* xq, const float*
   return acc;
 }
 
-// F32 / F16 / BF16 weights: per (row, token) one vector FMA chain over the full vectors,
-// the lanes summed (SumOfLanes), then the tail in index order. MatMulFloatTile runs kR rows
-// x kT tokens of these chains side by side, so each weight vector is loaded once for kT
-// tokens and each activation vector once for kR rows, and the FMA latency is hidden behind
-// kR * kT independent chains (one chain alone waits ~4 cycles per FMA). Every (row, token)
-// still goes through exactly the operations of a 1 x 1 tile, so the tiling changes no bit
-// (batch invariance).
+// F32 / F16 / BF16 weights: per (row, token) a fixed sum (fixed_sum-inl.h): element c goes
+// to running sum c % 16, each one FMA chain in order, the 16 added in the fixed tree, so
+// the result is the same bits for any vector width (training's forward matmul: a recipe's
+// checkpoint does not depend on the machine's ISA). MatMulFloatTile runs kR rows x kT
+// tokens of these sums side by side, so each weight vector is loaded once for kT tokens
+// and each activation vector once for kR rows, and the FMA latency is hidden behind the
+// independent chains. Every (row, token) still goes through exactly the operations of a
+// 1 x 1 tile, so the tiling changes no bit (batch invariance).
 template <typename T>
 HWY_INLINE float WeightAt(const T* w, size_t i) {
   if constexpr (std::is_same_v<T, float>) {
@@ -92,7 +95,7 @@ HWY_INLINE float WeightAt(const T* w, size_t i) {
 }
 
 template <typename T>
-HWY_INLINE auto LoadWeightF32(hn::ScalableTag<float> df, const T* w) {
+HWY_INLINE auto LoadWeightF32(fixed_sum::D16 df, const T* w) {
   if constexpr (std::is_same_v<T, float>) {
     return hn::LoadU(df, w);
   } else {
@@ -106,38 +109,48 @@ HWY_INLINE auto LoadWeightF32(hn::ScalableTag<float> df, const T* w) {
 template <typename T, size_t kR, size_t kT>
 HWY_INLINE void MatMulFloatTile(const uint8_t* w, size_t w_stride, const float* x, size_t n,
                                 size_t rows, size_t r0, size_t t0, float* y) {
-  const hn::ScalableTag<float> df;
-  const size_t N = hn::Lanes(df);
+  using fixed_sum::kLanes, fixed_sum::kN, fixed_sum::kVecs;
+  const fixed_sum::D16 df;
   const T* wr[kR];
   const float* xt[kT];
   for (size_t i = 0; i < kR; ++i) wr[i] = reinterpret_cast<const T*>(w + (r0 + i) * w_stride);
   for (size_t j = 0; j < kT; ++j) xt[j] = x + (t0 + j) * n;
-  decltype(hn::Zero(df)) acc[kR][kT];
+  fixed_sum::V16 acc[kR][kT][kVecs];
   for (size_t i = 0; i < kR; ++i) {
-    for (size_t j = 0; j < kT; ++j) acc[i][j] = hn::Zero(df);
+    for (size_t j = 0; j < kT; ++j) {
+      for (size_t v = 0; v < kVecs; ++v) acc[i][j][v] = hn::Zero(df);
+    }
   }
   size_t c = 0;
-  for (; c + N <= n; c += N) {
-    decltype(hn::Zero(df)) wv[kR];
-    for (size_t i = 0; i < kR; ++i) wv[i] = LoadWeightF32(df, wr[i] + c);
-    for (size_t j = 0; j < kT; ++j) {
-      const auto xv = hn::LoadU(df, xt[j] + c);
-      for (size_t i = 0; i < kR; ++i) acc[i][j] = hn::MulAdd(wv[i], xv, acc[i][j]);
+  for (; c + kLanes <= n; c += kLanes) {
+    for (size_t v = 0; v < kVecs; ++v) {
+      fixed_sum::V16 wv[kR];
+      for (size_t i = 0; i < kR; ++i) wv[i] = LoadWeightF32(df, wr[i] + c + v * kN);
+      for (size_t j = 0; j < kT; ++j) {
+        const auto xv = hn::LoadU(df, xt[j] + c + v * kN);
+        for (size_t i = 0; i < kR; ++i) acc[i][j][v] = hn::MulAdd(wv[i], xv, acc[i][j][v]);
+      }
     }
   }
   for (size_t i = 0; i < kR; ++i) {
     for (size_t j = 0; j < kT; ++j) {
-      float sum = hn::GetLane(hn::SumOfLanes(df, acc[i][j]));
-      for (size_t k = c; k < n; ++k) sum += WeightAt(wr[i], k) * xt[j][k];
-      y[(t0 + j) * rows + r0 + i] = sum;
+      if (c < n) {  // the last n % 16 elements into their running sums, fused the same way
+        HWY_ALIGN float s[kLanes];
+        for (size_t v = 0; v < kVecs; ++v) hn::Store(acc[i][j][v], df, s + v * kN);
+        for (size_t k = c; k < n; ++k) s[k - c] = std::fma(WeightAt(wr[i], k), xt[j][k], s[k - c]);
+        for (size_t v = 0; v < kVecs; ++v) acc[i][j][v] = hn::Load(df, s + v * kN);
+      }
+      y[(t0 + j) * rows + r0 + i] = fixed_sum::Reduce(acc[i][j]);
     }
   }
 }
 
 #if HWY_TARGET <= HWY_AVX3
 constexpr size_t kFloatTileRows = 4, kFloatTileTokens = 4;  // 16 chains of 32 registers
+#elif HWY_TARGET <= HWY_AVX2
+constexpr size_t kFloatTileRows = 2, kFloatTileTokens = 2;  // 8 vector chains of 16 registers
 #else
-constexpr size_t kFloatTileRows = 2, kFloatTileTokens = 4;  // 8 chains of 16 registers
+constexpr size_t kFloatTileRows = 1, kFloatTileTokens = 2;  // 8 vector chains (4 per sum)
 #endif
 
 template <typename T, size_t kR>

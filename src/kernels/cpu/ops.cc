@@ -10,6 +10,7 @@
 #include "hwy/foreach_target.h"       // IWYU pragma: keep
 #include "hwy/highway.h"
 #include "hwy/contrib/math/math-inl.h"
+#include "kernels/cpu/fixed_sum-inl.h"
 #include "kernels/cpu/cpu.h"
 #include "tensor/fp16.h"
 
@@ -22,17 +23,10 @@ using tensor::DType;
 void RmsNormImpl(const float* x, const float* weight, float eps, size_t n, float* out) {
   const hn::ScalableTag<float> d;
   const size_t N = hn::Lanes(d);
-  auto acc = hn::Zero(d);
-  size_t i = 0;
-  for (; i + N <= n; i += N) {
-    const auto v = hn::LoadU(d, x + i);
-    acc = hn::MulAdd(v, v, acc);
-  }
-  float ss = hn::GetLane(hn::SumOfLanes(d, acc));
-  for (; i < n; ++i) ss += x[i] * x[i];
+  const float ss = fixed_sum::SumSquares(x, n);
   const float scale = 1.0f / std::sqrt(ss / static_cast<float>(n) + eps);
   const auto vs = hn::Set(d, scale);
-  i = 0;
+  size_t i = 0;
   for (; i + N <= n; i += N) {
     hn::StoreU(hn::Mul(hn::Mul(hn::LoadU(d, x + i), vs), hn::LoadU(d, weight + i)), d, out + i);
   }
@@ -51,16 +45,16 @@ void RopeHeadImpl(float* x, const float* cs, const float* sn, size_t rot_dims, b
       hn::StoreU(hn::NegMulAdd(b, s, hn::Mul(a, c)), d, x + i);
       hn::StoreU(hn::MulAdd(a, s, hn::Mul(b, c)), d, x + half + i);
     }
-    for (; i < half; ++i) {
+    for (; i < half; ++i) {  // the vector lanes' operations, fused the same way
       const float a = x[i], b = x[half + i];
-      x[i] = a * cs[i] - b * sn[i];
-      x[half + i] = a * sn[i] + b * cs[i];
+      x[i] = std::fma(-b, sn[i], a * cs[i]);
+      x[half + i] = std::fma(a, sn[i], b * cs[i]);
     }
   } else {
     for (size_t i = 0; i < half; ++i) {
       const float a = x[2 * i], b = x[2 * i + 1];
-      x[2 * i] = a * cs[i] - b * sn[i];
-      x[2 * i + 1] = a * sn[i] + b * cs[i];
+      x[2 * i] = std::fma(-b, sn[i], a * cs[i]);
+      x[2 * i + 1] = std::fma(a, sn[i], b * cs[i]);
     }
   }
 }
@@ -86,23 +80,28 @@ void SoftmaxImpl(float* x, size_t n) {
   const float m = MaxOf(x, n);
   const auto vm = hn::Set(d, m);
   const auto lo = hn::Set(d, kScaledExpMin);
-  auto vsum = hn::Zero(d);
+  // As in ScaledExp: Exp sees only finite arguments it can take (a masked -inf or a huge
+  // negative score would reach a float-to-int conversion inside it on some targets);
+  // below the range the result is 0, and NaN stays NaN. The tail goes through the same
+  // vector code, and the sum is a fixed sum, so no entry depends on the vector width.
+  const auto one = [&](float* p) {
+    const auto arg = hn::Sub(hn::LoadU(d, p), vm);
+    hn::StoreU(hn::IfThenElse(hn::IsNaN(arg), arg,
+                              hn::IfThenZeroElse(hn::Lt(arg, lo), hn::Exp(d, hn::Max(arg, lo)))),
+               d, p);
+  };
   size_t i = 0;
-  for (; i + N <= n; i += N) {
-    // As in ScaledExp: Exp sees only finite arguments it can take (a masked -inf or a huge
-    // negative score would reach a float-to-int conversion inside it on some targets);
-    // below the range the result is 0, and NaN stays NaN.
-    const auto arg = hn::Sub(hn::LoadU(d, x + i), vm);
-    const auto e = hn::IfThenElse(
-        hn::IsNaN(arg), arg, hn::IfThenZeroElse(hn::Lt(arg, lo), hn::Exp(d, hn::Max(arg, lo))));
-    hn::StoreU(e, d, x + i);
-    vsum = hn::Add(vsum, e);
+  for (; i + N <= n; i += N) one(x + i);
+  if (i < n) {
+    HWY_ALIGN float buf[hn::MaxLanes(d)] = {};
+    std::memcpy(buf, x + i, (n - i) * sizeof(float));
+    one(buf);
+    std::memcpy(x + i, buf, (n - i) * sizeof(float));
   }
-  float sum = hn::GetLane(hn::SumOfLanes(d, vsum));
-  for (; i < n; ++i) {
-    x[i] = std::exp(x[i] - m);
-    sum += x[i];
-  }
+  const float* const in[1] = {x};
+  const float sum = fixed_sum::Sum(in, n, [](const fixed_sum::V16* e, fixed_sum::V16 acc) {
+    return hn::Add(acc, e[0]);
+  });
   const float inv = 1.0f / sum;
   const auto vinv = hn::Set(d, inv);
   for (i = 0; i + N <= n; i += N) hn::StoreU(hn::Mul(hn::LoadU(d, x + i), vinv), d, x + i);
@@ -161,16 +160,23 @@ void SwiGLUImpl(const float* gate, const float* up, size_t n, float* out) {
   const size_t N = hn::Lanes(d);
   const auto one = hn::Set(d, 1.0f);
   const auto lo = hn::Set(d, kScaledExpMin), hi = hn::Set(d, kScaledExpMax);
-  size_t i = 0;
-  for (; i + N <= n; i += N) {
-    const auto g = hn::LoadU(d, gate + i);
-    const auto u = hn::LoadU(d, up + i);
+  const auto body = [&](const float* gp, const float* upp, float* o) {
+    const auto g = hn::LoadU(d, gp);
+    const auto u = hn::LoadU(d, upp);
     // exp(-g) with -g clamped into Exp's range (see Softmax): the sigmoid is then 1 - 2e-38
     // or 6e-39 instead of 1 or 0 at the far ends, and defined for +-inf.
     const auto sig = hn::Div(one, hn::Add(one, hn::Exp(d, hn::Min(hn::Max(hn::Neg(g), lo), hi))));
-    hn::StoreU(hn::Mul(hn::Mul(g, sig), u), d, out + i);
+    hn::StoreU(hn::Mul(hn::Mul(g, sig), u), d, o);
+  };
+  size_t i = 0;
+  for (; i + N <= n; i += N) body(gate + i, up + i, out + i);
+  if (i < n) {  // the tail through the same vector code, so no entry depends on n
+    HWY_ALIGN float buf[3][hn::MaxLanes(d)] = {};
+    std::memcpy(buf[0], gate + i, (n - i) * sizeof(float));
+    std::memcpy(buf[1], up + i, (n - i) * sizeof(float));
+    body(buf[0], buf[1], buf[2]);
+    std::memcpy(out + i, buf[2], (n - i) * sizeof(float));
   }
-  for (; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
 
 void AddImpl(const float* a, const float* b, size_t n, float* out) {
@@ -211,11 +217,16 @@ void AttentionHeadT(const float* q, const T* k, const T* v, size_t row_stride, s
   const size_t N = hn::Lanes(d);
   for (size_t p = 0; p < len; ++p) {
     const T* kp = k + p * row_stride;
-    auto acc = hn::Zero(d);
-    size_t i = 0;
-    for (; i + N <= hd; i += N) acc = hn::MulAdd(hn::LoadU(d, q + i), LoadF32(d, kp + i), acc);
-    float s = hn::GetLane(hn::SumOfLanes(d, acc));
-    for (; i < hd; ++i) s += q[i] * ToF32(kp, i);
+    float s;
+    if constexpr (std::is_same_v<T, float>) {
+      s = fixed_sum::Dot(q, kp, hd);  // the same bits on every FMA target (training's path)
+    } else {
+      auto acc = hn::Zero(d);
+      size_t i = 0;
+      for (; i + N <= hd; i += N) acc = hn::MulAdd(hn::LoadU(d, q + i), LoadF32(d, kp + i), acc);
+      s = hn::GetLane(hn::SumOfLanes(d, acc));
+      for (; i < hd; ++i) s += q[i] * ToF32(kp, i);
+    }
     scores[p] = s * scale;
   }
   SoftmaxImpl(scores, len);
@@ -241,7 +252,7 @@ void AttentionHeadT(const float* q, const T* k, const T* v, size_t row_stride, s
   }
   for (; i < hd; ++i) {
     float acc = 0.0f;
-    for (size_t p = 0; p < len; ++p) acc += scores[p] * ToF32(v + p * row_stride, i);
+    for (size_t p = 0; p < len; ++p) acc = std::fma(scores[p], ToF32(v + p * row_stride, i), acc);
     out[i] = acc;
   }
 }

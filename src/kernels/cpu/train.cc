@@ -24,6 +24,7 @@
 // clang-format on
 #include "base/check.h"
 #include "hwy/contrib/math/math-inl.h"
+#include "kernels/cpu/fixed_sum-inl.h"
 #include "hwy/highway.h"
 #include "kernels/cpu/cpu.h"
 #include "kernels/cpu/matmul_dequant.h"
@@ -92,7 +93,7 @@ HWY_INLINE void GemmBlock(const GemmTile& g, size_t i, size_t c) {
 HWY_INLINE void GemmTail(const GemmTile& g, size_t i, size_t c0) {
   for (size_t c = c0; c < g.wc; ++c) {
     float acc = g.c[i * g.ldc + c];
-    for (size_t k = 0; k < g.num_k; ++k) acc += g.a[k * g.a_k + i * g.a_i] * g.b[k * g.ldb + c];
+    for (size_t k = 0; k < g.num_k; ++k) acc = std::fma(g.a[k * g.a_k + i * g.a_i], g.b[k * g.ldb + c], acc);
     g.c[i * g.ldc + c] = acc;
   }
 }
@@ -186,30 +187,9 @@ void AdamWImpl(float* param, const float* grad, float* m, float* v, size_t n,
   });
 }
 
-float SumSquaresImpl(const float* x, size_t n) {
-  const D d;
-  const size_t N = hn::Lanes(d);
-  V acc = hn::Zero(d);
-  size_t i = 0;
-  for (; i + N <= n; i += N) {
-    const V v = hn::LoadU(d, x + i);
-    acc = hn::MulAdd(v, v, acc);
-  }
-  float s = hn::GetLane(hn::SumOfLanes(d, acc));
-  for (; i < n; ++i) s += x[i] * x[i];
-  return s;
-}
+float SumSquaresImpl(const float* x, size_t n) { return fixed_sum::SumSquares(x, n); }
 
-HWY_INLINE float Dot(const float* a, const float* b, size_t n) {
-  const D d;
-  const size_t N = hn::Lanes(d);
-  V acc = hn::Zero(d);
-  size_t i = 0;
-  for (; i + N <= n; i += N) acc = hn::MulAdd(hn::LoadU(d, a + i), hn::LoadU(d, b + i), acc);
-  float s = hn::GetLane(hn::SumOfLanes(d, acc));
-  for (; i < n; ++i) s += a[i] * b[i];
-  return s;
-}
+HWY_INLINE float Dot(const float* a, const float* b, size_t n) { return fixed_sum::Dot(a, b, n); }
 
 // One row of RmsNormBackward's input gradient; returns the row's 1 / rms (the forward's
 // scale, computed as RmsNorm computes it) for the weight gradient.
@@ -219,21 +199,19 @@ float RmsNormBackwardRowImpl(const float* x, const float* w, float eps, size_t n
   const size_t N = hn::Lanes(d);
   const float ss = Dot(x, x, n);
   const float r = 1.0f / std::sqrt(ss / static_cast<float>(n) + eps);
-  V acc = hn::Zero(d);
-  size_t i = 0;
-  for (; i + N <= n; i += N) {
-    acc = hn::MulAdd(hn::Mul(hn::LoadU(d, dy + i), hn::LoadU(d, w + i)), hn::LoadU(d, x + i), acc);
-  }
-  float dot = hn::GetLane(hn::SumOfLanes(d, acc));
-  for (; i < n; ++i) dot += dy[i] * w[i] * x[i];
+  const float* const in[3] = {dy, w, x};
+  const float dot = fixed_sum::Sum(in, n, [](const fixed_sum::V16* v, fixed_sum::V16 acc) {
+    return hn::MulAdd(hn::Mul(v[0], v[1]), v[2], acc);
+  });
   // dx_j += r w_j dy_j - (r^3 / n) dot x_j
   const float c = r * r * r / static_cast<float>(n) * dot;
   const V vr = hn::Set(d, r), vc = hn::Set(d, c);
-  for (i = 0; i + N <= n; i += N) {
+  size_t i = 0;
+  for (; i + N <= n; i += N) {
     const V g = hn::Mul(hn::Mul(vr, hn::LoadU(d, w + i)), hn::LoadU(d, dy + i));
     hn::StoreU(hn::Add(hn::LoadU(d, dx + i), hn::NegMulAdd(vc, hn::LoadU(d, x + i), g)), d, dx + i);
   }
-  for (; i < n; ++i) dx[i] += r * w[i] * dy[i] - c * x[i];
+  for (; i < n; ++i) dx[i] += std::fma(-c, x[i], r * w[i] * dy[i]);  // the lanes' operations
   return r;
 }
 
@@ -253,7 +231,9 @@ void RmsNormWeightGradImpl(const float* x, const float* dy, const float* rs, siz
   }
   for (; c < c1; ++c) {
     float acc = dweight[c];
-    for (size_t row = 0; row < num_rows; ++row) acc += dy[row * n + c] * x[row * n + c] * rs[row];
+    for (size_t row = 0; row < num_rows; ++row) {
+      acc = std::fma(dy[row * n + c] * x[row * n + c], rs[row], acc);
+    }
     dweight[c] = acc;
   }
 }
@@ -276,7 +256,7 @@ void AttentionBackwardHeadImpl(const float* q, const float* k, const float* v, c
   float dsum = 0.0f;
   for (size_t j = 0; j < len; ++j) {
     ds[j] = Dot(dout, v + j * stride, hd);
-    dsum += p[j] * ds[j];
+    dsum = std::fma(p[j], ds[j], dsum);
   }
   for (size_t j = 0; j < len; ++j) ds[j] = p[j] * (ds[j] - dsum) * scale;
   size_t i = 0;
@@ -296,9 +276,9 @@ void AttentionBackwardHeadImpl(const float* q, const float* k, const float* v, c
   for (; i < hd; ++i) {
     float acc = 0.0f;
     for (size_t j = 0; j < len; ++j) {
-      acc += ds[j] * k[j * stride + i];
-      dk[j * stride + i] += ds[j] * q[i];
-      dv[j * stride + i] += p[j] * dout[i];
+      acc = std::fma(ds[j], k[j * stride + i], acc);  // the lanes' operations, fused
+      dk[j * stride + i] = std::fma(ds[j], q[i], dk[j * stride + i]);
+      dv[j * stride + i] = std::fma(p[j], dout[i], dv[j * stride + i]);
     }
     dq[i] = acc;
   }
@@ -465,6 +445,29 @@ void MatMulBackwardInput(const tensor::TensorView& w, const float* dy, size_t nu
       Gemm(g);
     }
   });
+}
+
+void MatMulTrainable(const float* w, size_t rows, size_t cols, const float* x, size_t num_tokens,
+                     float* y, ThreadPool& pool) {
+  if (num_tokens == 0) return;
+  // W transposed (cols x rows), 32 x 32 blocks at a time: y = x W^T is then
+  // MatMulBackwardInput's product with that matrix, chained onto zeros.
+  thread_local std::vector<float> wt;
+  wt.resize(rows * cols);
+  constexpr size_t kB = 32;
+  for (size_t r0 = 0; r0 < rows; r0 += kB) {
+    for (size_t c0 = 0; c0 < cols; c0 += kB) {
+      const size_t r1 = std::min(rows, r0 + kB), c1 = std::min(cols, c0 + kB);
+      for (size_t r = r0; r < r1; ++r) {
+        for (size_t c = c0; c < c1; ++c) wt[c * rows + r] = w[r * cols + c];
+      }
+    }
+  }
+  Fill(y, num_tokens * rows, 0.0f, pool);
+  tensor::TensorView view;
+  view.ne = {static_cast<int64_t>(rows), static_cast<int64_t>(cols), 1, 1};
+  view.data = wt.data();
+  MatMulBackwardInput(view, x, num_tokens, y, pool);
 }
 
 void SumRows(const float* dy, size_t n, size_t num_rows, float* dbias, ThreadPool& pool) {

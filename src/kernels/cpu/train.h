@@ -26,6 +26,14 @@ namespace pocket::kernels::cpu {
 // REQUIRES: MatMulSupports(w.dtype).
 void MatMulBackwardInput(const tensor::TensorView& w, const float* dy, size_t num_tokens, float* dx,
                          ThreadPool& pool);
+// y[t][r] = sum_c x[t][c] * w[r][c] for a trainable F32 matrix (rows x cols): the training
+// forward's MatMul, as one GEMM (W transposed into a thread-local copy, then
+// MatMulBackwardInput's kernel onto zeros) instead of the inference kernel's dot per
+// (row, token), ~3x faster at training's batch sizes. Each y is one FMA chain over c in
+// order, so the result does not depend on num_tokens (batch invariance), the thread count
+// or the vector width.
+void MatMulTrainable(const float* w, size_t rows, size_t cols, const float* x, size_t num_tokens,
+                     float* y, ThreadPool& pool);
 // dw[r][c] += sum_t dy[t][r] * x[t][c], chained onto dw with one FMA per t in order.
 void MatMulBackwardWeight(const float* x, const float* dy, size_t num_tokens, size_t rows,
                           size_t cols, float* dw, ThreadPool& pool);
