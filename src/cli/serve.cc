@@ -143,7 +143,10 @@ int RunServe(const ServeFlags& f) {
   for (const auto& arg : paths) {
     auto path = registry::ResolveModelPath(arg);  // a path, else NAME[:TAG] in the store
     if (!path.ok()) return Fail("serve", path.status());
-    auto m = server::LoadRuntimeModel(*path, f.threads, f.context, f.max_active);
+    std::error_code ec;
+    const bool stored = !std::filesystem::exists(arg, ec);  // NAME[:TAG]: served by that name
+    auto m = server::LoadRuntimeModel(*path, f.threads, f.context, f.max_active,
+                                      stored ? arg : std::string());
     if (!m.ok()) return Fail("serve", m.status());
     models.push_back(std::move(*m));
   }
@@ -212,10 +215,20 @@ CommandMain Configure(CLI::App& app) {
                     "pocket serve -m model.gguf -c 4096 -t 4 --port 8080",
                     "pocket serve -m model.gguf --temp 0.7 -n 256 --seed 1  # request defaults",
                     "pocket serve a.gguf b.gguf --policy docs/policy.example.toml"});
-  AddModelOption(app, &f->models)->check(CLI::ExistingFile);
+  // A file, or a NAME[:TAG] in the store (served under that name).
+  const CLI::Validator model_arg(
+      [](std::string& arg) -> std::string {
+        std::error_code ec;
+        if (std::filesystem::exists(arg, ec)) return "";
+        auto path = registry::ResolveModelPath(arg);
+        return path.ok() ? "" : path.status().message();
+      },
+      "PATH|NAME[:TAG]");
+  AddModelOption(app, &f->models)->check(model_arg);
   app.add_option("models", f->positional_models,
-                 "[MODEL...] GGUF model files, as -m; model id = file name without .gguf")
-      ->check(CLI::ExistingFile);
+                 "[MODEL...] GGUF model files or NAME[:TAG] in the store, as -m; model id = file "
+                 "name without .gguf, or the NAME[:TAG] as given")
+      ->check(model_arg);
   app.add_option("--fake-model", f->fake_models,
                  "serve a deterministic fake model with this id (for tests; repeatable)");
   app.add_option("--fake-delay-ms", f->fake_delay_ms, "per-token delay of fake models");

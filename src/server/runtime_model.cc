@@ -54,7 +54,8 @@ std::string MiB(uint64_t b) { return std::to_string((b + (1 << 20) - 1) >> 20) +
 }  // namespace
 
 Result<std::shared_ptr<Model>> LoadRuntimeModel(const std::string& path, int threads,
-                                                int context_length, int max_sequences) {
+                                                int context_length, int max_sequences,
+                                                std::string id) {
   runtime::EngineOptions opts;
   opts.threads = threads;
   opts.context_length = context_length;
@@ -71,7 +72,7 @@ Result<std::shared_ptr<Model>> LoadRuntimeModel(const std::string& path, int thr
   };
   PK_ASSIGN_OR_RETURN(std::shared_ptr<runtime::Engine> engine, runtime::Engine::Load(path, opts));
   std::filesystem::path p(path);
-  std::string id = p.extension() == ".gguf" ? p.stem().string() : p.filename().string();
+  if (id.empty()) id = p.extension() == ".gguf" ? p.stem().string() : p.filename().string();
   runtime::SchedulerOptions so;
   so.max_sequences = max_sequences;
   return std::shared_ptr<Model>(std::make_shared<RuntimeModel>(std::move(id), std::move(engine), so));

@@ -15,11 +15,13 @@
 
 namespace pocket::server {
 
-// The model's id is the file name without ".gguf". `max_sequences` is the number of
+// The model's id is `id`, or when that is empty the file name without ".gguf" (a model
+// from the store is served under its NAME:TAG, not its blob's name). `max_sequences` is the number of
 // requests batched together (the scheduler's slots; the server's --max-active, so that the
 // server's admission queue is the only one). ResourceExhausted when the estimate exceeds
 // the memory available; the loader's errors otherwise.
 Result<std::shared_ptr<Model>> LoadRuntimeModel(const std::string& path, int threads,
-                                                int context_length, int max_sequences);
+                                                int context_length, int max_sequences,
+                                                std::string id = "");
 
 }  // namespace pocket::server
