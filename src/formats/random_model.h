@@ -1,6 +1,6 @@
-// Random-weight Llama-family models written as complete GGUF files (`pocket make-model`,
-// scripts/make_default_model.sh): real shapes for side-by-side benchmarks with llama.cpp
-// (llama-bench loads them), tiny shapes for tests, and the embedded default model.
+// Random-weight Llama-family models written as complete GGUF files (`pocket make-model`):
+// real shapes for side-by-side benchmarks with llama.cpp (llama-bench loads them) and tiny
+// shapes for tests.
 // Weights ~ N(0, init_std), 0.02 by default (norm weights 1), from a portable generator: the same
 // spec and seed give the same bytes on every machine (no libm in the sampling, only integer and
 // float additions). The tokenizer section is a synthetic byte-level BPE vocabulary: the 256 byte
@@ -47,7 +47,8 @@ struct RandomModelSpec {
 };
 
 // Named shapes: "smollm2-135m", "llama3.2-1b", "qwen2.5-0.5b", "tiny" (d_model 64),
-// "tiny-k" (d_model 256, rows fit K-quant blocks), "pocket-default" (the embedded model).
+// "tiny-k" (d_model 256, rows fit K-quant blocks), "pocket-default" (the shape of the
+// first embedded default model, 4 MB of Q8_0; the model is trained now: recipes/default.toml).
 // InvalidArgument for an unknown name (the message lists the known ones).
 Result<RandomModelSpec> NamedShape(std::string_view name);
 std::vector<std::string> NamedShapes();
