@@ -329,6 +329,9 @@ Result<FetchResponse> Fetch(const FetchRequest& request, const BodyChunkFn* on_b
     http::response_parser<http::buffer_body> parser;
     parser.body_limit(request.max_response_bytes);
     parser.header_limit(64 * 1024);
+    // A HEAD response carries the Content-Length of the body it does not send (a registry's
+    // blob check): without skip the parser would wait for that body until the deadline.
+    if (verb == http::verb::head) parser.skip(true);
     const char* step = "connect";
     FetchResponse out;
     const char* stopped_by = nullptr;  // set when a handler ended the exchange early
