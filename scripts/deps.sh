@@ -11,6 +11,7 @@ APT_PACKAGES=(
   libsqlite3-dev libssl-dev libsodium-dev libzstd-dev zlib1g-dev libpcre2-dev libsimdjson-dev
   openssl ca-certificates
   python3 chromium chromium-driver
+  docker-registry apache2-utils
 )
 # Node.js and npm: Debian's nodejs + npm unless a node with npm is already installed (the
 # NodeSource build bundles npm and conflicts with Debian's npm package).
