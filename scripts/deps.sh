@@ -11,7 +11,7 @@ APT_PACKAGES=(
   libsqlite3-dev libssl-dev libsodium-dev libzstd-dev zlib1g-dev libpcre2-dev libsimdjson-dev
   openssl ca-certificates
   python3 chromium chromium-driver
-  docker-registry apache2-utils
+  docker-registry apache2-utils  # tests/cli/registry_remote_test: a real OCI registry, htpasswd -B
 )
 # Node.js and npm: Debian's nodejs + npm unless a node with npm is already installed (the
 # NodeSource build bundles npm and conflicts with Debian's npm package).
