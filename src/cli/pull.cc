@@ -33,16 +33,15 @@ int PullMain(const PullFlags& f) {
   registry::Store store(*root);
   auto pulled = registry::Pull(store, *ref, options);
   if (!pulled.ok()) return Fail(cmd, pulled.status());
-  std::printf("pulled %s as %s (%s, manifest %.19s): %d blob(s) downloaded (%s%s), %d already "
-              "in the store\n",
-              ref->ToString().c_str(), ref->local.ToString().c_str(),
-              HumanBytes(pulled->entry.size_bytes).c_str(),
-              pulled->entry.manifest_digest.c_str(), pulled->blobs_downloaded,
-              HumanBytes(pulled->bytes_downloaded).c_str(),
-              pulled->bytes_resumed > 0
-                  ? (", " + HumanBytes(pulled->bytes_resumed) + " resumed").c_str()
-                  : "",
-              pulled->blobs_present);
+  std::printf(
+      "pulled %s as %s (%s, manifest %.19s): %d blob(s) downloaded (%s%s), %d already "
+      "in the store\n",
+      ref->ToString().c_str(), ref->local.ToString().c_str(),
+      HumanBytes(pulled->entry.size_bytes).c_str(), pulled->entry.manifest_digest.c_str(),
+      pulled->blobs_downloaded, HumanBytes(pulled->bytes_downloaded).c_str(),
+      pulled->bytes_resumed > 0 ? (", " + HumanBytes(pulled->bytes_resumed) + " resumed").c_str()
+                                : "",
+      pulled->blobs_present);
   return 0;
 }
 

@@ -24,8 +24,8 @@ int PushMain(const PushFlags& f) {
   auto local = ParseRefArg(f.ref);
   if (!local.ok()) return Fail(cmd, local.status());
   const char* default_host = std::getenv("POCKET_REGISTRY");
-  auto dest = registry::ParseRemoteRef(f.dest.empty() ? f.ref : f.dest,
-                                       default_host ? default_host : "");
+  auto dest =
+      registry::ParseRemoteRef(f.dest.empty() ? f.ref : f.dest, default_host ? default_host : "");
   if (!dest.ok()) return Fail(cmd, dest.status());
   auto root = StoreRoot(f.store);
   if (!root.ok()) return Fail(cmd, root.status());
@@ -39,9 +39,9 @@ int PushMain(const PushFlags& f) {
   auto pushed = registry::Push(store, *local, *dest, options);
   if (!pushed.ok()) return Fail(cmd, pushed.status());
   std::printf("pushed %s to %s (manifest %.19s): %d blob(s) uploaded (%s), %d already there\n",
-              local->ToString().c_str(), dest->ToString().c_str(),
-              pushed->manifest_digest.c_str(), pushed->blobs_uploaded,
-              HumanBytes(pushed->bytes_uploaded).c_str(), pushed->blobs_present);
+              local->ToString().c_str(), dest->ToString().c_str(), pushed->manifest_digest.c_str(),
+              pushed->blobs_uploaded, HumanBytes(pushed->bytes_uploaded).c_str(),
+              pushed->blobs_present);
   return 0;
 }
 

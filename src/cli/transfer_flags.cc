@@ -80,9 +80,8 @@ registry::TransferFn MakeProgress(const std::string& verb, const std::string& re
     const int64_t moved = st->start_bytes < 0 ? 0 : e.done_bytes - st->start_bytes;
     const double rate = elapsed > 0.05 ? moved / elapsed : 0;
     const double eta = rate > 0 ? (e.total_bytes - e.done_bytes) / rate : -1;
-    const bool throttled =
-        e.kind == Kind::kProgress &&
-        now - st->last_draw < std::chrono::milliseconds(st->tty ? 100 : 500);
+    const bool throttled = e.kind == Kind::kProgress &&
+                           now - st->last_draw < std::chrono::milliseconds(st->tty ? 100 : 500);
     if (throttled) return;
     st->last_draw = now;
     if (st->tty) {
@@ -93,11 +92,10 @@ registry::TransferFn MakeProgress(const std::string& verb, const std::string& re
       if (e.kind == Kind::kBlobDone && !st->drawn) return;
       const int pct =
           e.total_bytes > 0 ? static_cast<int>(100.0 * e.done_bytes / e.total_bytes) : 100;
-      std::fprintf(stderr, "\r\033[K%s %s  %s / %s  %3d%%  %s/s  ETA %s", st->verb.c_str(),
-                   st->ref.c_str(), HumanBytes(e.done_bytes).c_str(),
-                   HumanBytes(e.total_bytes).c_str(), pct,
-                   HumanBytes(static_cast<int64_t>(rate)).c_str(),
-                   eta >= 0 ? Seconds(eta).c_str() : "-");
+      std::fprintf(
+          stderr, "\r\033[K%s %s  %s / %s  %3d%%  %s/s  ETA %s", st->verb.c_str(), st->ref.c_str(),
+          HumanBytes(e.done_bytes).c_str(), HumanBytes(e.total_bytes).c_str(), pct,
+          HumanBytes(static_cast<int64_t>(rate)).c_str(), eta >= 0 ? Seconds(eta).c_str() : "-");
       st->drawn = true;
       if (e.kind == Kind::kDone) std::fputc('\n', stderr);
       std::fflush(stderr);

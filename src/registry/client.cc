@@ -95,19 +95,17 @@ Result<RemoteRef> ParseRemoteRef(std::string_view text, std::string_view default
         "or set POCKET_REGISTRY");
   }
   PK_ASSIGN_OR_RETURN(ModelRef repo, ParseModelRef(rest));
-  const bool tag_given = rest.rfind(':') != std::string_view::npos &&
-                         rest.rfind(':') > (rest.rfind('/') == std::string_view::npos
-                                                ? 0
-                                                : rest.rfind('/'));
+  const bool tag_given =
+      rest.rfind(':') != std::string_view::npos &&
+      rest.rfind(':') > (rest.rfind('/') == std::string_view::npos ? 0 : rest.rfind('/'));
   r.repository = repo.name;
   r.tag = (tag_given || r.digest.empty()) ? repo.tag : "";
   r.local.name = r.host + "/" + r.repository;
   r.local.tag = !r.tag.empty() ? r.tag : "sha256-" + std::string(DigestHex(r.digest));
   // The host goes into a stored name: it must fit the name grammar (lower case, a port).
   if (!IsValidName(r.local.name)) {
-    return Status::InvalidArgument("'" + std::string(text.substr(0, 200)) +
-                                   "': registry host '" + r.host.substr(0, 100) +
-                                   "' is not a lower-case host[:port]");
+    return Status::InvalidArgument("'" + std::string(text.substr(0, 200)) + "': registry host '" +
+                                   r.host.substr(0, 100) + "' is not a lower-case host[:port]");
   }
   return r;
 }
@@ -199,13 +197,12 @@ Status RegistryClient::Authenticate(const net::FetchResponse& unauthorized,
   req.ca_file = options_.ca_file;
   req.max_response_bytes = 1 << 20;
   if (!options_.credentials.empty()) {
-    req.headers.push_back(
-        {"Authorization",
-         BasicAuthorization(options_.credentials.user, options_.credentials.password)});
+    req.headers.push_back({"Authorization", BasicAuthorization(options_.credentials.user,
+                                                               options_.credentials.password)});
   }
   auto res = net::HttpFetch(req);
-  if (!res.ok()) return Status::IOError(Where("token from " + realm->second + ": " +
-                                              res.status().message()));
+  if (!res.ok())
+    return Status::IOError(Where("token from " + realm->second + ": " + res.status().message()));
   if (res->status != 200) {
     return fail("the token service " + realm->second + " answered HTTP " +
                 std::to_string(res->status) + "; " + who);
@@ -226,7 +223,8 @@ Result<net::FetchResponse> RegistryClient::Exchange(net::FetchRequest request,
     r.url = url;
     if (r.ca_file.empty()) r.ca_file = options_.ca_file;
     const bool same_host = Authority(url) == home;
-    if (same_host && !authorization_.empty()) r.headers.push_back({"Authorization", authorization_});
+    if (same_host && !authorization_.empty())
+      r.headers.push_back({"Authorization", authorization_});
     Result<net::FetchResponse> res = Status::Internal("unset");
     if (on_body) {
       net::ResponseHeadFn head = [&](int status, const auto& headers) {
@@ -244,8 +242,8 @@ Result<net::FetchResponse> RegistryClient::Exchange(net::FetchRequest request,
     }
     if (on_body && IsRedirect(res->status) && !res->Header("Location").empty()) {
       if (++redirects > kMaxRedirects) {
-        return Status::IOError(Where("more than " + std::to_string(kMaxRedirects) +
-                                     " redirects for " + request.url));
+        return Status::IOError(
+            Where("more than " + std::to_string(kMaxRedirects) + " redirects for " + request.url));
       }
       url = ResolveLocation(url, res->Header("Location"));
       continue;

@@ -55,8 +55,8 @@ TEST(RemoteRefTest, PullByDigestIsStoredUnderADigestTag) {
 }
 
 TEST(RemoteRefTest, RefusesPathLikeNamesAndBadHostsInOneLine) {
-  for (const char* text : {"r.io/../../x", "../../x", "r.io/a/../b", "R.IO/x", "r.io:abc/x",
-                           "r.io/", "r.io//x"}) {
+  for (const char* text :
+       {"r.io/../../x", "../../x", "r.io/a/../b", "R.IO/x", "r.io:abc/x", "r.io/", "r.io//x"}) {
     auto r = ParseRemoteRef(text);
     ASSERT_FALSE(r.ok()) << text;
     EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << text;
@@ -162,8 +162,8 @@ class FakeRegistry {
     for (size_t i = 0; i < layer_.size(); ++i) layer_[i] = static_cast<char>('a' + i % 26);
     Manifest m;
     m.artifact_type = kModelArtifactType;
-    m.config = {kModelConfigType, DigestOf(config_), static_cast<int64_t>(config_.size()),
-                "",               {},                ""};
+    m.config = {
+        kModelConfigType, DigestOf(config_), static_cast<int64_t>(config_.size()), "", {}, ""};
     m.layers.push_back(
         {kGgufLayerType, DigestOf(layer_), static_cast<int64_t>(layer_.size()), "", {}, ""});
     manifest_ = SerializeManifest(m);
@@ -199,10 +199,11 @@ class FakeRegistry {
       return ex->Respond(401, {{"WWW-Authenticate", challenge}}, "{}");
     }
     if (r.path == "/v2/team/tiny/manifests/v1") {
-      return ex->Respond(200,
-                         {{"Content-Type", kOciManifestType},
-                          {"Docker-Content-Digest", lie_digest_ ? DigestOf("x") : DigestOf(manifest_)}},
-                         manifest_);
+      return ex->Respond(
+          200,
+          {{"Content-Type", kOciManifestType},
+           {"Docker-Content-Digest", lie_digest_ ? DigestOf("x") : DigestOf(manifest_)}},
+          manifest_);
     }
     const std::string port = std::to_string(server_->port());
     if (r.path == "/v2/team/tiny/blobs/" + DigestOf(config_)) {

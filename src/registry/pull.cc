@@ -34,9 +34,9 @@ std::optional<int64_t> ParseCount(std::string_view s) {
 std::string HeaderOf(const std::vector<std::pair<std::string, std::string>>& headers,
                      std::string_view name) {
   for (const auto& [k, v] : headers) {
-    if (k.size() == name.size() &&
-        std::equal(k.begin(), k.end(), name.begin(),
-                   [](char a, char b) { return std::tolower(a) == std::tolower(b); })) {
+    if (k.size() == name.size() && std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
+          return std::tolower(a) == std::tolower(b);
+        })) {
       return Trim(v);
     }
   }
@@ -51,12 +51,13 @@ class Puller {
   Result<PullResult> Run() {
     const std::string reference = ref_.digest.empty() ? ref_.tag : ref_.digest;
     PK_ASSIGN_OR_RETURN(std::string manifest_bytes, FetchManifest(reference, ref_.digest, 0));
-    PK_ASSIGN_OR_RETURN(Manifest m, ParseManifest(manifest_bytes,
-                                                  client_.Where("manifest of " + ref_.ToString())));
+    PK_ASSIGN_OR_RETURN(
+        Manifest m, ParseManifest(manifest_bytes, client_.Where("manifest of " + ref_.ToString())));
     if (m.ModelLayer() == nullptr) {
       return Status::InvalidArgument(client_.Where(ref_.ToString() +
                                                    " is not a model: its manifest has no GGUF "
-                                                   "layer (" + std::string(kGgufLayerType) + ")"));
+                                                   "layer (" +
+                                                   std::string(kGgufLayerType) + ")"));
     }
     std::vector<Descriptor> blobs = {m.config};
     blobs.insert(blobs.end(), m.layers.begin(), m.layers.end());
@@ -108,15 +109,15 @@ class Puller {
             return Status::NotFound(client_.Where(ref_.host + "/" + ref_.repository + ":" +
                                                   reference + " not found (HTTP 404)"));
           }
-          return Status::IOError(client_.Where("GET " + path + ": HTTP " +
-                                               std::to_string(res.status)));
+          return Status::IOError(
+              client_.Where("GET " + path + ": HTTP " + std::to_string(res.status)));
         },
         [&](const Status& e, int attempt, int64_t wait_ms) { OnRetry(e, attempt, wait_ms, ""); });
     PK_RETURN_IF_ERROR(s);
     const std::string got = DigestOf(res.body);
     if (!want_digest.empty() && got != want_digest) {
-      return Status::Corruption(client_.Where("manifest " + want_digest + " of " +
-                                              ref_.repository + " hashes to " + got));
+      return Status::Corruption(client_.Where("manifest " + want_digest + " of " + ref_.repository +
+                                              " hashes to " + got));
     }
     const std::string sent = Trim(res.Header("Docker-Content-Digest"));
     if (!sent.empty() && sent != got) {
@@ -128,8 +129,8 @@ class Puller {
     const std::string type = Trim(res.Header("Content-Type"));
     bool is_index = type.rfind(kOciIndexType, 0) == 0;
     if (type.empty() || type.rfind("application/json", 0) == 0) {
-      is_index = res.body.find(kOciIndexType) != std::string::npos &&
-                 ParseIndex(res.body, "index").ok();
+      is_index =
+          res.body.find(kOciIndexType) != std::string::npos && ParseIndex(res.body, "index").ok();
     }
     if (is_index) {
       PK_ASSIGN_OR_RETURN(Index index,
@@ -164,11 +165,10 @@ class Puller {
     done_ = base + dl->have();
     Emit(TransferEvent::Kind::kStart, d.digest, resumed, "");
     for (int digest_failures = 0;; ++digest_failures) {
-      PK_RETURN_IF_ERROR(client_.WithRetries(
-          [&] { return FetchOnce(*dl, base); },
-          [&](const Status& e, int attempt, int64_t wait_ms) {
-            OnRetry(e, attempt, wait_ms, d.digest);
-          }));
+      PK_RETURN_IF_ERROR(client_.WithRetries([&] { return FetchOnce(*dl, base); },
+                                             [&](const Status& e, int attempt, int64_t wait_ms) {
+                                               OnRetry(e, attempt, wait_ms, d.digest);
+                                             }));
       Status c = dl->Commit();
       if (c.ok()) break;
       // Commit discarded the bytes; a corrupt transfer gets one more try.
@@ -207,9 +207,9 @@ class Puller {
           }
         }
         if (length && *length != dl.size()) {
-          refused = Status::Corruption(client_.Where(
-              what + ": Content-Length " + std::to_string(*length) + " but the manifest says " +
-              std::to_string(dl.size()) + " bytes"));
+          refused = Status::Corruption(
+              client_.Where(what + ": Content-Length " + std::to_string(*length) +
+                            " but the manifest says " + std::to_string(dl.size()) + " bytes"));
           return false;
         }
       } else if (status == 206) {
@@ -221,10 +221,9 @@ class Puller {
         const auto total =
             slash != std::string::npos ? ParseCount(range.substr(slash + 1)) : std::nullopt;
         if (!start || *start != dl.have()) {
-          refused = Status::IOError(client_.Where(what + ": asked for bytes " +
-                                                  std::to_string(dl.have()) +
-                                                  "-, got Content-Range '" +
-                                                  range.substr(0, 80) + "'"));
+          refused = Status::IOError(
+              client_.Where(what + ": asked for bytes " + std::to_string(dl.have()) +
+                            "-, got Content-Range '" + range.substr(0, 80) + "'"));
           return false;
         }
         if ((total && *total != dl.size()) || (length && *length != dl.size() - dl.have())) {
@@ -239,10 +238,10 @@ class Puller {
     };
     auto on_body = [&](std::string_view piece) {
       if (Status s = dl.Append(piece); !s.ok()) {
-        refused = s.code() == StatusCode::kCorruption ? Status::Corruption(client_.Where(
-                                                            s.message() + " (the registry lies "
-                                                                          "about its size)"))
-                                                      : s;
+        refused = s.code() == StatusCode::kCorruption
+                      ? Status::Corruption(client_.Where(s.message() + " (the registry lies "
+                                                                       "about its size)"))
+                      : s;
         return false;
       }
       result_.bytes_downloaded += static_cast<int64_t>(piece.size());
@@ -254,16 +253,16 @@ class Puller {
     if (!refused.ok()) return refused;
     if (!res.ok()) return res.status();
     if (res->status == 404) {
-      return Status::NotFound(client_.Where(what + " of " + ref_.repository +
-                                            " not found (HTTP 404)"));
+      return Status::NotFound(
+          client_.Where(what + " of " + ref_.repository + " not found (HTTP 404)"));
     }
     if (res->status == 416) {  // our partial file is not a prefix it knows: start over
       PK_RETURN_IF_ERROR(dl.Restart());
       return Status::IOError(client_.Where("reset: " + what + ": HTTP 416 for a Range request"));
     }
     if (res->status != 200 && res->status != 206) {
-      return Status::IOError(client_.Where("GET " + path + ": HTTP " +
-                                           std::to_string(res->status)));
+      return Status::IOError(
+          client_.Where("GET " + path + ": HTTP " + std::to_string(res->status)));
     }
     if (dl.have() != dl.size()) {  // a body that ended early without a framing error
       return Status::IOError(client_.Where("reset: " + what + " ended at byte " +

@@ -22,7 +22,7 @@ namespace pocket::registry {
 
 struct PullOptions {
   ClientOptions client;
-  TransferFn progress;             // may be empty
+  TransferFn progress;              // may be empty
   int64_t idle_timeout_ms = 30000;  // a blob transfer that stalls this long is retried
 };
 

@@ -112,7 +112,8 @@ class Pusher {
       out->resize(static_cast<size_t>(n));
       int64_t got = 0;
       while (got < n) {
-        const ssize_t r = ::pread(fd, out->data() + got, static_cast<size_t>(n - got), offset + got);
+        const ssize_t r =
+            ::pread(fd, out->data() + got, static_cast<size_t>(n - got), offset + got);
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) return Status::IOError("cannot read " + file + ": short read");
         got += r;
@@ -127,7 +128,8 @@ class Pusher {
     PK_ASSIGN_OR_RETURN(net::FetchResponse res, client_.Fetch(post));
     if (res.status != 202) return HttpError("POST " + uploads, res);
     std::string location = res.Header("Location");
-    if (location.empty()) return Status::IOError(client_.Where("POST " + uploads + ": no Location"));
+    if (location.empty())
+      return Status::IOError(client_.Where("POST " + uploads + ": no Location"));
     const int64_t chunk = std::max<int64_t>(options_.chunk_bytes, 1);
     std::string body;
     int64_t offset = 0;
@@ -140,9 +142,9 @@ class Pusher {
         patch.url = location;
         patch.body = std::move(body);
         patch.timeout_ms = options_.client.timeout_ms + n / 1000;  // >= 1 MB/s
-        patch.headers = {{"Content-Type", "application/octet-stream"},
-                         {"Content-Range",
-                          std::to_string(offset) + "-" + std::to_string(offset + n - 1)}};
+        patch.headers = {
+            {"Content-Type", "application/octet-stream"},
+            {"Content-Range", std::to_string(offset) + "-" + std::to_string(offset + n - 1)}};
         PK_ASSIGN_OR_RETURN(res, client_.Fetch(patch));
         if (res.status != 202) return HttpError("PATCH upload of " + d.digest, res);
         if (!res.Header("Location").empty()) location = res.Header("Location");
@@ -184,8 +186,8 @@ class Pusher {
           if (res.status != 201) return HttpError("PUT " + path, res);
           const std::string sent = res.Header("Docker-Content-Digest");
           if (!sent.empty() && sent != digest) {
-            return Status::Corruption(client_.Where("stored the manifest as " +
-                                                    sent.substr(0, 80) + ", expected " + digest));
+            return Status::Corruption(client_.Where("stored the manifest as " + sent.substr(0, 80) +
+                                                    ", expected " + digest));
           }
           result_.manifest_digest = digest;
           return Status::Ok();

@@ -18,7 +18,7 @@ namespace pocket::registry {
 
 struct PushOptions {
   ClientOptions client;
-  TransferFn progress;                     // may be empty
+  TransferFn progress;                      // may be empty
   int64_t chunk_bytes = int64_t{64} << 20;  // PATCH size, and the largest single PUT
 };
 

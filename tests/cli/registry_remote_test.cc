@@ -149,8 +149,9 @@ class RegistryRemoteTest : public ::testing::Test {
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     model_ = (dir_ / "tiny.gguf").string();
-    const Output o = Pocket(
-        dir_ / "s0", "make-model --shape tiny --vocab 512 --type f32 --seed 3 --out " + Quote(model_));
+    const Output o =
+        Pocket(dir_ / "s0",
+               "make-model --shape tiny --vocab 512 --type f32 --seed 3 --out " + Quote(model_));
     ASSERT_EQ(o.rc, 0) << o.err;
     layer_size_ = static_cast<int64_t>(fs::file_size(model_));
     port_ = FreePort();
@@ -182,9 +183,8 @@ class RegistryRemoteTest : public ::testing::Test {
   Output Pocket(const fs::path& store, const std::string& args, const std::string& env = "") {
     const fs::path base = dir_ / ("run" + std::to_string(counter_++));
     const std::string out = base.string() + ".out", err = base.string() + ".err";
-    const std::string cmd = "POCKET_HOME=" + Quote(store.string()) + " " + env + " " +
-                            POCKET_BIN + " " + args + " </dev/null >" + Quote(out) + " 2>" +
-                            Quote(err);
+    const std::string cmd = "POCKET_HOME=" + Quote(store.string()) + " " + env + " " + POCKET_BIN +
+                            " " + args + " </dev/null >" + Quote(out) + " 2>" + Quote(err);
     const int status = std::system(cmd.c_str());
     Output o;
     o.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -268,7 +268,9 @@ TEST_F(RegistryRemoteTest, HtpasswdRegistryNeedsCredentialsAndSaysSoInOneLine) {
   const fs::path auth_dir = dir_ / "auth";
   fs::create_directories(auth_dir);
   const std::string htpasswd = (auth_dir / "htpasswd").string();
-  ASSERT_EQ(std::system(("htpasswd -Bbc " + Quote(htpasswd) + " me s3cret-pw >/dev/null 2>&1").c_str()), 0);
+  ASSERT_EQ(
+      std::system(("htpasswd -Bbc " + Quote(htpasswd) + " me s3cret-pw >/dev/null 2>&1").c_str()),
+      0);
   const int port = FreePort();
   pid_t reg = StartRegistry(auth_dir, port, htpasswd);
   const std::string ref = "127.0.0.1:" + std::to_string(port) + "/team/tiny:v1";
@@ -403,7 +405,8 @@ TEST_F(RegistryRemoteTest, TwoConcurrentPullsDownloadTheBlobOnce) {
 }
 
 TEST_F(RegistryRemoteTest, PathLikeAndUnknownNamesAreOneLineErrors) {
-  for (const std::string& ref : {Reg() + "/../../x", Reg() + "/team/../x:v1", std::string("../../x")}) {
+  for (const std::string& ref :
+       {Reg() + "/../../x", Reg() + "/team/../x:v1", std::string("../../x")}) {
     const Output o = Pocket(dir_ / "dst", "pull " + ref);
     EXPECT_EQ(o.rc, 2) << ref;
     EXPECT_EQ(Lines(o.err), 1) << o.err;
