@@ -368,7 +368,15 @@ TEST_F(RegistryRemoteTest, KilledPullContinuesAndFetchesOnlyTheRest) {
   ASSERT_GE(sent, layer_size_ / 4);
   ASSERT_LT(sent, layer_size_) << "the link is too fast to kill mid-blob";
   Stop(pid);  // SIGKILL
-  const auto first = ProxyCall("/_proxy/stats");
+  // The proxy's sender notices the dead peer at its next write or two: wait until its count
+  // stops moving before starting the second run's count.
+  auto first = ProxyCall("/_proxy/stats");
+  for (int i = 0; i < 50; ++i) {
+    std::this_thread::sleep_for(milliseconds(300));
+    const auto now = ProxyCall("/_proxy/stats");
+    if (now["layer_bytes"] == first["layer_bytes"]) break;
+    first = now;
+  }
   ProxyCall("/_proxy/reset");
   Mode("none");
   const Output o = Pocket(store, "pull " + Proxy() + "/team/tiny:v1");
