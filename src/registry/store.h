@@ -25,6 +25,7 @@
 // so calls from several threads or processes are safe as above.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -115,8 +116,9 @@ class BlobDownload {
   int64_t size() const { return size_; }
   // Bytes held so far (resumed + appended).
   int64_t have() const { return have_; }
-  // Appends the next bytes. Corruption when they would go past size() (the sender lies
-  // about the blob); IOError naming the partial file on a write failure.
+  // Appends the next bytes (written to the partial file per MiB or every 200 ms, and on
+  // Commit or destruction: a kill loses at most that). Corruption when they would go past size() (the sender lies about the
+  // blob); IOError naming the partial file on a write failure.
   Status Append(std::string_view bytes);
   // Drops what is held (a sender that restarted from byte 0, or a bad digest).
   Status Restart();
@@ -131,8 +133,12 @@ class BlobDownload {
   std::string digest_, partial_path_, final_path_;
   int64_t size_ = 0, have_ = 0;
   int fd_ = -1;
+  Status Flush();  // writes pending_ to the partial file
+
   std::unique_ptr<Sha256> sha_;
   FileLock lock_;
+  std::string pending_;  // appended, not yet written
+  std::chrono::steady_clock::time_point last_flush_ = std::chrono::steady_clock::now();
 };
 
 class Store {
