@@ -12,6 +12,8 @@
 #include <map>
 #include <mutex>
 
+#include "base/file.h"
+#include "formats/random_model.h"
 #include "net/http_server.h"
 #include "registry/auth.h"
 #include "registry/oci.h"
@@ -297,6 +299,104 @@ TEST_F(PullFakeTest, ManifestWhoseDigestDisagreesIsRefusedAndNothingIsTagged) {
   ASSERT_TRUE(by_digest.ok());
   pulled = Pull(store, *by_digest, o);
   ASSERT_FALSE(pulled.ok());
+}
+
+// A Hugging Face-layout server: resolve/main answers with a redirect naming the LFS object's
+// sha256 and size (as huggingface.co does); the object itself is served from /cdn/.
+class FakeHf {
+ public:
+  explicit FakeHf(std::string file_bytes) : bytes_(std::move(file_bytes)) {
+    etag_ = "\"" + std::string(DigestHex(DigestOf(bytes_))) + "\"";
+    net::HttpOptions o;
+    o.port = 0;
+    o.max_body_bytes = 1 << 20;
+    server_ = std::make_unique<net::HttpServer>(
+        o,
+        [this](net::HttpRequest r, std::shared_ptr<net::Exchange> ex) {
+          if (r.path == "/Org/Tiny-GGUF/resolve/main/tiny-Q8_0.gguf") {
+            return ex->Respond(302,
+                               {{"Location", "/cdn/object"},
+                                {"X-Linked-Etag", etag_},
+                                {"X-Linked-Size", std::to_string(bytes_.size())}},
+                               "");
+          }
+          if (r.path == "/cdn/object")
+            return ex->Respond(200, {}, served_.empty() ? bytes_ : served_);
+          ex->Respond(404, {}, "");
+        },
+        nullptr);
+    EXPECT_TRUE(server_->Start().ok());
+  }
+  ~FakeHf() { server_->Stop(); }
+  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(server_->port()); }
+
+  std::string bytes_, etag_, served_;
+  std::unique_ptr<net::HttpServer> server_;
+};
+
+std::string TinyGguf(const fs::path& dir) {
+  auto spec = formats::NamedShape("tiny");
+  EXPECT_TRUE(spec.ok());
+  spec->vocab_size = 512;
+  spec->weight_type = tensor::DType::kF32;
+  auto writer = formats::BuildRandomModel(*spec);
+  EXPECT_TRUE(writer.ok());
+  fs::create_directories(dir);
+  const std::string path = (dir / "tiny.gguf").string();
+  EXPECT_TRUE(writer->Write(path).ok());
+  auto bytes = ReadFile(path);
+  EXPECT_TRUE(bytes.ok());
+  return *bytes;
+}
+
+TEST(HfRefTest, ParsesOrgRepoFileAndRefusesPathLikeParts) {
+  auto r = ParseHfRef("hf://HuggingFaceTB/SmolLM2-GGUF/q8/smollm2-Q8_0.gguf");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->repo, "HuggingFaceTB/SmolLM2-GGUF");
+  EXPECT_EQ(r->file, "q8/smollm2-Q8_0.gguf");
+  EXPECT_EQ(r->local.ToString(), "hf.co/huggingfacetb/smollm2-gguf:smollm2-Q8_0");
+  for (const char* text : {"hf://a/b", "hf://a/../x.gguf", "hf://../b/x.gguf", "hf://a/b/x.bin",
+                           "hf://a/b//x.gguf", "hf://a/b/x y.gguf", "a/b/x.gguf"}) {
+    EXPECT_FALSE(ParseHfRef(text).ok()) << text;
+  }
+}
+
+TEST_F(PullFakeTest, HfFileIsVerifiedAgainstItsLinkedEtagAndImported) {
+  FakeHf hf(TinyGguf(dir_ / "src"));
+  Store store((dir_ / "store").string());
+  auto ref = ParseHfRef("hf://Org/Tiny-GGUF/tiny-Q8_0.gguf");
+  ASSERT_TRUE(ref.ok());
+  auto pulled = PullHf(store, *ref, hf.endpoint(), PullOptions{});
+  ASSERT_TRUE(pulled.ok()) << pulled.status().message();
+  EXPECT_EQ(pulled->blobs_downloaded, 1);
+  auto info = store.Show(ref->local);
+  ASSERT_TRUE(info.ok()) << info.status().message();
+  EXPECT_EQ(info->manifest.layers[0].digest, DigestOf(hf.bytes_));
+  EXPECT_EQ(info->manifest.layers[0].annotations.at(kTitleAnnotation), "tiny-Q8_0.gguf");
+  EXPECT_EQ(info->config["architecture"], "llama");
+
+  // Bytes that do not hash to the ETag: refused (after one more try), nothing tagged.
+  Store other((dir_ / "other").string());
+  hf.served_ = hf.bytes_;
+  hf.served_[100] ^= 1;
+  PullOptions quick;
+  quick.client.retry.backoff_ms = 1;
+  pulled = PullHf(other, *ref, hf.endpoint(), quick);
+  ASSERT_FALSE(pulled.ok());
+  EXPECT_EQ(pulled.status().code(), StatusCode::kCorruption) << pulled.status().message();
+  EXPECT_EQ(other.Find(ref->local).status().code(), StatusCode::kNotFound);
+  EXPECT_FALSE(fs::exists(other.BlobPath(DigestOf(hf.bytes_))));
+}
+
+TEST_F(PullFakeTest, HfFileWithoutASha256EtagIsRefused) {
+  FakeHf hf("not lfs");
+  hf.etag_ = "\"0123abcd\"";  // a git blob id, not a sha256
+  Store store((dir_ / "store").string());
+  auto pulled =
+      PullHf(store, *ParseHfRef("hf://Org/Tiny-GGUF/tiny-Q8_0.gguf"), hf.endpoint(), PullOptions{});
+  ASSERT_FALSE(pulled.ok());
+  EXPECT_EQ(pulled.status().code(), StatusCode::kNotSupported);
+  EXPECT_NE(pulled.status().message().find("sha256"), std::string::npos);
 }
 
 TEST(BlobDownloadTest, ResumesFromAPartialFileAndNeverCommitsAWrongDigest) {

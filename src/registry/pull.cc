@@ -1,7 +1,9 @@
 // Pull from an OCI distribution registry into the store (see pull.h).
 #include "registry/pull.h"
 
+#include <cctype>
 #include <optional>
+#include <vector>
 
 #include "registry/oci.h"
 
@@ -47,6 +49,33 @@ class Puller {
  public:
   Puller(Store& store, const RemoteRef& ref, const PullOptions& options)
       : store_(store), ref_(ref), options_(options), client_(ref.host, options.client) {}
+  // A Hugging Face-layout mirror: `client` on its endpoint, the one blob at `blob_url`.
+  Puller(Store& store, const RemoteRef& ref, const PullOptions& options, RegistryClient client,
+         std::string blob_url)
+      : store_(store),
+        ref_(ref),
+        options_(options),
+        client_(std::move(client)),
+        blob_url_(std::move(blob_url)) {}
+
+  // The hf:// pull: one GGUF blob fetched like a layer, then imported (config from its
+  // header) under ref_.local.
+  Result<PullResult> RunHf(const Descriptor& d, const std::string& title) {
+    total_ = d.size;
+    PK_ASSIGN_OR_RETURN(FileLock writer, store_.WriterLock());
+    Emit(TransferEvent::Kind::kStart, "", 0, "");
+    PK_RETURN_IF_ERROR(PullBlob(d));
+    ImportOptions import;
+    import.title = title;
+    auto imported = store_.Import(store_.BlobPath(d.digest), ref_.local, import);
+    if (!imported.ok()) {
+      return Status(imported.status().code(), client_.Where(ref_.repository + "/" + title + ": " +
+                                                            imported.status().message()));
+    }
+    result_.entry = imported->entry;
+    Emit(TransferEvent::Kind::kDone, "", 0, "");
+    return result_;
+  }
 
   Result<PullResult> Run() {
     const std::string reference = ref_.digest.empty() ? ref_.tag : ref_.digest;
@@ -187,7 +216,8 @@ class Puller {
   // One GET of the rest of the blob (a Range from what the partial file holds).
   Status FetchOnce(BlobDownload& dl, int64_t base) {
     if (dl.have() == dl.size()) return Status::Ok();
-    const std::string path = "/v2/" + ref_.repository + "/blobs/" + dl.digest();
+    const std::string path =
+        blob_url_.empty() ? "/v2/" + ref_.repository + "/blobs/" + dl.digest() : blob_url_;
     const std::string what = "blob " + dl.digest();
     net::FetchRequest req;
     req.url = path;
@@ -276,11 +306,122 @@ class Puller {
   const RemoteRef& ref_;
   const PullOptions& options_;
   RegistryClient client_;
+  std::string blob_url_;  // hf://: the file's resolve URL instead of /v2/.../blobs/
   PullResult result_;
   int64_t done_ = 0, total_ = 0;
 };
 
+bool IsHfPart(std::string_view s) {
+  if (s.empty() || s == "." || s == ".." || s.size() > 96) return false;
+  for (char c : s) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string Lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
 }  // namespace
+
+Result<HfRef> ParseHfRef(std::string_view text) {
+  const std::string quoted = "'" + std::string(text.substr(0, 200)) + "'";
+  if (text.rfind("hf://", 0) != 0) {
+    return Status::InvalidArgument(quoted + " does not start with hf://");
+  }
+  std::vector<std::string> parts;
+  std::string_view rest = text.substr(5);
+  while (true) {
+    const size_t slash = rest.find('/');
+    parts.emplace_back(rest.substr(0, slash));
+    if (slash == std::string_view::npos) break;
+    rest = rest.substr(slash + 1);
+  }
+  if (parts.size() < 3) {
+    return Status::InvalidArgument(quoted + ": expected hf://ORG/REPO/FILE.gguf");
+  }
+  for (const std::string& p : parts) {
+    if (!IsHfPart(p)) {
+      return Status::InvalidArgument(quoted + ": '" + p.substr(0, 100) +
+                                     "' is not a valid part (letters, digits, '-', '_', '.'; "
+                                     "not '.' or '..')");
+    }
+  }
+  HfRef r;
+  r.repo = parts[0] + "/" + parts[1];
+  for (size_t i = 2; i < parts.size(); ++i) r.file += (i > 2 ? "/" : "") + parts[i];
+  const std::string& base = parts.back();
+  if (base.size() <= 5 || Lower(base.substr(base.size() - 5)) != ".gguf") {
+    return Status::InvalidArgument(quoted + ": the file must be a .gguf");
+  }
+  r.local.name = "hf.co/" + Lower(r.repo);
+  r.local.tag = base.substr(0, base.size() - 5);
+  if (!IsValidName(r.local.name) || !IsValidTag(r.local.tag)) {
+    return Status::InvalidArgument(quoted + ": cannot be stored as " + r.local.name + ":" +
+                                   r.local.tag);
+  }
+  return r;
+}
+
+Result<PullResult> PullHf(Store& store, const HfRef& ref, const std::string& endpoint,
+                          const PullOptions& options) {
+  PK_ASSIGN_OR_RETURN(net::Url u, net::ParseUrl(endpoint));
+  std::string base = endpoint;
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  const bool default_port = u.port == (u.tls ? "443" : "80");
+  const std::string host = default_port ? u.host : u.host + ":" + u.port;
+  ClientOptions client_options = options.client;
+  client_options.insecure = client_options.insecure || !u.tls;
+  RegistryClient client(host, client_options);
+  const std::string url = base + "/" + ref.repo + "/resolve/main/" + ref.file;
+  // The HEAD of the resolve URL, not followed: a mirror (like huggingface.co) answers with a
+  // redirect to its storage and names the LFS object there: X-Linked-Etag is its sha256,
+  // X-Linked-Size its size (else ETag / Content-Length of a file served directly).
+  net::FetchResponse head;
+  PK_RETURN_IF_ERROR(client.WithRetries([&]() -> Status {
+    net::FetchRequest req;
+    req.method = "HEAD";
+    req.url = url;
+    req.timeout_ms = client_options.timeout_ms;
+    PK_ASSIGN_OR_RETURN(head, client.Fetch(req));
+    if (head.status == 200 || (head.status >= 300 && head.status < 400)) return Status::Ok();
+    if (head.status == 404) {
+      return Status::NotFound(client.Where(url + " not found (HTTP 404)"));
+    }
+    return Status::IOError(client.Where("HEAD " + url + ": HTTP " + std::to_string(head.status)));
+  }));
+  std::string etag = head.Header("X-Linked-Etag");
+  if (etag.empty()) etag = head.Header("ETag");
+  etag = Trim(etag);
+  if (etag.rfind("W/", 0) == 0) etag = etag.substr(2);
+  if (etag.size() >= 2 && etag.front() == '"' && etag.back() == '"') {
+    etag = etag.substr(1, etag.size() - 2);
+  }
+  std::string size_text = head.Header("X-Linked-Size");
+  if (size_text.empty()) size_text = head.Header("Content-Length");
+  const auto size = ParseCount(Trim(size_text));
+  const std::string digest = "sha256:" + Lower(etag);
+  if (!IsValidDigest(digest)) {
+    return Status::NotSupported(client.Where(
+        url + ": no sha256 ETag (got '" + etag.substr(0, 80) +
+        "'); only files stored with Git LFS (whose ETag is their sha256) can be verified"));
+  }
+  if (!size) {
+    return Status::InvalidArgument(client.Where(url + ": no X-Linked-Size or Content-Length"));
+  }
+  RemoteRef remote;
+  remote.host = host;
+  remote.repository = ref.repo;
+  remote.tag = ref.local.tag;
+  remote.local = ref.local;
+  Descriptor d{kGgufLayerType, digest, *size, "", {}, ""};
+  const std::string title = ref.file.substr(ref.file.rfind('/') + 1);
+  return Puller(store, remote, options, std::move(client), url).RunHf(d, title);
+}
 
 Result<PullResult> Pull(Store& store, const RemoteRef& ref, const PullOptions& options) {
   return Puller(store, ref, options).Run();

@@ -40,4 +40,24 @@ struct PullResult {
 // reference or blob. On any error the tag is left as it was.
 Result<PullResult> Pull(Store& store, const RemoteRef& ref, const PullOptions& options);
 
+// hf://ORG/REPO/FILE.gguf (FILE may be in folders): a file of a Hugging Face-layout
+// repository, at revision main, stored as hf.co/org/repo:FILE-without-.gguf (lower-cased
+// name). Parts are letters, digits, '-', '_', '.' (not '.' or '..'). InvalidArgument naming
+// the text otherwise.
+struct HfRef {
+  std::string repo;  // "ORG/REPO" as written
+  std::string file;  // "FILE.gguf" or "dir/FILE.gguf"
+  ModelRef local;
+};
+Result<HfRef> ParseHfRef(std::string_view text);
+
+// Pulls an hf:// file from a Hugging Face-layout server at `endpoint` ("https://huggingface.co"
+// or a mirror's base URL): HEAD {endpoint}/ORG/REPO/resolve/main/FILE without following
+// redirects gives the file's sha256 (X-Linked-Etag, else ETag) and size (X-Linked-Size, else
+// Content-Length); the GET follows redirects and is resumed, verified and retried as a layer
+// of Pull; the file is then imported (store.h) under ref.local. NotSupported when the ETag
+// is not a sha256 (a file not stored with Git LFS cannot be verified).
+Result<PullResult> PullHf(Store& store, const HfRef& ref, const std::string& endpoint,
+                          const PullOptions& options);
+
 }  // namespace pocket::registry

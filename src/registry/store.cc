@@ -330,7 +330,8 @@ Result<ImportResult> Store::Import(const std::string& gguf_path, const ModelRef&
   m.config = {
       kModelConfigType, config_digest, static_cast<int64_t>(config_bytes.size()), "", {}, ""};
   Descriptor layer_desc{kGgufLayerType, layer.digest, layer.size, "", {}, ""};
-  layer_desc.annotations[kTitleAnnotation] = fs::path(gguf_path).filename().string();
+  layer_desc.annotations[kTitleAnnotation] =
+      options.title.empty() ? fs::path(gguf_path).filename().string() : options.title;
   m.layers.push_back(std::move(layer_desc));
   const std::string manifest_bytes = SerializeManifest(m);
   std::string manifest_digest;

@@ -60,6 +60,8 @@ struct ImportOptions {
   std::function<void()> while_blob_locked;
   // The time recorded in the index (RFC 3339); empty = now.
   std::string created;
+  // The layer's org.opencontainers.image.title; empty = the file's name.
+  std::string title;
 };
 
 struct ImportResult {
