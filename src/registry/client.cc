@@ -183,6 +183,10 @@ Status RegistryClient::Authenticate(const net::FetchResponse& unauthorized,
   if (realm == challenge->params.end() || realm->second.empty()) {
     return fail("Bearer challenge without a realm");
   }
+  // The credentials go to the realm: never in clear text when the registry itself is https.
+  if (base_url_.rfind("https://", 0) == 0 && realm->second.rfind("https://", 0) != 0) {
+    return fail("the token realm '" + realm->second.substr(0, 100) + "' is not https");
+  }
   std::string token_url = realm->second;
   char sep = token_url.find('?') == std::string::npos ? '?' : '&';
   for (const char* name : {"service", "scope"}) {
