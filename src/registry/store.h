@@ -6,7 +6,8 @@
 //                                 import time (org.opencontainers.image.created) and the
 //                                 total size (io.pocket.size) so `ls` reads one file
 //   <root>/blobs/sha256/<hex>     manifests, configs and GGUF layers, named by their SHA-256
-//   <root>/tmp/                   blobs being written (temp names, removed by gc when stale)
+//   <root>/tmp/                   blobs being written (temp names, removed by gc when stale),
+//                                 and pulls' <hex>.partial files, which a rerun resumes
 //   <root>/locks/                 flock files: store.lock, index.lock, sha256-<hex>.lock
 //
 // Durability: a blob is written to tmp/, hashed while written, checked against its digest,
