@@ -169,8 +169,13 @@ Status RegistryClient::Authenticate(const net::FetchResponse& unauthorized,
   auto scope = challenge->params.find("scope");
   const std::string key =
       challenge->scheme + " " + (scope == challenge->params.end() ? "" : scope->second);
-  if (challenges_.count(key)) return fail(who);
-  challenges_.insert(key);
+  const auto now = std::chrono::steady_clock::now();
+  if (auto it = challenges_.find(key);
+      it != challenges_.end() &&
+      now - it->second < std::chrono::milliseconds(options_.reauth_after_ms)) {
+    return fail(who);
+  }
+  challenges_[key] = now;
   if (challenge->scheme == "basic") {
     if (options_.credentials.empty()) return fail(who);
     authorization_ = BasicAuthorization(options_.credentials.user, options_.credentials.password);

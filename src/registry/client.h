@@ -10,9 +10,10 @@
 // one thread (it caches the Authorization it obtained).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
-#include <set>
+#include <map>
 #include <string>
 #include <string_view>
 
@@ -64,6 +65,10 @@ struct ClientOptions {
   std::string ca_file;    // https: trust this CA file instead of the system's
   RetryPolicy retry;
   int64_t timeout_ms = 60000;  // whole exchange, for everything but blob transfers
+  // The same challenge again within this long means the credentials or token were refused;
+  // later, a token has expired (registries issue them for minutes; a long pull outlives
+  // one) and the challenge is answered again.
+  int64_t reauth_after_ms = 30000;
 };
 
 // True for failures worth retrying: IOError timeout/reset/unreachable, and (for a
@@ -81,8 +86,9 @@ class RegistryClient {
 
   // One exchange with authentication: `request.url` is a path on the registry
   // ("/v2/...") or a full URL (an upload Location). A 401 is answered once per challenge
-  // (Basic with the credentials, or a Bearer token for the challenge's scope) and the
-  // request repeated; a 401 that remains is IOError "registry HOST: 401 Unauthorized ..."
+  // (Basic with the credentials, or a Bearer token for the challenge's scope; again once
+  // reauth_after_ms has passed, for an expired token) and the request repeated; a 401 that
+  // remains is IOError "registry HOST: 401 Unauthorized ..."
   // saying whether credentials were given (never the password). Other statuses are
   // returned as they are.
   Result<net::FetchResponse> Fetch(net::FetchRequest request);
@@ -108,8 +114,9 @@ class RegistryClient {
 
   std::string host_, base_url_;
   ClientOptions options_;
-  std::string authorization_;         // the header value in use, "" = anonymous
-  std::set<std::string> challenges_;  // scheme + scope answered already
+  std::string authorization_;  // the header value in use, "" = anonymous
+  // scheme + scope -> when it was last answered (ClientOptions::reauth_after_ms).
+  std::map<std::string, std::chrono::steady_clock::time_point> challenges_;
 };
 
 }  // namespace pocket::registry

@@ -188,19 +188,22 @@ class FakeRegistry {
         return ex->Respond(401, {}, "{}");
       }
       token_scope_ = r.target;
-      return ex->Respond(200, {{"Content-Type", "application/json"}}, R"({"token":"tok"})");
+      ++tokens_issued_;
+      return ex->Respond(200, {{"Content-Type", "application/json"}},
+                         R"({"token":")" + Token() + R"("})");
     }
     if (r.path.rfind("/storage/", 0) == 0) {  // the "storage service" behind the redirect
       const std::string& body = r.path == "/storage/config" ? config_ : layer_;
       return ex->Respond(200, {{"Content-Type", "application/octet-stream"}}, body);
     }
-    if (r.Header("authorization") != "Bearer tok") {
+    if (r.Header("authorization") != "Bearer " + Token()) {
       const std::string challenge = "Bearer realm=\"http://" + host() +
                                     "/token\",service=\"fake\",scope=\"repository:team/"
                                     "tiny:pull\"";
       return ex->Respond(401, {{"WWW-Authenticate", challenge}}, "{}");
     }
     if (r.path == "/v2/team/tiny/manifests/v1") {
+      if (expire_after_manifest_) ++epoch_;  // the token ran out right after this request
       return ex->Respond(
           200,
           {{"Content-Type", kOciManifestType},
@@ -222,8 +225,12 @@ class FakeRegistry {
     return log_;
   }
 
+  std::string Token() const { return "tok" + std::to_string(epoch_); }
+
   std::string config_, layer_, manifest_, token_scope_;
   bool lie_digest_ = false;
+  bool expire_after_manifest_ = false;
+  int epoch_ = 0, tokens_issued_ = 0;
   std::mutex mu_;
   std::vector<std::string> log_;
   std::unique_ptr<net::HttpServer> server_;
@@ -263,6 +270,28 @@ TEST_F(PullFakeTest, BearerTokenFromTheRealmAndRedirectedBlobsWithoutAuthorizati
   auto path = store.ModelPath(ref->local);
   ASSERT_TRUE(path.ok()) << path.status().message();
   EXPECT_EQ(fs::file_size(*path), reg.layer_.size());
+}
+
+TEST_F(PullFakeTest, ExpiredTokenIsRenewedButNotWithinTheRefusalWindow) {
+  FakeRegistry reg;
+  reg.expire_after_manifest_ = true;
+  auto ref = ParseRemoteRef(reg.host() + "/team/tiny:v1");
+  ASSERT_TRUE(ref.ok());
+  PullOptions o;
+  o.client.credentials = {"me", "pw"};
+  // Within the window, the same challenge again reads as a refusal.
+  Store strict((dir_ / "strict").string());
+  auto pulled = Pull(strict, *ref, o);
+  ASSERT_FALSE(pulled.ok());
+  EXPECT_NE(pulled.status().message().find("refused"), std::string::npos)
+      << pulled.status().message();
+  // Past it (a long pull), a new token is fetched and the pull goes on.
+  o.client.reauth_after_ms = 0;
+  Store store((dir_ / "store").string());
+  const int before = reg.tokens_issued_;
+  pulled = Pull(store, *ref, o);
+  ASSERT_TRUE(pulled.ok()) << pulled.status().message();
+  EXPECT_EQ(reg.tokens_issued_ - before, 2);
 }
 
 TEST_F(PullFakeTest, MissingCredentialsAreAOneLine401NamingTheRegistry) {
