@@ -12,6 +12,7 @@ APT_PACKAGES=(
   openssl ca-certificates
   bible-kjv  # the default model's training text (scripts/kjv_text.sh, recipes/default.toml)
   python3 chromium chromium-driver
+  docker-registry apache2-utils  # tests/cli/registry_remote_test: a real OCI registry, htpasswd -B
 )
 # Node.js and npm: Debian's nodejs + npm unless a node with npm is already installed (the
 # NodeSource build bundles npm and conflicts with Debian's npm package).

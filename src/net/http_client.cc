@@ -326,9 +326,16 @@ Result<FetchResponse> Fetch(const FetchRequest& request, const BodyChunkFn* on_b
     }
 
     beast::flat_buffer buffer;
+    // Beast sizes each socket read by the buffer's free capacity (at least 512 bytes, at most
+    // 64 KiB): without room reserved, a large body arrived 512 bytes per recvmsg (a 128 MB
+    // blob: 262,000 reads, timer re-arms and pieces; 2.2 s against curl's 0.3 s).
+    buffer.reserve(64 * 1024);
     http::response_parser<http::buffer_body> parser;
     parser.body_limit(request.max_response_bytes);
     parser.header_limit(64 * 1024);
+    // A HEAD response carries the Content-Length of the body it does not send (a registry's
+    // blob check): without skip the parser would wait for that body until the deadline.
+    if (verb == http::verb::head) parser.skip(true);
     const char* step = "connect";
     FetchResponse out;
     const char* stopped_by = nullptr;  // set when a handler ended the exchange early

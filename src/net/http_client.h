@@ -28,7 +28,8 @@
 //                                return status == 206 || status == 200;  // 200: from 0
 //                              });
 // A 206 is a 2xx and is streamed; other statuses come back whole in FetchResponse::body.
-// Redirects are not followed (a 3xx is returned like any other status).
+// Redirects are not followed (a 3xx is returned like any other status). A HEAD response is
+// read without a body, whatever its Content-Length says.
 //
 // Thread safety: calls may run on any threads at once; each has its own io_context and
 // connection, and TLS contexts (trust stores) are loaded once and shared read-only.

@@ -354,3 +354,28 @@ TEST(HttpStreamTest, HeadHandlerCanRefuseBeforeAnyBody) {
 
 }  // namespace
 }  // namespace pocket::net
+
+namespace pocket::net {
+namespace {
+
+// A registry's blob check: the HEAD reply names the blob's length but sends no body; the
+// client must not wait for one (it used to wait until the deadline, or fail as "reset" when
+// the server closed first, as here).
+TEST(HttpFetchTest, HeadResponseIsCompleteWithoutItsBody) {
+  OneShotServer server([](boost::asio::ip::tcp::socket& s) {
+    ReadRequest(s);
+    WriteAll(s, "HTTP/1.1 200 OK\r\nContent-Length: 123456\r\nDocker-Content-Digest: x\r\n\r\n");
+  });
+  FetchRequest req;
+  req.method = "HEAD";
+  req.url = "http://127.0.0.1:" + server.port() + "/v2/x/blobs/y";
+  req.timeout_ms = 2000;
+  auto res = HttpFetch(req);
+  ASSERT_TRUE(res.ok()) << res.status().ToString();
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(res->Header("Content-Length"), "123456");
+  EXPECT_TRUE(res->body.empty());
+}
+
+}  // namespace
+}  // namespace pocket::net

@@ -42,6 +42,20 @@ std::string Quoted(std::string_view text) {
 bool IsValidName(std::string_view name) {
   if (name.empty() || name.size() > kMaxNameBytes) return false;
   size_t start = 0;
+  // A registry host with a port ("127.0.0.1:5000/team/tiny"): the port is digits after the
+  // first component, which must be followed by more of the name.
+  if (const size_t first_slash = name.find('/'); first_slash != std::string_view::npos) {
+    const std::string_view host = name.substr(0, first_slash);
+    if (const size_t colon = host.find(':'); colon != std::string_view::npos) {
+      const std::string_view port = host.substr(colon + 1);
+      if (port.empty() || port.size() > 5 ||
+          port.find_first_not_of("0123456789") != std::string_view::npos ||
+          !IsValidComponent(host.substr(0, colon))) {
+        return false;
+      }
+      start = first_slash + 1;
+    }
+  }
   while (true) {
     const size_t slash = name.find('/', start);
     const std::string_view part = name.substr(

@@ -2,7 +2,9 @@
 // and validated before any of it touches a path. A name is what the store files a model
 // under and, once pull exists, a repository path of an OCI registry, so it follows the OCI
 // distribution spec's repository grammar, minus upper case: segments separated by '/', each
-// of [a-z0-9] runs joined by '.', '_', '__', or '-'s. That grammar already excludes
+// of [a-z0-9] runs joined by '.', '_', '__', or '-'s; the first segment may also be a
+// registry host with a port ("127.0.0.1:5000/team/tiny", Docker's reference grammar, so a
+// pulled model is stored under the reference it was pulled by). That grammar excludes
 // absolute paths, empty segments, '.' and '..'. A tag follows the OCI tag grammar
 // [A-Za-z0-9_][A-Za-z0-9._-]{0,127}; it defaults to "latest".
 // Called by the store, the resolver of model arguments and the registry commands.

@@ -26,6 +26,20 @@ TEST(ModelRefTest, AcceptsOllamaAndRegistryStyleNames) {
   EXPECT_EQ(ref->ToString(), "team/tiny:v1.2");
 }
 
+TEST(ModelRefTest, AcceptsARegistryHostWithAPortAsTheFirstPart) {
+  auto ref = ParseModelRef("127.0.0.1:5000/library/smollm2:q8_0");
+  ASSERT_TRUE(ref.ok()) << ref.status().message();
+  EXPECT_EQ(ref->name, "127.0.0.1:5000/library/smollm2");
+  EXPECT_EQ(ref->tag, "q8_0");
+  ref = ParseModelRef("localhost:5000/x");
+  ASSERT_TRUE(ref.ok()) << ref.status().message();
+  EXPECT_EQ(ref->tag, "latest");
+  for (const char* text : {"host:/x", "host:abc/x", "a/host:5000/x", "host:123456/x",
+                           "../x:5000/y", "host:5000"}) {
+    EXPECT_FALSE(IsValidName(text)) << text;
+  }
+}
+
 TEST(ModelRefTest, RefusesPathLikeAndMalformedNamesNamingThem) {
   for (const char* text : {"../../x", "/abs/path", "a/../b", "./x", "a//b", "A", "a b", "", "x/",
                            ".hidden", "a:", "a:-x", "a:.x", "a:b:c/d", "-x", "a..b", "a\nb"}) {

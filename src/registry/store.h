@@ -6,7 +6,8 @@
 //                                 import time (org.opencontainers.image.created) and the
 //                                 total size (io.pocket.size) so `ls` reads one file
 //   <root>/blobs/sha256/<hex>     manifests, configs and GGUF layers, named by their SHA-256
-//   <root>/tmp/                   blobs being written (temp names, removed by gc when stale)
+//   <root>/tmp/                   blobs being written (temp names, removed by gc when stale),
+//                                 and pulls' <hex>.partial files, which a rerun resumes
 //   <root>/locks/                 flock files: store.lock, index.lock, sha256-<hex>.lock
 //
 // Durability: a blob is written to tmp/, hashed while written, checked against its digest,
@@ -25,13 +26,18 @@
 // so calls from several threads or processes are safe as above.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "base/sha256.h"
 #include "base/status.h"
+#include "registry/file_lock.h"
 #include "registry/oci.h"
 #include "registry/reference.h"
 
@@ -55,6 +61,8 @@ struct ImportOptions {
   std::function<void()> while_blob_locked;
   // The time recorded in the index (RFC 3339); empty = now.
   std::string created;
+  // The layer's org.opencontainers.image.title; empty = the file's name.
+  std::string title;
 };
 
 struct ImportResult {
@@ -92,6 +100,50 @@ struct VerifyReport {
   bool clean() const { return bad_blobs.empty() && broken_tags.empty(); }
 };
 
+// A blob being downloaded into the store (pull): holds the blob's lock, so a second
+// process pulling the same blob waits and then finds it in place, and a partial file
+// <root>/tmp/<hex>.partial that survives a crash, a kill or a dropped connection, so the
+// next attempt (or the next run) continues from its end with a Range request. Bytes are
+// hashed as they are appended; on open, a partial file left by an earlier run is re-hashed
+// (a local read, far faster than the network) so the final digest covers every byte. A
+// partial longer than the blob is discarded. Nothing reaches blobs/sha256/<hex> unless its
+// size and digest match.
+// Thread safety: owned by one thread.
+class BlobDownload {
+ public:
+  BlobDownload(BlobDownload&&) noexcept;
+  BlobDownload& operator=(BlobDownload&&) = delete;
+  ~BlobDownload();  // closes the partial file (kept for the next run) and unlocks
+
+  const std::string& digest() const { return digest_; }
+  int64_t size() const { return size_; }
+  // Bytes held so far (resumed + appended).
+  int64_t have() const { return have_; }
+  // Appends the next bytes (written to the partial file per MiB or every 200 ms, and on
+  // Commit or destruction: a kill loses at most that). Corruption when they would go past size() (the sender lies about the
+  // blob); IOError naming the partial file on a write failure.
+  Status Append(std::string_view bytes);
+  // Drops what is held (a sender that restarted from byte 0, or a bad digest).
+  Status Restart();
+  // Checks size and digest, then fsyncs and renames to the blob's final name. Corruption
+  // "blob sha256:... hashes to sha256:..." (and the partial file is discarded) when they do
+  // not match.
+  Status Commit();
+
+ private:
+  friend class Store;
+  BlobDownload() = default;
+  std::string digest_, partial_path_, final_path_;
+  int64_t size_ = 0, have_ = 0;
+  int fd_ = -1;
+  Status Flush();  // writes pending_ to the partial file
+
+  std::unique_ptr<Sha256> sha_;
+  FileLock lock_;
+  std::string pending_;  // appended, not yet written
+  std::chrono::steady_clock::time_point last_flush_ = std::chrono::steady_clock::now();
+};
+
 class Store {
  public:
   // A store at `root` (absolute or relative). Touches nothing: reads of a missing store see
@@ -110,6 +162,21 @@ class Store {
   // for an unwritable store or a full disk (nothing is left under a final name).
   Result<ImportResult> Import(const std::string& gguf_path, const ModelRef& ref,
                               const ImportOptions& options = {});
+
+  // Pull's writer side. WriterLock: store.lock shared, held across a pull so gc cannot
+  // remove blobs that are in but not yet tagged (creates the layout first).
+  Result<FileLock> WriterLock();
+  // True when the blob is in the store with `size` bytes (verified when it was written).
+  bool HasBlob(std::string_view digest, int64_t size) const;
+  // Starts or resumes the download of a blob (see BlobDownload); waits while another
+  // process holds the blob. nullopt when the blob is already in the store with `size`
+  // bytes. REQUIRES: IsValidDigest(digest), size >= 0.
+  Result<std::optional<BlobDownload>> OpenBlobDownload(const std::string& digest, int64_t size);
+  // Stores `manifest_bytes` (already checked by the caller against its digest) and points
+  // NAME:TAG at it, after checking that its config and every layer are in the store with
+  // their sizes (NotFound naming the first that is not). Returns the new entry.
+  Result<TagEntry> AddTag(const ModelRef& ref, std::string_view manifest_bytes,
+                          const std::string& created = "");
 
   // Every tag, sorted by NAME:TAG. Corruption naming index.json when it is malformed.
   Result<std::vector<TagEntry>> List() const;
