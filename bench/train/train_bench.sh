@@ -277,7 +277,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%
 met() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) print (a / b >= t ? "met" : "**not met**"); else print "n/a" }'; }
 blas_name() { [[ $1 == openblas ]] && echo "OpenBLAS" || echo "system BLAS: $(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 2>/dev/null | sed 's#.*/x86_64-linux-gnu/##')"; }
 row() {  # MODEL MODE TOKENS POCKET_CASE TORCH_CASE BLAS TARGET
-  local pm pb tm=n/a tb=n/a tmb=n/a label=""
+  local pm pb tm="skipped (no torch)" tb=n/a tmb=n/a label=""
   pm=$(tps "$4" "$3" median); pb=$(tps "$4" "$3" best)
   if [[ $6 != none ]]; then
     tm=$(tps "$5" "$3" median); tb=$(tps "$5" "$3" best); tmb="$(max_mb "$5") MB"; label=" ($(blas_name "$6"))"
