@@ -193,7 +193,9 @@ rm -f "$OUT"/*.steps "$OUT"/*.time "$OUT"/*.log "$OUT"/*.out   # an earlier run'
 cat "$ROOT"/docs/*.md "$ROOT/README.md" >"$OUT/text.txt"        # ~300 KB of text
 # LoRA data: about two batches of text, so that finetune's before/after loss passes (up to
 # 16 batches of the training split, forward only, untimed) stay short; steps cycle over it.
-head -c $(( LORA_BATCH * LORA_SEQ * 4 )) "$OUT/text.txt" >"$OUT/lora/notes.txt"
+# Whole lines, so that no UTF-8 character is cut.
+awk -v n=$(( LORA_BATCH * LORA_SEQ * 4 )) '{ print; s += length($0) + 1; if (s >= n) exit }' \
+  "$OUT/text.txt" >"$OUT/lora/notes.txt"
 write_recipe "$OUT/full/recipe.toml" "$OUT/text.txt"
 BATCH=$(recipe_get training batch_size 8)
 ACCUM=$(recipe_get training grad_accum 1)
