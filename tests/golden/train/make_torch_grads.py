@@ -22,6 +22,7 @@ then copy $OUT/golden.json and $OUT/grads.f32 into testdata/train/ and run
 """
 import json
 import math
+import mmap
 import os
 import struct
 import sys
@@ -33,10 +34,12 @@ DATA = os.path.join(ROOT, "testdata", "train")
 OUT = os.environ.get("OUT", "/tmp/train_golden")
 
 
-def read_gguf(path):
-    """A minimal GGUF v3 reader: metadata scalars/strings/arrays and F32 tensors."""
+def read_gguf(path, with_tensors=True):
+    """A minimal GGUF v3 reader: metadata scalars/strings/arrays and F32 tensors (with
+    with_tensors=False only the metadata and the tensor names/shapes, of any type; the file
+    is mapped, so only the header is read then)."""
     with open(path, "rb") as f:
-        b = f.read()
+        b = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     pos = 0
 
     def take(fmt):
@@ -89,6 +92,9 @@ def read_gguf(path):
     tensors = {}
     order = []
     for name, ne, t, off in infos:
+        if not with_tensors:
+            order.append((name, ne))
+            continue
         assert t == 0, "%s: only F32 tensors (type 0) are read, got type %d" % (name, t)
         n = 1
         for d in ne:
@@ -126,44 +132,66 @@ def rms_norm(x, w, eps):
     return x * torch.rsqrt((x * x).mean(-1, keepdim=True) + eps) * w
 
 
-def loss_and_grads(kv, tensors, order, batch, dtype):
+def llama_config(kv):
+    """The model's sizes from GGUF metadata (llama arch), as a dict."""
     arch = kv["general.architecture"]
-    assert arch == "llama", "the golden covers arch llama"
+    assert arch == "llama", "the model covers arch llama"
     d = kv[arch + ".embedding_length"]
-    n_layers = kv[arch + ".block_count"]
     n_heads = kv[arch + ".attention.head_count"]
-    n_kv = kv[arch + ".attention.head_count_kv"]
-    eps = kv[arch + ".attention.layer_norm_rms_epsilon"]
-    base = kv[arch + ".rope.freq_base"]
-    hd = kv.get(arch + ".attention.key_length", d // n_heads)
-    params = {k: v.to(dtype).clone().requires_grad_(True) for k, v in tensors.items()}
-    S, T = batch["num_seqs"], batch["seq_len"]
-    tokens = torch.tensor(batch["tokens"], dtype=torch.long).reshape(S, T)
-    targets = torch.tensor(batch["targets"], dtype=torch.long).reshape(S * T)
+    return {
+        "d_model": d,
+        "n_layers": kv[arch + ".block_count"],
+        "n_heads": n_heads,
+        "n_kv_heads": kv[arch + ".attention.head_count_kv"],
+        "d_ff": kv[arch + ".feed_forward_length"],
+        "eps": kv[arch + ".attention.layer_norm_rms_epsilon"],
+        "rope_base": kv[arch + ".rope.freq_base"],
+        "head_dim": kv.get(arch + ".attention.key_length", d // n_heads),
+    }
+
+
+def llama_loss(cfg, params, tokens, targets, dtype, linear=None):
+    """Mean cross-entropy of the Llama model `params` (GGUF tensor names and layout) on
+    tokens [S, T] (long) against targets [S * T] (long, -1 = no loss). `linear(x, name)`
+    computes x @ params[name].T; a caller may pass its own (LoRA: bench/train)."""
+    if linear is None:
+        linear = lambda x, name: x @ params[name].T
+    n_layers, n_heads, n_kv = cfg["n_layers"], cfg["n_heads"], cfg["n_kv_heads"]
+    eps, hd = cfg["eps"], cfg["head_dim"]
+    S, T = tokens.shape
     emb = params["token_embd.weight"]
-    out_w = params.get("output.weight", emb)
-    cos, sin = rope_tables(hd, base, T, dtype)
+    out_name = "output.weight" if "output.weight" in params else "token_embd.weight"
+    cos, sin = rope_tables(hd, cfg["rope_base"], T, dtype)
     mask = torch.full((T, T), float("-inf"), dtype=dtype).triu(1)
     x = emb[tokens]  # [S, T, d]
     group = n_heads // n_kv
     for l in range(n_layers):
         p = lambda n: params["blk.%d.%s.weight" % (l, n)]
+        w = lambda n: "blk.%d.%s.weight" % (l, n)
         xn = rms_norm(x, p("attn_norm"), eps)
-        q = (xn @ p("attn_q").T).reshape(S, T, n_heads, hd)
-        k = (xn @ p("attn_k").T).reshape(S, T, n_kv, hd)
-        v = (xn @ p("attn_v").T).reshape(S, T, n_kv, hd)
+        q = linear(xn, w("attn_q")).reshape(S, T, n_heads, hd)
+        k = linear(xn, w("attn_k")).reshape(S, T, n_kv, hd)
+        v = linear(xn, w("attn_v")).reshape(S, T, n_kv, hd)
         q, k = rope(q, cos, sin), rope(k, cos, sin)
         k = k.repeat_interleave(group, dim=2)  # query head h reads kv head h // group
         v = v.repeat_interleave(group, dim=2)
         scores = torch.einsum("sthd,suhd->shtu", q, k) / math.sqrt(hd) + mask
         att = torch.einsum("shtu,suhd->sthd", torch.softmax(scores, dim=-1), v)
-        x = x + att.reshape(S, T, n_heads * hd) @ p("attn_output").T
+        x = x + linear(att.reshape(S, T, n_heads * hd), w("attn_output"))
         xn = rms_norm(x, p("ffn_norm"), eps)
-        h = torch.nn.functional.silu(xn @ p("ffn_gate").T) * (xn @ p("ffn_up").T)
-        x = x + h @ p("ffn_down").T
-    logits = rms_norm(x, params["output_norm.weight"], eps) @ out_w.T
-    loss = torch.nn.functional.cross_entropy(logits.reshape(S * T, -1), targets,
+        h = torch.nn.functional.silu(linear(xn, w("ffn_gate"))) * linear(xn, w("ffn_up"))
+        x = x + linear(h, w("ffn_down"))
+    logits = rms_norm(x, params["output_norm.weight"], eps) @ params[out_name].T
+    return torch.nn.functional.cross_entropy(logits.reshape(S * T, -1), targets,
                                              ignore_index=-1, reduction="mean")
+
+
+def loss_and_grads(kv, tensors, order, batch, dtype):
+    params = {k: v.to(dtype).clone().requires_grad_(True) for k, v in tensors.items()}
+    S, T = batch["num_seqs"], batch["seq_len"]
+    tokens = torch.tensor(batch["tokens"], dtype=torch.long).reshape(S, T)
+    targets = torch.tensor(batch["targets"], dtype=torch.long).reshape(S * T)
+    loss = llama_loss(llama_config(kv), params, tokens, targets, dtype)
     loss.backward()
     return loss.item(), [params[name].grad.detach().to(torch.float32) for name, _ in order]
 
