@@ -466,10 +466,10 @@ TEST_F(CliTest, InspectTypesListsEachTypeWithItsMatMulPath) {
   // The default model: Q8_0 matrices, F32 norms (the byte counts add up to inspect's total).
   EXPECT_TRUE(std::regex_search(
       o.out,
-      std::regex("\nQ8_0 +\\|      29 \\| +3,932,160 \\| +4,177,920 \\| (fast|reference)\n")))
+      std::regex("\nQ8_0 +\\|      43 \\| +5,767,168 \\| +6,127,616 \\| (fast|reference)\n")))
       << o.out;
   EXPECT_TRUE(std::regex_search(
-      o.out, std::regex("\nF32 +\\|       9 \\| +2,304 \\| +9,216 \\| (fast|reference)\n")))
+      o.out, std::regex("\nF32 +\\|      13 \\| +3,328 \\| +13,312 \\| (fast|reference)\n")))
       << o.out;
   EXPECT_EQ(o.out.find("Note:"), std::string::npos) << o.out;
 
@@ -482,7 +482,7 @@ TEST_F(CliTest, InspectTypesListsEachTypeWithItsMatMulPath) {
   const Output p = Pocket("inspect --types " + Quote(patched.string()));
   ASSERT_EQ(p.rc, 0) << p.err;
   EXPECT_NE(p.out.find("* 4 tensor type(s)"), std::string::npos) << p.out;
-  EXPECT_TRUE(std::regex_search(p.out, std::regex("\nQ8_0 +\\|      27 \\|"))) << p.out;
+  EXPECT_TRUE(std::regex_search(p.out, std::regex("\nQ8_0 +\\|      41 \\|"))) << p.out;
   EXPECT_TRUE(std::regex_search(p.out, std::regex("\nI8 +\\|       1 \\| .* \\| unsupported\n")))
       << p.out;
   EXPECT_TRUE(

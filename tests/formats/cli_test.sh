@@ -18,14 +18,14 @@ grep -q "^\* Totals: 56 tensors" <<<"$out" || fail "inspect: totals"
 "$POCKET" inspect --help >/dev/null || fail "inspect --help"
 
 # inspect on a truncated file: exit 1, exactly one line naming the file.
-head -c 1000 "$SRC/models/default.gguf" >"$TMP/cut.gguf"
+head -c 60000 "$SRC/models/default.gguf" >"$TMP/cut.gguf"
 set +e
 "$POCKET" inspect "$TMP/cut.gguf" >"$TMP/stdout" 2>"$TMP/stderr"
 rc=$?
 set -e
 [ "$rc" = 1 ] || fail "inspect truncated: exit $rc"
 [ "$(wc -l <"$TMP/stderr")" = 1 ] || fail "inspect truncated: not one line: $(cat "$TMP/stderr")"
-grep -q "^pocket inspect: gguf $TMP/cut.gguf: .*runs past the end of the file (1000 bytes)" "$TMP/stderr" || fail "inspect message: $(cat "$TMP/stderr")"
+grep -q "^pocket inspect: gguf $TMP/cut.gguf: .*runs past the end of the file (60000 bytes)" "$TMP/stderr" || fail "inspect message: $(cat "$TMP/stderr")"
 [ ! -s "$TMP/stdout" ] || fail "inspect truncated: wrote to stdout"
 
 # make-model: the same shape and seed give the same bytes.
