@@ -83,6 +83,15 @@ int32_t Sampler::Sample(std::span<const float> logits, std::span<const int32_t> 
     ApplyRepetitionPenalty(work_, history, params_.repeat_penalty, params_.repeat_last_n);
     l = work_;
   }
+  if (!params_.logit_bias.empty()) {
+    if (l.data() != work_.data()) work_.assign(logits.begin(), logits.end());
+    for (const auto& [id, bias] : params_.logit_bias) {
+      if (id < 0 || static_cast<size_t>(id) >= vocab) continue;
+      float& v = work_[static_cast<size_t>(id)];
+      v = bias <= -100.0f ? -INFINITY : v + bias;
+    }
+    l = work_;
+  }
   const int32_t best = ArgMax(l);  // NaN logits never win, here or below
   if (params_.temperature <= 0.0f) return best;
   const bool min_p_on = params_.min_p > 0.0f && params_.min_p <= 1.0f;

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <span>
+#include <utility>
 #include <vector>
 
 namespace pocket::runtime {
@@ -28,6 +29,10 @@ struct SamplingParams {
   float repeat_penalty = 1.0f; // 1: off; llama.cpp's rule (logit>0: /= penalty, else *= penalty)
   int repeat_last_n = 64;      // how many recent tokens the penalty looks at; 0 off, -1 all
   uint64_t seed = kRandomSeed; // kRandomSeed: random
+  // Added to a token's logit before everything else but the repetition penalty (OpenAI's
+  // logit_bias); a bias of -100 or less bans the token (-inf). Ids outside the vocabulary
+  // are ignored.
+  std::vector<std::pair<int32_t, float>> logit_bias;
 };
 
 // xoshiro256** (Blackman & Vigna), seeded through splitmix64. Bit-exact everywhere.

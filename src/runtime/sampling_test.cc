@@ -46,6 +46,27 @@ TEST(SamplerTest, ZeroTemperatureIsArgMaxWithLowestIdOnTies) {
   EXPECT_EQ(ArgMax(std::vector<float>{-1, -0.5f, -2}), 1);
 }
 
+TEST(SamplerTest, LogitBiasShiftsLogitsAndMinus100Bans) {
+  const std::vector<float> logits = {1.0f, 5.0f, 2.0f, 4.5f};
+  SamplingParams p;
+  p.temperature = 0.0f;
+  p.logit_bias = {{1, -100.0f}};  // the argmax banned: the next best wins
+  EXPECT_EQ(Sampler(p).Sample(logits, {}), 3);
+  p.logit_bias = {{1, -100.0f}, {3, -1.0f}, {0, 3.0f}, {99, 50.0f}};  // 99: not in the vocab
+  EXPECT_EQ(Sampler(p).Sample(logits, {}), 0);
+  // Sampled: a banned token never comes out, whatever the seed.
+  p.temperature = 1.0f;
+  p.top_k = 0;
+  p.top_p = 1.0f;
+  p.min_p = 0.0f;
+  p.logit_bias = {{1, -100.0f}, {3, -100.0f}};
+  for (uint64_t seed = 0; seed < 200; ++seed) {
+    p.seed = seed;
+    const int32_t t = Sampler(p).Sample(logits, {});
+    EXPECT_TRUE(t == 0 || t == 2) << t;
+  }
+}
+
 TEST(SamplerTest, SameSeedSameTokens) {
   SamplingParams p;
   p.seed = 7;

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <initializer_list>
@@ -280,6 +281,17 @@ std::optional<RequestError> ParseCommon(const json& b, const GenerationDefaults&
     if (v->get<double>() <= 0 || v->get<double>() > 1)
       return Invalid("top_p", "'top_p' must be a number in (0, 1]");
     gen.sampling.top_p = v->get<float>();
+  }
+  if (const json* bias = Opt(b, "logit_bias"); bias != nullptr && bias->is_object()) {
+    for (const auto& [k, v] : bias->items()) {  // types and range: CheckForwardedFields
+      if (!Is(v, Kind::kNumber)) continue;
+      int32_t id = -1;
+      const auto [end, ec] = std::from_chars(k.data(), k.data() + k.size(), id);
+      if (ec != std::errc() || end != k.data() + k.size() || id < 0) {
+        return Invalid("logit_bias." + k, "'logit_bias' keys must be token ids, got '" + k + "'");
+      }
+      gen.sampling.logit_bias.emplace_back(id, v.get<float>());
+    }
   }
   if (const json* v = Opt(b, "seed")) {
     if (!v->is_number_integer()) return WrongType("seed", "an integer", *v);
