@@ -17,7 +17,7 @@ struct EngineGeneratorOptions {
   float temperature = 0.7f;  // 0: greedy (deterministic)
   int64_t seed = -1;         // -1: random
   int threads = 0;
-  int context_length = 2048;
+  int context_length = 0;  // 0: the model's, capped at runtime::kDefaultContextCap
 };
 
 class EngineGenerator : public Generator {
