@@ -15,9 +15,10 @@ if [ $# -gt 0 ]; then
 fi
 echo
 echo "== Demo: 48 tokens from the embedded default model (models/default.gguf)"
-echo "== Its weights are random, so the text is gibberish: it shows the machinery works."
+echo "== Pocket trained it on the King James Bible (recipes/default.toml): the Bible's words"
+echo "== and rhythm, not its sense."
 echo
-./build/release/pocket run "Once upon a time" -n 48 --seed 1
+./build/release/pocket run "And the LORD said unto Moses," -n 48 --seed 1
 echo
 echo
 echo "== For real answers, point Pocket at any Llama/SmolLM/Qwen2 GGUF file:"
