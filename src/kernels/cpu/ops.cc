@@ -10,6 +10,7 @@
 #include "hwy/foreach_target.h"       // IWYU pragma: keep
 #include "hwy/highway.h"
 #include "hwy/contrib/math/math-inl.h"
+#include "kernels/cpu/elementwise-inl.h"
 #include "kernels/cpu/fixed_sum-inl.h"
 #include "kernels/cpu/cpu.h"
 #include "tensor/fp16.h"
@@ -84,27 +85,20 @@ void SoftmaxImpl(float* x, size_t n) {
   // negative score would reach a float-to-int conversion inside it on some targets);
   // below the range the result is 0, and NaN stays NaN. The tail goes through the same
   // vector code, and the sum is a fixed sum, so no entry depends on the vector width.
-  const auto one = [&](float* p) {
-    const auto arg = hn::Sub(hn::LoadU(d, p), vm);
-    hn::StoreU(hn::IfThenElse(hn::IsNaN(arg), arg,
-                              hn::IfThenZeroElse(hn::Lt(arg, lo), hn::Exp(d, hn::Max(arg, lo)))),
-               d, p);
-  };
-  size_t i = 0;
-  for (; i + N <= n; i += N) one(x + i);
-  if (i < n) {
-    HWY_ALIGN float buf[hn::MaxLanes(d)] = {};
-    std::memcpy(buf, x + i, (n - i) * sizeof(float));
-    one(buf);
-    std::memcpy(x + i, buf, (n - i) * sizeof(float));
-  }
   const float* const in[1] = {x};
+  float* const out[1] = {x};
+  Elementwise(in, out, n, [&](const auto* v, auto* y) {
+    const auto arg = hn::Sub(v[0], vm);
+    y[0] = hn::IfThenElse(hn::IsNaN(arg), arg,
+                          hn::IfThenZeroElse(hn::Lt(arg, lo), hn::Exp(d, hn::Max(arg, lo))));
+  });
   const float sum = fixed_sum::Sum(in, n, [](const fixed_sum::V16* e, fixed_sum::V16 acc) {
     return hn::Add(acc, e[0]);
   });
   const float inv = 1.0f / sum;
   const auto vinv = hn::Set(d, inv);
-  for (i = 0; i + N <= n; i += N) hn::StoreU(hn::Mul(hn::LoadU(d, x + i), vinv), d, x + i);
+  size_t i = 0;
+  for (; i + N <= n; i += N) hn::StoreU(hn::Mul(hn::LoadU(d, x + i), vinv), d, x + i);
   for (; i < n; ++i) x[i] *= inv;
 }
 
@@ -134,49 +128,32 @@ size_t ArgMaxImpl(const float* x, size_t n) {
 
 void ScaledExpImpl(const float* x, size_t n, float scale, float offset, float* out) {
   const hn::ScalableTag<float> d;
-  const size_t N = hn::Lanes(d);
   const auto vs = hn::Set(d, scale), vo = hn::Set(d, offset);
   const auto lo = hn::Set(d, kScaledExpMin), hi = hn::Set(d, kScaledExpMax);
-  const auto one = [&](const float* in, float* o) {
-    const auto v = hn::LoadU(d, in);
-    const auto arg = hn::MulSub(v, vs, vo);
+  const float* const in[1] = {x};
+  float* const outs[1] = {out};
+  Elementwise(in, outs, n, [&](const auto* v, auto* y) {
+    const auto arg = hn::MulSub(v[0], vs, vo);
     // Exp only ever sees finite, clamped arguments (-inf or NaN would reach a float-to-int
     // conversion inside it on some targets); below the range, and for NaN, the result is 0.
     const auto e = hn::Exp(d, hn::Min(hn::Max(arg, lo), hi));
-    hn::StoreU(hn::IfThenZeroElse(hn::Or(hn::IsNaN(v), hn::Lt(arg, lo)), e), d, o);
-  };
-  size_t i = 0;
-  for (; i + N <= n; i += N) one(x + i, out + i);
-  if (i < n) {  // the tail through the same vector code, so no entry depends on n
-    HWY_ALIGN float buf[hn::MaxLanes(d)] = {};
-    std::memcpy(buf, x + i, (n - i) * sizeof(float));
-    one(buf, buf);
-    std::memcpy(out + i, buf, (n - i) * sizeof(float));
-  }
+    y[0] = hn::IfThenZeroElse(hn::Or(hn::IsNaN(v[0]), hn::Lt(arg, lo)), e);
+  });
 }
 
 void SwiGLUImpl(const float* gate, const float* up, size_t n, float* out) {
   const hn::ScalableTag<float> d;
-  const size_t N = hn::Lanes(d);
   const auto one = hn::Set(d, 1.0f);
   const auto lo = hn::Set(d, kScaledExpMin), hi = hn::Set(d, kScaledExpMax);
-  const auto body = [&](const float* gp, const float* upp, float* o) {
-    const auto g = hn::LoadU(d, gp);
-    const auto u = hn::LoadU(d, upp);
+  const float* const in[2] = {gate, up};
+  float* const outs[1] = {out};
+  Elementwise(in, outs, n, [&](const auto* v, auto* y) {
+    const auto g = v[0];
     // exp(-g) with -g clamped into Exp's range (see Softmax): the sigmoid is then 1 - 2e-38
     // or 6e-39 instead of 1 or 0 at the far ends, and defined for +-inf.
     const auto sig = hn::Div(one, hn::Add(one, hn::Exp(d, hn::Min(hn::Max(hn::Neg(g), lo), hi))));
-    hn::StoreU(hn::Mul(hn::Mul(g, sig), u), d, o);
-  };
-  size_t i = 0;
-  for (; i + N <= n; i += N) body(gate + i, up + i, out + i);
-  if (i < n) {  // the tail through the same vector code, so no entry depends on n
-    HWY_ALIGN float buf[3][hn::MaxLanes(d)] = {};
-    std::memcpy(buf[0], gate + i, (n - i) * sizeof(float));
-    std::memcpy(buf[1], up + i, (n - i) * sizeof(float));
-    body(buf[0], buf[1], buf[2]);
-    std::memcpy(out + i, buf[2], (n - i) * sizeof(float));
-  }
+    y[0] = hn::Mul(hn::Mul(g, sig), v[1]);
+  });
 }
 
 void AddImpl(const float* a, const float* b, size_t n, float* out) {

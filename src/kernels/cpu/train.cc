@@ -24,6 +24,7 @@
 // clang-format on
 #include "base/check.h"
 #include "hwy/contrib/math/math-inl.h"
+#include "kernels/cpu/elementwise-inl.h"
 #include "kernels/cpu/fixed_sum-inl.h"
 #include "hwy/highway.h"
 #include "kernels/cpu/cpu.h"
@@ -113,34 +114,6 @@ void GemmAccImpl(const GemmTile& g) {
   size_t i = 0;
   for (; i + 4 <= g.num_i; i += 4) GemmRows<4>(g, i);
   for (; i < g.num_i; ++i) GemmRows<1>(g, i);
-}
-
-// Elementwise bodies: full vectors, then the tail through the same vector code on a
-// padded copy, so an element's result never depends on n or where a chunk starts.
-template <size_t kIn, size_t kOut, typename F>
-HWY_INLINE void Elementwise(const float* const (&in)[kIn], float* const (&out)[kOut], size_t n,
-                            const F& f) {
-  const D d;
-  const size_t N = hn::Lanes(d);
-  size_t i = 0;
-  V x[kIn], y[kOut];
-  for (; i + N <= n; i += N) {
-    for (size_t j = 0; j < kIn; ++j) x[j] = hn::LoadU(d, in[j] + i);
-    f(x, y);
-    for (size_t j = 0; j < kOut; ++j) hn::StoreU(y[j], d, out[j] + i);
-  }
-  if (i < n) {
-    HWY_ALIGN float buf[kIn > kOut ? kIn : kOut][hn::MaxLanes(d)] = {};
-    for (size_t j = 0; j < kIn; ++j) {
-      std::memcpy(buf[j], in[j] + i, (n - i) * sizeof(float));
-      x[j] = hn::Load(d, buf[j]);
-    }
-    f(x, y);
-    for (size_t j = 0; j < kOut; ++j) {
-      hn::Store(y[j], d, buf[j]);
-      std::memcpy(out[j] + i, buf[j], (n - i) * sizeof(float));
-    }
-  }
 }
 
 // sigmoid(g) with -g clamped into Exp's range, as SwiGLU's forward computes it.
