@@ -83,14 +83,25 @@ CLI::Option* AddCtxSizeOption(CLI::App& app, int* ctx_size, const std::string& h
       ->capture_default_str();
 }
 
-CLI::Option* AddNPredictOption(CLI::App& app, int* n_predict, const std::string& aliases) {
+CLI::Option* AddNPredictOption(CLI::App& app, int* n_predict, const std::string& aliases,
+                               bool allow_zero) {
   // -1 is llama.cpp's "no limit" (until end of generation or a full context); other
   // negatives are mistakes.
-  return app
-      .add_option(WithAliases("-n,--n-predict", aliases), *n_predict,
-                  "tokens to generate (-1 = until end of generation or a full context)")
-      ->check(InRange(-1, 1 << 30, "-1 (no limit) or 0 to 1073741824"))
-      ->capture_default_str();
+  const std::string valid =
+      allow_zero ? "-1 (no limit) or 0 to 1073741824" : "-1 (no limit) or 1 to 1073741824";
+  CLI::Option* opt =
+      app.add_option(WithAliases("-n,--n-predict", aliases), *n_predict,
+                     "tokens to generate (-1 = until end of generation or a full context)")
+          ->check(InRange(-1, 1 << 30, valid))
+          ->capture_default_str();
+  if (!allow_zero) {
+    opt->check(CLI::Validator(
+        [valid](std::string& input) -> std::string {
+          return input == "0" ? input + " is out of range (valid: " + valid + ")" : "";
+        },
+        valid));
+  }
+  return opt;
 }
 
 CLI::Option* AddTempOption(CLI::App& app, float* temp, const std::string& aliases) {

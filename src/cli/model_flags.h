@@ -50,7 +50,10 @@ CLI::Option* AddThreadsOption(CLI::App& app, int* threads);
 // `help` says what the size means for the command; `min` is the smallest valid value.
 CLI::Option* AddCtxSizeOption(CLI::App& app, int* ctx_size, const std::string& help, int min,
                               const std::string& aliases = "");
-CLI::Option* AddNPredictOption(CLI::App& app, int* n_predict, const std::string& aliases = "");
+// allow_zero false (serve's default for requests): 0 is refused, since every request that
+// relies on the default would return no text.
+CLI::Option* AddNPredictOption(CLI::App& app, int* n_predict, const std::string& aliases = "",
+                               bool allow_zero = true);
 CLI::Option* AddTempOption(CLI::App& app, float* temp, const std::string& aliases = "");
 CLI::Option* AddSeedOption(CLI::App& app, int64_t* seed);
 CLI::Option* AddTopKOption(CLI::App& app, int* top_k);

@@ -280,7 +280,7 @@ CommandMain Configure(CLI::App& app) {
                  "beside the binary, in the build or the install)");
   app.add_flag("--no-page", f->no_page, "no chat page: GET / is a 404 like any unknown path")
       ->excludes("--web");
-  AddNPredictOption(app, &f->n_predict)
+  AddNPredictOption(app, &f->n_predict, "", /*allow_zero=*/false)
       ->description(
           "max_tokens of a request that sets neither max_tokens nor max_completion_tokens (-1 "
           "= until end of generation or a full context; a bound, not counted against the "
