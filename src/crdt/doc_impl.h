@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -82,7 +83,8 @@ struct TxnState {
   std::vector<std::pair<uint32_t, uint32_t>> before;   // client -> clock before the txn
   std::vector<DeleteRange> deletes;                    // clock ranges deleted, with...
   std::vector<uint32_t> delete_clients;                // ...their clients
-  std::vector<std::pair<uint32_t, uint32_t>> changed;  // (type, key or kNil)
+  std::vector<std::pair<uint32_t, uint32_t>> changed;  // (type, key or kNil), first-seen order
+  std::unordered_set<uint64_t> changed_set;            // the same pairs, type << 32 | key
   void AddDelete(uint32_t client, uint32_t clock, uint32_t len) {
     deletes.push_back({clock, len});
     delete_clients.push_back(client);
@@ -92,6 +94,7 @@ struct TxnState {
     deletes.clear();
     delete_clients.clear();
     changed.clear();
+    changed_set.clear();
   }
 };
 
@@ -261,10 +264,10 @@ inline void DocImpl::AddStruct(uint32_t idx) {
 // Yjs addChangedTypeToTransaction.
 inline void DocImpl::MarkChanged(uint32_t type, uint32_t key) {
   if (type == kNil) return;
-  for (const auto& c : txn_->changed) {
-    if (c.first == type && c.second == key) return;
+  // A set beside the ordered list: an update touching n types or keys costs O(n), not O(n^2).
+  if (txn_->changed_set.insert(static_cast<uint64_t>(type) << 32 | key).second) {
+    txn_->changed.emplace_back(type, key);
   }
-  txn_->changed.emplace_back(type, key);
 }
 
 }  // namespace pocket::crdt::internal
