@@ -533,5 +533,46 @@ TEST(DocTest, TypesNestedOneHundredThousandDeepApplyEncodeAndDeleteWithoutRecurs
   EXPECT_EQ(c.GetMap("m").Size(), 0u);
 }
 
+// One update from `clients` peers, each appending "x" to root text "content" at clock 0 (a
+// merge of that many one-edit docs), and its apply must cost O(clients).
+std::vector<uint8_t> ManyClientsUpdate(uint32_t clients) {
+  lib0::Encoder e;
+  e.VarUint(clients);
+  for (uint32_t c = clients; c >= 1; --c) {  // descending client ids, as Yjs writes them
+    e.VarUint(1);         // one struct
+    e.VarUint(1000 + c);  // client
+    e.VarUint(0);         // clock
+    e.Byte(4);            // Item, ContentString, no origins: the parent follows
+    e.VarUint(1);
+    e.String("content");
+    e.String("x");
+  }
+  e.VarUint(0);  // empty delete set
+  return e.buf();
+}
+
+TEST(DocTest, UpdateFromTwoHundredThousandClientsAppliesInLinearTime) {
+  Doc a(1);
+  ASSERT_TRUE(a.ApplyUpdate(ManyClientsUpdate(200000)).ok());
+  EXPECT_EQ(a.GetText("content").Length(), 200000u);
+  const auto state = a.EncodeStateAsUpdate();
+  ASSERT_TRUE(state.ok());
+  Doc b(2);
+  ASSERT_TRUE(b.ApplyUpdate(*state).ok());
+  EXPECT_EQ(b.GetText("content").ToString(), a.GetText("content").ToString());
+  // The doc-free functions a sync server runs on such an update.
+  const std::vector<uint8_t> update = ManyClientsUpdate(200000);
+  const std::span<const uint8_t> both[] = {update, *state};
+  const auto merged = MergeUpdates(both);
+  ASSERT_TRUE(merged.ok());
+  const auto sv = EncodeStateVectorFromUpdate(*merged);
+  ASSERT_TRUE(sv.ok());
+  const auto rest = DiffUpdate(*merged, *sv);
+  ASSERT_TRUE(rest.ok());
+  Doc c(3);
+  ASSERT_TRUE(c.ApplyUpdate(*merged).ok());
+  EXPECT_EQ(c.GetText("content").Length(), 200000u);
+}
+
 }  // namespace
 }  // namespace pocket::crdt

@@ -81,6 +81,7 @@ struct TxnState {
   const void* origin = nullptr;
   bool local = true;
   std::vector<std::pair<uint32_t, uint32_t>> before;   // client -> clock before the txn
+  std::unordered_set<uint32_t> before_clients;         // the clients in `before`
   std::vector<DeleteRange> deletes;                    // clock ranges deleted, with...
   std::vector<uint32_t> delete_clients;                // ...their clients
   std::vector<std::pair<uint32_t, uint32_t>> changed;  // (type, key or kNil), first-seen order
@@ -91,6 +92,7 @@ struct TxnState {
   }
   void Clear() {
     before.clear();
+    before_clients.clear();
     deletes.clear();
     delete_clients.clear();
     changed.clear();
@@ -246,10 +248,8 @@ inline uint32_t DocImpl::AllocItem() {
 }
 
 inline void DocImpl::NoteClock(uint32_t client, uint32_t before) {
-  for (const auto& [c, b] : txn_->before) {
-    if (c == client) return;
-  }
-  txn_->before.emplace_back(client, before);
+  // A set beside the list: an update from n clients costs O(n), not O(n^2).
+  if (txn_->before_clients.insert(client).second) txn_->before.emplace_back(client, before);
 }
 
 inline void DocImpl::AddStruct(uint32_t idx) {

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 
 #include "base/json_limits.h"
 
@@ -192,14 +193,15 @@ Status DecodeUpdateV1(std::span<const uint8_t> update, DecodedUpdate* out) {
   if (!d.ok()) return Corrupt("truncated client count");
   if (num_clients > d.Remaining()) return Corrupt("client count " + std::to_string(num_clients) + " exceeds input");
   out->clients.reserve(num_clients);
+  std::unordered_set<uint32_t> seen;  // a set, so n clients cost O(n) to check
   for (uint64_t ci = 0; ci < num_clients; ++ci) {
     const uint64_t num_structs = d.VarUint();
     const uint32_t client = d.VarUint32();
     uint64_t clock = d.VarUint32();
     if (!d.ok()) return Corrupt("truncated client header");
     if (num_structs > d.Remaining()) return Corrupt("struct count exceeds input");
-    for (const auto& c : out->clients) {
-      if (c.client == client) return Corrupt("client " + std::to_string(client) + " appears twice");
+    if (!seen.insert(client).second) {
+      return Corrupt("client " + std::to_string(client) + " appears twice");
     }
     ClientStructs cs;
     cs.client = client;
