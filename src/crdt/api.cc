@@ -88,10 +88,27 @@ bool Map::Has(std::string_view key) const { return doc_->MapGet(type_, key).has_
 void Map::Delete(Transaction&, std::string_view key) { doc_->MapDelete(type_, key); }
 std::vector<std::string> Map::Keys() const { return doc_->MapKeys(type_); }
 size_t Map::Size() const { return doc_->MapKeys(type_).size(); }
+JsonValue PlainJson(const JsonValue& v) {
+  if (v.is_discarded()) return nullptr;
+  if (v.is_array()) {
+    JsonValue out = JsonValue::array();
+    for (const auto& e : v) out.push_back(PlainJson(e));  // depth: lib0's Any limit
+    return out;
+  }
+  if (v.is_object()) {
+    JsonValue out = JsonValue::object();
+    for (const auto& [k, e] : v.items()) {
+      if (!e.is_discarded()) out[k] = PlainJson(e);
+    }
+    return out;
+  }
+  return v;
+}
+
 JsonValue Map::ToJson() const {
   JsonValue out = JsonValue::object();
   for (const auto& k : Keys()) out[k] = *Get(k);
-  return out;
+  return PlainJson(out);
 }
 int Map::Observe(TypeObserver fn) { return AddObserver(doc_, type_, std::move(fn)); }
 void Map::Unobserve(int id) { RemoveObserver(doc_, type_, id); }
@@ -105,7 +122,7 @@ void Array::Delete(Transaction&, size_t index, size_t length) {
 }
 JsonValue Array::Get(size_t index) const { return doc_->ArrayGet(type_, index); }
 size_t Array::Length() const { return doc_->types_[type_].length; }
-JsonValue Array::ToJson() const { return doc_->ArrayJson(type_); }
+JsonValue Array::ToJson() const { return PlainJson(doc_->ArrayJson(type_)); }
 int Array::Observe(TypeObserver fn) { return AddObserver(doc_, type_, std::move(fn)); }
 void Array::Unobserve(int id) { RemoveObserver(doc_, type_, id); }
 

@@ -27,11 +27,18 @@
 
 namespace pocket::crdt {
 
-// Values stored in Map / Array (lib0 writeAny types). JS `undefined` decodes as null;
+// Values stored in Map / Array (lib0 writeAny types). JS `undefined` decodes as a
+// discarded value (is_discarded()) and is written back as undefined, so a value passes
+// through this document unchanged; the ToJson views drop or null it as JSON.stringify does
+// (PlainJson). JS null is null;
 // Uint8Array maps to json binary; a bigint to json binary of subtype
 // lib0::kBigIntSubtype holding its 8 big-endian two's-complement bytes, so that it is
 // written back as a bigint (a JSON integer is a JS number, written as one).
 using JsonValue = nlohmann::json;
+
+// `v` as JSON.stringify would write it: an undefined (discarded) object member is dropped,
+// an undefined array element or top-level value becomes null.
+JsonValue PlainJson(const JsonValue& v);
 // Text formatting attributes: a JSON object {name: value}; value null removes the mark.
 using Attributes = nlohmann::json;
 
@@ -106,13 +113,14 @@ class Text {
 class Map {
  public:
   void Set(Transaction& txn, std::string_view key, const JsonValue& value);
-  // nullopt when the key is absent. A nested Yjs type reads as {"$type": "<kind>"}.
+  // nullopt when the key is absent; a discarded value when it holds undefined. A nested Yjs
+  // type reads as {"$type": "<kind>"}.
   std::optional<JsonValue> Get(std::string_view key) const;
   bool Has(std::string_view key) const;
   void Delete(Transaction& txn, std::string_view key);
   std::vector<std::string> Keys() const;  // sorted
   size_t Size() const;
-  JsonValue ToJson() const;  // object of all live entries
+  JsonValue ToJson() const;  // object of all live entries, as PlainJson (undefined dropped)
   int Observe(TypeObserver fn);
   void Unobserve(int id);
 
@@ -133,7 +141,7 @@ class Array {
   // REQUIRES: index < Length().
   JsonValue Get(size_t index) const;
   size_t Length() const;
-  JsonValue ToJson() const;  // array of all values
+  JsonValue ToJson() const;  // array of all values, as PlainJson (undefined is null)
   int Observe(TypeObserver fn);
   void Unobserve(int id);
 

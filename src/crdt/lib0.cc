@@ -118,7 +118,8 @@ nlohmann::json Decoder::Any(int depth) {
   const uint8_t type = Byte();
   if (!ok_) return nullptr;
   switch (type) {
-    case 127:  // undefined
+    case 127:  // undefined: a discarded value, written back as 127 (Encoder::Any)
+      return nlohmann::json(nlohmann::json::value_t::discarded);
     case 126:
       return nullptr;
     case 125: {

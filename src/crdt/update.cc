@@ -57,8 +57,8 @@ bool ReadContent(lib0::Decoder& d, WireStruct* s) {
         } else {
           const std::string_view js = d.String();
           if (!d.ok()) return false;
-          if (js == "undefined") {
-            s->values.emplace_back(nullptr);
+          if (js == "undefined") {  // ContentJSON's undefined, as Yjs writes it
+            s->values.emplace_back(nlohmann::json::value_t::discarded);
           } else {
             auto v = ParseContentJson(js);
             if (!v) return false;
@@ -320,7 +320,7 @@ void WriteStruct(lib0::Encoder& e, const WireStruct& s) {
       break;
     case kRefJson:
       e.VarUint(s.values.size());
-      for (const auto& v : s.values) e.String(v.dump());
+      for (const auto& v : s.values) e.String(v.is_discarded() ? "undefined" : v.dump());
       break;
     case kRefAny:
       e.VarUint(s.values.size());
@@ -599,7 +599,7 @@ Result<nlohmann::json> DecodeUpdateToJson(std::span<const uint8_t> update) {
       if (s.parent_kind == 2) j["parent"] = id(s.parent_id);
       if (!s.parent_sub.empty()) j["parentSub"] = std::string(s.parent_sub);
       if (s.ref == kRefString) j["str"] = std::string(s.str);
-      if (s.ref == kRefAny || s.ref == kRefJson) j["values"] = s.values;
+      if (s.ref == kRefAny || s.ref == kRefJson) j["values"] = PlainJson(s.values);
       if (s.ref == kRefFormat) j["format"] = {std::string(s.str), std::string(s.str2)};
       if (s.ref == kRefType) j["typeRef"] = s.type_ref;
       structs.push_back(std::move(j));
