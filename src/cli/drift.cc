@@ -3,6 +3,8 @@
 // object. Exit 0: no dataset drift; 1: dataset drift; 2: bad input or usage.
 #include "eval/drift.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>

@@ -86,8 +86,8 @@ struct DriftReport {
 // Compares every selected column. InvalidArgument naming the column for: a column named in
 // options that is in neither file or in only one, a column in only one file when no columns
 // are named, a column with no values in one file, ks/wasserstein asked of a categorical
-// column, a threshold or test for a column not compared, a text column whose cells are
-// numbers only; the token counter's error as it comes.
+// column, a threshold or test for a column not compared, a text column not among the compared
+// columns; the token counter's error as it comes.
 Result<DriftReport> ComputeDrift(const Table& reference, const Table& current,
                                  const DriftOptions& options);
 

@@ -172,6 +172,31 @@ TEST(DriftTest, PValueTestsDriftBelowThresholdDistancesAtOrAbove) {
   EXPECT_TRUE(std::isnan(w.p_value));
 }
 
+TEST(DriftTest, ChiSquareOfAValueTheReferenceNeverHadIsInfiniteWithPZero) {
+  DriftOptions options;
+  options.tests["x"] = DriftTest::kChiSquare;
+  const ColumnDrift d = One({"a", "b", "a"}, {"a", "c"}, options);
+  EXPECT_TRUE(std::isinf(d.statistic));
+  EXPECT_EQ(d.p_value, 0.0);
+  EXPECT_TRUE(d.drifted);
+  const ColumnDrift one = One({"a", "a"}, {"a"}, options);
+  EXPECT_EQ(one.p_value, 1.0);  // one value in both files: nothing differs
+  EXPECT_FALSE(one.drifted);
+}
+
+TEST(DriftTest, JsonReportHasNullPValueForDistances) {
+  DriftOptions options;
+  options.tests["x"] = DriftTest::kJensenShannon;
+  auto report = ComputeDrift(Parse(Csv("x", {"a", "b"}), "r.csv"),
+                             Parse(Csv("x", {"a", "a"}), "c.csv"), options);
+  ASSERT_TRUE(report.ok());
+  const std::string json = DriftReportJson(*report);
+  EXPECT_NE(json.find("\"test\": \"jensenshannon\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"p_value\": null"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"method\": \"values\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"dataset_drift\": true"), std::string::npos) << json;
+}
+
 TEST(DriftTest, DatasetDriftsWhenHalfTheColumnsDrift) {
   const std::string ref = "a,b\n1,5\n2,6\n3,7\n4,8\n5,9\n6,10\n7,11\n8,12\n";
   const std::string cur_half = "a,b\n1,50\n2,60\n3,70\n4,80\n5,90\n6,100\n7,110\n8,120\n";
