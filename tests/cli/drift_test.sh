@@ -3,6 +3,7 @@
 # JSONL current, made by tests/golden/eval/make_drift_micro.py):
 #  - the committed pair drifts (exit 1) with the tests and verdict docs/eval.md shows;
 #    a file against itself does not (exit 0);
+#  - -m MODEL adds COLUMN:tokens for --text columns (the default model's tokenizer);
 #  - --json is one object with the same verdict; --test/--threshold overrides are applied;
 #  - bad input exits 2 with one line: a missing file, an unknown column, a bad --test, a
 #    malformed line (FILE:LINE), which --skip-bad-lines counts and skips instead.
@@ -35,6 +36,14 @@ grep -Eq '^resolved +categorical +z ' <<<"$OUT" || fail "resolved row: $OUT"
 grep -Eq '^answer:words +numerical +ks ' <<<"$OUT" || fail "answer:words row: $OUT"
 grep -q 'dataset drift: yes (4 of 7 columns drifted, share 0.571 >= 0.5)' <<<"$OUT" ||
   fail "verdict: $OUT"
+
+# -m: the model's tokenizer adds answer:tokens.
+run "$D/reference.csv" "$D/current.jsonl" --text answer -m "$SRC/models/default.gguf"
+[ "$RC" = 1 ] || fail "-m: exit $RC, want 1: $ERR"
+grep -Eq '^answer:tokens +numerical +ks .* yes ' <<<"$OUT" || fail "answer:tokens row: $OUT"
+grep -q 'of 8 columns drifted' <<<"$OUT" || fail "-m verdict: $OUT"
+run "$D/reference.csv" "$D/current.jsonl" -m "$SRC/models/default.gguf"
+[ "$RC" = 2 ] && grep -q "name one with --text" <<<"$ERR" || fail "-m without --text: $RC $ERR"
 
 run "$D/reference.csv" "$D/reference.csv" --text answer
 [ "$RC" = 0 ] || fail "a file against itself: exit $RC, want 0: $OUT $ERR"
