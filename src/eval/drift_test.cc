@@ -103,6 +103,12 @@ TEST(TableTest, JsonlMalformedLinesNameFileAndLine) {
   EXPECT_EQ(t.bad_lines, 1u);
 }
 
+TEST(TableTest, JsonlWithTooManyDistinctKeysIsRefused) {
+  std::string lines;
+  for (int i = 0; i <= 1000; ++i) lines += "{\"k" + std::to_string(i) + "\": 1}\n";
+  EXPECT_EQ(ParseError(lines, "k.jsonl"), "k.jsonl:1001: more than 1000 distinct keys");
+}
+
 TEST(TableTest, FormatIsSniffedWithoutAKnownExtension) {
   EXPECT_EQ(Parse("  {\"a\":1}\n", "data.txt").columns, (std::vector<std::string>{"a"}));
   EXPECT_EQ(Parse("a,b\n1,2\n", "data.txt").columns, (std::vector<std::string>{"a", "b"}));

@@ -17,6 +17,9 @@ namespace pocket::eval {
 namespace {
 
 constexpr size_t kMaxMessages = 20;
+// Every new JSONL key back-fills a missing cell in every earlier row, so a file whose lines
+// each bring new keys would cost rows x keys cells; real feature files have tens of columns.
+constexpr size_t kMaxColumns = 1000;
 
 bool EndsWith(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
@@ -74,6 +77,8 @@ class Builder {
     }
     return Status::Ok();
   }
+
+  bool Has(const std::string& column) const { return index_.count(column) != 0; }
 
   size_t Column(const std::string& column) {
     auto it = index_.find(column);
@@ -146,6 +151,10 @@ Result<Table> ParseJsonl(std::string_view bytes, const std::string& name, bool s
       } else {
         bad = "the value of \"" + it.key() + "\" is an array or object (columns hold scalars)";
         break;
+      }
+      if (!b.Has(it.key()) && b.table().columns.size() >= kMaxColumns) {
+        return Status::InvalidArgument(name + ":" + std::to_string(line_no) + ": more than " +
+                                       std::to_string(kMaxColumns) + " distinct keys");
       }
       row.emplace_back(0, std::move(cell));
       row.back().first = b.Column(it.key());
@@ -254,13 +263,17 @@ Result<Table> ParseCsv(std::string_view bytes, const std::string& name, bool ski
       return Status::InvalidArgument(name + ":" + std::to_string(header.first_line) +
                                      ": the header has an empty column name");
     }
-    if (b.table().Find(column) >= 0) {
+    if (b.Has(column)) {
       return Status::InvalidArgument(name + ":" + std::to_string(header.first_line) +
                                      ": the header names \"" + column + "\" twice");
     }
     b.Column(column);
   }
   const size_t width = header.fields.size();
+  if (width > kMaxColumns) {
+    return Status::InvalidArgument(name + ":" + std::to_string(header.first_line) + ": more than " +
+                                   std::to_string(kMaxColumns) + " columns");
+  }
   while (pos < bytes.size()) {
     CsvRecord r = NextCsvRecord(bytes, pos, line);
     if (!r.error.empty()) {

@@ -49,8 +49,8 @@ struct TableOptions {
 };
 
 // Parses `bytes`; `name` is the file name errors and messages use. InvalidArgument for the
-// first malformed line (unless skipped), an empty CSV header, a duplicate column name, or
-// no rows at all.
+// first malformed line (unless skipped), an empty CSV header, a duplicate column name, more
+// than 1000 columns (CSV header or distinct JSONL keys), or no rows at all.
 Result<Table> ParseTable(std::string_view bytes, const std::string& name,
                          const TableOptions& options);
 
