@@ -14,6 +14,8 @@ APT_PACKAGES=(
   python3 chromium chromium-driver
   docker-registry apache2-utils  # tests/cli/registry_remote_test: a real OCI registry, htpasswd -B
 )
+# Optional, not installed here: python3-scipy (with python3-numpy) regenerates the drift golden
+# cases (/usr/bin/python3 tests/golden/eval/make_drift_golden.py); no test needs it.
 # Node.js and npm: Debian's nodejs + npm unless a node with npm is already installed (the
 # NodeSource build bundles npm and conflicts with Debian's npm package).
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
