@@ -19,15 +19,15 @@ struct PruneFlags {
   bool dry_run = false;
 };
 
-std::string Tags(const registry::PrunedManifest &m) {
+std::string Tags(const registry::PrunedManifest& m) {
   std::string out;
-  for (const std::string &t : m.tags) out += (out.empty() ? "" : ",") + t;
+  for (const std::string& t : m.tags) out += (out.empty() ? "" : ",") + t;
   return out;
 }
 
-int PruneMain(const PruneFlags &f) {
+int PruneMain(const PruneFlags& f) {
   const std::string cmd = "registry prune";
-  const char *default_host = std::getenv("POCKET_REGISTRY");
+  const char* default_host = std::getenv("POCKET_REGISTRY");
   auto ns = registry::ParseRegistryNamespace(f.target, default_host ? default_host : "");
   if (!ns.ok()) return Fail(cmd, ns.status());
   auto now = registry::CurrentUnixSeconds();
@@ -40,12 +40,12 @@ int PruneMain(const PruneFlags &f) {
   options.dry_run = f.dry_run;
   auto report = registry::PruneStaging(*ns, options);
   if (!report.ok()) return Fail(cmd, report.status());
-  const char *verb = f.dry_run ? "would remove" : "removed";
-  for (const auto &m : report->removed) {
+  const char* verb = f.dry_run ? "would remove" : "removed";
+  for (const auto& m : report->removed) {
     std::printf("%s %s/%s:%s %.19s (expired %s)\n", verb, ns->host.c_str(), m.repository.c_str(),
                 Tags(m).c_str(), m.digest.c_str(), m.expires.c_str());
   }
-  for (const auto &m : report->kept) {
+  for (const auto& m : report->kept) {
     std::printf("kept %s/%s:%s %.19s (%s)\n", ns->host.c_str(), m.repository.c_str(),
                 Tags(m).c_str(), m.digest.c_str(), m.note.c_str());
   }
@@ -61,10 +61,10 @@ int PruneMain(const PruneFlags &f) {
   return 0;
 }
 
-CommandMain Configure(CLI::App &app) {
+CommandMain Configure(CLI::App& app) {
   app.require_subcommand(1);
   SetExamples(app, {"pocket registry prune 127.0.0.1:5000/team --dry-run"});
-  CLI::App *prune =
+  CLI::App* prune =
       app.add_subcommand("prune", "delete the expired staging artifacts of REGISTRY[/NAMESPACE]");
   prune->description(
       "Delete the expired staging artifacts of a registry namespace: the repositories under "

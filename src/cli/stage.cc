@@ -35,7 +35,7 @@ struct StageFlags {
 // The file's SHA-256 hex, for the default tag: the checkpoint's own identity, so staging the same
 // file again refreshes its tag and another checkpoint gets another one. (One more read of the file
 // than a plain import; the page cache usually serves the import's.)
-Result<std::string> FileSha256Hex(const std::string &path) {
+Result<std::string> FileSha256Hex(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Status::IOError("cannot open " + path + ": " + std::strerror(errno));
   Sha256 sha;
@@ -58,7 +58,7 @@ Result<std::string> FileSha256Hex(const std::string &path) {
 
 // NAME from the file name: "out/Tiny_v2.ckpt.gguf" -> "tiny_v2.ckpt"; characters the name grammar
 // refuses become '-'.
-Result<std::string> NameFromFile(const std::string &file) {
+Result<std::string> NameFromFile(const std::string& file) {
   std::string stem = std::filesystem::path(file).filename().string();
   if (stem.size() > 5 && stem.substr(stem.size() - 5) == ".gguf") stem.resize(stem.size() - 5);
   std::string name;
@@ -75,7 +75,7 @@ Result<std::string> NameFromFile(const std::string &file) {
   return name;
 }
 
-int StageMain(const StageFlags &f) {
+int StageMain(const StageFlags& f) {
   const std::string cmd = "stage";
   auto ttl = registry::ParseTtl(f.ttl);
   if (!ttl.ok()) return Fail(cmd, ttl.status());
@@ -83,7 +83,7 @@ int StageMain(const StageFlags &f) {
   if (!now.ok()) return Fail(cmd, now.status());
   std::optional<registry::RegistryNamespace> to;
   if (!f.to.empty()) {
-    const char *default_host = std::getenv("POCKET_REGISTRY");
+    const char* default_host = std::getenv("POCKET_REGISTRY");
     auto ns = registry::ParseRegistryNamespace(f.to, default_host ? default_host : "");
     if (!ns.ok()) return Fail(cmd, Status::InvalidArgument("--to: " + ns.status().message()));
     to = *ns;
@@ -137,7 +137,7 @@ int StageMain(const StageFlags &f) {
   return 0;
 }
 
-CommandMain Configure(CLI::App &app) {
+CommandMain Configure(CLI::App& app) {
   auto f = std::make_shared<StageFlags>();
   app.description(
       "Put a checkpoint in the staging namespace with an expiry: it is imported as "

@@ -26,7 +26,7 @@ constexpr char kManifestAccept[] =
 
 // The next page of a paginated list: RFC 5988 `Link: </v2/_catalog?last=x&n=1000>; rel="next"`
 // (distribution spec), "" when there is none.
-std::string NextLink(const net::FetchResponse &res) {
+std::string NextLink(const net::FetchResponse& res) {
   const std::string link = res.Header("Link");
   const size_t open = link.find('<'), close = link.find('>');
   if (open == std::string::npos || close == std::string::npos || close < open ||
@@ -38,27 +38,27 @@ std::string NextLink(const net::FetchResponse &res) {
 
 class Pruner {
  public:
-  Pruner(const RegistryNamespace &ns, const PruneOptions &options)
+  Pruner(const RegistryNamespace& ns, const PruneOptions& options)
       : ns_(ns), options_(options), client_(ns.host, options.client) {}
 
   Result<PruneReport> Run() {
     PK_ASSIGN_OR_RETURN(std::vector<std::string> repos,
                         List("/v2/_catalog?n=1000", "repositories"));
     const std::string prefix = ns_.StagingPrefix();
-    for (const std::string &repo : repos) {
+    for (const std::string& repo : repos) {
       if (repo.rfind(prefix, 0) != 0 || !IsValidName(repo)) continue;
       ++report_.repositories;
       PK_RETURN_IF_ERROR(Look(repo));
     }
     if (!options_.dry_run) {
-      for (const PrunedManifest &m : report_.removed)
+      for (const PrunedManifest& m : report_.removed)
         PK_RETURN_IF_ERROR(Delete(m.repository, m.digest));
-      for (const auto &[repo, digest] : referrer_indexes_) {
+      for (const auto& [repo, digest] : referrer_indexes_) {
         PK_RETURN_IF_ERROR(Delete(repo, digest));
       }
     }
     report_.referrer_indexes_removed = static_cast<int>(referrer_indexes_.size());
-    auto by_name = [](const PrunedManifest &a, const PrunedManifest &b) {
+    auto by_name = [](const PrunedManifest& a, const PrunedManifest& b) {
       return std::tie(a.repository, a.tags) < std::tie(b.repository, b.tags);
     };
     std::sort(report_.removed.begin(), report_.removed.end(), by_name);
@@ -67,9 +67,9 @@ class Pruner {
   }
 
  private:
-  Status HttpError(const std::string &what, const net::FetchResponse &res) {
+  Status HttpError(const std::string& what, const net::FetchResponse& res) {
     std::string body = res.body.substr(0, 200);
-    for (char &c : body) {
+    for (char& c : body) {
       if (c == '\n' || c == '\r') c = ' ';
     }
     return Status::IOError(client_.Where(what + ": HTTP " + std::to_string(res.status) +
@@ -78,7 +78,7 @@ class Pruner {
 
   // A GET, retried while the registry answers 5xx/429 or the connection fails; other statuses
   // are returned for the caller to judge.
-  Result<net::FetchResponse> Get(const std::string &url, uint64_t max_bytes,
+  Result<net::FetchResponse> Get(const std::string& url, uint64_t max_bytes,
                                  std::vector<std::pair<std::string, std::string>> headers = {}) {
     net::FetchResponse res;
     PK_RETURN_IF_ERROR(client_.WithRetries([&]() -> Status {
@@ -96,7 +96,7 @@ class Pruner {
 
   // The string array `field` of a paginated list (catalog or tags); a 404 is an empty list (a
   // repository whose tags were all deleted).
-  Result<std::vector<std::string>> List(std::string url, const char *field) {
+  Result<std::vector<std::string>> List(std::string url, const char* field) {
     std::vector<std::string> out;
     for (int page = 0; !url.empty(); ++page) {
       if (page == kMaxPages) {
@@ -106,30 +106,22 @@ class Pruner {
       PK_ASSIGN_OR_RETURN(net::FetchResponse res, Get(url, kMaxListBytes));
       if (res.status == 404) break;
       if (res.status != 200) return HttpError("GET " + url, res);
-      auto j = ParseUntrustedJson(res.body, client_.Where("GET " + url));
-      if (!j.ok()) return Status::Corruption(j.status().message());
-      auto it = j->find(field);
-      if (!j->is_object() || (it != j->end() && !it->is_null() && !it->is_array())) {
-        return Status::Corruption(client_.Where("GET " + url + ": '" + field + "' is not a list"));
-      }
-      if (it != j->end() && it->is_array()) {
-        for (const auto &v : *it) {
-          if (v.is_string()) out.push_back(v.get<std::string>());
-        }
-      }
+      PK_ASSIGN_OR_RETURN(std::vector<std::string> names,
+                          ParseNameList(res.body, field, client_.Where("GET " + url)));
+      out.insert(out.end(), names.begin(), names.end());
       url = NextLink(res);
     }
     return out;
   }
 
   // Reads every tag's manifest of `repo` and sorts them into removed/kept.
-  Status Look(const std::string &repo) {
+  Status Look(const std::string& repo) {
     PK_ASSIGN_OR_RETURN(std::vector<std::string> tags,
                         List("/v2/" + repo + "/tags/list?n=1000", "tags"));
     std::sort(tags.begin(), tags.end());
     std::map<std::string, PrunedManifest> by_digest;
     std::vector<std::pair<std::string, std::string>> referrer_tags;  // tag, its digest
-    for (const std::string &tag : tags) {
+    for (const std::string& tag : tags) {
       if (!IsValidTag(tag)) continue;
       const std::string path = "/v2/" + repo + "/manifests/" + tag;
       PK_ASSIGN_OR_RETURN(net::FetchResponse res,
@@ -142,28 +134,17 @@ class Pruner {
         referrer_tags.emplace_back(tag, digest);
         continue;
       }
-      PrunedManifest &m = by_digest[digest];
+      PrunedManifest& m = by_digest[digest];
       m.repository = repo;
       m.digest = digest;
       m.tags.push_back(tag);
       if (m.tags.size() > 1) continue;
-      std::map<std::string, std::string> annotations;
-      auto j = ParseUntrustedJson(res.body, "manifest " + digest);
-      if (j.ok() && j->is_object()) {
-        auto a = j->find("annotations");
-        if (a != j->end() && a->is_object()) {
-          for (const auto &[k, v] : a->items()) {
-            if (v.is_string()) annotations[k] = v.get<std::string>();
-          }
-        }
-      }
+      const std::map<std::string, std::string> annotations = ManifestAnnotations(res.body);
       if (auto it = annotations.find(kStagingExpiresAnnotation); it != annotations.end()) {
         m.expires = it->second;
       }
       auto expiry = ExpiryOf(annotations);
-      if (!j.ok() || !j->is_object()) {
-        m.note = "not a JSON manifest";
-      } else if (!expiry.ok()) {
+      if (!expiry.ok()) {
         m.note = "bad expiry: " + expiry.status().message();
       } else if (!expiry->has_value()) {
         m.note = "no expiry";
@@ -172,7 +153,7 @@ class Pruner {
       }
     }
     std::set<std::string> removed;
-    for (auto &[digest, m] : by_digest) {
+    for (auto& [digest, m] : by_digest) {
       if (m.note.empty()) {
         removed.insert(digest);
         report_.removed.push_back(std::move(m));
@@ -181,13 +162,13 @@ class Pruner {
       }
     }
     // A referrers index tagged sha256-<hex> of a removed manifest goes with it.
-    for (const auto &[tag, digest] : referrer_tags) {
+    for (const auto& [tag, digest] : referrer_tags) {
       if (removed.count("sha256:" + tag.substr(7))) referrer_indexes_.emplace_back(repo, digest);
     }
     return Status::Ok();
   }
 
-  Status Delete(const std::string &repo, const std::string &digest) {
+  Status Delete(const std::string& repo, const std::string& digest) {
     const std::string path = "/v2/" + repo + "/manifests/" + digest;
     return client_.WithRetries([&]() -> Status {
       net::FetchRequest req;
@@ -206,14 +187,44 @@ class Pruner {
     });
   }
 
-  const RegistryNamespace &ns_;
-  const PruneOptions &options_;
+  const RegistryNamespace& ns_;
+  const PruneOptions& options_;
   RegistryClient client_;
   PruneReport report_;
   std::vector<std::pair<std::string, std::string>> referrer_indexes_;  // repo, digest
 };
 
 }  // namespace
+
+Result<std::vector<std::string>> ParseNameList(std::string_view body, std::string_view field,
+                                               std::string_view what) {
+  auto j = ParseUntrustedJson(body, what);
+  if (!j.ok()) return Status::Corruption(j.status().message());
+  const std::string key(field);
+  if (!j->is_object()) return Status::Corruption(std::string(what) + ": not a JSON object");
+  std::vector<std::string> out;
+  auto it = j->find(key);
+  if (it == j->end() || it->is_null()) return out;
+  if (!it->is_array()) {
+    return Status::Corruption(std::string(what) + ": '" + key + "' is not a list");
+  }
+  for (const auto& v : *it) {
+    if (v.is_string()) out.push_back(v.get<std::string>());
+  }
+  return out;
+}
+
+std::map<std::string, std::string> ManifestAnnotations(std::string_view body) {
+  std::map<std::string, std::string> out;
+  auto j = ParseUntrustedJson(body, "manifest");
+  if (!j.ok() || !j->is_object()) return out;
+  auto a = j->find("annotations");
+  if (a == j->end() || !a->is_object()) return out;
+  for (const auto& [k, v] : a->items()) {
+    if (v.is_string()) out[k] = v.get<std::string>();
+  }
+  return out;
+}
 
 std::string RegistryNamespace::StagingPrefix() const {
   return (name_space.empty() ? "" : name_space + "/") + kStagingComponent + "/";
@@ -254,7 +265,7 @@ Result<RegistryNamespace> ParseRegistryNamespace(std::string_view text,
   return ns;
 }
 
-Result<PruneReport> PruneStaging(const RegistryNamespace &ns, const PruneOptions &options) {
+Result<PruneReport> PruneStaging(const RegistryNamespace& ns, const PruneOptions& options) {
   return Pruner(ns, options).Run();
 }
 

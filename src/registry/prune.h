@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -55,11 +56,22 @@ struct PruneReport {
   int referrer_indexes_removed = 0;     // sha256-<hex> tags of removed manifests
 };
 
+// The wire parsers prune applies to a registry's replies (untrusted bytes; fuzzed by
+// staging_fuzz.cc). ParseNameList: the string array `field` of a catalog page
+// ({"repositories": [...]}) or a tags page ({"name": ..., "tags": [...] or null}); entries
+// that are not strings are skipped; Corruption naming `what` when the body is not a JSON
+// object or `field` is neither an array nor null/absent (read as empty).
+Result<std::vector<std::string>> ParseNameList(std::string_view body, std::string_view field,
+                                               std::string_view what);
+// The string annotations of a manifest or index body; empty when it is not a JSON object or
+// has none (values that are not strings are skipped).
+std::map<std::string, std::string> ManifestAnnotations(std::string_view body);
+
 // Looks at every staging repository of `ns` and deletes its expired manifests (none with dry_run).
 // IOError, one line naming the registry, for network, auth and HTTP errors; a registry whose delete
 // is disabled (HTTP 405) is "... deleting manifests is disabled (HTTP 405): set
 // storage.delete.enabled: true in its config" and the first such DELETE stops the pass (nothing
 // else was deleted).
-Result<PruneReport> PruneStaging(const RegistryNamespace &ns, const PruneOptions &options);
+Result<PruneReport> PruneStaging(const RegistryNamespace& ns, const PruneOptions& options);
 
 }  // namespace pocket::registry

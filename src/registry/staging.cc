@@ -32,7 +32,7 @@ int DaysInMonth(int64_t y, int64_t m) {
 }  // namespace
 
 Result<int64_t> ParseTtl(std::string_view text) {
-  auto bad = [&](const std::string &why) {
+  auto bad = [&](const std::string& why) {
     return Status::InvalidArgument("--ttl '" + std::string(text.substr(0, 64)) + "' " + why +
                                    " (write e.g. 30m, 24h, 7d or 1h30m; units s, m, h, d)");
   };
@@ -89,7 +89,7 @@ std::string FormatTtl(int64_t seconds) {
   std::string out;
   static constexpr std::pair<int64_t, char> kUnits[] = {
       {86400, 'd'}, {3600, 'h'}, {60, 'm'}, {1, 's'}};
-  for (const auto &[unit, suffix] : kUnits) {
+  for (const auto& [unit, suffix] : kUnits) {
     if (seconds >= unit) {
       out += std::to_string(seconds / unit) + suffix;
       seconds %= unit;
@@ -108,13 +108,13 @@ std::string FormatRfc3339(int64_t unix_seconds) {
 }
 
 Result<int64_t> ParseRfc3339(std::string_view text, std::string_view what) {
-  auto bad = [&](const char *why) {
+  auto bad = [&](const char* why) {
     return Status::InvalidArgument(std::string(what) + " '" + std::string(text.substr(0, 64)) +
                                    "' is not an RFC 3339 time (" + why +
                                    "; e.g. 2026-12-07T21:00:00Z)");
   };
   // Reads `n` digits at `pos`.
-  auto num = [&](size_t pos, size_t n, int64_t *out) {
+  auto num = [&](size_t pos, size_t n, int64_t* out) {
     if (pos + n > text.size()) return false;
     int64_t v = 0;
     for (size_t k = 0; k < n; ++k) {
@@ -160,7 +160,7 @@ Result<int64_t> ParseRfc3339(std::string_view text, std::string_view what) {
 }
 
 Result<int64_t> CurrentUnixSeconds() {
-  if (const char *now = std::getenv(kNowEnv); now && *now) return ParseRfc3339(now, kNowEnv);
+  if (const char* now = std::getenv(kNowEnv); now && *now) return ParseRfc3339(now, kNowEnv);
   return static_cast<int64_t>(std::time(nullptr));
 }
 
@@ -174,7 +174,7 @@ bool IsStagingName(std::string_view name) {
   }
 }
 
-Result<ModelRef> StagingRef(const ModelRef &ref) {
+Result<ModelRef> StagingRef(const ModelRef& ref) {
   if (IsStagingName(ref.name)) return ref;
   ModelRef out{std::string(kStagingComponent) + "/" + ref.name, ref.tag};
   if (!IsValidName(out.name)) {
@@ -189,14 +189,14 @@ std::map<std::string, std::string> StagingAnnotations(int64_t now_s, int64_t ttl
           {kCreatedAnnotation, FormatRfc3339(now_s)}};
 }
 
-Result<std::optional<int64_t>> ExpiryOf(const std::map<std::string, std::string> &annotations) {
+Result<std::optional<int64_t>> ExpiryOf(const std::map<std::string, std::string>& annotations) {
   auto it = annotations.find(kStagingExpiresAnnotation);
   if (it == annotations.end()) return std::optional<int64_t>();
   PK_ASSIGN_OR_RETURN(int64_t t, ParseRfc3339(it->second, kStagingExpiresAnnotation));
   return std::optional<int64_t>(t);
 }
 
-bool IsExpiredStaging(std::string_view name, const std::map<std::string, std::string> &annotations,
+bool IsExpiredStaging(std::string_view name, const std::map<std::string, std::string>& annotations,
                       int64_t now_s) {
   if (!IsStagingName(name)) return false;
   auto expiry = ExpiryOf(annotations);

@@ -53,17 +53,17 @@ Result<int64_t> CurrentUnixSeconds();
 bool IsStagingName(std::string_view name);
 // staging/NAME:TAG; a name already in a staging namespace is kept. InvalidArgument when the result
 // is longer than a name may be.
-Result<ModelRef> StagingRef(const ModelRef &ref);
+Result<ModelRef> StagingRef(const ModelRef& ref);
 
 // The annotations `pocket stage` adds to the manifest: kStagingExpiresAnnotation (now + ttl) and
 // org.opencontainers.image.created (now).
 std::map<std::string, std::string> StagingAnnotations(int64_t now_s, int64_t ttl_s);
 // The expiry a manifest's annotations carry: nullopt without one; InvalidArgument when it is not an
 // RFC 3339 time.
-Result<std::optional<int64_t>> ExpiryOf(const std::map<std::string, std::string> &annotations);
+Result<std::optional<int64_t>> ExpiryOf(const std::map<std::string, std::string>& annotations);
 // True when `name` is a staging name and `annotations` carry an expiry at or before now_s. A
 // malformed expiry is not expired (nothing is removed on a guess).
-bool IsExpiredStaging(std::string_view name, const std::map<std::string, std::string> &annotations,
+bool IsExpiredStaging(std::string_view name, const std::map<std::string, std::string>& annotations,
                       int64_t now_s);
 
 }  // namespace pocket::registry

@@ -33,7 +33,7 @@ TEST(ParseTtlTest, ReadsGoStyleWholeUnits) {
 }
 
 TEST(ParseTtlTest, RefusesAnythingElseInOneLineNamingTheInput) {
-  for (const char *bad : {"", "24", "h", "1.5h", "-1h", "+1h", "0s", "0d0h", "100ms", "1w", "1 h",
+  for (const char* bad : {"", "24", "h", "1.5h", "-1h", "+1h", "0s", "0d0h", "100ms", "1w", "1 h",
                           "1h ", " 1h", "1H", "3651d", "99999999999999h", "1h-", "1hm"}) {
     auto r = ParseTtl(bad);
     ASSERT_FALSE(r.ok()) << "'" << bad << "' parsed as " << *r;
@@ -69,7 +69,7 @@ TEST(Rfc3339Test, FormatsUtcAndParsesOffsetsFractionsAndLeapDays) {
 }
 
 TEST(Rfc3339Test, RefusesMalformedTimesNamingTheSource) {
-  for (const char *bad :
+  for (const char* bad :
        {"", "2026-12-07", "2026-12-07T21:00:00", "2026-12-07 21:00:00Z", "2026-13-07T21:00:00Z",
         "2026-02-29T00:00:00Z", "2026-12-32T00:00:00Z", "2026-12-07T24:00:00Z",
         "2026-12-07T21:60:00Z", "2026-12-07T21:00:00.Z", "2026-12-07T21:00:00+0100",
@@ -129,6 +129,28 @@ TEST(RegistryNamespaceTest, ParsesHostAndNamespace) {
   EXPECT_FALSE(ParseRegistryNamespace("127.0.0.1:5000/Team").ok());
 }
 
+TEST(PruneParsersTest, ReadCatalogTagsAndAnnotationsAndRefuseMalformedLists) {
+  auto names =
+      ParseNameList(R"({"repositories":["team/staging/a","team/b",7]})", "repositories", "catalog");
+  ASSERT_TRUE(names.ok()) << names.status().message();
+  EXPECT_EQ(*names, (std::vector<std::string>{"team/staging/a", "team/b"}));
+  names = ParseNameList(R"({"name":"team/staging/a","tags":null})", "tags", "tags");
+  ASSERT_TRUE(names.ok());
+  EXPECT_TRUE(names->empty());
+  for (const char* bad : {"", "[]", "{\"tags\":\"v1\"}", "{\"tags\":{}}", "{\"tags\":[", "null"}) {
+    auto r = ParseNameList(bad, "tags", "GET /v2/x/tags/list");
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.status().code(), StatusCode::kCorruption);
+    EXPECT_EQ(r.status().message().rfind("GET /v2/x/tags/list", 0), 0u) << r.status().message();
+  }
+  const auto a = ManifestAnnotations(
+      R"({"schemaVersion":2,"annotations":{"io.pocket.staging.expires":"2026-12-07T22:00:00Z","n":1}})");
+  EXPECT_EQ(
+      a, (std::map<std::string, std::string>{{kStagingExpiresAnnotation, "2026-12-07T22:00:00Z"}}));
+  EXPECT_TRUE(ManifestAnnotations("not json").empty());
+  EXPECT_TRUE(ManifestAnnotations(R"({"annotations":[1]})").empty());
+}
+
 class StagingStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -142,8 +164,8 @@ class StagingStoreTest : public ::testing::Test {
   void TearDown() override { fs::remove_all(dir_); }
 
   // A tiny random GGUF model, with `keys` as string metadata (provenance).
-  std::string MakeModel(const std::string &file, uint64_t seed,
-                        const std::map<std::string, std::string> &keys = {}) {
+  std::string MakeModel(const std::string& file, uint64_t seed,
+                        const std::map<std::string, std::string>& keys = {}) {
     auto spec = formats::NamedShape("tiny");
     EXPECT_TRUE(spec.ok());
     spec->seed = seed;
@@ -151,12 +173,12 @@ class StagingStoreTest : public ::testing::Test {
     spec->weight_type = tensor::DType::kF32;
     auto writer = formats::BuildRandomModel(*spec);
     EXPECT_TRUE(writer.ok()) << writer.status().message();
-    for (const auto &[k, v] : keys) writer->SetString(k, v);
+    for (const auto& [k, v] : keys) writer->SetString(k, v);
     const std::string path = (dir_ / file).string();
     EXPECT_TRUE(writer->Write(path).ok());
     return path;
   }
-  static ModelRef Ref(const std::string &text) { return *ParseModelRef(text); }
+  static ModelRef Ref(const std::string& text) { return *ParseModelRef(text); }
 
   fs::path dir_;
   std::string root_;
@@ -233,7 +255,7 @@ TEST_F(StagingStoreTest, ImportRecordsLineageFromProvenanceKeysAndStaysDetermini
             two->entry.manifest_digest);  // no time inside
   auto info = store.Show(Ref("child:v1"));
   ASSERT_TRUE(info.ok());
-  const auto &a = info->manifest.annotations;
+  const auto& a = info->manifest.annotations;
   EXPECT_EQ(a.at(kLineageParentAnnotation), "sha256:" + parent_hex);
   EXPECT_EQ(a.at(kLineageRecipeAnnotation), "sha256:" + std::string(64, 'b'));
   EXPECT_EQ(a.at(kLineageDataAnnotation), "sha256:" + data_hex);
