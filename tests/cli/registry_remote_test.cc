@@ -433,16 +433,20 @@ TEST_F(RegistryRemoteTest, PathLikeAndUnknownNamesAreOneLineErrors) {
                !Files(dir_ / "dst" / "blobs" / "sha256").empty());
 }
 
-// The tags of `repo` on the registry at `port` ("" when it has none or is unknown).
+// The tags of `repo` on the registry at `port`, sorted, joined by ',' ("" when it has none
+// or is unknown).
 std::string TagsOf(int port, const std::string& repo) {
   const std::string r = HttpGet(port, "/v2/" + repo + "/tags/list");
   const size_t body = r.find("\r\n\r\n");
   if (r.rfind("HTTP/1.1 200", 0) != 0 || body == std::string::npos) return "";
   const auto j = nlohmann::json::parse(r.substr(body + 4), nullptr, false);
-  std::string out;
+  std::vector<std::string> tags;
   if (j.is_object() && j.contains("tags") && j["tags"].is_array()) {
-    for (const auto& t : j["tags"]) out += (out.empty() ? "" : ",") + t.get<std::string>();
+    for (const auto& t : j["tags"]) tags.push_back(t.get<std::string>());
   }
+  std::sort(tags.begin(), tags.end());
+  std::string out;
+  for (const std::string& t : tags) out += (out.empty() ? "" : ",") + t;
   return out;
 }
 
@@ -470,9 +474,16 @@ TEST_F(RegistryRemoteTest, StagedModelsArePrunedOnlyOnceExpired) {
   o = Pocket(dir_ / "src",
              "stage -q " + Quote(fresh_model) + " fresh:v1 --ttl 7d --to " + Reg() + "/team");
   ASSERT_EQ(o.rc, 0) << o.err;
-  // The layer of `old` is shared with team/tiny:v1 in the local store: stored once.
   EXPECT_EQ(TagsOf(port_, "team/staging/old"), "v1");
   EXPECT_EQ(TagsOf(port_, "team/staging/fresh"), "v1");
+  // A referrers-schema tag of old:v1 (where signatures live without the referrers API): some
+  // manifest tagged sha256-<hex of old:v1's digest>, which must go with it.
+  const std::string old_digest = Digest(dir_ / "src", "staging/old:v1");
+  ASSERT_EQ(old_digest.rfind("sha256:", 0), 0u);
+  const std::string referrers_tag = "sha256-" + old_digest.substr(7);
+  o = Pocket(dir_ / "src",
+             "push -q " + Reg() + "/team/tiny:v1 " + Reg() + "/team/staging/old:" + referrers_tag);
+  ASSERT_EQ(o.rc, 0) << o.err;
 
   // A dry run lists and deletes nothing.
   o = Pocket(dir_ / "src", "registry prune " + Reg() + "/team --dry-run");
@@ -481,7 +492,7 @@ TEST_F(RegistryRemoteTest, StagedModelsArePrunedOnlyOnceExpired) {
       << o.out;
   EXPECT_NE(o.out.find("kept " + Reg() + "/team/staging/fresh:v1 sha256:"), std::string::npos)
       << o.out;
-  EXPECT_EQ(TagsOf(port_, "team/staging/old"), "v1");
+  EXPECT_EQ(TagsOf(port_, "team/staging/old"), referrers_tag + ",v1");
 
   o = Pocket(dir_ / "src", "registry prune " + Reg() + "/team");
   ASSERT_EQ(o.rc, 0) << o.err;
@@ -490,6 +501,7 @@ TEST_F(RegistryRemoteTest, StagedModelsArePrunedOnlyOnceExpired) {
   EXPECT_NE(o.out.find("removed 1 expired manifest(s) of 2 staging repositories"),
             std::string::npos)
       << o.out;
+  EXPECT_NE(o.out.find("and 1 signature index(es) of them"), std::string::npos) << o.out;
   EXPECT_EQ(TagsOf(port_, "team/staging/old"), "");
   EXPECT_EQ(TagsOf(port_, "team/staging/fresh"), "v1");
   EXPECT_EQ(TagsOf(port_, "team/tiny"), "v1");
