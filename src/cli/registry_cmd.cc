@@ -3,6 +3,9 @@
 // groups commands about a remote registry as a whole.
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
+#include <sstream>
+#include <string>
 
 #include "cli/command.h"
 #include "cli/model_flags.h"
@@ -61,11 +64,25 @@ int PruneMain(const PruneFlags& f) {
   return 0;
 }
 
+constexpr char kPruneSummary[] = "delete the expired staging artifacts of REGISTRY[/NAMESPACE]";
+
+// `pocket registry --help` lists each subcommand with its one-line summary (its own --help
+// gives the full description), as `pocket --help` does.
+class SummaryFormatter : public CLI::Formatter {
+ public:
+  std::string make_subcommand(const CLI::App* sub) const override {
+    std::stringstream out;
+    CLI::detail::format_help(out, sub->get_display_name(true),
+                             sub->get_name() == "prune" ? kPruneSummary : sub->get_description(),
+                             get_column_width());
+    return out.str();
+  }
+};
+
 CommandMain Configure(CLI::App& app) {
   app.require_subcommand(1);
   SetExamples(app, {"pocket registry prune 127.0.0.1:5000/team --dry-run"});
-  CLI::App* prune =
-      app.add_subcommand("prune", "delete the expired staging artifacts of REGISTRY[/NAMESPACE]");
+  CLI::App* prune = app.add_subcommand("prune", kPruneSummary);
   prune->description(
       "Delete the expired staging artifacts of a registry namespace: the repositories under "
       "NAMESPACE/staging/ (GET /v2/_catalog), each tag's manifest read for its "
@@ -84,6 +101,7 @@ CommandMain Configure(CLI::App& app) {
       ->add_option("target", f->target,
                    "REGISTRY[/NAMESPACE]; without a HOST, $POCKET_REGISTRY names the registry")
       ->required();
+  app.formatter(std::make_shared<SummaryFormatter>());  // after prune: it keeps the default
   prune->add_flag("--dry-run", f->dry_run, "list what would be removed; delete nothing");
   AddTransferOptions(*prune, &f->transfer);
   return [f] { return PruneMain(*f); };
