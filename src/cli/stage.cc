@@ -108,6 +108,20 @@ int StageMain(const StageFlags& f) {
   }
   auto staged_ref = registry::StagingRef(ref);
   if (!staged_ref.ok()) return Fail(cmd, staged_ref.status());
+  // The destination and the registry options are checked before anything is written.
+  std::optional<registry::RemoteRef> dest;
+  registry::PushOptions push;
+  if (to) {
+    const std::string ns_prefix = to->name_space.empty() ? "" : to->name_space + "/";
+    auto remote = registry::ParseRemoteRef(to->host + "/" + ns_prefix + staged_ref->ToString());
+    if (!remote.ok()) {
+      return Fail(cmd, Status::InvalidArgument("--to: " + remote.status().message()));
+    }
+    dest = *remote;
+    auto client = ClientOptionsFrom(f.transfer);
+    if (!client.ok()) return Fail(cmd, client.status());
+    push.client = *client;
+  }
   auto root = StoreRoot(f.store);
   if (!root.ok()) return Fail(cmd, root.status());
   registry::Store store(*root);
@@ -119,15 +133,8 @@ int StageMain(const StageFlags& f) {
               staged_ref->ToString().c_str(), HumanBytes(imported->entry.size_bytes).c_str(),
               imported->entry.manifest_digest.c_str(), registry::FormatRfc3339(*now + *ttl).c_str(),
               registry::FormatTtl(*ttl).c_str());
-  if (!to) return 0;
+  if (!dest) return 0;
 
-  const std::string ns_prefix = to->name_space.empty() ? "" : to->name_space + "/";
-  auto dest = registry::ParseRemoteRef(to->host + "/" + ns_prefix + staged_ref->ToString());
-  if (!dest.ok()) return Fail(cmd, Status::InvalidArgument("--to: " + dest.status().message()));
-  registry::PushOptions push;
-  auto client = ClientOptionsFrom(f.transfer);
-  if (!client.ok()) return Fail(cmd, client.status());
-  push.client = *client;
   if (!f.quiet) push.progress = MakeProgress("push", dest->ToString());
   auto pushed = registry::Push(store, *staged_ref, *dest, push);
   if (!pushed.ok()) return Fail(cmd, pushed.status());

@@ -264,6 +264,12 @@ TEST_F(RegistryCliTest, StageAndGcRefuseBadTtlsAndClocksInOneLine) {
   o = Pocket("stage " + Quote(model_) + " ../../x --ttl 1h");
   EXPECT_EQ(o.rc, 2);
   EXPECT_EQ(Lines(o.err), 1) << o.err;
+  for (const std::string to : {"127.0.0.1:5000/Team", "127.0.0.1:5000/../x", "team"}) {
+    o = Pocket("stage " + Quote(model_) + " --ttl 1h --to " + Quote(to), "POCKET_REGISTRY= ");
+    EXPECT_EQ(o.rc, 2) << to;
+    EXPECT_EQ(o.err.rfind("pocket stage: --to: '" + to + "'", 0), 0u) << o.err;
+    EXPECT_EQ(Lines(o.err), 1) << o.err;
+  }
   EXPECT_FALSE(fs::exists(store_ + "/index.json"));  // nothing written
 }
 
