@@ -1,11 +1,15 @@
-// The config blob of a GGUF model artifact, read from the GGUF header (see model_config.h).
-// Names of file types follow llama.cpp's llama_model_ftype_name (LLAMA_FTYPE_MOSTLY_*).
+// The config blob of a GGUF model artifact, read from the GGUF header, and the lineage
+// annotations its provenance gives the manifest (see model_config.h). Names of file types
+// follow llama.cpp's llama_model_ftype_name (LLAMA_FTYPE_MOSTLY_*).
 #include "registry/model_config.h"
 
+#include <cctype>
 #include <map>
 #include <optional>
+#include <utility>
 
 #include "formats/gguf_names.h"
+#include "registry/oci.h"
 
 namespace pocket::registry {
 namespace {
@@ -109,6 +113,26 @@ Result<json> ModelConfigFromGguf(const formats::GgufFile& gguf) {
   }
   config["min_memory_bytes"] = gguf.file_size() + kv_bytes;
   return config;
+}
+
+std::map<std::string, std::string> LineageAnnotations(const json& config) {
+  std::map<std::string, std::string> out;
+  auto prov = config.find("provenance");
+  if (prov == config.end() || !prov->is_object()) return out;
+  static constexpr std::pair<const char*, const char*> kKeys[] = {
+      {"pocket.parent_sha256", kLineageParentAnnotation},
+      {"pocket.recipe_sha256", kLineageRecipeAnnotation},
+      {"pocket.data_sha256", kLineageDataAnnotation},
+  };
+  for (const auto& [key, annotation] : kKeys) {
+    auto it = prov->find(key);
+    if (it == prov->end() || !it->is_string()) continue;
+    std::string hex = it->get<std::string>();
+    for (char& c : hex) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    const std::string digest = "sha256:" + hex;
+    if (IsValidDigest(digest)) out[annotation] = digest;
+  }
+  return out;
 }
 
 }  // namespace pocket::registry

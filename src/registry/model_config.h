@@ -17,9 +17,10 @@
 //   min_memory_bytes  the file's bytes plus an F16 KV cache at min(context_length, 4096)
 //                     tokens (what `pocket run` allocates by default): a lower bound;
 //                     runtime::EstimateMemory adds the workspaces
-// Called by Store::Import. Thread safety: pure function.
+// Called by Store::Import. Thread safety: pure functions.
 #pragma once
 
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -31,6 +32,13 @@ namespace pocket::registry {
 // The config of `gguf` (opened with allow_unsupported_types, so any ggml type lists).
 // InvalidArgument naming the file when general.architecture is missing.
 Result<nlohmann::json> ModelConfigFromGguf(const formats::GgufFile& gguf);
+
+// The lineage manifest annotations (oci.h kLineage*Annotation) of a config made by
+// ModelConfigFromGguf: from its provenance, pocket.parent_sha256 -> io.pocket.lineage.parent,
+// pocket.recipe_sha256 -> .recipe, pocket.data_sha256 -> .data, each as "sha256:<hex>". A key
+// that is absent or not 64 hex digits gives no annotation (the config keeps it as written).
+// Empty for a file without them, so a plain model's manifest is what it always was.
+std::map<std::string, std::string> LineageAnnotations(const nlohmann::json& config);
 
 // llama.cpp's name of a general.file_type value ("Q4_K_M"); "" when unknown.
 std::string_view FileTypeName(uint64_t file_type);

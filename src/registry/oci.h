@@ -40,6 +40,17 @@ inline constexpr char kModelPackRawWeightType[] = "application/vnd.cncf.model.we
 // The total size of a tag's blobs (manifest, config, layers), in decimal bytes, kept in the
 // index so `pocket ls` reads one file.
 inline constexpr char kSizeAnnotation[] = "io.pocket.size";
+// Manifest annotations of staging (staging.h): when a staged artifact expires (RFC 3339 UTC).
+// The expiry counts only under a "staging" repository component, so a promoted copy of the
+// same manifest outside it never expires.
+inline constexpr char kStagingExpiresAnnotation[] = "io.pocket.staging.expires";
+// Manifest annotations of lineage (model_config.h LineageAnnotations), "sha256:<hex>" each:
+// the parent model's GGUF (its layer digest in any store), the canonical recipe and the
+// training data, from the GGUF provenance keys pocket.parent_sha256, pocket.recipe_sha256
+// and pocket.data_sha256 when the trainer (or quantizer) wrote them.
+inline constexpr char kLineageParentAnnotation[] = "io.pocket.lineage.parent";
+inline constexpr char kLineageRecipeAnnotation[] = "io.pocket.lineage.recipe";
+inline constexpr char kLineageDataAnnotation[] = "io.pocket.lineage.data";
 
 // "sha256:<64 lower-case hex>".
 bool IsValidDigest(std::string_view digest);

@@ -26,6 +26,7 @@
 #include "formats/gguf.h"
 #include "registry/file_lock.h"
 #include "registry/model_config.h"
+#include "registry/staging.h"
 
 namespace pocket::registry {
 namespace {
@@ -327,6 +328,8 @@ Result<ImportResult> Store::Import(const std::string& gguf_path, const ModelRef&
 
   Manifest m;
   m.artifact_type = kModelArtifactType;
+  m.annotations = LineageAnnotations(config);
+  for (const auto& [key, value] : options.manifest_annotations) m.annotations[key] = value;
   m.config = {
       kModelConfigType, config_digest, static_cast<int64_t>(config_bytes.size()), "", {}, ""};
   Descriptor layer_desc{kGgufLayerType, layer.digest, layer.size, "", {}, ""};
@@ -602,8 +605,9 @@ Status Store::Remove(const ModelRef& ref) {
   return WriteIndex(index);
 }
 
-Result<GcReport> Store::Gc() {
+Result<GcReport> Store::Gc(const GcOptions& options) {
   GcReport report;
+  const int64_t now_s = options.now_s ? *options.now_s : static_cast<int64_t>(std::time(nullptr));
   if (::access(Path("index.json").c_str(), F_OK) != 0) return report;  // no store yet
   PK_RETURN_IF_ERROR(EnsureLayout());
   PK_ASSIGN_OR_RETURN(FileLock store_lock,
@@ -613,15 +617,27 @@ Result<GcReport> Store::Gc() {
     PK_ASSIGN_OR_RETURN(FileLock index_lock,
                         FileLock::Acquire(Path("locks/index.lock"), FileLock::Mode::kExclusive));
     PK_ASSIGN_OR_RETURN(Index index, ReadIndex());
+    Index kept;
     for (const Descriptor& d : index.manifests) {
       auto m = ReadManifest(d.digest, RefName(d));
       if (!m.ok()) {
         return Status::Corruption(m.status().message() +
                                   "; nothing removed (run `pocket verify --repair` first)");
       }
+      // Staging's expiry (staging.h): the tag goes, so its blobs are unused below unless
+      // another tag shares them.
+      if (options.expire_staging && IsExpiredStaging(RefName(d), m->annotations, now_s)) {
+        report.expired_tags.push_back(RefName(d));
+        continue;
+      }
+      kept.manifests.push_back(d);
       live.insert(std::string(DigestHex(d.digest)));
       live.insert(std::string(DigestHex(m->config.digest)));
       for (const Descriptor& l : m->layers) live.insert(std::string(DigestHex(l.digest)));
+    }
+    if (!report.expired_tags.empty()) {
+      kept.extra_json = index.extra_json;
+      PK_RETURN_IF_ERROR(WriteIndex(kept));
     }
     // Temp files of base::WriteFileAtomic left by a killed index writer.
     std::error_code ec;

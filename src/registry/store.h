@@ -29,6 +29,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -63,6 +64,10 @@ struct ImportOptions {
   std::string created;
   // The layer's org.opencontainers.image.title; empty = the file's name.
   std::string title;
+  // Added to the manifest's annotations, after the lineage ones the GGUF's provenance gives
+  // (model_config.h LineageAnnotations): staging's expiry (staging.h). Empty for a plain
+  // import, whose manifest has no time in it, so equal files give equal manifests.
+  std::map<std::string, std::string> manifest_annotations;
 };
 
 struct ImportResult {
@@ -79,7 +84,16 @@ struct ModelInfo {
   std::string model_path;     // the GGUF layer's blob
 };
 
+struct GcOptions {
+  // Staging tags (staging.h IsStagingName) whose manifest's expiry is at or before this
+  // Unix time are removed first, then their blobs with the other unused ones. nullopt: the
+  // system clock; a value: a test's or $POCKET_NOW's.
+  std::optional<int64_t> now_s;
+  bool expire_staging = true;
+};
+
 struct GcReport {
+  std::vector<std::string> expired_tags;  // NAME:TAG of staging tags removed as expired
   int blobs_removed = 0;
   int64_t bytes_removed = 0;
   int temp_files_removed = 0;
@@ -191,10 +205,11 @@ class Store {
   // Drops the tag; its blobs stay until Gc. NotFound when the tag is not there.
   Status Remove(const ModelRef& ref);
 
-  // Removes blobs no tag references (through its manifest) and temp files no live writer
-  // holds. Corruption, removing nothing, when a tag's manifest cannot be read (what it
-  // references is unknown): `pocket verify --repair` drops such a tag first.
-  Result<GcReport> Gc();
+  // Removes expired staging tags (GcOptions), then blobs no tag references (through its
+  // manifest) and temp files no live writer holds. Corruption, removing nothing, when a
+  // tag's manifest cannot be read (what it references is unknown): `pocket verify --repair`
+  // drops such a tag first.
+  Result<GcReport> Gc(const GcOptions& options = {});
 
   // Re-hashes every blob and checks every tag's manifest and the blobs it references.
   // With `repair`, removes the blobs that do not match and the tags that are broken (or

@@ -51,10 +51,11 @@ class RegistryCliTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  Output Pocket(const std::string& args) {
+  // `env` ("NAME=VALUE ", e.g. the injected clock POCKET_NOW) goes before the command.
+  Output Pocket(const std::string& args, const std::string& env = "") {
     const fs::path base = dir_ / ("run" + std::to_string(counter_++));
     const std::string out = base.string() + ".out", err = base.string() + ".err";
-    const std::string cmd = "POCKET_HOME=" + Quote(store_) + " " + POCKET_BIN + " " + args +
+    const std::string cmd = "POCKET_HOME=" + Quote(store_) + " " + env + POCKET_BIN + " " + args +
                             " </dev/null >" + Quote(out) + " 2>" + Quote(err);
     const int status = std::system(cmd.c_str());
     Output o;
@@ -198,6 +199,142 @@ TEST_F(RegistryCliTest, EveryStoreCommandHasHelpWithAnExample) {
     EXPECT_NE(o.out.find("Examples:\n  pocket " + cmd), std::string::npos) << o.out;
     EXPECT_NE(o.out.find("--store"), std::string::npos) << o.out;
   }
+}
+
+TEST_F(RegistryCliTest, StageImportsUnderStagingWithAnExpiryAndGcRemovesItOnceExpired) {
+  // Stage at 21:00 for 1h (default name and tag) and for 7d; a plain tag shares the bytes.
+  const std::string now = "POCKET_NOW=2026-12-07T21:00:00Z ";
+  Output o = Pocket("stage " + Quote(model_) + " --ttl 1h", now);
+  ASSERT_EQ(o.rc, 0) << o.err;
+  EXPECT_NE(o.out.find("expires 2026-12-07T22:00:00Z (in 1h)"), std::string::npos) << o.out;
+  o = Pocket("stage " + Quote(model_) + " tiny:week --ttl 7d", now);
+  ASSERT_EQ(o.rc, 0) << o.err;
+  ASSERT_EQ(Pocket("import " + Quote(model_) + " tiny:v1").rc, 0);
+  o = Pocket("ls --json");
+  const auto tags = nlohmann::json::parse(o.out);
+  ASSERT_EQ(tags.size(), 3u);
+  EXPECT_EQ(tags[0]["name"], "staging/tiny");                // from the file's name
+  EXPECT_EQ(tags[0]["tag"].get<std::string>().size(), 12u);  // its sha256's first 12 hex
+  EXPECT_EQ(tags[1]["name"], "staging/tiny");
+  EXPECT_EQ(tags[1]["tag"], "week");
+  o = Pocket("show staging/tiny:week --json");
+  ASSERT_EQ(o.rc, 0) << o.err;
+  const auto shown = nlohmann::json::parse(o.out);
+  EXPECT_EQ(shown["expires"], "2026-12-14T21:00:00Z");
+  EXPECT_EQ(shown["manifest"]["annotations"]["io.pocket.staging.expires"], "2026-12-14T21:00:00Z");
+  EXPECT_EQ(shown["manifest"]["annotations"]["org.opencontainers.image.created"],
+            "2026-12-07T21:00:00Z");
+  EXPECT_NE(Pocket("show staging/tiny:week").out.find("  expires   2026-12-14T21:00:00Z"),
+            std::string::npos);
+
+  // Before the hour is up nothing expires; the output stays what gc always printed.
+  o = Pocket("gc", "POCKET_NOW=2026-12-07T21:59:59Z ");
+  ASSERT_EQ(o.rc, 0) << o.err;
+  EXPECT_EQ(o.out.find("expired"), std::string::npos) << o.out;
+  EXPECT_EQ(Lines(o.out), 1) << o.out;
+  o = Pocket("gc", "POCKET_NOW=2026-12-07T22:00:00Z ");
+  ASSERT_EQ(o.rc, 0) << o.err;
+  EXPECT_EQ(o.out.rfind("removed 1 expired staging tag(s): staging/tiny:", 0), 0u) << o.out;
+  EXPECT_NE(o.out.find("removed 1 blob(s)"), std::string::npos) << o.out;  // its manifest
+  o = Pocket("ls --json");
+  EXPECT_EQ(nlohmann::json::parse(o.out).size(), 2u) << o.out;
+  o = Pocket("gc", "POCKET_NOW=2026-12-14T21:00:00Z ");
+  EXPECT_NE(o.out.find("removed 1 expired staging tag(s): staging/tiny:week"), std::string::npos)
+      << o.out;
+  o = Pocket("ls --json");
+  const auto left = nlohmann::json::parse(o.out);
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0]["name"], "tiny");  // the plain tag, and its bytes, stay
+  EXPECT_EQ(Pocket("verify").rc, 0);
+  EXPECT_EQ(Pocket("run tiny:v1 Hello -n 4 --temp 0").out,
+            Pocket("run " + Quote(model_) + " Hello -n 4 --temp 0").out);
+}
+
+TEST_F(RegistryCliTest, StageAndGcRefuseBadTtlsAndClocksInOneLine) {
+  for (const std::string ttl : {"24", "1.5h", "100ms", "1w", "0s", "-1h", "tomorrow"}) {
+    const Output o = Pocket("stage " + Quote(model_) + " --ttl " + Quote(ttl));
+    EXPECT_EQ(o.rc, 2) << ttl;
+    EXPECT_EQ(o.err.rfind("pocket stage: --ttl '" + ttl + "' ", 0), 0u) << o.err;
+    EXPECT_EQ(Lines(o.err), 1) << o.err;
+  }
+  Output o = Pocket("gc", "POCKET_NOW=yesterday ");
+  EXPECT_EQ(o.rc, 2);
+  EXPECT_EQ(o.err.rfind("pocket gc: POCKET_NOW 'yesterday' is not an RFC 3339 time", 0), 0u)
+      << o.err;
+  o = Pocket("stage " + Quote(model_) + " ../../x --ttl 1h");
+  EXPECT_EQ(o.rc, 2);
+  EXPECT_EQ(Lines(o.err), 1) << o.err;
+  for (const std::string to : {"127.0.0.1:5000/Team", "127.0.0.1:5000/../x", "team"}) {
+    o = Pocket("stage " + Quote(model_) + " --ttl 1h --to " + Quote(to), "POCKET_REGISTRY= ");
+    EXPECT_EQ(o.rc, 2) << to;
+    EXPECT_EQ(o.err.rfind("pocket stage: --to: '" + to + "'", 0), 0u) << o.err;
+    EXPECT_EQ(Lines(o.err), 1) << o.err;
+  }
+  EXPECT_FALSE(fs::exists(store_ + "/index.json"));  // nothing written
+}
+
+TEST_F(RegistryCliTest, ShowPrintsTheLineageOfAModelTrainedByPocketTrain) {
+  // The tiny recipe of tests/cli/train (under a second): its q8_0 output names the F32
+  // checkpoint as parent, and both carry the recipe's and the data's hashes.
+  fs::copy(POCKET_SOURCE_DIR "/tests/cli/train", dir_ / "train", fs::copy_options::recursive);
+  const fs::path out = dir_ / "train" / "out" / "tiny.gguf";
+  Output o = Pocket("train " + Quote((dir_ / "train" / "recipe.toml").string()) + " -q --out " +
+                    Quote(out.string()));
+  ASSERT_EQ(o.rc, 0) << o.err;
+  const fs::path ckpt = dir_ / "train" / "out" / "tiny.ckpt.gguf";
+  ASSERT_EQ(Pocket("import " + Quote(ckpt.string()) + " tiny:f32").rc, 0);
+  o = Pocket("stage " + Quote(out.string()) + " tiny:q8 --ttl 1h");
+  ASSERT_EQ(o.rc, 0) << o.err;
+
+  o = Pocket("show staging/tiny:q8 --json");
+  ASSERT_EQ(o.rc, 0) << o.err;
+  const auto shown = nlohmann::json::parse(o.out);
+  const auto& prov = shown["config"]["provenance"];
+  const auto& notes = shown["manifest"]["annotations"];
+  const std::string parent = "sha256:" + prov["pocket.parent_sha256"].get<std::string>();
+  EXPECT_EQ(notes["io.pocket.lineage.parent"], parent);
+  EXPECT_EQ(notes["io.pocket.lineage.recipe"],
+            "sha256:" + prov["pocket.recipe_sha256"].get<std::string>());
+  EXPECT_EQ(notes["io.pocket.lineage.data"],
+            "sha256:" + prov["pocket.data_sha256"].get<std::string>());
+  EXPECT_EQ(shown["lineage"]["parent"], parent);
+  EXPECT_EQ(shown["lineage"]["parent_tags"], nlohmann::json::array({"tiny:f32"}));
+  // The parent is the checkpoint's GGUF: its layer digest in the store.
+  o = Pocket("show tiny:f32 --json");
+  EXPECT_EQ(nlohmann::json::parse(o.out)["manifest"]["layers"][0]["digest"], parent);
+  o = Pocket("show staging/tiny:q8");
+  EXPECT_NE(o.out.find("  parent    " + parent + " (tiny:f32)\n"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("  recipe    sha256:"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("  data      sha256:"), std::string::npos) << o.out;
+
+  // Lineage comes from the file alone: importing it twice gives one manifest.
+  ASSERT_EQ(Pocket("import " + Quote(out.string()) + " tiny:a").rc, 0);
+  ASSERT_EQ(Pocket("import " + Quote(out.string()) + " tiny:b").rc, 0);
+  o = Pocket("ls --json");
+  std::string a, b;
+  for (const auto& t : nlohmann::json::parse(o.out)) {
+    if (t["name"] == "tiny" && t["tag"] == "a") a = t["digest"];
+    if (t["name"] == "tiny" && t["tag"] == "b") b = t["digest"];
+  }
+  EXPECT_FALSE(a.empty());
+  EXPECT_EQ(a, b);
+}
+
+TEST_F(RegistryCliTest, StagingCommandsHaveHelpWithExamples) {
+  for (const std::string cmd : {"stage", "registry prune"}) {
+    const Output o = Pocket(cmd + " --help");
+    EXPECT_EQ(o.rc, 0) << cmd;
+    EXPECT_NE(o.out.find("Examples:\n  pocket " + cmd), std::string::npos) << o.out;
+  }
+  Output o = Pocket("stage --help");
+  for (const char* flag : {"--ttl", "--to", "--store", "--user", "-q,--quiet"}) {
+    EXPECT_NE(o.out.find(flag), std::string::npos) << flag << "\n" << o.out;
+  }
+  o = Pocket("registry prune --help");
+  for (const char* flag : {"--dry-run", "--user", "--insecure"}) {
+    EXPECT_NE(o.out.find(flag), std::string::npos) << flag << "\n" << o.out;
+  }
+  EXPECT_NE(Pocket("gc --help").out.find("POCKET_NOW"), std::string::npos);
 }
 
 }  // namespace

@@ -113,11 +113,14 @@ void Stop(pid_t& pid) {
 }
 
 // A docker-registry serving 127.0.0.1:port from storage under `dir`, htpasswd-protected
-// when `htpasswd` is not empty. Waits until it answers.
-pid_t StartRegistry(const fs::path& dir, int port, const std::string& htpasswd) {
+// when `htpasswd` is not empty, allowing manifest deletes (`pocket registry prune`) unless
+// `allow_delete` is false. Waits until it answers.
+pid_t StartRegistry(const fs::path& dir, int port, const std::string& htpasswd,
+                    bool allow_delete = true) {
   fs::create_directories(dir);
   std::ofstream cfg(dir / "config.yml");
   cfg << "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n"
+      << "  delete:\n    enabled: " << (allow_delete ? "true" : "false") << "\n"
       << "  filesystem:\n    rootdirectory: " << (dir / "data").string() << "\n"
       << "http:\n  addr: 127.0.0.1:" << port << "\n";
   if (!htpasswd.empty()) {
@@ -428,6 +431,118 @@ TEST_F(RegistryRemoteTest, PathLikeAndUnknownNamesAreOneLineErrors) {
   EXPECT_EQ(Lines(o.err), 1) << o.err;
   EXPECT_FALSE(fs::exists(dir_ / "dst" / "blobs" / "sha256") &&
                !Files(dir_ / "dst" / "blobs" / "sha256").empty());
+}
+
+// The tags of `repo` on the registry at `port`, sorted, joined by ',' ("" when it has none
+// or is unknown).
+std::string TagsOf(int port, const std::string& repo) {
+  const std::string r = HttpGet(port, "/v2/" + repo + "/tags/list");
+  const size_t body = r.find("\r\n\r\n");
+  if (r.rfind("HTTP/1.1 200", 0) != 0 || body == std::string::npos) return "";
+  const auto j = nlohmann::json::parse(r.substr(body + 4), nullptr, false);
+  std::vector<std::string> tags;
+  if (j.is_object() && j.contains("tags") && j["tags"].is_array()) {
+    for (const auto& t : j["tags"]) tags.push_back(t.get<std::string>());
+  }
+  std::sort(tags.begin(), tags.end());
+  std::string out;
+  for (const std::string& t : tags) out += (out.empty() ? "" : ",") + t;
+  return out;
+}
+
+TEST_F(RegistryRemoteTest, StagedModelsArePrunedOnlyOnceExpired) {
+  // Two checkpoints staged to team/: `old` staged with the clock a day back for 1h (expired
+  // now), `fresh` for 7d from now. team/tiny:v1 (SetUp's push) is not staging.
+  const std::string fresh_model = (dir_ / "fresh.gguf").string();
+  ASSERT_EQ(Pocket(dir_ / "s0", "make-model --shape tiny --vocab 512 --type f32 --seed 4 --out " +
+                                    Quote(fresh_model))
+                .rc,
+            0);
+  const std::string day_ago = "POCKET_NOW=" + [] {
+    const std::time_t t = std::time(nullptr) - 86400;
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return std::string(buf);
+  }();
+  Output o =
+      Pocket(dir_ / "src", "stage -q " + Quote(model_) + " old:v1 --ttl 1h --to " + Reg() + "/team",
+             day_ago);
+  ASSERT_EQ(o.rc, 0) << o.err;
+  EXPECT_NE(o.out.find("pushed to " + Reg() + "/team/staging/old:v1"), std::string::npos) << o.out;
+  o = Pocket(dir_ / "src",
+             "stage -q " + Quote(fresh_model) + " fresh:v1 --ttl 7d --to " + Reg() + "/team");
+  ASSERT_EQ(o.rc, 0) << o.err;
+  EXPECT_EQ(TagsOf(port_, "team/staging/old"), "v1");
+  EXPECT_EQ(TagsOf(port_, "team/staging/fresh"), "v1");
+  // A referrers-schema tag of old:v1 (where signatures live without the referrers API): some
+  // manifest tagged sha256-<hex of old:v1's digest>, which must go with it.
+  const std::string old_digest = Digest(dir_ / "src", "staging/old:v1");
+  ASSERT_EQ(old_digest.rfind("sha256:", 0), 0u);
+  const std::string referrers_tag = "sha256-" + old_digest.substr(7);
+  o = Pocket(dir_ / "src",
+             "push -q " + Reg() + "/team/tiny:v1 " + Reg() + "/team/staging/old:" + referrers_tag);
+  ASSERT_EQ(o.rc, 0) << o.err;
+
+  // A dry run lists and deletes nothing.
+  o = Pocket(dir_ / "src", "registry prune " + Reg() + "/team --dry-run");
+  ASSERT_EQ(o.rc, 0) << o.err;
+  EXPECT_NE(o.out.find("would remove " + Reg() + "/team/staging/old:v1 sha256:"), std::string::npos)
+      << o.out;
+  EXPECT_NE(o.out.find("kept " + Reg() + "/team/staging/fresh:v1 sha256:"), std::string::npos)
+      << o.out;
+  EXPECT_EQ(TagsOf(port_, "team/staging/old"), referrers_tag + ",v1");
+
+  o = Pocket(dir_ / "src", "registry prune " + Reg() + "/team");
+  ASSERT_EQ(o.rc, 0) << o.err;
+  EXPECT_NE(o.out.find("removed " + Reg() + "/team/staging/old:v1 sha256:"), std::string::npos)
+      << o.out;
+  EXPECT_NE(o.out.find("removed 1 expired manifest(s) of 2 staging repositories"),
+            std::string::npos)
+      << o.out;
+  EXPECT_NE(o.out.find("and 1 signature index(es) of them"), std::string::npos) << o.out;
+  EXPECT_EQ(TagsOf(port_, "team/staging/old"), "");
+  EXPECT_EQ(TagsOf(port_, "team/staging/fresh"), "v1");
+  EXPECT_EQ(TagsOf(port_, "team/tiny"), "v1");
+  o = Pocket(dir_ / "dst", "pull -q " + Reg() + "/team/staging/old:v1");
+  EXPECT_EQ(o.rc, 1);
+  EXPECT_NE(o.err.find("not found"), std::string::npos) << o.err;
+  // What stays still pulls, with its expiry in the manifest.
+  o = Pocket(dir_ / "dst", "pull -q " + Reg() + "/team/staging/fresh:v1");
+  ASSERT_EQ(o.rc, 0) << o.err;
+  o = Pocket(dir_ / "dst", "show --json " + Reg() + "/team/staging/fresh:v1");
+  EXPECT_FALSE(nlohmann::json::parse(o.out)["expires"].get<std::string>().empty());
+  ASSERT_EQ(Pocket(dir_ / "dst", "pull -q " + Reg() + "/team/tiny:v1").rc, 0);
+
+  // Nothing left to remove; another namespace has no staging repositories.
+  o = Pocket(dir_ / "src", "registry prune " + Reg() + "/team");
+  ASSERT_EQ(o.rc, 0) << o.err;
+  EXPECT_NE(o.out.find("removed 0 expired manifest(s)"), std::string::npos) << o.out;
+  o = Pocket(dir_ / "src", "registry prune " + Reg() + "/other");
+  ASSERT_EQ(o.rc, 0) << o.err;
+  EXPECT_NE(o.out.find("of 0 staging repositories"), std::string::npos) << o.out;
+  // A week on, the clock says `fresh` has expired too.
+  o = Pocket(dir_ / "src", "registry prune " + Reg() + "/team", "POCKET_NOW=2099-01-01T00:00:00Z");
+  ASSERT_EQ(o.rc, 0) << o.err;
+  EXPECT_EQ(TagsOf(port_, "team/staging/fresh"), "");
+  EXPECT_EQ(TagsOf(port_, "team/tiny"), "v1");
+}
+
+TEST_F(RegistryRemoteTest, PruneOnARegistryWithoutDeleteIsOneLine) {
+  const int port = FreePort();
+  pid_t reg = StartRegistry(dir_ / "nodelete", port, "", /*allow_delete=*/false);
+  const std::string host = "127.0.0.1:" + std::to_string(port);
+  Output o =
+      Pocket(dir_ / "src", "stage -q " + Quote(model_) + " old:v1 --ttl 1h --to " + host + "/team",
+             "POCKET_NOW=2020-01-01T00:00:00Z");
+  ASSERT_EQ(o.rc, 0) << o.err;
+  o = Pocket(dir_ / "src", "registry prune " + host + "/team");
+  Stop(reg);
+  EXPECT_EQ(o.rc, 1);
+  EXPECT_EQ(Lines(o.err), 1) << o.err;
+  EXPECT_NE(o.err.find("deleting manifests is disabled (HTTP 405"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("storage.delete.enabled: true"), std::string::npos) << o.err;
 }
 
 }  // namespace
