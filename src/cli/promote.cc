@@ -1,6 +1,8 @@
 // `pocket promote NAME:TAG --to NAME:TAG --trust FILE [--remote]`: moves a tag to the model
 // another tag names, in the store or in a registry, only when that model carries a valid
 // signature by a trusted key (registry::PromoteLocal / PromoteRemote, docs/registry.md).
+#include "registry/promote.h"
+
 #include <cstdio>
 #include <cstdlib>
 
@@ -8,7 +10,6 @@
 #include "cli/model_flags.h"
 #include "cli/store_flags.h"
 #include "cli/transfer_flags.h"
-#include "registry/promote.h"
 
 namespace pocket::cli {
 namespace {
@@ -93,11 +94,10 @@ CommandMain Configure(CLI::App& app) {
       "registry, blobs are mounted and the signatures copied). The trust file lists one key a "
       "line, 'NAME ed25519:BASE64', as in the .pub files `pocket sign --generate-key` writes; "
       "'#' starts a comment line.");
-  SetExamples(app,
-              {"pocket promote team/tiny:rc1 --to team/tiny:release --trust trusted-keys",
-               "pocket promote tiny:rc1 --to :release --trust trusted-keys",
-               "pocket promote --remote 127.0.0.1:5000/team/tiny:rc1 --to :release --trust "
-               "trusted-keys"});
+  SetExamples(app, {"pocket promote team/tiny:rc1 --to team/tiny:release --trust trusted-keys",
+                    "pocket promote tiny:rc1 --to :release --trust trusted-keys",
+                    "pocket promote --remote 127.0.0.1:5000/team/tiny:rc1 --to :release --trust "
+                    "trusted-keys"});
   app.add_option("from", f->from,
                  "the model to promote: NAME[:TAG] in the store, or with --remote "
                  "HOST/NAME[:TAG][@sha256:DIGEST]")

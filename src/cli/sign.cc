@@ -42,8 +42,8 @@ int GenerateKeyMain(const SignFlags& f) {
   std::printf(
       "wrote secret key %s (mode 0600) and public key %s.pub: %s %s (key %s); append the .pub "
       "line to a trust file to trust it\n",
-      f.generate_key.c_str(), f.generate_key.c_str(), name.c_str(),
-      key.Public().ToString().c_str(), key.Public().KeyId().c_str());
+      f.generate_key.c_str(), f.generate_key.c_str(), name.c_str(), key.Public().ToString().c_str(),
+      key.Public().KeyId().c_str());
   return 0;
 }
 

@@ -37,10 +37,10 @@ bool PrintSignatures(const std::string& what, const std::string& digest,
     std::printf("%s  %.19s...  unsigned\n", what.c_str(), digest.c_str());
   }
   for (const registry::SignatureCheck& c : checks) {
-    const std::string who =
-        c.key_id.empty() ? std::string("unknown key")
-        : !c.signer.empty() ? c.signer + " (key " + c.key_id + ")"
-                            : "key " + c.key_id + (trust ? " (not trusted)" : "");
+    const std::string who = c.key_id.empty() ? std::string("unknown key")
+                            : !c.signer.empty()
+                                ? c.signer + " (key " + c.key_id + ")"
+                                : "key " + c.key_id + (trust ? " (not trusted)" : "");
     if (c.valid) {
       std::printf("%s  %.19s...  signed by %s%s: valid\n", what.c_str(), digest.c_str(),
                   who.c_str(), c.created.empty() ? "" : (" at " + c.created).c_str());
@@ -114,8 +114,8 @@ int VerifySignaturesMain(const VerifyFlags& f) {
 int VerifyMain(const VerifyFlags& f) {
   if (f.signatures) return VerifySignaturesMain(f);
   if (!f.refs.empty() || !f.trust.empty() || f.remote) {
-    return Fail("verify", Status::InvalidArgument(
-                              "references, --trust and --remote go with --signatures"));
+    return Fail("verify",
+                Status::InvalidArgument("references, --trust and --remote go with --signatures"));
   }
   auto root = StoreRoot(f.store);
   if (!root.ok()) return Fail("verify", root.status());

@@ -9,8 +9,8 @@ namespace {
 
 constexpr int64_t kMaxManifestBytes = 4 << 20;
 
-// The payload layer's bytes of a signature artifact, or "" when it has none (CheckSignature
-// then says what is wrong with the artifact).
+// The payload layer of a signature artifact; nullptr unless it has exactly one layer
+// (CheckSignature then says what is wrong with the artifact).
 const Descriptor* PayloadLayer(const Manifest& m) {
   return m.layers.size() == 1 ? &m.layers[0] : nullptr;
 }
@@ -73,8 +73,8 @@ Result<PromoteResult> PromoteLocal(Store& store, const ModelRef& from, const Mod
   PK_ASSIGN_OR_RETURN(TagEntry entry, store.Find(from));
   PK_ASSIGN_OR_RETURN(std::vector<SignatureCheck> checks,
                       CheckStoredSignatures(store, entry.manifest_digest, &trust));
-  PK_RETURN_IF_ERROR(RequireTrustedSignature(
-      checks, What(from.ToString(), entry.manifest_digest), trust));
+  PK_RETURN_IF_ERROR(
+      RequireTrustedSignature(checks, What(from.ToString(), entry.manifest_digest), trust));
   PromoteResult result;
   result.manifest_digest = entry.manifest_digest;
   for (const SignatureCheck& c : checks) {
@@ -83,8 +83,8 @@ Result<PromoteResult> PromoteLocal(Store& store, const ModelRef& from, const Mod
       break;
     }
   }
-  PK_ASSIGN_OR_RETURN(std::string manifest, store.ReadBlob(entry.manifest_digest,
-                                                           kMaxManifestBytes));
+  PK_ASSIGN_OR_RETURN(std::string manifest,
+                      store.ReadBlob(entry.manifest_digest, kMaxManifestBytes));
   PK_RETURN_IF_ERROR(store.AddTag(to, manifest).status());
   return result;
 }
@@ -99,10 +99,10 @@ Result<PromoteResult> PromoteRemote(const RemoteRef& from, const RemoteRef& to,
     return Status::InvalidArgument("promote needs a tag to move: " + to.ToString());
   }
   RegistryClient client(from.host, options);
-  PK_ASSIGN_OR_RETURN(std::string manifest,
-                      FetchManifest(client, from.repository,
-                                    from.digest.empty() ? from.tag : from.digest,
-                                    options.timeout_ms));
+  PK_ASSIGN_OR_RETURN(
+      std::string manifest,
+      FetchManifest(client, from.repository, from.digest.empty() ? from.tag : from.digest,
+                    options.timeout_ms));
   PromoteResult result;
   result.manifest_digest = DigestOf(manifest);
   PK_ASSIGN_OR_RETURN(FetchedReferrers fetched,
@@ -118,8 +118,8 @@ Result<PromoteResult> PromoteRemote(const RemoteRef& from, const RemoteRef& to,
     return Status::Corruption(What(from.ToString(), result.manifest_digest) +
                               " has no valid signature: " + fetched.skipped[0]);
   }
-  PK_RETURN_IF_ERROR(RequireTrustedSignature(
-      checks, What(from.ToString(), result.manifest_digest), trust));
+  PK_RETURN_IF_ERROR(
+      RequireTrustedSignature(checks, What(from.ToString(), result.manifest_digest), trust));
   for (const SignatureCheck& c : checks) {
     if (c.trusted()) {
       result.signed_by = c;
@@ -127,16 +127,16 @@ Result<PromoteResult> PromoteRemote(const RemoteRef& from, const RemoteRef& to,
     }
   }
   auto parsed = ParseManifest(manifest, client.Where("manifest of " + from.ToString()));
-  std::string media_type = parsed.ok() && !parsed->media_type.empty() ? parsed->media_type
-                                                                      : kOciManifestType;
+  std::string media_type =
+      parsed.ok() && !parsed->media_type.empty() ? parsed->media_type : kOciManifestType;
   if (!parsed.ok()) {
     if (!ParseIndex(manifest, "index").ok()) return parsed.status();
     media_type = kOciIndexType;
   }
   if (to.repository != from.repository) {
     if (!parsed.ok()) {
-      return Status::NotSupported(client.Where(from.ToString() +
-                                               " is an index; promote it within its repository"));
+      return Status::NotSupported(
+          client.Where(from.ToString() + " is an index; promote it within its repository"));
     }
     std::vector<Descriptor> blobs = {parsed->config};
     blobs.insert(blobs.end(), parsed->layers.begin(), parsed->layers.end());

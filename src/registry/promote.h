@@ -37,7 +37,7 @@ Result<SignatureReport> CheckRemoteSignatures(const RemoteRef& ref, const TrustF
 
 struct PromoteResult {
   std::string manifest_digest;
-  SignatureCheck signed_by;  // the trusted signature that allowed it
+  SignatureCheck signed_by;   // the trusted signature that allowed it
   int signatures_copied = 0;  // remote, to another repository: signatures listed there
 };
 

@@ -47,8 +47,8 @@ class PromoteTest : public ::testing::Test {
   std::string Sign(Store& store, const std::string& digest, const SecretKey& key) {
     auto bytes = store.ReadBlob(digest, 1 << 20);
     EXPECT_TRUE(bytes.ok());
-    const Descriptor subject{kOciManifestType, digest, static_cast<int64_t>(bytes->size()), "",
-                             {}, ""};
+    const Descriptor subject{
+        kOciManifestType, digest, static_cast<int64_t>(bytes->size()), "", {}, ""};
     const SignatureArtifact a = MakeSignature(key, subject, "2026-12-07T00:00:00Z");
     auto stored = store.AddReferrer(a.manifest_json, {a.config, a.payload});
     EXPECT_TRUE(stored.ok()) << stored.status().message();
@@ -94,8 +94,7 @@ TEST_F(PromoteTest, ReferrersAreStoredUntaggedAndHiddenFromList) {
   // (A payload names only its subject: one for another digest is not in the store yet.)
   const SignatureArtifact a =
       MakeSignature(key, {kOciManifestType, DigestOf("elsewhere"), 1, "", {}, ""}, "x");
-  EXPECT_EQ(store.AddReferrer(a.manifest_json, {a.config}).status().code(),
-            StatusCode::kNotFound);
+  EXPECT_EQ(store.AddReferrer(a.manifest_json, {a.config}).status().code(), StatusCode::kNotFound);
 }
 
 TEST_F(PromoteTest, GcKeepsSignaturesOfLiveTagsAndDropsThoseOfRemovedOnes) {

@@ -33,8 +33,7 @@ Status HttpError(const RegistryClient& client, const std::string& what,
 
 // A GET of `path` whose whole body is returned (status as it is), retried while transient.
 Result<net::FetchResponse> Get(RegistryClient& client, const std::string& path,
-                               const std::string& accept, uint64_t max_bytes,
-                               int64_t timeout_ms) {
+                               const std::string& accept, uint64_t max_bytes, int64_t timeout_ms) {
   net::FetchResponse res;
   PK_RETURN_IF_ERROR(client.WithRetries([&]() -> Status {
     net::FetchRequest req;
@@ -67,15 +66,14 @@ Result<std::string> GetSmallBlob(RegistryClient& client, const std::string& repo
     req.url = path;
     req.timeout_ms = timeout_ms;
     req.max_response_bytes = static_cast<uint64_t>(d.size) + 1;
-    PK_ASSIGN_OR_RETURN(
-        net::FetchResponse res,
-        client.FetchStream(
-            req,
-            [&](std::string_view piece) {
-              body.append(piece);
-              return body.size() <= static_cast<size_t>(d.size);
-            },
-            nullptr));
+    PK_ASSIGN_OR_RETURN(net::FetchResponse res, client.FetchStream(
+                                                    req,
+                                                    [&](std::string_view piece) {
+                                                      body.append(piece);
+                                                      return body.size() <=
+                                                             static_cast<size_t>(d.size);
+                                                    },
+                                                    nullptr));
     status = res.status;
     if (IsTransientStatus(res.status)) return HttpError(client, "GET " + path, res);
     return Status::Ok();
@@ -106,8 +104,7 @@ Result<Index> ReferrersIndex(RegistryClient& client, const std::string& reposito
     if (res.status == 404) return Index{};
     if (res.status != 200) return HttpError(client, "GET " + path, res);
   }
-  return ParseIndex(res.body, client.Where("referrers of " + subject_digest + " in " +
-                                           repository));
+  return ParseIndex(res.body, client.Where("referrers of " + subject_digest + " in " + repository));
 }
 
 }  // namespace
@@ -147,8 +144,8 @@ Status PutManifest(RegistryClient& client, const std::string& repository,
     if (res.status != 201) return HttpError(client, "PUT " + path, res);
     const std::string sent = res.Header("Docker-Content-Digest");
     if (!sent.empty() && sent != digest) {
-      return Status::Corruption(client.Where("stored " + path + " as " + OneLine(sent) +
-                                             ", expected " + digest));
+      return Status::Corruption(
+          client.Where("stored " + path + " as " + OneLine(sent) + ", expected " + digest));
     }
     return Status::Ok();
   });
@@ -171,9 +168,9 @@ Status MountBlobs(RegistryClient& client, const std::vector<Descriptor>& blobs,
       return Status::Ok();
     }));
     if (status == 200) continue;
-    const std::string mount = "/v2/" + to_repository + "/blobs/uploads/?mount=" +
-                              d.digest.substr(0, 6) + "%3A" + std::string(DigestHex(d.digest)) +
-                              "&from=" + from_repository;
+    const std::string mount = "/v2/" + to_repository +
+                              "/blobs/uploads/?mount=" + d.digest.substr(0, 6) + "%3A" +
+                              std::string(DigestHex(d.digest)) + "&from=" + from_repository;
     PK_RETURN_IF_ERROR(client.WithRetries([&]() -> Status {
       net::FetchRequest req;
       req.method = "POST";
@@ -182,10 +179,9 @@ Status MountBlobs(RegistryClient& client, const std::vector<Descriptor>& blobs,
       PK_ASSIGN_OR_RETURN(net::FetchResponse res, client.Fetch(req));
       if (res.status == 201) return Status::Ok();
       if (IsTransientStatus(res.status)) return HttpError(client, "POST " + mount, res);
-      return Status::IOError(client.Where("cannot mount blob " + d.digest + " from " +
-                                          from_repository + " into " + to_repository +
-                                          " (HTTP " + std::to_string(res.status) +
-                                          "); push the model there instead"));
+      return Status::IOError(client.Where(
+          "cannot mount blob " + d.digest + " from " + from_repository + " into " + to_repository +
+          " (HTTP " + std::to_string(res.status) + "); push the model there instead"));
     }));
   }
   return Status::Ok();
@@ -249,8 +245,9 @@ Result<FetchedReferrers> FetchReferrers(RegistryClient& client, const std::strin
     }
     out.artifacts.push_back(std::move(a));
   }
-  std::sort(out.artifacts.begin(), out.artifacts.end(),
-            [](const ReferrerArtifact& a, const ReferrerArtifact& b) { return a.digest < b.digest; });
+  std::sort(
+      out.artifacts.begin(), out.artifacts.end(),
+      [](const ReferrerArtifact& a, const ReferrerArtifact& b) { return a.digest < b.digest; });
   return out;
 }
 
@@ -286,7 +283,8 @@ Result<int> PushReferrers(RegistryClient& client, const std::string& repository,
         PK_ASSIGN_OR_RETURN(net::FetchResponse res, client.Fetch(post));
         if (res.status != 202) return HttpError(client, "POST " + uploads, res);
         const std::string location = res.Header("Location");
-        if (location.empty()) return Status::IOError(client.Where("POST " + uploads + ": no Location"));
+        if (location.empty())
+          return Status::IOError(client.Where("POST " + uploads + ": no Location"));
         net::FetchRequest put;
         put.method = "PUT";
         put.url = location + (location.find('?') == std::string::npos ? "?" : "&") +
@@ -299,10 +297,10 @@ Result<int> PushReferrers(RegistryClient& client, const std::string& repository,
         return Status::Ok();
       }));
     }
-    PK_RETURN_IF_ERROR(PutManifest(client, repository, a.digest, a.manifest_json,
-                                   a.manifest.media_type.empty() ? std::string(kOciManifestType)
-                                                                 : a.manifest.media_type,
-                                   timeout_ms));
+    PK_RETURN_IF_ERROR(PutManifest(
+        client, repository, a.digest, a.manifest_json,
+        a.manifest.media_type.empty() ? std::string(kOciManifestType) : a.manifest.media_type,
+        timeout_ms));
   }
   bool from_api = false;
   PK_ASSIGN_OR_RETURN(Index index,
@@ -316,13 +314,13 @@ Result<int> PushReferrers(RegistryClient& client, const std::string& repository,
     const bool listed = std::any_of(index.manifests.begin(), index.manifests.end(),
                                     [&](const Descriptor& d) { return d.digest == a.digest; });
     if (listed) continue;
-    Descriptor d{a.manifest.media_type.empty() ? std::string(kOciManifestType)
-                                               : a.manifest.media_type,
-                 a.digest,
-                 static_cast<int64_t>(a.manifest_json.size()),
-                 a.manifest.artifact_type,
-                 a.manifest.annotations,
-                 ""};
+    Descriptor d{
+        a.manifest.media_type.empty() ? std::string(kOciManifestType) : a.manifest.media_type,
+        a.digest,
+        static_cast<int64_t>(a.manifest_json.size()),
+        a.manifest.artifact_type,
+        a.manifest.annotations,
+        ""};
     index.manifests.push_back(std::move(d));
     ++added;
   }

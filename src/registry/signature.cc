@@ -177,8 +177,8 @@ Result<SecretKey> ReadSecretKey(const std::string& path) {
   if ((st.st_mode & 077) != 0) {
     char mode[8];
     std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    return Status::InvalidArgument("secret key " + path + " is accessible by others (mode " +
-                                   mode + "); run chmod 600 " + path);
+    return Status::InvalidArgument("secret key " + path + " is accessible by others (mode " + mode +
+                                   "); run chmod 600 " + path);
   }
   if (st.st_size > 4096) return Status::Corruption(path + " is not a pocket secret key");
   PK_ASSIGN_OR_RETURN(std::string bytes, ReadFile(path));
@@ -252,8 +252,9 @@ Result<TrustFile> ParseTrustFile(std::string_view text, const std::string& path)
     trust.keys.push_back({name, *key, line_no});
   }
   if (trust.keys.empty()) {
-    return Status::InvalidArgument(path + ": lists no key (lines 'NAME ed25519:BASE64', as in "
-                                          "the .pub file `pocket sign --generate-key` writes)");
+    return Status::InvalidArgument(path +
+                                   ": lists no key (lines 'NAME ed25519:BASE64', as in "
+                                   "the .pub file `pocket sign --generate-key` writes)");
   }
   return trust;
 }
@@ -271,10 +272,9 @@ Result<TrustFile> ReadTrustFile(const std::string& path) {
 }
 
 std::string MakeSignaturePayload(std::string_view manifest_digest) {
-  const json payload = {
-      {"critical",
-       {{"image", {{"manifest-digest", std::string(manifest_digest)}}},
-        {"type", kSignaturePayloadKind}}}};
+  const json payload = {{"critical",
+                         {{"image", {{"manifest-digest", std::string(manifest_digest)}}},
+                          {"type", kSignaturePayloadKind}}}};
   return payload.dump();
 }
 
@@ -334,16 +334,24 @@ SignatureArtifact MakeSignature(const SecretKey& key, const Descriptor& subject,
                        a.payload.size(), key.bytes.data());
   Manifest m;
   m.artifact_type = kSignatureArtifactType;
-  m.config = {kEmptyConfigType, DigestOf(a.config), static_cast<int64_t>(a.config.size()),
-              "",               {},                 ""};
-  Descriptor layer{kSignaturePayloadType, DigestOf(a.payload),
-                   static_cast<int64_t>(a.payload.size()), "", {}, ""};
+  m.config = {
+      kEmptyConfigType, DigestOf(a.config), static_cast<int64_t>(a.config.size()), "", {}, ""};
+  Descriptor layer{kSignaturePayloadType,
+                   DigestOf(a.payload),
+                   static_cast<int64_t>(a.payload.size()),
+                   "",
+                   {},
+                   ""};
   layer.annotations[kSignatureAnnotation] = Base64(sig.data(), sig.size());
   layer.annotations[kSignatureKeyAnnotation] = key.Public().ToString();
   m.layers.push_back(std::move(layer));
-  m.subject = Descriptor{subject.media_type.empty() ? std::string(kOciManifestType)
-                                                    : subject.media_type,
-                         subject.digest, subject.size, "", {}, ""};
+  m.subject =
+      Descriptor{subject.media_type.empty() ? std::string(kOciManifestType) : subject.media_type,
+                 subject.digest,
+                 subject.size,
+                 "",
+                 {},
+                 ""};
   if (!created.empty()) m.annotations[kCreatedAnnotation] = created;
   a.manifest_json = SerializeManifest(m);
   return a;

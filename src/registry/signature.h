@@ -129,13 +129,13 @@ SignatureArtifact MakeSignature(const SecretKey& key, const Descriptor& subject,
 
 // What one signature referrer says about a subject.
 struct SignatureCheck {
-  std::string digest;      // the signature artifact's manifest digest
-  std::string key_id;      // "" when the artifact names no readable key
-  PublicKey key;           // valid when !key_id.empty()
-  std::string signer;      // the trust file's name for the key, "" when not trusted
-  std::string created;     // the artifact's creation annotation, "" when absent
-  bool valid = false;      // the signature verifies over a payload that names the subject
-  std::string problem;     // one line when !valid
+  std::string digest;   // the signature artifact's manifest digest
+  std::string key_id;   // "" when the artifact names no readable key
+  PublicKey key;        // valid when !key_id.empty()
+  std::string signer;   // the trust file's name for the key, "" when not trusted
+  std::string created;  // the artifact's creation annotation, "" when absent
+  bool valid = false;   // the signature verifies over a payload that names the subject
+  std::string problem;  // one line when !valid
   bool trusted() const { return valid && !signer.empty(); }
 };
 
@@ -149,7 +149,8 @@ SignatureCheck CheckSignature(const Manifest& referrer, std::string_view referre
 
 // The promotion rule: Ok when some check is valid and by a trusted key. Otherwise one line
 // for `what` ("tiny:v1 (sha256:...)") saying why: NotFound "has no signature", NotFound
-// "is signed only by keys not in TRUST: key ID", or Corruption "has a bad signature: ...".
+// "is signed only by keys not in TRUST: key ID", or Corruption "has no valid signature: WHY"
+// (bad signatures only: tampered, replayed, malformed).
 Status RequireTrustedSignature(const std::vector<SignatureCheck>& checks, const std::string& what,
                                const TrustFile& trust);
 

@@ -111,14 +111,14 @@ TEST(SignatureTest, WrongKeyIsRefusedAsUntrustedOrBad) {
   const Descriptor subject = Subject("m");
   const TrustFile trust = TrustOf("alice", alice.Public());
   // Signed by a key the trust file does not list: valid, not trusted.
-  const SignatureCheck by_mallory = Check(MakeSignature(mallory, subject, ""), subject.digest,
-                                          &trust);
+  const SignatureCheck by_mallory =
+      Check(MakeSignature(mallory, subject, ""), subject.digest, &trust);
   EXPECT_TRUE(by_mallory.valid);
   EXPECT_FALSE(by_mallory.trusted());
   const Status refused = RequireTrustedSignature({by_mallory}, "tiny:v1", trust);
   EXPECT_EQ(refused.code(), StatusCode::kNotFound);
-  EXPECT_EQ(refused.message(), "tiny:v1 is signed only by keys not in trust: key " +
-                                   mallory.Public().KeyId());
+  EXPECT_EQ(refused.message(),
+            "tiny:v1 is signed only by keys not in trust: key " + mallory.Public().KeyId());
   // Mallory's signature claiming to be alice's: the annotation names alice's key.
   auto m = ParseManifest(MakeSignature(mallory, subject, "").manifest_json, "s");
   ASSERT_TRUE(m.ok());
@@ -191,8 +191,10 @@ TEST(SignatureTest, TrustFileErrorsNameFileAndLine) {
       {"-alice " + k1 + "\n", "keys:1: '-alice' is not a valid key name"},
       {"alice ed25519:AAAA\n", "keys:1: 'ed25519:AAAA' is not an ed25519 public key"},
       {"alice rsa:" + k1.substr(8) + "\n", "keys:1: 'rsa:"},
-      {"alice " + k1 + "\nalice " + k2 + "\n", "keys:2: the name 'alice' is already used on line 1"},
-      {"alice " + k1 + "\nbob " + k1 + "\n", "keys:2: the key of 'bob' is already trusted as 'alice'"},
+      {"alice " + k1 + "\nalice " + k2 + "\n",
+       "keys:2: the name 'alice' is already used on line 1"},
+      {"alice " + k1 + "\nbob " + k1 + "\n",
+       "keys:2: the key of 'bob' is already trusted as 'alice'"},
       {"# nothing\n\n", "keys: lists no key"},
       {"", "keys: lists no key"},
       {std::string("alice ") + k1 + "\n" + std::string(1, '\0'), "keys: holds NUL bytes"},
@@ -240,8 +242,8 @@ TEST(SignatureTest, PayloadParserAcceptsOnlyTheCanonicalShape) {
 }
 
 TEST(SignatureTest, KeyFilesRoundTripWithModesAndAreNeverOverwritten) {
-  const fs::path dir = fs::temp_directory_path() /
-                       ("pocket_signature_test." + std::to_string(::getpid()));
+  const fs::path dir =
+      fs::temp_directory_path() / ("pocket_signature_test." + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
   const std::string path = (dir / "ci.key").string();
@@ -273,8 +275,7 @@ TEST(SignatureTest, KeyFilesRoundTripWithModesAndAreNeverOverwritten) {
   ASSERT_EQ(::chmod(path.c_str(), 0644), 0);
   auto exposed = ReadSecretKey(path);
   ASSERT_FALSE(exposed.ok());
-  EXPECT_NE(exposed.status().message().find("accessible by others (mode 0644)"),
-            std::string::npos)
+  EXPECT_NE(exposed.status().message().find("accessible by others (mode 0644)"), std::string::npos)
       << exposed.status().message();
 
   // A secret key whose public half is not its seed's.

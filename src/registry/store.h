@@ -221,8 +221,9 @@ class Store {
   // Removes blobs no tag references (through its manifest) and temp files no live writer
   // holds. A referrer stays while its subject is a live manifest (a tag's, or a live
   // referrer's); the referrers of manifests no tag uses any more leave index.json and their
-  // blobs go too. An untagged entry without a subject (another tool's) is kept as before. Corruption, removing nothing, when a tag's manifest cannot be read (what it
-  // references is unknown): `pocket verify --repair` drops such a tag first.
+  // blobs go too. An untagged entry without a subject (another tool's) is kept as before.
+  // Corruption, removing nothing, when a tag's manifest cannot be read (what it references is
+  // unknown): `pocket verify --repair` drops such a tag first.
   Result<GcReport> Gc();
 
   // Re-hashes every blob and checks every tag's manifest and the blobs it references.

@@ -278,9 +278,9 @@ TEST_F(RegistrySignCliTest, GcKeepsSignaturesOfLiveTagsAndDropsDeadOnes) {
   ASSERT_EQ(Pocket("sign tiny:rc1 --key " + Quote(Key("alice"))).rc, 0);
   // Another model, signed, then removed: its signature goes with it.
   const std::string other = (dir_ / "other.gguf").string();
-  ASSERT_EQ(Pocket("make-model --shape tiny --vocab 512 --type f32 --seed 9 --out " + Quote(other))
-                .rc,
-            0);
+  ASSERT_EQ(
+      Pocket("make-model --shape tiny --vocab 512 --type f32 --seed 9 --out " + Quote(other)).rc,
+      0);
   ASSERT_EQ(Pocket("import " + Quote(other) + " other:v1").rc, 0);
   ASSERT_EQ(Pocket("sign other:v1 --key " + Quote(Key("alice"))).rc, 0);
   ASSERT_EQ(Pocket("rm tiny:rc1").rc, 0);

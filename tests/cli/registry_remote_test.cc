@@ -476,8 +476,7 @@ TEST_F(RegistryRemoteTest, SignedModelIsPushedPulledAndPromotedRemotelyOnlyWithT
   EXPECT_NE(HttpGet(port_, "/v2/team/tiny/tags/list").find(referrers_tag), std::string::npos);
   const std::string index = HttpGetAccepting(port_, "/v2/team/tiny/manifests/" + referrers_tag,
                                              "application/vnd.oci.image.index.v1+json");
-  EXPECT_EQ(nlohmann::json::parse(index.substr(index.find("\r\n\r\n") + 4))["manifests"].size(),
-            2u)
+  EXPECT_EQ(nlohmann::json::parse(index.substr(index.find("\r\n\r\n") + 4))["manifests"].size(), 2u)
       << index;
 
   o = Pocket(src, "verify --signatures --remote " + rc + " --trust " + Quote(trust));
@@ -493,8 +492,7 @@ TEST_F(RegistryRemoteTest, SignedModelIsPushedPulledAndPromotedRemotelyOnlyWithT
 
   // A fresh store pulls the released model with its signatures; they verify and allow a
   // local promotion there too.
-  for (const std::string& released :
-       {Reg() + "/team/tiny:release", Reg() + "/prod/tiny:release"}) {
+  for (const std::string& released : {Reg() + "/team/tiny:release", Reg() + "/prod/tiny:release"}) {
     const fs::path fresh = dir_ / ("fresh" + std::to_string(counter_));
     o = Pocket(fresh, "pull -q " + released);
     ASSERT_EQ(o.rc, 0) << o.err;
@@ -502,9 +500,8 @@ TEST_F(RegistryRemoteTest, SignedModelIsPushedPulledAndPromotedRemotelyOnlyWithT
     EXPECT_EQ(Digest(fresh, released), digest);
     o = Pocket(fresh, "verify --signatures --trust " + Quote(trust));
     EXPECT_EQ(o.rc, 0) << o.out;
-    EXPECT_EQ(Pocket(fresh, "promote " + released + " --to local/tiny:ok --trust " + Quote(trust))
-                  .rc,
-              0);
+    EXPECT_EQ(
+        Pocket(fresh, "promote " + released + " --to local/tiny:ok --trust " + Quote(trust)).rc, 0);
     EXPECT_EQ(Pocket(fresh, "verify").rc, 0);
   }
   // Without a trusted key, the promotion is refused in the registry too.
