@@ -104,12 +104,17 @@ class Puller {
 
  private:
   // The model's signatures (referrers.h), fetched with this client (its token) and stored.
+  // A failure here is reported, not fatal: the model is in and tagged, and a signature is
+  // checked when it is used (promote, verify --signatures), not when it arrives.
   Status PullSignatures() {
-    PK_ASSIGN_OR_RETURN(FetchedReferrers fetched,
-                        FetchReferrers(client_, ref_.repository, result_.entry.manifest_digest,
-                                       kSignatureArtifactType, options_.client.timeout_ms));
-    result_.signature_problems = std::move(fetched.skipped);
-    for (const ReferrerArtifact& a : fetched.artifacts) {
+    auto fetched = FetchReferrers(client_, ref_.repository, result_.entry.manifest_digest,
+                                  kSignatureArtifactType, options_.client.timeout_ms);
+    if (!fetched.ok()) {
+      result_.signature_problems.push_back(fetched.status().message());
+      return Status::Ok();
+    }
+    result_.signature_problems = std::move(fetched->skipped);
+    for (const ReferrerArtifact& a : fetched->artifacts) {
       auto stored = store_.AddReferrer(a.manifest_json, a.blobs);
       if (!stored.ok()) {
         result_.signature_problems.push_back("referrer " + a.digest + ": " +

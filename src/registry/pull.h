@@ -35,7 +35,7 @@ struct PullResult {
   int64_t bytes_downloaded = 0;  // received over the network in this call
   int64_t bytes_resumed = 0;     // taken from partial files of an earlier run
   int signatures = 0;            // signature artifacts stored with the model
-  // One line per signature the registry lists that could not be fetched or stored; the
+  // One line per signature (or referrers list) that could not be fetched or stored; the
   // model itself is pulled all the same (a signature is checked when it is used).
   std::vector<std::string> signature_problems;
 };
@@ -45,7 +45,8 @@ struct PullResult {
 // (network, auth, HTTP status, the store), each one line naming the registry and the
 // reference or blob. On any error the tag is left as it was. Once the tag is written, the
 // model's signatures (the referrers of its manifest, referrers.h) are fetched and stored
-// when options.signatures; network errors there fail the call (the tag stays written).
+// when options.signatures; what goes wrong there is reported in signature_problems, and
+// the pull succeeds.
 Result<PullResult> Pull(Store& store, const RemoteRef& ref, const PullOptions& options);
 
 // hf://ORG/REPO/FILE.gguf (FILE may be in folders): a file of a Hugging Face-layout
