@@ -68,6 +68,10 @@ int PullMain(const PullFlags& f) {
   auto pulled = registry::Pull(store, *ref, options);
   if (!pulled.ok()) return Fail(cmd, pulled.status());
   PrintPulled(ref->ToString(), ref->local, *pulled);
+  if (pulled->signatures > 0) std::printf("with %d signature(s)\n", pulled->signatures);
+  for (const std::string& p : pulled->signature_problems) {
+    std::fprintf(stderr, "pocket pull: warning: signature not stored: %s\n", p.c_str());
+  }
   return 0;
 }
 

@@ -38,10 +38,12 @@ int PushMain(const PushFlags& f) {
   const registry::Store store(*root);
   auto pushed = registry::Push(store, *local, *dest, options);
   if (!pushed.ok()) return Fail(cmd, pushed.status());
-  std::printf("pushed %s to %s (manifest %.19s): %d blob(s) uploaded (%s), %d already there\n",
+  const std::string signatures =
+      pushed->signatures > 0 ? ", " + std::to_string(pushed->signatures) + " signature(s)" : "";
+  std::printf("pushed %s to %s (manifest %.19s): %d blob(s) uploaded (%s), %d already there%s\n",
               local->ToString().c_str(), dest->ToString().c_str(), pushed->manifest_digest.c_str(),
               pushed->blobs_uploaded, HumanBytes(pushed->bytes_uploaded).c_str(),
-              pushed->blobs_present);
+              pushed->blobs_present, signatures.c_str());
   return 0;
 }
 

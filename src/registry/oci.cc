@@ -168,6 +168,11 @@ Result<Manifest> ParseManifest(std::string_view bytes, std::string_view what) {
     m.layers.push_back(std::move(d));
   }
   PK_RETURN_IF_ERROR(ReadAnnotations(doc, what, "", &m.annotations));
+  if (auto subject = doc.find("subject"); subject != doc.end()) {
+    Descriptor d;
+    PK_RETURN_IF_ERROR(ReadDescriptor(*subject, what, "subject.", &d));
+    m.subject = std::move(d);
+  }
   return m;
 }
 
@@ -197,6 +202,7 @@ std::string SerializeManifest(const Manifest& m) {
   for (const Descriptor& d : m.layers) layers.push_back(DescriptorJson(d));
   j["layers"] = std::move(layers);
   if (!m.annotations.empty()) j["annotations"] = m.annotations;
+  if (m.subject) j["subject"] = DescriptorJson(*m.subject);
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -77,6 +78,9 @@ struct Manifest {
   Descriptor config;
   std::vector<Descriptor> layers;
   std::map<std::string, std::string> annotations;
+  // OCI 1.1: the manifest this one refers to (a signature's signed model); set only for
+  // referrers.
+  std::optional<Descriptor> subject;
   bool operator==(const Manifest&) const = default;
 
   // The first layer that holds a GGUF model (Pocket's, Ollama's or ModelPack's type);

@@ -28,6 +28,26 @@ TEST(OciTest, ManifestRoundTripsAndIsDeterministic) {
   EXPECT_EQ(parsed->ModelLayer()->digest, DigestOf("GGUF"));
 }
 
+TEST(OciTest, ManifestSubjectRoundTripsAndIsCheckedLikeADescriptor) {
+  Manifest m = SampleManifest();
+  m.subject = Descriptor{kOciManifestType, DigestOf("subject"), 7, "", {}, ""};
+  auto parsed = ParseManifest(SerializeManifest(m), "m");
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  EXPECT_EQ(*parsed, m);
+  ASSERT_TRUE(parsed->subject.has_value());
+  EXPECT_EQ(parsed->subject->digest, DigestOf("subject"));
+  // Without a subject, none is read back (the model manifests the store writes).
+  auto plain = ParseManifest(SerializeManifest(SampleManifest()), "m");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(plain->subject.has_value());
+  std::string bad = SerializeManifest(m);
+  bad.replace(bad.find(DigestOf("subject")), 7, "md5:xx:");
+  auto refused = ParseManifest(bad, "m");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("subject.digest"), std::string::npos)
+      << refused.status().message();
+}
+
 TEST(OciTest, IndexRoundTrips) {
   Index index;
   Descriptor d{kOciManifestType, DigestOf("x"), 1, kModelArtifactType, {}, ""};

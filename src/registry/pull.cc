@@ -6,6 +6,8 @@
 #include <vector>
 
 #include "registry/oci.h"
+#include "registry/referrers.h"
+#include "registry/signature.h"
 
 namespace pocket::registry {
 namespace {
@@ -95,11 +97,35 @@ class Puller {
     Emit(TransferEvent::Kind::kStart, "", 0, "");
     for (const Descriptor& d : blobs) PK_RETURN_IF_ERROR(PullBlob(d));
     PK_ASSIGN_OR_RETURN(result_.entry, store_.AddTag(ref_.local, manifest_bytes));
+    if (options_.signatures) PK_RETURN_IF_ERROR(PullSignatures());
     Emit(TransferEvent::Kind::kDone, "", 0, "");
     return result_;
   }
 
  private:
+  // The model's signatures (referrers.h), fetched with this client (its token) and stored.
+  // A failure here is reported, not fatal: the model is in and tagged, and a signature is
+  // checked when it is used (promote, verify --signatures), not when it arrives.
+  Status PullSignatures() {
+    auto fetched = FetchReferrers(client_, ref_.repository, result_.entry.manifest_digest,
+                                  kSignatureArtifactType, options_.client.timeout_ms);
+    if (!fetched.ok()) {
+      result_.signature_problems.push_back(fetched.status().message());
+      return Status::Ok();
+    }
+    result_.signature_problems = std::move(fetched->skipped);
+    for (const ReferrerArtifact& a : fetched->artifacts) {
+      auto stored = store_.AddReferrer(a.manifest_json, a.blobs);
+      if (!stored.ok()) {
+        result_.signature_problems.push_back("referrer " + a.digest + ": " +
+                                             stored.status().message());
+        continue;
+      }
+      ++result_.signatures;
+    }
+    return Status::Ok();
+  }
+
   void Emit(TransferEvent::Kind kind, const std::string& digest, int64_t resumed,
             std::string message) {
     if (!options_.progress) return;

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "base/status.h"
 #include "registry/client.h"
@@ -24,6 +25,7 @@ struct PullOptions {
   ClientOptions client;
   TransferFn progress;              // may be empty
   int64_t idle_timeout_ms = 30000;  // a blob transfer that stalls this long is retried
+  bool signatures = true;           // also fetch the model's signatures (referrers.h)
 };
 
 struct PullResult {
@@ -32,12 +34,19 @@ struct PullResult {
   int blobs_present = 0;         // already in the store (or fetched meanwhile by another process)
   int64_t bytes_downloaded = 0;  // received over the network in this call
   int64_t bytes_resumed = 0;     // taken from partial files of an earlier run
+  int signatures = 0;            // signature artifacts stored with the model
+  // One line per signature (or referrers list) that could not be fetched or stored; the
+  // model itself is pulled all the same (a signature is checked when it is used).
+  std::vector<std::string> signature_problems;
 };
 
 // Errors: InvalidArgument (not a model, malformed reply), NotFound (the registry has no such
 // manifest or blob), Corruption (digest mismatch, sizes the registry lies about), IOError
 // (network, auth, HTTP status, the store), each one line naming the registry and the
-// reference or blob. On any error the tag is left as it was.
+// reference or blob. On any error the tag is left as it was. Once the tag is written, the
+// model's signatures (the referrers of its manifest, referrers.h) are fetched and stored
+// when options.signatures; what goes wrong there is reported in signature_problems, and
+// the pull succeeds.
 Result<PullResult> Pull(Store& store, const RemoteRef& ref, const PullOptions& options);
 
 // hf://ORG/REPO/FILE.gguf (FILE may be in folders): a file of a Hugging Face-layout

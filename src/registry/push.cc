@@ -8,6 +8,8 @@
 #include <cstring>
 
 #include "registry/oci.h"
+#include "registry/referrers.h"
+#include "registry/signature.h"
 
 namespace pocket::registry {
 namespace {
@@ -28,6 +30,12 @@ class Pusher {
     Emit(TransferEvent::Kind::kStart, "", "");
     for (const Descriptor& d : blobs) PK_RETURN_IF_ERROR(PushBlob(d));
     PK_RETURN_IF_ERROR(PushManifest(info));
+    PK_ASSIGN_OR_RETURN(std::vector<ReferrerArtifact> signatures,
+                        StoredReferrers(store_, result_.manifest_digest, kSignatureArtifactType));
+    result_.signatures = static_cast<int>(signatures.size());
+    PK_ASSIGN_OR_RETURN(result_.signatures_listed,
+                        PushReferrers(client_, dest_.repository, result_.manifest_digest,
+                                      signatures, options_.client.timeout_ms));
     Emit(TransferEvent::Kind::kDone, "", "");
     return result_;
   }

@@ -27,9 +27,13 @@ struct PushResult {
   int blobs_uploaded = 0;
   int blobs_present = 0;  // the registry had them
   int64_t bytes_uploaded = 0;
+  int signatures = 0;         // the model's signatures in the store, pushed with it
+  int signatures_listed = 0;  // of which the registry's referrers list lacked before
 };
 
-// Pushes NAME:TAG `local` from the store as `dest` (which must carry a tag). Errors as
+// Pushes NAME:TAG `local` from the store as `dest` (which must carry a tag), then the
+// model's signatures (referrers.h: each signature artifact, and the referrers tag
+// sha256-<hex> listing them). Errors as
 // Pull's: NotFound for a tag not in the store, IOError for network, auth and HTTP errors,
 // each one line naming the registry.
 Result<PushResult> Push(const Store& store, const ModelRef& local, const RemoteRef& dest,

@@ -522,11 +522,98 @@ Result<TagEntry> Store::AddTag(const ModelRef& ref, std::string_view manifest_by
   return EntryOf(tag);
 }
 
+Result<Descriptor> Store::AddReferrer(std::string_view manifest_bytes,
+                                      const std::vector<std::string>& blobs) {
+  const std::string digest = DigestOf(manifest_bytes);
+  PK_ASSIGN_OR_RETURN(Manifest m, ParseManifest(manifest_bytes, "referrer " + digest));
+  if (!m.subject) return Status::InvalidArgument("referrer " + digest + " has no subject");
+  PK_RETURN_IF_ERROR(EnsureLayout());
+  // Shared, as an import: gc must not remove the blobs between their write and the index.
+  PK_ASSIGN_OR_RETURN(FileLock store_lock,
+                      FileLock::Acquire(Path("locks/store.lock"), FileLock::Mode::kShared));
+  std::vector<const Descriptor*> named = {&m.config};
+  for (const Descriptor& l : m.layers) named.push_back(&l);
+  for (const std::string& bytes : blobs) {
+    const std::string d = DigestOf(bytes);
+    const bool wanted = std::any_of(named.begin(), named.end(), [&](const Descriptor* n) {
+      return n->digest == d && n->size == static_cast<int64_t>(bytes.size());
+    });
+    std::string written;
+    if (wanted) PK_RETURN_IF_ERROR(PutBlobBytes(bytes, &written));
+  }
+  for (const Descriptor* d : named) {
+    if (!HasBlob(d->digest, d->size)) {
+      return Status::NotFound("referrer " + digest + ": blob " + d->digest + " (" +
+                              std::to_string(d->size) + " bytes) is not in the store");
+    }
+  }
+  std::string written;
+  PK_RETURN_IF_ERROR(PutBlobBytes(manifest_bytes, &written));
+  Descriptor entry{m.media_type.empty() ? std::string(kOciManifestType) : m.media_type,
+                   digest,
+                   static_cast<int64_t>(manifest_bytes.size()),
+                   m.artifact_type,
+                   {},
+                   ""};
+  PK_ASSIGN_OR_RETURN(FileLock index_lock,
+                      FileLock::Acquire(Path("locks/index.lock"), FileLock::Mode::kExclusive));
+  PK_ASSIGN_OR_RETURN(Index index, ReadIndex());
+  for (const Descriptor& d : index.manifests) {
+    if (d.digest == digest && RefName(d).empty()) return d;
+  }
+  index.manifests.push_back(entry);
+  PK_RETURN_IF_ERROR(WriteIndex(index));
+  return entry;
+}
+
+Result<std::vector<Referrer>> Store::Referrers(std::string_view subject_digest,
+                                               std::string_view artifact_type) const {
+  PK_ASSIGN_OR_RETURN(Index index, ReadIndex());
+  std::vector<Referrer> out;
+  for (const Descriptor& d : index.manifests) {
+    if (!RefName(d).empty()) continue;
+    auto bytes = ReadFile(BlobPath(d.digest));
+    if (!bytes.ok()) {
+      return Status::Corruption("referrer " + d.digest + " is missing from " + root_ +
+                                " (run `pocket verify --repair`)");
+    }
+    PK_ASSIGN_OR_RETURN(Manifest m, ParseManifest(*bytes, "referrer " + d.digest));
+    if (!m.subject || m.subject->digest != subject_digest) continue;
+    if (!artifact_type.empty() && m.artifact_type != artifact_type) continue;
+    out.push_back({d, std::move(m)});
+  }
+  std::sort(out.begin(), out.end(), [](const Referrer& a, const Referrer& b) {
+    return a.descriptor.digest < b.descriptor.digest;
+  });
+  return out;
+}
+
+Result<std::string> Store::ReadBlob(std::string_view digest, int64_t max_bytes) const {
+  const std::string path = BlobPath(digest);
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    return Status::NotFound("blob " + std::string(digest) + " is not in the store " + root_);
+  }
+  if (st.st_size > max_bytes) {
+    return Status::InvalidArgument("blob " + std::string(digest) + " has " +
+                                   std::to_string(st.st_size) + " bytes, more than the " +
+                                   std::to_string(max_bytes) + " expected");
+  }
+  PK_ASSIGN_OR_RETURN(std::string bytes, ReadFile(path));
+  if (DigestOf(bytes) != digest) {
+    return Status::Corruption("blob " + std::string(digest) + " hashes to " + DigestOf(bytes) +
+                              " (run `pocket verify --repair`)");
+  }
+  return bytes;
+}
+
 Result<std::vector<TagEntry>> Store::List() const {
   PK_ASSIGN_OR_RETURN(Index index, ReadIndex());
   std::vector<TagEntry> out;
   out.reserve(index.manifests.size());
-  for (const Descriptor& d : index.manifests) out.push_back(EntryOf(d));
+  for (const Descriptor& d : index.manifests) {
+    if (!RefName(d).empty()) out.push_back(EntryOf(d));  // referrers have no tag
+  }
   std::sort(out.begin(), out.end(),
             [](const TagEntry& a, const TagEntry& b) { return EntryKey(a) < EntryKey(b); });
   return out;
@@ -617,7 +704,8 @@ Result<GcReport> Store::Gc(const GcOptions& options) {
     PK_ASSIGN_OR_RETURN(FileLock index_lock,
                         FileLock::Acquire(Path("locks/index.lock"), FileLock::Mode::kExclusive));
     PK_ASSIGN_OR_RETURN(Index index, ReadIndex());
-    Index kept;
+    std::vector<Manifest> manifests;
+    std::vector<bool> expired;
     for (const Descriptor& d : index.manifests) {
       auto m = ReadManifest(d.digest, RefName(d));
       if (!m.ok()) {
@@ -625,18 +713,48 @@ Result<GcReport> Store::Gc(const GcOptions& options) {
                                   "; nothing removed (run `pocket verify --repair` first)");
       }
       // Staging's expiry (staging.h): the tag goes, so its blobs are unused below unless
-      // another tag shares them.
-      if (options.expire_staging && IsExpiredStaging(RefName(d), m->annotations, now_s)) {
-        report.expired_tags.push_back(RefName(d));
+      // another tag shares them, and its signatures go with it unless another tag names the
+      // same manifest.
+      expired.push_back(options.expire_staging &&
+                        IsExpiredStaging(RefName(d), m->annotations, now_s));
+      if (expired.back()) report.expired_tags.push_back(RefName(d));
+      manifests.push_back(std::move(m).value());
+    }
+    // Tags (and untagged entries that refer to nothing) are the roots; a referrer lives
+    // while what it refers to does, transitively (a signature of a signature).
+    const size_t n = index.manifests.size();
+    std::vector<bool> keep(n, false);
+    std::set<std::string> live_manifests;
+    for (size_t i = 0; i < n; ++i) {
+      if (!expired[i] && (!RefName(index.manifests[i]).empty() || !manifests[i].subject)) {
+        keep[i] = true;
+        live_manifests.insert(index.manifests[i].digest);
+      }
+    }
+    for (bool grew = true; grew;) {
+      grew = false;
+      for (size_t i = 0; i < n; ++i) {
+        if (!keep[i] && !expired[i] && manifests[i].subject &&
+            live_manifests.count(manifests[i].subject->digest)) {
+          keep[i] = grew = true;
+          live_manifests.insert(index.manifests[i].digest);
+        }
+      }
+    }
+    Index kept = index;
+    kept.manifests.clear();
+    for (size_t i = 0; i < n; ++i) {
+      if (!keep[i]) {
+        if (!expired[i]) ++report.referrers_removed;
         continue;
       }
+      const Descriptor& d = index.manifests[i];
       kept.manifests.push_back(d);
       live.insert(std::string(DigestHex(d.digest)));
-      live.insert(std::string(DigestHex(m->config.digest)));
-      for (const Descriptor& l : m->layers) live.insert(std::string(DigestHex(l.digest)));
+      live.insert(std::string(DigestHex(manifests[i].config.digest)));
+      for (const Descriptor& l : manifests[i].layers) live.insert(std::string(DigestHex(l.digest)));
     }
-    if (!report.expired_tags.empty()) {
-      kept.extra_json = index.extra_json;
+    if (report.referrers_removed > 0 || !report.expired_tags.empty()) {
       PK_RETURN_IF_ERROR(WriteIndex(kept));
     }
     // Temp files of base::WriteFileAtomic left by a killed index writer.

@@ -4,7 +4,10 @@
 //   <root>/index.json             OCI image index: one manifest descriptor per NAME:TAG,
 //                                 the tag in org.opencontainers.image.ref.name, plus the
 //                                 import time (org.opencontainers.image.created) and the
-//                                 total size (io.pocket.size) so `ls` reads one file
+//                                 total size (io.pocket.size) so `ls` reads one file; and
+//                                 one untagged descriptor per referrer (a signature: a
+//                                 manifest whose `subject` is a stored manifest), as ORAS
+//                                 keeps referrers in a layout
 //   <root>/blobs/sha256/<hex>     manifests, configs and GGUF layers, named by their SHA-256
 //   <root>/tmp/                   blobs being written (temp names, removed by gc when stale),
 //                                 and pulls' <hex>.partial files, which a rerun resumes
@@ -92,8 +95,15 @@ struct GcOptions {
   bool expire_staging = true;
 };
 
+// A referrer listed in index.json: an artifact (a signature) about a stored manifest.
+struct Referrer {
+  Descriptor descriptor;  // its entry in index.json (no ref.name)
+  Manifest manifest;      // subject set
+};
+
 struct GcReport {
   std::vector<std::string> expired_tags;  // NAME:TAG of staging tags removed as expired
+  int referrers_removed = 0;  // referrers (signatures) of manifests no tag uses any more
   int blobs_removed = 0;
   int64_t bytes_removed = 0;
   int temp_files_removed = 0;
@@ -192,7 +202,24 @@ class Store {
   Result<TagEntry> AddTag(const ModelRef& ref, std::string_view manifest_bytes,
                           const std::string& created = "");
 
-  // Every tag, sorted by NAME:TAG. Corruption naming index.json when it is malformed.
+  // Stores a referrer artifact: `blobs` (the bytes of its config and layers, each written
+  // under its digest) and then `manifest_bytes`, which must parse and have a subject, and
+  // lists it in index.json as an untagged descriptor (with its artifactType). NotFound when
+  // a blob the manifest names is neither in `blobs` nor in the store. Adding one that is
+  // there already changes nothing. Returns its descriptor.
+  Result<Descriptor> AddReferrer(std::string_view manifest_bytes,
+                                 const std::vector<std::string>& blobs);
+  // The referrers of the manifest `subject_digest` in index.json whose artifactType is
+  // `artifact_type` ("" = any), sorted by digest. Corruption naming the referrer when its
+  // manifest cannot be read.
+  Result<std::vector<Referrer>> Referrers(std::string_view subject_digest,
+                                          std::string_view artifact_type) const;
+  // A small blob's bytes, checked against its digest (Corruption otherwise, NotFound when
+  // absent, InvalidArgument when larger than `max_bytes`).
+  Result<std::string> ReadBlob(std::string_view digest, int64_t max_bytes) const;
+
+  // Every tag, sorted by NAME:TAG (referrers, which have no tag, are not listed).
+  // Corruption naming index.json when it is malformed.
   Result<std::vector<TagEntry>> List() const;
   // The tag's entry; NotFound "model 'NAME:TAG' is not in the store <root>".
   Result<TagEntry> Find(const ModelRef& ref) const;
@@ -206,9 +233,12 @@ class Store {
   Status Remove(const ModelRef& ref);
 
   // Removes expired staging tags (GcOptions), then blobs no tag references (through its
-  // manifest) and temp files no live writer holds. Corruption, removing nothing, when a
-  // tag's manifest cannot be read (what it references is unknown): `pocket verify --repair`
-  // drops such a tag first.
+  // manifest) and temp files no live writer holds. A referrer stays while its subject is a
+  // live manifest (a tag's, or a live referrer's); the referrers of manifests no tag uses
+  // any more leave index.json and their blobs go too. An untagged entry without a subject
+  // (another tool's) is kept as before. Corruption, removing nothing, when a tag's manifest
+  // cannot be read (what it references is unknown): `pocket verify --repair` drops such a
+  // tag first.
   Result<GcReport> Gc(const GcOptions& options = {});
 
   // Re-hashes every blob and checks every tag's manifest and the blobs it references.

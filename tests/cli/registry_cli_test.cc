@@ -335,6 +335,130 @@ TEST_F(RegistryCliTest, StagingCommandsHaveHelpWithExamples) {
     EXPECT_NE(o.out.find(flag), std::string::npos) << flag << "\n" << o.out;
   }
   EXPECT_NE(Pocket("gc --help").out.find("POCKET_NOW"), std::string::npos);
+
+// Signatures and promotion (docs/registry.md, "Signatures and promotion"): keys made by
+// `pocket sign --generate-key`, a trust file made of their .pub lines.
+class RegistrySignCliTest : public RegistryCliTest {
+ protected:
+  void SetUp() override {
+    RegistryCliTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    for (const char* who : {"alice", "mallory"}) {
+      const Output o = Pocket("sign --generate-key " + Quote(Key(who)) + " --name " + who);
+      ASSERT_EQ(o.rc, 0) << o.err;
+    }
+    trust_ = (dir_ / "trusted-keys").string();
+    std::ofstream(trust_) << "# who may release\n" << Slurp(Key("alice") + ".pub");
+    ASSERT_EQ(Pocket("import " + Quote(model_) + " tiny:rc1").rc, 0);
+  }
+  std::string Key(const std::string& who) const { return (dir_ / (who + ".key")).string(); }
+
+  std::string trust_;
+};
+
+TEST_F(RegistrySignCliTest, SignedTagIsPromotedAndSignaturesAreNotListed) {
+  const fs::path key = Key("alice");
+  EXPECT_EQ(fs::status(key).permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
+  Output o = Pocket("sign tiny:rc1 --key " + Quote(key.string()));
+  ASSERT_EQ(o.rc, 0) << o.err;
+  EXPECT_NE(o.out.find("signed tiny:rc1"), std::string::npos) << o.out;
+  o = Pocket("promote tiny:rc1 --to tiny:release --trust " + Quote(trust_));
+  ASSERT_EQ(o.rc, 0) << o.err;
+  EXPECT_NE(o.out.find("promoted tiny:rc1 to tiny:release"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("signed by alice"), std::string::npos) << o.out;
+  o = Pocket("promote tiny:rc1 --to :stable --trust " + Quote(trust_));
+  ASSERT_EQ(o.rc, 0) << o.err;
+
+  o = Pocket("ls --json");
+  ASSERT_EQ(o.rc, 0) << o.err;
+  const auto tags = nlohmann::json::parse(o.out);
+  ASSERT_EQ(tags.size(), 3u) << o.out;  // rc1, release, stable: no signature entry
+  for (const auto& t : tags) EXPECT_EQ(t["digest"], tags[0]["digest"]);
+  o = Pocket("verify --signatures --trust " + Quote(trust_));
+  EXPECT_EQ(o.rc, 0) << o.out << o.err;
+  EXPECT_EQ(Lines(o.out), 3) << o.out;
+  EXPECT_NE(o.out.find("tiny:release  sha256:"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("signed by alice (key "), std::string::npos) << o.out;
+  EXPECT_EQ(Pocket("verify").rc, 0);
+}
+
+TEST_F(RegistrySignCliTest, UnsignedTagIsRefusedAndNothingMoves) {
+  const Output o = Pocket("promote tiny:rc1 --to tiny:release --trust " + Quote(trust_));
+  EXPECT_EQ(o.rc, 1);
+  EXPECT_EQ(Lines(o.err), 1) << o.err;
+  EXPECT_NE(o.err.find("pocket promote: tiny:rc1 (sha256:"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("has no signature"), std::string::npos) << o.err;
+  EXPECT_NE(Pocket("show tiny:release").rc, 0);
+  const Output v = Pocket("verify --signatures tiny:rc1");
+  EXPECT_EQ(v.rc, 0) << v.out;
+  EXPECT_NE(v.out.find("unsigned"), std::string::npos) << v.out;
+  EXPECT_EQ(Pocket("verify --signatures --trust " + Quote(trust_)).rc, 1);
+}
+
+TEST_F(RegistrySignCliTest, SignatureByAnUntrustedKeyIsRefused) {
+  ASSERT_EQ(Pocket("sign tiny:rc1 --key " + Quote(Key("mallory"))).rc, 0);
+  const Output o = Pocket("promote tiny:rc1 --to tiny:release --trust " + Quote(trust_));
+  EXPECT_EQ(o.rc, 1);
+  EXPECT_EQ(Lines(o.err), 1) << o.err;
+  EXPECT_NE(o.err.find("is signed only by keys not in " + trust_ + ": key "), std::string::npos)
+      << o.err;
+  EXPECT_NE(Pocket("show tiny:release").rc, 0);
+  const Output v = Pocket("verify --signatures --trust " + Quote(trust_));
+  EXPECT_EQ(v.rc, 1);
+  EXPECT_NE(v.out.find("(not trusted) at "), std::string::npos) << v.out;
+}
+
+TEST_F(RegistrySignCliTest, GcKeepsSignaturesOfLiveTagsAndDropsDeadOnes) {
+  ASSERT_EQ(Pocket("import " + Quote(model_) + " tiny:copy").rc, 0);
+  ASSERT_EQ(Pocket("sign tiny:rc1 --key " + Quote(Key("alice"))).rc, 0);
+  // Another model, signed, then removed: its signature goes with it.
+  const std::string other = (dir_ / "other.gguf").string();
+  ASSERT_EQ(
+      Pocket("make-model --shape tiny --vocab 512 --type f32 --seed 9 --out " + Quote(other)).rc,
+      0);
+  ASSERT_EQ(Pocket("import " + Quote(other) + " other:v1").rc, 0);
+  ASSERT_EQ(Pocket("sign other:v1 --key " + Quote(Key("alice"))).rc, 0);
+  ASSERT_EQ(Pocket("rm tiny:rc1").rc, 0);
+  ASSERT_EQ(Pocket("rm other:v1").rc, 0);
+  Output o = Pocket("gc");
+  ASSERT_EQ(o.rc, 0) << o.err;
+  // tiny:copy names the same manifest: its signature stays and still allows promotion.
+  o = Pocket("promote tiny:copy --to tiny:release --trust " + Quote(trust_));
+  ASSERT_EQ(o.rc, 0) << o.err;
+  const std::string index = Slurp(fs::path(store_) / "index.json");
+  EXPECT_EQ(nlohmann::json::parse(index)["manifests"].size(), 3u) << index;  // 2 tags, 1 sig
+  EXPECT_EQ(Pocket("verify").rc, 0);
+}
+
+TEST_F(RegistrySignCliTest, BadTrustFilesAndKeysAreOneLineErrors) {
+  const std::string bad = (dir_ / "bad-trust").string();
+  std::ofstream(bad) << "# ok\nalice ed25519:not-a-key\n";
+  Output o = Pocket("promote tiny:rc1 --to :release --trust " + Quote(bad));
+  EXPECT_EQ(o.rc, 2);
+  EXPECT_EQ(Lines(o.err), 1) << o.err;
+  EXPECT_NE(o.err.find(bad + ":2: 'ed25519:not-a-key' is not an ed25519 public key"),
+            std::string::npos)
+      << o.err;
+  fs::permissions(Key("alice"), fs::perms::group_read, fs::perm_options::add);
+  o = Pocket("sign tiny:rc1 --key " + Quote(Key("alice")));
+  EXPECT_EQ(o.rc, 2);
+  EXPECT_EQ(Lines(o.err), 1) << o.err;
+  EXPECT_NE(o.err.find("accessible by others (mode 0640)"), std::string::npos) << o.err;
+  o = Pocket("sign --generate-key " + Quote(Key("alice")));
+  EXPECT_EQ(o.rc, 2);
+  EXPECT_NE(o.err.find("already exists; not overwritten"), std::string::npos) << o.err;
+  o = Pocket("sign absent:v1 --key " + Quote(Key("mallory")));
+  EXPECT_EQ(o.rc, 1);
+  EXPECT_EQ(Lines(o.err), 1) << o.err;
+  for (const std::string cmd : {"sign", "promote"}) {
+    o = Pocket(cmd + " --help");
+    EXPECT_EQ(o.rc, 0) << cmd;
+    EXPECT_NE(o.out.find("Examples:\n  pocket " + cmd), std::string::npos) << o.out;
+  }
+  EXPECT_NE(Pocket("promote --help").out.find("--trust"), std::string::npos);
+  o = Pocket("verify --help");
+  EXPECT_NE(o.out.find("--signatures"), std::string::npos) << o.out;
 }
 
 }  // namespace

@@ -543,6 +543,90 @@ TEST_F(RegistryRemoteTest, PruneOnARegistryWithoutDeleteIsOneLine) {
   EXPECT_EQ(Lines(o.err), 1) << o.err;
   EXPECT_NE(o.err.find("deleting manifests is disabled (HTTP 405"), std::string::npos) << o.err;
   EXPECT_NE(o.err.find("storage.delete.enabled: true"), std::string::npos) << o.err;
+
+// Signatures against the real registry (distribution 2.8: no referrers API, so the
+// referrers tag sha256-<hex> is used): a signed model is pushed with its signature, pulled
+// with it, promoted in the registry with a trust file, refused without a trusted signature.
+// HttpGet with an Accept header (the registry serves an OCI index only to a client that
+// accepts one), spliced into HttpGet's request line: X-Ignore takes its " HTTP/1.1" tail.
+std::string HttpGetAccepting(int port, const std::string& path, const std::string& accept) {
+  return HttpGet(port, path + " HTTP/1.1\r\nAccept: " + accept + "\r\nX-Ignore: x");
+}
+
+TEST_F(RegistryRemoteTest, SignedModelIsPushedPulledAndPromotedRemotelyOnlyWithTrust) {
+  const fs::path src = dir_ / "src";
+  const std::string key = (dir_ / "alice.key").string();
+  const std::string other_key = (dir_ / "mallory.key").string();
+  ASSERT_EQ(Pocket(src, "sign --generate-key " + Quote(key) + " --name alice").rc, 0);
+  ASSERT_EQ(Pocket(src, "sign --generate-key " + Quote(other_key) + " --name mallory").rc, 0);
+  const std::string trust = (dir_ / "trusted-keys").string();
+  std::ofstream(trust) << Slurp(key + ".pub");
+  const std::string rc = Reg() + "/team/tiny:v1";
+  const std::string digest = Digest(src, rc);
+  ASSERT_FALSE(digest.empty());
+
+  // Unsigned in the registry (SetUp pushed it): refused, nothing tagged.
+  Output o = Pocket(src, "promote --remote " + rc + " --to :release --trust " + Quote(trust));
+  EXPECT_EQ(o.rc, 1);
+  EXPECT_EQ(Lines(o.err), 1) << o.err;
+  EXPECT_NE(o.err.find("has no signature"), std::string::npos) << o.err;
+  // Signed by an untrusted key and pushed: still refused.
+  ASSERT_EQ(Pocket(src, "sign " + rc + " --key " + Quote(other_key)).rc, 0);
+  o = Pocket(src, "push -q " + rc);
+  ASSERT_EQ(o.rc, 0) << o.err;
+  EXPECT_NE(o.out.find("1 signature(s)"), std::string::npos) << o.out;
+  o = Pocket(src, "promote --remote " + rc + " --to :release --trust " + Quote(trust));
+  EXPECT_EQ(o.rc, 1);
+  EXPECT_EQ(Lines(o.err), 1) << o.err;
+  EXPECT_NE(o.err.find("signed only by keys not in"), std::string::npos) << o.err;
+  EXPECT_EQ(HttpGet(port_, "/v2/team/tiny/tags/list").find("release"), std::string::npos);
+
+  // Signed by alice and pushed: the referrers tag lists both signatures.
+  ASSERT_EQ(Pocket(src, "sign " + rc + " --key " + Quote(key)).rc, 0);
+  o = Pocket(src, "push -q " + rc);
+  ASSERT_EQ(o.rc, 0) << o.err;
+  EXPECT_NE(o.out.find("2 signature(s)"), std::string::npos) << o.out;
+  const std::string referrers_tag = "sha256-" + digest.substr(7);
+  EXPECT_NE(HttpGet(port_, "/v2/team/tiny/tags/list").find(referrers_tag), std::string::npos);
+  const std::string index = HttpGetAccepting(port_, "/v2/team/tiny/manifests/" + referrers_tag,
+                                             "application/vnd.oci.image.index.v1+json");
+  EXPECT_EQ(nlohmann::json::parse(index.substr(index.find("\r\n\r\n") + 4))["manifests"].size(), 2u)
+      << index;
+
+  o = Pocket(src, "verify --signatures --remote " + rc + " --trust " + Quote(trust));
+  EXPECT_EQ(o.rc, 0) << o.out << o.err;
+  EXPECT_NE(o.out.find("signed by alice"), std::string::npos) << o.out;
+  o = Pocket(src, "promote --remote " + rc + " --to :release --trust " + Quote(trust));
+  ASSERT_EQ(o.rc, 0) << o.err;
+  EXPECT_NE(o.out.find("signed by alice"), std::string::npos) << o.out;
+  // To another repository: blobs mounted, signatures copied along.
+  o = Pocket(src, "promote --remote " + rc + " --to " + Reg() + "/prod/tiny:release --trust " +
+                      Quote(trust));
+  ASSERT_EQ(o.rc, 0) << o.err;
+
+  // A fresh store pulls the released model with its signatures; they verify and allow a
+  // local promotion there too.
+  for (const std::string& released : {Reg() + "/team/tiny:release", Reg() + "/prod/tiny:release"}) {
+    const fs::path fresh = dir_ / ("fresh" + std::to_string(counter_));
+    o = Pocket(fresh, "pull -q " + released);
+    ASSERT_EQ(o.rc, 0) << o.err;
+    EXPECT_NE(o.out.find("with 2 signature(s)"), std::string::npos) << o.out;
+    EXPECT_EQ(Digest(fresh, released), digest);
+    o = Pocket(fresh, "verify --signatures --trust " + Quote(trust));
+    EXPECT_EQ(o.rc, 0) << o.out;
+    EXPECT_EQ(
+        Pocket(fresh, "promote " + released + " --to local/tiny:ok --trust " + Quote(trust)).rc, 0);
+    EXPECT_EQ(Pocket(fresh, "verify").rc, 0);
+  }
+  // Without a trusted key, the promotion is refused in the registry too.
+  o = Pocket(src, "promote --remote " + rc + " --to :other --trust " + Quote(other_key + ".pub"));
+  EXPECT_EQ(o.rc, 0) << o.err;  // mallory's key is trusted by that file: her signature counts
+  const std::string nobody = (dir_ / "nobody").string();
+  ASSERT_EQ(Pocket(src, "sign --generate-key " + Quote(nobody)).rc, 0);
+  o = Pocket(src, "promote --remote " + rc + " --to :nobody --trust " + Quote(nobody + ".pub"));
+  EXPECT_EQ(o.rc, 1);
+  EXPECT_EQ(Lines(o.err), 1) << o.err;
+  EXPECT_EQ(HttpGet(port_, "/v2/team/tiny/tags/list").find("nobody"), std::string::npos);
 }
 
 }  // namespace
