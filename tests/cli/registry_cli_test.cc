@@ -335,6 +335,7 @@ TEST_F(RegistryCliTest, StagingCommandsHaveHelpWithExamples) {
     EXPECT_NE(o.out.find(flag), std::string::npos) << flag << "\n" << o.out;
   }
   EXPECT_NE(Pocket("gc --help").out.find("POCKET_NOW"), std::string::npos);
+}
 
 // Signatures and promotion (docs/registry.md, "Signatures and promotion"): keys made by
 // `pocket sign --generate-key`, a trust file made of their .pub lines.

@@ -543,6 +543,7 @@ TEST_F(RegistryRemoteTest, PruneOnARegistryWithoutDeleteIsOneLine) {
   EXPECT_EQ(Lines(o.err), 1) << o.err;
   EXPECT_NE(o.err.find("deleting manifests is disabled (HTTP 405"), std::string::npos) << o.err;
   EXPECT_NE(o.err.find("storage.delete.enabled: true"), std::string::npos) << o.err;
+}
 
 // Signatures against the real registry (distribution 2.8: no referrers API, so the
 // referrers tag sha256-<hex> is used): a signed model is pushed with its signature, pulled
