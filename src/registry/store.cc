@@ -555,7 +555,7 @@ Result<ModelInfo> Store::Show(const ModelRef& ref) const {
   if (entry.is_index) {
     return Status::InvalidArgument("'" + ref.ToString() +
                                    "' is an index of variants: a command that takes a model "
-                                   "chooses one (`pocket show` lists them)");
+                                   "chooses one (`pocket index NAME:TAG` lists them)");
   }
   PK_ASSIGN_OR_RETURN(ModelInfo info, ShowManifest(entry.manifest_digest, ref.ToString()));
   info.entry = entry;

@@ -184,7 +184,7 @@ Result<MachineFacts> MachineFactsFrom(const Platform &platform, const char *env)
   const CpuFeatures &cpu = platform.cpu();
   f.isa = platform.allows_avx512() ? "avx512" : cpu.avx2 ? "avx2" : cpu.neon ? "neon" : "generic";
   f.memory_bytes = platform.available_memory_bytes();
-  f.source = "available";
+  f.source = &platform == &Platform::Host() ? "MemAvailable" : platform.profile().name;
   if (&platform == &Platform::Host()) {
     if (auto headroom = CgroupHeadroom();
         headroom && (f.memory_bytes == 0 || *headroom < f.memory_bytes)) {
