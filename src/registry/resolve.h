@@ -38,10 +38,10 @@ Result<ResolvedModel> ResolveModel(const std::string& arg);
 
 // The file to open for `arg`: `arg` itself when it names an existing file, else the GGUF
 // blob of the stored model NAME[:TAG] (of the chosen variant when NAME:TAG is an index).
-// NotFound "model file 'x.gguf' does not exist" for a path-like argument; NotFound "'x' is neither a file nor a model in the store <root> ..."
-// for a valid name not in the store, or neither a file nor a valid name (NotFound, not
-// InvalidArgument: a command's exit code for a missing model stays 1);
-// Corruption when the tag's blobs are damaged (names the blob).
+// NotFound "model file 'x.gguf' does not exist" for a path-like argument; NotFound "'x' is
+// neither a file nor a model in the store <root> ..." for a valid name not in the store, or
+// neither a file nor a valid name (NotFound, not InvalidArgument: a command's exit code for
+// a missing model stays 1); Corruption when the tag's blobs are damaged (names the blob).
 Result<std::string> ResolveModelPath(const std::string& arg);
 
 }  // namespace pocket::registry
