@@ -103,9 +103,8 @@ CommandMain Configure(CLI::App& app) {
       "machine (memory at the context, CPU instruction set, --prefer), `pocket push` sends "
       "the index with all its variants and `pocket pull` of it fetches only the one that "
       "fits. Without MODELs, lists the index's variants and the one this machine takes.");
-  SetExamples(app, {"pocket import smollm2-q4_0.gguf smollm2:q4_0",
-                    "pocket import smollm2-q8_0.gguf smollm2:q8_0",
-                    "pocket index smollm2:latest smollm2:q4_0 smollm2:q8_0",
+  SetExamples(app, {"pocket index smollm2:latest smollm2:q4_0 smollm2:q8_0  # two imported "
+                    "models",
                     "pocket index smollm2:latest  # the variants, and the choice here",
                     "pocket run smollm2 \"Hi\"  # runs the variant that fits",
                     "pocket push smollm2:latest 127.0.0.1:5000/team/smollm2:latest"});
