@@ -31,6 +31,10 @@ int ListVariants(const IndexFlags& f, const registry::Store& store, const regist
   const std::vector<registry::Variant> variants = registry::VariantsOf(*index);
   auto request = VariantRequestFor(f.prefer, f.variant, f.ctx_size);
   if (!request.ok()) return Fail(cmd, request.status());
+  // What a model command would take: among the variants this store holds.
+  request->available = [&store](const registry::Variant& v) {
+    return store.HasBlob(v.descriptor.digest, v.descriptor.size);
+  };
   auto need = request->memory_need;
   auto choice = registry::ChooseVariant(variants, *request, ref.ToString());
   if (f.json) {
