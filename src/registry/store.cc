@@ -725,8 +725,9 @@ Result<GcReport> Store::Gc() {
         }
         live.insert(std::string(DigestHex(d.digest)));
         manifests.clear();
-        for (const Descriptor& c : variants->manifests) {
-          if (HasBlob(c.digest, c.size)) manifests.push_back(c);
+        for (const Descriptor& c : variants->manifests) {  // held, even if damaged
+          struct stat st;
+          if (::stat(BlobPath(c.digest).c_str(), &st) == 0) manifests.push_back(c);
         }
       }
       for (const Descriptor& md : manifests) {

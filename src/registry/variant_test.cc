@@ -312,6 +312,24 @@ TEST_F(StoredIndexTest, GcKeepsTheIndexAndItsVariantsVerifyChecksThem) {
   EXPECT_TRUE(store.Verify(false)->clean());
 }
 
+TEST_F(StoredIndexTest, GcRemovesNothingWhileAHeldVariantIsUnreadable) {
+  Store store(root_);
+  MakeIndex(store);
+  ASSERT_TRUE(store.Remove(Ref("tiny:big")).ok());
+  ASSERT_TRUE(store.Remove(Ref("tiny:small")).ok());
+  auto index = *store.ReadVariantIndex(*store.Find(Ref("tiny:v1")));
+  ASSERT_TRUE(WriteFileAtomic(store.BlobPath(index.manifests[0].digest), "{\"sch").ok());
+  auto gc = store.Gc();
+  ASSERT_FALSE(gc.ok());
+  EXPECT_EQ(gc.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(gc.status().message().find("nothing removed"), std::string::npos);
+  auto repaired = store.Verify(true);
+  ASSERT_TRUE(repaired.ok());
+  EXPECT_FALSE(store.Find(Ref("tiny:v1")).ok());
+  EXPECT_TRUE(store.Gc().ok());
+  EXPECT_TRUE(store.Verify(false)->clean());
+}
+
 TEST_F(StoredIndexTest, AnIndexHoldingOnlySomeVariantsIsValid) {
   Store store(root_);
   MakeIndex(store);
