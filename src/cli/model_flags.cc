@@ -17,6 +17,7 @@
 
 #include "cli/command.h"
 #include "registry/resolve.h"
+#include "registry/store.h"
 #include "runtime/memory_estimate.h"
 
 namespace pocket::cli {
@@ -271,9 +272,13 @@ bool LooksLikeModel(const std::string& arg) {
   }
   std::error_code ec;
   if (arg.empty() || arg.size() > 4096) return false;
-  if (!std::filesystem::exists(arg, ec)) {  // NAME:TAG, even an index none of whose variants fits
-    auto resolved = registry::ResolveModelPath(arg);
-    return resolved.ok() || resolved.status().code() == StatusCode::kResourceExhausted;
+  if (!std::filesystem::exists(arg, ec)) {  // NAME:TAG; an index even when no variant fits
+    if (registry::ResolveModelPath(arg).ok()) return true;
+    auto ref = registry::ParseModelRef(arg);
+    auto root = registry::DefaultStoreRoot();
+    if (!ref.ok() || !root.ok()) return false;
+    auto entry = registry::Store(*root).Find(*ref);
+    return entry.ok() && entry->is_index;  // TakeModel then says why it cannot run
   }
   if (!std::filesystem::is_regular_file(arg, ec)) return false;
   std::ifstream in(arg, std::ios::binary);

@@ -259,6 +259,9 @@ TEST_F(RegistryCliTest, AnIndexOfVariantsRunsTheOneThatFitsTheMachine) {
       << o.err;
   EXPECT_NE(o.err.find("F32 needs"), std::string::npos) << o.err;
   EXPECT_NE(o.err.find("Q8_0 needs"), std::string::npos) << o.err;
+  o = Pocket("run tiny:v2 -n 4", "POCKET_MACHINE=memory=1K");  // alone: still the model
+  EXPECT_EQ(o.rc, 1);
+  EXPECT_NE(o.err.find("no variant of tiny:v2 fits"), std::string::npos) << o.err;
   o = Pocket("run tiny:v2" + gen, "POCKET_MACHINE=memory=lots");
   EXPECT_NE(o.rc, 0);
   EXPECT_NE(o.err.find("$POCKET_MACHINE"), std::string::npos) << o.err;
