@@ -21,7 +21,7 @@ constexpr int64_t kMaxShapeValue = int64_t{1} << 24;
 
 std::string Lower(std::string_view s) {
   std::string out(s);
-  for (char &c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
 }
 
@@ -62,17 +62,21 @@ std::optional<uint64_t> ParseSize(std::string_view s) {
   return *v * mult;
 }
 
-// The cgroup v2 headroom of this process (memory.max - memory.current), or
-// nullopt when there is no limit or no cgroup v2.
-std::optional<uint64_t> CgroupHeadroom() {
-  auto self = ReadFile("/proc/self/cgroup");
+}  // namespace
+
+std::optional<uint64_t> CgroupHeadroom(const std::string& proc_self_cgroup,
+                                       const std::string& cgroup_root) {
+  auto self = ReadFile(proc_self_cgroup);
   if (!self.ok()) return std::nullopt;
-  // cgroup v2: one line "0::/path".
-  const size_t at = self->find("0::");
-  if (at == std::string::npos) return std::nullopt;
+  // cgroup v2: the line "0::/path".
+  const std::string text = "\n" + *self;
+  const size_t found = text.find("\n0::");
+  if (found == std::string::npos) return std::nullopt;
+  const size_t at = found;  // text has one more byte in front than *self
   std::string path = self->substr(at + 3);
   path = path.substr(0, path.find('\n'));
-  const std::string dir = "/sys/fs/cgroup" + (path == "/" ? std::string() : path);
+  if (path.find("..") != std::string::npos) return std::nullopt;
+  const std::string dir = cgroup_root + (path == "/" ? std::string() : path);
   auto max = ReadFile(dir + "/memory.max");
   auto current = ReadFile(dir + "/memory.current");
   if (!max.ok() || !current.ok()) return std::nullopt;
@@ -86,8 +90,10 @@ std::optional<uint64_t> CgroupHeadroom() {
   return *limit > *used ? *limit - *used : 0;
 }
 
+namespace {
+
 // Higher is more: "generic" < "avx2" < "avx512"; "neon" its own family.
-bool IsaSatisfies(const std::string &have, const std::string &need) {
+bool IsaSatisfies(const std::string& have, const std::string& need) {
   if (need.empty() || need == "generic") return true;
   if (need == "avx2") return have == "avx2" || have == "avx512";
   if (need == "avx512") return have == "avx512";
@@ -95,12 +101,12 @@ bool IsaSatisfies(const std::string &have, const std::string &need) {
   return false;
 }
 
-std::string ShortDigest(const std::string &digest) {
+std::string ShortDigest(const std::string& digest) {
   return IsValidDigest(digest) ? "sha256:" + std::string(DigestHex(digest).substr(0, 12))
                                : digest.substr(0, 80);
 }
 
-uint64_t AnnotationUint(const Descriptor &d, const char *key) {
+uint64_t AnnotationUint(const Descriptor& d, const char* key) {
   auto it = d.annotations.find(key);
   if (it == d.annotations.end()) return 0;
   return ParseUint(it->second).value_or(0);
@@ -108,7 +114,7 @@ uint64_t AnnotationUint(const Descriptor &d, const char *key) {
 
 }  // namespace
 
-std::string SerializeShape(const ModelShape &s) {
+std::string SerializeShape(const ModelShape& s) {
   return "ctx=" + std::to_string(s.context_length) + ",d_ff=" + std::to_string(s.d_ff) +
          ",d_model=" + std::to_string(s.d_model) + ",head_dim=" + std::to_string(s.head_dim) +
          ",heads=" + std::to_string(s.heads) + ",kv_heads=" + std::to_string(s.kv_heads) +
@@ -117,7 +123,7 @@ std::string SerializeShape(const ModelShape &s) {
 
 Result<ModelShape> ParseShape(std::string_view text) {
   ModelShape s;
-  const std::map<std::string_view, int *> fields = {
+  const std::map<std::string_view, int*> fields = {
       {"ctx", &s.context_length}, {"d_ff", &s.d_ff},   {"d_model", &s.d_model},
       {"head_dim", &s.head_dim},  {"heads", &s.heads}, {"kv_heads", &s.kv_heads},
       {"layers", &s.layers},      {"vocab", &s.vocab}};
@@ -140,16 +146,16 @@ Result<ModelShape> ParseShape(std::string_view text) {
     }
     *it->second = static_cast<int>(*v);
   }
-  for (const auto &[key, field] : fields) {
+  for (const auto& [key, field] : fields) {
     if (!seen.count(key))
       return Status::InvalidArgument(quoted + ": " + std::string(key) + " is missing");
   }
   return s;
 }
 
-Result<ModelShape> ShapeFromGguf(const formats::GgufFile &gguf) {
+Result<ModelShape> ShapeFromGguf(const formats::GgufFile& gguf) {
   PK_ASSIGN_OR_RETURN(std::string arch, gguf.GetString(names::kGeneralArchitecture));
-  auto get = [&](const char *key, std::optional<int> fallback) -> Result<int> {
+  auto get = [&](const char* key, std::optional<int> fallback) -> Result<int> {
     const std::string full = names::ArchKey(arch, key);
     auto v = gguf.GetUint(full);
     if (!v.ok()) {
@@ -169,7 +175,7 @@ Result<ModelShape> ShapeFromGguf(const formats::GgufFile &gguf) {
   PK_ASSIGN_OR_RETURN(s.kv_heads, get(names::kHeadCountKv, s.heads));
   PK_ASSIGN_OR_RETURN(s.context_length, get(names::kContextLength, std::nullopt));
   PK_ASSIGN_OR_RETURN(s.head_dim, get(names::kKeyLength, std::max(1, s.d_model / s.heads)));
-  const formats::GgufValue *tokens = gguf.Find("tokenizer.ggml.tokens");
+  const formats::GgufValue* tokens = gguf.Find("tokenizer.ggml.tokens");
   if (tokens != nullptr && tokens->count >= 1 &&
       tokens->count <= static_cast<uint64_t>(kMaxShapeValue)) {
     s.vocab = static_cast<int>(tokens->count);
@@ -179,14 +185,14 @@ Result<ModelShape> ShapeFromGguf(const formats::GgufFile &gguf) {
   return s;
 }
 
-Result<MachineFacts> MachineFactsFrom(const Platform &platform, const char *env) {
+Result<MachineFacts> MachineFactsFrom(const Platform& platform, const char* env) {
   MachineFacts f;
-  const CpuFeatures &cpu = platform.cpu();
+  const CpuFeatures& cpu = platform.cpu();
   f.isa = platform.allows_avx512() ? "avx512" : cpu.avx2 ? "avx2" : cpu.neon ? "neon" : "generic";
   f.memory_bytes = platform.available_memory_bytes();
   f.source = &platform == &Platform::Host() ? "MemAvailable" : platform.profile().name;
   if (&platform == &Platform::Host()) {
-    if (auto headroom = CgroupHeadroom();
+    if (auto headroom = CgroupHeadroom("/proc/self/cgroup", "/sys/fs/cgroup");
         headroom && (f.memory_bytes == 0 || *headroom < f.memory_bytes)) {
       f.memory_bytes = *headroom;
       f.source = "cgroup limit";
@@ -225,7 +231,7 @@ Result<MachineFacts> ReadMachineFacts() {
 }
 
 std::string FormatBytes(uint64_t bytes) {
-  const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   double v = static_cast<double>(bytes);
   int u = 0;
   while (v >= 1024 && u < 4) {
@@ -247,12 +253,12 @@ std::string Variant::Label() const {
                                           : descriptor.digest.substr(0, 80);
 }
 
-std::vector<Variant> VariantsOf(const Index &index) {
+std::vector<Variant> VariantsOf(const Index& index) {
   std::vector<Variant> out;
-  for (const Descriptor &d : index.manifests) {
+  for (const Descriptor& d : index.manifests) {
     Variant v;
     v.descriptor = d;
-    auto text = [&](const char *key) {
+    auto text = [&](const char* key) {
       auto it = d.annotations.find(key);
       return it == d.annotations.end() ? std::string() : it->second.substr(0, 64);
     };
@@ -276,9 +282,9 @@ Result<Prefer> ParsePrefer(std::string_view text) {
                                  "' is not quality or speed");
 }
 
-Result<VariantChoice> ChooseVariant(const std::vector<Variant> &variants,
-                                    const VariantRequest &request, std::string_view what) {
-  const MachineFacts &facts = request.facts;
+Result<VariantChoice> ChooseVariant(const std::vector<Variant>& variants,
+                                    const VariantRequest& request, std::string_view what) {
+  const MachineFacts& facts = request.facts;
   struct Judged {
     std::optional<uint64_t> need;
     bool available = true;
@@ -286,8 +292,8 @@ Result<VariantChoice> ChooseVariant(const std::vector<Variant> &variants,
   };
   std::vector<Judged> judged(variants.size());
   for (size_t i = 0; i < variants.size(); ++i) {
-    const Variant &v = variants[i];
-    Judged &j = judged[i];
+    const Variant& v = variants[i];
+    Judged& j = judged[i];
     j.need = request.memory_need ? request.memory_need(v) : std::nullopt;
     if (!request.memory_need && v.min_memory_bytes > 0) j.need = v.min_memory_bytes;
     j.available = !request.available || request.available(v);
@@ -331,7 +337,7 @@ Result<VariantChoice> ChooseVariant(const std::vector<Variant> &variants,
       }
     }
     std::string labels;
-    for (const Variant &v : variants) labels += (labels.empty() ? "" : ", ") + v.Label();
+    for (const Variant& v : variants) labels += (labels.empty() ? "" : ", ") + v.Label();
     if (hits.empty()) {
       return Status::NotFound(std::string(what) + " has no variant '" + request.pick.substr(0, 80) +
                               "' (variants: " + labels + ")");
@@ -393,11 +399,11 @@ Result<VariantChoice> ChooseVariant(const std::vector<Variant> &variants,
   return c;
 }
 
-Result<std::string> MakeVariantIndex(const Store &store, const std::vector<ModelRef> &members) {
+Result<std::string> MakeVariantIndex(const Store& store, const std::vector<ModelRef>& members) {
   if (members.empty()) return Status::InvalidArgument("an index needs at least one model");
   Index index;
   std::set<std::string> digests;
-  for (const ModelRef &ref : members) {
+  for (const ModelRef& ref : members) {
     PK_ASSIGN_OR_RETURN(TagEntry entry, store.Find(ref));
     if (entry.is_index) {
       return Status::InvalidArgument("'" + ref.ToString() +
@@ -416,7 +422,7 @@ Result<std::string> MakeVariantIndex(const Store &store, const std::vector<Model
         info.manifest.artifact_type,
         {},
         ""};
-    const nlohmann::json &config = info.config;
+    const nlohmann::json& config = info.config;
     if (config.contains("quantization") && config["quantization"].is_string()) {
       d.annotations[kQuantizationAnnotation] = config["quantization"].get<std::string>();
     }

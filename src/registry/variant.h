@@ -51,11 +51,11 @@ struct ModelShape {
   int kv_heads = 0;
   int layers = 0;
   int vocab = 0;
-  bool operator==(const ModelShape &) const = default;
+  bool operator==(const ModelShape&) const = default;
 };
 
 // "ctx=2048,d_ff=1536,d_model=512,head_dim=64,heads=8,kv_heads=2,layers=6,vocab=4096".
-std::string SerializeShape(const ModelShape &shape);
+std::string SerializeShape(const ModelShape& shape);
 // The inverse; takes untrusted bytes (an index from a registry).
 // InvalidArgument naming the key for an unknown or repeated key, a missing one,
 // or a value outside [1, 2^24].
@@ -63,7 +63,7 @@ Result<ModelShape> ParseShape(std::string_view text);
 // From a GGUF header (<arch>.block_count, ... as model::LlamaConfig::FromGguf
 // reads them; vocab: tokenizer.ggml.tokens' count, else <arch>.vocab_size).
 // InvalidArgument naming the missing key.
-Result<ModelShape> ShapeFromGguf(const formats::GgufFile &gguf);
+Result<ModelShape> ShapeFromGguf(const formats::GgufFile& gguf);
 
 // The machine, as the chooser sees it.
 struct MachineFacts {
@@ -79,9 +79,15 @@ struct MachineFacts {
 // may be null) overrides them: "memory=2G,isa=avx2" (keys memory, isa,
 // gpu_memory; sizes in bytes or with a K, M, G or T suffix, binary).
 // InvalidArgument naming $POCKET_MACHINE when it is malformed.
-Result<MachineFacts> MachineFactsFrom(const Platform &platform, const char *env);
+Result<MachineFacts> MachineFactsFrom(const Platform& platform, const char* env);
 // MachineFactsFrom(Platform::Default(), getenv("POCKET_MACHINE")).
 Result<MachineFacts> ReadMachineFacts();
+// The cgroup v2 headroom (memory.max - memory.current, 0 when over) of the cgroup that the
+// file `proc_self_cgroup` ("0::/path", normally /proc/self/cgroup) names under
+// `cgroup_root` (normally /sys/fs/cgroup); nullopt without cgroup v2 or without a limit
+// ("max"). Exposed for tests.
+std::optional<uint64_t> CgroupHeadroom(const std::string& proc_self_cgroup,
+                                       const std::string& cgroup_root);
 
 // "1.5 GiB", "12.0 MiB", "900 B".
 std::string FormatBytes(uint64_t bytes);
@@ -101,7 +107,7 @@ struct Variant {
   std::string Label() const;
 };
 
-std::vector<Variant> VariantsOf(const Index &index);
+std::vector<Variant> VariantsOf(const Index& index);
 
 enum class Prefer { kQuality, kSpeed };
 // "quality" | "speed"; InvalidArgument otherwise.
@@ -109,7 +115,7 @@ Result<Prefer> ParsePrefer(std::string_view text);
 
 // The memory a variant needs at the requested context, in bytes; nullopt when
 // it cannot be told.
-using MemoryNeedFn = std::function<std::optional<uint64_t>(const Variant &)>;
+using MemoryNeedFn = std::function<std::optional<uint64_t>(const Variant&)>;
 
 struct VariantRequest {
   MachineFacts facts;
@@ -121,7 +127,7 @@ struct VariantRequest {
   MemoryNeedFn memory_need;
   // Only these children may be chosen (e.g. those in the local store); empty =
   // all.
-  std::function<bool(const Variant &)> available;
+  std::function<bool(const Variant&)> available;
 };
 
 struct VariantChoice {
@@ -141,8 +147,8 @@ struct VariantChoice {
 // ResourceExhausted with each variant's need against what is available when
 // none does. `what` names the index in messages ("tiny:v1"). REQUIRES:
 // !variants.empty().
-Result<VariantChoice> ChooseVariant(const std::vector<Variant> &variants,
-                                    const VariantRequest &request, std::string_view what);
+Result<VariantChoice> ChooseVariant(const std::vector<Variant>& variants,
+                                    const VariantRequest& request, std::string_view what);
 
 class Store;
 struct ModelRef;
@@ -153,6 +159,6 @@ struct ModelRef;
 // given. InvalidArgument for an empty list, a member that is an index, or two
 // members that are the same manifest; the store's errors for a missing or
 // damaged member.
-Result<std::string> MakeVariantIndex(const Store &store, const std::vector<ModelRef> &members);
+Result<std::string> MakeVariantIndex(const Store& store, const std::vector<ModelRef>& members);
 
 }  // namespace pocket::registry

@@ -22,7 +22,7 @@ namespace {
 namespace fs = std::filesystem;
 constexpr uint64_t kMiB = 1 << 20;
 
-Variant V(const std::string &quant, uint64_t weight_mib, uint64_t need_mib, char digest_char) {
+Variant V(const std::string& quant, uint64_t weight_mib, uint64_t need_mib, char digest_char) {
   Variant v;
   v.descriptor.digest = "sha256:" + std::string(64, digest_char);
   v.quantization = quant;
@@ -31,7 +31,7 @@ Variant V(const std::string &quant, uint64_t weight_mib, uint64_t need_mib, char
   return v;
 }
 
-VariantRequest Machine(uint64_t memory_mib, const std::string &isa = "avx2") {
+VariantRequest Machine(uint64_t memory_mib, const std::string& isa = "avx2") {
   VariantRequest r;
   r.facts.memory_bytes = memory_mib * kMiB;
   r.facts.isa = isa;
@@ -82,7 +82,7 @@ TEST(ChooseVariantTest, NoneFitsFailsWithEachNeedAndWhatIsAvailable) {
   auto c = ChooseVariant(kThree, Machine(500), "m:v1");
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().code(), StatusCode::kResourceExhausted);
-  const std::string &m = c.status().message();
+  const std::string& m = c.status().message();
   EXPECT_NE(m.find("no variant of m:v1 fits this machine: 500.0 MiB available (test)"),
             std::string::npos)
       << m;
@@ -94,7 +94,7 @@ TEST(ChooseVariantTest, NoneFitsFailsWithEachNeedAndWhatIsAvailable) {
 TEST(ChooseVariantTest, TheCallersMemoryNeedWinsOverTheAnnotation) {
   VariantRequest r = Machine(1200);
   // E.g. runtime::EstimateMemory at a long context: every need doubles.
-  r.memory_need = [](const Variant &v) -> std::optional<uint64_t> {
+  r.memory_need = [](const Variant& v) -> std::optional<uint64_t> {
     return v.min_memory_bytes * 2;
   };
   auto c = ChooseVariant(kThree, r, "m:v1");
@@ -102,7 +102,7 @@ TEST(ChooseVariantTest, TheCallersMemoryNeedWinsOverTheAnnotation) {
   EXPECT_EQ(c->index, 0u);
   EXPECT_EQ(c->need_bytes, 1200 * kMiB);
   // Unknown need: not chosen.
-  r.memory_need = [](const Variant &) -> std::optional<uint64_t> { return std::nullopt; };
+  r.memory_need = [](const Variant&) -> std::optional<uint64_t> { return std::nullopt; };
   auto none = ChooseVariant(kThree, r, "m:v1");
   ASSERT_FALSE(none.ok());
   EXPECT_NE(none.status().message().find("memory need unknown"), std::string::npos);
@@ -136,7 +136,7 @@ TEST(ChooseVariantTest, VariantOverridesByQuantizationOrDigest) {
 
 TEST(ChooseVariantTest, OnlyAvailableVariantsAreChosen) {
   VariantRequest r = Machine(100000);
-  r.available = [](const Variant &v) { return v.quantization != "F16"; };
+  r.available = [](const Variant& v) { return v.quantization != "F16"; };
   auto c = ChooseVariant(kThree, r, "m:v1");
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->index, 1u);
@@ -157,11 +157,31 @@ TEST(MachineFactsTest, PocketMachineOverridesThePlatform) {
   EXPECT_EQ(injected->memory_bytes, 512u << 20);
   EXPECT_EQ(injected->isa, "generic");
   EXPECT_EQ(injected->source, "POCKET_MACHINE");
-  for (const char *bad : {"memory=lots", "isa=sparc", "cores=4", "memory=99999999999999999999G"}) {
+  for (const char* bad : {"memory=lots", "isa=sparc", "cores=4", "memory=99999999999999999999G"}) {
     auto r = MachineFactsFrom(platform, bad);
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_NE(r.status().message().find("$POCKET_MACHINE"), std::string::npos);
   }
+}
+
+TEST(MachineFactsTest, CgroupHeadroomIsTheLimitLessWhatIsUsed) {
+  const fs::path dir = fs::temp_directory_path() / ("pocket_cgroup." + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "sys" / "app.slice");
+  const std::string self = (dir / "self").string(), root = (dir / "sys").string();
+  const std::string max = root + "/app.slice/memory.max", cur = root + "/app.slice/memory.current";
+  ASSERT_TRUE(WriteFileAtomic(self, "0::/app.slice\n").ok());
+  EXPECT_FALSE(CgroupHeadroom(self, root).has_value()) << "no memory files";
+  ASSERT_TRUE(WriteFileAtomic(max, "1073741824\n").ok());
+  ASSERT_TRUE(WriteFileAtomic(cur, "73741824\n").ok());
+  EXPECT_EQ(CgroupHeadroom(self, root), std::optional<uint64_t>(1000000000));
+  ASSERT_TRUE(WriteFileAtomic(cur, "2000000000").ok());
+  EXPECT_EQ(CgroupHeadroom(self, root), std::optional<uint64_t>(0));
+  ASSERT_TRUE(WriteFileAtomic(max, "max\n").ok());
+  EXPECT_FALSE(CgroupHeadroom(self, root).has_value()) << "no limit";
+  ASSERT_TRUE(WriteFileAtomic(self, "10:memory:/app.slice\n").ok());
+  EXPECT_FALSE(CgroupHeadroom(self, root).has_value()) << "cgroup v1";
+  fs::remove_all(dir);
 }
 
 TEST(ShapeTest, RoundTripsAndRejectsMalformedText) {
@@ -169,7 +189,7 @@ TEST(ShapeTest, RoundTripsAndRejectsMalformedText) {
   auto back = ParseShape(SerializeShape(s));
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(*back, s);
-  for (const char *bad :
+  for (const char* bad :
        {"", "ctx=1", "ctx=0,d_ff=1,d_model=1,head_dim=1,heads=1,kv_heads=1,layers=1,vocab=1",
         "ctx=1,ctx=1,d_ff=1,d_model=1,head_dim=1,heads=1,kv_heads=1,layers=1",
         "ctx=1,d_ff=1,d_model=1,head_dim=1,heads=1,kv_heads=1,layers=1,vocab="
@@ -195,7 +215,7 @@ class StoredIndexTest : public ::testing::Test {
     SetVariantPolicy({});
   }
 
-  std::string MakeModel(const std::string &file, uint64_t seed, tensor::DType type) {
+  std::string MakeModel(const std::string& file, uint64_t seed, tensor::DType type) {
     auto spec = formats::NamedShape("tiny");
     EXPECT_TRUE(spec.ok());
     spec->seed = seed;
@@ -207,10 +227,10 @@ class StoredIndexTest : public ::testing::Test {
     EXPECT_TRUE(writer->Write(path).ok());
     return path;
   }
-  static ModelRef Ref(const std::string &text) { return *ParseModelRef(text); }
+  static ModelRef Ref(const std::string& text) { return *ParseModelRef(text); }
 
   // tiny:big (F32) and tiny:small (F16) imported, tiny:v1 an index over both.
-  void MakeIndex(Store &store) {
+  void MakeIndex(Store& store) {
     ASSERT_TRUE(store.Import(MakeModel("big.gguf", 1, tensor::DType::kF32), Ref("tiny:big")).ok());
     ASSERT_TRUE(
         store.Import(MakeModel("small.gguf", 2, tensor::DType::kF16), Ref("tiny:small")).ok());
@@ -266,7 +286,7 @@ TEST_F(StoredIndexTest, ResolveChoosesTheVariantThatFits) {
                       r.facts.source = "test";
                       return r;
                     },
-                    [&](const std::string &line) { printed = line; }});
+                    [&](const std::string& line) { printed = line; }});
   auto r = ResolveModel("tiny:v1");
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_EQ(r->path, big);
