@@ -11,6 +11,7 @@
 #include "base/data_dir.h"
 #include "base/log.h"
 #include "cli/command.h"
+#include "cli/model_flags.h"
 
 namespace pocket::cli {
 
@@ -88,6 +89,7 @@ int main(int argc, char** argv) {
   pocket::SetLogSink([](pocket::LogLevel, std::string_view m) {
     std::fprintf(stderr, "%.*s\n", static_cast<int>(m.size()), m.data());
   });
+  InstallVariantPolicy();  // how a stored index of variants resolves (model_flags.h)
   CLI::App app{"pocket: local-first AI engine and toolkit", "pocket"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "pocket 0.1.0");

@@ -1,5 +1,6 @@
 // The shared flag vocabulary of the model commands (see model_flags.h): one definition per
-// flag with its range check, the MODEL positional rule, and loading the engine.
+// flag with its range check, the MODEL positional rule, the variant policy of stored
+// indexes, and loading the engine.
 #include "cli/model_flags.h"
 
 #include <unistd.h>
@@ -11,10 +12,13 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "cli/command.h"
 #include "registry/resolve.h"
+#include "registry/store.h"
+#include "runtime/memory_estimate.h"
 
 namespace pocket::cli {
 
@@ -34,6 +38,18 @@ std::string FormatNumber(long double x) {
 std::string WithAliases(std::string names, const std::string& aliases) {
   if (!aliases.empty()) names += "," + aliases;
   return names;
+}
+
+// What the parsed command asked of a stored index's variant choice (-c, --prefer,
+// --variant): set by the options' callbacks while CLI11 parses the one command that runs.
+struct VariantSettings {
+  int ctx_size = 0;
+  std::string prefer = "quality";
+  std::string pick;
+};
+VariantSettings& Settings() {
+  static VariantSettings settings;
+  return settings;
 }
 
 }  // namespace
@@ -80,7 +96,8 @@ CLI::Option* AddCtxSizeOption(CLI::App& app, int* ctx_size, const std::string& h
                               const std::string& aliases) {
   return app.add_option(WithAliases("-c,--ctx-size", aliases), *ctx_size, help)
       ->check(InRange(min, 1 << 20))
-      ->capture_default_str();
+      ->capture_default_str()
+      ->each([](const std::string& v) { Settings().ctx_size = std::atoi(v.c_str()); });
 }
 
 CLI::Option* AddNPredictOption(CLI::App& app, int* n_predict, const std::string& aliases,
@@ -176,6 +193,64 @@ void AddModelFlags(CLI::App& app, ModelFlags* flags, bool with_ctx, bool with_te
       ->check(CLI::IsMember({"cpu", "reference"}))
       ->capture_default_str();
   app.add_flag("-v,--verbose", flags->verbose, "print load and timing details to stderr");
+  AddVariantOptions(app, &flags->prefer, &flags->variant);
+}
+
+void AddVariantOptions(CLI::App& app, std::string* prefer, std::string* variant) {
+  app.add_option("--prefer", *prefer,
+                 "when MODEL is a stored index of variants: quality (the largest variant that "
+                 "fits this machine's memory and CPU) or speed (the smallest)")
+      ->check(CLI::IsMember({"quality", "speed"}))
+      ->capture_default_str()
+      ->each([](const std::string& v) { Settings().prefer = v; });
+  app.add_option("--variant", *variant,
+                 "when MODEL is an index of variants: take this one (a quantization such as "
+                 "Q4_0, or a sha256: digest) instead of choosing")
+      ->each([](const std::string& v) { Settings().pick = v; });
+}
+
+registry::MemoryNeedFn MemoryNeedAt(int ctx_size) {
+  return [ctx_size](const registry::Variant& v) -> std::optional<uint64_t> {
+    if (!v.shape || v.weight_bytes == 0) {
+      if (v.min_memory_bytes > 0) return v.min_memory_bytes;
+      return std::nullopt;
+    }
+    model::LlamaConfig c;
+    c.context_length = v.shape->context_length;
+    c.d_ff = v.shape->d_ff;
+    c.d_model = v.shape->d_model;
+    c.head_dim = v.shape->head_dim;
+    c.num_heads = v.shape->heads;
+    c.num_kv_heads = v.shape->kv_heads;
+    c.num_layers = v.shape->layers;
+    c.vocab_size = v.shape->vocab;
+    runtime::MemoryOptions opts;
+    opts.context_length = ctx_size;
+    return runtime::EstimateMemory(c, v.weight_bytes, opts).total();
+  };
+}
+
+Result<registry::VariantRequest> VariantRequestFor(const std::string& prefer,
+                                                   const std::string& pick, int ctx_size) {
+  registry::VariantRequest request;
+  PK_ASSIGN_OR_RETURN(request.facts, registry::ReadMachineFacts());
+  PK_ASSIGN_OR_RETURN(request.prefer, registry::ParsePrefer(prefer));
+  request.pick = pick;
+  request.memory_need = MemoryNeedAt(ctx_size);
+  return request;
+}
+
+void InstallVariantPolicy() {
+  registry::VariantPolicy policy;
+  policy.request = [] {
+    const VariantSettings& s = Settings();
+    return VariantRequestFor(s.prefer, s.pick, s.ctx_size);
+  };
+  policy.on_choice = [](const std::string& line) {
+    static std::set<std::string> printed;  // the rule may resolve one argument twice
+    if (printed.insert(line).second) std::fprintf(stderr, "pocket: %s\n", line.c_str());
+  };
+  registry::SetVariantPolicy(std::move(policy));
 }
 
 void AddSamplingFlags(CLI::App& app, SamplingFlags* flags) {
@@ -208,7 +283,14 @@ bool LooksLikeModel(const std::string& arg) {
   }
   std::error_code ec;
   if (arg.empty() || arg.size() > 4096) return false;
-  if (!std::filesystem::exists(arg, ec)) return registry::ResolveModelPath(arg).ok();  // NAME:TAG
+  if (!std::filesystem::exists(arg, ec)) {  // NAME:TAG; an index even when no variant fits
+    if (registry::ResolveModelPath(arg).ok()) return true;
+    auto ref = registry::ParseModelRef(arg);
+    auto root = registry::DefaultStoreRoot();
+    if (!ref.ok() || !root.ok()) return false;
+    auto entry = registry::Store(*root).Find(*ref);
+    return entry.ok() && entry->is_index;  // TakeModel then says why it cannot run
+  }
   if (!std::filesystem::is_regular_file(arg, ec)) return false;
   std::ifstream in(arg, std::ios::binary);
   char magic[4] = {};

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "registry/variant.h"
 #include "runtime/engine.h"
 
 namespace pocket::cli {
@@ -77,9 +78,11 @@ struct ModelFlags {
   bool no_repack = false;     // --no-repack
   std::string backend = "cpu";  // --backend cpu|reference
   std::vector<std::string> lora;  // --lora FILE (run, chat, perplexity add the flag)
+  std::string prefer = "quality";  // --prefer: a stored index's variant (registry/variant.h)
+  std::string variant;             // --variant: that variant instead of choosing
 };
 // Adds -m/--model, -t/--threads, -c/--ctx-size (unless `with_ctx` is false), --no-repack,
-// --backend, -v/--verbose and, when `with_template`, --chat-template.
+// --backend, -v/--verbose, --prefer, --variant and, when `with_template`, --chat-template.
 void AddModelFlags(CLI::App& app, ModelFlags* flags, bool with_ctx = true,
                    bool with_template = false);
 
@@ -98,6 +101,23 @@ struct SamplingFlags {
 // -n/--n-predict, --temp, --top-k, --top-p, --min-p, --repeat-penalty, --repeat-last-n,
 // -s/--seed, --stop/-r/--reverse-prompt.
 void AddSamplingFlags(CLI::App& app, SamplingFlags* flags);
+
+// Variants (registry/variant.h). A stored NAME:TAG may be an index of variants; every model
+// command resolves it through registry::ResolveModelPath with the policy main() installs
+// (InstallVariantPolicy): this machine's facts (registry::ReadMachineFacts, so
+// $POCKET_MACHINE overrides them), the --prefer/--variant of AddVariantOptions and each
+// variant's runtime::EstimateMemory at the -c/--ctx-size given (0: the model's, capped at
+// 4096), from its io.pocket.shape annotation (else its min_memory_bytes). The choice's line
+// goes to stderr, once.
+void AddVariantOptions(CLI::App& app, std::string* prefer, std::string* variant);
+// runtime::EstimateMemory(...).total() of a variant at `ctx_size` tokens (see above).
+registry::MemoryNeedFn MemoryNeedAt(int ctx_size);
+// The request for `prefer` ("quality"|"speed"), `pick` (--variant) and `ctx_size` on this
+// machine. InvalidArgument for a bad $POCKET_MACHINE or preference.
+Result<registry::VariantRequest> VariantRequestFor(const std::string& prefer,
+                                                   const std::string& pick, int ctx_size);
+// Called once by main() before the command runs.
+void InstallVariantPolicy();
 
 // True when `arg` should be read as the MODEL positional (see the rule above).
 bool LooksLikeModel(const std::string& arg);

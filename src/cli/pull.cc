@@ -1,5 +1,7 @@
 // `pocket pull HOST/NAME[:TAG]`: copies a model from an OCI registry into the store,
-// resumable and verified (registry::Pull, docs/registry.md).
+// resumable and verified (registry::Pull, docs/registry.md). A tag that is an index of
+// variants fetches the one that fits this machine (--prefer, --variant, -c; registry/variant.h)
+// and prints the choice.
 #include <cstdio>
 #include <cstdlib>
 
@@ -16,6 +18,8 @@ struct PullFlags {
   std::string ref, store;
   TransferFlags transfer;
   bool quiet = false;
+  std::string prefer = "quality", variant;
+  int ctx_size = 0;
 };
 
 void PrintPulled(const std::string& from, const registry::ModelRef& local,
@@ -63,10 +67,14 @@ int PullMain(const PullFlags& f) {
   auto client = ClientOptionsFrom(f.transfer);
   if (!client.ok()) return Fail(cmd, client.status());
   options.client = *client;
+  auto variants = VariantRequestFor(f.prefer, f.variant, f.ctx_size);
+  if (!variants.ok()) return Fail(cmd, variants.status());
+  options.variants = std::move(*variants);
   if (!f.quiet) options.progress = MakeProgress("pull", ref->ToString());
   registry::Store store(*root);
   auto pulled = registry::Pull(store, *ref, options);
   if (!pulled.ok()) return Fail(cmd, pulled.status());
+  if (!pulled->variant_line.empty()) std::printf("%s\n", pulled->variant_line.c_str());
   PrintPulled(ref->ToString(), ref->local, *pulled);
   if (pulled->signatures > 0) std::printf("with %d signature(s)\n", pulled->signatures);
   for (const std::string& p : pulled->signature_problems) {
@@ -84,12 +92,19 @@ CommandMain Configure(CLI::App& app) {
       "connection) continues where it stopped when run again; transient failures are retried "
       "with backoff. The tag is written only once every blob is in. Progress goes to stderr: "
       "a bar on a terminal, else JSON lines. http:// is used for localhost/127.x, https:// "
-      "otherwise (--insecure for plain http).");
+      "otherwise (--insecure for plain http). A tag that is an index of variants "
+      "(quantizations, sizes) fetches only the one that fits this machine (memory at the "
+      "context, CPU instruction set; --prefer quality|speed, --variant to name one; "
+      "$POCKET_MACHINE=memory=SIZE,isa=avx2 overrides the machine's facts) and prints why.");
   SetExamples(app,
               {"pocket pull 127.0.0.1:5000/library/smollm2:q8_0",
                "POCKET_REGISTRY_USER=me POCKET_REGISTRY_PASSWORD=... pocket pull "
                "registry.example.com/team/tiny:v1",
                "pocket run 127.0.0.1:5000/library/smollm2:q8_0 \"Hi\"",
+               "pocket pull 127.0.0.1:5000/library/smollm2:latest --prefer speed  # an index of "
+               "variants: the smallest that fits",
+               "pocket pull 127.0.0.1:5000/library/smollm2:latest --variant Q8_0",
+               "POCKET_MACHINE=memory=2G,isa=avx2 pocket pull 127.0.0.1:5000/library/smollm2",
                "POCKET_HF_ENDPOINT=http://mirror.lan:8080 pocket pull "
                "hf://HuggingFaceTB/SmolLM2-135M-Instruct-GGUF/smollm2-135m-instruct-q8_0.gguf"});
   app.add_option("ref", f->ref,
@@ -101,6 +116,11 @@ CommandMain Configure(CLI::App& app) {
   AddStoreOption(app, &f->store);
   AddTransferOptions(app, &f->transfer);
   app.add_flag("-q,--quiet", f->quiet, "no progress on stderr");
+  AddVariantOptions(app, &f->prefer, &f->variant);
+  AddCtxSizeOption(app, &f->ctx_size,
+                   "when the tag is an index of variants: the context (tokens) the chosen "
+                   "variant must fit in memory (0 = the model's, capped at 4096)",
+                   0);
   return [f] { return PullMain(*f); };
 }
 

@@ -52,6 +52,17 @@ inline constexpr char kStagingExpiresAnnotation[] = "io.pocket.staging.expires";
 inline constexpr char kLineageParentAnnotation[] = "io.pocket.lineage.parent";
 inline constexpr char kLineageRecipeAnnotation[] = "io.pocket.lineage.recipe";
 inline constexpr char kLineageDataAnnotation[] = "io.pocket.lineage.data";
+// A variant in a multi-variant image index (registry/variant.h): each child manifest's
+// descriptor says what the chooser needs without fetching the child: llama.cpp's name of
+// its quantization, its parameter count, its GGUF layer's bytes, the config's
+// min_memory_bytes, the shape runtime::EstimateMemory reads ("ctx=2048,d_ff=...", see
+// SerializeShape) and, optionally, the CPU instruction set it needs ("avx2", "avx512").
+inline constexpr char kQuantizationAnnotation[] = "io.pocket.quantization";
+inline constexpr char kParameterCountAnnotation[] = "io.pocket.parameter_count";
+inline constexpr char kWeightBytesAnnotation[] = "io.pocket.weight_bytes";
+inline constexpr char kMinMemoryAnnotation[] = "io.pocket.min_memory_bytes";
+inline constexpr char kShapeAnnotation[] = "io.pocket.shape";
+inline constexpr char kRequiresIsaAnnotation[] = "io.pocket.requires.isa";
 
 // "sha256:<64 lower-case hex>".
 bool IsValidDigest(std::string_view digest);

@@ -96,7 +96,12 @@ class Puller {
     PK_ASSIGN_OR_RETURN(FileLock writer, store_.WriterLock());
     Emit(TransferEvent::Kind::kStart, "", 0, "");
     for (const Descriptor& d : blobs) PK_RETURN_IF_ERROR(PullBlob(d));
-    PK_ASSIGN_OR_RETURN(result_.entry, store_.AddTag(ref_.local, manifest_bytes));
+    if (index_bytes_.empty()) {
+      PK_ASSIGN_OR_RETURN(result_.entry, store_.AddTag(ref_.local, manifest_bytes));
+    } else {  // a variant: the child, then the tag names the index
+      PK_RETURN_IF_ERROR(store_.PutManifest(manifest_bytes).status());
+      PK_ASSIGN_OR_RETURN(result_.entry, store_.AddIndexTag(ref_.local, index_bytes_));
+    }
     if (options_.signatures) PK_RETURN_IF_ERROR(PullSignatures());
     Emit(TransferEvent::Kind::kDone, "", 0, "");
     return result_;
@@ -190,12 +195,24 @@ class Puller {
     if (is_index) {
       PK_ASSIGN_OR_RETURN(Index index,
                           ParseIndex(res.body, client_.Where("index of " + ref_.ToString())));
-      if (index.manifests.size() != 1 || depth > 0) {
+      if (depth > 0 || index.manifests.empty()) {
         return Status::NotSupported(client_.Where(
             ref_.ToString() + " is an index of " + std::to_string(index.manifests.size()) +
-            " manifests; pull one of them by digest (NAME@sha256:...)"));
+            " manifests" + (depth > 0 ? " inside an index" : "") +
+            "; pull one of them by digest (NAME@sha256:...)"));
       }
-      return FetchManifest(index.manifests[0].digest, index.manifests[0].digest, depth + 1);
+      if (index.manifests.size() == 1) {  // as before variants: the one manifest is the tag
+        return FetchManifest(index.manifests[0].digest, index.manifests[0].digest, depth + 1);
+      }
+      // Variants: fetch only the chosen child; the tag will name the index.
+      const std::vector<Variant> variants = VariantsOf(index);
+      VariantRequest request = options_.variants;
+      request.available = nullptr;
+      PK_ASSIGN_OR_RETURN(VariantChoice choice, ChooseVariant(variants, request, ref_.ToString()));
+      result_.variant_line = ref_.ToString() + ": " + choice.line;
+      index_bytes_ = std::move(res.body);
+      const std::string child = index.manifests[choice.index].digest;
+      return FetchManifest(child, child, depth + 1);
     }
     return std::move(res.body);
   }
@@ -333,6 +350,7 @@ class Puller {
   const PullOptions& options_;
   RegistryClient client_;
   std::string blob_url_;  // hf://: the file's resolve URL instead of /v2/.../blobs/
+  std::string index_bytes_;  // the variant index the tag named, when it was one
   PullResult result_;
   int64_t done_ = 0, total_ = 0;
 };

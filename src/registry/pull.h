@@ -1,6 +1,8 @@
 // `pocket pull`: copies a model from a registry speaking the OCI distribution spec v2 into
 // the local store. The manifest is fetched (OCI manifest, OCI index of one manifest, or
-// Docker v2), checked against the digest asked for or the registry's Docker-Content-Digest,
+// Docker v2; an index of several is a model's variants: only the chosen one is fetched, and
+// the tag then names the index, stored as it came, store.h), checked against the digest
+// asked for or the registry's Docker-Content-Digest,
 // and must name a GGUF layer. Each blob the store lacks is downloaded under its lock (two
 // processes pulling one blob download it once) into a partial file (a rerun after a kill
 // continues where it stopped), sha256-verified while streaming, with retries and backoff on
@@ -18,6 +20,7 @@
 #include "base/status.h"
 #include "registry/client.h"
 #include "registry/store.h"
+#include "registry/variant.h"
 
 namespace pocket::registry {
 
@@ -26,6 +29,9 @@ struct PullOptions {
   TransferFn progress;              // may be empty
   int64_t idle_timeout_ms = 30000;  // a blob transfer that stalls this long is retried
   bool signatures = true;           // also fetch the model's signatures (referrers.h)
+  // An index of several manifests is a model's variants (variant.h): this chooses the one
+  // fetched (its `available` is ignored: every child of a registry's index is there).
+  VariantRequest variants;
 };
 
 struct PullResult {
@@ -38,6 +44,7 @@ struct PullResult {
   // One line per signature (or referrers list) that could not be fetched or stored; the
   // model itself is pulled all the same (a signature is checked when it is used).
   std::vector<std::string> signature_problems;
+  std::string variant_line;      // the choice's line (variant.h) when the tag was an index
 };
 
 // Errors: InvalidArgument (not a model, malformed reply), NotFound (the registry has no such

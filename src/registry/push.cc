@@ -7,9 +7,11 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/file.h"
 #include "registry/oci.h"
 #include "registry/referrers.h"
 #include "registry/signature.h"
+#include "registry/variant.h"
 
 namespace pocket::registry {
 namespace {
@@ -23,24 +25,68 @@ class Pusher {
     if (dest_.tag.empty()) {
       return Status::InvalidArgument("push needs a tag: " + dest_.ToString());
     }
+    PK_ASSIGN_OR_RETURN(TagEntry entry, store_.Find(local));
+    if (entry.is_index) return RunIndex(local, entry);
     PK_ASSIGN_OR_RETURN(ModelInfo info, store_.Show(local));
     std::vector<Descriptor> blobs = {info.manifest.config};
     blobs.insert(blobs.end(), info.manifest.layers.begin(), info.manifest.layers.end());
     for (const Descriptor& d : blobs) total_ += d.size;
     Emit(TransferEvent::Kind::kStart, "", "");
     for (const Descriptor& d : blobs) PK_RETURN_IF_ERROR(PushBlob(d));
-    PK_RETURN_IF_ERROR(PushManifest(info));
+    PK_RETURN_IF_ERROR(PushManifest(info.manifest_json, info.manifest.media_type, dest_.tag));
+    PK_RETURN_IF_ERROR(PushSignatures());
+    Emit(TransferEvent::Kind::kDone, "", "");
+    return result_;
+  }
+
+  // An index of variants: every child (its blobs, then its manifest by digest), then the
+  // index under the tag. A child the store lacks (a pull fetched another) stops the push
+  // before anything is sent: a registry refuses an index whose children it lacks.
+  Result<PushResult> RunIndex(const ModelRef& local, const TagEntry& entry) {
+    PK_ASSIGN_OR_RETURN(Index index, store_.ReadVariantIndex(entry));
+    const std::vector<Variant> variants = VariantsOf(index);
+    std::vector<ModelInfo> children;
+    for (const Variant& v : variants) {
+      if (!store_.HasBlob(v.descriptor.digest, v.descriptor.size)) {
+        return Status::NotFound("cannot push " + local.ToString() + ": its variant " + v.Label() +
+                                " (" + v.descriptor.digest +
+                                ") is not in the store (`pocket pull --variant " + v.Label() +
+                                "` fetches it)");
+      }
+      PK_ASSIGN_OR_RETURN(ModelInfo info,
+                          store_.ShowManifest(v.descriptor.digest,
+                                              local.ToString() + " variant " + v.Label()));
+      total_ += info.manifest.config.size;
+      for (const Descriptor& l : info.manifest.layers) total_ += l.size;
+      children.push_back(std::move(info));
+    }
+    PK_ASSIGN_OR_RETURN(std::string index_bytes, ReadFile(store_.BlobPath(entry.manifest_digest)));
+    Emit(TransferEvent::Kind::kStart, "", "");
+    for (const ModelInfo& info : children) {
+      PK_RETURN_IF_ERROR(PushBlob(info.manifest.config));
+      for (const Descriptor& l : info.manifest.layers) PK_RETURN_IF_ERROR(PushBlob(l));
+      PK_RETURN_IF_ERROR(PushManifest(info.manifest_json, info.manifest.media_type,
+                                      info.entry.manifest_digest));
+    }
+    PK_RETURN_IF_ERROR(PushManifest(index_bytes, kOciIndexType, dest_.tag));
+    PK_RETURN_IF_ERROR(PushSignatures());
+    Emit(TransferEvent::Kind::kDone, "", "");
+    return result_;
+  }
+
+ private:
+  // The signatures stored for the manifest just pushed under the tag (result_.manifest_digest:
+  // a model's, or a variant index's), and the referrers tag listing them.
+  Status PushSignatures() {
     PK_ASSIGN_OR_RETURN(std::vector<ReferrerArtifact> signatures,
                         StoredReferrers(store_, result_.manifest_digest, kSignatureArtifactType));
     result_.signatures = static_cast<int>(signatures.size());
     PK_ASSIGN_OR_RETURN(result_.signatures_listed,
                         PushReferrers(client_, dest_.repository, result_.manifest_digest,
                                       signatures, options_.client.timeout_ms));
-    Emit(TransferEvent::Kind::kDone, "", "");
-    return result_;
+    return Status::Ok();
   }
 
- private:
   void Emit(TransferEvent::Kind kind, const std::string& digest, std::string message) {
     if (!options_.progress) return;
     TransferEvent e;
@@ -177,19 +223,20 @@ class Pusher {
     return Status::Ok();
   }
 
-  Status PushManifest(const ModelInfo& info) {
-    const std::string path = "/v2/" + dest_.repository + "/manifests/" + dest_.tag;
-    const std::string digest = DigestOf(info.manifest_json);
+  // PUTs `bytes` as the manifest (or index) `reference` (a tag or the digest).
+  Status PushManifest(const std::string& bytes, const std::string& media_type,
+                      const std::string& reference) {
+    const std::string path = "/v2/" + dest_.repository + "/manifests/" + reference;
+    const std::string digest = DigestOf(bytes);
     return Retrying(
         [&]() -> Status {
           net::FetchRequest put;
           put.method = "PUT";
           put.url = path;
-          put.body = info.manifest_json;
+          put.body = bytes;
           put.timeout_ms = options_.client.timeout_ms;
-          put.headers = {{"Content-Type", info.manifest.media_type.empty()
-                                              ? std::string(kOciManifestType)
-                                              : info.manifest.media_type}};
+          put.headers = {
+              {"Content-Type", media_type.empty() ? std::string(kOciManifestType) : media_type}};
           PK_ASSIGN_OR_RETURN(net::FetchResponse res, client_.Fetch(put));
           if (res.status != 201) return HttpError("PUT " + path, res);
           const std::string sent = res.Header("Docker-Content-Digest");

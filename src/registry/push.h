@@ -3,7 +3,10 @@
 // open an upload session, then one PUT with the bytes for a blob up to chunk_bytes, or
 // PATCHes of chunk_bytes each followed by the closing PUT (so memory stays bounded for
 // multi-GB models); the manifest goes last, as the same bytes the store holds, so its
-// digest is the same on both sides. A rerun uploads nothing that is already there.
+// digest is the same on both sides. A rerun uploads nothing that is already there. A tag
+// that names an index of variants (variant.h) pushes every child (blobs, then the child
+// manifest by digest) and then the index under the tag; NotFound, before sending anything,
+// when the store lacks a child.
 // Called by `pocket push` (src/cli/push.cc). Thread safety: one call per thread.
 #pragma once
 

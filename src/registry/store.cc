@@ -184,6 +184,7 @@ TagEntry EntryOf(const Descriptor& d) {
     e.ref.tag = "";
   }
   e.manifest_digest = d.digest;
+  e.is_index = d.media_type == kOciIndexType;
   if (auto it = d.annotations.find(kSizeAnnotation); it != d.annotations.end()) {
     e.size_bytes = std::strtoll(it->second.c_str(), nullptr, 10);
   }
@@ -640,15 +641,25 @@ Result<Manifest> Store::ReadManifest(const std::string& digest, const std::strin
 }
 
 Result<ModelInfo> Store::Show(const ModelRef& ref) const {
+  PK_ASSIGN_OR_RETURN(TagEntry entry, Find(ref));
+  if (entry.is_index) {
+    return Status::InvalidArgument("'" + ref.ToString() +
+                                   "' is an index of variants: a command that takes a model "
+                                   "chooses one (`pocket index NAME:TAG` lists them)");
+  }
+  PK_ASSIGN_OR_RETURN(ModelInfo info, ShowManifest(entry.manifest_digest, ref.ToString()));
+  info.entry = entry;
+  return info;
+}
+
+Result<ModelInfo> Store::ShowManifest(const std::string& digest, const std::string& tag) const {
   ModelInfo info;
-  PK_ASSIGN_OR_RETURN(info.entry, Find(ref));
-  const std::string tag = ref.ToString();
-  PK_ASSIGN_OR_RETURN(info.manifest, ReadManifest(info.entry.manifest_digest, tag));
-  PK_ASSIGN_OR_RETURN(info.manifest_json, ReadFile(BlobPath(info.entry.manifest_digest)));
+  info.entry.manifest_digest = digest;
+  PK_ASSIGN_OR_RETURN(info.manifest, ReadManifest(digest, tag));
+  PK_ASSIGN_OR_RETURN(info.manifest_json, ReadFile(BlobPath(digest)));
   const Descriptor* layer = info.manifest.ModelLayer();
   if (!layer) {
-    return Status::Corruption("tag '" + tag + "': manifest " + info.entry.manifest_digest +
-                              " has no GGUF layer");
+    return Status::Corruption("tag '" + tag + "': manifest " + digest + " has no GGUF layer");
   }
   auto config = ReadFile(BlobPath(info.manifest.config.digest));
   if (!config.ok()) {
@@ -678,6 +689,96 @@ Result<std::string> Store::ModelPath(const ModelRef& ref) const {
   return info.model_path;
 }
 
+Result<Index> Store::ReadVariantIndex(const TagEntry& entry) const {
+  const std::string tag = EntryKey(entry);
+  if (!entry.is_index) {
+    return Status::InvalidArgument("tag '" + tag + "' is a model, not an index of variants");
+  }
+  auto bytes = ReadFile(BlobPath(entry.manifest_digest));
+  if (!bytes.ok()) {
+    return Status::Corruption("tag '" + tag + "': index " + entry.manifest_digest +
+                              " is missing from " + root_ + " (run `pocket verify --repair`)");
+  }
+  PK_ASSIGN_OR_RETURN(Index index,
+                      ParseIndex(*bytes, "tag '" + tag + "': index " + entry.manifest_digest));
+  for (const Descriptor& c : index.manifests) {
+    if (c.media_type == kOciIndexType) {
+      return Status::Corruption("tag '" + tag + "': index " + entry.manifest_digest +
+                                " holds an index (" + c.digest + "); variants are manifests");
+    }
+  }
+  if (index.manifests.empty()) {
+    return Status::Corruption("tag '" + tag + "': index " + entry.manifest_digest +
+                              " has no variants");
+  }
+  return index;
+}
+
+Result<std::string> Store::PutManifest(std::string_view manifest_bytes) {
+  const std::string digest = DigestOf(manifest_bytes);
+  PK_ASSIGN_OR_RETURN(Manifest m, ParseManifest(manifest_bytes, "manifest " + digest));
+  std::vector<const Descriptor*> blobs = {&m.config};
+  for (const Descriptor& l : m.layers) blobs.push_back(&l);
+  for (const Descriptor* d : blobs) {
+    if (!HasBlob(d->digest, d->size)) {
+      return Status::NotFound("manifest " + digest + ": blob " + d->digest + " (" +
+                              std::to_string(d->size) + " bytes) is not in the store");
+    }
+  }
+  PK_RETURN_IF_ERROR(EnsureLayout());
+  std::string stored;
+  PK_RETURN_IF_ERROR(PutBlobBytes(manifest_bytes, &stored));
+  return stored;
+}
+
+Result<TagEntry> Store::AddIndexTag(const ModelRef& ref, std::string_view index_bytes,
+                                    const std::string& created) {
+  const std::string tag_name = ref.ToString();
+  PK_ASSIGN_OR_RETURN(Index index, ParseIndex(index_bytes, "index of " + tag_name));
+  int64_t total = static_cast<int64_t>(index_bytes.size());
+  int held = 0;
+  for (const Descriptor& c : index.manifests) {
+    if (c.media_type == kOciIndexType) {
+      return Status::InvalidArgument("cannot tag " + tag_name + ": its index holds an index (" +
+                                     c.digest + "); variants are manifests");
+    }
+    if (!HasBlob(c.digest, c.size)) continue;
+    PK_ASSIGN_OR_RETURN(ModelInfo info, ShowManifest(c.digest, tag_name));
+    total += c.size + info.manifest.config.size;
+    for (const Descriptor& l : info.manifest.layers) {
+      if (!HasBlob(l.digest, l.size)) {
+        return Status::NotFound("cannot tag " + tag_name + ": blob " + l.digest + " of variant " +
+                                c.digest + " is not in the store");
+      }
+      total += l.size;
+    }
+    ++held;
+  }
+  if (held == 0) {
+    return Status::NotFound("cannot tag " + tag_name + ": none of its " +
+                            std::to_string(index.manifests.size()) + " variants is in the store");
+  }
+  PK_RETURN_IF_ERROR(EnsureLayout());
+  std::string digest;
+  PK_RETURN_IF_ERROR(PutBlobBytes(index_bytes, &digest));
+  Descriptor tag{kOciIndexType, digest, static_cast<int64_t>(index_bytes.size()), "", {}, ""};
+  tag.annotations[kRefNameAnnotation] = tag_name;
+  tag.annotations[kCreatedAnnotation] = created.empty() ? NowRfc3339() : created;
+  tag.annotations[kSizeAnnotation] = std::to_string(total);
+  {
+    PK_ASSIGN_OR_RETURN(FileLock index_lock,
+                        FileLock::Acquire(Path("locks/index.lock"), FileLock::Mode::kExclusive));
+    PK_ASSIGN_OR_RETURN(Index layout, ReadIndex());
+    auto& ms = layout.manifests;
+    ms.erase(std::remove_if(ms.begin(), ms.end(),
+                            [&](const Descriptor& d) { return RefName(d) == tag_name; }),
+             ms.end());
+    ms.push_back(tag);
+    PK_RETURN_IF_ERROR(WriteIndex(layout));
+  }
+  return EntryOf(tag);
+}
+
 Status Store::Remove(const ModelRef& ref) {
   if (::access(Path("index.json").c_str(), F_OK) != 0) return Find(ref).status();
   PK_ASSIGN_OR_RETURN(FileLock index_lock,
@@ -704,31 +805,48 @@ Result<GcReport> Store::Gc(const GcOptions& options) {
     PK_ASSIGN_OR_RETURN(FileLock index_lock,
                         FileLock::Acquire(Path("locks/index.lock"), FileLock::Mode::kExclusive));
     PK_ASSIGN_OR_RETURN(Index index, ReadIndex());
-    std::vector<Manifest> manifests;
-    std::vector<bool> expired;
-    for (const Descriptor& d : index.manifests) {
-      auto m = ReadManifest(d.digest, RefName(d));
-      if (!m.ok()) {
-        return Status::Corruption(m.status().message() +
-                                  "; nothing removed (run `pocket verify --repair` first)");
+    // Per entry of index.json: its manifest, or for a variant index (store.h) the children
+    // the store holds, which the index keeps alive (even when damaged: then nothing goes).
+    const size_t n = index.manifests.size();
+    std::vector<Manifest> manifests(n);
+    std::vector<std::vector<std::pair<std::string, Manifest>>> children(n);
+    std::vector<bool> expired(n, false);
+    auto unreadable = [](const Status& s) {
+      return Status::Corruption(s.message() +
+                                "; nothing removed (run `pocket verify --repair` first)");
+    };
+    for (size_t i = 0; i < n; ++i) {
+      const Descriptor& d = index.manifests[i];
+      if (d.media_type == kOciIndexType) {
+        auto variants = ReadVariantIndex(EntryOf(d));
+        if (!variants.ok()) return unreadable(variants.status());
+        for (const Descriptor& c : variants->manifests) {
+          struct stat st;
+          if (::stat(BlobPath(c.digest).c_str(), &st) != 0) continue;  // not held
+          auto m = ReadManifest(c.digest, RefName(d));
+          if (!m.ok()) return unreadable(m.status());
+          children[i].emplace_back(c.digest, std::move(m).value());
+        }
+        continue;
       }
+      auto m = ReadManifest(d.digest, RefName(d));
+      if (!m.ok()) return unreadable(m.status());
       // Staging's expiry (staging.h): the tag goes, so its blobs are unused below unless
       // another tag shares them, and its signatures go with it unless another tag names the
       // same manifest.
-      expired.push_back(options.expire_staging &&
-                        IsExpiredStaging(RefName(d), m->annotations, now_s));
-      if (expired.back()) report.expired_tags.push_back(RefName(d));
-      manifests.push_back(std::move(m).value());
+      expired[i] = options.expire_staging && IsExpiredStaging(RefName(d), m->annotations, now_s);
+      if (expired[i]) report.expired_tags.push_back(RefName(d));
+      manifests[i] = std::move(m).value();
     }
     // Tags (and untagged entries that refer to nothing) are the roots; a referrer lives
     // while what it refers to does, transitively (a signature of a signature).
-    const size_t n = index.manifests.size();
     std::vector<bool> keep(n, false);
     std::set<std::string> live_manifests;
     for (size_t i = 0; i < n; ++i) {
       if (!expired[i] && (!RefName(index.manifests[i]).empty() || !manifests[i].subject)) {
         keep[i] = true;
         live_manifests.insert(index.manifests[i].digest);
+        for (const auto& c : children[i]) live_manifests.insert(c.first);  // a variant's own
       }
     }
     for (bool grew = true; grew;) {
@@ -741,6 +859,11 @@ Result<GcReport> Store::Gc(const GcOptions& options) {
         }
       }
     }
+    auto hold = [&](const std::string& digest, const Manifest& m) {
+      live.insert(std::string(DigestHex(digest)));
+      live.insert(std::string(DigestHex(m.config.digest)));
+      for (const Descriptor& l : m.layers) live.insert(std::string(DigestHex(l.digest)));
+    };
     Index kept = index;
     kept.manifests.clear();
     for (size_t i = 0; i < n; ++i) {
@@ -750,12 +873,16 @@ Result<GcReport> Store::Gc(const GcOptions& options) {
       }
       const Descriptor& d = index.manifests[i];
       kept.manifests.push_back(d);
-      live.insert(std::string(DigestHex(d.digest)));
-      live.insert(std::string(DigestHex(manifests[i].config.digest)));
-      for (const Descriptor& l : manifests[i].layers) live.insert(std::string(DigestHex(l.digest)));
+      if (d.media_type == kOciIndexType) {
+        live.insert(std::string(DigestHex(d.digest)));
+        for (const auto& [digest, m] : children[i]) hold(digest, m);
+      } else {
+        hold(d.digest, manifests[i]);
+      }
     }
     if (report.referrers_removed > 0 || !report.expired_tags.empty()) {
       PK_RETURN_IF_ERROR(WriteIndex(kept));
+    }
     }
     // Temp files of base::WriteFileAtomic left by a killed index writer.
     std::error_code ec;
@@ -861,15 +988,37 @@ Result<VerifyReport> Store::Verify(bool repair) {
                   " bytes, expected " + std::to_string(blob.size);
       }
     };
-    check(d, "manifest");
-    if (problem.empty()) {
-      auto m = ReadManifest(d.digest, tag);
+    auto check_manifest = [&](const Descriptor& md) {
+      check(md, "manifest");
+      if (!problem.empty()) return;
+      auto m = ReadManifest(md.digest, tag);
       if (!m.ok()) {
         problem = m.status().message();
       } else {
         check(m->config, "config");
         for (const Descriptor& l : m->layers) check(l, "layer");
       }
+    };
+    if (d.media_type == kOciIndexType) {
+      // A variant index: the index blob, and each child the store holds, whole.
+      check(d, "index");
+      if (problem.empty()) {
+        auto variants = ReadVariantIndex(EntryOf(d));
+        int held = 0;
+        if (!variants.ok()) {
+          problem = variants.status().message();
+        } else {
+          for (const Descriptor& c : variants->manifests) {
+            struct stat st;
+            if (!bad.count(c.digest) && ::stat(BlobPath(c.digest).c_str(), &st) != 0) continue;
+            ++held;
+            check_manifest(c);
+          }
+          if (problem.empty() && held == 0) problem = "no variant of it is in the store";
+        }
+      }
+    } else {
+      check_manifest(d);
     }
     if (problem.empty()) {
       kept.manifests.push_back(d);

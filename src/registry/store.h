@@ -57,6 +57,9 @@ struct TagEntry {
   std::string manifest_digest;  // "sha256:..."
   int64_t size_bytes = 0;       // manifest + config + layers (io.pocket.size; 0 if absent)
   std::string created;          // RFC 3339 UTC, as stored ("" if absent)
+  // The tag names an image index of variants (registry/variant.h) rather than a manifest:
+  // manifest_digest is then the index blob's, size_bytes what of it the store holds.
+  bool is_index = false;
 };
 
 struct ImportOptions {
@@ -228,6 +231,27 @@ class Store {
   Result<ModelInfo> Show(const ModelRef& ref) const;
   // The GGUF blob of NAME:TAG (Show's model_path).
   Result<std::string> ModelPath(const ModelRef& ref) const;
+
+  // Variants (registry/variant.h). A tag may name an image index whose children are model
+  // manifests; the store keeps the index blob as it came and those children it holds (a
+  // pull fetches the chosen one; `pocket index` makes one over stored models). gc keeps the
+  // index and the children that are in the store with their blobs; verify checks those
+  // and calls the tag broken when none of its children is in the store; Show/ModelPath of
+  // such a tag is InvalidArgument (choose a variant first).
+  //
+  // The index of an index tag. InvalidArgument when `entry` is a manifest's tag; Corruption
+  // naming the blob when it is missing or malformed.
+  Result<Index> ReadVariantIndex(const TagEntry& entry) const;
+  // Show of a manifest by digest (a child of an index); `what` names it in messages.
+  Result<ModelInfo> ShowManifest(const std::string& digest, const std::string& what) const;
+  // Stores a model manifest whose config and layers are in the store (NotFound naming the
+  // first that is not); returns its digest. For a pulled child of an index.
+  Result<std::string> PutManifest(std::string_view manifest_bytes);
+  // Points NAME:TAG at the image index `index_bytes` (stored as a blob), after checking that
+  // at least one child is in the store and that each child present is whole (NotFound
+  // otherwise). Children are model manifests, not indexes (InvalidArgument).
+  Result<TagEntry> AddIndexTag(const ModelRef& ref, std::string_view index_bytes,
+                               const std::string& created = "");
 
   // Drops the tag; its blobs stay until Gc. NotFound when the tag is not there.
   Status Remove(const ModelRef& ref);

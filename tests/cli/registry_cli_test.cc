@@ -51,12 +51,12 @@ class RegistryCliTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  // `env` ("NAME=VALUE ", e.g. the injected clock POCKET_NOW) goes before the command.
+  // `env` ("NAME=VALUE", e.g. the injected clock POCKET_NOW) goes before the command.
   Output Pocket(const std::string& args, const std::string& env = "") {
     const fs::path base = dir_ / ("run" + std::to_string(counter_++));
     const std::string out = base.string() + ".out", err = base.string() + ".err";
-    const std::string cmd = "POCKET_HOME=" + Quote(store_) + " " + env + POCKET_BIN + " " + args +
-                            " </dev/null >" + Quote(out) + " 2>" + Quote(err);
+    const std::string cmd = "POCKET_HOME=" + Quote(store_) + " " + env + " " + POCKET_BIN + " " +
+                            args + " </dev/null >" + Quote(out) + " 2>" + Quote(err);
     const int status = std::system(cmd.c_str());
     Output o;
     o.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -460,6 +460,104 @@ TEST_F(RegistrySignCliTest, BadTrustFilesAndKeysAreOneLineErrors) {
   EXPECT_NE(Pocket("promote --help").out.find("--trust"), std::string::npos);
   o = Pocket("verify --help");
   EXPECT_NE(o.out.find("--signatures"), std::string::npos) << o.out;
+}
+
+// Variants (docs/registry.md "Variants"): `pocket index` over two stored models; `pocket run`
+// of the index runs the variant that fits the injected machine (POCKET_MACHINE), with the
+// same output as that variant's file; --prefer, --variant; none fits -> the numbers; gc keeps
+// the variants once their own tags are gone, verify checks them.
+TEST_F(RegistryCliTest, AnIndexOfVariantsRunsTheOneThatFitsTheMachine) {
+  const std::string small = (dir_ / "small.gguf").string();
+  Output o =
+      Pocket("make-model --shape tiny --vocab 512 --type q8_0 --seed 3 --out " + Quote(small));
+  ASSERT_EQ(o.rc, 0) << o.err;
+  ASSERT_EQ(Pocket("import " + Quote(model_) + " tiny:f32").rc, 0);
+  ASSERT_EQ(Pocket("import " + Quote(small) + " tiny:q8").rc, 0);
+  o = Pocket("index tiny:v2 tiny:f32 tiny:q8");
+  ASSERT_EQ(o.rc, 0) << o.err;
+  EXPECT_NE(o.out.find("tiny:v2 is an index of 2 variants"), std::string::npos) << o.out;
+
+  o = Pocket("index tiny:v2 --json");
+  ASSERT_EQ(o.rc, 0) << o.err;
+  const auto listing = nlohmann::json::parse(o.out);
+  ASSERT_EQ(listing["variants"].size(), 2u);
+  EXPECT_EQ(listing["variants"][0]["variant"], "F32");
+  EXPECT_EQ(listing["variants"][1]["variant"], "Q8_0");
+  const uint64_t big_need = listing["variants"][0]["need_bytes"];
+  const uint64_t small_need = listing["variants"][1]["need_bytes"];
+  ASSERT_GT(big_need, small_need);
+  const std::string between =
+      "POCKET_MACHINE=memory=" + std::to_string((big_need + small_need) / 2);
+
+  const std::string gen = " Hello -n 12 --temp 1 -s 1";  // sampled: the two files differ
+  const Output big_file = Pocket("run " + Quote(model_) + gen);
+  const Output small_file = Pocket("run " + Quote(small) + gen);
+  ASSERT_EQ(big_file.rc, 0);
+  ASSERT_NE(big_file.out, small_file.out);
+  // Plenty of memory: quality takes F32, speed Q8_0.
+  o = Pocket("run tiny:v2" + gen);
+  ASSERT_EQ(o.rc, 0) << o.err;
+  EXPECT_EQ(o.out, big_file.out);
+  EXPECT_NE(o.err.find("pocket: tiny:v2: variant F32"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("chosen for quality"), std::string::npos) << o.err;
+  EXPECT_EQ(Pocket("run tiny:v2 --prefer speed" + gen).out, small_file.out);
+  // Memory for Q8_0 only: Q8_0, and the line says what F32 needed.
+  o = Pocket("run tiny:v2" + gen, between);
+  ASSERT_EQ(o.rc, 0) << o.err;
+  EXPECT_EQ(o.out, small_file.out);
+  EXPECT_NE(o.err.find("(POCKET_MACHINE)"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("F32 needs"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("(does not fit)"), std::string::npos) << o.err;
+  EXPECT_EQ(Lines(o.err), 1) << o.err;
+  // --variant overrides.
+  EXPECT_EQ(Pocket("run tiny:v2 --variant F32" + gen, between).out, big_file.out);
+  // None fits: one line with the numbers, exit 1, nothing run.
+  o = Pocket("run tiny:v2" + gen, "POCKET_MACHINE=memory=1K");
+  EXPECT_EQ(o.rc, 1);
+  EXPECT_EQ(o.out, "");
+  EXPECT_EQ(Lines(o.err), 1) << o.err;
+  EXPECT_NE(o.err.find("no variant of tiny:v2 fits this machine: 1.0 KiB available"),
+            std::string::npos)
+      << o.err;
+  EXPECT_NE(o.err.find("F32 needs"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("Q8_0 needs"), std::string::npos) << o.err;
+  o = Pocket("run tiny:v2 -n 4", "POCKET_MACHINE=memory=1K");  // alone: still the model
+  EXPECT_EQ(o.rc, 1);
+  EXPECT_NE(o.err.find("no variant of tiny:v2 fits"), std::string::npos) << o.err;
+  o = Pocket("run tiny:v2" + gen, "POCKET_MACHINE=memory=lots");
+  EXPECT_NE(o.rc, 0);
+  EXPECT_NE(o.err.find("$POCKET_MACHINE"), std::string::npos) << o.err;
+
+  // The index keeps its variants alive once their own tags are gone.
+  ASSERT_EQ(Pocket("rm tiny:f32").rc, 0);
+  ASSERT_EQ(Pocket("rm tiny:q8").rc, 0);
+  o = Pocket("gc");
+  ASSERT_EQ(o.rc, 0) << o.err;
+  EXPECT_NE(o.out.find("removed 0 blob(s)"), std::string::npos) << o.out;
+  EXPECT_EQ(Pocket("verify").rc, 0);
+  EXPECT_EQ(Pocket("run tiny:v2 --prefer speed" + gen).out, small_file.out);
+  o = Pocket("ls");
+  EXPECT_NE(o.out.find("tiny:v2"), std::string::npos) << o.out;
+  o = Pocket("show tiny:v2");
+  EXPECT_EQ(o.rc, 2);
+  EXPECT_NE(o.err.find("is an index of variants"), std::string::npos) << o.err;
+  ASSERT_EQ(Pocket("rm tiny:v2").rc, 0);
+  o = Pocket("gc");
+  EXPECT_NE(o.out.find("removed 7 blob(s)"), std::string::npos) << o.out;
+  // Bad members: one line each.
+  ASSERT_EQ(Pocket("import " + Quote(model_) + " tiny:f32").rc, 0);
+  o = Pocket("index tiny:v3 tiny:f32 tiny:absent");
+  EXPECT_EQ(o.rc, 1);
+  EXPECT_EQ(Lines(o.err), 1) << o.err;
+  o = Pocket("index tiny:v3 tiny:f32 tiny:f32");
+  EXPECT_EQ(o.rc, 2);
+  EXPECT_NE(o.err.find("same model"), std::string::npos) << o.err;
+  o = Pocket("index --help");
+  EXPECT_EQ(o.rc, 0);
+  EXPECT_NE(o.out.find("Examples:\n  pocket index"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("--prefer"), std::string::npos) << o.out;
+  EXPECT_NE(Pocket("pull --help").out.find("--variant"), std::string::npos);
+  EXPECT_NE(Pocket("run --help").out.find("--prefer"), std::string::npos);
 }
 
 }  // namespace

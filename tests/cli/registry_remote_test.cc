@@ -630,4 +630,78 @@ TEST_F(RegistryRemoteTest, SignedModelIsPushedPulledAndPromotedRemotelyOnlyWithT
   EXPECT_EQ(HttpGet(port_, "/v2/team/tiny/tags/list").find("nobody"), std::string::npos);
 }
 
+// Variants: an index of two variants pushed to the real registry (the index and both
+// children); a pull through the proxy with injected small memory fetches the small variant
+// only (the proxy saw its layer's bytes and no other), the tag names the index and runs that
+// variant; --variant fetches the other one; when none fits nothing is fetched.
+TEST_F(RegistryRemoteTest, AnIndexOfVariantsPullsOnlyTheVariantThatFits) {
+  const fs::path src = dir_ / "src";
+  const std::string small = (dir_ / "small.gguf").string();
+  Output o = Pocket(dir_ / "s0", "make-model --shape tiny --vocab 512 --type q8_0 --seed 7 --out " +
+                                     Quote(small));
+  ASSERT_EQ(o.rc, 0) << o.err;
+  const int64_t small_size = static_cast<int64_t>(fs::file_size(small));
+  ASSERT_EQ(Pocket(src, "import " + Quote(model_) + " tiny:f32").rc, 0);
+  ASSERT_EQ(Pocket(src, "import " + Quote(small) + " tiny:q8").rc, 0);
+  ASSERT_EQ(Pocket(src, "index tiny:multi tiny:f32 tiny:q8").rc, 0);
+  o = Pocket(src, "index tiny:multi --json");
+  ASSERT_EQ(o.rc, 0) << o.err;
+  const auto listing = nlohmann::json::parse(o.out);
+  const uint64_t big_need = listing["variants"][0]["need_bytes"];
+  const uint64_t small_need = listing["variants"][1]["need_bytes"];
+  const std::string small_digest = listing["variants"][1]["digest"];
+  const std::string between =
+      "POCKET_MACHINE=memory=" + std::to_string((big_need + small_need) / 2);
+
+  o = Pocket(src, "push -q tiny:multi " + Reg() + "/team/multi:v1");
+  ASSERT_EQ(o.rc, 0) << o.err;
+  EXPECT_NE(o.out.find("4 blob(s) uploaded"), std::string::npos)
+      << "each variant's config and layer (a new repository): " << o.out;
+
+  const fs::path dst = dir_ / "dst";
+  const std::string ref = Proxy() + "/team/multi:v1";
+  ProxyCall("/_proxy/reset");
+  o = Pocket(dst, "pull -q " + ref, between);
+  ASSERT_EQ(o.rc, 0) << o.err;
+  EXPECT_NE(o.out.find(ref + ": variant Q8_0"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("(does not fit)"), std::string::npos) << o.out;
+  auto stats = ProxyCall("/_proxy/stats");
+  EXPECT_EQ(stats["layer_gets"], 1) << stats.dump();
+  EXPECT_EQ(stats["layer_bytes"], small_size) << "only the small variant's layer";
+  EXPECT_EQ(Pocket(dst, "verify").rc, 0);
+  o = Pocket(dst, "index " + ref + " --json");
+  ASSERT_EQ(o.rc, 0) << o.err;
+  const auto pulled = nlohmann::json::parse(o.out);
+  EXPECT_EQ(pulled["variants"][0]["in_store"], false);
+  EXPECT_EQ(pulled["variants"][1]["in_store"], true);
+  EXPECT_EQ(pulled["chosen"], small_digest) << "a run takes what the store holds";
+  const std::string gen = " Hello -n 12 --temp 1 -s 1";
+  const Output small_file = Pocket(dst, "run " + Quote(small) + gen);
+  o = Pocket(dst, "run " + ref + gen);
+  ASSERT_EQ(o.rc, 0) << o.err;
+  EXPECT_EQ(o.out, small_file.out);
+  // Pushing it on is refused: the registry would refuse an index without its children.
+  o = Pocket(dst, "push -q " + ref + " " + Reg() + "/team/partial:v1");
+  EXPECT_EQ(o.rc, 1);
+  EXPECT_NE(o.err.find("variant F32"), std::string::npos) << o.err;
+
+  // --variant fetches the other; none fits fetches nothing.
+  ProxyCall("/_proxy/reset");
+  o = Pocket(dst, "pull -q --variant F32 " + ref, between);
+  ASSERT_EQ(o.rc, 0) << o.err;
+  EXPECT_NE(o.out.find("chosen by --variant"), std::string::npos) << o.out;
+  EXPECT_EQ(ProxyCall("/_proxy/stats")["layer_bytes"], layer_size_);
+  EXPECT_EQ(Pocket(dst, "run " + ref + " --variant F32" + gen).out,
+            Pocket(dst, "run " + Quote(model_) + gen).out);
+  ProxyCall("/_proxy/reset");
+  o = Pocket(dir_ / "none", "pull -q " + ref, "POCKET_MACHINE=memory=1K");
+  EXPECT_EQ(o.rc, 1);
+  EXPECT_EQ(Lines(o.err), 1) << o.err;
+  EXPECT_NE(o.err.find("no variant of " + ref + " fits this machine: 1.0 KiB available"),
+            std::string::npos)
+      << o.err;
+  EXPECT_EQ(ProxyCall("/_proxy/stats")["layer_gets"], 0);
+  EXPECT_EQ(Pocket(dir_ / "none", "ls --json").out, "[]\n");
+}
+
 }  // namespace
