@@ -883,7 +883,6 @@ Result<GcReport> Store::Gc(const GcOptions& options) {
     if (report.referrers_removed > 0 || !report.expired_tags.empty()) {
       PK_RETURN_IF_ERROR(WriteIndex(kept));
     }
-    }
     // Temp files of base::WriteFileAtomic left by a killed index writer.
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(root_, ec)) {
