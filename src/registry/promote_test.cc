@@ -9,6 +9,8 @@
 #include <filesystem>
 
 #include "formats/random_model.h"
+#include "registry/staging.h"
+#include "registry/variant.h"
 
 namespace pocket::registry {
 namespace {
@@ -186,6 +188,74 @@ TEST_F(PromoteTest, DamagedSignaturePayloadRefusesPromotion) {
   EXPECT_EQ(refused.status().code(), StatusCode::kCorruption);
   EXPECT_NE(refused.status().message().find("has no valid signature"), std::string::npos)
       << refused.status().message();
+}
+
+// Where the three parts of the store's gc meet: a signed staging tag that expires takes its
+// signature with it (unless another tag names the same manifest), and a signed variant index
+// keeps its signature and every child it holds after the children's own tags are gone.
+TEST_F(PromoteTest, GcDropsSignaturesOfExpiredStagingAndKeepsThoseOfAVariantIndex) {
+  Store store(root_);
+  const SecretKey key = GenerateSecretKey();
+  const std::string small = ImportModel(store, "tiny:small", 1);
+  const std::string big = ImportModel(store, "tiny:big", 2);
+  auto index_bytes =
+      MakeVariantIndex(store, {*ParseModelRef("tiny:big"), *ParseModelRef("tiny:small")});
+  ASSERT_TRUE(index_bytes.ok()) << index_bytes.status().message();
+  auto index = store.AddIndexTag(*ParseModelRef("tiny:latest"), *index_bytes);
+  ASSERT_TRUE(index.ok()) << index.status().message();
+  auto index_blob = store.ReadBlob(index->manifest_digest, 1 << 20);
+  ASSERT_TRUE(index_blob.ok());
+  const SignatureArtifact index_sig = MakeSignature(
+      key,
+      {kOciIndexType, index->manifest_digest, static_cast<int64_t>(index_blob->size()), "", {}, ""},
+      "2026-12-07T00:00:00Z");
+  auto index_sig_stored =
+      store.AddReferrer(index_sig.manifest_json, {index_sig.config, index_sig.payload});
+  ASSERT_TRUE(index_sig_stored.ok()) << index_sig_stored.status().message();
+
+  // A staged model expiring at 2026-12-08T00:00:00Z, signed.
+  auto spec = formats::NamedShape("tiny");
+  ASSERT_TRUE(spec.ok());
+  spec->seed = 3;
+  spec->vocab_size = 512;
+  spec->weight_type = tensor::DType::kF32;
+  auto writer = formats::BuildRandomModel(*spec);
+  ASSERT_TRUE(writer.ok());
+  const std::string path = (dir_ / "staged.gguf").string();
+  ASSERT_TRUE(writer->Write(path).ok());
+  ImportOptions staged;
+  staged.manifest_annotations[kStagingExpiresAnnotation] = "2026-12-08T00:00:00Z";
+  auto imported = store.Import(path, *ParseModelRef("staging/run:7"), staged);
+  ASSERT_TRUE(imported.ok()) << imported.status().message();
+  const std::string staged_sig = Sign(store, imported->entry.manifest_digest, key);
+
+  ASSERT_TRUE(store.Remove(*ParseModelRef("tiny:small")).ok());
+  ASSERT_TRUE(store.Remove(*ParseModelRef("tiny:big")).ok());
+  GcOptions before;
+  before.now_s = *ParseRfc3339("2026-12-07T12:00:00Z", "now");
+  auto gc = store.Gc(before);
+  ASSERT_TRUE(gc.ok()) << gc.status().message();
+  EXPECT_TRUE(gc->expired_tags.empty());
+  EXPECT_EQ(gc->referrers_removed, 0);
+  EXPECT_EQ(gc->blobs_removed, 0);
+
+  GcOptions after;
+  after.now_s = *ParseRfc3339("2026-12-08T00:00:00Z", "now");
+  gc = store.Gc(after);
+  ASSERT_TRUE(gc.ok()) << gc.status().message();
+  EXPECT_EQ(gc->expired_tags, std::vector<std::string>{"staging/run:7"});
+  EXPECT_EQ(gc->referrers_removed, 1);  // the staged model's signature
+  EXPECT_FALSE(fs::exists(store.BlobPath(staged_sig)));
+  EXPECT_FALSE(fs::exists(store.BlobPath(imported->entry.manifest_digest)));
+  EXPECT_TRUE(fs::exists(store.BlobPath(index_sig_stored->digest)));
+  EXPECT_TRUE(fs::exists(store.BlobPath(small)));
+  EXPECT_TRUE(fs::exists(store.BlobPath(big)));
+  auto referrers = store.Referrers(index->manifest_digest, kSignatureArtifactType);
+  ASSERT_TRUE(referrers.ok());
+  EXPECT_EQ(referrers->size(), 1u);
+  auto verify = store.Verify(false);
+  ASSERT_TRUE(verify.ok());
+  EXPECT_TRUE(verify->clean());
 }
 
 }  // namespace
