@@ -395,6 +395,38 @@ TEST_F(RegistryRemoteTest, KilledPullContinuesAndFetchesOnlyTheRest) {
   EXPECT_TRUE(Files(store / "tmp").empty()) << "no partial file left";
 }
 
+// A full disk mid-blob, simulated by a file-size limit on the pull (a write past it fails
+// with EFBIG, as it would with ENOSPC; SIGXFSZ ignored): one line naming the partial file,
+// nothing under a final name, `verify` clean; a rerun with room continues from the partial
+// file. A store that cannot be created (under a regular file) is one line naming it.
+TEST_F(RegistryRemoteTest, FullDiskMidPullIsOneLineAndARerunWithRoomFinishes) {
+  ASSERT_GT(layer_size_, 256 * 1024);
+  const fs::path store = dir_ / "dst";
+  // ulimit -f counts 512- or 1024-byte blocks depending on the shell: either way the limit
+  // falls inside the layer.
+  const std::string limited = "/bin/sh -c 'trap \"\" XFSZ; ulimit -f " +
+                              std::to_string(layer_size_ / 2 / 1024) +
+                              "; exec \"$0\" \"$@\"'";
+  Output o = Pocket(store, "pull -q " + Reg() + "/team/tiny:v1", limited);
+  EXPECT_NE(o.rc, 0);
+  EXPECT_EQ(Lines(o.err), 1) << o.err;
+  EXPECT_NE(o.err.find(".partial"), std::string::npos) << o.err;
+  EXPECT_EQ(Pocket(store, "ls --json").out.find("team/tiny"), std::string::npos);
+  EXPECT_EQ(Pocket(store, "verify").rc, 0);
+  o = Pocket(store, "pull " + Reg() + "/team/tiny:v1");
+  ASSERT_EQ(o.rc, 0) << o.err;
+  EXPECT_NE(o.out.find("resumed"), std::string::npos) << o.out;
+  EXPECT_EQ(Pocket(store, "verify").rc, 0);
+  EXPECT_TRUE(Files(store / "tmp").empty()) << "no partial file left";
+
+  const fs::path file = dir_ / "a-file";
+  std::ofstream(file) << "x";
+  o = Pocket(file / "store", "pull -q " + Reg() + "/team/tiny:v1");
+  EXPECT_NE(o.rc, 0);
+  EXPECT_EQ(Lines(o.err), 1) << o.err;
+  EXPECT_NE(o.err.find((file / "store").string()), std::string::npos) << o.err;
+}
+
 TEST_F(RegistryRemoteTest, TwoConcurrentPullsDownloadTheBlobOnce) {
   Mode("slow:400000");
   const fs::path store = dir_ / "dst";
