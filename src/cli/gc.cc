@@ -26,6 +26,10 @@ int GcMain(const std::string& store_flag) {
     std::printf("removed %zu expired staging tag(s): %s\n", report->expired_tags.size(),
                 tags.c_str());
   }
+  if (report->referrers_removed > 0) {
+    std::printf("removed %d signature(s) of models no tag uses any more\n",
+                report->referrers_removed);
+  }
   std::printf("removed %d blob(s) (%s) and %d temp file(s); %d blob(s) in use\n",
               report->blobs_removed, HumanBytes(report->bytes_removed).c_str(),
               report->temp_files_removed, report->blobs_kept);

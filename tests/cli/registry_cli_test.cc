@@ -424,6 +424,9 @@ TEST_F(RegistrySignCliTest, GcKeepsSignaturesOfLiveTagsAndDropsDeadOnes) {
   ASSERT_EQ(Pocket("rm other:v1").rc, 0);
   Output o = Pocket("gc");
   ASSERT_EQ(o.rc, 0) << o.err;
+  EXPECT_NE(o.out.find("removed 1 signature(s) of models no tag uses any more"),
+            std::string::npos)
+      << o.out;
   // tiny:copy names the same manifest: its signature stays and still allows promotion.
   o = Pocket("promote tiny:copy --to tiny:release --trust " + Quote(trust_));
   ASSERT_EQ(o.rc, 0) << o.err;
