@@ -16,33 +16,16 @@
 #include <sstream>
 #include <string>
 
+#include "cli_testutil.h"
+
 namespace {
 
 namespace fs = std::filesystem;
 
-struct Output {
-  int rc = -1;
-  std::string out, err;
-};
-
-std::string Slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string Quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) {
-    if (c == '\'') {
-      q += "'\\''";
-    } else {
-      q += c;
-    }
-  }
-  return q + "'";
-}
+using pocket::cli_test::Lines;
+using pocket::cli_test::Output;
+using pocket::cli_test::Quote;
+using pocket::cli_test::Slurp;
 
 // Well-formed UTF-8 (no overlongs, surrogates or truncated sequences).
 bool IsValidUtf8(const std::string& s) {

@@ -13,27 +13,16 @@
 #include <sstream>
 #include <string>
 
+#include "cli_testutil.h"
+
 namespace {
 
 namespace fs = std::filesystem;
 
-struct Output {
-  int rc = -1;
-  std::string out, err;
-};
-
-std::string Slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string Quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
+using pocket::cli_test::Lines;
+using pocket::cli_test::Output;
+using pocket::cli_test::Quote;
+using pocket::cli_test::Slurp;
 
 class RegistryCliTest : public ::testing::Test {
  protected:
@@ -63,10 +52,6 @@ class RegistryCliTest : public ::testing::Test {
     o.out = Slurp(out);
     o.err = Slurp(err);
     return o;
-  }
-
-  static int Lines(const std::string& s) {
-    return static_cast<int>(std::count(s.begin(), s.end(), '\n'));
   }
 
   fs::path dir_;

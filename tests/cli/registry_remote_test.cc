@@ -23,30 +23,17 @@
 #include <thread>
 #include <vector>
 
+#include "cli_testutil.h"
+
 namespace {
 
 namespace fs = std::filesystem;
 using std::chrono::milliseconds;
 
-struct Output {
-  int rc = -1;
-  std::string out, err;
-};
-
-std::string Slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string Quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-int Lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+using pocket::cli_test::Lines;
+using pocket::cli_test::Output;
+using pocket::cli_test::Quote;
+using pocket::cli_test::Slurp;
 
 bool OnPath(const std::string& tool) {
   return std::system(("command -v " + tool + " >/dev/null 2>&1").c_str()) == 0;
