@@ -285,4 +285,24 @@ Status RegistryClient::WithRetries(
   }
 }
 
+void TransferProgress::Emit(TransferEvent::Kind kind, const std::string& digest,
+                            std::string message, int64_t resumed) const {
+  if (!sink) return;
+  TransferEvent e;
+  e.kind = kind;
+  e.digest = digest;
+  e.done_bytes = done;
+  e.total_bytes = total;
+  e.resumed_bytes = resumed;
+  e.message = std::move(message);
+  sink(e);
+}
+
+void TransferProgress::Retry(const std::string& digest, const Status& why, int attempt,
+                             int64_t wait_ms) const {
+  Emit(TransferEvent::Kind::kRetry, digest,
+       "attempt " + std::to_string(attempt) + " failed (" + why.message() + "); retrying in " +
+           std::to_string(wait_ms) + " ms");
+}
+
 }  // namespace pocket::registry

@@ -136,4 +136,17 @@ struct TransferEvent {
 };
 using TransferFn = std::function<void(const TransferEvent&)>;
 
+// The running totals of one pull or push and where its events go; each owns one.
+// Thread safety: owned by one thread.
+struct TransferProgress {
+  TransferFn sink;    // may be empty
+  int64_t done = 0;   // TransferEvent::done_bytes
+  int64_t total = 0;  // TransferEvent::total_bytes
+  // Sends an event carrying the totals (nothing when sink is empty).
+  void Emit(TransferEvent::Kind kind, const std::string& digest, std::string message = "",
+            int64_t resumed = 0) const;
+  // A kRetry event: "attempt N failed (why); retrying in W ms".
+  void Retry(const std::string& digest, const Status& why, int attempt, int64_t wait_ms) const;
+};
+
 }  // namespace pocket::registry

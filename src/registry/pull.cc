@@ -63,9 +63,9 @@ class Puller {
   // The hf:// pull: one GGUF blob fetched like a layer, then imported (config from its
   // header) under ref_.local.
   Result<PullResult> RunHf(const Descriptor& d, const std::string& title) {
-    total_ = d.size;
+    progress_.total = d.size;
     PK_ASSIGN_OR_RETURN(FileLock writer, store_.WriterLock());
-    Emit(TransferEvent::Kind::kStart, "", 0, "");
+    progress_.Emit(TransferEvent::Kind::kStart, "");
     PK_RETURN_IF_ERROR(PullBlob(d));
     ImportOptions import;
     import.title = title;
@@ -75,7 +75,7 @@ class Puller {
                                                             imported.status().message()));
     }
     result_.entry = imported->entry;
-    Emit(TransferEvent::Kind::kDone, "", 0, "");
+    progress_.Emit(TransferEvent::Kind::kDone, "");
     return result_;
   }
 
@@ -92,9 +92,9 @@ class Puller {
     }
     std::vector<Descriptor> blobs = {m.config};
     blobs.insert(blobs.end(), m.layers.begin(), m.layers.end());
-    for (const Descriptor& d : blobs) total_ += d.size;
+    for (const Descriptor& d : blobs) progress_.total += d.size;
     PK_ASSIGN_OR_RETURN(FileLock writer, store_.WriterLock());
-    Emit(TransferEvent::Kind::kStart, "", 0, "");
+    progress_.Emit(TransferEvent::Kind::kStart, "");
     for (const Descriptor& d : blobs) PK_RETURN_IF_ERROR(PullBlob(d));
     if (index_bytes_.empty()) {
       PK_ASSIGN_OR_RETURN(result_.entry, store_.AddTag(ref_.local, manifest_bytes));
@@ -103,7 +103,7 @@ class Puller {
       PK_ASSIGN_OR_RETURN(result_.entry, store_.AddIndexTag(ref_.local, index_bytes_));
     }
     if (options_.signatures) PK_RETURN_IF_ERROR(PullSignatures());
-    Emit(TransferEvent::Kind::kDone, "", 0, "");
+    progress_.Emit(TransferEvent::Kind::kDone, "");
     return result_;
   }
 
@@ -131,23 +131,8 @@ class Puller {
     return Status::Ok();
   }
 
-  void Emit(TransferEvent::Kind kind, const std::string& digest, int64_t resumed,
-            std::string message) {
-    if (!options_.progress) return;
-    TransferEvent e;
-    e.kind = kind;
-    e.digest = digest;
-    e.done_bytes = done_;
-    e.total_bytes = total_;
-    e.resumed_bytes = resumed;
-    e.message = std::move(message);
-    options_.progress(e);
-  }
-
   void OnRetry(const Status& s, int attempt, int64_t wait_ms, const std::string& digest) {
-    Emit(TransferEvent::Kind::kRetry, digest, 0,
-         "attempt " + std::to_string(attempt) + " failed (" + s.message() + "); retrying in " +
-             std::to_string(wait_ms) + " ms");
+    progress_.Retry(digest, s, attempt, wait_ms);
   }
 
   // The manifest `reference` (tag or digest), checked against `want_digest` when given and
@@ -219,23 +204,23 @@ class Puller {
 
   Status PullBlob(const Descriptor& d) {
     if (store_.HasBlob(d.digest, d.size)) {
-      done_ += d.size;
+      progress_.done += d.size;
       ++result_.blobs_present;
-      Emit(TransferEvent::Kind::kBlobDone, d.digest, 0, "present");
+      progress_.Emit(TransferEvent::Kind::kBlobDone, d.digest, "present");
       return Status::Ok();
     }
     PK_ASSIGN_OR_RETURN(std::optional<BlobDownload> dl, store_.OpenBlobDownload(d.digest, d.size));
     if (!dl) {  // another process fetched it while we waited for its lock
-      done_ += d.size;
+      progress_.done += d.size;
       ++result_.blobs_present;
-      Emit(TransferEvent::Kind::kBlobDone, d.digest, 0, "present");
+      progress_.Emit(TransferEvent::Kind::kBlobDone, d.digest, "present");
       return Status::Ok();
     }
-    const int64_t base = done_;
+    const int64_t base = progress_.done;
     const int64_t resumed = dl->have();
     result_.bytes_resumed += resumed;
-    done_ = base + dl->have();
-    Emit(TransferEvent::Kind::kStart, d.digest, resumed, "");
+    progress_.done = base + dl->have();
+    progress_.Emit(TransferEvent::Kind::kStart, d.digest, "", resumed);
     for (int digest_failures = 0;; ++digest_failures) {
       PK_RETURN_IF_ERROR(client_.WithRetries([&] { return FetchOnce(*dl, base); },
                                              [&](const Status& e, int attempt, int64_t wait_ms) {
@@ -244,15 +229,15 @@ class Puller {
       Status c = dl->Commit();
       if (c.ok()) break;
       // Commit discarded the bytes; a corrupt transfer gets one more try.
-      done_ = base;
+      progress_.done = base;
       if (c.code() != StatusCode::kCorruption || digest_failures >= 1) {
         return Status(c.code(), client_.Where(ref_.ToString() + ": " + c.message()));
       }
-      Emit(TransferEvent::Kind::kRetry, d.digest, 0, c.message() + "; downloading it again");
+      progress_.Emit(TransferEvent::Kind::kRetry, d.digest, c.message() + "; downloading it again");
     }
-    done_ = base + d.size;
+    progress_.done = base + d.size;
     ++result_.blobs_downloaded;
-    Emit(TransferEvent::Kind::kBlobDone, d.digest, resumed, "downloaded");
+    progress_.Emit(TransferEvent::Kind::kBlobDone, d.digest, "downloaded", resumed);
     return Status::Ok();
   }
 
@@ -318,8 +303,8 @@ class Puller {
         return false;
       }
       result_.bytes_downloaded += static_cast<int64_t>(piece.size());
-      done_ = base + dl.have();
-      Emit(TransferEvent::Kind::kProgress, dl.digest(), 0, "");
+      progress_.done = base + dl.have();
+      progress_.Emit(TransferEvent::Kind::kProgress, dl.digest());
       return true;
     };
     auto res = client_.FetchStream(req, on_body, on_head);
@@ -349,10 +334,10 @@ class Puller {
   const RemoteRef& ref_;
   const PullOptions& options_;
   RegistryClient client_;
-  std::string blob_url_;  // hf://: the file's resolve URL instead of /v2/.../blobs/
+  std::string blob_url_;     // hf://: the file's resolve URL instead of /v2/.../blobs/
   std::string index_bytes_;  // the variant index the tag named, when it was one
   PullResult result_;
-  int64_t done_ = 0, total_ = 0;
+  TransferProgress progress_{options_.progress};  // after options_
 };
 
 bool IsHfPart(std::string_view s) {

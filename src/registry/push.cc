@@ -30,12 +30,12 @@ class Pusher {
     PK_ASSIGN_OR_RETURN(ModelInfo info, store_.Show(local));
     std::vector<Descriptor> blobs = {info.manifest.config};
     blobs.insert(blobs.end(), info.manifest.layers.begin(), info.manifest.layers.end());
-    for (const Descriptor& d : blobs) total_ += d.size;
-    Emit(TransferEvent::Kind::kStart, "", "");
+    for (const Descriptor& d : blobs) progress_.total += d.size;
+    progress_.Emit(TransferEvent::Kind::kStart, "");
     for (const Descriptor& d : blobs) PK_RETURN_IF_ERROR(PushBlob(d));
     PK_RETURN_IF_ERROR(PushManifest(info.manifest_json, info.manifest.media_type, dest_.tag));
     PK_RETURN_IF_ERROR(PushSignatures());
-    Emit(TransferEvent::Kind::kDone, "", "");
+    progress_.Emit(TransferEvent::Kind::kDone, "");
     return result_;
   }
 
@@ -53,24 +53,24 @@ class Pusher {
                                 ") is not in the store (`pocket pull --variant " + v.Label() +
                                 "` fetches it)");
       }
-      PK_ASSIGN_OR_RETURN(ModelInfo info,
-                          store_.ShowManifest(v.descriptor.digest,
-                                              local.ToString() + " variant " + v.Label()));
-      total_ += info.manifest.config.size;
-      for (const Descriptor& l : info.manifest.layers) total_ += l.size;
+      PK_ASSIGN_OR_RETURN(
+          ModelInfo info,
+          store_.ShowManifest(v.descriptor.digest, local.ToString() + " variant " + v.Label()));
+      progress_.total += info.manifest.config.size;
+      for (const Descriptor& l : info.manifest.layers) progress_.total += l.size;
       children.push_back(std::move(info));
     }
     PK_ASSIGN_OR_RETURN(std::string index_bytes, ReadFile(store_.BlobPath(entry.manifest_digest)));
-    Emit(TransferEvent::Kind::kStart, "", "");
+    progress_.Emit(TransferEvent::Kind::kStart, "");
     for (const ModelInfo& info : children) {
       PK_RETURN_IF_ERROR(PushBlob(info.manifest.config));
       for (const Descriptor& l : info.manifest.layers) PK_RETURN_IF_ERROR(PushBlob(l));
-      PK_RETURN_IF_ERROR(PushManifest(info.manifest_json, info.manifest.media_type,
-                                      info.entry.manifest_digest));
+      PK_RETURN_IF_ERROR(
+          PushManifest(info.manifest_json, info.manifest.media_type, info.entry.manifest_digest));
     }
     PK_RETURN_IF_ERROR(PushManifest(index_bytes, kOciIndexType, dest_.tag));
     PK_RETURN_IF_ERROR(PushSignatures());
-    Emit(TransferEvent::Kind::kDone, "", "");
+    progress_.Emit(TransferEvent::Kind::kDone, "");
     return result_;
   }
 
@@ -87,22 +87,9 @@ class Pusher {
     return Status::Ok();
   }
 
-  void Emit(TransferEvent::Kind kind, const std::string& digest, std::string message) {
-    if (!options_.progress) return;
-    TransferEvent e;
-    e.kind = kind;
-    e.digest = digest;
-    e.done_bytes = done_;
-    e.total_bytes = total_;
-    e.message = std::move(message);
-    options_.progress(e);
-  }
-
   Status Retrying(const std::function<Status()>& attempt, const std::string& digest) {
     return client_.WithRetries(attempt, [&](const Status& s, int n, int64_t wait_ms) {
-      Emit(TransferEvent::Kind::kRetry, digest,
-           "attempt " + std::to_string(n) + " failed (" + s.message() + "); retrying in " +
-               std::to_string(wait_ms) + " ms");
+      progress_.Retry(digest, s, n, wait_ms);
     });
   }
 
@@ -134,22 +121,22 @@ class Pusher {
         },
         d.digest));
     if (present) {
-      done_ += d.size;
+      progress_.done += d.size;
       ++result_.blobs_present;
-      Emit(TransferEvent::Kind::kBlobDone, d.digest, "present");
+      progress_.Emit(TransferEvent::Kind::kBlobDone, d.digest, "present");
       return Status::Ok();
     }
-    const int64_t base = done_;
+    const int64_t base = progress_.done;
     PK_RETURN_IF_ERROR(Retrying(
         [&] {
-          done_ = base;
+          progress_.done = base;
           return Upload(d);
         },
         d.digest));
-    done_ = base + d.size;
+    progress_.done = base + d.size;
     ++result_.blobs_uploaded;
     result_.bytes_uploaded += d.size;
-    Emit(TransferEvent::Kind::kBlobDone, d.digest, "uploaded");
+    progress_.Emit(TransferEvent::Kind::kBlobDone, d.digest, "uploaded");
     return Status::Ok();
   }
 
@@ -203,8 +190,8 @@ class Pusher {
         if (res.status != 202) return HttpError("PATCH upload of " + d.digest, res);
         if (!res.Header("Location").empty()) location = res.Header("Location");
         offset += n;
-        done_ += n;
-        Emit(TransferEvent::Kind::kProgress, d.digest, "");
+        progress_.done += n;
+        progress_.Emit(TransferEvent::Kind::kProgress, d.digest);
       }
       body.clear();
     } else {
@@ -255,7 +242,7 @@ class Pusher {
   const PushOptions& options_;
   RegistryClient client_;
   PushResult result_;
-  int64_t done_ = 0, total_ = 0;
+  TransferProgress progress_{options_.progress};  // after options_
 };
 
 }  // namespace
