@@ -235,7 +235,7 @@ Status Store::EnsureLayout() const {
         layout, std::string("{\"imageLayoutVersion\":\"") + kOciLayoutVersion + "\"}"));
   }
   if (::access(Path("index.json").c_str(), F_OK) != 0) {
-    auto lock = FileLock::Acquire(Path("locks/index.lock"), FileLock::Mode::kExclusive);
+    auto lock = LockIndex();
     if (!lock.ok()) return lock.status();
     if (::access(Path("index.json").c_str(), F_OK) != 0) PK_RETURN_IF_ERROR(WriteIndex(Index{}));
   }
@@ -253,16 +253,25 @@ Status Store::WriteIndex(const Index& index) const {
   return WriteFileAtomic(Path("index.json"), SerializeIndex(index));
 }
 
+Result<FileLock> Store::LockStore(FileLock::Mode mode) const {
+  return FileLock::Acquire(Path("locks/store.lock"), mode);
+}
+
+Result<FileLock> Store::LockIndex() const {
+  return FileLock::Acquire(Path("locks/index.lock"), FileLock::Mode::kExclusive);
+}
+
+Result<FileLock> Store::LockBlob(std::string_view digest) const {
+  return FileLock::Acquire(Path("locks/sha256-" + std::string(DigestHex(digest)) + ".lock"),
+                           FileLock::Mode::kExclusive);
+}
+
 Result<bool> Store::PutBlobBytes(std::string_view bytes, std::string* digest) {
   *digest = DigestOf(bytes);
   const std::string hex(DigestHex(*digest));
   const std::string final_path = BlobPath(*digest);
-  PK_ASSIGN_OR_RETURN(FileLock lock, FileLock::Acquire(Path("locks/sha256-" + hex + ".lock"),
-                                                       FileLock::Mode::kExclusive));
-  struct stat st;
-  if (::stat(final_path.c_str(), &st) == 0 && st.st_size == static_cast<off_t>(bytes.size())) {
-    return false;
-  }
+  PK_ASSIGN_OR_RETURN(FileLock lock, LockBlob(*digest));
+  if (HasBlob(*digest, static_cast<int64_t>(bytes.size()))) return false;
   PK_ASSIGN_OR_RETURN(TempBlob tmp, TempBlob::Create(Path("tmp"), hex));
   PK_RETURN_IF_ERROR(WriteFull(tmp.fd(), bytes.data(), bytes.size(), tmp.path()));
   PK_RETURN_IF_ERROR(tmp.Commit(final_path));
@@ -273,13 +282,11 @@ Result<bool> Store::PutBlobFile(const std::string& path, const std::string& dige
                                 const std::function<void()>& while_locked) {
   const std::string hex(DigestHex(digest));
   const std::string final_path = BlobPath(digest);
-  PK_ASSIGN_OR_RETURN(FileLock lock, FileLock::Acquire(Path("locks/sha256-" + hex + ".lock"),
-                                                       FileLock::Mode::kExclusive));
+  PK_ASSIGN_OR_RETURN(FileLock lock, LockBlob(digest));
   if (while_locked) while_locked();
   // A blob already under its name was verified when written; a same-size check catches a
   // truncation without re-reading gigabytes (`pocket verify` re-hashes).
-  struct stat st;
-  if (::stat(final_path.c_str(), &st) == 0 && st.st_size == size) return false;
+  if (HasBlob(digest, size)) return false;
   Fd src(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (src.get() < 0) return Errno("cannot open", path);
   PK_ASSIGN_OR_RETURN(TempBlob tmp, TempBlob::Create(Path("tmp"), hex));
@@ -314,8 +321,7 @@ Result<ImportResult> Store::Import(const std::string& gguf_path, const ModelRef&
   PK_ASSIGN_OR_RETURN(nlohmann::json config, ModelConfigFromGguf(*gguf));
 
   PK_RETURN_IF_ERROR(EnsureLayout());
-  PK_ASSIGN_OR_RETURN(FileLock store_lock,
-                      FileLock::Acquire(Path("locks/store.lock"), FileLock::Mode::kShared));
+  PK_ASSIGN_OR_RETURN(FileLock store_lock, LockStore(FileLock::Mode::kShared));
   PK_ASSIGN_OR_RETURN(FileDigest layer, HashFile(gguf_path));
   ImportResult result;
   result.layer_digest = layer.digest;
@@ -353,8 +359,7 @@ Result<ImportResult> Store::Import(const std::string& gguf_path, const ModelRef&
   tag.annotations[kCreatedAnnotation] = options.created.empty() ? NowRfc3339() : options.created;
   tag.annotations[kSizeAnnotation] = std::to_string(total);
   {
-    PK_ASSIGN_OR_RETURN(FileLock index_lock,
-                        FileLock::Acquire(Path("locks/index.lock"), FileLock::Mode::kExclusive));
+    PK_ASSIGN_OR_RETURN(FileLock index_lock, LockIndex());
     PK_ASSIGN_OR_RETURN(Index index, ReadIndex());
     auto& ms = index.manifests;
     ms.erase(std::remove_if(ms.begin(), ms.end(),
@@ -446,7 +451,7 @@ Status BlobDownload::Commit() {
 
 Result<FileLock> Store::WriterLock() {
   PK_RETURN_IF_ERROR(EnsureLayout());
-  return FileLock::Acquire(Path("locks/store.lock"), FileLock::Mode::kShared);
+  return LockStore(FileLock::Mode::kShared);
 }
 
 bool Store::HasBlob(std::string_view digest, int64_t size) const {
@@ -459,8 +464,7 @@ Result<std::optional<BlobDownload>> Store::OpenBlobDownload(const std::string& d
   PK_RETURN_IF_ERROR(EnsureLayout());
   const std::string hex(DigestHex(digest));
   BlobDownload dl;
-  PK_ASSIGN_OR_RETURN(dl.lock_, FileLock::Acquire(Path("locks/sha256-" + hex + ".lock"),
-                                                  FileLock::Mode::kExclusive));
+  PK_ASSIGN_OR_RETURN(dl.lock_, LockBlob(digest));
   if (HasBlob(digest, size)) return std::optional<BlobDownload>();
   dl.digest_ = digest;
   dl.size_ = size;
@@ -510,8 +514,7 @@ Result<TagEntry> Store::AddTag(const ModelRef& ref, std::string_view manifest_by
   tag.annotations[kCreatedAnnotation] = created.empty() ? NowRfc3339() : created;
   tag.annotations[kSizeAnnotation] = std::to_string(total);
   {
-    PK_ASSIGN_OR_RETURN(FileLock index_lock,
-                        FileLock::Acquire(Path("locks/index.lock"), FileLock::Mode::kExclusive));
+    PK_ASSIGN_OR_RETURN(FileLock index_lock, LockIndex());
     PK_ASSIGN_OR_RETURN(Index index, ReadIndex());
     auto& ms = index.manifests;
     ms.erase(std::remove_if(ms.begin(), ms.end(),
@@ -530,8 +533,7 @@ Result<Descriptor> Store::AddReferrer(std::string_view manifest_bytes,
   if (!m.subject) return Status::InvalidArgument("referrer " + digest + " has no subject");
   PK_RETURN_IF_ERROR(EnsureLayout());
   // Shared, as an import: gc must not remove the blobs between their write and the index.
-  PK_ASSIGN_OR_RETURN(FileLock store_lock,
-                      FileLock::Acquire(Path("locks/store.lock"), FileLock::Mode::kShared));
+  PK_ASSIGN_OR_RETURN(FileLock store_lock, LockStore(FileLock::Mode::kShared));
   std::vector<const Descriptor*> named = {&m.config};
   for (const Descriptor& l : m.layers) named.push_back(&l);
   for (const std::string& bytes : blobs) {
@@ -556,8 +558,7 @@ Result<Descriptor> Store::AddReferrer(std::string_view manifest_bytes,
                    m.artifact_type,
                    {},
                    ""};
-  PK_ASSIGN_OR_RETURN(FileLock index_lock,
-                      FileLock::Acquire(Path("locks/index.lock"), FileLock::Mode::kExclusive));
+  PK_ASSIGN_OR_RETURN(FileLock index_lock, LockIndex());
   PK_ASSIGN_OR_RETURN(Index index, ReadIndex());
   for (const Descriptor& d : index.manifests) {
     if (d.digest == digest && RefName(d).empty()) return d;
@@ -766,8 +767,7 @@ Result<TagEntry> Store::AddIndexTag(const ModelRef& ref, std::string_view index_
   tag.annotations[kCreatedAnnotation] = created.empty() ? NowRfc3339() : created;
   tag.annotations[kSizeAnnotation] = std::to_string(total);
   {
-    PK_ASSIGN_OR_RETURN(FileLock index_lock,
-                        FileLock::Acquire(Path("locks/index.lock"), FileLock::Mode::kExclusive));
+    PK_ASSIGN_OR_RETURN(FileLock index_lock, LockIndex());
     PK_ASSIGN_OR_RETURN(Index layout, ReadIndex());
     auto& ms = layout.manifests;
     ms.erase(std::remove_if(ms.begin(), ms.end(),
@@ -781,8 +781,7 @@ Result<TagEntry> Store::AddIndexTag(const ModelRef& ref, std::string_view index_
 
 Status Store::Remove(const ModelRef& ref) {
   if (::access(Path("index.json").c_str(), F_OK) != 0) return Find(ref).status();
-  PK_ASSIGN_OR_RETURN(FileLock index_lock,
-                      FileLock::Acquire(Path("locks/index.lock"), FileLock::Mode::kExclusive));
+  PK_ASSIGN_OR_RETURN(FileLock index_lock, LockIndex());
   PK_ASSIGN_OR_RETURN(Index index, ReadIndex());
   auto& ms = index.manifests;
   const size_t before = ms.size();
@@ -798,12 +797,10 @@ Result<GcReport> Store::Gc(const GcOptions& options) {
   const int64_t now_s = options.now_s ? *options.now_s : static_cast<int64_t>(std::time(nullptr));
   if (::access(Path("index.json").c_str(), F_OK) != 0) return report;  // no store yet
   PK_RETURN_IF_ERROR(EnsureLayout());
-  PK_ASSIGN_OR_RETURN(FileLock store_lock,
-                      FileLock::Acquire(Path("locks/store.lock"), FileLock::Mode::kExclusive));
+  PK_ASSIGN_OR_RETURN(FileLock store_lock, LockStore(FileLock::Mode::kExclusive));
   std::set<std::string> live;
   {
-    PK_ASSIGN_OR_RETURN(FileLock index_lock,
-                        FileLock::Acquire(Path("locks/index.lock"), FileLock::Mode::kExclusive));
+    PK_ASSIGN_OR_RETURN(FileLock index_lock, LockIndex());
     PK_ASSIGN_OR_RETURN(Index index, ReadIndex());
     // Per entry of index.json: its manifest, or for a variant index (store.h) the children
     // the store holds, which the index keeps alive (even when damaged: then nothing goes).
@@ -931,9 +928,8 @@ Result<VerifyReport> Store::Verify(bool repair) {
   PK_RETURN_IF_ERROR(EnsureLayout());  // locks/ may be missing in a layout another tool made
   // verify --repair removes blobs: exclusive, like gc. A plain verify only reads and may run
   // beside imports, which only ever add whole blobs.
-  PK_ASSIGN_OR_RETURN(FileLock store_lock, FileLock::Acquire(Path("locks/store.lock"),
-                                                             repair ? FileLock::Mode::kExclusive
-                                                                    : FileLock::Mode::kShared));
+  PK_ASSIGN_OR_RETURN(FileLock store_lock,
+                      LockStore(repair ? FileLock::Mode::kExclusive : FileLock::Mode::kShared));
   std::set<std::string> bad;  // digests
   std::error_code ec;
   std::vector<fs::path> blobs;
@@ -966,8 +962,7 @@ Result<VerifyReport> Store::Verify(bool repair) {
 
   std::optional<FileLock> index_lock;
   if (repair) {
-    PK_ASSIGN_OR_RETURN(FileLock l,
-                        FileLock::Acquire(Path("locks/index.lock"), FileLock::Mode::kExclusive));
+    PK_ASSIGN_OR_RETURN(FileLock l, LockIndex());
     index_lock.emplace(std::move(l));
   }
   PK_ASSIGN_OR_RETURN(Index index, ReadIndex());

@@ -147,8 +147,8 @@ class BlobDownload {
   // Bytes held so far (resumed + appended).
   int64_t have() const { return have_; }
   // Appends the next bytes (written to the partial file per MiB or every 200 ms, and on
-  // Commit or destruction: a kill loses at most that). Corruption when they would go past size() (the sender lies about the
-  // blob); IOError naming the partial file on a write failure.
+  // Commit or destruction: a kill loses at most that). Corruption when they would go past size()
+  // (the sender lies about the blob); IOError naming the partial file on a write failure.
   Status Append(std::string_view bytes);
   // Drops what is held (a sender that restarted from byte 0, or a bad digest).
   Status Restart();
@@ -272,6 +272,12 @@ class Store {
 
  private:
   std::string Path(std::string_view rel) const;
+  // The store's flock files (locks/): store.lock (writers shared, gc and repair exclusive),
+  // index.lock (index.json's read-modify-write), sha256-<hex>.lock (one writer per blob,
+  // taken before looking for the blob).
+  Result<FileLock> LockStore(FileLock::Mode mode) const;
+  Result<FileLock> LockIndex() const;
+  Result<FileLock> LockBlob(std::string_view digest) const;  // REQUIRES: IsValidDigest
   Status EnsureLayout() const;
   Result<Index> ReadIndex() const;  // empty when index.json does not exist
   Status WriteIndex(const Index& index) const;
